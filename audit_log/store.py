@@ -1,0 +1,434 @@
+"""The log in the workspace's SQLite database (the only I/O of the log besides export).
+
+The caller supplies a ``sqlite3.Connection`` (``row_factory=sqlite3.Row``,
+``isolation_level=None``) and owns the transaction: nothing here issues BEGIN or COMMIT,
+so an entry commits together with the budget charge and the release it records
+(DESIGN.md, "a crash leaves either all three or none"). ``append`` refuses to run outside
+a transaction, because an append is several statements that must not half-commit.
+
+Tables (created by ``SCHEMA_STATEMENTS``, run by ``sandbox.migrations``):
+
+``audit_entries``
+    one row per entry: ``seq`` (0, 1, 2, ... with no gap, enforced by a trigger), the
+    canonical entry text, its RFC 6962 leaf hash and its chain hash, and copies of
+    time/actor/role/action/subject for indexed filtering.
+``audit_nodes``
+    the hash of every complete perfect subtree at level >= 1 (level 0 is
+    ``audit_entries.leaf_hash``), written as the tree grows; roots and proofs then need
+    O(log n) indexed lookups at any size (``audit_log.tree``).
+``audit_checkpoints``
+    every signed checkpoint issued (note text, size, root, key id, time).
+``audit_cosignatures``
+    witness cosignature lines received for a checkpoint.
+
+SECURITY: triggers refuse UPDATE and DELETE on all four tables. That stops mistakes and
+casual edits through the application, not an operator with the database file (who can
+drop a trigger); that case is what the signed checkpoints, the witness and ``verify``
+detect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from keys import Signer
+
+from audit_log import tree
+from audit_log.checkpoint import Checkpoint, Note, sign_checkpoint
+from audit_log.entry import ZERO_CHAIN, Entry, chain_hash, format_time
+from audit_log.errors import CheckpointError, EntryError, ProofError, StoreError
+from audit_log.hashing import hash_children, hash_leaf
+
+
+def _immutable(table: str) -> list[str]:
+    return [
+        f"""CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
+           BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: {table} rows cannot be updated'); END""",
+        f"""CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
+           BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: {table} rows cannot be deleted'); END""",
+    ]
+
+
+SCHEMA_STATEMENTS: list[str] = [
+    """CREATE TABLE audit_entries (
+        seq INTEGER PRIMARY KEY CHECK (seq >= 0),
+        time TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        role TEXT NOT NULL,
+        action TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        entry TEXT NOT NULL,
+        leaf_hash BLOB NOT NULL CHECK (length(leaf_hash) = 32),
+        chain_hash BLOB NOT NULL CHECK (length(chain_hash) = 32)
+    )""",
+    "CREATE INDEX audit_entries_actor ON audit_entries(actor, seq)",
+    "CREATE INDEX audit_entries_action ON audit_entries(action, seq)",
+    "CREATE INDEX audit_entries_subject ON audit_entries(subject, seq)",
+    "CREATE INDEX audit_entries_time ON audit_entries(time)",
+    # SECURITY: sequence numbers are dense: 0, 1, 2, ... (the tree index is the seq).
+    """CREATE TRIGGER audit_entries_dense BEFORE INSERT ON audit_entries
+       WHEN NEW.seq != (SELECT COALESCE(MAX(seq), -1) + 1 FROM audit_entries)
+       BEGIN SELECT RAISE(ABORT, 'audit entries must be appended with the next sequence number'); END""",
+    """CREATE TABLE audit_nodes (
+        level INTEGER NOT NULL CHECK (level >= 1),
+        idx INTEGER NOT NULL CHECK (idx >= 0),
+        hash BLOB NOT NULL CHECK (length(hash) = 32),
+        PRIMARY KEY (level, idx)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE audit_checkpoints (
+        id INTEGER PRIMARY KEY,
+        origin TEXT NOT NULL,
+        tree_size INTEGER NOT NULL CHECK (tree_size >= 0),
+        root_hash BLOB NOT NULL CHECK (length(root_hash) = 32),
+        key_id TEXT NOT NULL,
+        note TEXT NOT NULL,
+        issued_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX audit_checkpoints_size ON audit_checkpoints(tree_size)",
+    """CREATE TABLE audit_cosignatures (
+        id INTEGER PRIMARY KEY,
+        checkpoint_id INTEGER NOT NULL REFERENCES audit_checkpoints(id),
+        witness TEXT NOT NULL,
+        signature_line TEXT NOT NULL,
+        added_at TEXT NOT NULL,
+        UNIQUE (checkpoint_id, witness)
+    )""",
+    *_immutable("audit_entries"),
+    *_immutable("audit_nodes"),
+    *_immutable("audit_checkpoints"),
+    *_immutable("audit_cosignatures"),
+]
+
+
+@dataclass(frozen=True)
+class AppendedEntry:
+    """Where an appended entry landed: enough to build a receipt."""
+
+    seq: int
+    leaf_hash: str
+    chain_hash: str
+    tree_size: int
+    time: str
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    id: int
+    origin: str
+    tree_size: int
+    root_hash: str
+    key_id: str
+    issued_at: str
+    note: str
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    entries: int
+    checkpoint_path: Path | None
+    checkpoint_size: int | None
+
+
+# ----------------------------------------------------------------------------- tree access
+def _node_reader(conn: sqlite3.Connection) -> tree.NodeReader:
+    def node(level: int, index: int) -> bytes:
+        if level == 0:
+            row = conn.execute(
+                "SELECT leaf_hash FROM audit_entries WHERE seq = ?", (index,)
+            ).fetchone()
+        else:
+            row = conn.execute(
+                "SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?", (level, index)
+            ).fetchone()
+        if row is None:
+            raise StoreError(f"the stored tree has no node at level {level} index {index}")
+        return bytes(row[0])
+
+    return node
+
+
+def size(conn: sqlite3.Connection) -> int:
+    """Number of entries (the current tree size)."""
+    row = conn.execute("SELECT MAX(seq) FROM audit_entries").fetchone()
+    return 0 if row[0] is None else int(row[0]) + 1
+
+
+def _check_size(conn: sqlite3.Connection, tree_size: int) -> None:
+    current = size(conn)
+    if not 0 <= tree_size <= current:
+        raise ProofError(f"tree size {tree_size} is outside 0..{current}")
+
+
+def root(conn: sqlite3.Connection, size: int | None = None) -> bytes:
+    """Root hash of the first ``size`` entries (default: all)."""
+    tree_size = globals()["size"](conn) if size is None else size
+    _check_size(conn, tree_size)
+    return tree.root(tree_size, _node_reader(conn))
+
+
+def inclusion_proof(conn: sqlite3.Connection, index: int, size: int) -> list[bytes]:
+    """RFC 9162 §2.1.3 inclusion proof of entry ``index`` in the tree of ``size``."""
+    _check_size(conn, size)
+    return tree.inclusion_proof(index, size, _node_reader(conn))
+
+
+def consistency_proof(conn: sqlite3.Connection, old_size: int, new_size: int) -> list[bytes]:
+    """RFC 9162 §2.1.4 consistency proof from ``old_size`` to ``new_size``."""
+    _check_size(conn, new_size)
+    return tree.consistency_proof(old_size, new_size, _node_reader(conn))
+
+
+# ----------------------------------------------------------------------------- appending
+def append(
+    conn: sqlite3.Connection,
+    *,
+    actor: str,
+    role: str,
+    action: str,
+    subject: str,
+    details: dict[str, Any],
+    now: datetime,
+) -> AppendedEntry:
+    """Append one entry inside the caller's transaction; return its position and hashes.
+
+    Raises ``EntryError`` for details that are not JSON data, ``StoreError`` outside a
+    transaction. Durability is the caller's COMMIT (WAL + ``synchronous=FULL``).
+    """
+    if not conn.in_transaction:
+        raise StoreError(
+            "audit_log.store.append must run inside the caller's transaction "
+            "(BEGIN IMMEDIATE ... COMMIT) so the entry commits with what it records"
+        )
+    for name, value in (("actor", actor), ("role", role), ("action", action), ("subject", subject)):
+        if not isinstance(value, str):
+            raise EntryError(f"{name} must be a string")
+    last = conn.execute(
+        "SELECT seq, chain_hash FROM audit_entries ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    seq = 0 if last is None else int(last[0]) + 1
+    prev = ZERO_CHAIN if last is None else bytes(last[1])
+    time = format_time(now)
+    data = Entry(seq, time, actor, role, action, subject, details, prev.hex()).encode()
+    leaf = hash_leaf(data)
+    chain = chain_hash(prev, leaf)
+    conn.execute(
+        "INSERT INTO audit_entries (seq, time, actor, role, action, subject, entry, leaf_hash,"
+        " chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (seq, time, actor, role, action, subject, data.decode(), leaf, chain),
+    )
+    _store_completed_nodes(conn, seq, leaf)
+    return AppendedEntry(seq, leaf.hex(), chain.hex(), seq + 1, time)
+
+
+def _store_completed_nodes(conn: sqlite3.Connection, seq: int, leaf: bytes) -> None:
+    """Store the perfect subtrees that leaf ``seq`` completes (one per trailing 1 bit)."""
+    node = _node_reader(conn)
+    level, index, h = 0, seq, leaf
+    while index & 1:
+        h = hash_children(node(level, index - 1), h)
+        level += 1
+        index >>= 1
+        conn.execute("INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)", (level, index, h))
+
+
+# ----------------------------------------------------------------------------- reading
+def _time_bound(value: datetime | str) -> str:
+    return format_time(value) if isinstance(value, datetime) else value
+
+
+def entries(
+    conn: sqlite3.Connection,
+    start: int = 0,
+    limit: int | None = None,
+    *,
+    actor: str | None = None,
+    role: str | None = None,
+    action: str | None = None,
+    action_prefix: str | None = None,
+    subject: str | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    details: dict[str, str | int | float | bool] | None = None,
+) -> list[dict[str, Any]]:
+    """Decoded entries with ``seq >= start`` in order, each plus ``leaf_hash``/``chain_hash`` hex.
+
+    Filters: ``actor``, ``role``, ``action`` exact; ``action_prefix`` (``"query."``);
+    ``subject`` is a prefix (``"approval:7"``); ``since`` inclusive, ``until`` exclusive;
+    ``details`` equality on top-level detail fields (``{"approval_id": 7}``).
+    """
+    where, params = ["seq >= ?"], [start]
+    for column, value in (("actor", actor), ("role", role), ("action", action)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if action_prefix is not None:
+        where.append("substr(action, 1, ?) = ?")
+        params += [len(action_prefix), action_prefix]
+    if subject is not None:
+        where.append("substr(subject, 1, ?) = ?")
+        params += [len(subject), subject]
+    if since is not None:
+        where.append("time >= ?")
+        params.append(_time_bound(since))
+    if until is not None:
+        where.append("time < ?")
+        params.append(_time_bound(until))
+    for key, value in (details or {}).items():
+        if not key.replace("_", "").isalnum():
+            raise StoreError(f"details filter key {key!r} must be alphanumeric")
+        where.append(f"json_extract(entry, '$.details.{key}') = ?")
+        params.append(value)
+    sql = (
+        "SELECT entry, leaf_hash, chain_hash FROM audit_entries WHERE "
+        + " AND ".join(where)
+        + " ORDER BY seq"
+    )
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(int(limit))
+    out = []
+    for row in conn.execute(sql, params):
+        item: dict[str, Any] = json.loads(row[0])
+        item["leaf_hash"] = bytes(row[1]).hex()
+        item["chain_hash"] = bytes(row[2]).hex()
+        out.append(item)
+    return out
+
+
+def entry_bytes(conn: sqlite3.Connection, seq: int) -> bytes:
+    """The canonical bytes of entry ``seq`` (what the leaf hash covers)."""
+    row = conn.execute("SELECT entry FROM audit_entries WHERE seq = ?", (seq,)).fetchone()
+    if row is None:
+        raise StoreError(f"no audit entry {seq}")
+    return str(row[0]).encode()
+
+
+def iter_entry_bytes(conn: sqlite3.Connection, stop: int | None = None) -> Iterator[bytes]:
+    """Canonical bytes of entries ``0 .. stop-1`` in order (one SELECT: one snapshot)."""
+    sql, params = "SELECT entry FROM audit_entries ORDER BY seq", ()
+    if stop is not None:
+        sql, params = "SELECT entry FROM audit_entries WHERE seq < ? ORDER BY seq", (stop,)
+    for row in conn.execute(sql, params):
+        yield str(row[0]).encode()
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def _stored(row: sqlite3.Row, cosignatures: list[str]) -> StoredCheckpoint:
+    return StoredCheckpoint(
+        id=int(row["id"]),
+        origin=row["origin"],
+        tree_size=int(row["tree_size"]),
+        root_hash=bytes(row["root_hash"]).hex(),
+        key_id=row["key_id"],
+        issued_at=row["issued_at"],
+        note=row["note"] + "".join(cosignatures),
+    )
+
+
+def _cosignature_lines(conn: sqlite3.Connection, checkpoint_id: int) -> list[str]:
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT signature_line FROM audit_cosignatures WHERE checkpoint_id = ? ORDER BY id",
+            (checkpoint_id,),
+        )
+    ]
+
+
+def issue_checkpoint(conn: sqlite3.Connection, signer: Signer, origin: str, now: datetime) -> str:
+    """Sign and store a checkpoint of the current tree; return the signed note text.
+
+    Idempotent: if the latest checkpoint already covers the current size with the same
+    origin and key, it is returned instead of a duplicate. Safe outside a transaction
+    (stored subtrees never change, so the size and root read belong together).
+    """
+    tree_size = size(conn)
+    latest = conn.execute("SELECT * FROM audit_checkpoints ORDER BY id DESC LIMIT 1").fetchone()
+    if (
+        latest is not None
+        and int(latest["tree_size"]) == tree_size
+        and latest["origin"] == origin
+        and latest["key_id"] == signer.key_id.hex()
+    ):
+        return _stored(latest, _cosignature_lines(conn, int(latest["id"]))).note
+    if latest is not None and int(latest["tree_size"]) > tree_size:
+        raise StoreError("the log is smaller than its latest checkpoint (rollback?)")
+    root_hash = root(conn, tree_size)
+    note = sign_checkpoint(Checkpoint(origin, tree_size, root_hash), signer)
+    conn.execute(
+        "INSERT INTO audit_checkpoints (origin, tree_size, root_hash, key_id, note, issued_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (origin, tree_size, root_hash, signer.key_id.hex(), note, format_time(now)),
+    )
+    return note
+
+
+def checkpoints(conn: sqlite3.Connection) -> list[StoredCheckpoint]:
+    """Every stored checkpoint, oldest first, notes including cosignatures."""
+    rows = conn.execute("SELECT * FROM audit_checkpoints ORDER BY id").fetchall()
+    return [_stored(r, _cosignature_lines(conn, int(r["id"]))) for r in rows]
+
+
+def latest_stored_checkpoint(conn: sqlite3.Connection) -> StoredCheckpoint | None:
+    row = conn.execute("SELECT * FROM audit_checkpoints ORDER BY id DESC LIMIT 1").fetchone()
+    return None if row is None else _stored(row, _cosignature_lines(conn, int(row["id"])))
+
+
+def latest_checkpoint(conn: sqlite3.Connection) -> str | None:
+    """The latest signed checkpoint note (with any witness cosignatures), or ``None``."""
+    stored = latest_stored_checkpoint(conn)
+    return None if stored is None else stored.note
+
+
+def add_cosignature(
+    conn: sqlite3.Connection, checkpoint_id: int, signature_line: str, now: datetime
+) -> None:
+    """Attach a witness cosignature line (already verified by the caller) to a checkpoint."""
+    if not signature_line.endswith("\n"):
+        signature_line += "\n"
+    row = conn.execute(
+        "SELECT note FROM audit_checkpoints WHERE id = ?", (checkpoint_id,)
+    ).fetchone()
+    if row is None:
+        raise StoreError(f"no checkpoint {checkpoint_id}")
+    note = Note.parse(row["note"] + signature_line)  # raises CheckpointError if malformed
+    witness = note.signatures[-1].name
+    try:
+        conn.execute(
+            "INSERT INTO audit_cosignatures (checkpoint_id, witness, signature_line, added_at)"
+            " VALUES (?, ?, ?, ?)",
+            (checkpoint_id, witness, signature_line, format_time(now)),
+        )
+    except sqlite3.IntegrityError:
+        raise CheckpointError(f"{witness} already cosigned checkpoint {checkpoint_id}") from None
+
+
+# ----------------------------------------------------------------------------- export
+def export_jsonl(conn: sqlite3.Connection, out_path: str | os.PathLike[str]) -> ExportResult:
+    """Write every entry (one canonical entry per line) and ``OUT.checkpoint`` beside it.
+
+    The checkpoint is read *before* the entries, so the export always covers it (entries
+    appended meanwhile are exported too and show as an unsigned tail in ``verify``).
+    """
+    out = Path(out_path)
+    stored = latest_stored_checkpoint(conn)
+    count = 0
+    with open(out, "wb") as fh:
+        for data in iter_entry_bytes(conn):
+            fh.write(data + b"\n")
+            count += 1
+        fh.flush()
+        os.fsync(fh.fileno())
+    checkpoint_path = None
+    if stored is not None:
+        checkpoint_path = out.with_suffix(".checkpoint")
+        checkpoint_path.write_text(stored.note, encoding="utf-8")
+    return ExportResult(out, count, checkpoint_path, None if stored is None else stored.tree_size)

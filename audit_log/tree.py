@@ -1,0 +1,155 @@
+"""Merkle tree hashes and proof *generation* as pure functions over a node reader.
+
+The log stores the hash of every *perfect* subtree (a complete binary subtree whose leaves
+start at a multiple of its size): level 0 are leaf hashes, level ``l`` index ``i`` covers
+leaves ``[i·2^l, (i+1)·2^l)``. Every node RFC 9162's recursive definitions need is either
+such a perfect subtree or the fold of at most ``log2(n)`` of them, so roots and proofs cost
+O(log n) lookups whatever the tree size (transparency-dev/merkle ``compact`` ranges).
+
+``NodeReader`` is ``(level, index) -> hash``; ``leaves_node_reader`` builds one from a list
+for tests and small trees; ``audit_log.store`` reads from SQLite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from audit_log.errors import ProofError
+from audit_log.hashing import empty_root, hash_children
+
+NodeReader = Callable[[int, int], bytes]
+
+
+def largest_power_of_two_below(n: int) -> int:
+    """k = the largest power of two with k < n (RFC 9162 §2.1.1), for n >= 2.
+
+    >>> [largest_power_of_two_below(n) for n in (2, 3, 4, 5, 8, 9)]
+    [1, 2, 2, 4, 4, 8]
+    """
+    if n < 2:
+        raise ValueError("n must be at least 2")
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def subtree_hash(start: int, end: int, node: NodeReader) -> bytes:
+    """MTH(D[start:end]) for a range produced by RFC 9162's splits (``start`` aligned).
+
+    Decomposes ``[start, end)`` into perfect subtrees left to right and folds them from the
+    right, which is exactly the recursive MTH definition.
+    """
+    if end <= start:
+        raise ProofError(f"empty subtree range [{start}, {end})")
+    parts: list[bytes] = []
+    pos = start
+    while pos < end:
+        size = 1 << ((end - pos).bit_length() - 1)  # largest power of two <= remaining
+        while pos % size:
+            size >>= 1
+        level = size.bit_length() - 1
+        parts.append(node(level, pos >> level))
+        pos += size
+    result = parts[-1]
+    for left in reversed(parts[:-1]):
+        result = hash_children(left, result)
+    return result
+
+
+def root(size: int, node: NodeReader) -> bytes:
+    """MTH(D[0:size]); the empty root for size 0."""
+    if size < 0:
+        raise ProofError("tree size must not be negative")
+    return empty_root() if size == 0 else subtree_hash(0, size, node)
+
+
+def inclusion_proof(index: int, size: int, node: NodeReader) -> list[bytes]:
+    """PATH(index, D[0:size]) of RFC 9162 §2.1.3.1, leaf side first."""
+    if not 0 <= index < size:
+        raise ProofError(f"leaf index {index} is outside a tree of size {size}")
+    path: list[bytes] = []
+    start, end = 0, size
+    while end - start > 1:
+        k = largest_power_of_two_below(end - start)
+        if index < start + k:
+            path.append(subtree_hash(start + k, end, node))
+            end = start + k
+        else:
+            path.append(subtree_hash(start, start + k, node))
+            start += k
+    path.reverse()
+    return path
+
+
+def consistency_proof(old_size: int, new_size: int, node: NodeReader) -> list[bytes]:
+    """PROOF(old_size, D[0:new_size]) of RFC 9162 §2.1.4.1 (SUBPROOF with b = true).
+
+    Empty when ``old_size`` is 0 or equals ``new_size`` (nothing to prove).
+    """
+    if not 0 <= old_size <= new_size:
+        raise ProofError(f"no consistency proof from size {old_size} to size {new_size}")
+    if old_size in (0, new_size):
+        return []
+    path: list[bytes] = []
+    start, end, complete = 0, new_size, True
+    while True:
+        m = old_size - start
+        if m == end - start:
+            if not complete:
+                path.append(subtree_hash(start, end, node))
+            break
+        k = largest_power_of_two_below(end - start)
+        if m <= k:
+            path.append(subtree_hash(start + k, end, node))
+            end = start + k
+        else:
+            path.append(subtree_hash(start, start + k, node))
+            start += k
+            complete = False
+    path.reverse()
+    return path
+
+
+def leaves_node_reader(leaf_hashes: Sequence[bytes]) -> NodeReader:
+    """A NodeReader over an in-memory list of leaf hashes (all levels precomputed)."""
+    levels: list[list[bytes]] = [list(leaf_hashes)]
+    while len(levels[-1]) > 1:
+        below = levels[-1]
+        levels.append([hash_children(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)])
+
+    def node(level: int, index: int) -> bytes:
+        try:
+            return levels[level][index]
+        except IndexError:
+            raise ProofError(f"no perfect subtree at level {level} index {index}") from None
+
+    return node
+
+
+class RootBuilder:
+    """Streaming MTH: push leaf hashes one by one, read the root at any size.
+
+    Keeps the right border of perfect subtrees (a compact range from 0), so memory is
+    O(log n) and each push costs amortised one node hash.
+    """
+
+    __slots__ = ("_stack", "size")
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly decreasing
+        self.size = 0
+
+    def push(self, leaf_hash: bytes) -> None:
+        stack = self._stack
+        level, h = 0, leaf_hash
+        while stack and stack[-1][0] == level:
+            h = hash_children(stack.pop()[1], h)
+            level += 1
+        stack.append((level, h))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return empty_root()
+        h = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            h = hash_children(left, h)
+        return h

@@ -1,0 +1,76 @@
+"""Keys of the sandbox: signing, key ids, encryption at rest, password and token hashing.
+
+The only package that touches ``cryptography.hazmat`` (STYLE.md). Verification raises,
+never returns ``False``.
+"""
+
+from keys.credentials import (
+    TOKEN_PREFIX,
+    hash_password,
+    hash_token,
+    new_token,
+    password_needs_rehash,
+    token_matches,
+    verify_password,
+)
+from keys.envelope import decrypt_blob, encrypt_blob
+from keys.errors import (
+    DecryptionError,
+    KeyNotFound,
+    KeysError,
+    PassphraseError,
+    PasswordError,
+    SignatureError,
+)
+from keys.notekeys import (
+    ALG_COSIGNATURE_V1,
+    ALG_ED25519,
+    VerifierKey,
+    check_key_name,
+    key_hash,
+    verifier_key,
+)
+from keys.ring import LOG_KEY_NAME, PASSPHRASE_ENV, KeyRing, KeyRotation, PublicKeyInfo
+from keys.signing import (
+    Signer,
+    fingerprint,
+    public_key_bytes,
+    public_key_pem,
+    split_pem_public_keys,
+    verify_signature,
+)
+
+__all__ = [
+    "ALG_COSIGNATURE_V1",
+    "ALG_ED25519",
+    "LOG_KEY_NAME",
+    "PASSPHRASE_ENV",
+    "TOKEN_PREFIX",
+    "DecryptionError",
+    "KeyNotFound",
+    "KeyRing",
+    "KeyRotation",
+    "KeysError",
+    "PassphraseError",
+    "PasswordError",
+    "PublicKeyInfo",
+    "SignatureError",
+    "Signer",
+    "VerifierKey",
+    "check_key_name",
+    "decrypt_blob",
+    "encrypt_blob",
+    "fingerprint",
+    "hash_password",
+    "hash_token",
+    "key_hash",
+    "new_token",
+    "password_needs_rehash",
+    "public_key_bytes",
+    "public_key_pem",
+    "split_pem_public_keys",
+    "token_matches",
+    "verifier_key",
+    "verify_password",
+    "verify_signature",
+]

@@ -1,0 +1,39 @@
+"""What every rule needs: the submitted text (for positions) and the policy inputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NoReturn
+
+from sqlglot import exp
+
+from query_guard.catalog import Catalog
+from query_guard.errors import GuardError
+from query_guard.positions import highlight, locate
+from query_guard.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class Context:
+    sql: str
+    scenario: Scenario
+    catalog: Catalog
+
+    def refuse(
+        self,
+        error: type[GuardError],
+        message: str,
+        node: exp.Expression | None = None,
+        *,
+        code: str | None = None,
+    ) -> NoReturn:
+        """Raise ``error`` with the construct's line/column appended to the message."""
+        line, column = locate(self.sql, node)
+        text = message if line is None else f"{message} (line {line}, column {column})"
+        raise error(
+            text,
+            code=code,
+            line=line,
+            column=column,
+            highlight=highlight(self.sql, node),
+        )

@@ -1,0 +1,78 @@
+"""Text → one sqlglot SELECT tree, or a refusal with the position of the problem.
+
+Researchers write PostgreSQL/DuckDB-style SQL, so the DuckDB dialect reads it. Limits on
+the text and tokens run before the recursive-descent parser; a RecursionError from the
+parser is turned into a ``too_complex`` refusal, never let out.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ErrorLevel, ParseError, TokenError
+
+from query_guard.context import Context
+from query_guard.errors import LimitError, SqlSyntaxError
+from query_guard.positions import line_column
+from query_guard.rules.limit_size import limit_text, limit_tokens, limit_tree
+from query_guard.rules.single_select import single_select
+
+DIALECT = "duckdb"
+
+
+def parse_select(ctx: Context) -> exp.Select:
+    sql = ctx.sql
+    limit_text(sql, ctx)
+    dialect = Dialect.get_or_raise(DIALECT)
+    try:
+        tokens = dialect.tokenize(sql)
+    except TokenError as err:
+        offset = _token_error_offset(err, sql)
+        line, column = line_column(sql, offset)
+        raise SqlSyntaxError(
+            f"cannot read the text near line {line}, column {column}"
+            " (unterminated string, quoted name or comment?)",
+            line=line,
+            column=column,
+        ) from None
+    limit_tokens(tokens, ctx)
+    try:
+        statements = dialect.parser(error_level=ErrorLevel.RAISE).parse(tokens, sql)
+    except ParseError as err:
+        first = err.errors[0] if err.errors else {}
+        line = first.get("line") or 1
+        column = first.get("col") or 1
+        highlight = first.get("highlight") or ""
+        # sqlglot reports the column of the token's *last* character.
+        column = max(1, column - len(highlight) + 1) if highlight else column
+        description = str(first.get("description") or "invalid SQL").split(". Line")[0]
+        if "<Token" in description:
+            description = description.split(" but got <Token")[0]
+        near = f" near {highlight!r}" if highlight else ""
+        raise SqlSyntaxError(
+            f"syntax error{near}: {description} (line {line}, column {column})",
+            line=line,
+            column=column,
+            highlight=highlight or None,
+        ) from None
+    except RecursionError:
+        raise LimitError(
+            "query nested too deeply to read: past the nesting limit", line=1, column=1
+        ) from None
+    select = single_select(statements, ctx)
+    limit_tree(select, ctx)
+    return select
+
+
+def _token_error_offset(err: TokenError, sql: str) -> int:
+    start = err.start or 0
+    if start > 0:
+        return min(start + 50, max(len(sql) - 1, 0))
+    end = err.end if err.end is not None else len(sql) - 1
+    if end < len(sql) - 1:
+        return max(end - 50, 0)
+    # Unknown exactly: point at the last quote that opens an unterminated literal.
+    for quote in ("'", '"', "/*"):
+        if sql.count(quote) % 2 == 1 or (quote == "/*" and "/*" in sql and "*/" not in sql):
+            return sql.rfind(quote)
+    return 0

@@ -1,0 +1,258 @@
+"""Rule: CTEs and subqueries only filter rows and derive row-level columns; inline them.
+
+Why: a derived table that aggregates, groups, sorts, limits or de-duplicates would
+change how many rows one person contributes before the bounding pass sees them (a
+``LIMIT`` in a subquery, for example, turns "remove a person" into "replace a
+person"), so only filtering and row-level derivation are allowed. Inlining them into
+expressions over base columns lets every later rule reason about real dataset columns.
+Inlining can blow up (a CTE chain that uses each column twice doubles at each level),
+so a node budget refuses such shapes as ``too_complex``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from query_guard.context import Context
+from query_guard.errors import LimitError, NotAllowedError, ScopeError
+from query_guard.relation import BaseTable, Relation, Source, is_unit
+from query_guard.rules.allow_nodes import AGGREGATES
+from query_guard.rules.column_scope import column_scope
+from query_guard.rules.dataset_scope import dataset_scope
+from query_guard.rules.join_on_unit import join_on_unit
+from query_guard.rules.limit_size import MAX_FLAT_NODES, limit_tree
+from query_guard.rules.privacy_unit import forbid_unit
+
+_ROW_LEVEL_ONLY = {
+    "group": "GROUP BY",
+    "having": "HAVING",
+    "order": "ORDER BY",
+    "limit": "LIMIT",
+    "distinct": "DISTINCT",
+}
+
+
+def has_aggregate(expr: exp.Expression) -> exp.Expression | None:
+    for node in expr.walk():
+        if type(node) in AGGREGATES:
+            return node
+    return None
+
+
+@dataclass
+class Derived:
+    """A CTE or subquery after inlining: its row source and its output columns."""
+
+    relation: Relation
+    columns: dict[str, exp.Expression]
+    ambiguous: set[str] = field(default_factory=set)
+
+    def as_relation(self, visible: str) -> Relation:
+        return Relation(
+            bases=list(self.relation.bases),
+            join=self.relation.join,
+            filters=list(self.relation.filters),
+            sources={visible: Source(visible, columns=self.columns)},
+            ambiguous={visible: self.ambiguous},
+        )
+
+
+class Resolver:
+    """Resolves names scope by scope and inlines derived tables (one per query)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._next_alias = 0
+        self._budget = MAX_FLAT_NODES
+
+    # -- FROM / JOIN / WHERE ------------------------------------------------------
+    def relation(self, select: exp.Select, ctes: dict[str, Derived]) -> Relation:
+        ctx = self.ctx
+        ctes = self._with(select, ctes)
+        from_ = select.args.get("from_")
+        if from_ is None:
+            ctx.refuse(
+                NotAllowedError,
+                "SELECT without FROM: a query must aggregate a dataset",
+                select,
+            )
+        rel = self._item(from_.this, ctes)
+        for join in select.args.get("joins") or []:
+            right = self._item(join.this, ctes)
+            for name in right.sources:
+                if name in rel.sources:
+                    ctx.refuse(
+                        NotAllowedError,
+                        f"table alias {name} used twice: give each table its own alias",
+                        join,
+                        code="join_not_allowed",
+                    )
+            spec = join_on_unit(join, rel, right, self.resolve, ctx)
+            filters = rel.filters + ([] if spec.side == "LEFT" else right.filters)
+            rel = Relation(
+                bases=rel.bases + right.bases,
+                join=spec,
+                filters=filters,
+                sources={**rel.sources, **right.sources},
+                ambiguous={**rel.ambiguous, **right.ambiguous},
+            )
+        where = select.args.get("where")
+        if where is not None:
+            agg = has_aggregate(where.this)
+            if agg is not None:
+                ctx.refuse(
+                    NotAllowedError,
+                    f"aggregate {agg.sql('duckdb')[:40]} in WHERE: filter groups with HAVING",
+                    agg,
+                    code="nested_aggregate",
+                )
+            flat = self.flatten(where.this, rel)
+            forbid_unit(flat, rel.bases, ctx, "WHERE")
+            rel.filters.append(flat)
+        return rel
+
+    def _with(self, select: exp.Select, ctes: dict[str, Derived]) -> dict[str, Derived]:
+        with_ = select.args.get("with_")
+        if with_ is None:
+            return ctes
+        scoped = dict(ctes)
+        for cte in with_.expressions:
+            scoped[cte.alias.lower()] = self.derived(cte.this, scoped)
+        return scoped
+
+    def _item(self, node: exp.Expression, ctes: dict[str, Derived]) -> Relation:
+        ctx = self.ctx
+        if isinstance(node, exp.Table):
+            name = node.name.lower()
+            visible = (node.alias or node.name).lower()
+            if not node.args.get("db") and not node.args.get("catalog") and name in ctes:
+                return ctes[name].as_relation(visible)
+            info = dataset_scope(node, ctx)
+            base = BaseTable(alias=f"t{self._next_alias}", info=info)
+            self._next_alias += 1
+            return Relation(bases=[base], sources={visible: Source(visible, base=base)})
+        if isinstance(node, exp.Subquery):
+            derived = self.derived(node.this, ctes)
+            return derived.as_relation((node.alias or "").lower())
+        ctx.refuse(NotAllowedError, f"{node.key.upper()} in FROM: not allowed", node)
+
+    # -- derived tables -----------------------------------------------------------
+    def derived(self, select: exp.Expression, ctes: dict[str, Derived]) -> Derived:
+        ctx = self.ctx
+        if not isinstance(select, exp.Select):
+            ctx.refuse(NotAllowedError, f"{select.key.upper()} as a derived table", select)
+        for arg, clause in _ROW_LEVEL_ONLY.items():
+            if select.args.get(arg):
+                ctx.refuse(
+                    NotAllowedError,
+                    f"{clause} in a CTE or subquery: derived tables may only filter rows and"
+                    " derive columns",
+                    select.args[arg] if isinstance(select.args[arg], exp.Expression) else select,
+                    code="nested_aggregate" if arg in ("group", "having") else None,
+                )
+        for item in select.expressions:
+            agg = has_aggregate(item)
+            if agg is not None:
+                ctx.refuse(
+                    NotAllowedError,
+                    f"aggregate {agg.sql('duckdb')[:40]} in a CTE or subquery: aggregate only"
+                    " in the outer query",
+                    agg,
+                    code="nested_aggregate",
+                )
+        rel = self.relation(select, ctes)
+        columns: dict[str, exp.Expression] = {}
+        ambiguous: set[str] = set()
+        for item in select.expressions:
+            expr = item.this if isinstance(item, exp.Alias) else item
+            name = output_name(item)
+            flat = self.flatten(expr, rel)
+            if not (isinstance(flat, exp.Column) and is_unit(flat, rel.bases)):
+                forbid_unit(flat, rel.bases, ctx, "a derived column")
+            if name in columns:
+                ambiguous.add(name)
+            columns[name] = flat
+        inner = Relation(bases=rel.bases, join=rel.join, filters=rel.filters)
+        return Derived(inner, columns, ambiguous)
+
+    # -- columns ------------------------------------------------------------------
+    def flatten(self, expr: exp.Expression, rel: Relation) -> exp.Expression:
+        """A copy of ``expr`` with every column replaced by its base-column expression."""
+        root = expr.copy()
+        if isinstance(root, exp.Column):
+            root = self.resolve(root, rel)
+        else:
+            for col in list(root.find_all(exp.Column)):
+                col.replace(self.resolve(col, rel))
+        limit_tree(root, self.ctx, flat=True)
+        return root
+
+    def resolve(self, col: exp.Column, rel: Relation) -> exp.Expression:
+        ctx = self.ctx
+        name = col.name.lower()
+        if col.table:
+            source = rel.sources.get(col.table.lower())
+            if source is None:
+                ctx.refuse(
+                    ScopeError,
+                    f"table or alias {col.table}: not in this query's FROM clause",
+                    col,
+                )
+        else:
+            matches = [s for s in rel.sources.values() if s.has_column(name)]
+            if len(matches) > 1:
+                ctx.refuse(
+                    NotAllowedError,
+                    f"column {name} is ambiguous: qualify it with its table alias",
+                    col,
+                )
+            if not matches:
+                only = list(rel.sources.values())
+                if len(only) == 1 and only[0].base is not None:
+                    column_scope(only[0].base, name, col, ctx)
+                ctx.refuse(
+                    ScopeError,
+                    f"column {name}: not a column of the tables in FROM (第十五条)",
+                    col,
+                )
+            source = matches[0]
+        if source.base is not None:
+            info = column_scope(source.base, name, col, ctx)
+            node = exp.column(info.name.lower(), table=source.base.alias)
+            node.this.meta.update(col.this.meta)
+            return node
+        assert source.columns is not None
+        if name not in source.columns:
+            ctx.refuse(
+                ScopeError,
+                f"column {name}: not a column of derived table {source.name or '(subquery)'}",
+                col,
+            )
+        if name in rel.ambiguous.get(source.name, set()):
+            ctx.refuse(NotAllowedError, f"column {name} is ambiguous in its derived table", col)
+        copy = source.columns[name].copy()
+        if isinstance(copy, exp.Column) and col.this.meta:
+            copy.this.meta.clear()
+            copy.this.meta.update(col.this.meta)
+        self._spend(copy)
+        return copy
+
+    def _spend(self, expr: exp.Expression) -> None:
+        self._budget -= sum(1 for _ in expr.walk())
+        if self._budget < 0:
+            self.ctx.refuse(
+                LimitError,
+                f"inlining CTEs and subqueries would exceed {MAX_FLAT_NODES} syntax nodes",
+                expr,
+            )
+
+
+def output_name(item: exp.Expression) -> str:
+    """The column name SQL gives a select item (alias, else column name, else text)."""
+    if isinstance(item, exp.Alias):
+        return item.alias.lower()
+    if isinstance(item, exp.Column):
+        return item.name.lower()
+    return item.sql("duckdb").lower()

@@ -1,0 +1,324 @@
+"""Rule: the outer query outputs only aggregates and group keys; split it into parts.
+
+Why: a released column must be a noisy aggregate or a group key (whose release is
+governed by its public domain or by DP partition selection). Anything else — a bare
+column without GROUP BY, a column outside an aggregate, a key not grouped — would be
+row-level output. This rule also maps GROUP BY ordinals/aliases, turns each aggregate
+into a measurement call, ratios such as ``SUM(x) / COUNT(*)`` into post-processing over
+noisy parts, and HAVING / ORDER BY / LIMIT into post-processing over output columns.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from query_guard.context import Context
+from query_guard.errors import NotAllowedError, RowLevelOutputError, ScopeError
+from query_guard.plan import OrderItem, OutputColumn
+from query_guard.relation import base_column, is_unit
+from query_guard.rules.allow_nodes import AGGREGATES
+from query_guard.rules.flatten_subqueries import Resolver, has_aggregate, output_name
+from query_guard.rules.privacy_unit import forbid_unit
+from query_guard.shape import AggCall, KeySpec, Shape
+
+KIND_OF: dict[type[exp.Expression], str] = {
+    exp.Count: "count",
+    exp.Sum: "sum",
+    exp.Avg: "mean",
+    exp.Variance: "variance",
+    exp.VariancePop: "variance",
+    exp.Stddev: "stddev",
+    exp.StddevSamp: "stddev",
+    exp.StddevPop: "stddev",
+    exp.Median: "quantile",
+    exp.PercentileCont: "quantile",
+}
+
+
+def split_aggregates(select: exp.Select, resolver: Resolver, ctx: Context) -> Shape:
+    rel = resolver.relation(select, {})
+    shape = Shape(relation=rel)
+    splitter = _Splitter(select, resolver, ctx, shape)
+    splitter.group_keys()
+    splitter.select_items()
+    splitter.having()
+    splitter.order_by()
+    splitter.limit()
+    return shape
+
+
+class _Splitter:
+    def __init__(self, select: exp.Select, resolver: Resolver, ctx: Context, shape: Shape):
+        self.select = select
+        self.resolver = resolver
+        self.ctx = ctx
+        self.shape = shape
+        self.rel = shape.relation
+        self.items = list(select.expressions)
+        self.names = _unique_names([output_name_as_written(i) for i in self.items])
+        self.item_outputs: list[int] = []  # select position → index in shape.outputs
+        self._hidden = 0
+
+    # -- GROUP BY ---------------------------------------------------------------
+    def group_keys(self) -> None:
+        group = self.select.args.get("group")
+        exprs: list[exp.Expression] = list(group.expressions) if group else []
+        if not exprs and self.select.args.get("distinct"):
+            if any(has_aggregate(i) for i in self.items):
+                self.ctx.refuse(NotAllowedError, "SELECT DISTINCT with aggregates", self.select)
+            exprs = [i.this if isinstance(i, exp.Alias) else i for i in self.items]
+        elif self.select.args.get("distinct"):
+            self.ctx.refuse(NotAllowedError, "SELECT DISTINCT with GROUP BY: use one of them",
+                            self.select)
+        for node in exprs:
+            expr = self._group_target(node)
+            agg = has_aggregate(expr)
+            if agg is not None:
+                self.ctx.refuse(NotAllowedError, "aggregate in GROUP BY: group by row-level"
+                                " values only", node, code="nested_aggregate")
+            flat = self.resolver.flatten(expr, self.rel)
+            forbid_unit(flat, self.rel.bases, self.ctx, "GROUP BY")
+            for col in flat.find_all(exp.Column):
+                found = base_column(col, self.rel.bases)
+                if found and not self.ctx.scenario.allows_group_by(found[0].info.name,
+                                                                   found[1].name):
+                    self.ctx.refuse(
+                        ScopeError,
+                        f"GROUP BY {found[0].info.name}.{found[1].name}: not a grouping column"
+                        " approved for this scenario (第十五条)",
+                        col,
+                    )
+            canonical = flat.sql("duckdb")
+            if any(k.canonical == canonical for k in self.shape.keys):
+                continue
+            name = node.name.lower() if isinstance(node, exp.Column) else node.sql("duckdb")
+            self.shape.keys.append(
+                KeySpec(f"__g{len(self.shape.keys)}", flat, node, name, canonical)
+            )
+
+    def _group_target(self, node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Literal) and not node.is_string:
+            position = _int(node)
+            if position is None or not 1 <= position <= len(self.items):
+                self.ctx.refuse(NotAllowedError, f"GROUP BY {node.sql()}: not a position in"
+                                " the select list", node)
+            item = self.items[position - 1]
+            return item.this if isinstance(item, exp.Alias) else item
+        if isinstance(node, exp.Column) and not node.table and not self._is_source(node):
+            for item, name in zip(self.items, self.names, strict=True):
+                if isinstance(item, exp.Alias) and name == node.name.lower():
+                    return item.this
+        return node
+
+    def _is_source(self, col: exp.Column) -> bool:
+        return any(s.has_column(col.name.lower()) for s in self.rel.sources.values())
+
+    # -- SELECT -----------------------------------------------------------------
+    def select_items(self) -> None:
+        has_keys = bool(self.shape.keys)
+        any_agg = any(has_aggregate(i) for i in self.items)
+        for item, name in zip(self.items, self.names, strict=True):
+            expr = item.this if isinstance(item, exp.Alias) else item
+            self.item_outputs.append(len(self.shape.outputs))
+            if has_aggregate(expr):
+                self._aggregate_output(expr, name)
+                continue
+            flat = self.resolver.flatten(expr, self.rel)
+            if not any(True for _ in flat.find_all(exp.Column)) and (has_keys or any_agg):
+                self.shape.outputs.append(
+                    OutputColumn(name=name, source="derived", expression=_safe_post(flat))
+                )
+                continue
+            key = self._match_key(flat)
+            if key is None:
+                col = next(flat.find_all(exp.Column), None)
+                if col is not None and is_unit(col, self.rel.bases):
+                    forbid_unit(flat, self.rel.bases, self.ctx, "the select list")
+                what = "GROUP BY" if has_keys else "an aggregate or GROUP BY"
+                self.ctx.refuse(
+                    RowLevelOutputError,
+                    f"output column {name}: neither an aggregate nor a group key; wrap it in"
+                    f" {what}",
+                    item,
+                )
+            key.name = name
+            self.shape.outputs.append(OutputColumn(name=name, source="group", ref=key.column))
+
+    def _aggregate_output(self, expr: exp.Expression, name: str) -> None:
+        if isinstance(expr, tuple(AGGREGATES)):
+            call = self._call(expr)
+            if len(call.quantiles) > 1:
+                for index, q in enumerate(call.quantiles):
+                    self.shape.outputs.append(
+                        OutputColumn(name=f"{name}_{q:g}", source="measure", ref=call.id,
+                                     index=index)
+                    )
+                return
+            self.shape.outputs.append(OutputColumn(name=name, source="measure", ref=call.id))
+            return
+        derived = self._post(expr, allow_keys=False)
+        self.shape.outputs.append(OutputColumn(name=name, source="derived", expression=derived))
+
+    def _call(self, node: exp.Expression) -> AggCall:
+        from query_guard.rules.measure_kinds import make_call
+
+        call = make_call(node, self.resolver, self.rel, self.ctx, len(self.shape.aggs))
+        for existing in self.shape.aggs:
+            if existing.canonical == call.canonical:
+                return existing
+        self.shape.aggs.append(call)
+        return call
+
+    def _match_key(self, flat: exp.Expression) -> KeySpec | None:
+        canonical = flat.sql("duckdb")
+        for key in self.shape.keys:
+            if key.canonical == canonical:
+                return key
+        return None
+
+    # -- post-processing expressions --------------------------------------------
+    def _post(self, expr: exp.Expression, *, allow_keys: bool) -> exp.Expression:
+        """Aggregates → measurement ids; group keys → output names (if ``allow_keys``)."""
+        if type(expr) in AGGREGATES:
+            call = self._call(expr)
+            if len(call.quantiles) > 1:
+                self.ctx.refuse(NotAllowedError, "quantile list inside an expression: use one"
+                                " fraction", expr)
+            if allow_keys:
+                return exp.column(self._measure_output(call), quoted=True)
+            return exp.column(call.id)
+        if allow_keys and not has_aggregate(expr) and any(True for _ in expr.find_all(exp.Column)):
+            name = self._key_output(expr, required=isinstance(expr, exp.Column))
+            if name is not None:
+                return exp.column(name, quoted=True)
+        if isinstance(expr, exp.Column):
+            self.ctx.refuse(
+                RowLevelOutputError,
+                f"column {expr.sql('duckdb')} outside an aggregate: in an aggregate expression"
+                " every column must be inside an aggregate",
+                expr,
+            )
+        copy = expr.copy()
+        for key, value in list(copy.args.items()):
+            original = expr.args.get(key)
+            if isinstance(original, exp.Expression):
+                copy.set(key, self._post(original, allow_keys=allow_keys))
+            elif isinstance(original, list):
+                copy.set(key, [self._post(v, allow_keys=allow_keys)
+                               if isinstance(v, exp.Expression) else v for v in original])
+        return _safe_post(copy)
+
+    def _measure_output(self, call: AggCall) -> str:
+        for out in self.shape.outputs:
+            if out.source == "measure" and out.ref == call.id and not out.index:
+                return out.name
+        return self._add_hidden(OutputColumn(name="", source="measure", ref=call.id))
+
+    def _key_output(self, expr: exp.Expression, *, required: bool) -> str | None:
+        if isinstance(expr, exp.Column) and not expr.table and not self._is_source(expr):
+            for out in self.shape.outputs:
+                if out.name == expr.name.lower() and not out.hidden:
+                    return out.name
+        flat = self.resolver.flatten(expr, self.rel)
+        key = self._match_key(flat)
+        if key is None:
+            if not required:
+                return None
+            self.ctx.refuse(
+                RowLevelOutputError,
+                f"{expr.sql('duckdb')[:60]}: neither an aggregate nor a group key",
+                expr,
+            )
+        for out in self.shape.outputs:
+            if out.source == "group" and out.ref == key.column:
+                return out.name
+        return self._add_hidden(OutputColumn(name="", source="group", ref=key.column))
+
+    def _add_hidden(self, out: OutputColumn) -> str:
+        name = f"__h{self._hidden}"
+        self._hidden += 1
+        self.shape.outputs.append(
+            OutputColumn(name=name, source=out.source, ref=out.ref, hidden=True)
+        )
+        return name
+
+    # -- HAVING / ORDER BY / LIMIT ----------------------------------------------
+    def having(self) -> None:
+        having = self.select.args.get("having")
+        if having is not None:
+            self.shape.having = self._post(having.this, allow_keys=True)
+
+    def order_by(self) -> None:
+        order = self.select.args.get("order")
+        if order is None:
+            return
+        for ordered in order.expressions:
+            desc = bool(ordered.args.get("desc"))
+            target = ordered.this
+            name = self._order_name(target)
+            if name is not None:
+                self.shape.order_by.append(OrderItem(column=name, descending=desc))
+                continue
+            expr = self._post(target, allow_keys=True)
+            if isinstance(expr, exp.Column):
+                self.shape.order_by.append(OrderItem(column=expr.name, descending=desc))
+            else:
+                self.shape.order_by.append(
+                    OrderItem(column=expr.sql("duckdb"), descending=desc, expression=expr)
+                )
+
+    def _order_name(self, target: exp.Expression) -> str | None:
+        if isinstance(target, exp.Literal) and not target.is_string:
+            position = _int(target)
+            if position is None or not 1 <= position <= len(self.items):
+                self.ctx.refuse(NotAllowedError, f"ORDER BY {target.sql()}: not a position in"
+                                " the select list", target)
+            return self.shape.outputs[self.item_outputs[position - 1]].name
+        if isinstance(target, exp.Column) and not target.table:
+            for out in self.shape.outputs:
+                if not out.hidden and out.name == target.name.lower():
+                    return out.name
+        return None
+
+    def limit(self) -> None:
+        limit = self.select.args.get("limit")
+        if limit is None:
+            return
+        value = limit.expression
+        number = _int(value) if isinstance(value, exp.Literal) and not value.is_string else None
+        if number is None or number < 0:
+            self.ctx.refuse(NotAllowedError, "LIMIT: must be a non-negative integer literal",
+                            limit)
+        self.shape.limit = number
+
+
+def output_name_as_written(item: exp.Expression) -> str:
+    if isinstance(item, (exp.Alias, exp.Column)):
+        return output_name(item)
+    return item.sql("duckdb")
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    result = []
+    for name in names:
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
+        seen.setdefault(name, 0)
+        result.append(name)
+    return result
+
+
+def _int(node: exp.Literal) -> int | None:
+    try:
+        return int(str(node.this))
+    except ValueError:
+        return None
+
+
+def _safe_post(expr: exp.Expression) -> exp.Expression:
+    """Post-processing runs on released values: casts never raise, PI() is a literal."""
+    from query_guard.rules.safe_arithmetic import safe_post
+
+    return safe_post(expr)

@@ -1,0 +1,193 @@
+"""The ``sandbox`` command: one click group, noun groups with verbs (STYLE.md habit 11).
+
+Exit codes: 0 ok, 1 failure, 2 usage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import sys
+from pathlib import Path
+
+import click
+
+from sandbox.errors import SandboxError
+
+DATA_DIR = click.option(
+    "--data-dir",
+    envvar="SANDBOX_DATA_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Workspace folder (env SANDBOX_DATA_DIR; default ./sandbox-data).",
+)
+
+
+def fail(message: str) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(1)
+
+
+@click.group()
+@click.version_option(package_name="data-sandbox")
+def cli() -> None:
+    """Secure data-access sandbox for conditionally open public data (济南市公共数据开放利用管理办法)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@DATA_DIR
+def init(data_dir: Path | None) -> None:
+    """Create a workspace (SQLite store, data/ and keys/ folders)."""
+    from sandbox.workspace import Workspace
+
+    try:
+        ws = Workspace.init(data_dir)
+        from sandbox.service import _open_keyring
+
+        _open_keyring(ws)
+    except SandboxError as err:
+        fail(err.message)
+    click.echo(f"workspace ready at {ws.root}")
+
+
+def _free_port(host: str, port: int) -> int:
+    if port:
+        return port
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@cli.command()
+@DATA_DIR
+@click.option("--port", type=int, default=8642, show_default=True, help="Port on 127.0.0.1 (0 picks a free one).")
+@click.option("--rows", type=click.IntRange(1_000, 50_000_000), default=100_000, show_default=True,
+              help="Residents to generate.")
+@click.option("--no-serve", is_flag=True, help="Prepare the workspace and exit.")
+def demo(data_dir: Path | None, port: int, rows: int, no_serve: bool) -> None:
+    """Create a demo workspace with synthetic data and users, then start the server."""
+    from sandbox.demo import setup_demo
+
+    host = "127.0.0.1"
+    port = _free_port(host, port)
+    url = f"http://{host}:{port}"
+
+    def bar(total: int, label: str):
+        return click.progressbar(length=total, label=label, show_pos=True, file=sys.stderr)
+
+    try:
+        sb, creds = setup_demo(data_dir, rows=rows, url=url, say=lambda m: click.echo(m, err=True),
+                               progress_factory=bar)
+    except SandboxError as err:
+        fail(err.message)
+    click.echo(f"\nWorkspace: {sb.ws.root}")
+    click.echo(f"Credentials: {sb.ws.root / 'demo-credentials.json'}")
+    for role in ("researcher", "owner", "regulator"):
+        c = creds[role]
+        click.echo(f"  {role:<10} password {c['password']:<16} token {c['token']}")
+    click.echo(f"  researcher approval_id {creds['researcher']['approval_id']}")
+    if no_serve:
+        return
+    click.echo(f"\nConsole and API at {url}  (Ctrl-C stops)")
+    _serve(sb, host, port, threads=8)
+
+
+@cli.command()
+@DATA_DIR
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8642, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True)
+def serve(data_dir: Path | None, host: str, port: int, threads: int) -> None:
+    """Serve the console and the API with a production WSGI server (waitress)."""
+    from sandbox.service import Sandbox
+    from sandbox.workspace import Workspace
+
+    try:
+        sb = Sandbox(Workspace.open(data_dir))
+    except SandboxError as err:
+        fail(err.message)
+    click.echo(f"serving {sb.ws.root} at http://{host}:{port}")
+    _serve(sb, host, port, threads)
+
+
+def _serve(sb, host: str, port: int, threads: int) -> None:
+    import waitress
+
+    from sandbox.web import create_app
+
+    app = create_app(sb)
+    waitress.serve(app, host=host, port=port, threads=threads, ident="data-sandbox")
+
+
+@cli.group()
+def datasets() -> None:
+    """Register and list datasets."""
+
+
+@datasets.command("add")
+@DATA_DIR
+@click.argument("name")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--policy", "policy_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The dataset's TOML policy.")
+def datasets_add(data_dir: Path | None, name: str, file: Path, policy_path: Path) -> None:
+    """Register FILE (Parquet or CSV) as a new version of dataset NAME."""
+    from sandbox.datasets import read_data_file
+    from sandbox.service import Sandbox, SandboxAdmin
+    from sandbox.workspace import Workspace
+
+    try:
+        sb = Sandbox(Workspace.open(data_dir))
+        click.echo(f"reading {file} …", err=True)
+        table = read_data_file(file)
+        version = SandboxAdmin(sb).add_dataset(
+            name, table, policy_path.read_text(encoding="utf-8"), policy_path=str(policy_path),
+            progress=lambda m: click.echo(m + " …", err=True),
+        )
+    except SandboxError as err:
+        fail(err.message)
+    click.echo(f"{name} version {version.version}: {version.row_count:,} rows, {version.unit_count:,} "
+               f"persons, {version.content_hash}" + (" (encrypted at rest)" if version.encrypted else ""))
+
+
+@datasets.command("list")
+@DATA_DIR
+@click.option("--json", "as_json", is_flag=True)
+def datasets_list(data_dir: Path | None, as_json: bool) -> None:
+    """List datasets and their latest versions."""
+    from sandbox.datasets import latest_versions
+    from sandbox.workspace import Workspace
+
+    try:
+        conn = Workspace.open(data_dir).connect()
+    except SandboxError as err:
+        fail(err.message)
+    rows = [{"name": v.name, "tier": v.tier, "version": v.version, "rows": v.row_count,
+             "content_hash": v.content_hash} for v in latest_versions(conn)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            click.echo(f"{r['name']:<20} {r['tier']:<13} v{r['version']:<3} {r['rows']:>12,} rows  {r['content_hash'][:19]}")
+
+
+def _add_optional_groups() -> None:
+    try:
+        from sandbox.cli_audit import audit, keys_group
+    except ImportError:  # pragma: no cover - during development only
+        return
+    cli.add_command(audit)
+    cli.add_command(keys_group)
+
+
+_add_optional_groups()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,239 @@
+"""Dataset registration, versions and loading into the engine.
+
+Registering checks the policy against the data (第十四条: every information item is
+declared), verifies a declared one-row-per-person table, writes a new immutable version
+(old versions stay readable for replay) and logs it. Conditional and not-open data is
+stored encrypted when the workspace has a key ring (第二十条: protect the data).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from query_guard import Catalog
+from sandbox.clock import Clock, iso
+from sandbox.engine import with_rowid
+from sandbox.errors import BadRequest, NotFound, PolicyError
+from sandbox.policy import DatasetPolicy, check_against, parse_policy
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    dataset_id: int
+    name: str
+    title: str
+    tier: str
+    owner_id: int
+    version_id: int
+    version: int
+    content_hash: str
+    file_name: str
+    row_count: int
+    unit_count: int
+    encrypted: bool
+    wrapped_key: bytes | None
+    bounding_seed: str
+    policy: DatasetPolicy
+
+
+def read_data_file(path: Path) -> pa.Table:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pq.read_table(path)
+        if suffix == ".csv":
+            return pacsv.read_csv(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise BadRequest(f"cannot read {path.name}: {exc}") from None
+    raise BadRequest(f"unsupported data file {path.name!r}: use .parquet or .csv")
+
+
+def register_dataset(
+    conn: sqlite3.Connection,
+    data_dir: Path,
+    name: str,
+    table: pa.Table,
+    policy_text: str,
+    *,
+    policy_path: str = "<policy>",
+    now: Clock,
+    encryptor: Callable[[bytes, bytes], tuple[bytes, bytes]] | None = None,
+    progress: Progress | None = None,
+) -> DatasetVersion:
+    """Validate and store a new version. Runs inside the caller's transaction.
+
+    ``encryptor(plaintext, aad) -> (ciphertext, wrapped_data_key)`` encrypts the Parquet
+    bytes for conditional and not-open tiers.
+    """
+    say = progress or (lambda _msg: None)
+    policy = parse_policy(policy_text, policy_path)
+    if policy.name != name:
+        raise PolicyError(f"{policy_path}: dataset.name is {policy.name!r} but the dataset is being added as {name!r}")
+    say("checking the policy against the data")
+    check_against(policy, table.schema)
+    table = _conform(table, policy)
+    unit_col = table.column(policy.privacy_unit)
+    if unit_col.null_count:
+        raise PolicyError(f"{policy_path}: privacy unit {policy.privacy_unit!r} has {unit_col.null_count} empty values")
+    units = pc.count_distinct(unit_col).as_py()
+    if policy.one_row_per_unit and units != table.num_rows:
+        raise PolicyError(
+            f"{policy_path}: dataset.one_row_per_unit is true but {table.num_rows - units:,} rows "
+            f"repeat a {policy.privacy_unit!r} value; set it to false and give contribution bounds"
+        )
+    owner = conn.execute("SELECT id, role FROM users WHERE username = ?", (policy.owner,)).fetchone()
+    if owner is None or owner["role"] != "owner":
+        raise PolicyError(f"{policy_path}: dataset.owner {policy.owner!r} is not a user with the owner role")
+
+    say(f"writing {table.num_rows:,} rows")
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    plain = sink.getvalue()
+    content_hash = "sha256:" + hashlib.sha256(plain).hexdigest()
+
+    row = conn.execute("SELECT id, owner_id FROM datasets WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        cur = conn.execute(
+            "INSERT INTO datasets (name, title, owner_id, tier, created_at) VALUES (?,?,?,?,?)",
+            (name, policy.title, owner["id"], policy.tier, iso(now())),
+        )
+        dataset_id = int(cur.lastrowid)  # type: ignore[arg-type]
+        version = 1
+    else:
+        dataset_id = int(row["id"])
+        conn.execute("UPDATE datasets SET title = ?, tier = ? WHERE id = ?", (policy.title, policy.tier, dataset_id))
+        version = 1 + conn.execute(
+            "SELECT COALESCE(MAX(version), 0) FROM dataset_versions WHERE dataset_id = ?", (dataset_id,)
+        ).fetchone()[0]
+
+    encrypted = encryptor is not None and policy.tier in ("conditional", "not_open")
+    file_name = f"{name}-v{version}.parquet" + (".enc" if encrypted else "")
+    wrapped = None
+    payload = plain
+    if encrypted:
+        assert encryptor is not None
+        payload, wrapped = encryptor(plain, _aad(name, version))
+    target = data_dir / file_name
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    tmp.write_bytes(payload)
+    tmp.replace(target)
+    seed = secrets.token_hex(16)
+    cur = conn.execute(
+        "INSERT INTO dataset_versions (dataset_id, version, policy_toml, content_hash, file_name, "
+        "row_count, unit_count, encrypted, wrapped_key, bounding_seed, created_at) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (dataset_id, version, policy_text, content_hash, file_name, table.num_rows, units,
+         int(encrypted), wrapped, seed, iso(now())),
+    )
+    return get_version(conn, name, version_id=int(cur.lastrowid))  # type: ignore[arg-type]
+
+
+def _aad(name: str, version: int) -> bytes:
+    """Binds a ciphertext to its dataset and version: a swapped file fails to decrypt."""
+    return f"data-sandbox:{name}:v{version}".encode()
+
+
+def _conform(table: pa.Table, policy: DatasetPolicy) -> pa.Table:
+    """Cast to the canonical types (int64, float64, string, date32, bool) in policy order."""
+    target = {"int": pa.int64(), "float": pa.float64(), "text": pa.string(), "date": pa.date32(), "bool": pa.bool_()}
+    arrays, names = [], []
+    for col in policy.columns.values():
+        arr = table.column(col.name)
+        want = target[col.type]
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.cast(arr.type.value_type)
+        if not arr.type.equals(want):
+            try:
+                arr = arr.cast(want)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise PolicyError(f"{policy.name}: column {col.name!r} cannot be read as {col.type}") from None
+        arrays.append(arr)
+        names.append(col.name)
+    return pa.table(arrays, names=names)
+
+
+def _version_from_row(row: sqlite3.Row) -> DatasetVersion:
+    return DatasetVersion(
+        dataset_id=row["dataset_id"], name=row["name"], title=row["title"], tier=row["tier"],
+        owner_id=row["owner_id"], version_id=row["id"], version=row["version"],
+        content_hash=row["content_hash"], file_name=row["file_name"], row_count=row["row_count"],
+        unit_count=row["unit_count"], encrypted=bool(row["encrypted"]), wrapped_key=row["wrapped_key"],
+        bounding_seed=row["bounding_seed"], policy=parse_policy(row["policy_toml"], row["name"]),
+    )
+
+
+_VERSION_SQL = (
+    "SELECT v.*, d.name, d.title, d.tier, d.owner_id FROM dataset_versions v "
+    "JOIN datasets d ON d.id = v.dataset_id "
+)
+
+
+def get_version(conn: sqlite3.Connection, name: str, *, version_id: int | None = None) -> DatasetVersion:
+    """A specific version, or the latest version of ``name``."""
+    if version_id is not None:
+        row = conn.execute(_VERSION_SQL + "WHERE v.id = ?", (version_id,)).fetchone()
+    else:
+        row = conn.execute(
+            _VERSION_SQL + "WHERE d.name = ? ORDER BY v.version DESC LIMIT 1", (name,)
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"no dataset named {name!r}")
+    return _version_from_row(row)
+
+
+def latest_versions(conn: sqlite3.Connection) -> list[DatasetVersion]:
+    rows = conn.execute(
+        _VERSION_SQL + "WHERE v.version = (SELECT MAX(version) FROM dataset_versions "
+        "WHERE dataset_id = v.dataset_id) ORDER BY d.name"
+    ).fetchall()
+    return [_version_from_row(r) for r in rows]
+
+
+def build_catalog(versions: list[DatasetVersion]) -> Catalog:
+    return Catalog(
+        {
+            v.name: v.policy.table_info(bounding_seed=v.bounding_seed, version=v.content_hash)
+            for v in versions
+        }
+    )
+
+
+class TableCache:
+    """Dataset versions decoded into memory for the engine, loaded once per process.
+
+    SECURITY: decrypted data lives only here, in memory; it is never written back.
+    """
+
+    def __init__(self, data_dir: Path, decryptor: Callable[[bytes, bytes, bytes], bytes] | None = None):
+        self.data_dir = data_dir
+        self.decryptor = decryptor
+        self._tables: dict[int, pa.Table] = {}
+        self._lock = threading.Lock()
+
+    def get(self, v: DatasetVersion) -> pa.Table:
+        with self._lock:
+            cached = self._tables.get(v.version_id)
+            if cached is not None:
+                return cached
+            raw = (self.data_dir / v.file_name).read_bytes()
+            if v.encrypted:
+                if self.decryptor is None or v.wrapped_key is None:
+                    raise NotFound(f"dataset {v.name!r} is encrypted and no key ring is available")
+                raw = self.decryptor(raw, v.wrapped_key, _aad(v.name, v.version))
+            table = with_rowid(pq.read_table(io.BytesIO(raw)))
+            self._tables[v.version_id] = table
+            return table

@@ -1,0 +1,133 @@
+"""Versioned schema migrations for the workspace's SQLite store.
+
+``MIGRATIONS[n]`` moves a store from version n-1 to n (``PRAGMA user_version``). Never edit
+a released migration; append a new one.
+"""
+
+from __future__ import annotations
+
+from audit_log.store import SCHEMA_STATEMENTS as AUDIT_SCHEMA
+
+_V1 = [
+    """CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('researcher', 'owner', 'regulator', 'admin')),
+        display_name TEXT NOT NULL DEFAULT '',
+        password_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        token_hash TEXT NOT NULL UNIQUE,
+        label TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    )""",
+    """CREATE TABLE datasets (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        title TEXT NOT NULL,
+        owner_id INTEGER NOT NULL REFERENCES users(id),
+        tier TEXT NOT NULL CHECK (tier IN ('not_open', 'conditional', 'unconditional')),
+        created_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE dataset_versions (
+        id INTEGER PRIMARY KEY,
+        dataset_id INTEGER NOT NULL REFERENCES datasets(id),
+        version INTEGER NOT NULL,
+        policy_toml TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        file_name TEXT NOT NULL,
+        row_count INTEGER NOT NULL,
+        unit_count INTEGER NOT NULL,
+        encrypted INTEGER NOT NULL DEFAULT 0,
+        wrapped_key BLOB,
+        bounding_seed TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (dataset_id, version)
+    )""",
+    """CREATE TABLE applications (
+        id INTEGER PRIMARY KEY,
+        researcher_id INTEGER NOT NULL REFERENCES users(id),
+        request_json TEXT NOT NULL,
+        scenario TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        commitment_accepted INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+        reason TEXT NOT NULL DEFAULT '',
+        decided_by INTEGER REFERENCES users(id),
+        decided_at TEXT,
+        created_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE approvals (
+        id INTEGER PRIMARY KEY,
+        application_id INTEGER NOT NULL REFERENCES applications(id),
+        researcher_id INTEGER NOT NULL REFERENCES users(id),
+        owner_id INTEGER NOT NULL REFERENCES users(id),
+        scope_json TEXT NOT NULL,
+        epsilon_total REAL NOT NULL CHECK (epsilon_total > 0),
+        delta_total REAL NOT NULL CHECK (delta_total >= 0 AND delta_total < 1),
+        epsilon_per_query REAL NOT NULL CHECK (epsilon_per_query > 0),
+        expires_at TEXT,
+        signature TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE queries (
+        id TEXT PRIMARY KEY,
+        approval_id INTEGER REFERENCES approvals(id),
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        sql TEXT NOT NULL,
+        fingerprint TEXT NOT NULL DEFAULT '',
+        cache_key TEXT,
+        status TEXT NOT NULL CHECK (status IN ('released', 'refused', 'failed', 'cached')),
+        error_code TEXT,
+        epsilon REAL NOT NULL DEFAULT 0,
+        delta REAL NOT NULL DEFAULT 0,
+        response_json TEXT,
+        audit_seq INTEGER,
+        created_at TEXT NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX queries_cache ON queries(cache_key) WHERE status = 'released'",
+    "CREATE INDEX queries_user ON queries(user_id, created_at)",
+    """CREATE TABLE ledger (
+        id INTEGER PRIMARY KEY,
+        approval_id INTEGER NOT NULL REFERENCES approvals(id),
+        query_id TEXT NOT NULL REFERENCES queries(id),
+        epsilon REAL NOT NULL CHECK (epsilon >= 0),
+        delta REAL NOT NULL CHECK (delta >= 0),
+        created_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX ledger_approval ON ledger(approval_id)",
+    """CREATE TABLE suspensions (
+        id INTEGER PRIMARY KEY,
+        target_type TEXT NOT NULL CHECK (target_type IN ('user', 'approval')),
+        target_id INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        created_by INTEGER REFERENCES users(id),
+        created_at TEXT NOT NULL,
+        lifted_at TEXT,
+        lifted_by INTEGER REFERENCES users(id),
+        lift_reason TEXT
+    )""",
+    """CREATE TABLE web_sessions (
+        id_hash TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    )""",
+    """CREATE TABLE settings (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+    # SECURITY: the ledger is append-only like the audit log it mirrors.
+    """CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+       BEGIN SELECT RAISE(ABORT, 'the budget ledger is append-only'); END""",
+    """CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+       BEGIN SELECT RAISE(ABORT, 'the budget ledger is append-only'); END""",
+    *AUDIT_SCHEMA,
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1}
+SCHEMA_VERSION = max(MIGRATIONS)

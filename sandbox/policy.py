@@ -1,0 +1,297 @@
+"""Dataset policy files (TOML): parse, validate against the data, and explain mistakes.
+
+A policy is the owner's declaration for one dataset (DESIGN.md "Contracts"): tier
+(第八条), privacy unit, contribution bounds and one ``[columns.NAME]`` table per
+information item (第十四条) with type, bounds, public values and sensitivity. Every
+refusal names the field and the line of the file so the owner can fix it at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from query_guard import ColumnInfo, TableInfo
+from sandbox.errors import PolicyError
+
+TIERS = ("not_open", "conditional", "unconditional")
+COLUMN_TYPES = ("int", "float", "text", "date", "bool")
+SENSITIVITIES = ("identifier", "quasi_identifier", "sensitive", "public")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+EPOCH = dt.date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class ColumnPolicy:
+    name: str
+    type: str
+    sensitivity: str
+    bounds: tuple[Any, Any] | None = None
+    public_values: tuple[Any, ...] | None = None
+    description: str = ""
+
+    def numeric_bounds(self) -> tuple[float, float] | None:
+        """Bounds as numbers; dates become days since 1970-01-01 (what the guard uses)."""
+        if self.bounds is None:
+            return None
+        lo, hi = self.bounds
+        if self.type == "date":
+            return float((lo - EPOCH).days), float((hi - EPOCH).days)
+        return float(lo), float(hi)
+
+
+@dataclass(frozen=True)
+class DatasetPolicy:
+    name: str
+    title: str
+    owner: str
+    tier: str
+    privacy_unit: str
+    update_frequency: str
+    one_row_per_unit: bool
+    max_partitions: int
+    max_rows_per_partition: int
+    columns: dict[str, ColumnPolicy]
+    title_zh: str = ""
+    description: str = ""
+    source_text: str = field(default="", repr=False, compare=False)
+
+    def table_info(self, *, bounding_seed: str, version: str) -> TableInfo:
+        columns = {}
+        for col in self.columns.values():
+            bounds = col.numeric_bounds()
+            columns[col.name] = ColumnInfo(
+                name=col.name,
+                type=col.type,  # type: ignore[arg-type]
+                sensitivity=col.sensitivity,  # type: ignore[arg-type]
+                lower=bounds[0] if bounds else None,
+                upper=bounds[1] if bounds else None,
+                public_values=col.public_values,
+            )
+        return TableInfo(
+            name=self.name,
+            privacy_unit=self.privacy_unit,
+            columns=columns,
+            max_partitions=1 if self.one_row_per_unit else self.max_partitions,
+            max_rows_per_partition=1 if self.one_row_per_unit else self.max_rows_per_partition,
+            one_row_per_unit=self.one_row_per_unit,
+            bounding_seed=bounding_seed,
+            version=version,
+        )
+
+
+class _Locator:
+    """Finds the line of ``[section]`` / ``key =`` in the TOML text for error messages."""
+
+    def __init__(self, text: str, path: str):
+        self.lines = text.splitlines()
+        self.path = path
+
+    def line(self, section: str, key: str | None = None) -> int | None:
+        header = re.compile(r"^\s*\[\s*" + re.escape(section).replace(r"\.", r"\s*\.\s*") + r"\s*\]")
+        start = None
+        for i, text in enumerate(self.lines):
+            if header.match(text):
+                start = i
+                break
+        if start is None:
+            return None
+        if key is None:
+            return start + 1
+        key_re = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+        for i in range(start + 1, len(self.lines)):
+            if self.lines[i].lstrip().startswith("["):
+                break
+            if key_re.match(self.lines[i]):
+                return i + 1
+        return start + 1
+
+    def fail(self, message: str, section: str, key: str | None = None) -> PolicyError:
+        line = self.line(section, key)
+        where = f"{self.path}:{line}" if line else self.path
+        field_name = f"{section}.{key}" if key else section
+        return PolicyError(f"{where}: {field_name}: {message}")
+
+
+def load_policy(path: str | Path) -> DatasetPolicy:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from exc
+    return parse_policy(text, str(path))
+
+
+def parse_policy(text: str, path: str = "<policy>") -> DatasetPolicy:
+    """Parse and check a policy on its own (the data is checked by :func:`check_against`)."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{path}: not valid TOML: {exc}") from exc
+    loc = _Locator(text, path)
+    ds = doc.get("dataset")
+    if not isinstance(ds, dict):
+        raise PolicyError(f"{path}: missing the [dataset] table (name, title, owner, tier, privacy_unit)")
+    for key in ("name", "title", "owner", "tier", "privacy_unit"):
+        if not isinstance(ds.get(key), str) or not ds[key].strip():
+            raise loc.fail("is required and must be a non-empty string", "dataset", key)
+    name = ds["name"]
+    if not NAME_RE.match(name):
+        raise loc.fail(
+            f"{name!r} is not a valid dataset name (lower-case letters, digits and _, "
+            "starting with a letter, at most 63 characters)",
+            "dataset",
+            "name",
+        )
+    tier = ds["tier"]
+    if tier not in TIERS:
+        raise loc.fail(f"unknown tier {tier!r}; use one of {', '.join(TIERS)}", "dataset", "tier")
+    one_row = ds.get("one_row_per_unit", False)
+    if not isinstance(one_row, bool):
+        raise loc.fail("must be true or false", "dataset", "one_row_per_unit")
+    limits = {}
+    for key, default in (("max_partitions", 1), ("max_rows_per_partition", 1)):
+        value = ds.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
+            raise loc.fail("must be an integer between 1 and 1000", "dataset", key)
+        limits[key] = value
+
+    raw_columns = doc.get("columns")
+    if not isinstance(raw_columns, dict) or not raw_columns:
+        raise PolicyError(f"{path}: no [columns.NAME] tables; declare every column of the data")
+    columns: dict[str, ColumnPolicy] = {}
+    for col_name, spec in raw_columns.items():
+        section = f"columns.{col_name}"
+        if not NAME_RE.match(col_name):
+            raise loc.fail("column names must be lower-case letters, digits and _", section)
+        if not isinstance(spec, dict):
+            raise loc.fail("must be a table", section)
+        columns[col_name] = _parse_column(col_name, spec, loc, section)
+
+    unit = ds["privacy_unit"]
+    if unit not in columns:
+        raise loc.fail(
+            f"privacy unit {unit!r} is not a declared column; add [columns.{unit}]",
+            "dataset",
+            "privacy_unit",
+        )
+    if columns[unit].sensitivity == "identifier":
+        raise loc.fail(
+            "the privacy unit must not be an identifier column (it is used for bounding)",
+            f"columns.{unit}",
+            "sensitivity",
+        )
+    return DatasetPolicy(
+        name=name,
+        title=ds["title"],
+        title_zh=str(ds.get("title_zh", "")),
+        description=str(ds.get("description", "")),
+        owner=ds["owner"],
+        tier=tier,
+        privacy_unit=unit,
+        update_frequency=str(ds.get("update_frequency", "irregular")),
+        one_row_per_unit=one_row,
+        max_partitions=limits["max_partitions"],
+        max_rows_per_partition=limits["max_rows_per_partition"],
+        columns=columns,
+        source_text=text,
+    )
+
+
+def _parse_column(name: str, spec: dict[str, Any], loc: _Locator, section: str) -> ColumnPolicy:
+    ctype = spec.get("type")
+    if ctype not in COLUMN_TYPES:
+        raise loc.fail(f"unknown type {ctype!r}; use one of {', '.join(COLUMN_TYPES)}", section, "type")
+    sensitivity = spec.get("sensitivity", "sensitive")
+    if sensitivity not in SENSITIVITIES:
+        raise loc.fail(
+            f"unknown sensitivity {sensitivity!r}; use one of {', '.join(SENSITIVITIES)}",
+            section,
+            "sensitivity",
+        )
+    bounds = None
+    if "bounds" in spec:
+        raw = spec["bounds"]
+        if ctype not in ("int", "float", "date"):
+            raise loc.fail(f"bounds only apply to int, float and date columns, not {ctype}", section, "bounds")
+        if not isinstance(raw, list) or len(raw) != 2:
+            raise loc.fail("must be a list of two values [lower, upper]", section, "bounds")
+        lo, hi = (_coerce_bound(v, ctype, loc, section) for v in raw)
+        if not lo < hi:
+            raise loc.fail(f"lower bound {raw[0]!r} must be below upper bound {raw[1]!r}", section, "bounds")
+        bounds = (lo, hi)
+    public_values = None
+    if "public_values" in spec:
+        raw = spec["public_values"]
+        if not isinstance(raw, list) or not raw:
+            raise loc.fail("must be a non-empty list", section, "public_values")
+        if len(raw) > 10_000:
+            raise loc.fail("at most 10,000 public values", section, "public_values")
+        if len(set(map(str, raw))) != len(raw):
+            raise loc.fail("values must be distinct", section, "public_values")
+        if sensitivity == "identifier":
+            raise loc.fail("an identifier column cannot have public values", section, "public_values")
+        public_values = tuple(raw)
+    return ColumnPolicy(
+        name=name,
+        type=ctype,
+        sensitivity=sensitivity,
+        bounds=bounds,
+        public_values=public_values,
+        description=str(spec.get("description", "")),
+    )
+
+
+def _coerce_bound(value: Any, ctype: str, loc: _Locator, section: str) -> Any:
+    if ctype == "date":
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            raise loc.fail(f"{value!r} is not a date (YYYY-MM-DD)", section, "bounds") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise loc.fail(f"{value!r} is not a number", section, "bounds")
+    if ctype == "int" and not float(value).is_integer():
+        raise loc.fail(f"{value!r} is not an integer", section, "bounds")
+    return value
+
+
+_ARROW_KINDS = {
+    "int": pa.types.is_integer,
+    "float": lambda t: pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t),
+    "text": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t),
+    "date": lambda t: pa.types.is_date(t) or pa.types.is_timestamp(t),
+    "bool": pa.types.is_boolean,
+}
+
+
+def check_against(policy: DatasetPolicy, schema: pa.Schema) -> None:
+    """The policy must describe the data exactly: every column, with a compatible type."""
+    loc = _Locator(policy.source_text, policy.name)
+    file_columns = {f.name: f.type for f in schema}
+    for col in policy.columns.values():
+        if col.name not in file_columns:
+            raise loc.fail(
+                f"column {col.name!r} is not in the data file (it has: {', '.join(file_columns)})",
+                f"columns.{col.name}",
+            )
+        arrow_type = file_columns[col.name]
+        if not _ARROW_KINDS[col.type](arrow_type):
+            raise loc.fail(
+                f"declared {col.type} but the data holds {arrow_type}",
+                f"columns.{col.name}",
+                "type",
+            )
+    undeclared = [c for c in file_columns if c not in policy.columns]
+    if undeclared:
+        raise PolicyError(
+            f"{policy.name}: the data has columns the policy does not declare: "
+            f"{', '.join(undeclared)}; add a [columns.NAME] table for each"
+        )

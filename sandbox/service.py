@@ -1,0 +1,377 @@
+"""The service layer: the only place that orchestrates a query's walk (DESIGN.md).
+
+    approval = workflow.active_approval(...)    suspended / expired / not yours → refuse
+    plan     = query_guard.plan(...)             GuardError → logged refusal, no charge
+    cached?  → the earlier release, no charge
+    exact    = engine.execute(plan)              outside the write lock (see decision 0002)
+    BEGIN IMMEDIATE
+        re-check suspension and budget           the state may have moved meanwhile
+        release = privacy.release(plan, exact)   OpenDP noise + intervals
+        ledger.charge(...)                       what OpenDP's maps report
+        audit_log.append(query.released)
+    COMMIT → response with receipt
+
+Invariant: no figure leaves unless its charge and its audit entry are committed with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import secrets
+import sqlite3
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import audit_log.store as audit_store
+import query_guard
+from privacy import PrivacyError, release
+from privacy.release import planned_components
+from query_guard import GuardError, QueryPlan
+from sandbox import datasets, ledger, postprocess, workflow
+from sandbox.clock import Clock, iso, utc_now
+from sandbox.engine import Engine, EngineLimits
+from sandbox.errors import BadRequest, EngineFailure, SandboxError
+from sandbox.users import User
+from sandbox.workspace import Workspace, transaction
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIDENCE = 0.95
+
+
+@dataclass
+class QueryRequest:
+    approval_id: Any
+    sql: str
+    epsilon: float | None = None
+    confidence: float = DEFAULT_CONFIDENCE
+
+
+class QueryRefused(SandboxError):
+    """A guard refusal, already logged; carries the SQL position."""
+
+    http_status = 400
+
+    def __init__(self, err: GuardError):
+        super().__init__(err.message, code=err.code)
+        self.position = err.position
+
+
+class Sandbox:
+    """One workspace opened for serving: store connections, engine, table cache, keys."""
+
+    def __init__(self, workspace: Workspace, *, now: Clock = utc_now, limits: EngineLimits | None = None):
+        self.ws = workspace
+        self.now = now
+        self.engine = Engine(limits)
+        self.keyring = _open_keyring(workspace)
+        self.tables = datasets.TableCache(workspace.data_dir, self._decrypt)
+        self._local = threading.local()
+
+    # -- plumbing -------------------------------------------------------------------
+    def conn(self) -> sqlite3.Connection:
+        """One SQLite connection per thread (sqlite3 connections are not thread-safe)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self.ws.connect()
+        return conn
+
+    def _decrypt(self, blob: bytes, wrapped: bytes, aad: bytes) -> bytes:
+        import keys
+
+        return keys.decrypt_blob(self.keyring.unwrap_data_key(wrapped), blob, aad)
+
+    def encryptor(self):
+        import keys
+
+        def encrypt(plain: bytes, aad: bytes) -> tuple[bytes, bytes]:
+            data_key, wrapped = self.keyring.new_data_key()
+            return keys.encrypt_blob(data_key, plain, aad), wrapped
+
+        return encrypt
+
+    def audit(self, conn: sqlite3.Connection, actor: User | None, action: str, subject: str,
+              details: dict[str, Any]) -> audit_store.AppendedEntry:
+        """Append to the audit log inside the caller's transaction."""
+        return audit_store.append(
+            conn,
+            actor=actor.username if actor else "system",
+            role=actor.role if actor else "system",
+            action=action,
+            subject=subject,
+            details=details,
+            now=self.now(),
+        )
+
+    # -- queries --------------------------------------------------------------------
+    def run_query(self, user: User, req: QueryRequest) -> dict[str, Any]:
+        conn = self.conn()
+        if not isinstance(req.sql, str) or not req.sql.strip():
+            raise BadRequest("sql must be a non-empty string", code="missing_sql")
+        approval = self._approval_or_log(conn, user, req)
+        epsilon = self._epsilon(approval, req.epsilon)
+        if not 0.5 <= req.confidence < 1:
+            raise BadRequest("confidence must be at least 0.5 and below 1")
+        versions = [v for v in datasets.latest_versions(conn) if v.name in approval.scenario.datasets]
+        catalog = datasets.build_catalog(versions)
+        try:
+            plan = query_guard.plan(req.sql, approval.scenario, catalog)
+        except GuardError as err:
+            self._log_refusal(conn, user, req, approval.id, err.code, err.message, err.position)
+            raise QueryRefused(err) from None
+        delta = self._delta(plan, approval)
+        used = [v for v in versions if v.name in plan.datasets]
+        cache_key = _cache_key(plan, used, approval.id, epsilon, delta, req.confidence)
+        cached = conn.execute(
+            "SELECT id, response_json FROM queries WHERE cache_key = ? AND status = 'released'", (cache_key,)
+        ).fetchone()
+        if cached is not None:
+            return self._serve_cached(conn, user, approval.id, cached)
+        ledger.ensure_affordable(ledger.budget(conn, approval.id), epsilon, delta)
+
+        query_id = "q_" + secrets.token_hex(8)
+        tables = {v.name: self.tables.get(v) for v in used}
+        try:
+            exact = self.engine.execute(plan.engine_sql("duckdb"), tables).to_pydict()
+        except EngineFailure as err:
+            # PRIVACY: a failure after execution started may depend on the data: charged.
+            self._log_failure(conn, user, req, approval, plan, query_id, epsilon, delta, err)
+            raise
+        with transaction(conn):
+            workflow.active_approval(conn, user, approval.id, now=self.now)  # suspended meanwhile?
+            ledger.ensure_affordable(ledger.budget(conn, approval.id), epsilon, delta)
+            try:
+                rel = release(plan, exact, epsilon=epsilon, delta=delta, confidence=req.confidence)
+            except PrivacyError as err:
+                raise BadRequest(err.message, code=err.code) from None
+            del exact  # PRIVACY: exact values go no further
+            columns, rows, intervals = postprocess.apply(plan, rel, self.engine)
+            conn.execute(
+                "INSERT INTO queries (id, approval_id, user_id, sql, fingerprint, cache_key, status, "
+                "epsilon, delta, created_at) VALUES (?,?,?,?,?,?, 'released', ?,?,?)",
+                (query_id, approval.id, user.id, req.sql, plan.fingerprint, cache_key, rel.epsilon,
+                 rel.delta, iso(self.now())),
+            )
+            budget = ledger.charge(conn, approval.id, query_id, rel.epsilon, rel.delta, now=self.now)
+            entry = self.audit(conn, user, "query.released", f"query/{query_id}", {
+                "query_id": query_id,
+                "approval_id": approval.id,
+                "sql": req.sql,
+                "fingerprint": plan.fingerprint,
+                "datasets": {v.name: {"version": v.version, "content_hash": v.content_hash} for v in used},
+                "mechanisms": [m.__dict__ for m in rel.mechanisms],
+                "epsilon": rel.epsilon,
+                "delta": rel.delta,
+                "budget_after": {"epsilon_spent": budget.epsilon_spent, "delta_spent": budget.delta_spent},
+                "columns": columns,
+                "rows": _jsonable(rows),
+            })
+            response = {
+                "query_id": query_id,
+                "columns": columns,
+                "rows": _jsonable(rows),
+                "accuracy": {
+                    c: {
+                        "confidence": rel.confidence,
+                        "method": rel.methods.get(c, ""),
+                        "intervals": [None if iv is None else [_num(iv[0]), _num(iv[1])] for iv in intervals[c]],
+                    }
+                    for c in columns if c in rel.methods
+                },
+                "epsilon_spent": rel.epsilon,
+                "delta_spent": rel.delta,
+                "budget": budget.as_dict(),
+                "receipt": {"query_id": query_id, "log_index": entry.seq, "leaf_hash": entry.leaf_hash,
+                            "tree_size": entry.tree_size},
+                "cached": False,
+                "notes": list(plan.notes),
+            }
+            conn.execute("UPDATE queries SET response_json = ?, audit_seq = ? WHERE id = ?",
+                         (json.dumps(response, ensure_ascii=False), entry.seq, query_id))
+        return response
+
+    def _approval_or_log(self, conn: sqlite3.Connection, user: User, req: QueryRequest) -> workflow.Approval:
+        try:
+            return workflow.active_approval(conn, user, req.approval_id, now=self.now)
+        except SandboxError as err:
+            self._log_refusal(conn, user, req, None, err.code, err.message, None)
+            raise
+
+    def _epsilon(self, approval: workflow.Approval, requested: Any) -> float:
+        if requested is None:
+            return min(approval.epsilon_per_query, 1.0)
+        if isinstance(requested, bool) or not isinstance(requested, int | float) or not math.isfinite(requested):
+            raise BadRequest("epsilon must be a positive number", code="bad_epsilon")
+        if not 0 < requested <= approval.epsilon_per_query + ledger.TOLERANCE:
+            raise BadRequest(
+                f"epsilon must be above 0 and at most this approval's per-query cap "
+                f"{approval.epsilon_per_query:g}", code="bad_epsilon",
+            )
+        return float(requested)
+
+    def _delta(self, plan: QueryPlan, approval: workflow.Approval) -> float:
+        """δ for partition selection only; pure ε-DP otherwise."""
+        if not plan.needs_partition_selection:
+            return 0.0
+        return min(1e-7, approval.delta_total / 10) if approval.delta_total > 0 else 0.0
+
+    def _serve_cached(self, conn, user, approval_id, cached) -> dict[str, Any]:
+        """The same plan on the same data version: the earlier release, free (defeats averaging)."""
+        response = json.loads(cached["response_json"])
+        response["cached"] = True
+        response["epsilon_spent"] = 0.0
+        response["delta_spent"] = 0.0
+        response["budget"] = ledger.budget(conn, approval_id).as_dict()
+        return response
+
+    def _log_refusal(self, conn, user, req, approval_id, code, message, position) -> None:
+        query_id = "q_" + secrets.token_hex(8)
+        with transaction(conn):
+            conn.execute(
+                "INSERT INTO queries (id, approval_id, user_id, sql, status, error_code, created_at) "
+                "VALUES (?,?,?,?, 'refused', ?, ?)",
+                (query_id, approval_id, user.id, str(req.sql)[:20000], code, iso(self.now())),
+            )
+            self.audit(conn, user, "query.refused", f"query/{query_id}", {
+                "query_id": query_id, "approval_id": approval_id, "sql": str(req.sql)[:20000],
+                "code": code, "message": message, "position": position,
+            })
+
+    def _log_failure(self, conn, user, req, approval, plan, query_id, epsilon, delta, err) -> None:
+        with transaction(conn):
+            conn.execute(
+                "INSERT INTO queries (id, approval_id, user_id, sql, fingerprint, status, error_code, "
+                "epsilon, delta, created_at) VALUES (?,?,?,?,?, 'failed', ?,?,?,?)",
+                (query_id, approval.id, user.id, req.sql, plan.fingerprint, err.code, epsilon, delta, iso(self.now())),
+            )
+            budget = ledger.charge(conn, approval.id, query_id, epsilon, delta, now=self.now)
+            self.audit(conn, user, "query.failed", f"query/{query_id}", {
+                "query_id": query_id, "approval_id": approval.id, "sql": req.sql, "code": err.code,
+                "epsilon": epsilon, "delta": delta,
+                "budget_after": {"epsilon_spent": budget.epsilon_spent, "delta_spent": budget.delta_spent},
+            })
+
+    # -- budgets --------------------------------------------------------------------
+    def budget(self, user: User, approval_id: Any) -> dict[str, Any]:
+        conn = self.conn()
+        try:
+            ident = int(approval_id)
+        except (TypeError, ValueError):
+            raise BadRequest("approval id must be a number") from None
+        approval = workflow.get_approval(conn, ident)
+        visible = approval is not None and (
+            user.role == "regulator"
+            or (user.role == "researcher" and approval.researcher_id == user.id)
+            or (user.role == "owner" and approval.owner_id == user.id)
+        )
+        if not visible:
+            raise workflow.NotFound(f"no approval {ident}")
+        return ledger.budget(conn, ident).as_dict()
+
+
+def _open_keyring(ws: Workspace):
+    import keys
+
+    return keys.KeyRing.open_or_create(ws.keys_dir)
+
+
+def _cache_key(plan: QueryPlan, versions, approval_id: int, epsilon: float, delta: float, confidence: float) -> str:
+    material = json.dumps(
+        [plan.fingerprint, sorted(v.content_hash for v in versions), approval_id, repr(epsilon), repr(delta),
+         repr(confidence), planned_components(plan)],
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _jsonable(rows: list[list[Any]]) -> list[list[Any]]:
+    out = []
+    for row in rows:
+        out.append([v if v is None or isinstance(v, str | int | float | bool) else str(v) for v in row])
+    return out
+
+
+class SandboxAdmin:
+    """Workflow operations (datasets, users, applications), each logged in one transaction."""
+
+    def __init__(self, sb: Sandbox):
+        self.sb = sb
+
+    def create_user(self, username: str, role: str, password: str, *, display_name: str = "") -> tuple[User, str]:
+        from sandbox import users
+
+        conn = self.sb.conn()
+        with transaction(conn):
+            user = users.create_user(conn, username, role, password, now=self.sb.now, display_name=display_name)
+            token = users.issue_token(conn, user, now=self.sb.now, label="default")
+            self.sb.audit(conn, None, "user.created", f"user/{username}", {"username": username, "role": role})
+        return user, token
+
+    def add_dataset(self, name: str, table, policy_text: str, *, policy_path: str = "<policy>",
+                    actor: User | None = None, progress=None) -> datasets.DatasetVersion:
+        conn = self.sb.conn()
+        with transaction(conn):
+            version = datasets.register_dataset(
+                conn, self.sb.ws.data_dir, name, table, policy_text, policy_path=policy_path,
+                now=self.sb.now, encryptor=self.sb.encryptor(), progress=progress,
+            )
+            self.sb.audit(conn, actor, "dataset.registered", f"dataset/{name}", {
+                "name": name, "version": version.version, "content_hash": version.content_hash,
+                "tier": version.tier, "rows": version.row_count, "units": version.unit_count,
+                "encrypted": version.encrypted,
+            })
+        return version
+
+    def apply(self, researcher: User, request: dict[str, Any]) -> int:
+        conn = self.sb.conn()
+        with transaction(conn):
+            app_id = workflow.create_application(
+                conn, researcher, request, scenario=str(request.get("scenario", "")),
+                purpose=str(request.get("purpose", "")),
+                commitment_accepted=bool(request.get("commitment_accepted")), now=self.sb.now,
+            )
+            self.sb.audit(conn, researcher, "application.submitted", f"application/{app_id}", {
+                "application_id": app_id, "datasets": request.get("datasets"), "scenario": request.get("scenario"),
+            })
+        return app_id
+
+    def approve(self, owner: User, application_id: int, scope: dict[str, Any], *, epsilon_total: float,
+                delta_total: float, epsilon_per_query: float, expires_at: str | None = None) -> int:
+        conn = self.sb.conn()
+        with transaction(conn):
+            approval_id = workflow.approve(
+                conn, application_id, owner, scope, epsilon_total=epsilon_total, delta_total=delta_total,
+                epsilon_per_query=epsilon_per_query, expires_at=expires_at, now=self.sb.now,
+            )
+            self.sb.audit(conn, owner, "approval.granted", f"approval/{approval_id}", {
+                "approval_id": approval_id, "application_id": application_id, "scope": scope,
+                "epsilon_total": epsilon_total, "delta_total": delta_total,
+                "epsilon_per_query": epsilon_per_query, "expires_at": expires_at,
+            })
+        return approval_id
+
+
+def list_datasets(sb: Sandbox, user: User) -> list[dict[str, Any]]:
+    """The catalog as this user may see it: not-open datasets only for owner and regulators."""
+    out = []
+    for v in datasets.latest_versions(sb.conn()):
+        if v.tier == "not_open" and not (user.role == "regulator" or v.owner_id == user.id):
+            continue
+        out.append({
+            "name": v.name, "title": v.title, "tier": v.tier, "version": v.version,
+            "update_frequency": v.policy.update_frequency, "privacy_unit": v.policy.privacy_unit,
+            "columns": [
+                {"name": c.name, "type": c.type, "sensitivity": c.sensitivity,
+                 "bounds": [str(b) for b in c.bounds] if c.bounds else None,
+                 "public_values": list(c.public_values) if c.public_values else None}
+                for c in v.policy.columns.values()
+            ],
+        })
+    return out

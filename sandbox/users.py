@@ -1,0 +1,95 @@
+"""Users, roles, passwords and API tokens.
+
+SECURITY: passwords are stored only as argon2id hashes and tokens only as SHA-256 hashes
+(``keys``); a wrong username and a wrong password give the same answer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+import keys
+from sandbox.clock import Clock, iso
+from sandbox.errors import BadRequest, Unauthorized
+
+ROLES = ("researcher", "owner", "regulator", "admin")
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    role: str
+    display_name: str = ""
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(row["id"], row["username"], row["role"], row["display_name"])
+
+
+def create_user(
+    conn: sqlite3.Connection, username: str, role: str, password: str, *, now: Clock, display_name: str = ""
+) -> User:
+    if role not in ROLES:
+        raise BadRequest(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+    if len(password) < 8:
+        raise BadRequest("passwords need at least 8 characters")
+    cur = conn.execute(
+        "INSERT INTO users (username, role, display_name, password_hash, created_at) VALUES (?,?,?,?,?)",
+        (username, role, display_name, keys.hash_password(password), iso(now())),
+    )
+    return User(int(cur.lastrowid), username, role, display_name)  # type: ignore[arg-type]
+
+
+def issue_token(conn: sqlite3.Connection, user: User, *, now: Clock, label: str = "") -> str:
+    """A new API token; only its hash is stored, so this is the one time it is seen."""
+    token = keys.new_token()
+    conn.execute(
+        "INSERT INTO api_tokens (user_id, token_hash, label, created_at) VALUES (?,?,?,?)",
+        (user.id, keys.hash_token(token), label, iso(now())),
+    )
+    return token
+
+
+def get_user(conn: sqlite3.Connection, user_id: int) -> User | None:
+    row = conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
+    return _user(row) if row else None
+
+
+def find_user(conn: sqlite3.Connection, username: str) -> User | None:
+    row = conn.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
+    return _user(row) if row else None
+
+
+def authenticate_token(conn: sqlite3.Connection, token: str) -> User:
+    row = conn.execute(
+        "SELECT u.* FROM api_tokens t JOIN users u ON u.id = t.user_id "
+        "WHERE t.token_hash = ? AND t.revoked_at IS NULL",
+        (keys.hash_token(token),),
+    ).fetchone()
+    if row is None:
+        raise Unauthorized("the API token is not valid; send Authorization: Bearer <token>")
+    return _user(row)
+
+
+# A fixed hash to verify against when the user does not exist, so timing does not tell.
+_DUMMY_HASH: str | None = None
+
+
+def authenticate_password(conn: sqlite3.Connection, username: str, password: str) -> User:
+    global _DUMMY_HASH
+    row = conn.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
+    if row is None:
+        if _DUMMY_HASH is None:
+            _DUMMY_HASH = keys.hash_password("not-a-real-password")
+        stored = _DUMMY_HASH
+    else:
+        stored = row["password_hash"]
+    try:
+        keys.verify_password(stored, password)
+    except keys.KeysError:
+        raise Unauthorized("wrong username or password") from None
+    if row is None:
+        raise Unauthorized("wrong username or password")
+    return _user(row)

@@ -1,0 +1,139 @@
+"""One workspace folder: SQLite store (WAL), Parquet data, keys.
+
+Layout::
+
+    DATA_DIR/
+      sandbox.db        SQLite in WAL mode: catalog, users, approvals, ledger, cache, audit log
+      data/             one Parquet file per dataset version (encrypted for conditional tiers)
+      keys/             signing keys and the master key (private keys encrypted at rest)
+
+Schema changes are versioned migrations (``sandbox.migrations``); a workspace written by a
+newer release is refused instead of being silently misread.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.errors import WorkspaceError
+from sandbox.migrations import MIGRATIONS, SCHEMA_VERSION
+
+DB_NAME = "sandbox.db"
+DEFAULT_DATA_DIR = "./sandbox-data"
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
+    """``--data-dir`` wins, then ``SANDBOX_DATA_DIR``, then ``./sandbox-data``."""
+    chosen = data_dir or os.environ.get("SANDBOX_DATA_DIR") or DEFAULT_DATA_DIR
+    return Path(chosen).expanduser().resolve()
+
+
+def connect(db_path: Path) -> sqlite3.Connection:
+    """A connection with the pragmas every use needs (WAL, foreign keys, busy wait).
+
+    ``isolation_level=None``: transactions are explicit (``BEGIN IMMEDIATE``) so that a
+    budget charge, its release and its audit entry commit together (DESIGN.md).
+    """
+    conn = sqlite3.connect(db_path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA synchronous=FULL")  # durable before a release is returned
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``; rolls back on any exception.
+
+    IMMEDIATE takes the write lock at the start, so two concurrent charges can never both
+    read the same remaining budget (the lost-update race).
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / DB_NAME
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.root / "keys"
+
+    def connect(self) -> sqlite3.Connection:
+        return connect(self.db_path)
+
+    @classmethod
+    def init(cls, data_dir: str | os.PathLike[str] | None = None) -> Workspace:
+        """Create (or upgrade) a workspace. Idempotent."""
+        root = resolve_data_dir(data_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        for sub in ("data", "keys"):
+            (root / sub).mkdir(exist_ok=True)
+        os.chmod(root / "keys", 0o700)
+        ws = cls(root)
+        conn = ws.connect()
+        try:
+            migrate(conn)
+        finally:
+            conn.close()
+        return ws
+
+    @classmethod
+    def open(cls, data_dir: str | os.PathLike[str] | None = None) -> Workspace:
+        """Open an existing workspace; refuse a missing or newer one with a clear message."""
+        root = resolve_data_dir(data_dir)
+        ws = cls(root)
+        if not ws.db_path.exists():
+            raise WorkspaceError(
+                f"no workspace at {root}: run `sandbox init --data-dir {root}` "
+                "(or `sandbox demo`) first",
+                code="no_workspace",
+            )
+        conn = ws.connect()
+        try:
+            migrate(conn)
+        finally:
+            conn.close()
+        return ws
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply pending migrations in order, each in its own transaction."""
+    current = schema_version(conn)
+    if current > SCHEMA_VERSION:
+        raise WorkspaceError(
+            f"this workspace has schema version {current}, newer than this release of "
+            f"data-sandbox understands ({SCHEMA_VERSION}); upgrade data-sandbox to open it",
+            code="schema_too_new",
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        with transaction(conn):
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+    return SCHEMA_VERSION
