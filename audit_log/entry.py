@@ -129,6 +129,13 @@ def _parse_constant(text: str) -> float:
     raise EntryError(f"{text} is not JSON")
 
 
+def _int_or_double(text: str) -> int | float:
+    """JSON numbers are IEEE doubles (RFC 8785 §3.2.2.3): an integer token beyond 2^53 is
+    read as the double it denotes, so re-encoding shows whether it was canonical."""
+    value = int(text)
+    return value if abs(value) < 2**53 else float(value)
+
+
 def _plain_float(text: str) -> bool:
     """True when ``text`` is already the RFC 8785 form of its float: Python's repr and
     ECMA-262 7.1.12.1 both print the shortest round-trip digits and agree whenever repr
@@ -166,7 +173,9 @@ def check_canonical(line: bytes) -> dict[str, Any]:
         raise EntryError("an entry is a JSON object")
     try:
         if _LONG_DIGITS_RE.search(line) or (not text.isascii() and _ASTRAL_RE.search(text)):
-            expected = rfc8785.dumps(json.loads(text, parse_constant=_parse_constant))
+            expected = rfc8785.dumps(
+                json.loads(text, parse_int=_int_or_double, parse_constant=_parse_constant)
+            )
         else:
             out = json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
             for i, token in enumerate(floats):

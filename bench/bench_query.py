@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sandbox.demo import setup_demo  # noqa: E402
-from sandbox.service import QueryRequest, SandboxAdmin  # noqa: E402
+from sandbox.operations import SandboxAdmin  # noqa: E402
+from sandbox.service import QueryRequest  # noqa: E402
 from sandbox.users import find_user  # noqa: E402
 
 QUERIES = [

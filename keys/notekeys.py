@@ -63,7 +63,7 @@ class VerifierKey:
     @classmethod
     def parse(cls, vkey: str) -> VerifierKey:
         """Parse ``name+hash+base64``; the hash must match the key (C2SP signed-note)."""
-        parts = vkey.strip().split("+")
+        parts = vkey.strip().split("+", 2)  # base64 may itself contain "+"
         if len(parts) != 3:
             raise KeysError("a verifier key is 'name+keyhash+base64(type||key)'")
         name, hash_hex, material_b64 = parts

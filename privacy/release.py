@@ -234,7 +234,8 @@ def _ratio_interval(s: float, a_s: float, c: float, a_c: float, lo: float, hi: f
     if c_lo <= 0:
         return (lo, hi)
     cands = [(s + ds) / (c + dc) for ds in (-a_s, a_s) for dc in (-a_c, a_c)]
-    return (max(lo, min(cands)), min(hi, max(cands)))
+    # The true mean lies in [lo, hi]: clamp each end (an empty intersection clamps to a point).
+    return (min(hi, max(lo, min(cands))), min(hi, max(lo, max(cands))))
 
 
 def _variance_interval(s, a_s, ss, a_ss, c, a_c, max_var, kind) -> tuple[float, float]:

@@ -58,3 +58,58 @@ class Catalog:
 
     def table(self, name: str) -> TableInfo | None:
         return self.tables.get(name.lower())
+
+
+def table_from_policy(
+    policy: Mapping[str, object], *, bounding_seed: str = "", version: str = ""
+) -> TableInfo:
+    """A :class:`TableInfo` from a parsed dataset policy (the TOML of DESIGN.md).
+
+    Pure: the caller reads the file (``tomllib.load``). Date bounds given as ISO strings
+    become days since 1970-01-01, the unit :class:`ColumnInfo` uses for dates.
+    """
+    import datetime as dt
+
+    dataset = policy.get("dataset", {})
+    assert isinstance(dataset, Mapping)
+    columns: dict[str, ColumnInfo] = {}
+    raw_columns = policy.get("columns", {})
+    assert isinstance(raw_columns, Mapping)
+    for name, spec in raw_columns.items():
+        assert isinstance(spec, Mapping)
+        bounds = spec.get("bounds")
+        lower = upper = None
+        if isinstance(bounds, (list, tuple)) and len(bounds) == 2:
+            lower, upper = (_bound_value(b, dt) for b in bounds)
+        public = spec.get("public_values")
+        columns[str(name).lower()] = ColumnInfo(
+            name=str(name).lower(),
+            type=spec.get("type", "text"),  # type: ignore[arg-type]
+            sensitivity=spec.get("sensitivity", "sensitive"),  # type: ignore[arg-type]
+            lower=lower,
+            upper=upper,
+            public_values=tuple(public) if isinstance(public, (list, tuple)) else None,
+            nullable=bool(spec.get("nullable", True)),
+        )
+    return TableInfo(
+        name=str(dataset.get("name", "")).lower(),
+        privacy_unit=str(dataset.get("privacy_unit", "")).lower(),
+        columns=columns,
+        max_partitions=int(dataset.get("max_partitions", 1)),  # type: ignore[call-overload]
+        max_rows_per_partition=int(dataset.get("max_rows_per_partition", 1)),  # type: ignore[call-overload]
+        one_row_per_unit=bool(dataset.get("one_row_per_unit", True)),
+        bounding_seed=bounding_seed,
+        version=version,
+    )
+
+
+def _bound_value(value: object, dt: object) -> float | None:
+    import datetime
+
+    if value is None:
+        return None
+    if isinstance(value, datetime.date):
+        return float((value - datetime.date(1970, 1, 1)).days)
+    if isinstance(value, str):
+        return float((datetime.date.fromisoformat(value) - datetime.date(1970, 1, 1)).days)
+    return float(value)  # type: ignore[arg-type]

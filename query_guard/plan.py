@@ -135,6 +135,10 @@ class QueryPlan:
     limit: int | None = None
     fingerprint: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # One person's contribution to ``__rows`` after the bounding pass (L0, L∞): what DP
+    # partition selection needs, also when the plan has no measurement (GROUP BY only).
+    max_partitions: int = 1
+    max_rows_per_partition: int = 1
 
     def engine_sql(self, dialect: str = "duckdb") -> str:
         """The rewritten query as text for one engine (sqlglot transpiles)."""

@@ -135,7 +135,8 @@ def datasets() -> None:
 def datasets_add(data_dir: Path | None, name: str, file: Path, policy_path: Path) -> None:
     """Register FILE (Parquet or CSV) as a new version of dataset NAME."""
     from sandbox.datasets import read_data_file
-    from sandbox.service import Sandbox, SandboxAdmin
+    from sandbox.operations import SandboxAdmin
+    from sandbox.service import Sandbox
     from sandbox.workspace import Workspace
 
     try:

@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 
 from sandbox import datasets
 from sandbox.demo_data import write_demo_files
-from sandbox.service import Sandbox, SandboxAdmin
+from sandbox.operations import SandboxAdmin
+from sandbox.service import Sandbox
 from sandbox.users import find_user, get_user, issue_token
 from sandbox.workspace import Workspace, transaction
 

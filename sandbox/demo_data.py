@@ -61,7 +61,6 @@ def resident_id_numbers(area_codes: np.ndarray, birth: np.ndarray, rng: np.rando
     codes = np.array([int(c) for c in area_codes], dtype=np.int64) if area_codes.dtype.kind != "i" else area_codes
     for i in range(6):
         digits[:, i] = codes // 10 ** (5 - i) % 10
-    ymd = birth.astype("datetime64[D]").astype(object) if False else None  # noqa: F841 (clarity)
     days = birth.astype("datetime64[D]")
     years = days.astype("datetime64[Y]").astype(np.int64) + 1970
     months = days.astype("datetime64[M]").astype(np.int64) % 12 + 1

@@ -46,7 +46,25 @@ _V1 = [
         wrapped_key BLOB,
         bounding_seed TEXT NOT NULL,
         created_at TEXT NOT NULL,
+        -- 第十二条: the risk-scan report (JSON); the version is published (queryable,
+        -- listed) only once its owner has acknowledged the report.
+        risk_report TEXT NOT NULL DEFAULT '{}',
+        published_at TEXT,
+        published_by INTEGER REFERENCES users(id),
+        acknowledgement TEXT NOT NULL DEFAULT '',
         UNIQUE (dataset_id, version)
+    )""",
+    # 第十、十一条: every tier decision with its basis (and the de-identification step
+    # when not-open data becomes conditional); the catalog shows this history.
+    """CREATE TABLE dataset_tier_changes (
+        id INTEGER PRIMARY KEY,
+        dataset_id INTEGER NOT NULL REFERENCES datasets(id),
+        from_tier TEXT NOT NULL,
+        to_tier TEXT NOT NULL CHECK (to_tier IN ('not_open', 'conditional', 'unconditional')),
+        basis TEXT NOT NULL CHECK (length(basis) > 0),
+        deidentification TEXT NOT NULL DEFAULT '',
+        changed_by INTEGER REFERENCES users(id),
+        created_at TEXT NOT NULL
     )""",
     """CREATE TABLE applications (
         id INTEGER PRIMARY KEY,
@@ -55,6 +73,9 @@ _V1 = [
         scenario TEXT NOT NULL,
         purpose TEXT NOT NULL,
         commitment_accepted INTEGER NOT NULL,
+        commitment_text TEXT NOT NULL DEFAULT '',
+        provision_method TEXT NOT NULL DEFAULT 'sandbox',
+        owner_id INTEGER REFERENCES users(id),
         status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
         reason TEXT NOT NULL DEFAULT '',
         decided_by INTEGER REFERENCES users(id),
@@ -71,7 +92,10 @@ _V1 = [
         delta_total REAL NOT NULL CHECK (delta_total >= 0 AND delta_total < 1),
         epsilon_per_query REAL NOT NULL CHECK (epsilon_per_query > 0),
         expires_at TEXT,
+        reason TEXT NOT NULL DEFAULT '',
         signature TEXT NOT NULL DEFAULT '',
+        signature_key TEXT NOT NULL DEFAULT '',
+        signature_key_id TEXT NOT NULL DEFAULT '',
         created_at TEXT NOT NULL
     )""",
     """CREATE TABLE queries (
@@ -106,10 +130,27 @@ _V1 = [
         target_id INTEGER NOT NULL,
         reason TEXT NOT NULL,
         created_by INTEGER REFERENCES users(id),
+        automatic INTEGER NOT NULL DEFAULT 0,
         created_at TEXT NOT NULL,
         lifted_at TEXT,
         lifted_by INTEGER REFERENCES users(id),
         lift_reason TEXT
+    )""",
+    "CREATE INDEX suspensions_target ON suspensions(target_type, target_id)",
+    # 第十七条: objections against a decision, answered by the regulator.
+    """CREATE TABLE objections (
+        id INTEGER PRIMARY KEY,
+        filed_by INTEGER NOT NULL REFERENCES users(id),
+        target_type TEXT NOT NULL
+            CHECK (target_type IN ('application', 'approval', 'suspension', 'tier_change')),
+        target_id INTEGER NOT NULL,
+        respondent_id INTEGER REFERENCES users(id),
+        text TEXT NOT NULL CHECK (length(text) > 0),
+        status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'answered')),
+        answer TEXT,
+        answered_by INTEGER REFERENCES users(id),
+        answered_at TEXT,
+        created_at TEXT NOT NULL
     )""",
     """CREATE TABLE web_sessions (
         id_hash TEXT PRIMARY KEY,

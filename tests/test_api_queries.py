@@ -119,10 +119,10 @@ def test_bad_input_gets_error_shape_and_costs_nothing(client, creds, case, who, 
 
 def test_sql_refusal_names_position(client, creds):
     r = post(client, creds, {"approval_id": creds["researcher"]["approval_id"],
-                             "sql": "SELECT district,\n       id_number\nFROM residents"})
+                             "sql": "SELECT COUNT(*)\nFROM residents\nWHERE  id_number = '370102199001011234'"})
     assert r.status_code == 400
     err = r.json["error"]
-    assert err["position"]["line"] == 2
+    assert err["position"] == {"line": 3, "column": 8}
     assert "id_number" in err["message"]
 
 

@@ -13,7 +13,10 @@ from query_guard.plan import GroupKey, Measurement, OutputColumn, QueryPlan
 DOMAIN = ("a", "b", "c")
 
 
-def plan_of(measurements, outputs, keys=(GroupKey("k", "__g0", DOMAIN),)):
+PUBLIC_KEY = (GroupKey("k", "__g0", DOMAIN),)
+
+
+def plan_of(measurements, outputs, keys=PUBLIC_KEY):
     return QueryPlan(sql="", engine_query=exp.select("1"), datasets=("t",), group_keys=tuple(keys),
                      measurements=tuple(measurements), outputs=tuple(outputs))
 

@@ -37,9 +37,17 @@ def test_env_var_selects_workspace(tmp_path, monkeypatch):
     assert ws.root == (tmp_path / "from-env").resolve()
 
 
-def test_ledger_is_append_only(tmp_path):
+def test_ledger_is_append_only(demo):
     import sqlite3
 
-    conn = Workspace.init(tmp_path / "w").connect()
+    from sandbox.service import QueryRequest
+    from sandbox.users import find_user
+
+    sb, creds = demo
+    sb.run_query(find_user(sb.conn(), "researcher"),
+                 QueryRequest(creds["researcher"]["approval_id"], "SELECT COUNT(*) FROM residents", 0.1))
+    conn = sb.conn()
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         conn.execute("DELETE FROM ledger")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("UPDATE ledger SET epsilon = 0")

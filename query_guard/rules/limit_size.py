@@ -50,7 +50,7 @@ def limit_tokens(tokens: list[Token], ctx: Context) -> None:
                 )
         elif tok.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE):
             depth = max(0, depth - 1)
-        if tok.token_type in (TokenType.NOT, TokenType.DASH, TokenType.PLUS, TokenType.TILDA):
+        if tok.token_type in (TokenType.NOT, TokenType.DASH, TokenType.PLUS, TokenType.TILDE):
             unary_run += 1
             if unary_run > MAX_PAREN_DEPTH:
                 _refuse_at(ctx, f"operators chained deeper than the limit of {MAX_PAREN_DEPTH}", tok)

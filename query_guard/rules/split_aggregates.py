@@ -21,18 +21,6 @@ from query_guard.rules.flatten_subqueries import Resolver, has_aggregate, output
 from query_guard.rules.privacy_unit import forbid_unit
 from query_guard.shape import AggCall, KeySpec, Shape
 
-KIND_OF: dict[type[exp.Expression], str] = {
-    exp.Count: "count",
-    exp.Sum: "sum",
-    exp.Avg: "mean",
-    exp.Variance: "variance",
-    exp.VariancePop: "variance",
-    exp.Stddev: "stddev",
-    exp.StddevSamp: "stddev",
-    exp.StddevPop: "stddev",
-    exp.Median: "quantile",
-    exp.PercentileCont: "quantile",
-}
 
 
 def split_aggregates(select: exp.Select, resolver: Resolver, ctx: Context) -> Shape:

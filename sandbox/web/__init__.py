@@ -9,7 +9,7 @@ from flask import Flask, jsonify
 from flask_wtf.csrf import CSRFProtect
 
 from sandbox.service import Sandbox
-from sandbox.web import api, console, errors
+from sandbox.web import api, api_audit, console, errors
 
 csrf = CSRFProtect()
 
@@ -41,8 +41,9 @@ def create_app(sb: Sandbox, test_config: dict[str, Any] | None = None) -> Flask:
         app.config.update(test_config)
     app.extensions["sandbox"] = sb
     csrf.init_app(app)
-    csrf.exempt(api.bp)  # bearer-token API: no ambient credentials, so no CSRF
-    app.register_blueprint(api.bp)
+    for blueprint in (api.bp, api_audit.bp):
+        csrf.exempt(blueprint)  # bearer-token API: no ambient credentials, so no CSRF
+        app.register_blueprint(blueprint)
     app.register_blueprint(console.bp)
     errors.register(app)
 

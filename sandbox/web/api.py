@@ -6,8 +6,9 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from sandbox import operations
 from sandbox.errors import BadRequest, Unauthorized
-from sandbox.service import QueryRequest, Sandbox, list_datasets
+from sandbox.service import QueryRequest, Sandbox
 from sandbox.users import User, authenticate_token
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -63,4 +64,4 @@ def get_budget(approval_id: str):
 
 @bp.get("/datasets")
 def list_datasets():
-    return jsonify({"datasets": list_datasets(sandbox(), g.user)})
+    return jsonify({"datasets": operations.list_datasets(sandbox(), g.user)})

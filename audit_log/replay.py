@@ -1,0 +1,227 @@
+"""Replay: rebuild the regulator's view from the log alone (no database, no server).
+
+From entries it derives, per approval, the privacy budget over time (``query.released``
+entries carry ``details.approval_id``, ``epsilon``, ``delta`` and ``budget_after``);
+releases and refusals (``query.refused``) per researcher; suspensions
+(``suspension.created`` / ``suspension.lifted``); tier changes (``dataset.tier_changed``);
+key changes (``key.*``). It recomputes the spent budget by summing the logged charges and
+flags every entry whose reported ``budget_after`` disagrees, and (with a workspace)
+compares the sums with the live ledger (``compare_with_ledger``).
+
+``budget_after`` may be an object with any of ``epsilon_spent``, ``epsilon_remaining``,
+``delta_spent``, ``delta_remaining`` (preferred), or a number, read as ε spent if it
+equals the running sum, else as ε remaining if it equals the grant minus the sum.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+REPLAY_FORMAT = "sandbox-replay/v1"
+RELEASED = "query.released"
+REFUSED = "query.refused"
+SUSPENSION_ACTIONS = ("suspension.created", "suspension.lifted")
+TIER_CHANGED = "dataset.tier_changed"
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _event(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "seq": entry.get("seq"),
+        "time": entry.get("time"),
+        "actor": entry.get("actor"),
+        "role": entry.get("role"),
+        "action": entry.get("action"),
+        "subject": entry.get("subject"),
+        "details": entry.get("details", {}),
+    }
+
+
+def _approval(approvals: dict[str, dict[str, Any]], approval_id: Any) -> dict[str, Any]:
+    key = str(approval_id)
+    if key not in approvals:
+        approvals[key] = {
+            "approval_id": approval_id,
+            "researcher": None,
+            "granted": None,
+            "releases": 0,
+            "refusals": 0,
+            "epsilon_spent": 0.0,
+            "delta_spent": 0.0,
+            "timeline": [],
+            "inconsistencies": [],
+        }
+    return approvals[key]
+
+
+def _check_budget_after(rec: dict[str, Any], seq: Any, reported: Any) -> None:
+    spent_e, spent_d = rec["epsilon_spent"], rec["delta_spent"]
+    granted = rec["granted"] or {}
+    total_e, total_d = _num(granted.get("epsilon_total")), _num(granted.get("delta_total"))
+    problems = []
+    if isinstance(reported, Mapping):
+        checks = [
+            ("epsilon_spent", spent_e),
+            ("delta_spent", spent_d),
+            ("epsilon_remaining", None if total_e is None else total_e - spent_e),
+            ("delta_remaining", None if total_d is None else total_d - spent_d),
+        ]
+        for name, expected in checks:
+            value = _num(reported.get(name))
+            if value is not None and expected is not None and not _close(value, expected):
+                problems.append(f"{name} reported {value:g}, the log's charges give {expected:g}")
+    elif _num(reported) is not None:
+        value = float(reported)
+        remaining = None if total_e is None else total_e - spent_e
+        if not (_close(value, spent_e) or (remaining is not None and _close(value, remaining))):
+            problems.append(
+                f"budget_after {value:g} is neither the ε spent ({spent_e:g})"
+                + ("" if remaining is None else f" nor the ε remaining ({remaining:g})")
+            )
+    for message in problems:
+        rec["inconsistencies"].append({"seq": seq, "message": message})
+
+
+def replay(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Derive the replay report (a JSON-ready dict) from decoded entries in log order."""
+    approvals: dict[str, dict[str, Any]] = {}
+    researchers: dict[str, dict[str, Any]] = {}
+    suspensions: list[dict[str, Any]] = []
+    tier_changes: list[dict[str, Any]] = []
+    key_changes: list[dict[str, Any]] = []
+    actions: Counter[str] = Counter()
+    count, first_time, last_time = 0, None, None
+
+    def researcher(name: str) -> dict[str, Any]:
+        return researchers.setdefault(
+            name, {"releases": 0, "refusals": 0, "refusal_codes": {}, "epsilon_spent": 0.0}
+        )
+
+    for entry in entries:
+        count += 1
+        action = str(entry.get("action", ""))
+        actions[action] += 1
+        first_time = first_time or entry.get("time")
+        last_time = entry.get("time")
+        details = entry.get("details") or {}
+        actor = str(entry.get("actor", ""))
+        approval_id = details.get("approval_id") if isinstance(details, Mapping) else None
+        if action == RELEASED:
+            eps = _num(details.get("epsilon")) or 0.0
+            delta = _num(details.get("delta")) or 0.0
+            researcher(actor)["releases"] += 1
+            researcher(actor)["epsilon_spent"] += eps
+            if approval_id is not None:
+                rec = _approval(approvals, approval_id)
+                rec["researcher"] = rec["researcher"] or actor
+                rec["releases"] += 1
+                rec["epsilon_spent"] += eps
+                rec["delta_spent"] += delta
+                rec["timeline"].append(
+                    {
+                        "seq": entry.get("seq"),
+                        "time": entry.get("time"),
+                        "epsilon": eps,
+                        "delta": delta,
+                        "epsilon_spent": rec["epsilon_spent"],
+                        "delta_spent": rec["delta_spent"],
+                        "budget_after": details.get("budget_after"),
+                    }
+                )
+                if "budget_after" in details:
+                    _check_budget_after(rec, entry.get("seq"), details["budget_after"])
+        elif action == REFUSED:
+            rec_r = researcher(actor)
+            rec_r["refusals"] += 1
+            code = str(details.get("code") or details.get("error_code") or "unspecified")
+            rec_r["refusal_codes"][code] = rec_r["refusal_codes"].get(code, 0) + 1
+            if approval_id is not None:
+                _approval(approvals, approval_id)["refusals"] += 1
+        elif action in SUSPENSION_ACTIONS:
+            suspensions.append(_event(entry))
+        elif action == TIER_CHANGED:
+            tier_changes.append(_event(entry))
+        elif action.startswith("key."):
+            key_changes.append(_event(entry))
+        if (
+            approval_id is not None
+            and action != RELEASED
+            and isinstance(details, Mapping)
+            and "epsilon_total" in details
+        ):
+            rec = _approval(approvals, approval_id)
+            rec["granted"] = {
+                "epsilon_total": details.get("epsilon_total"),
+                "delta_total": details.get("delta_total"),
+                "epsilon_per_query": details.get("epsilon_per_query"),
+                "seq": entry.get("seq"),
+                "time": entry.get("time"),
+            }
+            if details.get("researcher"):
+                rec["researcher"] = details.get("researcher")
+    return {
+        "format": REPLAY_FORMAT,
+        "entries": count,
+        "first_time": first_time,
+        "last_time": last_time,
+        "actions": dict(sorted(actions.items())),
+        "approvals": approvals,
+        "researchers": dict(sorted(researchers.items())),
+        "suspensions": suspensions,
+        "tier_changes": tier_changes,
+        "key_changes": key_changes,
+        "inconsistencies": [
+            {"approval_id": rec["approval_id"], **item}
+            for rec in approvals.values()
+            for item in rec["inconsistencies"]
+        ],
+        "ledger_differences": [],
+    }
+
+
+def compare_with_ledger(
+    report: dict[str, Any], ledger: Mapping[Any, tuple[float, float]]
+) -> list[dict[str, Any]]:
+    """Compare the log's per-approval sums with a live ledger ``{approval_id: (ε, δ)}``.
+
+    Returns (and stores in ``report["ledger_differences"]``) one item per disagreement,
+    including approvals that appear on only one side.
+    """
+    differences = []
+    log_sums = {k: (v["epsilon_spent"], v["delta_spent"]) for k, v in report["approvals"].items()}
+    live = {str(k): (float(v[0]), float(v[1])) for k, v in ledger.items()}
+    for key in sorted(set(log_sums) | set(live)):
+        log_e, log_d = log_sums.get(key, (0.0, 0.0))
+        live_e, live_d = live.get(key, (0.0, 0.0))
+        if not (_close(log_e, live_e) and _close(log_d, live_d)):
+            differences.append(
+                {
+                    "approval_id": key,
+                    "log_epsilon": log_e,
+                    "ledger_epsilon": live_e,
+                    "log_delta": log_d,
+                    "ledger_delta": live_d,
+                }
+            )
+    report["ledger_differences"] = differences
+    return differences
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Decoded entries of an export (no verification: run ``verify`` first)."""
+    with open(path, "rb") as fh:
+        return [json.loads(line) for line in fh if line.strip()]

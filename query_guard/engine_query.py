@@ -1,0 +1,224 @@
+"""Assemble the rewritten engine query (the only SQL the engine runs).
+
+Shape (see ``plan.py`` for the result contract)::
+
+    WITH __src AS (            -- datasets, join, filters; keys and clamped values
+      SELECT t0.unit AS __unit, t0.__rowid AS __rowid, <key> AS __g0, <value> AS __v0
+      FROM ds AS t0 [LEFT JOIN ds2 AS t1 ON t0.unit = t1.unit] WHERE <filters>),
+    __ranked AS (              -- only when contributions must be bounded
+      SELECT *, ROW_NUMBER() OVER (PARTITION BY __unit, __g0
+                                   ORDER BY HASH(__rowid, '<seed>'), __rowid) AS __rn,
+                DENSE_RANK() OVER (PARTITION BY __unit
+                                   ORDER BY HASH(__g0, '<seed>'), __g0) AS __pr
+      FROM __src WHERE __g0 IN (<public domain>))
+    SELECT __g0, COUNT(*) AS __rows, <stats> FROM __ranked
+    WHERE __rn <= L∞ AND __pr <= L0 GROUP BY __g0
+
+Everything is built as a sqlglot tree from guard-made nodes and flattened, rewritten
+researcher expressions with comments stripped, so any dialect can be generated from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from query_guard.rules.bound_contributions import Bounding
+from query_guard.rules.clamp_values import ValueSpec, number
+from query_guard.shape import AggCall
+
+HIST_BINS = 1024
+
+
+@dataclass(frozen=True)
+class EngineKey:
+    column: str
+    expr: exp.Expression
+    domain: tuple | None
+
+
+def build_engine_query(
+    bases: Sequence[tuple[str, str]],  # (dataset name, alias)
+    join: tuple[str, exp.Expression] | None,  # (side, ON condition)
+    filters: Sequence[exp.Expression],
+    keys: Sequence[EngineKey],
+    calls: Sequence[AggCall],
+    values: dict[str, ValueSpec],
+    bounding: Bounding,
+) -> tuple[exp.Select, dict[str, dict[str, str]]]:
+    """The engine query and, per measurement id, its stat name → result column."""
+    needs_unit = bounding.needed or any(c.kind == "count_distinct" for c in calls)
+    src_items: list[exp.Expression] = []
+    if needs_unit:
+        src_items.append(exp.alias_(bounding.unit.copy(), "__unit"))
+    if bounding.needed and bounding.rowid is not None:
+        src_items.append(exp.alias_(bounding.rowid.copy(), "__rowid"))
+    for key in keys:
+        src_items.append(exp.alias_(key.expr, key.column))
+    value_column: dict[str, str] = {}
+    for index, call in enumerate(calls):
+        spec = values[call.id]
+        if spec.expr is not None:
+            value_column[call.id] = f"__v{index}"
+            src_items.append(exp.alias_(spec.expr, f"__v{index}"))
+    if not src_items:
+        src_items.append(exp.alias_(exp.Literal.number(1), "__one"))
+
+    name0, alias0 = bases[0]
+    src = exp.select(*src_items).from_(exp.alias_(exp.to_table(name0), alias0, table=True))
+    if join is not None:
+        side, on = join
+        name1, alias1 = bases[1]
+        src = src.join(
+            exp.alias_(exp.to_table(name1), alias1, table=True),
+            on=on,
+            join_type=side.lower() or None,
+        )
+    if filters:
+        src = src.where(exp.and_(*[exp.paren(f) for f in filters]))
+
+    domain_filter = _domain_filter(keys)
+    key_columns = [exp.column(k.column) for k in keys]
+    if bounding.needed:
+        ranked = exp.select(exp.Star(), *_windows(keys, bounding)).from_("__src")
+        if domain_filter is not None:
+            ranked = ranked.where(domain_filter)
+        keep: list[exp.Expression] = [
+            exp.LTE(this=exp.column("__rn"),
+                    expression=exp.Literal.number(bounding.max_rows_per_partition))
+        ]
+        if keys:
+            keep.append(exp.LTE(this=exp.column("__pr"),
+                                expression=exp.Literal.number(bounding.max_partitions)))
+        source, where = "__ranked", exp.and_(*keep)
+    else:
+        source, where = "__src", domain_filter
+
+    stats: dict[str, dict[str, str]] = {}
+    outer_items: list[exp.Expression] = [c.copy() for c in key_columns]
+    outer_items.append(exp.alias_(exp.Count(this=exp.Star()), "__rows"))
+    for call in calls:
+        stats[call.id] = {}
+        for stat, expression in _stats(call, value_column.get(call.id), values[call.id]):
+            column = f"__{call.id}_{stat}"
+            stats[call.id][stat] = column
+            outer_items.append(exp.alias_(expression, column))
+    query = exp.select(*outer_items).from_(source)
+    if where is not None:
+        query = query.where(where)
+    if keys:
+        query = query.group_by(*[c.copy() for c in key_columns])
+    query = query.with_("__src", as_=src)
+    if bounding.needed:
+        query = query.with_("__ranked", as_=ranked)
+    for node in query.walk():
+        node.comments = None
+    return query, stats
+
+
+def _windows(keys: Sequence[EngineKey], bounding: Bounding) -> list[exp.Expression]:
+    seed = exp.Literal.string(bounding.seed)
+    key_columns = [exp.column(k.column) for k in keys]
+    row_number = exp.Window(
+        this=exp.RowNumber(),
+        partition_by=[exp.column("__unit"), *[c.copy() for c in key_columns]],
+        order=exp.Order(expressions=[
+            exp.Ordered(this=_hash([exp.column("__rowid"), seed.copy()])),
+            exp.Ordered(this=exp.column("__rowid")),
+        ]),
+    )
+    windows: list[exp.Expression] = [exp.alias_(row_number, "__rn")]
+    if keys:
+        dense_rank = exp.Window(
+            this=exp.Anonymous(this="DENSE_RANK", expressions=[]),
+            partition_by=[exp.column("__unit")],
+            order=exp.Order(expressions=[
+                exp.Ordered(this=_hash([*[c.copy() for c in key_columns], seed.copy()])),
+                *[exp.Ordered(this=c.copy()) for c in key_columns],
+            ]),
+        )
+        windows.append(exp.alias_(dense_rank, "__pr"))
+    return windows
+
+
+def _hash(args: list[exp.Expression]) -> exp.Expression:
+    return exp.Anonymous(this="HASH", expressions=args)
+
+
+def _domain_filter(keys: Sequence[EngineKey]) -> exp.Expression | None:
+    """Keep only rows whose public-domain keys are in the domain (the rest is never
+    released, so they should not use up a person's L0 groups)."""
+    conditions: list[exp.Expression] = []
+    for key in keys:
+        if key.domain is None:
+            continue
+        present = [v for v in key.domain if v is not None]
+        column = exp.column(key.column)
+        condition: exp.Expression = exp.In(
+            this=column, expressions=[_literal(v) for v in present]
+        ) if present else exp.false()
+        if len(present) != len(key.domain):
+            condition = exp.or_(condition, exp.Is(this=column.copy(), expression=exp.Null()))
+        conditions.append(exp.paren(condition))
+    return exp.and_(*conditions) if conditions else None
+
+
+def _literal(value: object) -> exp.Expression:
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, (int, float)):
+        return number(float(value)) if isinstance(value, float) else exp.Literal.number(value)
+    return exp.Literal.string(str(value))
+
+
+def _stats(call: AggCall, column: str | None, spec: ValueSpec
+           ) -> list[tuple[str, exp.Expression]]:
+    if call.kind == "count":
+        arg: exp.Expression = exp.Star() if column is None else exp.column(column)
+        return [("count", exp.Count(this=arg))]
+    assert column is not None
+    value = exp.column(column)
+    if call.kind == "count_distinct":
+        return [("count", exp.Count(this=exp.Distinct(expressions=[value])))]
+    as_double = exp.TryCast(this=value.copy(), to=exp.DataType.build("DOUBLE"))
+    fp = exp.Literal.number(spec.fixed_point)
+    out: list[tuple[str, exp.Expression]] = []
+    if call.kind == "quantile":
+        return [("hist", _histogram(as_double, spec))]
+    out.append(("sum", exp.Sum(this=_fixed(exp.Mul(this=as_double, expression=fp)))))
+    if call.kind in ("variance", "stddev"):
+        square = exp.Mul(this=exp.Mul(this=as_double.copy(), expression=as_double.copy()),
+                         expression=fp.copy())
+        out.append(("sumsq", exp.Sum(this=_fixed(square))))
+    if call.kind in ("mean", "variance", "stddev"):
+        out.append(("count", exp.Count(this=value.copy())))
+    return out
+
+
+def _fixed(expr: exp.Expression) -> exp.Expression:
+    return exp.TryCast(this=exp.Round(this=expr), to=exp.DataType.build("BIGINT"))
+
+
+def _histogram(value: exp.Expression, spec: ValueSpec) -> exp.Expression:
+    lo, hi = float(spec.lower or 0.0), float(spec.upper or 0.0)
+    if hi <= lo:
+        bin_expr: exp.Expression = exp.Literal.number(0)
+    else:
+        scaled = exp.Mul(
+            this=exp.Div(this=exp.paren(exp.Sub(this=value, expression=number(lo))),
+                         expression=number(hi - lo)),
+            expression=exp.Literal.number(HIST_BINS),
+        )
+        floored = exp.TryCast(this=exp.Floor(this=scaled), to=exp.DataType.build("INT"))
+        bin_expr = exp.Least(
+            this=exp.Greatest(this=floored, expressions=[exp.Literal.number(0)]),
+            expressions=[exp.Literal.number(HIST_BINS - 1)],
+        )
+    # A NULL value has no bin: keep the bin NULL so histogram() skips it.
+    guarded = exp.Case(
+        ifs=[exp.If(this=exp.Is(this=value.copy(), expression=exp.Null()), true=exp.Null())],
+        default=bin_expr,
+    )
+    return exp.Anonymous(this="HISTOGRAM", expressions=[guarded])

@@ -1,0 +1,116 @@
+"""Rule: each aggregate maps to one measurement kind the scenario allows.
+
+Why: the privacy layer knows how to release exactly these kinds (``plan.STATS_FOR_KIND``)
+with a known sensitivity. ``COUNT(DISTINCT …)`` is allowed only of the privacy unit
+(each person adds at most one to each group); DISTINCT inside other aggregates, and
+quantile fractions that are not constants in [0, 1], have no bounded sensitivity here.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from query_guard.context import Context
+from query_guard.errors import NotAllowedError, ScopeError
+from query_guard.relation import Relation, is_unit
+from query_guard.rules.flatten_subqueries import Resolver, has_aggregate
+from query_guard.rules.privacy_unit import forbid_unit
+from query_guard.shape import AggCall
+
+KIND_OF: dict[type[exp.Expression], str] = {
+    exp.Count: "count",
+    exp.Sum: "sum",
+    exp.Avg: "mean",
+    exp.Variance: "variance",
+    exp.VariancePop: "variance",
+    exp.Stddev: "stddev",
+    exp.StddevSamp: "stddev",
+    exp.StddevPop: "stddev",
+    exp.Median: "quantile",
+    exp.PercentileCont: "quantile",
+}
+
+MAX_QUANTILES = 20
+
+
+def make_call(
+    node: exp.Expression, resolver: Resolver, rel: Relation, ctx: Context, index: int
+) -> AggCall:
+    kind = KIND_OF.get(type(node))
+    if kind is None:
+        ctx.refuse(NotAllowedError, f"aggregate {node.key.upper()}: not allowed", node,
+                   code="function_not_allowed")
+    for child in node.iter_expressions():
+        inner = has_aggregate(child)
+        if inner is not None:
+            ctx.refuse(
+                NotAllowedError,
+                f"aggregate {inner.sql('duckdb')[:40]} inside {node.key.upper()}(): nested"
+                " aggregates are not allowed",
+                inner,
+                code="nested_aggregate",
+            )
+    name = node.key.upper()
+    arg: exp.Expression | None = None
+    quantiles: tuple[float, ...] = ()
+    target = node.this
+    if isinstance(node, exp.Count):
+        if node.expressions:
+            ctx.refuse(NotAllowedError, "COUNT with several arguments", node)
+        if target is None or isinstance(target, exp.Star):
+            arg = None
+        elif isinstance(target, exp.Distinct):
+            values = target.expressions
+            flat = resolver.flatten(values[0], rel) if len(values) == 1 else None
+            if flat is None or not is_unit(flat, rel.bases):
+                ctx.refuse(
+                    NotAllowedError,
+                    f"{node.sql('duckdb')[:60]}: COUNT(DISTINCT …) is allowed only of the"
+                    " privacy unit",
+                    target,
+                )
+            kind = "count_distinct"
+            arg = flat
+        else:
+            arg = resolver.flatten(target, rel)
+            forbid_unit(arg, rel.bases, ctx, "COUNT(…) (use COUNT(*) or COUNT(DISTINCT unit))")
+    else:
+        if isinstance(target, exp.Distinct):
+            ctx.refuse(NotAllowedError, f"{name}(DISTINCT …): DISTINCT is allowed only as"
+                       " COUNT(DISTINCT unit)", target)
+        if target is None:
+            ctx.refuse(NotAllowedError, f"{name}(): needs a value", node)
+        arg = resolver.flatten(target, rel)
+        forbid_unit(arg, rel.bases, ctx, f"{name}(…)")
+        if isinstance(node, exp.Median):
+            quantiles = (0.5,)
+        elif isinstance(node, exp.PercentileCont):
+            quantiles = _fractions(node.expression, node, ctx)
+    if not ctx.scenario.allows_aggregate(kind):
+        ctx.refuse(
+            ScopeError,
+            f"aggregate {name} ({kind}): not among the aggregates approved for this scenario"
+            " (第十五条)",
+            node,
+        )
+    canonical = f"{kind}|{arg.sql('duckdb') if arg is not None else '*'}|{quantiles}"
+    return AggCall(f"m{index}", kind, node, arg, quantiles, canonical)
+
+
+def _fractions(node: exp.Expression | None, parent: exp.Expression, ctx: Context
+               ) -> tuple[float, ...]:
+    values = node.expressions if isinstance(node, exp.Array) else [node]
+    if not values or len(values) > MAX_QUANTILES:
+        ctx.refuse(NotAllowedError, f"quantile fractions: give 1 to {MAX_QUANTILES} constants",
+                   parent)
+    fractions = []
+    for value in values:
+        if not (isinstance(value, exp.Literal) and not value.is_string):
+            ctx.refuse(NotAllowedError, "quantile fraction: must be a constant between 0 and 1",
+                       value if value is not None else parent)
+        q = float(str(value.this))
+        if not 0.0 <= q <= 1.0:
+            ctx.refuse(NotAllowedError, f"quantile fraction {q:g}: must be between 0 and 1",
+                       value)
+        fractions.append(q)
+    return tuple(fractions)
