@@ -21,7 +21,11 @@ from audit_log.errors import (
 )
 from audit_log.hashing import empty_root, hash_children, hash_leaf
 from audit_log.proofs import root_from_inclusion_proof, verify_consistency, verify_inclusion
+from audit_log.receipt import Receipt, ReceiptError, make_receipt, verify_receipt
+from audit_log.replay import compare_with_ledger, replay
 from audit_log.store import SCHEMA_STATEMENTS, AppendedEntry
+from audit_log.verify import VerifyReport, verify_file, verify_lines
+from audit_log.witness import Witness, cosign, verify_cosignature
 
 __all__ = [
     "DAMAGE_KINDS",
@@ -35,21 +39,33 @@ __all__ = [
     "ForkError",
     "Note",
     "ProofError",
+    "Receipt",
+    "ReceiptError",
     "RollbackError",
     "StoreError",
     "VerificationError",
+    "VerifyReport",
+    "Witness",
     "WitnessError",
     "chain_hash",
+    "compare_with_ledger",
+    "cosign",
     "check_canonical",
     "decode",
     "empty_root",
     "format_time",
     "hash_children",
     "hash_leaf",
+    "make_receipt",
     "open_checkpoint",
+    "replay",
     "root_from_inclusion_proof",
     "sign_checkpoint",
     "verify_consistency",
+    "verify_cosignature",
+    "verify_file",
     "verify_inclusion",
+    "verify_lines",
     "verify_note",
+    "verify_receipt",
 ]

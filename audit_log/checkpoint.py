@@ -22,11 +22,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from audit_log.errors import CheckpointError
+from audit_log.hashing import HASH_SIZE
 from keys import (
     ALG_ED25519,
     KeysError,
-    Signer,
     SignatureError,
+    Signer,
     VerifierKey,
     check_key_name,
     key_hash,
@@ -34,9 +36,6 @@ from keys import (
     split_pem_public_keys,
     verify_signature,
 )
-
-from audit_log.errors import CheckpointError
-from audit_log.hashing import HASH_SIZE
 
 EM_DASH: Final = "\u2014"
 MAX_SIGNATURES: Final = 100
@@ -77,8 +76,10 @@ class Checkpoint:
         origin, size_text, root_text, *extensions = lines
         if not origin:
             raise CheckpointError("the checkpoint origin line is empty")
-        if not size_text.isascii() or not size_text.isdigit() or (
-            len(size_text) > 1 and size_text[0] == "0"
+        if (
+            not size_text.isascii()
+            or not size_text.isdigit()
+            or (len(size_text) > 1 and size_text[0] == "0")
         ):
             raise CheckpointError(f"tree size {size_text!r} is not a decimal without leading zeros")
         size = int(size_text)

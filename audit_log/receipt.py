@@ -1,7 +1,10 @@
 """Receipts: what a query response carries so a released figure can be traced later.
 
-A receipt names the query, the log position of its ``query.released`` entry, that entry's
-leaf hash, and the tree size right after the append. Anyone holding it can later ask the
+A receipt names the query, the log position (``log_index`` = the entry's ``seq``) of its
+``query.released`` entry, that entry's leaf hash, and the tree size right after the append::
+
+    {"query_id": "q_…", "log_index": 41, "leaf_hash": "<64 hex>", "tree_size": 42}
+ Anyone holding it can later ask the
 log for an inclusion proof of ``seq`` in any checkpoint at least that large and check it
 offline (``verify_receipt``), so the log cannot quietly drop or alter the release.
 """
@@ -30,7 +33,7 @@ class ReceiptError(AuditError):
 @dataclass(frozen=True)
 class Receipt:
     query_id: str
-    seq: int
+    log_index: int
     leaf_hash: str
     tree_size: int
     origin: str | None = None
@@ -46,7 +49,7 @@ class Receipt:
         try:
             receipt = cls(
                 query_id=str(data["query_id"]),
-                seq=int(data["seq"]),
+                log_index=int(data["log_index"] if "log_index" in data else data["seq"]),
                 leaf_hash=str(data["leaf_hash"]),
                 tree_size=int(data["tree_size"]),
                 origin=data.get("origin"),
@@ -55,7 +58,10 @@ class Receipt:
             raise ReceiptError(f"not a receipt: {exc}") from None
         if data.get("version", RECEIPT_VERSION) != RECEIPT_VERSION:
             raise ReceiptError(f"unknown receipt version {data.get('version')!r}")
-        if not _HEX64.fullmatch(receipt.leaf_hash) or not 0 <= receipt.seq < receipt.tree_size:
+        if (
+            not _HEX64.fullmatch(receipt.leaf_hash)
+            or not 0 <= receipt.log_index < receipt.tree_size
+        ):
             raise ReceiptError("receipt fields out of range")
         return receipt
 
@@ -87,4 +93,10 @@ def verify_receipt(
         )
     if receipt.origin is not None and checkpoint.origin != receipt.origin:
         raise ReceiptError("the checkpoint is for another log")
-    verify_inclusion(bytes.fromhex(receipt.leaf_hash), receipt.seq, checkpoint.size, proof, checkpoint.root_hash)
+    verify_inclusion(
+        bytes.fromhex(receipt.leaf_hash),
+        receipt.log_index,
+        checkpoint.size,
+        proof,
+        checkpoint.root_hash,
+    )

@@ -29,8 +29,11 @@ def budget_chart_svg(report: dict[str, Any]) -> str:
     """Cumulative ε spent per approval over time (step lines), grants as dashed lines."""
     series = []
     for rec in report["approvals"].values():
-        points = [(_ts(p["time"]), p["epsilon_spent"]) for p in rec["timeline"]]
-        points = [(t, e) for t, e in points if t is not None]
+        points: list[tuple[float, float]] = []
+        for p in rec["timeline"]:
+            moment = _ts(p["time"])
+            if moment is not None:
+                points.append((moment, float(p["epsilon_spent"])))
         total = (rec.get("granted") or {}).get("epsilon_total")
         if points:
             series.append((rec["approval_id"], points, total))
@@ -38,10 +41,13 @@ def budget_chart_svg(report: dict[str, Any]) -> str:
         return '<p class="muted">No releases in this log: no budget to chart.</p>'
     t_min = min(p[0] for _, pts, _ in series for p in pts)
     t_max = max(p[0] for _, pts, _ in series for p in pts)
-    y_max = max(
-        [p[1] for _, pts, _ in series for p in pts]
-        + [float(t) for _, _, t in series if isinstance(t, int | float)]
-    ) or 1.0
+    y_max = (
+        max(
+            [p[1] for _, pts, _ in series for p in pts]
+            + [float(t) for _, _, t in series if isinstance(t, int | float)]
+        )
+        or 1.0
+    )
     t_span = (t_max - t_min) or 1.0
 
     def x(t: float) -> float:
@@ -60,7 +66,7 @@ def budget_chart_svg(report: dict[str, Any]) -> str:
         f'<text x="{_PAD - 6}" y="{y(y_max):.1f}" font-size="11" text-anchor="end">{y_max:.3g}</text>',
         f'<text x="{_PAD}" y="{_H - _PAD + 16}" font-size="11">{_e(report.get("first_time"))}</text>',
         f'<text x="{_W - _PAD}" y="{_H - _PAD + 16}" font-size="11" text-anchor="end">'
-        f'{_e(report.get("last_time"))}</text>',
+        f"{_e(report.get('last_time'))}</text>",
     ]
     for i, (approval_id, points, total) in enumerate(series):
         colour = _COLOURS[i % len(_COLOURS)]
@@ -101,8 +107,8 @@ def render_html(report: dict[str, Any], *, title: str = "Audit log replay") -> s
             rec["approval_id"],
             rec.get("researcher"),
             (rec.get("granted") or {}).get("epsilon_total"),
-            f'{rec["epsilon_spent"]:.6g}',
-            f'{rec["delta_spent"]:.3g}',
+            f"{rec['epsilon_spent']:.6g}",
+            f"{rec['delta_spent']:.3g}",
             rec["releases"],
             rec["refusals"],
             len(rec["inconsistencies"]),
@@ -110,12 +116,20 @@ def render_html(report: dict[str, Any], *, title: str = "Audit log replay") -> s
         for rec in report["approvals"].values()
     ]
     researchers = [
-        [name, r["releases"], r["refusals"], ", ".join(f"{k}: {v}" for k, v in r["refusal_codes"].items())]
+        [
+            name,
+            r["releases"],
+            r["refusals"],
+            ", ".join(f"{k}: {v}" for k, v in r["refusal_codes"].items()),
+        ]
         for name, r in report["researchers"].items()
     ]
 
     def events(items: list[dict[str, Any]]) -> list[list[Any]]:
-        return [[e["seq"], e["time"], e["actor"], e["action"], e["subject"], e["details"]] for e in items]
+        return [
+            [e["seq"], e["time"], e["actor"], e["action"], e["subject"], e["details"]]
+            for e in items
+        ]
 
     event_headers = ["seq", "time", "actor", "action", "subject", "details"]
     problems = [[i["approval_id"], i["seq"], i["message"]] for i in report["inconsistencies"]]

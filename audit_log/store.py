@@ -38,13 +38,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from keys import Signer
-
 from audit_log import tree
 from audit_log.checkpoint import Checkpoint, Note, sign_checkpoint
 from audit_log.entry import ZERO_CHAIN, Entry, chain_hash, format_time
 from audit_log.errors import CheckpointError, EntryError, ProofError, StoreError
 from audit_log.hashing import hash_children, hash_leaf
+from keys import Signer
 
 
 def _immutable(table: str) -> list[str]:
@@ -161,15 +160,18 @@ def size(conn: sqlite3.Connection) -> int:
     return 0 if row[0] is None else int(row[0]) + 1
 
 
+_current_size = size  # ``root``, ``inclusion_proof`` … take a ``size`` argument
+
+
 def _check_size(conn: sqlite3.Connection, tree_size: int) -> None:
-    current = size(conn)
+    current = _current_size(conn)
     if not 0 <= tree_size <= current:
         raise ProofError(f"tree size {tree_size} is outside 0..{current}")
 
 
 def root(conn: sqlite3.Connection, size: int | None = None) -> bytes:
     """Root hash of the first ``size`` entries (default: all)."""
-    tree_size = globals()["size"](conn) if size is None else size
+    tree_size = _current_size(conn) if size is None else size
     _check_size(conn, tree_size)
     return tree.root(tree_size, _node_reader(conn))
 
@@ -236,7 +238,9 @@ def _store_completed_nodes(conn: sqlite3.Connection, seq: int, leaf: bytes) -> N
         h = hash_children(node(level, index - 1), h)
         level += 1
         index >>= 1
-        conn.execute("INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)", (level, index, h))
+        conn.execute(
+            "INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)", (level, index, h)
+        )
 
 
 # ----------------------------------------------------------------------------- reading
@@ -264,7 +268,8 @@ def entries(
     ``subject`` is a prefix (``"approval:7"``); ``since`` inclusive, ``until`` exclusive;
     ``details`` equality on top-level detail fields (``{"approval_id": 7}``).
     """
-    where, params = ["seq >= ?"], [start]
+    where: list[str] = ["seq >= ?"]
+    params: list[object] = [start]
     for column, value in (("actor", actor), ("role", role), ("action", action)):
         if value is not None:
             where.append(f"{column} = ?")
@@ -281,11 +286,11 @@ def entries(
     if until is not None:
         where.append("time < ?")
         params.append(_time_bound(until))
-    for key, value in (details or {}).items():
+    for key, wanted in (details or {}).items():
         if not key.replace("_", "").isalnum():
             raise StoreError(f"details filter key {key!r} must be alphanumeric")
         where.append(f"json_extract(entry, '$.details.{key}') = ?")
-        params.append(value)
+        params.append(wanted)
     sql = (
         "SELECT entry, leaf_hash, chain_hash FROM audit_entries WHERE "
         + " AND ".join(where)
@@ -313,7 +318,8 @@ def entry_bytes(conn: sqlite3.Connection, seq: int) -> bytes:
 
 def iter_entry_bytes(conn: sqlite3.Connection, stop: int | None = None) -> Iterator[bytes]:
     """Canonical bytes of entries ``0 .. stop-1`` in order (one SELECT: one snapshot)."""
-    sql, params = "SELECT entry FROM audit_entries ORDER BY seq", ()
+    sql = "SELECT entry FROM audit_entries ORDER BY seq"
+    params: tuple[int, ...] = ()
     if stop is not None:
         sql, params = "SELECT entry FROM audit_entries WHERE seq < ? ORDER BY seq", (stop,)
     for row in conn.execute(sql, params):

@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import os
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +37,11 @@ from pathlib import Path
 from audit_log.checkpoint import Checkpoint, LogKey, load_log_keys, open_checkpoint
 from audit_log.entry import ZERO_CHAIN, check_canonical
 from audit_log.errors import CheckpointError, EntryError, VerificationError
-from audit_log.hashing import LEAF_PREFIX
-from audit_log.tree import RootBuilder
+from audit_log.hashing import LEAF_PREFIX, empty_root, hash_children
 
 _ZERO32 = ZERO_CHAIN
 _PARALLEL_MIN_BYTES = 32 * 1024 * 1024
+_sha256 = hashlib.sha256
 
 
 @dataclass(frozen=True)
@@ -69,34 +69,84 @@ class VerifyReport:
         }
 
 
+# --------------------------------------------------------------------------- compact ranges
+Piece = tuple[int, int, bytes]  # (level, first leaf index, hash) of a perfect subtree
+
+
+def _push(stack: list[Piece], level: int, start: int, h: bytes) -> None:
+    """Append a perfect subtree to a compact range, merging it with its left sibling(s)."""
+    while stack:
+        top_level, top_start, top_hash = stack[-1]
+        if top_level != level or top_start % (2 << level) or top_start + (1 << level) != start:
+            break
+        stack.pop()
+        h = hash_children(top_hash, h)
+        level, start = level + 1, top_start
+    stack.append((level, start, h))
+
+
+def _fold(stack: Sequence[Piece]) -> bytes:
+    """Root of a compact range that starts at leaf 0 (RFC 9162 MTH)."""
+    if not stack:
+        return empty_root()
+    h = stack[-1][2]
+    for _, _, left in reversed(stack[:-1]):
+        h = hash_children(left, h)
+    return h
+
+
+# --------------------------------------------------------------------------- per-chunk scan
 @dataclass
-class _Scan:
-    """Per-line facts of a run of lines (built in worker processes for big files)."""
+class _Chunk:
+    """What one worker established about a run of lines ``first_index ..``."""
 
+    first_index: int
     count: int = 0
-    seqs: array = field(default_factory=lambda: array("q"))
-    prevs: bytearray = field(default_factory=bytearray)
-    leaves: bytearray = field(default_factory=bytearray)
-    errors: dict[int, str] = field(default_factory=dict)
+    bad: int | None = None  # local index of the first anomaly
+    bad_encoding: str | None = None  # message when the anomaly is an encoding error
+    first_prev: bytes = _ZERO32
+    last_chain: bytes = _ZERO32
+    pieces: list[Piece] = field(default_factory=list)
+    snapshots: dict[int, list[Piece]] = field(default_factory=dict)
 
 
-def _scan_lines(lines: Sequence[bytes]) -> _Scan:
-    scan = _Scan()
-    sha256 = hashlib.sha256
-    seqs, prevs, leaves, errors = scan.seqs, scan.prevs, scan.leaves, scan.errors
+def _scan_chunk(
+    lines: Sequence[bytes], first_index: int, problem: str | None, wanted: frozenset[int]
+) -> _Chunk:
+    """Check encoding, seq and chain links of ``lines`` and build their compact range.
+
+    Stops checking at the first anomaly (the caller classifies it), but keeps hashing so
+    that the pieces stay complete.
+    """
+    chunk = _Chunk(first_index, len(lines))
+    pieces, snapshots = chunk.pieces, chunk.snapshots
+    chain = _ZERO32
+    checking = True
     for i, line in enumerate(lines):
-        leaves += sha256(LEAF_PREFIX + line).digest()
-        try:
-            obj = check_canonical(line)
-        except EntryError as exc:
-            errors[i] = str(exc)
-            seqs.append(-1)
-            prevs += _ZERO32
-            continue
-        seqs.append(obj["seq"])
-        prevs += bytes.fromhex(obj["prev"])
-    scan.count = len(lines)
-    return scan
+        leaf = _sha256(LEAF_PREFIX + line).digest()
+        if checking:
+            try:
+                obj = check_canonical(line)
+                prev = bytes.fromhex(obj["prev"])
+            except EntryError as exc:
+                chunk.bad, chunk.bad_encoding, checking = i, str(exc), False
+            else:
+                if obj["seq"] != first_index + i:
+                    chunk.bad, checking = i, False
+                elif i == 0:
+                    chunk.first_prev = prev
+                    if first_index == 0 and prev != _ZERO32:
+                        chunk.bad, checking = 0, False
+                elif prev != chain:
+                    chunk.bad, checking = i, False
+                chain = _sha256(prev + leaf).digest()
+        _push(pieces, 0, first_index + i, leaf)
+        if first_index + i + 1 in wanted:
+            snapshots[first_index + i + 1] = list(pieces)
+    chunk.last_chain = chain
+    if problem and lines and checking:
+        chunk.bad, chunk.bad_encoding = len(lines) - 1, problem
+    return chunk
 
 
 def _split_lines(data: bytes, final: bool) -> tuple[list[bytes], str | None]:
@@ -110,118 +160,90 @@ def _split_lines(data: bytes, final: bool) -> tuple[list[bytes], str | None]:
     return lines, problem
 
 
-def _scan_range(path: str, start: int, end: int, final: bool) -> _Scan:
+def _count_lines(path: str, start: int, end: int) -> int:
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        data = fh.read(end - start)
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+
+def _scan_range(
+    path: str, start: int, end: int, first_index: int, final: bool, wanted: frozenset[int]
+) -> _Chunk:
     with open(path, "rb") as fh:
         fh.seek(start)
         data = fh.read(end - start)
     lines, problem = _split_lines(data, final)
-    scan = _scan_lines(lines)
-    if problem and scan.count:
-        scan.errors.setdefault(scan.count - 1, problem)
-    return scan
+    return _scan_chunk(lines, first_index, problem, wanted)
 
 
-def _merge(scans: Iterable[_Scan]) -> _Scan:
-    total = _Scan()
-    for scan in scans:
-        for i, msg in scan.errors.items():
-            total.errors[total.count + i] = msg
-        total.seqs.extend(scan.seqs)
-        total.prevs += scan.prevs
-        total.leaves += scan.leaves
-        total.count += scan.count
-    return total
+# --------------------------------------------------------------------------- classification
+class _Records:
+    """Light per-line facts for classifying the first anomaly (the failure path only).
 
+    In canonical JSON a quote inside a string is always escaped, so ``"seq":`` and
+    ``"prev":"`` occur only as keys; the top-level ones are the last occurrences (they
+    sort after ``details``).
+    """
 
-def _scan_file(path: Path, workers: int | None) -> _Scan:
-    file_size = path.stat().st_size
-    if workers is None:
-        workers = (os.cpu_count() or 1) if file_size >= _PARALLEL_MIN_BYTES else 1
-    if workers <= 1 or file_size == 0:
-        return _scan_range(str(path), 0, file_size, True)
-    pieces = workers * 4
-    bounds = [0]
-    with open(path, "rb") as fh:
-        for k in range(1, pieces):
-            fh.seek(file_size * k // pieces)
-            fh.readline()
-            pos = fh.tell()
-            if bounds[-1] < pos < file_size:
-                bounds.append(pos)
-    bounds.append(file_size)
-    ranges = list(zip(bounds[:-1], bounds[1:], strict=True))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [
-            pool.submit(_scan_range, str(path), a, b, i == len(ranges) - 1)
-            for i, (a, b) in enumerate(ranges)
-        ]
-        return _merge(f.result() for f in futures)
+    def __init__(self, lines: Sequence[bytes]) -> None:
+        self.seqs = array("q")
+        self.prevs: list[bytes | None] = []
+        self.leaves: list[bytes] = []
+        for line in lines:
+            self.leaves.append(_sha256(LEAF_PREFIX + line).digest())
+            self.seqs.append(self._seq(line))
+            self.prevs.append(self._prev(line))
+        self.n = len(self.leaves)
 
+    @staticmethod
+    def _seq(line: bytes) -> int:
+        at = line.rfind(b'"seq":')
+        digits = b""
+        if at >= 0:
+            for ch in line[at + 6 : at + 26]:
+                if not 48 <= ch <= 57:
+                    break
+                digits += bytes([ch])
+        return int(digits) if digits else -1
 
-class _View:
-    """Random access to the scan for classifying the first anomaly."""
-
-    def __init__(self, scan: _Scan) -> None:
-        self.scan = scan
-        self.n = scan.count
+    @staticmethod
+    def _prev(line: bytes) -> bytes | None:
+        at = line.rfind(b'"prev":"')
+        try:
+            return bytes.fromhex(line[at + 8 : at + 72].decode()) if at >= 0 else None
+        except (ValueError, UnicodeDecodeError):
+            return None
 
     def seq(self, q: int) -> int | None:
-        return self.scan.seqs[q] if 0 <= q < self.n else None
-
-    def prev(self, q: int) -> bytes:
-        return bytes(self.scan.prevs[32 * q : 32 * q + 32])
-
-    def leaf(self, q: int) -> bytes:
-        return bytes(self.scan.leaves[32 * q : 32 * q + 32])
+        return self.seqs[q] if 0 <= q < self.n else None
 
     def link_ok(self, q: int) -> bool:
         """Does entry q name the chain hash of entry q-1 (computed from their own bytes)?"""
         if q == 0:
-            return self.prev(0) == _ZERO32
-        return self.prev(q) == hashlib.sha256(self.prev(q - 1) + self.leaf(q - 1)).digest()
+            return self.prevs[0] == _ZERO32
+        before = self.prevs[q - 1]
+        return before is not None and self.prevs[q] == _sha256(before + self.leaves[q - 1]).digest()
 
 
-def _first_anomaly(view: _View) -> int | None:
-    scan = view.scan
-    first = min(scan.errors) if scan.errors else view.n
-    for i, s in enumerate(scan.seqs):
-        if i >= first:
-            break
-        if s != i:
-            first = i
-            break
-    # link check over the (so far) clean prefix, in one pass
-    prevs, leaves = scan.prevs, scan.leaves
-    sha256 = hashlib.sha256
-    chain = _ZERO32
-    for q in range(first):
-        if prevs[32 * q : 32 * q + 32] != chain:
-            return q
-        chain = sha256(chain + leaves[32 * q : 32 * q + 32]).digest()
-    return first if first < view.n else None
-
-
-def _classify(view: _View, p: int) -> VerificationError:
-    scan = view.scan
-    if p in scan.errors:
-        return VerificationError("bad_encoding", p, f"line {p + 1}: {scan.errors[p]}")
-    s = view.seq(p)
+def _classify(rec: _Records, p: int) -> VerificationError:
+    s = rec.seq(p)
     assert s is not None
     if s != p:
-        if p > 0 and s == view.seq(p - 1):
+        if p > 0 and s == rec.seq(p - 1):
             return VerificationError(
                 "inserted", s, f"two entries claim seq {s}; one of them was inserted"
             )
-        if s >= 0 and scan.seqs.count(s) > 1:
+        if s >= 0 and rec.seqs.count(s) > 1:
             return VerificationError(
                 "inserted", p, f"an extra copy of entry {s} was inserted at position {p}"
             )
         if s > p:
-            if p in scan.seqs[p + 1 :]:
+            if p in rec.seqs[p + 1 :]:
                 return VerificationError(
                     "reordered", p, f"entry {p} appears after entry {s}: entries were reordered"
                 )
-            if view.seq(p + 1) == p + 1:
+            if rec.seq(p + 1) == p + 1:
                 return VerificationError(
                     "edited", p, f"entry at position {p} claims seq {s}: its seq was edited"
                 )
@@ -230,7 +252,7 @@ def _classify(view: _View, p: int) -> VerificationError:
                 p,
                 f"entries {p}..{s - 1} are missing (the entry after {p - 1} is {s})",
             )
-        if view.seq(p + 1) == p + 1:
+        if rec.seq(p + 1) == p + 1:
             return VerificationError(
                 "edited", p, f"entry at position {p} claims seq {s}: its seq was edited"
             )
@@ -238,13 +260,17 @@ def _classify(view: _View, p: int) -> VerificationError:
     # seq is right, the chain link into p is broken
     if p == 0:
         return VerificationError("edited", 0, "entry 0 does not start the chain (prev not zero)")
-    if view.seq(p + 1) == p:
-        return VerificationError("inserted", p, f"an entry claiming seq {p} was inserted before the real one")
-    if view.prev(p) == view.prev(p - 1):
+    if rec.seq(p + 1) == p:
         return VerificationError(
-            "inserted", p - 1, f"entries {p - 1} and {p} name the same predecessor; one was inserted"
+            "inserted", p, f"an entry claiming seq {p} was inserted before the real one"
         )
-    if p + 1 < view.n and view.seq(p + 1) == p + 1 and not view.link_ok(p + 1):
+    if rec.prevs[p] == rec.prevs[p - 1]:
+        return VerificationError(
+            "inserted",
+            p - 1,
+            f"entries {p - 1} and {p} name the same predecessor; one was inserted",
+        )
+    if p + 1 < rec.n and rec.seq(p + 1) == p + 1 and not rec.link_ok(p + 1):
         return VerificationError(
             "edited", p, f"entry {p} was edited (the chain breaks before and after it)"
         )
@@ -271,7 +297,9 @@ def _load_checkpoints(
             raise VerificationError("bad_signature", None, f"checkpoint {i + 1}: {exc}") from None
     origins = {cp.origin for cp in cps}
     if len(origins) > 1:
-        raise VerificationError("forked", None, f"checkpoints name different logs: {sorted(origins)}")
+        raise VerificationError(
+            "forked", None, f"checkpoints name different logs: {sorted(origins)}"
+        )
     by_size: dict[int, Checkpoint] = {}
     for cp in cps:
         other = by_size.setdefault(cp.size, cp)
@@ -286,37 +314,51 @@ def _load_checkpoints(
     return sorted(by_size.values(), key=lambda cp: cp.size)
 
 
-def verify_scan(
-    scan: _Scan,
-    public_keys: Iterable[str | bytes | LogKey],
-    checkpoint_notes: Sequence[str],
-    *,
-    origin: str | None = None,
+def _first_anomaly(chunks: Sequence[_Chunk]) -> tuple[int, str | None] | None:
+    """Global position of the first anomaly (and its encoding message, if that is it)."""
+    previous: _Chunk | None = None
+    for chunk in chunks:
+        if chunk.count and previous is not None and previous.bad is None:
+            if chunk.bad != 0 and chunk.first_prev != previous.last_chain:
+                return chunk.first_index, None  # broken link across the chunk boundary
+        if chunk.bad is not None:
+            return chunk.first_index + chunk.bad, chunk.bad_encoding
+        if chunk.count:
+            previous = chunk
+    return None
+
+
+def _verify_chunks(
+    chunks: Sequence[_Chunk],
+    cps: list[Checkpoint],
+    records: Callable[[], _Records],
 ) -> VerifyReport:
-    keys = load_log_keys(public_keys)
-    cps = _load_checkpoints(checkpoint_notes, keys, origin)
-    view = _View(scan)
-    p = _first_anomaly(view)
-    if p is not None:
-        raise _classify(view, p)
+    found = _first_anomaly(chunks)
+    if found is not None:
+        p, encoding = found
+        if encoding is not None:
+            raise VerificationError("bad_encoding", p, f"line {p + 1}: {encoding}")
+        raise _classify(records(), p)
+    count = sum(c.count for c in chunks)
     largest = cps[-1]
-    if scan.count < largest.size:
+    if count < largest.size:
         raise VerificationError(
             "truncated",
-            scan.count,
-            f"the checkpoint covers {largest.size} entries but the log has {scan.count}: "
-            f"entries from {scan.count} on are missing",
+            count,
+            f"the checkpoint covers {largest.size} entries but the log has {count}: "
+            f"entries from {count} on are missing",
         )
-    builder = RootBuilder()
-    roots: dict[int, bytes] = {}
-    wanted = sorted({cp.size for cp in cps} | {scan.count})
-    leaves = scan.leaves
-    at = 0
-    for size in wanted:
-        for q in range(at, size):
-            builder.push(bytes(leaves[32 * q : 32 * q + 32]))
-        at = size
-        roots[size] = builder.root()
+    roots: dict[int, bytes] = {0: empty_root()}
+    stack: list[Piece] = []
+    for chunk in chunks:
+        for size, snapshot in chunk.snapshots.items():
+            combined = list(stack)
+            for piece in snapshot:
+                _push(combined, *piece)
+            roots[size] = _fold(combined)
+        for piece in chunk.pieces:
+            _push(stack, *piece)
+    roots[count] = _fold(stack)
     matched = [cp for cp in cps if roots[cp.size] == cp.root_hash]
     for cp in cps:
         if roots[cp.size] == cp.root_hash:
@@ -329,7 +371,7 @@ def verify_scan(
                 "later signed checkpoint covers: the log showed two histories",
             )
         lower = max((m.size for m in matched if m.size < cp.size), default=0)
-        seq = cp.size - 1 if cp.size == scan.count else lower
+        seq = cp.size - 1 if cp.size == count else lower
         raise VerificationError(
             "edited",
             seq,
@@ -338,13 +380,13 @@ def verify_scan(
             f"seq {lower} on were rewritten with a recomputed chain",
         )
     return VerifyReport(
-        entries=scan.count,
-        root_hash=roots[scan.count].hex(),
+        entries=count,
+        root_hash=roots[count].hex(),
         checkpoint_size=largest.size,
         checkpoint_root=largest.root_hash.hex(),
         origin=largest.origin,
         checkpoints=len(cps),
-        unsigned_tail=scan.count - largest.size,
+        unsigned_tail=count - largest.size,
     )
 
 
@@ -356,12 +398,53 @@ def verify_lines(
     origin: str | None = None,
 ) -> VerifyReport:
     """Verify in-memory entry lines (without newlines). Raises ``VerificationError``."""
-    return verify_scan(_scan_lines(lines), public_keys, checkpoint_notes, origin=origin)
+    cps = _load_checkpoints(checkpoint_notes, load_log_keys(public_keys), origin)
+    wanted = frozenset(cp.size for cp in cps)
+    chunk = _scan_chunk(lines, 0, None, wanted)
+    return _verify_chunks([chunk], cps, lambda: _Records(lines))
 
 
 def default_checkpoint_path(log_path: Path) -> Path:
     """``OUT.jsonl`` → ``OUT.checkpoint`` (where ``export_jsonl`` writes it)."""
     return log_path.with_suffix(".checkpoint")
+
+
+def _ranges(path: Path, pieces: int) -> list[tuple[int, int]]:
+    file_size = path.stat().st_size
+    bounds = [0]
+    with open(path, "rb") as fh:
+        for k in range(1, pieces):
+            fh.seek(file_size * k // pieces)
+            fh.readline()
+            pos = fh.tell()
+            if bounds[-1] < pos < file_size:
+                bounds.append(pos)
+    bounds.append(file_size)
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _scan_file(path: Path, cps: list[Checkpoint], workers: int | None) -> list[_Chunk]:
+    file_size = path.stat().st_size
+    if workers is None:
+        workers = (os.cpu_count() or 1) if file_size >= _PARALLEL_MIN_BYTES else 1
+    wanted = frozenset(cp.size for cp in cps)
+    if workers <= 1 or file_size == 0:
+        return [_scan_range(str(path), 0, file_size, 0, True, wanted)]
+    ranges = _ranges(path, workers * 4)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        counts = list(pool.map(_count_lines, [str(path)] * len(ranges), *zip(*ranges, strict=True)))
+        firsts = [sum(counts[:k]) for k in range(len(ranges))]
+        futures = [
+            pool.submit(_scan_range, str(path), a, b, firsts[k], k == len(ranges) - 1, wanted)
+            for k, (a, b) in enumerate(ranges)
+        ]
+        return [f.result() for f in futures]
+
+
+def _file_records(path: Path) -> _Records:
+    with open(path, "rb") as fh:
+        lines, _ = _split_lines(fh.read(), True)
+    return _Records(lines)
 
 
 def verify_file(
@@ -374,8 +457,9 @@ def verify_file(
 ) -> VerifyReport:
     """Verify an exported log file; checkpoints default to ``LOG.checkpoint`` beside it.
 
-    Large files are scanned by ``workers`` processes (default: one per CPU above 32 MB).
-    Raises ``VerificationError`` with ``kind`` and ``seq``.
+    Large files are scanned by ``workers`` processes (default: one per CPU above 32 MB),
+    each checking a run of lines and hashing it into aligned Merkle subtrees that the
+    parent combines. Raises ``VerificationError`` with ``kind`` and ``seq``.
     """
     path = Path(log_path)
     if checkpoint_paths is None:
@@ -386,7 +470,9 @@ def verify_file(
         try:
             notes.append(Path(cp_path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
-            raise VerificationError("bad_signature", None, f"cannot read checkpoint {cp_path}: {exc}") from None
-    keys = load_log_keys(public_keys)
-    _load_checkpoints(notes, keys, origin)  # fail fast before reading a big log
-    return verify_scan(_scan_file(path, workers), keys, notes, origin=origin)
+            raise VerificationError(
+                "bad_signature", None, f"cannot read checkpoint {cp_path}: {exc}"
+            ) from None
+    cps = _load_checkpoints(notes, load_log_keys(public_keys), origin)  # fail fast
+    chunks = _scan_file(path, cps, workers)
+    return _verify_chunks(chunks, cps, lambda: _file_records(path))

@@ -30,17 +30,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from keys import (
-    ALG_COSIGNATURE_V1,
-    KeysError,
-    SignatureError,
-    Signer,
-    key_hash,
-    public_key_bytes,
-    verifier_key,
-    verify_signature,
-)
-
 from audit_log.checkpoint import Checkpoint, LogKey, Note, NoteSignature, open_checkpoint
 from audit_log.entry import format_time
 from audit_log.errors import (
@@ -51,6 +40,16 @@ from audit_log.errors import (
     WitnessError,
 )
 from audit_log.proofs import verify_consistency
+from keys import (
+    ALG_COSIGNATURE_V1,
+    KeysError,
+    SignatureError,
+    Signer,
+    key_hash,
+    public_key_bytes,
+    verifier_key,
+    verify_signature,
+)
 
 COSIGNATURE_HEADER = "cosignature/v1\n"
 
@@ -146,7 +145,9 @@ class Witness:
         rec = self._load()["logs"].get(origin)
         if rec is None:
             return None
-        return Accepted(origin, rec["size"], base64.b64decode(rec["root"]), rec["note"], rec["accepted_at"])
+        return Accepted(
+            origin, rec["size"], base64.b64decode(rec["root"]), rec["note"], rec["accepted_at"]
+        )
 
     def _evidence(self, kind: str, old_note: str, new_note: str, now: datetime) -> Path:
         stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")

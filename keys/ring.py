@@ -317,7 +317,9 @@ class KeyRing:
             signer = Signer.generate(name)
             if signer.key_id_hex not in entry["keys"]:  # 4-byte ids: avoid a collision
                 break
-        sealed = seal(self._kek, signer.private_bytes_raw(), _signer_aad(name, signer.public_key_bytes))
+        sealed = seal(
+            self._kek, signer.private_bytes_raw(), _signer_aad(name, signer.public_key_bytes)
+        )
         entry["keys"][signer.key_id_hex] = {
             "public": _b64(signer.public_key_bytes),
             "private": _b64(sealed),
@@ -360,7 +362,11 @@ class KeyRing:
             for kid, rec in entry["keys"].items()
         ]
         current = [i for i in infos if i.key_id == entry["current"]]
-        older = sorted((i for i in infos if i.key_id != entry["current"]), key=lambda i: i.created, reverse=True)
+        older = sorted(
+            (i for i in infos if i.key_id != entry["current"]),
+            key=lambda i: i.created,
+            reverse=True,
+        )
         return current + older
 
     def log_public_keys(self) -> list[PublicKeyInfo]:

@@ -1,6 +1,30 @@
 """Noise (OpenDP only), sensitivity, accounting, accuracy and budget arithmetic."""
 
-from privacy.errors import BudgetError, PrivacyError
+from privacy.accounting import Charge, Spent, Totals, fits, per_query_delta, spent
+from privacy.allocation import NoisePlan, NoiseSpec, calibrate
+from privacy.errors import AccuracyError, BudgetError, PrivacyError
+from privacy.preview import ColumnAccuracy, Preview, epsilon_for_accuracy, preview
 from privacy.release import MechanismRecord, Release, planned_components, release
 
-__all__ = ["BudgetError", "MechanismRecord", "PrivacyError", "Release", "planned_components", "release"]
+__all__ = [
+    "AccuracyError",
+    "BudgetError",
+    "Charge",
+    "ColumnAccuracy",
+    "MechanismRecord",
+    "NoisePlan",
+    "NoiseSpec",
+    "Preview",
+    "PrivacyError",
+    "Release",
+    "Spent",
+    "Totals",
+    "calibrate",
+    "epsilon_for_accuracy",
+    "fits",
+    "per_query_delta",
+    "planned_components",
+    "preview",
+    "release",
+    "spent",
+]

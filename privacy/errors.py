@@ -17,3 +17,9 @@ class PrivacyError(Exception):
 
 class BudgetError(PrivacyError):
     code = "budget_exceeded"
+
+
+class AccuracyError(PrivacyError):
+    """A target accuracy cannot be predicted or reached for this column."""
+
+    code = "accuracy_unavailable"

@@ -1,10 +1,11 @@
 """Turn a plan's exact per-group statistics into a private release.
 
 Input: the :class:`query_guard.QueryPlan` and the engine's exact result (columns as
-lists). Output: noisy values for every output column, a confidence interval for every
-value, and the list of OpenDP measurements applied with their scales and losses (for the
-audit entry). PRIVACY: exact values and the noise never leave this function; only the
-released (noisy) values do.
+lists). Output: noisy values for every output column, an interval for every value, the
+OpenDP measurements applied (for the audit entry) and the :class:`Charge` — which is
+what :func:`privacy.allocation.calibrate` computed from the same measurements' maps
+before any data was touched. PRIVACY: exact values and the noise never leave this
+function; only the released (noisy) values do.
 """
 
 from __future__ import annotations
@@ -18,23 +19,35 @@ from typing import Any
 
 from sqlglot import exp
 
+from privacy.accounting import Charge
+from privacy.allocation import PARTITIONS, FamilyChoice, NoisePlan, NoiseSpec, calibrate
 from privacy.errors import PrivacyError
-from privacy.features import dp
-from privacy.mechanisms import discrete_laplace_accuracy, laplace_vector, select_partitions
-from query_guard.plan import STATS_FOR_KIND, Measurement, QueryPlan
+from privacy.estimates import Noisy, intervals, method, values
+from privacy.mechanisms import (
+    make_gaussian_partition_threshold,
+    make_partition_threshold,
+    noisy_vector,
+)
+from privacy.sensitivity import NOISED_STATS, exact_vector
+from query_guard.plan import QueryPlan
 
 MAX_GROUPS = 100_000
+MAX_NOISED_VALUES = 2_000_000  # groups × histogram bins: keeps one release's noise bounded
 
 
 @dataclass(frozen=True)
 class MechanismRecord:
+    """One OpenDP measurement as applied: enough to re-check its map in an audit."""
+
     measurement: str
     statistic: str
     mechanism: str
     sensitivity: float
     scale: float
-    epsilon: float
+    epsilon: float | None
     delta: float = 0.0
+    rho: float | None = None
+    threshold: int | None = None
 
 
 @dataclass(frozen=True)
@@ -51,33 +64,37 @@ class Release:
     delta: float
     mechanisms: list[MechanismRecord] = field(default_factory=list)
     hidden: frozenset[str] = frozenset()
+    rho: float | None = None
+    rho_delta: float = 0.0
+    family: str = "laplace"
+
+    @property
+    def charge(self) -> Charge:
+        return Charge(self.epsilon, self.delta, self.rho, self.rho_delta)
+
+
+MECHANISM_NAMES = {
+    ("laplace", False): "discrete_laplace",
+    ("gaussian", False): "discrete_gaussian",
+    ("laplace", True): "laplace_threshold",
+    ("gaussian", True): "gaussian_threshold",
+}
 
 
 def planned_components(plan: QueryPlan) -> int:
-    """How many noisy statistics the plan needs (each gets an equal share of ε)."""
-    n = sum(len(STATS_FOR_KIND[m.kind]) for m in plan.measurements)
+    """How many noised statistics the plan needs (kept for the cache key's shape)."""
+    n = sum(len(NOISED_STATS[m.kind]) for m in plan.measurements)
     return n + (1 if plan.needs_partition_selection else 0)
-
-
-def _sensitivity(m: Measurement, stat: str) -> int:
-    """L1 sensitivity of one statistic's vector over groups: L0 × L∞ × per-row bound."""
-    rows = m.max_partitions * m.max_rows_per_partition
-    if stat == "count":
-        return m.max_partitions if m.kind == "count_distinct" else rows
-    if stat == "hist":
-        return rows
-    lo, hi = float(m.lower), float(m.upper)  # type: ignore[arg-type]
-    if stat == "sum":
-        per_row = max(abs(lo), abs(hi))
-    elif stat == "sumsq":
-        per_row = max(lo * lo, hi * hi)
-    else:  # pragma: no cover - contract violation
-        raise PrivacyError(f"unknown statistic {stat!r}")
-    return max(1, math.ceil(rows * per_row * m.fixed_point))
 
 
 def _key(values: Sequence[Any]) -> str:
     return json.dumps(list(values), ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+def _record(s: NoiseSpec) -> MechanismRecord:
+    name = MECHANISM_NAMES[(s.family, s.measurement == PARTITIONS)]
+    return MechanismRecord(s.measurement, s.stat, name, s.sensitivity, s.scale, s.epsilon,
+                           s.delta, s.rho, s.threshold)
 
 
 def release(
@@ -87,74 +104,49 @@ def release(
     epsilon: float,
     delta: float = 0.0,
     confidence: float = 0.95,
+    family: FamilyChoice = "auto",
+    pure: bool = False,
+    noise: NoisePlan | None = None,
 ) -> Release:
-    """Release ``plan``'s outputs with total loss ≤ (epsilon, delta) by basic composition."""
+    """Release ``plan``'s outputs with per-query loss ≤ (epsilon, delta).
+
+    ``delta`` is the δ this query may use (partition selection; Gaussian noise when it is
+    more accurate). ``pure``: the owner requires pure ε-DP (Laplace only, δ unused).
+    ``noise``: a plan from :func:`~privacy.allocation.calibrate` made earlier with the
+    same arguments (the service calibrates once to check the budget).
+    """
     if not 0.5 <= confidence < 1:
-        raise PrivacyError("confidence must be between 0.5 and 1")
-    components = planned_components(plan)
-    eps_each = epsilon / components
-    mechanisms: list[MechanismRecord] = []
+        raise PrivacyError("confidence must be between 0.5 and 1", code="bad_confidence")
+    noise = noise or calibrate(plan, epsilon, delta, family=family, pure=pure)
     key_cols = [k.column for k in plan.group_keys]
     n_rows = len(exact.get("__rows", []))
     exact_index = {_key([exact[c][i] for c in key_cols]): i for i in range(n_rows)}
 
-    # 1. Which groups are released.
-    if not plan.group_keys:
-        groups = [()]
-    elif not plan.needs_partition_selection:
-        domains = [k.public_domain for k in plan.group_keys]
-        size = math.prod(len(d) for d in domains)  # type: ignore[arg-type]
-        if size > MAX_GROUPS:
-            raise PrivacyError(f"the grouping has {size:,} public groups; at most {MAX_GROUPS:,}")
-        groups = list(itertools.product(*domains))  # type: ignore[arg-type]
-    else:
-        l0 = max(m.max_partitions for m in plan.measurements)
-        linf = max(m.max_rows_per_partition for m in plan.measurements)
-        candidate = {}
-        for key, i in exact_index.items():
-            values = json.loads(key)
-            if all(
-                k.public_domain is None or v in k.public_domain
-                for k, v in zip(plan.group_keys, values, strict=True)
-            ):
-                candidate[key] = int(exact["__rows"][i])
-        selected = select_partitions(candidate, l0=l0, linf=linf, epsilon=eps_each, delta=delta)
-        mechanisms.append(
-            MechanismRecord("partitions", "rows", "laplace_threshold", l0 * linf,
-                            selected.scale, selected.epsilon, selected.delta)
-        )
-        groups = sorted((tuple(json.loads(k)) for k in selected.counts), key=_key)
-
-    alpha = 1 - confidence
+    groups, partition_counts = _groups(plan, exact, exact_index, noise)
+    if len(groups) * max([1, *(m.bins for m in plan.measurements if m.kind == "quantile")]) > MAX_NOISED_VALUES:
+        raise PrivacyError("the query asks for too many noisy values; group more coarsely",
+                           code="too_many_groups")
     rows_idx = [exact_index.get(_key(g)) for g in groups]
-    values: dict[str, list[Any]] = {}
-    intervals: dict[str, list[tuple[float, float] | None]] = {}
-    methods: dict[str, str] = {}
+    alpha = 1 - confidence
 
-    # 2. Noise each statistic of each measurement.
+    noisy: dict[str, Noisy] = {}
     for m in plan.measurements:
-        stats = STATS_FOR_KIND[m.kind]
-        noisy: dict[str, list[float]] = {}
-        half: dict[str, float] = {}
-        # Each statistic's interval at alpha/len(stats): a union bound over the parts.
-        part_alpha = alpha / len(stats)
-        for stat in stats:
-            if stat == "hist":
-                raise PrivacyError(
-                    "quantiles are not supported yet; use COUNT, SUM, AVG, VARIANCE or STDDEV",
-                    code="unsupported_aggregate",
-                )
-            column = exact[m.stats[stat]] if rows_idx else []
-            vector = [int(column[i]) if i is not None and column[i] is not None else 0 for i in rows_idx]
-            sens = _sensitivity(m, stat)
-            out = laplace_vector(vector, sens, eps_each)
-            mechanisms.append(MechanismRecord(m.id, stat, out.mechanism, sens, out.scale, out.epsilon))
-            noisy[stat] = [float(v) for v in out.values]
-            half[stat] = discrete_laplace_accuracy(out.scale, part_alpha)
-        vals, ivs, method = _combine(m, noisy, half)
-        values[m.id], intervals[m.id], methods[m.id] = vals, ivs, method
+        stats: dict[str, list[int]] = {}
+        specs: dict[str, NoiseSpec] = {}
+        if m.id in noise.count_from_partitions:
+            assert noise.partitions is not None and partition_counts is not None
+            stats["count"] = [partition_counts[_key(g)] for g in groups]
+            specs["count"] = noise.partitions
+        else:
+            for stat in NOISED_STATS[m.kind]:
+                spec = noise.spec(m.id, stat)
+                vector = exact_vector(m, stat, exact, rows_idx)
+                stats[stat] = noisy_vector(vector, spec.family, spec.scale)
+                specs[stat] = spec
+        noisy[m.id] = Noisy(m, stats, specs, m.id in noise.count_from_partitions)
+    del exact  # PRIVACY: nothing exact below this line
 
-    # 3. Assemble output columns in SELECT order.
+    point = {mid: values(n) for mid, n in noisy.items()}
     columns: list[str] = []
     rows: list[list[Any]] = [[] for _ in groups]
     out_intervals: dict[str, list[tuple[float, float] | None]] = {}
@@ -169,118 +161,91 @@ def release(
             col_vals = [g[key_pos[oc.ref]] for g in groups]
             out_intervals[oc.name] = [None] * len(groups)
         elif oc.source == "measure":
-            col_vals = _pick(values[oc.ref], oc.index)
-            out_intervals[oc.name] = _pick(intervals[oc.ref], oc.index)
-            out_methods[oc.name] = methods[oc.ref]
+            col_vals = _pick(point[oc.ref], oc.index)
+            out_intervals[oc.name] = _pick(intervals(noisy[oc.ref], alpha), oc.index)
+            out_methods[oc.name] = method(noisy[oc.ref])
         else:
-            col_vals, ivs = _derived(oc.expression, values, intervals, len(groups))
+            col_vals, ivs, parts = _derived(oc.expression, noisy, point, alpha, len(groups))
             out_intervals[oc.name] = ivs
-            out_methods[oc.name] = "interval arithmetic over the noisy parts' intervals"
+            out_methods[oc.name] = (
+                f"arithmetic on noisy values; interval by interval arithmetic over its "
+                f"{parts} part(s)' intervals, each at α/{parts}")
         for r, v in enumerate(col_vals):
             rows[r].append(v)
-    total_eps = sum(rec.epsilon for rec in mechanisms)
-    total_delta = sum(rec.delta for rec in mechanisms)
-    return Release(columns, rows, out_intervals, out_methods, confidence, total_eps,
-                   total_delta, mechanisms, frozenset(hidden))
+    c = noise.charge
+    return Release(columns, rows, out_intervals, out_methods, confidence, c.epsilon, c.delta,
+                   [_record(s) for s in noise.specs], frozenset(hidden), c.rho, c.rho_delta,
+                   noise.family)
+
+
+def _groups(plan: QueryPlan, exact: Mapping[str, Sequence[Any]], exact_index: dict[str, int],
+            noise: NoisePlan) -> tuple[list[tuple[Any, ...]], dict[str, int] | None]:
+    """The released groups (and, after partition selection, their noisy row counts)."""
+    if not plan.group_keys:
+        return [()], None
+    if not plan.needs_partition_selection:
+        domains = [k.public_domain or () for k in plan.group_keys]
+        size = math.prod(len(d) for d in domains)
+        if size > MAX_GROUPS:
+            raise PrivacyError(f"the grouping has {size:,} public groups; at most {MAX_GROUPS:,}",
+                               code="too_many_groups")
+        return list(itertools.product(*domains)), None
+    spec = noise.partitions
+    assert spec is not None and spec.threshold is not None
+    candidate = {}
+    for key, i in exact_index.items():
+        keys = json.loads(key)
+        if all(k.public_domain is None or v in k.public_domain
+               for k, v in zip(plan.group_keys, keys, strict=True)):
+            candidate[key] = max(-(2**63 - 1), min(2**63 - 1, int(exact["__rows"][i])))
+    build = make_partition_threshold if spec.family == "laplace" else make_gaussian_partition_threshold
+    released = dict(build(spec.scale, spec.threshold)(candidate))
+    if len(released) > MAX_GROUPS:
+        raise PrivacyError(f"more than {MAX_GROUPS:,} groups passed partition selection",
+                           code="too_many_groups")
+    groups = sorted((tuple(json.loads(k)) for k in released), key=_key)
+    return groups, {k: int(v) for k, v in released.items()}
 
 
 def _pick(seq: list[Any], index: int) -> list[Any]:
     return [v[index] if isinstance(v, list) else v for v in seq]
 
 
-def _combine(
-    m: Measurement, noisy: dict[str, list[float]], half: dict[str, float]
-) -> tuple[list[Any], list[tuple[float, float] | None], str]:
-    """Post-process noisy statistics into the aggregate and its interval."""
-    fp = m.fixed_point
-    if m.kind in ("count", "count_distinct"):
-        a = half["count"]
-        vals = [max(0, int(v)) for v in noisy["count"]]
-        return vals, [(max(0.0, v - a), v + a) for v in noisy["count"]], "discrete Laplace accuracy"
-    if m.kind == "sum":
-        a = half["sum"] / fp
-        vals = [v / fp for v in noisy["sum"]]
-        if m.value_type == "int":
-            vals = [round(v) for v in vals]
-        return vals, [(v - a, v + a) for v in vals], "discrete Laplace accuracy"
-    lo, hi = float(m.lower), float(m.upper)  # type: ignore[arg-type]
-    sums = [v / fp for v in noisy["sum"]]
-    counts = noisy["count"]
-    a_s, a_c = half["sum"] / fp, half["count"]
-    if m.kind == "mean":
-        vals, ivs = [], []
-        for s, c in zip(sums, counts, strict=True):
-            vals.append(min(hi, max(lo, s / c)) if c >= 1 else (lo + hi) / 2)
-            ivs.append(_ratio_interval(s, a_s, c, a_c, lo, hi))
-        return vals, ivs, "noisy sum / noisy count; interval from both parts' intervals"
-    # variance / stddev from sum, sum of squares and count
-    sqs = [v / fp for v in noisy["sumsq"]]
-    max_var = ((hi - lo) / 2) ** 2
-    vals, ivs = [], []
-    for s, ss, c in zip(sums, sqs, counts, strict=True):
-        if c < 2:
-            var = max_var / 2
-        else:
-            mean = min(hi, max(lo, s / c))
-            var = min(max_var, max(0.0, ss / c - mean * mean) * c / (c - 1))
-        vals.append(math.sqrt(var) if m.kind == "stddev" else var)
-        ivs.append((0.0, math.sqrt(max_var) if m.kind == "stddev" else max_var)
-                   if c - a_c <= 1 else _variance_interval(s, a_s, ss, half["sumsq"] / fp, c, a_c, max_var, m.kind))
-    return vals, ivs, "from noisy sum, sum of squares and count; interval by interval arithmetic"
-
-
-def _ratio_interval(s: float, a_s: float, c: float, a_c: float, lo: float, hi: float) -> tuple[float, float]:
-    c_lo = c - a_c
-    if c_lo <= 0:
-        return (lo, hi)
-    cands = [(s + ds) / (c + dc) for ds in (-a_s, a_s) for dc in (-a_c, a_c)]
-    # The true mean lies in [lo, hi]: clamp each end (an empty intersection clamps to a point).
-    return (min(hi, max(lo, min(cands))), min(hi, max(lo, max(cands))))
-
-
-def _variance_interval(s, a_s, ss, a_ss, c, a_c, max_var, kind) -> tuple[float, float]:
-    c_lo, c_hi = c - a_c, c + a_c
-    m2_lo, m2_hi = (ss - a_ss) / c_hi, (ss + a_ss) / c_lo
-    mean_abs_hi = max(abs(s - a_s), abs(s + a_s)) / c_lo
-    mean_abs_lo = 0.0 if (s - a_s) <= 0 <= (s + a_s) else min(abs(s - a_s), abs(s + a_s)) / c_hi
-    v_lo = max(0.0, m2_lo - mean_abs_hi**2)
-    v_hi = min(max_var, max(0.0, m2_hi - mean_abs_lo**2) * c_hi / max(c_hi - 1, 1))
-    if kind == "stddev":
-        return (math.sqrt(v_lo), math.sqrt(v_hi))
-    return (v_lo, v_hi)
-
-
-def _derived(
-    expression: exp.Expression | None,
-    values: dict[str, list[Any]],
-    intervals: dict[str, list[tuple[float, float] | None]],
-    n: int,
-) -> tuple[list[Any], list[tuple[float, float] | None]]:
-    """Evaluate arithmetic over noisy aggregates, with interval arithmetic for accuracy."""
+def _derived(expression: exp.Expression | None, noisy: dict[str, Noisy], point: dict[str, list[Any]],
+             alpha: float, n: int) -> tuple[list[Any], list[tuple[float, float] | None], int]:
+    """Arithmetic over noisy aggregates; each part's interval at α/k for k parts."""
     if expression is None:
-        raise PrivacyError("derived output without an expression")
+        raise PrivacyError("derived output without an expression", code="internal_error")
+    parts = sorted({c.name for c in expression.find_all(exp.Column)})
+    k = max(1, len(parts))
+    ivs = {p: intervals(noisy[p], alpha / k) for p in parts if p in noisy}
     out_v, out_i = [], []
     for r in range(n):
-        v, iv = _eval(expression, values, intervals, r)
+        v, iv = _eval(expression, point, ivs, r)
         out_v.append(v)
         out_i.append(iv)
-    return out_v, out_i
+    return out_v, out_i, k
 
 
-def _eval(node: exp.Expression, values, intervals, r) -> tuple[float | None, tuple[float, float] | None]:
+def _eval(node: exp.Expression, values: Mapping[str, list[Any]],
+          intervals: Mapping[str, list[Any]], r: int) -> tuple[float | None, tuple[float, float] | None]:
     if isinstance(node, exp.Paren):
         return _eval(node.this, values, intervals, r)
     if isinstance(node, exp.Column):
-        name = node.name
-        v = values[name][r]
-        iv = intervals[name][r]
+        if node.name not in values:
+            raise PrivacyError(f"derived expression refers to unknown {node.name}", code="internal_error")
+        v, iv = values[node.name][r], intervals[node.name][r]
+        if isinstance(v, list):  # a quantile measurement with one fraction
+            v, iv = v[0], iv[0]
         return (None if v is None else float(v)), iv
     if isinstance(node, exp.Literal) and not node.is_string:
         x = float(node.this)
         return x, (x, x)
     if isinstance(node, exp.Neg):
-        v, (lo, hi) = _eval(node.this, values, intervals, r)
-        return (None if v is None else -v), (-hi, -lo)
+        v, iv = _eval(node.this, values, intervals, r)
+        if v is None or iv is None:
+            return None, None
+        return -v, (-iv[1], -iv[0])
     if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Div)):
         a, ia = _eval(node.this, values, intervals, r)
         b, ib = _eval(node.expression, values, intervals, r)
@@ -299,7 +264,7 @@ def _eval(node: exp.Expression, values, intervals, r) -> tuple[float | None, tup
             return a / b, (-math.inf, math.inf)
         quots = [x / y for x in ia for y in ib]
         return a / b, (min(quots), max(quots))
-    raise PrivacyError(f"unsupported derived expression: {node.sql()}")
+    raise PrivacyError(f"unsupported derived expression: {node.sql()}", code="unsupported_expression")
 
 
-__all__ = ["MechanismRecord", "Release", "dp", "planned_components", "release"]
+__all__ = ["MechanismRecord", "Release", "planned_components", "release"]

@@ -9,7 +9,7 @@ from sqlglot import exp
 
 from query_guard.catalog import Catalog
 from query_guard.errors import GuardError
-from query_guard.positions import highlight, locate
+from query_guard.positions import highlight, keyword_offset, line_column, locate, start_offset
 from query_guard.scenario import Scenario
 
 
@@ -26,9 +26,18 @@ class Context:
         node: exp.Expression | None = None,
         *,
         code: str | None = None,
+        keyword: str | None = None,
     ) -> NoReturn:
-        """Raise ``error`` with the construct's line/column appended to the message."""
+        """Raise ``error`` with the construct's line/column appended to the message.
+
+        ``keyword`` locates clause-level constructs that sqlglot does not position
+        (QUALIFY, OFFSET, DISTINCT…): its first occurrence at or after ``node``.
+        """
         line, column = locate(self.sql, node)
+        if keyword is not None:
+            offset = keyword_offset(self.sql, keyword, start_offset(node) if node else None)
+            if offset is not None:
+                line, column = line_column(self.sql, offset)
         text = message if line is None else f"{message} (line {line}, column {column})"
         raise error(
             text,

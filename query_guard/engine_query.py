@@ -67,7 +67,9 @@ def build_engine_query(
         src_items.append(exp.alias_(exp.Literal.number(1), "__one"))
 
     name0, alias0 = bases[0]
-    src = exp.select(*src_items).from_(exp.alias_(exp.to_table(name0), alias0, table=True))
+    src = exp.select(*src_items, copy=False).from_(
+        exp.alias_(exp.to_table(name0), alias0, table=True), copy=False
+    )
     if join is not None:
         side, on = join
         name1, alias1 = bases[1]
@@ -75,16 +77,19 @@ def build_engine_query(
             exp.alias_(exp.to_table(name1), alias1, table=True),
             on=on,
             join_type=side.lower() or None,
+            copy=False,
         )
     if filters:
-        src = src.where(exp.and_(*[exp.paren(f) for f in filters]))
+        src = src.where(exp.and_(*[exp.paren(f, copy=False) for f in filters], copy=False),
+                        copy=False)
 
     domain_filter = _domain_filter(keys)
     key_columns = [exp.column(k.column) for k in keys]
     if bounding.needed:
-        ranked = exp.select(exp.Star(), *_windows(keys, bounding)).from_("__src")
+        ranked = exp.select(exp.Star(), *_windows(keys, bounding), copy=False).from_(
+            "__src", copy=False)
         if domain_filter is not None:
-            ranked = ranked.where(domain_filter)
+            ranked = ranked.where(domain_filter, copy=False)
         keep: list[exp.Expression] = [
             exp.LTE(this=exp.column("__rn"),
                     expression=exp.Literal.number(bounding.max_rows_per_partition))
@@ -105,14 +110,14 @@ def build_engine_query(
             column = f"__{call.id}_{stat}"
             stats[call.id][stat] = column
             outer_items.append(exp.alias_(expression, column))
-    query = exp.select(*outer_items).from_(source)
+    query = exp.select(*outer_items, copy=False).from_(source, copy=False)
     if where is not None:
-        query = query.where(where)
+        query = query.where(where, copy=False)
     if keys:
-        query = query.group_by(*[c.copy() for c in key_columns])
-    query = query.with_("__src", as_=src)
+        query = query.group_by(*[c.copy() for c in key_columns], copy=False)
+    query = query.with_("__src", as_=src, copy=False)
     if bounding.needed:
-        query = query.with_("__ranked", as_=ranked)
+        query = query.with_("__ranked", as_=ranked, copy=False)
     for node in query.walk():
         node.comments = None
     return query, stats
@@ -160,9 +165,11 @@ def _domain_filter(keys: Sequence[EngineKey]) -> exp.Expression | None:
             this=column, expressions=[_literal(v) for v in present]
         ) if present else exp.false()
         if len(present) != len(key.domain):
-            condition = exp.or_(condition, exp.Is(this=column.copy(), expression=exp.Null()))
-        conditions.append(exp.paren(condition))
-    return exp.and_(*conditions) if conditions else None
+            condition = exp.or_(
+                condition, exp.Is(this=column.copy(), expression=exp.Null()), copy=False
+            )
+        conditions.append(exp.paren(condition, copy=False))
+    return exp.and_(*conditions, copy=False) if conditions else None
 
 
 def _literal(value: object) -> exp.Expression:

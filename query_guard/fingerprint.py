@@ -44,7 +44,8 @@ def fingerprint(
         "keys": [[k.column, _domain(k.public_domain)] for k in group_keys],
         "measurements": [
             [m.id, m.kind, sorted(m.stats.items()), m.max_partitions, m.max_rows_per_partition,
-             m.lower, m.upper, m.fixed_point, m.value_type, list(m.quantiles), m.bins]
+             m.lower, m.upper, m.fixed_point, m.value_type, list(m.quantiles), m.bins,
+             m.ddof]
             for m in measurements
         ],
         "outputs": [

@@ -30,12 +30,13 @@ def parse_select(ctx: Context) -> exp.Select:
         offset = _token_error_offset(err, sql)
         line, column = line_column(sql, offset)
         raise SqlSyntaxError(
-            f"cannot read the text near line {line}, column {column}"
-            " (unterminated string, quoted name or comment?)",
+            f"cannot read the text {sql[offset:offset + 20]!r}: unterminated string, quoted"
+            f" name or comment? (line {line}, column {column})",
             line=line,
             column=column,
         ) from None
     limit_tokens(tokens, ctx)
+    statement_keywords(tokens, ctx)
     try:
         statements = dialect.parser(error_level=ErrorLevel.RAISE).parse(tokens, sql)
     except ParseError as err:
@@ -59,9 +60,63 @@ def parse_select(ctx: Context) -> exp.Select:
         raise LimitError(
             "query nested too deeply to read: past the nesting limit", line=1, column=1
         ) from None
-    select = single_select(statements, ctx)
+    select = single_select(statements, ctx, _statement_starts(tokens, len(statements)))
     limit_tree(select, ctx)
     return select
+
+
+def statement_keywords(tokens: list, ctx: Context) -> None:
+    """Before parsing: one statement, starting with SELECT or WITH (allow-list).
+
+    Checking the first keyword on the tokens refuses DDL, PRAGMA, ATTACH, COPY, CALL…
+    without handing them to the parser (which would log them as unsupported commands).
+    """
+    from sqlglot.tokens import TokenType
+
+    from query_guard.errors import NotAllowedError
+
+    chunks: list[list] = [[]]
+    for tok in tokens:
+        if tok.token_type == TokenType.SEMICOLON:
+            chunks.append([])
+        else:
+            chunks[-1].append(tok)
+    present = [c for c in chunks if c]
+    if len(present) > 1:
+        first = present[1][0]
+        line, column = line_column(ctx.sql, first.start)
+        raise NotAllowedError(
+            f"{first.text.upper()} statement after the first statement: only one statement is"
+            f" allowed (line {line}, column {column})",
+            code="multiple_statements", line=line, column=column,
+        )
+    if present:
+        first = present[0][0]
+        if first.token_type not in (TokenType.SELECT, TokenType.WITH, TokenType.L_PAREN):
+            line, column = line_column(ctx.sql, first.start)
+            raise NotAllowedError(
+                f"{first.text.upper()} statement: only SELECT statements are allowed"
+                f" (line {line}, column {column})",
+                code="statement_not_allowed", line=line, column=column,
+            )
+
+
+def _statement_starts(tokens: list, count: int) -> list[int | None]:
+    """Offset of each ``;``-separated chunk's first token (sqlglot does not locate
+    statements), so a refused statement can be pointed at by its first keyword."""
+    from sqlglot.tokens import TokenType
+
+    starts: list[int | None] = []
+    current: int | None = None
+    for tok in tokens:
+        if tok.token_type == TokenType.SEMICOLON:
+            starts.append(current)
+            current = None
+        elif current is None:
+            current = tok.start
+    if current is not None or len(starts) < count:
+        starts.append(current)
+    return starts
 
 
 def _token_error_offset(err: TokenError, sql: str) -> int:

@@ -83,6 +83,9 @@ class Measurement:
     bins: int = 0  # for kind == "quantile": histogram resolution
     expression_sql: str = ""  # the clamped value expression, for audit and display
     dataset: str = ""  # the dataset whose privacy unit is bounded
+    # variance/stddev: 1 for the sample (VARIANCE, VAR_SAMP, STDDEV, STDDEV_SAMP),
+    # 0 for the population (VAR_POP, STDDEV_POP) estimator.
+    ddof: int = 1
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,8 @@ def _plan(ctx: Context) -> QueryPlan:
         )
         for condition in rel.join.right_filters:
             typer.predicate(condition, "WHERE")
-            on = exp.and_(on, exp.paren(safe_arithmetic(condition, typer)))
+            on = exp.and_(on, exp.paren(safe_arithmetic(condition, typer), copy=False),
+                          copy=False)
         join = (rel.join.side, on)
 
     engine_keys: list[EngineKey] = []
@@ -117,6 +118,8 @@ def _plan(ctx: Context) -> QueryPlan:
         domain = public_domain(key.expr, expr, typer, rel.bases)
         if domain is not None and len(domain) > MAX_DOMAIN:
             domain = None
+        if domain is None and info.type == "bool":
+            domain = (False, True, None)  # a condition's values are public by its type
         if domain is not None and not isinstance(key.expr, exp.Column):
             domain = _typed_domain(domain, info.type)
         engine_keys.append(EngineKey(key.column, expr, domain))
@@ -152,6 +155,7 @@ def _plan(ctx: Context) -> QueryPlan:
                 bins=HIST_BINS if call.kind == "quantile" else 0,
                 expression_sql=spec.expr.sql("duckdb") if spec.expr is not None else "*",
                 dataset=bounding.dataset,
+                ddof=call.ddof,
             )
         )
     notes = []

@@ -35,6 +35,7 @@ class AggCall:
     arg: exp.Expression | None  # flattened argument; None for COUNT(*)
     quantiles: tuple[float, ...] = ()
     canonical: str = ""
+    ddof: int = 1
 
 
 @dataclass

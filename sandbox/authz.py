@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 from sandbox.errors import Forbidden, NotFound, Unauthorized
 
@@ -157,12 +157,19 @@ def decide(action: str, role: str, relations: Set[str]) -> Decision:
     return "not_found"
 
 
-def role_of(user: object | None) -> str:
-    """The role of a ``sandbox.users.User`` (``anonymous`` for no login)."""
-    return "anonymous" if user is None else str(getattr(user, "role"))
+class HasRole(Protocol):
+    """What the checks need of a ``sandbox.users.User``."""
+
+    @property
+    def role(self) -> str: ...
 
 
-def check_role(action: str, user: object | None) -> None:
+def role_of(user: HasRole | None) -> str:
+    """The role of a user (``anonymous`` for no login)."""
+    return "anonymous" if user is None else user.role
+
+
+def check_role(action: str, user: HasRole | None) -> None:
     """Refuse before any lookup when the caller's role never may do ``action``.
 
     No login → 401 (log in first); a logged-in role without a grant → 403. Neither depends
@@ -176,7 +183,7 @@ def check_role(action: str, user: object | None) -> None:
     raise Forbidden(f"the {role} role may not {RULES[action].summary}")
 
 
-def check(action: str, user: object | None, relations: Set[str], *, missing: str) -> None:
+def check(action: str, user: HasRole | None, relations: Set[str], *, missing: str) -> None:
     """Raise unless :func:`decide` allows; ``missing`` is the message for a hidden object,
     the very one the caller uses for an object that does not exist."""
     check_role(action, user)

@@ -1,15 +1,23 @@
 """Dataset registration, versions and loading into the engine.
 
 Registering checks the policy against the data (第十四条: every information item is
-declared), verifies a declared one-row-per-person table, writes a new immutable version
-(old versions stay readable for replay) and logs it. Conditional and not-open data is
-stored encrypted when the workspace has a key ring (第二十条: protect the data).
+declared), verifies a declared one-row-per-person table, runs the risk scan (第十二条),
+writes a new immutable version (old versions stay readable for replay) and logs it.
+Conditional and not-open data is stored encrypted when the workspace has a key ring
+(第二十条: protect the data).
+
+A version is *published* (listed, queryable) only once its owner has acknowledged its risk
+report; until then the previous published version, if any, stays in use.
+:func:`latest_versions` returns published versions only, which is what the query walk
+sees.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
+import logging
 import secrets
 import sqlite3
 import threading
@@ -22,13 +30,31 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+import keys
 from query_guard import Catalog
+from sandbox import risk_scan
 from sandbox.clock import Clock, iso
 from sandbox.engine import with_rowid
-from sandbox.errors import BadRequest, NotFound, PolicyError
+from sandbox.errors import BadRequest, NotFound, PolicyError, SandboxError
 from sandbox.policy import DatasetPolicy, check_against, parse_policy
 
+log = logging.getLogger(__name__)
+
 Progress = Callable[[str], None]
+Encryptor = Callable[[bytes, bytes], tuple[bytes, bytes]]
+Decryptor = Callable[[bytes, bytes, bytes], bytes]
+ENCRYPTED_TIERS = ("conditional", "not_open")
+
+
+class DataIntegrityError(SandboxError):
+    """A stored data file failed authenticated decryption: changed, truncated or swapped.
+
+    SECURITY: refused outright, never read "as far as it goes"; the message names the file
+    but says nothing about why decryption failed (pyca/cryptography's opaque failure).
+    """
+
+    code = "data_integrity"
+    http_status = 500
 
 
 @dataclass(frozen=True)
@@ -48,6 +74,17 @@ class DatasetVersion:
     wrapped_key: bytes | None
     bounding_seed: str
     policy: DatasetPolicy
+    created_at: str = ""
+    published_at: str | None = None
+    risk_report_json: str = "{}"
+
+    @property
+    def published(self) -> bool:
+        return self.published_at is not None
+
+    @property
+    def risk_report(self) -> dict:
+        return json.loads(self.risk_report_json or "{}")
 
 
 def read_data_file(path: Path) -> pa.Table:
@@ -71,10 +108,10 @@ def register_dataset(
     *,
     policy_path: str = "<policy>",
     now: Clock,
-    encryptor: Callable[[bytes, bytes], tuple[bytes, bytes]] | None = None,
+    encryptor: Encryptor | None = None,
     progress: Progress | None = None,
 ) -> DatasetVersion:
-    """Validate and store a new version. Runs inside the caller's transaction.
+    """Validate, scan and store a new, unpublished version. Runs inside the caller's transaction.
 
     ``encryptor(plaintext, aad) -> (ciphertext, wrapped_data_key)`` encrypts the Parquet
     bytes for conditional and not-open tiers.
@@ -98,6 +135,23 @@ def register_dataset(
     owner = conn.execute("SELECT id, role FROM users WHERE username = ?", (policy.owner,)).fetchone()
     if owner is None or owner["role"] != "owner":
         raise PolicyError(f"{policy_path}: dataset.owner {policy.owner!r} is not a user with the owner role")
+    existing = conn.execute(
+        "SELECT d.id, d.owner_id, d.tier, u.username FROM datasets d JOIN users u ON u.id = d.owner_id "
+        "WHERE d.name = ?", (name,)
+    ).fetchone()
+    if existing is not None and existing["owner_id"] != owner["id"]:
+        raise PolicyError(f"{policy_path}: dataset {name!r} belongs to {existing['username']!r}, not {policy.owner!r}")
+    if existing is not None and existing["tier"] != policy.tier:
+        # 第十条: a tier decision needs a recorded basis; a policy file cannot carry one.
+        raise PolicyError(
+            f"{policy_path}: dataset.tier is {policy.tier!r} but {name!r} is {existing['tier']!r}; "
+            f"change a tier with POST /api/v1/datasets/{name}/tier and a basis (第十条), then add the version"
+        )
+    say("scanning for identifiers and unique records (第十二条)")
+    report = risk_scan.scan(
+        table, {c.name: c.sensitivity for c in policy.columns.values()},
+        privacy_unit=policy.privacy_unit, dataset=name,
+    )
 
     say(f"writing {table.num_rows:,} rows")
     sink = io.BytesIO()
@@ -105,7 +159,7 @@ def register_dataset(
     plain = sink.getvalue()
     content_hash = "sha256:" + hashlib.sha256(plain).hexdigest()
 
-    row = conn.execute("SELECT id, owner_id FROM datasets WHERE name = ?", (name,)).fetchone()
+    row = existing
     if row is None:
         cur = conn.execute(
             "INSERT INTO datasets (name, title, owner_id, tier, created_at) VALUES (?,?,?,?,?)",
@@ -115,12 +169,12 @@ def register_dataset(
         version = 1
     else:
         dataset_id = int(row["id"])
-        conn.execute("UPDATE datasets SET title = ?, tier = ? WHERE id = ?", (policy.title, policy.tier, dataset_id))
+        conn.execute("UPDATE datasets SET title = ? WHERE id = ?", (policy.title, dataset_id))
         version = 1 + conn.execute(
             "SELECT COALESCE(MAX(version), 0) FROM dataset_versions WHERE dataset_id = ?", (dataset_id,)
         ).fetchone()[0]
 
-    encrypted = encryptor is not None and policy.tier in ("conditional", "not_open")
+    encrypted = encryptor is not None and policy.tier in ENCRYPTED_TIERS
     file_name = f"{name}-v{version}.parquet" + (".enc" if encrypted else "")
     wrapped = None
     payload = plain
@@ -134,10 +188,10 @@ def register_dataset(
     seed = secrets.token_hex(16)
     cur = conn.execute(
         "INSERT INTO dataset_versions (dataset_id, version, policy_toml, content_hash, file_name, "
-        "row_count, unit_count, encrypted, wrapped_key, bounding_seed, created_at) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        "row_count, unit_count, encrypted, wrapped_key, bounding_seed, created_at, risk_report) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         (dataset_id, version, policy_text, content_hash, file_name, table.num_rows, units,
-         int(encrypted), wrapped, seed, iso(now())),
+         int(encrypted), wrapped, seed, iso(now()), json.dumps(report, ensure_ascii=False)),
     )
     return get_version(conn, name, version_id=int(cur.lastrowid))  # type: ignore[arg-type]
 
@@ -173,6 +227,7 @@ def _version_from_row(row: sqlite3.Row) -> DatasetVersion:
         content_hash=row["content_hash"], file_name=row["file_name"], row_count=row["row_count"],
         unit_count=row["unit_count"], encrypted=bool(row["encrypted"]), wrapped_key=row["wrapped_key"],
         bounding_seed=row["bounding_seed"], policy=parse_policy(row["policy_toml"], row["name"]),
+        created_at=row["created_at"], published_at=row["published_at"], risk_report_json=row["risk_report"],
     )
 
 
@@ -183,7 +238,7 @@ _VERSION_SQL = (
 
 
 def get_version(conn: sqlite3.Connection, name: str, *, version_id: int | None = None) -> DatasetVersion:
-    """A specific version, or the latest version of ``name``."""
+    """A specific version, or the latest version of ``name`` (published or not)."""
     if version_id is not None:
         row = conn.execute(_VERSION_SQL + "WHERE v.id = ?", (version_id,)).fetchone()
     else:
@@ -195,12 +250,72 @@ def get_version(conn: sqlite3.Connection, name: str, *, version_id: int | None =
     return _version_from_row(row)
 
 
-def latest_versions(conn: sqlite3.Connection) -> list[DatasetVersion]:
+def latest_versions(conn: sqlite3.Connection, *, include_unpublished: bool = False) -> list[DatasetVersion]:
+    """The newest *published* version of each dataset (what queries run on, 第十二条).
+
+    ``include_unpublished``: the newest version whether or not its risk report has been
+    acknowledged (for the owner's and the regulator's views).
+    """
+    published = "" if include_unpublished else " AND published_at IS NOT NULL"
     rows = conn.execute(
         _VERSION_SQL + "WHERE v.version = (SELECT MAX(version) FROM dataset_versions "
-        "WHERE dataset_id = v.dataset_id) ORDER BY d.name"
+        f"WHERE dataset_id = v.dataset_id{published}) ORDER BY d.name"
     ).fetchall()
     return [_version_from_row(r) for r in rows]
+
+
+def all_versions(conn: sqlite3.Connection, dataset_id: int) -> list[DatasetVersion]:
+    rows = conn.execute(_VERSION_SQL + "WHERE v.dataset_id = ? ORDER BY v.version", (dataset_id,)).fetchall()
+    return [_version_from_row(r) for r in rows]
+
+
+def publish(conn: sqlite3.Connection, version_id: int, user_id: int, note: str, *, now: Clock) -> None:
+    """Mark a version acknowledged and published (caller checks rights and logs)."""
+    conn.execute(
+        "UPDATE dataset_versions SET published_at = ?, published_by = ?, acknowledgement = ? WHERE id = ?",
+        (iso(now()), user_id, note, version_id),
+    )
+
+
+def read_plaintext(data_dir: Path, v: DatasetVersion, decryptor: Decryptor | None) -> bytes:
+    """The Parquet bytes of a version, decrypted in memory if stored encrypted."""
+    raw = (data_dir / v.file_name).read_bytes()
+    if not v.encrypted:
+        return raw
+    if decryptor is None or v.wrapped_key is None:
+        raise NotFound(f"dataset {v.name!r} is encrypted and no key ring is available")
+    try:
+        return decryptor(raw, v.wrapped_key, _aad(v.name, v.version))
+    except keys.DecryptionError:
+        log.error("integrity check failed for %s (dataset %s version %s)", v.file_name, v.name, v.version)
+        raise DataIntegrityError(
+            f"the stored file of dataset {v.name!r} version {v.version} ({v.file_name}) failed its "
+            "integrity check and was not read: it was modified, truncated or swapped. Restore it "
+            "from a backup; no query can use it until then."
+        ) from None
+
+
+def encrypt_at_rest(conn: sqlite3.Connection, data_dir: Path, dataset_id: int, encryptor: Encryptor) -> list[Path]:
+    """Encrypt every plaintext version of a dataset whose tier now requires it.
+
+    Runs inside the caller's transaction: writes ``.enc`` files and updates the rows; returns
+    the plaintext files, which the caller deletes only after COMMIT (a rollback must leave a
+    readable file behind).
+    """
+    leftovers = []
+    for v in all_versions(conn, dataset_id):
+        if v.encrypted:
+            continue
+        source = data_dir / v.file_name
+        ciphertext, wrapped = encryptor(source.read_bytes(), _aad(v.name, v.version))
+        file_name = v.file_name + ".enc"
+        tmp = data_dir / (file_name + ".tmp")
+        tmp.write_bytes(ciphertext)
+        tmp.replace(data_dir / file_name)
+        conn.execute("UPDATE dataset_versions SET file_name = ?, encrypted = 1, wrapped_key = ? WHERE id = ?",
+                     (file_name, wrapped, v.version_id))
+        leftovers.append(source)
+    return leftovers
 
 
 def build_catalog(versions: list[DatasetVersion]) -> Catalog:
@@ -218,7 +333,7 @@ class TableCache:
     SECURITY: decrypted data lives only here, in memory; it is never written back.
     """
 
-    def __init__(self, data_dir: Path, decryptor: Callable[[bytes, bytes, bytes], bytes] | None = None):
+    def __init__(self, data_dir: Path, decryptor: Decryptor | None = None):
         self.data_dir = data_dir
         self.decryptor = decryptor
         self._tables: dict[int, pa.Table] = {}
@@ -229,11 +344,7 @@ class TableCache:
             cached = self._tables.get(v.version_id)
             if cached is not None:
                 return cached
-            raw = (self.data_dir / v.file_name).read_bytes()
-            if v.encrypted:
-                if self.decryptor is None or v.wrapped_key is None:
-                    raise NotFound(f"dataset {v.name!r} is encrypted and no key ring is available")
-                raw = self.decryptor(raw, v.wrapped_key, _aad(v.name, v.version))
+            raw = read_plaintext(self.data_dir, v, self.decryptor)
             table = with_rowid(pq.read_table(io.BytesIO(raw)))
             self._tables[v.version_id] = table
             return table

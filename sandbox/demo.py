@@ -74,6 +74,7 @@ def setup_demo(
                 say(f"Registering {name} …")
                 admin.add_dataset(name, pq.read_table(path), policy_text(name),
                                   policy_path=f"sandbox/demo_policies/{name}.toml", actor=owner, progress=say)
+                admin.acknowledge_risk(owner, name, "demo: identifiers are declared and never queryable (第十二条)")
 
     researcher = find_user(conn, "researcher")
     owner = find_user(conn, "owner")

@@ -1,20 +1,63 @@
-"""The privacy-budget ledger: what each approval has spent (basic composition).
+"""The privacy-budget ledger: what each approval (and each dataset version) has spent.
 
-The ledger is append-only (triggers) and every row mirrors a ``query.released`` or
-``query.failed`` audit entry committed in the same transaction, so a replay of the audit
-log reproduces it exactly.
+Every row is one release's :class:`privacy.Charge` — ε and δ (basic composition) and,
+when the store has the columns, ρ and δz (zCDP) — mirroring a ``query.released`` or
+``query.failed`` audit entry committed in the same transaction, so a replay of the
+audit log reproduces it. Spent ε is reported at the approval's total δ as the minimum of
+basic composition and zCDP composition converted by OpenDP (``privacy.accounting``).
+
+Tolerant of older stores: without the ``rho`` column every release counts by basic
+composition in both routes (exactly the old behaviour); without the caps tables there
+is no global cap. :data:`PROPOSED_SCHEMA` lists the statements that add them.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
+from privacy.accounting import TOLERANCE, Charge, Spent, Totals, fits, spent
 from sandbox.clock import Clock, iso
 from sandbox.errors import BudgetExceeded
 
-# Float sums can differ in the last bits; never let that refuse a query that fits.
-TOLERANCE = 1e-12
+__all__ = ["TOLERANCE", "Budget", "budget", "charge", "check_global_cap", "ensure_affordable"]
+
+#: The schema this module can use (a migration owned by ``sandbox.migrations`` adds it).
+PROPOSED_SCHEMA = (
+    "ALTER TABLE ledger ADD COLUMN rho REAL CHECK (rho IS NULL OR rho >= 0)",
+    "ALTER TABLE ledger ADD COLUMN rho_delta REAL NOT NULL DEFAULT 0 CHECK (rho_delta >= 0)",
+    "ALTER TABLE approvals ADD COLUMN pure_dp INTEGER NOT NULL DEFAULT 0 CHECK (pure_dp IN (0, 1))",
+    """CREATE TABLE dataset_budget_caps (
+        dataset_version_id INTEGER PRIMARY KEY REFERENCES dataset_versions(id),
+        epsilon_total REAL NOT NULL CHECK (epsilon_total > 0),
+        delta_total REAL NOT NULL CHECK (delta_total >= 0 AND delta_total < 1),
+        set_by INTEGER REFERENCES users(id),
+        created_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE ledger_datasets (
+        ledger_id INTEGER NOT NULL REFERENCES ledger(id),
+        dataset_version_id INTEGER NOT NULL REFERENCES dataset_versions(id),
+        PRIMARY KEY (ledger_id, dataset_version_id)
+    )""",
+    "CREATE INDEX ledger_datasets_version ON ledger_datasets(dataset_version_id)",
+    """CREATE TRIGGER ledger_datasets_no_update BEFORE UPDATE ON ledger_datasets
+       BEGIN SELECT RAISE(ABORT, 'the budget ledger is append-only'); END""",
+    """CREATE TRIGGER ledger_datasets_no_delete BEFORE DELETE ON ledger_datasets
+       BEGIN SELECT RAISE(ABORT, 'the budget ledger is append-only'); END""",
+)
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _has_table(conn: sqlite3.Connection, table: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                        (table,)).fetchone() is not None
 
 
 @dataclass(frozen=True)
@@ -22,10 +65,13 @@ class Budget:
     approval_id: int
     epsilon_total: float
     delta_total: float
-    epsilon_spent: float
-    delta_spent: float
+    epsilon_spent: float  # min(basic, zCDP) at delta_total (privacy.accounting.spent)
+    delta_spent: float  # Σδ (basic composition)
     epsilon_per_query: float
     releases: int
+    pure_dp: bool = False
+    totals: Totals = field(default_factory=Totals)
+    accounting: Spent | None = None
 
     @property
     def epsilon_remaining(self) -> float:
@@ -35,8 +81,12 @@ class Budget:
     def delta_remaining(self) -> float:
         return max(0.0, self.delta_total - self.delta_spent)
 
+    @property
+    def rho_spent(self) -> float:
+        return self.totals.rho
+
     def as_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "approval_id": self.approval_id,
             "epsilon": {"total": self.epsilon_total, "spent": self.epsilon_spent,
                         "remaining": self.epsilon_remaining},
@@ -44,34 +94,167 @@ class Budget:
                       "remaining": self.delta_remaining},
             "epsilon_per_query": self.epsilon_per_query,
             "releases": self.releases,
+            "rho": {"spent": self.totals.rho},
+            "pure_dp": self.pure_dp,
         }
+        if self.accounting is not None:
+            out["accounting"] = self.accounting.as_dict()
+        return out
+
+
+def is_pure(row: sqlite3.Row | Any) -> bool:
+    """Whether the owner requires pure ε-DP: ``approvals.pure_dp`` when the column exists,
+    else ``"pure_dp": true`` in the approval's scope; δ_total = 0 implies it."""
+    keys = row.keys() if isinstance(row, sqlite3.Row) else []
+    if "pure_dp" in keys and row["pure_dp"]:
+        return True
+    scope = getattr(row, "scope", None)
+    if scope is None and "scope_json" in keys:
+        scope = json.loads(row["scope_json"] or "{}")
+    if isinstance(scope, dict) and scope.get("pure_dp") is True:
+        return True
+    if getattr(row, "pure_dp", False) is True:
+        return True
+    delta_total = row["delta_total"] if "delta_total" in keys else getattr(row, "delta_total", None)
+    return delta_total == 0
+
+
+def _totals_where(conn: sqlite3.Connection, where: str, args: tuple[Any, ...],
+                  join: str = "") -> Totals:
+    cols = _columns(conn, "ledger")
+    rho = "l.rho" if "rho" in cols else "NULL"
+    rho_delta = "l.rho_delta" if "rho_delta" in cols else "0"
+    row = conn.execute(
+        f"SELECT COALESCE(SUM(l.epsilon), 0), COALESCE(SUM(l.delta), 0), "
+        f"COALESCE(SUM({rho}), 0), "
+        f"COALESCE(SUM(CASE WHEN {rho} IS NOT NULL THEN {rho_delta} END), 0), "
+        f"COALESCE(SUM(CASE WHEN {rho} IS NULL THEN l.epsilon END), 0), "
+        f"COALESCE(SUM(CASE WHEN {rho} IS NULL THEN l.delta END), 0), COUNT(l.id) "
+        f"FROM ledger l {join} WHERE {where}",
+        args,
+    ).fetchone()
+    return Totals(*(float(x) for x in row[:6]), releases=int(row[6]))
+
+
+def approval_totals(conn: sqlite3.Connection, approval_id: int) -> Totals:
+    return _totals_where(conn, "l.approval_id = ?", (approval_id,))
 
 
 def budget(conn: sqlite3.Connection, approval_id: int) -> Budget:
-    row = conn.execute(
-        "SELECT a.id, a.epsilon_total, a.delta_total, a.epsilon_per_query, "
-        "COALESCE(SUM(l.epsilon), 0) AS eps, COALESCE(SUM(l.delta), 0) AS dlt, COUNT(l.id) AS n "
-        "FROM approvals a LEFT JOIN ledger l ON l.approval_id = a.id WHERE a.id = ? GROUP BY a.id",
-        (approval_id,),
-    ).fetchone()
-    return Budget(row["id"], row["epsilon_total"], row["delta_total"], row["eps"], row["dlt"],
-                  row["epsilon_per_query"], row["n"])
+    row = conn.execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)).fetchone()
+    pure = is_pure(row)
+    t = approval_totals(conn, approval_id)
+    s = spent(t, row["delta_total"], pure=pure)
+    return Budget(row["id"], row["epsilon_total"], row["delta_total"], s.epsilon, t.delta,
+                  row["epsilon_per_query"], t.releases, pure, t, s)
 
 
-def ensure_affordable(b: Budget, epsilon: float, delta: float) -> None:
-    if epsilon > b.epsilon_remaining + TOLERANCE or delta > b.delta_remaining + TOLERANCE:
-        raise BudgetExceeded(
-            f"this query needs ε = {epsilon:g}" + (f", δ = {delta:g}" if delta else "")
-            + f" but approval {b.approval_id} has ε = {b.epsilon_remaining:g}"
-            + (f", δ = {b.delta_remaining:g}" if delta else "")
-            + " left; ask the data owner for more budget or lower epsilon"
-        )
-
-
-def charge(conn: sqlite3.Connection, approval_id: int, query_id: str, epsilon: float, delta: float, *, now: Clock) -> Budget:
-    """Record a charge; call inside the release transaction after :func:`ensure_affordable`."""
-    conn.execute(
-        "INSERT INTO ledger (approval_id, query_id, epsilon, delta, created_at) VALUES (?,?,?,?,?)",
-        (approval_id, query_id, epsilon, delta, iso(now())),
+def ensure_affordable(b: Budget, epsilon: float, delta: float = 0.0, *, rho: float | None = None,
+                      rho_delta: float = 0.0) -> None:
+    """Refuse unless the release (ε, δ[, ρ, δz]) fits the approval's remaining budget."""
+    c = Charge(epsilon, delta, rho, rho_delta)
+    if fits(b.totals, c, b.epsilon_total, b.delta_total, pure=b.pure_dp):
+        return
+    after = spent(b.totals.add(c), b.delta_total, pure=b.pure_dp)
+    shown = "beyond its δ" if not math.isfinite(after.epsilon) else f"ε = {after.epsilon:g}"
+    raise BudgetExceeded(
+        f"this query needs ε = {epsilon:g}" + (f", δ = {delta:g}" if delta else "")
+        + f" but approval {b.approval_id} has ε = {b.epsilon_remaining:g}"
+        + (f", δ = {b.delta_remaining:g}" if delta else "")
+        + f" left (with it the approval would be at {shown} of {b.epsilon_total:g});"
+        " ask the data owner for more budget or lower epsilon"
     )
+
+
+def charge(conn: sqlite3.Connection, approval_id: int, query_id: str, epsilon: float, delta: float,
+           *, now: Clock, rho: float | None = None, rho_delta: float = 0.0,
+           dataset_versions: Iterable[int] = ()) -> Budget:
+    """Record a charge; call inside the release transaction after :func:`ensure_affordable`.
+
+    ``rho``/``rho_delta`` are stored when the ledger has the columns (else dropped, and
+    the release counts by basic composition); ``dataset_versions`` link the charge to
+    the versions it read, for the global caps, when ``ledger_datasets`` exists.
+    """
+    cols = _columns(conn, "ledger")
+    names, values = ["approval_id", "query_id", "epsilon", "delta", "created_at"], [
+        approval_id, query_id, epsilon, delta, iso(now())]
+    if "rho" in cols:
+        names.append("rho")
+        values.append(rho)
+    if "rho_delta" in cols and rho is not None:
+        names.append("rho_delta")
+        values.append(rho_delta)
+    cur = conn.execute(
+        f"INSERT INTO ledger ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", values
+    )
+    versions = sorted(set(dataset_versions))
+    if versions and _has_table(conn, "ledger_datasets"):
+        conn.executemany(
+            "INSERT INTO ledger_datasets (ledger_id, dataset_version_id) VALUES (?, ?)",
+            [(cur.lastrowid, v) for v in versions],
+        )
     return budget(conn, approval_id)
+
+
+# -- global caps per dataset version (across all approvals) ------------------------------
+@dataclass(frozen=True)
+class VersionCap:
+    dataset_version_id: int
+    epsilon_total: float
+    delta_total: float
+    totals: Totals
+
+    def spent(self) -> Spent:
+        return spent(self.totals, self.delta_total)
+
+
+def check_global_cap(spent_on_version: Totals, new: Charge, cap_epsilon: float, cap_delta: float,
+                     *, label: str = "this dataset version") -> None:
+    """Refuse ``new`` if all approvals' releases on one dataset version would, with it,
+    exceed the owner's global cap (ε, δ) — what colluding researchers could learn
+    together. Same accounting as per approval: min(basic, zCDP) at ``cap_delta``."""
+    if fits(spent_on_version, new, cap_epsilon, cap_delta):
+        return
+    now = spent(spent_on_version, cap_delta)
+    raise BudgetExceeded(
+        f"{label} has a global privacy cap of ε = {cap_epsilon:g} across all approvals; "
+        f"ε = {now.epsilon:g} is spent and this query would exceed it",
+        code="global_budget_exceeded",
+    )
+
+
+def version_caps(conn: sqlite3.Connection, version_ids: Iterable[int]) -> list[VersionCap]:
+    """The caps set on these versions, with what every approval has spent on each."""
+    ids = sorted(set(version_ids))
+    if not ids or not _has_table(conn, "dataset_budget_caps"):
+        return []
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        f"SELECT dataset_version_id, epsilon_total, delta_total FROM dataset_budget_caps "
+        f"WHERE dataset_version_id IN ({marks})", ids).fetchall()
+    out = []
+    for r in rows:
+        t = _totals_where(conn, "d.dataset_version_id = ?", (r[0],),
+                          join="JOIN ledger_datasets d ON d.ledger_id = l.id")
+        out.append(VersionCap(int(r[0]), float(r[1]), float(r[2]), t))
+    return out
+
+
+def ensure_within_global_caps(conn: sqlite3.Connection, version_ids: Iterable[int],
+                              c: Charge) -> None:
+    """:func:`check_global_cap` for every capped version the query reads."""
+    for cap in version_caps(conn, version_ids):
+        check_global_cap(cap.totals, c, cap.epsilon_total, cap.delta_total,
+                         label=f"dataset version {cap.dataset_version_id}")
+
+
+def set_global_cap(conn: sqlite3.Connection, dataset_version_id: int, epsilon_total: float,
+                   delta_total: float, *, now: Clock, set_by: int | None = None) -> None:
+    """Set (or replace) the global cap of one dataset version; call in a transaction."""
+    conn.execute(
+        "INSERT INTO dataset_budget_caps (dataset_version_id, epsilon_total, delta_total, set_by, "
+        "created_at) VALUES (?,?,?,?,?) ON CONFLICT (dataset_version_id) DO UPDATE SET "
+        "epsilon_total = excluded.epsilon_total, delta_total = excluded.delta_total, "
+        "set_by = excluded.set_by, created_at = excluded.created_at",
+        (dataset_version_id, epsilon_total, delta_total, set_by, iso(now())),
+    )

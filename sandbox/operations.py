@@ -1,17 +1,23 @@
 """Workflow operations over the store, each logged in one transaction with its audit entry.
 
-Datasets (第十四条), users, applications and approvals (第十五条). Views and the CLI call
-these; they hold no logic of their own.
+``SandboxAdmin`` is the trusted entry point of the CLI and the demo (datasets, users,
+applications, approvals); it goes through the same service functions as the API, so the
+same checks apply. The account functions below back ``/api/v1/users``. Views and the CLI
+call these; they hold no logic of their own.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sandbox import datasets, workflow
+from sandbox import applications, authz, catalog, datasets, fields, risk_scan, users
+from sandbox.at_rest import rotate_master_key
+from sandbox.errors import BadRequest, NotFound
 from sandbox.service import Sandbox
 from sandbox.users import User
 from sandbox.workspace import transaction
+
+__all__ = ["SandboxAdmin", "create_user", "list_datasets", "rotate_master_key", "rotate_token"]
 
 
 class SandboxAdmin:
@@ -20,18 +26,18 @@ class SandboxAdmin:
     def __init__(self, sb: Sandbox):
         self.sb = sb
 
-    def create_user(self, username: str, role: str, password: str, *, display_name: str = "") -> tuple[User, str]:
-        from sandbox import users
-
+    def create_user(self, username: str, role: str, password: str, *, display_name: str = "",
+                    actor: User | None = None) -> tuple[User, str]:
         conn = self.sb.conn()
         with transaction(conn):
             user = users.create_user(conn, username, role, password, now=self.sb.now, display_name=display_name)
             token = users.issue_token(conn, user, now=self.sb.now, label="default")
-            self.sb.audit(conn, None, "user.created", f"user/{username}", {"username": username, "role": role})
+            self.sb.audit(conn, actor, "user.created", f"user/{username}", {"username": username, "role": role})
         return user, token
 
     def add_dataset(self, name: str, table, policy_text: str, *, policy_path: str = "<policy>",
                     actor: User | None = None, progress=None) -> datasets.DatasetVersion:
+        """Register a new version; it is published once its owner acknowledges the risk report."""
         conn = self.sb.conn()
         with transaction(conn):
             version = datasets.register_dataset(
@@ -41,53 +47,54 @@ class SandboxAdmin:
             self.sb.audit(conn, actor, "dataset.registered", f"dataset/{name}", {
                 "name": name, "version": version.version, "content_hash": version.content_hash,
                 "tier": version.tier, "rows": version.row_count, "units": version.unit_count,
-                "encrypted": version.encrypted,
+                "encrypted": version.encrypted, "risk": risk_scan.summary(version.risk_report),
             })
         return version
 
+    def acknowledge_risk(self, owner: User, name: str, note: str = "") -> dict[str, Any]:
+        """The owner's acknowledgement of the risk report, which publishes the version (第十二条)."""
+        return catalog.acknowledge_risk(self.sb, owner, name, {"note": note})
+
     def apply(self, researcher: User, request: dict[str, Any]) -> int:
-        conn = self.sb.conn()
-        with transaction(conn):
-            app_id = workflow.create_application(
-                conn, researcher, request, scenario=str(request.get("scenario", "")),
-                purpose=str(request.get("purpose", "")),
-                commitment_accepted=bool(request.get("commitment_accepted")), now=self.sb.now,
-            )
-            self.sb.audit(conn, researcher, "application.submitted", f"application/{app_id}", {
-                "application_id": app_id, "datasets": request.get("datasets"), "scenario": request.get("scenario"),
-            })
-        return app_id
+        return int(applications.submit(self.sb, researcher, request)["application_id"])
 
     def approve(self, owner: User, application_id: int, scope: dict[str, Any], *, epsilon_total: float,
-                delta_total: float, epsilon_per_query: float, expires_at: str | None = None) -> int:
-        conn = self.sb.conn()
-        with transaction(conn):
-            approval_id = workflow.approve(
-                conn, application_id, owner, scope, epsilon_total=epsilon_total, delta_total=delta_total,
-                epsilon_per_query=epsilon_per_query, expires_at=expires_at, now=self.sb.now,
-            )
-            self.sb.audit(conn, owner, "approval.granted", f"approval/{approval_id}", {
-                "approval_id": approval_id, "application_id": application_id, "scope": scope,
-                "epsilon_total": epsilon_total, "delta_total": delta_total,
-                "epsilon_per_query": epsilon_per_query, "expires_at": expires_at,
-            })
-        return approval_id
+                delta_total: float, epsilon_per_query: float, expires_at: str | None = None,
+                reason: str = "") -> int:
+        return applications.grant(
+            self.sb, owner, application_id, scope, epsilon_total=epsilon_total, delta_total=delta_total,
+            epsilon_per_query=epsilon_per_query, expires_at=expires_at, reason=reason,
+        )
 
 
-def list_datasets(sb: Sandbox, user: User) -> list[dict[str, Any]]:
+def list_datasets(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
     """The catalog as this user may see it: not-open datasets only for owner and regulators."""
-    out = []
-    for v in datasets.latest_versions(sb.conn()):
-        if v.tier == "not_open" and not (user.role == "regulator" or v.owner_id == user.id):
-            continue
-        out.append({
-            "name": v.name, "title": v.title, "tier": v.tier, "version": v.version,
-            "update_frequency": v.policy.update_frequency, "privacy_unit": v.policy.privacy_unit,
-            "columns": [
-                {"name": c.name, "type": c.type, "sensitivity": c.sensitivity,
-                 "bounds": [str(b) for b in c.bounds] if c.bounds else None,
-                 "public_values": list(c.public_values) if c.public_values else None}
-                for c in v.policy.columns.values()
-            ],
-        })
-    return out
+    return catalog.list_entries(sb, user)
+
+
+def create_user(sb: Sandbox, actor: User | None, body: dict[str, Any]) -> dict[str, Any]:
+    """``POST /api/v1/users`` (admin): the new user's token is in the answer, and only there."""
+    authz.check_role("user.create", actor)
+    username, role = body.get("username"), body.get("role")
+    password = body.get("password")
+    if not isinstance(username, str) or not isinstance(role, str) or not isinstance(password, str):
+        raise BadRequest("username, role and password are required strings")
+    user, token = SandboxAdmin(sb).create_user(username, role, password, actor=actor,
+                                               display_name=fields.text(body, "display_name", required=False, limit=100))
+    return {"username": user.username, "role": user.role, "token": token}
+
+
+def rotate_token(sb: Sandbox, actor: User | None, username: str) -> dict[str, Any]:
+    """``POST /api/v1/users/<username>/tokens/rotate``: revoke every token, issue one new one."""
+    authz.check_role("user.token.rotate", actor)
+    conn = sb.conn()
+    target = users.find_user(conn, username)
+    missing = f"no user {username!r}"
+    if target is None:
+        raise NotFound(missing)
+    authz.check("user.token.rotate", actor, {"self"} if actor and actor.id == target.id else set(), missing=missing)
+    with transaction(conn):
+        revoked, token = users.rotate_tokens(conn, target, now=sb.now)
+        sb.audit(conn, actor, "user.token_rotated", f"user/{target.username}",
+                 {"username": target.username, "revoked": revoked})
+    return {"username": target.username, "token": token, "revoked": revoked}

@@ -6,14 +6,17 @@ SECURITY: passwords are stored only as argon2id hashes and tokens only as SHA-25
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
 
 import keys
 from sandbox.clock import Clock, iso
-from sandbox.errors import BadRequest, Unauthorized
+from sandbox.errors import BadRequest, SandboxError, Unauthorized
 
 ROLES = ("researcher", "owner", "regulator", "admin")
+# Usernames become key names (``owner:<username>``) and audit actors: keep them plain.
+USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{1,31}$")
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,12 @@ def create_user(
 ) -> User:
     if role not in ROLES:
         raise BadRequest(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
-    if len(password) < 8:
+    if not isinstance(username, str) or not USERNAME_RE.match(username):
+        raise BadRequest("a username is 2-32 lower-case letters, digits, '_', '.' or '-', starting with a letter")
+    if not isinstance(password, str) or len(password) < 8:
         raise BadRequest("passwords need at least 8 characters")
+    if find_user(conn, username) is not None:
+        raise SandboxError(f"the username {username!r} is taken", code="conflict", status=409)
     cur = conn.execute(
         "INSERT INTO users (username, role, display_name, password_hash, created_at) VALUES (?,?,?,?,?)",
         (username, role, display_name, keys.hash_password(password), iso(now())),
@@ -50,6 +57,13 @@ def issue_token(conn: sqlite3.Connection, user: User, *, now: Clock, label: str 
         (user.id, keys.hash_token(token), label, iso(now())),
     )
     return token
+
+
+def rotate_tokens(conn: sqlite3.Connection, user: User, *, now: Clock, label: str = "rotated") -> tuple[int, str]:
+    """Revoke every live token of ``user`` and issue one new token (returned once)."""
+    cur = conn.execute("UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                       (iso(now()), user.id))
+    return cur.rowcount, issue_token(conn, user, now=now, label=label)
 
 
 def get_user(conn: sqlite3.Connection, user_id: int) -> User | None:

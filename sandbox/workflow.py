@@ -1,22 +1,30 @@
-"""Applications, approvals and suspensions (第十五、二十二、二十六条).
+"""Applications, approvals and suspensions in the store (第十五、二十二、二十六条).
 
 An approval fixes the scenario (datasets, columns, operations), the privacy budget and
 the expiry. Every query first passes :func:`active_approval`, which refuses a suspended
 researcher, a suspended or expired approval, or somebody else's approval — with the same
 "not found" for an approval that is not yours as for one that does not exist.
+
+This module holds the store-level steps, each run inside the caller's transaction; the
+service functions that check rights, validate requests and write the audit entry live in
+``sandbox.applications`` and ``sandbox.suspensions``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from query_guard import Scenario
 from sandbox.clock import Clock, iso, parse_iso
-from sandbox.errors import NotFound, Suspended
+from sandbox.errors import BadRequest, NotFound, Suspended
 from sandbox.users import User
+
+AuditFn = Callable[[sqlite3.Connection, "User | None", str, str, dict[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,14 @@ class Approval:
     epsilon_per_query: float
     expires_at: str | None
     created_at: str
+    reason: str = ""
+    signature: str = ""
+    signature_key: str = ""
+    signature_key_id: str = ""
+
+    @property
+    def datasets(self) -> list[str]:
+        return scope_datasets(self.scope)
 
     @property
     def scenario(self) -> Scenario:
@@ -50,7 +66,8 @@ class Approval:
 def _approval(row: sqlite3.Row) -> Approval:
     return Approval(row["id"], row["application_id"], row["researcher_id"], row["owner_id"],
                     json.loads(row["scope_json"]), row["epsilon_total"], row["delta_total"],
-                    row["epsilon_per_query"], row["expires_at"], row["created_at"])
+                    row["epsilon_per_query"], row["expires_at"], row["created_at"], row["reason"],
+                    row["signature"], row["signature_key"], row["signature_key_id"])
 
 
 def get_approval(conn: sqlite3.Connection, approval_id: int) -> Approval | None:
@@ -58,15 +75,32 @@ def get_approval(conn: sqlite3.Connection, approval_id: int) -> Approval | None:
     return _approval(row) if row else None
 
 
+def all_approvals(conn: sqlite3.Connection) -> list[Approval]:
+    return [_approval(r) for r in conn.execute("SELECT * FROM approvals ORDER BY id").fetchall()]
+
+
 def approvals_for(conn: sqlite3.Connection, user: User) -> list[Approval]:
-    column = "researcher_id" if user.role == "researcher" else "owner_id"
+    """The approvals ``user`` may see: own (researcher), own datasets' (owner), all (regulator)."""
     if user.role == "regulator":
         rows = conn.execute("SELECT * FROM approvals ORDER BY id").fetchall()
-    else:
+    elif user.role in ("researcher", "owner"):
+        column = "researcher_id" if user.role == "researcher" else "owner_id"
         rows = conn.execute(f"SELECT * FROM approvals WHERE {column} = ? ORDER BY id", (user.id,)).fetchall()
+    else:
+        rows = []
     return [_approval(r) for r in rows]
 
 
+def scope_datasets(scope: dict[str, Any]) -> list[str]:
+    return [d.lower() for d in scope.get("datasets", [])]
+
+
+def require(condition: bool, message: str = "not found") -> None:
+    if not condition:
+        raise NotFound(message)
+
+
+# -- suspensions (第二十二条) -------------------------------------------------------------------
 def active_suspension(conn: sqlite3.Connection, target_type: str, target_id: int) -> sqlite3.Row | None:
     return conn.execute(
         "SELECT * FROM suspensions WHERE target_type = ? AND target_id = ? AND lifted_at IS NULL "
@@ -76,7 +110,11 @@ def active_suspension(conn: sqlite3.Connection, target_type: str, target_id: int
 
 
 def active_approval(conn: sqlite3.Connection, user: User, approval_id: Any, *, now: Clock) -> Approval:
-    """The caller's usable approval, or a refusal that says why (and leaks nothing)."""
+    """The caller's usable approval, or a refusal that says why (and leaks nothing).
+
+    Checked before planning and again inside the release transaction, so a suspension or an
+    expiry takes effect for requests already waiting (第二十二条).
+    """
     try:
         ident = int(approval_id)
     except (TypeError, ValueError):
@@ -91,17 +129,65 @@ def active_approval(conn: sqlite3.Connection, user: User, approval_id: Any, *, n
         raise Suspended(f"approval {approval.id} is suspended", code="suspended")
     if approval.expires_at and parse_iso(approval.expires_at) <= now():
         raise Suspended(f"approval {approval.id} expired on {approval.expires_at[:10]}", code="expired")
+    closed = closed_datasets(conn, approval)
+    if closed:
+        # 第八条: once a dataset is reclassified not-open, no approval reaches it any more.
+        raise Suspended(f"dataset {closed[0]!r} is no longer open; approval {approval.id} cannot use it",
+                        code="not_open")
     return approval
 
 
+def closed_datasets(conn: sqlite3.Connection, approval: Approval) -> list[str]:
+    names = approval.datasets
+    if not names:
+        return []
+    marks = ",".join("?" * len(names))
+    rows = conn.execute(f"SELECT name FROM datasets WHERE tier = 'not_open' AND name IN ({marks})", names)
+    return [r["name"] for r in rows]
+
+
+def approval_status(conn: sqlite3.Connection, approval: Approval, *, now: Clock) -> str:
+    """``active``, ``suspended`` (approval or researcher) or ``expired``."""
+    if active_suspension(conn, "approval", approval.id) or active_suspension(conn, "user", approval.researcher_id):
+        return "suspended"
+    if approval.expires_at and parse_iso(approval.expires_at) <= now():
+        return "expired"
+    return "active"
+
+
+def suspend(conn: sqlite3.Connection, target_type: str, target_id: int, reason: str, *,
+            by: User | None, now: Clock, automatic: bool = False) -> int:
+    """Insert a suspension; for a researcher also revoke their console sessions at once."""
+    cur = conn.execute(
+        "INSERT INTO suspensions (target_type, target_id, reason, created_by, automatic, created_at) "
+        "VALUES (?,?,?,?,?,?)",
+        (target_type, target_id, reason, by.id if by else None, int(automatic), iso(now())),
+    )
+    if target_type == "user":
+        # SECURITY: server-side sessions end now, not at their next expiry (第二十二条).
+        conn.execute("UPDATE web_sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                     (iso(now()), target_id))
+    return int(cur.lastrowid)  # type: ignore[arg-type]
+
+
+def lift(conn: sqlite3.Connection, suspension_id: int, reason: str, *, by: User, now: Clock) -> None:
+    conn.execute(
+        "UPDATE suspensions SET lifted_at = ?, lifted_by = ?, lift_reason = ? WHERE id = ? AND lifted_at IS NULL",
+        (iso(now()), by.id, reason, suspension_id),
+    )
+
+
+# -- applications and approvals (第十五条) ------------------------------------------------------
 def create_application(
     conn: sqlite3.Connection, researcher: User, request: dict[str, Any], *, scenario: str, purpose: str,
-    commitment_accepted: bool, now: Clock,
+    commitment_accepted: bool, now: Clock, commitment_text: str = "", provision_method: str = "sandbox",
+    owner_id: int | None = None,
 ) -> int:
     cur = conn.execute(
         "INSERT INTO applications (researcher_id, request_json, scenario, purpose, commitment_accepted, "
-        "status, created_at) VALUES (?,?,?,?,?, 'pending', ?)",
-        (researcher.id, json.dumps(request, ensure_ascii=False), scenario, purpose, int(commitment_accepted), iso(now())),
+        "commitment_text, provision_method, owner_id, status, created_at) VALUES (?,?,?,?,?,?,?,?, 'pending', ?)",
+        (researcher.id, json.dumps(request, ensure_ascii=False), scenario, purpose, int(commitment_accepted),
+         commitment_text, provision_method, owner_id, iso(now())),
     )
     return int(cur.lastrowid)  # type: ignore[arg-type]
 
@@ -109,35 +195,100 @@ def create_application(
 def approve(
     conn: sqlite3.Connection, application_id: int, owner: User, scope: dict[str, Any], *,
     epsilon_total: float, delta_total: float, epsilon_per_query: float, expires_at: str | None,
-    now: Clock, signature: str = "",
+    now: Clock, signature: str = "", reason: str = "",
 ) -> int:
     app = conn.execute("SELECT * FROM applications WHERE id = ?", (application_id,)).fetchone()
     conn.execute(
-        "UPDATE applications SET status = 'approved', decided_by = ?, decided_at = ? WHERE id = ?",
-        (owner.id, iso(now()), application_id),
+        "UPDATE applications SET status = 'approved', reason = ?, decided_by = ?, decided_at = ? WHERE id = ?",
+        (reason, owner.id, iso(now()), application_id),
     )
     cur = conn.execute(
         "INSERT INTO approvals (application_id, researcher_id, owner_id, scope_json, epsilon_total, "
-        "delta_total, epsilon_per_query, expires_at, signature, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        "delta_total, epsilon_per_query, expires_at, reason, signature, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (application_id, app["researcher_id"], owner.id, json.dumps(scope, ensure_ascii=False),
-         epsilon_total, delta_total, epsilon_per_query, expires_at, signature, iso(now())),
+         epsilon_total, delta_total, epsilon_per_query, expires_at, reason, signature, iso(now())),
     )
     return int(cur.lastrowid)  # type: ignore[arg-type]
 
 
-def scope_datasets(scope: dict[str, Any]) -> list[str]:
-    return [d.lower() for d in scope.get("datasets", [])]
+def reject(conn: sqlite3.Connection, application_id: int, owner: User, reason: str, *, now: Clock) -> None:
+    conn.execute(
+        "UPDATE applications SET status = 'rejected', reason = ?, decided_by = ?, decided_at = ? WHERE id = ?",
+        (reason, owner.id, iso(now()), application_id),
+    )
 
 
-def require(condition: bool, message: str = "not found") -> None:
-    if not condition:
-        raise NotFound(message)
+# -- settings (a table that is also the documentation, as datasette does) -----------------------
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: int
+    help: str
 
 
-def after_refusal(conn: sqlite3.Connection, user: User, code: str, *, now: Clock, audit) -> None:
-    """Hook run inside the refusal's transaction (第二十六条: repeated out-of-scope use).
+SETTINGS: Final[dict[str, Setting]] = {
+    s.name: s for s in (
+        Setting("auto_suspend_refusals", 5,
+                "out-of-scope or identifier refusals of one researcher within the window that "
+                "suspend them automatically (第二十六条); 0 turns automatic suspension off"),
+        Setting("auto_suspend_window_minutes", 60,
+                "the sliding window, in minutes, over which those refusals are counted"),
+    )
+}
 
-    ``audit(conn, actor, action, subject, details)`` appends to the log. Counting
-    out-of-scope refusals per researcher in a window and suspending automatically lives here.
+
+def get_setting(conn: sqlite3.Connection, name: str) -> int:
+    row = conn.execute("SELECT value FROM settings WHERE name = ?", (f"workflow.{name}",)).fetchone()
+    return int(row["value"]) if row else SETTINGS[name].default
+
+
+def set_setting(conn: sqlite3.Connection, name: str, value: int) -> None:
+    if name not in SETTINGS:
+        raise BadRequest(f"unknown setting {name!r}; use one of {', '.join(SETTINGS)}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadRequest(f"{name} must be a whole number of at least 0")
+    conn.execute("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                 (f"workflow.{name}", str(value)))
+
+
+# -- automatic suspension (第二十六条) -----------------------------------------------------------
+#: Refusal codes that mean "tried to use data outside the approved scenario".
+OUT_OF_SCOPE_CODES: Final = ("out_of_scope", "identifier_column")
+
+
+def after_refusal(conn: sqlite3.Connection, user: User, code: str, *, now: Clock, audit: AuditFn) -> int | None:
+    """Hook run inside the refusal's transaction (第二十六条: use outside the scenario ends service).
+
+    Counts the researcher's out-of-scope and identifier refusals within the configured window
+    (only those after their last reinstatement, so a lifted suspension is not re-imposed by
+    the same old attempts) and suspends the researcher at the threshold. Returns the new
+    suspension's id, if any. The suspension shows in the owners' and regulators' lists.
     """
-    return None
+    threshold = get_setting(conn, "auto_suspend_refusals")
+    if code not in OUT_OF_SCOPE_CODES or user.role != "researcher" or threshold <= 0:
+        return None
+    if active_suspension(conn, "user", user.id) is not None:
+        return None
+    moment = now()
+    window = get_setting(conn, "auto_suspend_window_minutes")
+    since = iso(moment - dt.timedelta(minutes=window))
+    last_lift = conn.execute(
+        "SELECT MAX(lifted_at) FROM suspensions WHERE target_type = 'user' AND target_id = ?", (user.id,)
+    ).fetchone()[0]
+    placeholders = ",".join("?" * len(OUT_OF_SCOPE_CODES))
+    count = conn.execute(
+        f"SELECT COUNT(*) FROM queries WHERE user_id = ? AND status = 'refused' AND error_code IN ({placeholders}) "
+        "AND created_at >= ? AND created_at > ?",
+        (user.id, *OUT_OF_SCOPE_CODES, since, last_lift or ""),
+    ).fetchone()[0]
+    if count < threshold:
+        return None
+    reason = (f"automatic: {count} out-of-scope or identifier refusals within {window} minutes "
+              f"(threshold {threshold}, 第二十六条)")
+    suspension_id = suspend(conn, "user", user.id, reason, by=None, now=now, automatic=True)
+    audit(conn, None, "suspension.created", f"suspension/{suspension_id}", {
+        "suspension_id": suspension_id, "target_type": "user", "user": user.username,
+        "reason": reason, "automatic": True, "refusals": count, "window_minutes": window,
+        "threshold": threshold,
+    })
+    return suspension_id

@@ -22,10 +22,13 @@ def entry(**details) -> Entry:
 
 
 def test_known_encoding():
-    data = entry(epsilon=0.5, delta=1e-6, approval_id=7, sql="SELECT 1", values=[2.0, 1e21]).encode()
+    data = entry(
+        epsilon=0.5, delta=1e-6, approval_id=7, sql="SELECT 1", values=[2.0, 1e21]
+    ).encode()
     assert data == (
         b'{"action":"query.released","actor":"alice","details":{"approval_id":7,"delta":0.000001,'
-        b'"epsilon":0.5,"sql":"SELECT 1","values":[2,1e+21]},"prev":"' + b"0" * 64
+        b'"epsilon":0.5,"sql":"SELECT 1","values":[2,1e+21]},"prev":"'
+        + b"0" * 64
         + b'","role":"researcher","seq":0,"subject":"query:q1","time":"2025-01-31T09:30:00.000000Z"}'
     )
     assert decode(data)["details"]["delta"] == 1e-6
@@ -33,7 +36,10 @@ def test_known_encoding():
 
 def test_time_is_utc_with_microseconds():
     beijing = timezone(timedelta(hours=8))
-    assert format_time(datetime(2025, 1, 31, 17, 30, 0, 5, tzinfo=beijing)) == "2025-01-31T09:30:00.000005Z"
+    assert (
+        format_time(datetime(2025, 1, 31, 17, 30, 0, 5, tzinfo=beijing))
+        == "2025-01-31T09:30:00.000005Z"
+    )
     with pytest.raises(EntryError, match="timezone-aware"):
         format_time(datetime(2025, 1, 31))
 
@@ -45,7 +51,13 @@ def test_chain_hash_definition():
 
 @pytest.mark.parametrize(
     "details",
-    [{"x": float("nan")}, {"x": float("inf")}, {"x": 2**60}, {"x": object()}, {1: "non-string key"}],
+    [
+        {"x": float("nan")},
+        {"x": float("inf")},
+        {"x": 2**60},
+        {"x": object()},
+        {1: "non-string key"},
+    ],
     ids=["nan", "inf", "big-int", "object", "int-key"],
 )
 def test_unencodable_details_are_refused(details):
@@ -111,12 +123,14 @@ json_scalars = (
 )
 json_data = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.dictionaries(st.text(max_size=8), json_data, max_size=5), st.text(max_size=10))
 def test_fast_check_agrees_with_rfc8785(details, actor):
     """The fast canonical check accepts exactly rfc8785's output (cross-check)."""
@@ -153,3 +167,50 @@ def test_every_float_form_matches_rfc8785(value):
 
 def test_zero_chain_constant():
     assert ZERO_CHAIN_HEX == "0" * 64
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_data)
+def test_canonical_json_equals_rfc8785(value):
+    """The fast encoder used at append is byte-for-byte the maintained library's output."""
+    from audit_log.entry import canonical_json
+
+    try:
+        expected = rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError:
+        with pytest.raises(EntryError):
+            canonical_json(value)
+        return
+    assert canonical_json(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": 2**53},
+        {"a": -(2**53)},
+        {1: 2},
+        {"a": {1, 2}},
+        {"a": float("nan")},
+        {"a": "\ud800"},
+        {"a": b"x"},
+    ],
+)
+def test_canonical_json_refuses_what_rfc8785_refuses(value):
+    from audit_log.entry import canonical_json
+
+    with pytest.raises(EntryError):
+        canonical_json(value)
+    with pytest.raises((rfc8785.CanonicalizationError, TypeError, AttributeError, ValueError)):
+        rfc8785.dumps(value)
+
+
+def test_canonical_json_with_astral_and_controls():
+    from audit_log.entry import canonical_json
+
+    value = {
+        "\U0001f600": "\x00\x1f\x7f\u2028",
+        "\uff61": [1.5, -0.0, 1e-7, 123456789012345680000.0],
+        "k": None,
+    }
+    assert canonical_json(value) == rfc8785.dumps(value)

@@ -63,10 +63,14 @@ def test_inclusion_vectors(case):
     node = tree.leaves_node_reader(LEAVES[: case["size"]])
     proof = tree.inclusion_proof(case["index"], case["size"], node)
     assert [h.hex() for h in proof] == case["proof"]
-    proofs.verify_inclusion(LEAVES[case["index"]], case["index"], case["size"], proof, ROOTS[case["size"]])
+    proofs.verify_inclusion(
+        LEAVES[case["index"]], case["index"], case["size"], proof, ROOTS[case["size"]]
+    )
 
 
-@pytest.mark.parametrize("case", VECTORS["consistency"], ids=lambda c: f"{c['size1']}-to-{c['size2']}")
+@pytest.mark.parametrize(
+    "case", VECTORS["consistency"], ids=lambda c: f"{c['size1']}-to-{c['size2']}"
+)
 def test_consistency_vectors(case):
     node = tree.leaves_node_reader(LEAVES[: case["size2"]])
     proof = tree.consistency_proof(case["size1"], case["size2"], node)
@@ -86,11 +90,16 @@ def test_corrupted_proof_corpus_fails(case):
     with pytest.raises(ProofError):
         if case["type"] == "inclusion":
             leaf = hash_leaf(bytes.fromhex(case["leaf_data_hex"]))
-            proofs.verify_inclusion(leaf, case["index"], case["size"], proof, bytes.fromhex(case["root"]))
+            proofs.verify_inclusion(
+                leaf, case["index"], case["size"], proof, bytes.fromhex(case["root"])
+            )
         else:
             proofs.verify_consistency(
-                case["size1"], case["size2"], bytes.fromhex(case["root1"]),
-                bytes.fromhex(case["root2"]), proof,
+                case["size1"],
+                case["size2"],
+                bytes.fromhex(case["root1"]),
+                bytes.fromhex(case["root2"]),
+                proof,
             )
 
 
@@ -177,10 +186,14 @@ def test_every_proof_up_to_size_40_verifies():
         node = tree.leaves_node_reader(leaves[:size])
         root = naive_root(leaves[:size])
         for index in range(size):
-            proofs.verify_inclusion(leaves[index], index, size, tree.inclusion_proof(index, size, node), root)
+            proofs.verify_inclusion(
+                leaves[index], index, size, tree.inclusion_proof(index, size, node), root
+            )
         for old in range(0, size + 1):
             old_root = naive_root(leaves[:old])
-            proofs.verify_consistency(old, size, old_root, root, tree.consistency_proof(old, size, node))
+            proofs.verify_consistency(
+                old, size, old_root, root, tree.consistency_proof(old, size, node)
+            )
 
 
 @settings(max_examples=40, deadline=None)
@@ -202,7 +215,9 @@ def test_any_single_bit_flip_in_a_proof_fails(size, data):
 
 
 @pytest.mark.parametrize(
-    "module", [audit_log.hashing, audit_log.tree, audit_log.entry, keys.notekeys], ids=lambda m: m.__name__
+    "module",
+    [audit_log.hashing, audit_log.tree, audit_log.entry, keys.notekeys],
+    ids=lambda m: m.__name__,
 )
 def test_doctests(module):
     result = doctest.testmod(module)

@@ -41,20 +41,42 @@ def test_counts_per_researcher_and_events(log_entries):
     report = replay(log_entries)
     refused = sum(1 for e in log_entries if e["action"] == "query.refused")
     assert sum(r["refusals"] for r in report["researchers"].values()) == refused
-    assert report["researchers"]["researcher1"]["refusal_codes"] == {"column_not_allowed": report["researchers"]["researcher1"]["refusals"]}
-    assert len(report["suspensions"]) == sum(1 for e in log_entries if e["action"] == "suspension.created")
+    assert report["researchers"]["researcher1"]["refusal_codes"] == {
+        "column_not_allowed": report["researchers"]["researcher1"]["refusals"]
+    }
+    assert len(report["suspensions"]) == sum(
+        1 for e in log_entries if e["action"] == "suspension.created"
+    )
 
 
 def _released(seq, approval, eps, budget_after):
-    return {"seq": seq, "time": (T0 + timedelta(minutes=seq)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "actor": "r", "role": "researcher", "action": "query.released", "subject": f"query:{seq}",
-            "details": {"approval_id": approval, "epsilon": eps, "delta": 0.0, "budget_after": budget_after}}
+    return {
+        "seq": seq,
+        "time": (T0 + timedelta(minutes=seq)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "actor": "r",
+        "role": "researcher",
+        "action": "query.released",
+        "subject": f"query:{seq}",
+        "details": {
+            "approval_id": approval,
+            "epsilon": eps,
+            "delta": 0.0,
+            "budget_after": budget_after,
+        },
+    }
 
 
 def test_inconsistent_budget_reports_are_flagged():
     entries = [
-        {"seq": 0, "time": "2025-03-01T08:00:00.000000Z", "actor": "o", "role": "owner", "action": "approval.created",
-         "subject": "approval:9", "details": {"approval_id": 9, "epsilon_total": 2.0, "delta_total": 0.0}},
+        {
+            "seq": 0,
+            "time": "2025-03-01T08:00:00.000000Z",
+            "actor": "o",
+            "role": "owner",
+            "action": "approval.created",
+            "subject": "approval:9",
+            "details": {"approval_id": 9, "epsilon_total": 2.0, "delta_total": 0.0},
+        },
         _released(1, 9, 0.5, {"epsilon_spent": 0.5, "epsilon_remaining": 1.5}),
         _released(2, 9, 0.5, 1.0),  # a number: read as remaining (2.0 - 1.0)
         _released(3, 9, 0.5, {"epsilon_spent": 1.2}),  # wrong: should be 1.5
@@ -65,7 +87,9 @@ def test_inconsistent_budget_reports_are_flagged():
 
 def test_ledger_comparison(log_entries):
     report = replay(log_entries)
-    ledger = {int(k): (v["epsilon_spent"], v["delta_spent"]) for k, v in report["approvals"].items()}
+    ledger = {
+        int(k): (v["epsilon_spent"], v["delta_spent"]) for k, v in report["approvals"].items()
+    }
     assert compare_with_ledger(report, ledger) == []
     ledger[1] = (ledger[1][0] + 0.1, ledger[1][1])
     ledger[77] = (1.0, 0.0)

@@ -6,15 +6,15 @@ import sqlite3
 from datetime import timedelta
 
 import pytest
-from test_audit_support import ORIGIN, T0, create_log, fill, ring
+from test_audit_support import ORIGIN, T0, create_log, fill, open_db, ring
 
 from audit_log import proofs, store, tree
 from audit_log.checkpoint import Note, open_checkpoint
 from audit_log.entry import check_canonical
 from audit_log.errors import EntryError, ProofError, StoreError
 from audit_log.hashing import hash_leaf
-from audit_log.witness import cosign
 from audit_log.receipt import Receipt, ReceiptError, make_receipt, verify_receipt
+from audit_log.witness import cosign
 
 
 @pytest.fixture
@@ -27,9 +27,15 @@ def conn(tmp_path):
 def append_one(conn, i=0, **kw):
     conn.execute("BEGIN IMMEDIATE")
     try:
-        return store.append(conn, actor=kw.get("actor", "alice"), role="researcher",
-                            action=kw.get("action", "query.released"), subject=f"query:{i}",
-                            details=kw.get("details", {"i": i}), now=T0 + timedelta(seconds=i))
+        return store.append(
+            conn,
+            actor=kw.get("actor", "alice"),
+            role="researcher",
+            action=kw.get("action", "query.released"),
+            subject=f"query:{i}",
+            details=kw.get("details", {"i": i}),
+            now=T0 + timedelta(seconds=i),
+        )
     finally:
         conn.execute("COMMIT")
 
@@ -61,9 +67,19 @@ def test_a_rolled_back_transaction_leaves_no_entry(conn):
 def test_bad_details_are_refused_before_writing(conn):
     conn.execute("BEGIN IMMEDIATE")
     with pytest.raises(EntryError):
-        store.append(conn, actor="a", role="r", action="x", subject="s", details={"x": float("nan")}, now=T0)
+        store.append(
+            conn, actor="a", role="r", action="x", subject="s", details={"x": float("nan")}, now=T0
+        )
     with pytest.raises(EntryError, match="timezone-aware"):
-        store.append(conn, actor="a", role="r", action="x", subject="s", details={}, now=T0.replace(tzinfo=None))
+        store.append(
+            conn,
+            actor="a",
+            role="r",
+            action="x",
+            subject="s",
+            details={},
+            now=T0.replace(tzinfo=None),
+        )
     conn.execute("COMMIT")
     assert store.size(conn) == 0
 
@@ -103,15 +119,39 @@ def test_sequence_numbers_must_be_dense(conn):
 
 def test_filters(conn):
     for i in range(30):
-        append_one(conn, i, actor=f"u{i % 3}", action="query.refused" if i % 5 == 0 else "query.released",
-                   details={"approval_id": i % 2, "i": i})
+        append_one(
+            conn,
+            i,
+            actor=f"u{i % 3}",
+            action="query.refused" if i % 5 == 0 else "query.released",
+            details={"approval_id": i % 2, "i": i},
+        )
     assert {r["actor"] for r in store.entries(conn, actor="u1")} == {"u1"}
     assert len(store.entries(conn, action="query.refused")) == 6
     assert len(store.entries(conn, action_prefix="query.")) == 30
-    assert [r["seq"] for r in store.entries(conn, subject="query:2")] == [2, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29]
-    assert [r["seq"] for r in store.entries(conn, since=T0 + timedelta(seconds=10), until=T0 + timedelta(seconds=13))] == [10, 11, 12]
+    assert [r["seq"] for r in store.entries(conn, subject="query:2")] == [
+        2,
+        20,
+        21,
+        22,
+        23,
+        24,
+        25,
+        26,
+        27,
+        28,
+        29,
+    ]
+    assert [
+        r["seq"]
+        for r in store.entries(
+            conn, since=T0 + timedelta(seconds=10), until=T0 + timedelta(seconds=13)
+        )
+    ] == [10, 11, 12]
     assert [r["seq"] for r in store.entries(conn, start=25, limit=2)] == [25, 26]
-    assert all(r["details"]["approval_id"] == 1 for r in store.entries(conn, details={"approval_id": 1}))
+    assert all(
+        r["details"]["approval_id"] == 1 for r in store.entries(conn, details={"approval_id": 1})
+    )
     with pytest.raises(StoreError):
         store.entries(conn, details={"x') OR 1=1 --": 1})
 
@@ -156,13 +196,18 @@ def test_receipt_round_trip(conn, tmp_path):
     assert Receipt.from_json(receipt.to_json()) == receipt
     for i in range(9, 20):
         append_one(conn, i)
-    cp = open_checkpoint(store.issue_checkpoint(conn, signer, ORIGIN, T0), [signer.public_key_pem()])
-    proof = store.inclusion_proof(conn, receipt.seq, cp.size)
+    cp = open_checkpoint(
+        store.issue_checkpoint(conn, signer, ORIGIN, T0), [signer.public_key_pem()]
+    )
+    proof = store.inclusion_proof(conn, receipt.log_index, cp.size)
     verify_receipt(receipt, store.entry_bytes(conn, 4), proof, cp)
     with pytest.raises(ReceiptError):
         verify_receipt(receipt, store.entry_bytes(conn, 5), proof, cp)
     with pytest.raises(ReceiptError):
-        Receipt.from_json('{"query_id": "x", "seq": 3, "leaf_hash": "zz", "tree_size": 4}')
+        Receipt.from_json('{"query_id": "x", "log_index": 3, "leaf_hash": "zz", "tree_size": 4}')
+    legacy = dict(receipt.to_dict(), seq=4)
+    del legacy["log_index"]
+    assert Receipt.from_dict(legacy) == receipt
 
 
 def test_export_writes_entries_and_checkpoint(conn, tmp_path):
@@ -185,3 +230,76 @@ def test_append_throughput_is_reasonable(conn):
     start = time.perf_counter()
     fill(conn, 500)
     assert time.perf_counter() - start < 5
+
+
+CRASH_CHILD = r"""
+import sys, sqlite3
+from datetime import UTC, datetime
+from audit_log import store
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.row_factory = sqlite3.Row
+conn.execute("PRAGMA journal_mode=WAL")
+conn.execute("PRAGMA synchronous=FULL")
+i = 0
+while True:
+    conn.execute("BEGIN IMMEDIATE")
+    a = store.append(conn, actor="r", role="researcher", action="query.released", subject=f"query:{i}",
+                     details={"approval_id": 1, "epsilon": 0.1, "i": i}, now=datetime.now(UTC))
+    if i % 2:
+        store.append(conn, actor="r", role="researcher", action="query.refused", subject=f"query:{i}b",
+                     details={"approval_id": 1, "code": "x"}, now=datetime.now(UTC))
+    conn.execute("COMMIT")
+    print(a.seq, flush=True)  # acknowledged only after COMMIT returned
+    i += 1
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_during_appends_leaves_a_verifiable_log(tmp_path):
+    """SIGKILL a process appending durable transactions: every acknowledged entry is
+    there, no transaction is half-applied, and the log verifies."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from audit_log.tree import RootBuilder
+    from audit_log.verify import verify_file
+
+    db = tmp_path / "audit.db"
+    create_log(db).close()
+    for round_ in range(2):
+        child = subprocess.Popen(
+            [sys.executable, "-c", CRASH_CHILD, str(db)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+        acknowledged = -1
+        deadline = time.monotonic() + 30
+        assert child.stdout is not None
+        while acknowledged < 150 * (round_ + 1) and time.monotonic() < deadline:
+            acknowledged = int(child.stdout.readline())
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+        conn = open_db(db)
+        n = store.size(conn)
+        assert n > acknowledged
+        rows = store.entries(conn)
+        assert [r["seq"] for r in rows] == list(range(n))
+        # transactions are atomic: every odd release is followed by its refusal
+        released = [r for r in rows if r["action"] == "query.released"]
+        for r in released:
+            if r["details"]["i"] % 2:
+                assert rows[r["seq"] + 1]["action"] == "query.refused"
+        builder = RootBuilder()
+        for r in rows:
+            builder.push(bytes.fromhex(r["leaf_hash"]))
+        assert store.root(conn) == builder.root()
+        signer = ring(tmp_path / "keys").log_signer()
+        store.issue_checkpoint(conn, signer, ORIGIN, T0)
+        store.export_jsonl(conn, tmp_path / "log.jsonl")
+        assert verify_file(tmp_path / "log.jsonl", [signer.public_key_pem()]).entries == n
+        conn.close()

@@ -44,31 +44,63 @@ def fill(conn: sqlite3.Connection, count: int, start: int = 0) -> None:
         approval = 1 + i % 3
         researcher = f"researcher{approval}"
         if i % 100 == 0:
-            store.append(conn, actor="owner1", role="owner", action="approval.created",
-                         subject=f"approval:{approval}",
-                         details={"approval_id": approval, "researcher": researcher,
-                                  "epsilon_total": 1000.0, "delta_total": 1e-3,
-                                  "epsilon_per_query": 1.0},
-                         now=now)
+            store.append(
+                conn,
+                actor="owner1",
+                role="owner",
+                action="approval.created",
+                subject=f"approval:{approval}",
+                details={
+                    "approval_id": approval,
+                    "researcher": researcher,
+                    "epsilon_total": 1000.0,
+                    "delta_total": 1e-3,
+                    "epsilon_per_query": 1.0,
+                },
+                now=now,
+            )
         elif i % 17 == 0:
-            store.append(conn, actor=researcher, role="researcher", action="query.refused",
-                         subject=f"query:q{i}",
-                         details={"approval_id": approval, "code": "column_not_allowed",
-                                  "sql": "SELECT id_number FROM residents"},
-                         now=now)
+            store.append(
+                conn,
+                actor=researcher,
+                role="researcher",
+                action="query.refused",
+                subject=f"query:q{i}",
+                details={
+                    "approval_id": approval,
+                    "code": "column_not_allowed",
+                    "sql": "SELECT id_number FROM residents",
+                },
+                now=now,
+            )
         elif i % 250 == 7:
-            store.append(conn, actor="regulator1", role="regulator", action="suspension.created",
-                         subject=f"approval:{approval}", details={"reason": "routine check 检查"},
-                         now=now)
+            store.append(
+                conn,
+                actor="regulator1",
+                role="regulator",
+                action="suspension.created",
+                subject=f"approval:{approval}",
+                details={"reason": "routine check 检查"},
+                now=now,
+            )
         else:
             eps = 0.1 + (i % 5) / 10
             spent[approval] = spent.get(approval, 0.0) + eps
-            store.append(conn, actor=researcher, role="researcher", action="query.released",
-                         subject=f"query:q{i}",
-                         details={"approval_id": approval, "epsilon": eps, "delta": 1e-6,
-                                  "sql": f"SELECT district, COUNT(*) FROM residents WHERE age > {i % 90} GROUP BY district",
-                                  "plan_fingerprint": f"{i:064x}",
-                                  "values": [["历下区", 1234.5 + i], ["市中区", 987.25]],
-                                  "budget_after": {"epsilon_spent": round(spent[approval], 12)}},
-                         now=now)
+            store.append(
+                conn,
+                actor=researcher,
+                role="researcher",
+                action="query.released",
+                subject=f"query:q{i}",
+                details={
+                    "approval_id": approval,
+                    "epsilon": eps,
+                    "delta": 1e-6,
+                    "sql": f"SELECT district, COUNT(*) FROM residents WHERE age > {i % 90} GROUP BY district",
+                    "plan_fingerprint": f"{i:064x}",
+                    "values": [["历下区", 1234.5 + i], ["市中区", 987.25]],
+                    "budget_after": {"epsilon_spent": round(spent[approval], 12)},
+                },
+                now=now,
+            )
     conn.execute("COMMIT")

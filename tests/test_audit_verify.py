@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_audit_support import ORIGIN, T0, create_log, fill, ring
 
 from audit_log import store
@@ -88,7 +90,9 @@ def test_edit_of_the_last_entry(exported):
 
 def test_edit_of_the_prev_field(exported):
     lines = list(exported["lines"])
-    lines[300] = re.sub(rb'"prev":"(.)', lambda m: b'"prev":"' + (b"a" if m.group(1) != b"a" else b"b"), lines[300])
+    lines[300] = re.sub(
+        rb'"prev":"(.)', lambda m: b'"prev":"' + (b"a" if m.group(1) != b"a" else b"b"), lines[300]
+    )
     check(exported, lines, "edited", 300)
 
 
@@ -257,14 +261,72 @@ def test_rotated_keys_verify_old_and_new_checkpoints(tmp_path):
     store.issue_checkpoint(conn, keyring.log_signer(), ORIGIN, T0)
     store.export_jsonl(conn, tmp_path / "log.jsonl")
     all_keys = "".join(info.pem() for info in keyring.log_public_keys())
-    report = verify_file(tmp_path / "log.jsonl", [all_keys], [tmp_path / "log.checkpoint", _write(tmp_path, old_note)])
+    report = verify_file(
+        tmp_path / "log.jsonl",
+        [all_keys],
+        [tmp_path / "log.checkpoint", _write(tmp_path, old_note)],
+    )
     assert report.checkpoints == 2
     with pytest.raises(VerificationError):
-        verify_file(tmp_path / "log.jsonl", [keyring.log_public_keys()[0].pem()],
-                    [_write(tmp_path, old_note)])
+        verify_file(
+            tmp_path / "log.jsonl",
+            [keyring.log_public_keys()[0].pem()],
+            [_write(tmp_path, old_note)],
+        )
 
 
 def _write(tmp_path: Path, note: str) -> Path:
     path = tmp_path / "old.checkpoint"
     path.write_text(note)
     return path
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "kind", "seq"),
+    [
+        (
+            "edit",
+            lambda L: L.__setitem__(450, L[450].replace(b'"time":"2025', b'"time":"2024')),
+            "edited",
+            450,
+        ),
+        ("delete", lambda L: L.__delitem__(299), "deleted", 299),
+        ("swap", lambda L: L.__setitem__(slice(149, 151), [L[150], L[149]]), "reordered", 149),
+        ("truncate", lambda L: L.__delitem__(slice(1100, None)), "truncated", 1100),
+        ("encoding", lambda L: L.__setitem__(900, L[900] + b" "), "bad_encoding", 900),
+    ],
+)
+def test_parallel_scan_finds_the_same_damage(exported, tmp_path, name, damage, kind, seq):
+    """Workers check runs of lines; damage at or near a run boundary is still found exactly."""
+    lines = list(exported["lines"])
+    damage(lines)
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(b"\n".join(lines) + b"\n")
+    (tmp_path / "log.checkpoint").write_text(exported["note"])
+    for workers in (1, 2, 3):
+        with pytest.raises(VerificationError) as info:
+            verify_file(log, [exported["pem"]], workers=workers)
+        assert (info.value.kind, info.value.seq) == (kind, seq), (workers, info.value)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=200),
+    st.lists(st.integers(min_value=1, max_value=200), max_size=6),
+)
+def test_compact_ranges_of_any_split_give_the_rfc_root(size, cuts):
+    """Roots from chunk-local aligned subtrees, merged in order, equal the RFC 9162 root."""
+    from audit_log import tree
+    from audit_log.hashing import hash_leaf
+    from audit_log.verify import _fold, _push
+
+    leaves = [hash_leaf(i.to_bytes(4, "big")) for i in range(size)]
+    bounds = sorted({0, size, *[c % size for c in cuts]})
+    stack: list = []
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        local: list = []
+        for i in range(a, b):
+            _push(local, 0, i, leaves[i])
+        for piece in local:
+            _push(stack, *piece)
+    assert _fold(stack) == tree.root(size, tree.leaves_node_reader(leaves))

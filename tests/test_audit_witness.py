@@ -31,7 +31,9 @@ def test_grows_with_consistency_proofs_and_cosigns(setup):
     fill(conn, 10)
     note = store.issue_checkpoint(conn, signer, ORIGIN, T0)
     sig = witness.add_checkpoint(note, [], T0)  # first sight: trusted on first use
-    assert verify_cosignature(cosigned_note(note, sig), witness.signer.name, witness.signer.public_key_bytes) == int(T0.timestamp())
+    assert verify_cosignature(
+        cosigned_note(note, sig), witness.signer.name, witness.signer.public_key_bytes
+    ) == int(T0.timestamp())
     for step in range(3):
         fill(conn, 7 + step, start=store.size(conn))
         old = witness.accepted(ORIGIN).size

@@ -120,12 +120,73 @@ def with_rowid(table: pa.Table) -> pa.Table:
     return table.append_column("__rowid", pa.array(range(table.num_rows), type=pa.int64()))
 
 
+_CONNECTIONS: dict[int, tuple[dict, duckdb.DuckDBPyConnection]] = {}
+
+
 def run_engine(sql: str, tables: dict[str, pa.Table]) -> dict[str, list]:
-    """Run an engine query as the sandbox engine does: tables registered by name."""
-    con = duckdb.connect(":memory:", config={"enable_external_access": False})
-    try:
+    """Run an engine query as the sandbox engine does: tables registered by name
+    (one connection per table set, reused: tests run many small queries)."""
+    key = id(tables)
+    if key not in _CONNECTIONS or _CONNECTIONS[key][0] is not tables:
+        con = duckdb.connect(":memory:", config={"enable_external_access": False})
         for name, table in tables.items():
             con.register(name, with_rowid(table))
-        return con.sql(sql).to_arrow_table().to_pydict()
-    finally:
-        con.close()
+        _CONNECTIONS[key] = (tables, con)
+    return _CONNECTIONS[key][1].sql(sql).to_arrow_table().to_pydict()
+
+
+# -- checking one case ----------------------------------------------------------------
+
+def cases(rule: str) -> list[Case]:
+    """The cases of ``<rule>.sql`` and ``<rule>__invalid.sql``."""
+    found = []
+    for name in (f"{rule}.sql", f"{rule}__invalid.sql"):
+        path = FIXTURES / name
+        if path.exists():
+            found.extend(read_cases(path))
+    return found
+
+
+def check(case: Case) -> None:
+    """Plan the case's SQL and compare with its header; raise AssertionError if not."""
+    import pytest
+
+    from query_guard import GuardError, plan
+
+    scenario = SCENARIOS[case.expect.get("scenario", "default")]
+    if case.outcome == "refuse":
+        with pytest.raises(GuardError) as info:
+            plan(case.sql, scenario, CATALOG)
+        err = info.value
+        assert err.code == case.expect["code"], f"{case.id}: {err.code}: {err.message}"
+        if "at" in case.expect:
+            line, column = (int(x) for x in case.expect["at"].split(":"))
+            assert (err.line, err.column) == (line, column), f"{case.id}: {err.message}"
+        return
+    p = plan(case.sql, scenario, CATALOG)
+    summary = summarize(p)
+    for key, value in case.expect.items():
+        if key == "scenario":
+            continue
+        assert summary.get(key) == value, f"{case.id}: {key}={summary.get(key)} != {value}"
+
+
+def summarize(p) -> dict[str, str]:
+    """The plan facts fixture headers can state (all as text)."""
+    first = p.measurements[0] if p.measurements else None
+
+    def num(v: float | None) -> str:
+        return "" if v is None else (f"{v:g}")
+
+    return {
+        "kinds": ",".join(m.kind for m in p.measurements),
+        "groups": str(len(p.group_keys)),
+        "public": "yes" if all(k.public_domain is not None for k in p.group_keys) else "no",
+        "bounded": "yes" if "__ranked" in p.engine_sql() else "no",
+        "l0": str(p.max_partitions),
+        "linf": str(p.max_rows_per_partition),
+        "outputs": str(sum(1 for o in p.outputs if not o.hidden)),
+        "lower": num(first.lower) if first else "",
+        "upper": num(first.upper) if first else "",
+        "fixed_point": str(first.fixed_point) if first else "",
+    }

@@ -198,7 +198,9 @@ def test_tokens():
     assert len(base64.urlsafe_b64decode(a[4:] + "=")) == 32
     assert keys.hash_token(a) == keys.hash_token(a) != keys.hash_token(b)
     assert len(keys.hash_token(a)) == 64 and a not in keys.hash_token(a)
-    assert keys.token_matches(a, keys.hash_token(a)) and not keys.token_matches(b, keys.hash_token(a))
+    assert keys.token_matches(a, keys.hash_token(a)) and not keys.token_matches(
+        b, keys.hash_token(a)
+    )
 
 
 ROOT = Path(__file__).parents[1]
@@ -219,7 +221,10 @@ def test_keys_and_audit_log_import_only_what_they_may():
     import sys
 
     stdlib = set(sys.stdlib_module_names)
-    allowed = {"keys": {"keys", "cryptography", "argon2"}, "audit_log": {"audit_log", "keys", "rfc8785"}}
+    allowed = {
+        "keys": {"keys", "cryptography", "argon2"},
+        "audit_log": {"audit_log", "keys", "rfc8785"},
+    }
     for package, extra in allowed.items():
         bad = {m for m in _imports(package) if m.split(".")[0] not in stdlib | extra}
         assert not bad, f"{package} imports {bad}"

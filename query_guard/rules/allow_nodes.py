@@ -15,6 +15,7 @@ from sqlglot import exp
 
 from query_guard.context import Context
 from query_guard.errors import NotAllowedError
+from query_guard.positions import written_name
 
 #: Clause and structure nodes, with the arguments each may carry (an allow-list of
 #: arguments too: Select's ``qualify``, ``sample``, ``into``… are refused).
@@ -92,6 +93,9 @@ CAST_TYPES: frozenset[exp.DType] = frozenset(
     }
 )
 
+_CLAUSE = {"sample": "SAMPLE", "columns": "column list in alias", "windows": "WINDOW",
+           "laterals": "LATERAL", "pivots": "PIVOT", "settings": "SETTINGS"}
+
 _TABLE_FUNCTION_HINT = "a table function or file reader cannot be used as a table"
 
 
@@ -103,10 +107,14 @@ def allow_nodes(tree: exp.Expression, ctx: Context) -> None:
 def _check(node: exp.Expression, ctx: Context) -> None:
     kind = type(node)
     if isinstance(node, exp.Window):
+        inner = node.this
+        name = (written_name(ctx.sql, inner) or _func_name(inner)) if isinstance(
+            inner, exp.Func) else _construct(inner)
         ctx.refuse(
             NotAllowedError,
-            "window function (OVER …): window functions are not allowed in researcher SQL",
-            node,
+            f"window function {name}(…) OVER (…): window functions are not allowed in"
+            " researcher SQL",
+            inner,
             code="window_function",
         )
     if isinstance(node, (exp.Union, exp.Intersect, exp.Except)):
@@ -115,7 +123,13 @@ def _check(node: exp.Expression, ctx: Context) -> None:
             f"set operation {node.key.upper()}: only a single SELECT is allowed",
             node,
             code="set_operation",
+            keyword=node.key.upper(),
         )
+    if isinstance(node, (exp.IgnoreNulls, exp.RespectNulls)) and isinstance(node.this, exp.Func):
+        node = node.this  # ANY_VALUE(x) IGNORE NULLS: judge the function inside
+        kind = type(node)
+        if kind in SCALARS or kind in AGGREGATES:
+            ctx.refuse(NotAllowedError, "IGNORE/RESPECT NULLS: not allowed", node)
     if kind in STRUCTURE_ARGS:
         _check_args(node, STRUCTURE_ARGS[kind], ctx)
         _check_structure(node, ctx)
@@ -135,15 +149,17 @@ def _check(node: exp.Expression, ctx: Context) -> None:
             code="function_not_allowed",
         )
     if isinstance(node, exp.Func):
+        name = written_name(ctx.sql, node) or _func_name(node)
         ctx.refuse(
             NotAllowedError,
-            f"function {_func_name(node)}(): not on the allow-list of functions",
+            f"function {name}(): not on the allow-list of functions",
             node,
             code="function_not_allowed",
         )
     ctx.refuse(
         NotAllowedError,
-        f"{_construct(node)}: this construct is not on the allow-list",
+        f"{_construct(node)} {node.sql('duckdb')[:40]}: this construct is not on the"
+        " allow-list",
         node,
     )
 
@@ -154,10 +170,13 @@ def _check_args(node: exp.Expression, allowed: frozenset[str], ctx: Context) -> 
             continue
         if isinstance(node, exp.With) and name == "recursive":
             continue
+        clause = str(value).upper() if name in ("method", "kind") else _CLAUSE.get(
+            name, name.rstrip("_").upper())
         ctx.refuse(
             NotAllowedError,
-            f"{name.rstrip('_').upper()} in {node.key.upper()}: this clause is not allowed",
-            value if isinstance(value, exp.Expression) else node,
+            f"{clause} in {node.key.upper()}: this clause is not allowed",
+            node,
+            keyword=clause.split()[0],
         )
 
 
@@ -173,7 +192,8 @@ def _check_structure(node: exp.Expression, ctx: Context) -> None:
     elif isinstance(node, exp.Table):
         target = node.this
         if not isinstance(target, exp.Identifier):
-            name = _func_name(target) if isinstance(target, exp.Func) else _construct(target)
+            name = (written_name(ctx.sql, target) or _func_name(target)) if isinstance(
+                target, exp.Func) else _construct(target)
             ctx.refuse(
                 NotAllowedError,
                 f"table function {name}(): {_TABLE_FUNCTION_HINT}",
@@ -200,24 +220,28 @@ def _check_structure(node: exp.Expression, ctx: Context) -> None:
         if parent is not None and not isinstance(parent, (exp.Subquery, exp.CTE)):
             ctx.refuse(
                 NotAllowedError,
-                "subquery used as a value: subqueries are allowed only in FROM and WITH",
+                f"subquery ({node.sql('duckdb')[:50]}) used as a value: subqueries are allowed"
+                " only in FROM and WITH",
                 node,
             )
     elif isinstance(node, exp.Subquery):
         if not isinstance(parent, (exp.From, exp.Join)):
             ctx.refuse(
                 NotAllowedError,
-                "subquery used as a value: subqueries are allowed only in FROM and WITH",
+                f"subquery {node.sql('duckdb')[:50]} used as a value: subqueries are allowed"
+                " only in FROM and WITH",
                 node,
             )
     elif isinstance(node, exp.Var):
         if not isinstance(parent, (exp.Extract, exp.TimestampTrunc, exp.DateTrunc)):
-            ctx.refuse(NotAllowedError, f"keyword {node.name}: not allowed here", node)
+            ctx.refuse(NotAllowedError, f"keyword {node.name}: not allowed here", node,
+                       keyword=node.name)
         if node.name.upper() not in DATE_PARTS:
             ctx.refuse(
                 NotAllowedError,
                 f"date part {node.name}: only {', '.join(sorted(DATE_PARTS))} are allowed",
-                node,
+                parent,
+                keyword=node.name,
             )
     elif isinstance(node, exp.Array):
         if not isinstance(parent, (exp.PercentileCont, exp.Quantile, exp.Anonymous)):

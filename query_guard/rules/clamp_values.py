@@ -19,6 +19,7 @@ from sqlglot import exp
 
 from query_guard.context import Context
 from query_guard.errors import BoundsError, TypeMismatchError
+from query_guard.positions import show
 from query_guard.relation import base_column
 from query_guard.rules.safe_arithmetic import safe_arithmetic
 from query_guard.rules.type_bounds import Info, Typer
@@ -63,7 +64,7 @@ def clamp_values(call: AggCall, typer: Typer, ctx: Context) -> ValueSpec:
     if not info.bounded:
         ctx.refuse(
             BoundsError,
-            f"{name}({call.arg.sql('duckdb')[:50]}): cannot bound the aggregated value; use"
+            f"{name}({show(call.arg, 50)}): cannot bound the aggregated value; use"
             " columns with declared bounds and avoid dividing by values that may be 0",
             call.node,
         )

@@ -73,9 +73,10 @@ class Resolver:
         ctes = self._with(select, ctes)
         from_ = select.args.get("from_")
         if from_ is None:
+            first = select.expressions[0].sql("duckdb")[:40] if select.expressions else ""
             ctx.refuse(
                 NotAllowedError,
-                "SELECT without FROM: a query must aggregate a dataset",
+                f"SELECT {first} without FROM: a query must aggregate a dataset",
                 select,
             )
         rel = self._item(from_.this, ctes)
@@ -85,7 +86,8 @@ class Resolver:
                 if name in rel.sources:
                     ctx.refuse(
                         NotAllowedError,
-                        f"table alias {name} used twice: give each table its own alias",
+                        f"table alias {name} used twice ({join.this.sql('duckdb')}): give each"
+                        " table its own alias",
                         join,
                         code="join_not_allowed",
                     )
@@ -144,13 +146,16 @@ class Resolver:
         if not isinstance(select, exp.Select):
             ctx.refuse(NotAllowedError, f"{select.key.upper()} as a derived table", select)
         for arg, clause in _ROW_LEVEL_ONLY.items():
-            if select.args.get(arg):
+            value = select.args.get(arg)
+            if value:
+                text = value.sql("duckdb")[:50] if arg != "distinct" else clause
                 ctx.refuse(
                     NotAllowedError,
-                    f"{clause} in a CTE or subquery: derived tables may only filter rows and"
+                    f"{text} in a CTE or subquery: derived tables may only filter rows and"
                     " derive columns",
-                    select.args[arg] if isinstance(select.args[arg], exp.Expression) else select,
+                    value if arg != "distinct" else select,
                     code="nested_aggregate" if arg in ("group", "having") else None,
+                    keyword=clause.split()[0],
                 )
         for item in select.expressions:
             agg = has_aggregate(item)

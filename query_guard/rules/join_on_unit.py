@@ -28,24 +28,26 @@ def join_on_unit(
     side = str(join.args.get("side") or "").upper()
     on = join.args.get("on")
     using = join.args.get("using")
+    table = join.this.sql("duckdb")[:60]
     if kind == "CROSS" or (on is None and not using):
         ctx.refuse(
             NotAllowedError,
-            "cross join: join two datasets only ON their privacy unit",
+            f"cross join with {table}: join two datasets only ON their privacy unit",
             join,
             code="cross_join",
         )
     if kind not in ("", "INNER", "OUTER") or side not in ("", "LEFT"):
         ctx.refuse(
             NotAllowedError,
-            f"{(side + ' ' + kind).strip()} JOIN: only [INNER] JOIN and LEFT JOIN are allowed",
+            f"{(side + ' ' + kind).strip()} JOIN of {table}: only [INNER] JOIN and LEFT JOIN are"
+            " allowed",
             join,
             code="join_not_allowed",
         )
     if left.join is not None or right.join is not None:
         ctx.refuse(
             NotAllowedError,
-            "join of more than two datasets: at most two datasets may be joined",
+            f"join of a third dataset {table}: at most two datasets may be joined",
             join,
             code="join_not_allowed",
         )

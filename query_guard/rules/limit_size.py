@@ -28,7 +28,8 @@ MAX_FLAT_DEPTH = 120
 def limit_text(sql: str, ctx: Context) -> None:
     if len(sql) > MAX_SQL_CHARS:
         raise LimitError(
-            f"query text of {len(sql)} characters is longer than the limit of {MAX_SQL_CHARS}",
+            f"query text of {len(sql)} characters is longer than the limit of {MAX_SQL_CHARS}"
+            " (line 1, column 1)",
             line=1,
             column=1,
         )

@@ -12,6 +12,7 @@ from sqlglot import exp
 
 from query_guard.context import Context
 from query_guard.errors import NotAllowedError, ScopeError
+from query_guard.positions import show
 from query_guard.relation import Relation, is_unit
 from query_guard.rules.flatten_subqueries import Resolver, has_aggregate
 from query_guard.rules.privacy_unit import forbid_unit
@@ -45,7 +46,7 @@ def make_call(
         if inner is not None:
             ctx.refuse(
                 NotAllowedError,
-                f"aggregate {inner.sql('duckdb')[:40]} inside {node.key.upper()}(): nested"
+                f"aggregate {show(inner, 40)} inside {node.key.upper()}(): nested"
                 " aggregates are not allowed",
                 inner,
                 code="nested_aggregate",
@@ -65,7 +66,7 @@ def make_call(
             if flat is None or not is_unit(flat, rel.bases):
                 ctx.refuse(
                     NotAllowedError,
-                    f"{node.sql('duckdb')[:60]}: COUNT(DISTINCT …) is allowed only of the"
+                    f"{show(node, 60)}: COUNT(DISTINCT …) is allowed only of the"
                     " privacy unit",
                     target,
                 )
@@ -76,8 +77,8 @@ def make_call(
             forbid_unit(arg, rel.bases, ctx, "COUNT(…) (use COUNT(*) or COUNT(DISTINCT unit))")
     else:
         if isinstance(target, exp.Distinct):
-            ctx.refuse(NotAllowedError, f"{name}(DISTINCT …): DISTINCT is allowed only as"
-                       " COUNT(DISTINCT unit)", target)
+            ctx.refuse(NotAllowedError, f"{name}({show(target, 50)}): DISTINCT is"
+                       " allowed only as COUNT(DISTINCT unit)", target)
         if target is None:
             ctx.refuse(NotAllowedError, f"{name}(): needs a value", node)
         arg = resolver.flatten(target, rel)
@@ -93,8 +94,9 @@ def make_call(
             " (第十五条)",
             node,
         )
-    canonical = f"{kind}|{arg.sql('duckdb') if arg is not None else '*'}|{quantiles}"
-    return AggCall(f"m{index}", kind, node, arg, quantiles, canonical)
+    ddof = 0 if isinstance(node, (exp.VariancePop, exp.StddevPop)) else 1
+    canonical = f"{kind}|{arg.sql('duckdb') if arg is not None else '*'}|{quantiles}|{ddof}"
+    return AggCall(f"m{index}", kind, node, arg, quantiles, canonical, ddof)
 
 
 def _fractions(node: exp.Expression | None, parent: exp.Expression, ctx: Context
@@ -106,8 +108,9 @@ def _fractions(node: exp.Expression | None, parent: exp.Expression, ctx: Context
     fractions = []
     for value in values:
         if not (isinstance(value, exp.Literal) and not value.is_string):
-            ctx.refuse(NotAllowedError, "quantile fraction: must be a constant between 0 and 1",
-                       value if value is not None else parent)
+            text = value.sql("duckdb")[:40] if value is not None else "?"
+            ctx.refuse(NotAllowedError, f"quantile fraction {text}: must be a constant between"
+                       " 0 and 1", value if value is not None else parent)
         q = float(str(value.this))
         if not 0.0 <= q <= 1.0:
             ctx.refuse(NotAllowedError, f"quantile fraction {q:g}: must be between 0 and 1",

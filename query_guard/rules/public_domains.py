@@ -95,6 +95,8 @@ def _inputs(base: BaseTable, name: str, typer: Typer) -> tuple[Key | dt.date, ..
 def _enumerate(engine_key: exp.Expression, inputs: tuple) -> tuple[Key, ...] | None:
     """Evaluate the key on every input; None if any input cannot be evaluated."""
     rewritten = engine_key.copy()
+    if isinstance(rewritten, exp.Column):
+        rewritten = exp.column("__x")
     for col in list(rewritten.find_all(exp.Column)):
         col.replace(exp.column("__x"))
     seen: dict[Key, None] = {}

@@ -11,37 +11,54 @@ from sqlglot import exp
 
 from query_guard.context import Context
 from query_guard.errors import NotAllowedError, SqlSyntaxError
+from query_guard.positions import line_column
 
 _SET_OPERATIONS = (exp.Union, exp.Intersect, exp.Except)
 
 
-def single_select(statements: list[exp.Expression | None], ctx: Context) -> exp.Select:
-    present = [s for s in statements if s is not None]
+def single_select(
+    statements: list[exp.Expression | None], ctx: Context, starts: list[int | None]
+) -> exp.Select:
+    offsets = starts + [None] * (len(statements) - len(starts))
+    present = [(s, o) for s, o in zip(statements, offsets, strict=False) if s is not None]
     if not present:
-        raise SqlSyntaxError("the query is empty: expected one SELECT statement", line=1, column=1)
-    if len(present) > 1:
-        ctx.refuse(
-            NotAllowedError,
-            f"{_describe(present[1])} after the first statement: only one statement is allowed",
-            present[1],
-            code="multiple_statements",
+        raise SqlSyntaxError(
+            "the query is empty: expected one SELECT statement (line 1, column 1)",
+            line=1,
+            column=1,
         )
-    statement = present[0]
+    if len(present) > 1:
+        _refuse_at(
+            ctx,
+            f"{_describe(present[1][0])} after the first statement: only one statement is"
+            " allowed",
+            present[1][1],
+            "multiple_statements",
+        )
+    statement, offset = present[0]
     if isinstance(statement, _SET_OPERATIONS):
         ctx.refuse(
             NotAllowedError,
             f"set operation {statement.key.upper()}: only a single SELECT is allowed",
             statement,
             code="set_operation",
+            keyword=statement.key.upper(),
         )
     if not isinstance(statement, exp.Select):
-        ctx.refuse(
-            NotAllowedError,
+        _refuse_at(
+            ctx,
             f"{_describe(statement)}: only SELECT statements are allowed",
-            statement,
-            code="statement_not_allowed",
+            offset,
+            "statement_not_allowed",
         )
     return statement
+
+
+def _refuse_at(ctx: Context, message: str, offset: int | None, code: str) -> None:
+    line, column = line_column(ctx.sql, offset or 0)
+    raise NotAllowedError(
+        f"{message} (line {line}, column {column})", code=code, line=line, column=column
+    )
 
 
 def _describe(statement: exp.Expression) -> str:

@@ -18,9 +18,9 @@ from query_guard.plan import OrderItem, OutputColumn
 from query_guard.relation import base_column, is_unit
 from query_guard.rules.allow_nodes import AGGREGATES
 from query_guard.rules.flatten_subqueries import Resolver, has_aggregate, output_name
+from query_guard.rules.measure_kinds import make_call
 from query_guard.rules.privacy_unit import forbid_unit
 from query_guard.shape import AggCall, KeySpec, Shape
-
 
 
 def split_aggregates(select: exp.Select, resolver: Resolver, ctx: Context) -> Shape:
@@ -53,17 +53,19 @@ class _Splitter:
         exprs: list[exp.Expression] = list(group.expressions) if group else []
         if not exprs and self.select.args.get("distinct"):
             if any(has_aggregate(i) for i in self.items):
-                self.ctx.refuse(NotAllowedError, "SELECT DISTINCT with aggregates", self.select)
+                self.ctx.refuse(NotAllowedError, "SELECT DISTINCT with aggregates: use GROUP BY",
+                                self.select, keyword="DISTINCT")
             exprs = [i.this if isinstance(i, exp.Alias) else i for i in self.items]
         elif self.select.args.get("distinct"):
             self.ctx.refuse(NotAllowedError, "SELECT DISTINCT with GROUP BY: use one of them",
-                            self.select)
+                            self.select, keyword="DISTINCT")
         for node in exprs:
             expr = self._group_target(node)
             agg = has_aggregate(expr)
             if agg is not None:
-                self.ctx.refuse(NotAllowedError, "aggregate in GROUP BY: group by row-level"
-                                " values only", node, code="nested_aggregate")
+                self.ctx.refuse(NotAllowedError, f"aggregate {agg.sql('duckdb')[:40]} in GROUP"
+                                " BY: group by row-level values only", node,
+                                code="nested_aggregate")
             flat = self.resolver.flatten(expr, self.rel)
             forbid_unit(flat, self.rel.bases, self.ctx, "GROUP BY")
             for col in flat.find_all(exp.Column):
@@ -125,8 +127,8 @@ class _Splitter:
                 what = "GROUP BY" if has_keys else "an aggregate or GROUP BY"
                 self.ctx.refuse(
                     RowLevelOutputError,
-                    f"output column {name}: neither an aggregate nor a group key; wrap it in"
-                    f" {what}",
+                    f"output column {name} ({expr.sql('duckdb')[:60]}): neither an aggregate"
+                    f" nor a group key; wrap it in {what}",
                     item,
                 )
             key.name = name
@@ -148,8 +150,6 @@ class _Splitter:
         self.shape.outputs.append(OutputColumn(name=name, source="derived", expression=derived))
 
     def _call(self, node: exp.Expression) -> AggCall:
-        from query_guard.rules.measure_kinds import make_call
-
         call = make_call(node, self.resolver, self.rel, self.ctx, len(self.shape.aggs))
         for existing in self.shape.aggs:
             if existing.canonical == call.canonical:
@@ -170,8 +170,8 @@ class _Splitter:
         if type(expr) in AGGREGATES:
             call = self._call(expr)
             if len(call.quantiles) > 1:
-                self.ctx.refuse(NotAllowedError, "quantile list inside an expression: use one"
-                                " fraction", expr)
+                self.ctx.refuse(NotAllowedError, f"quantile list {expr.sql('duckdb')[:50]} inside"
+                                " an expression: use one fraction", expr)
             if allow_keys:
                 return exp.column(self._measure_output(call), quoted=True)
             return exp.column(call.id)
@@ -187,7 +187,7 @@ class _Splitter:
                 expr,
             )
         copy = expr.copy()
-        for key, value in list(copy.args.items()):
+        for key in list(copy.args):
             original = expr.args.get(key)
             if isinstance(original, exp.Expression):
                 copy.set(key, self._post(original, allow_keys=allow_keys))
@@ -207,6 +207,10 @@ class _Splitter:
             for out in self.shape.outputs:
                 if out.name == expr.name.lower() and not out.hidden:
                     return out.name
+        if not required and not all(
+            self._is_source(c) or c.table for c in expr.find_all(exp.Column)
+        ):
+            return None  # mentions an output alias: resolve its parts one by one
         flat = self.resolver.flatten(expr, self.rel)
         key = self._match_key(flat)
         if key is None:
@@ -275,8 +279,8 @@ class _Splitter:
         value = limit.expression
         number = _int(value) if isinstance(value, exp.Literal) and not value.is_string else None
         if number is None or number < 0:
-            self.ctx.refuse(NotAllowedError, "LIMIT: must be a non-negative integer literal",
-                            limit)
+            self.ctx.refuse(NotAllowedError, f"LIMIT {value.sql('duckdb')[:30]}: must be a"
+                            " non-negative integer literal", limit)
         self.shape.limit = number
 
 

@@ -21,6 +21,7 @@ from sqlglot import exp
 
 from query_guard.context import Context
 from query_guard.errors import TypeMismatchError
+from query_guard.positions import show
 from query_guard.relation import BaseTable, base_column
 
 NUMERIC = frozenset({"int", "float"})
@@ -144,7 +145,8 @@ class Typer:
             self._text(node.this, node)
             pattern = node.expression
             if not (isinstance(pattern, exp.Literal) and pattern.is_string):
-                ctx.refuse(TypeMismatchError, "LIKE pattern: must be a quoted string", node)
+                ctx.refuse(TypeMismatchError, f"LIKE pattern {show(pattern, 40)}: must"
+                           " be a quoted string", pattern)
             return Info("bool", 0, 1)
         if isinstance(node, (exp.And, exp.Or)):
             self._predicate(node.this, node.key.upper())
@@ -168,8 +170,8 @@ class Typer:
             self._text(node.this, node)
             for arg in (node.args.get("start"), node.args.get("length")):
                 if arg is not None and not _small_int_literal(arg):
-                    ctx.refuse(TypeMismatchError, "SUBSTRING start/length: must be integer"
-                               " literals between -1000000 and 1000000", arg)
+                    ctx.refuse(TypeMismatchError, f"SUBSTRING start/length {arg.sql('duckdb')}:"
+                               " must be integer literals between -1000000 and 1000000", arg)
             return Info("text")
         if isinstance(node, (exp.DPipe, exp.Concat)):
             for child in node.iter_expressions():
@@ -185,7 +187,7 @@ class Typer:
         if info.type not in NUMERIC:
             self.ctx.refuse(
                 TypeMismatchError,
-                f"{parent.key.upper()} of {info.type} value {node.sql('duckdb')[:40]}: needs a"
+                f"{parent.key.upper()} of {info.type} value {show(node, 40)}: needs a"
                 " number",
                 node,
             )
@@ -194,15 +196,16 @@ class Typer:
     def _text(self, node: exp.Expression, parent: exp.Expression) -> Info:
         info = self.infer(node)
         if info.type not in ("text", "null"):
-            self.ctx.refuse(TypeMismatchError, f"{parent.key.upper()} of {info.type} value:"
-                            " needs text (use TRY_CAST(… AS VARCHAR))", node)
+            self.ctx.refuse(TypeMismatchError, f"{parent.key.upper()} of {info.type} value"
+                            f" {show(node, 40)}: needs text (use TRY_CAST(… AS"
+                            " VARCHAR))", node)
         return info
 
     def _date(self, node: exp.Expression, parent: exp.Expression) -> Info:
         info = self.infer(node)
         if info.type not in ("date", "null"):
-            self.ctx.refuse(TypeMismatchError, f"{parent.key.upper()} of {info.type} value:"
-                            " needs a date", node)
+            self.ctx.refuse(TypeMismatchError, f"{parent.key.upper()} of {info.type} value"
+                            f" {show(node, 40)}: needs a date", node)
         return info
 
     def predicate(self, node: exp.Expression, where: str) -> None:
@@ -213,7 +216,7 @@ class Typer:
         info = self.infer(node)
         if info.type not in ("bool", "null"):
             self.ctx.refuse(TypeMismatchError, f"{where} on {info.type} value"
-                            f" {node.sql('duckdb')[:40]}: needs a true/false condition", node)
+                            f" {show(node, 40)}: needs a true/false condition", node)
 
     def _comparable(self, parent: exp.Expression, nodes: list[exp.Expression]) -> None:
         infos = [self.infer(n) for n in nodes]
@@ -276,7 +279,16 @@ class Typer:
         if to in TEXT_TYPES:
             return Info("text")
         if to == exp.DType.DATE:
-            return Info("date", src.lo, src.hi) if src.type == "date" else Info("date")
+            if src.type == "date":
+                return Info("date", src.lo, src.hi)
+            literal = node.this
+            if isinstance(literal, exp.Literal) and literal.is_string:
+                try:
+                    day = float((dt.date.fromisoformat(str(literal.this)) - EPOCH).days)
+                except ValueError:
+                    return Info("date", literal=True)
+                return Info("date", day, day, literal=True)
+            return Info("date")
         if to == exp.DType.BOOLEAN:
             return Info("bool", 0, 1)
         self.ctx.refuse(TypeMismatchError, f"CAST to {node.to.sql()}: not allowed", node)
@@ -389,7 +401,7 @@ def _family(infos: list[Info], parent: exp.Expression, ctx: Context,
         ctx.refuse(
             TypeMismatchError,
             f"{parent.key.upper()} mixes {' and '.join(sorted(families))} values"
-            f" ({parent.sql('duckdb')[:50]}): cast explicitly with TRY_CAST",
+            f" ({show(parent, 50)}): cast explicitly with TRY_CAST",
             parent,
         )
     return families.pop() if families else "null"

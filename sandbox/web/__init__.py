@@ -9,7 +9,7 @@ from flask import Flask, jsonify
 from flask_wtf.csrf import CSRFProtect
 
 from sandbox.service import Sandbox
-from sandbox.web import api, api_audit, console, errors
+from sandbox.web import api, api_audit, api_preview, api_workflow, console, errors
 
 csrf = CSRFProtect()
 
@@ -41,10 +41,10 @@ def create_app(sb: Sandbox, test_config: dict[str, Any] | None = None) -> Flask:
         app.config.update(test_config)
     app.extensions["sandbox"] = sb
     csrf.init_app(app)
-    for blueprint in (api.bp, api_audit.bp):
+    for blueprint in (api.bp, api_audit.bp, api_workflow.bp, api_preview.bp):
         csrf.exempt(blueprint)  # bearer-token API: no ambient credentials, so no CSRF
         app.register_blueprint(blueprint)
-    app.register_blueprint(console.bp)
+    console.init_app(app)  # Babel (zh-CN default, English) and the console's blueprints
     errors.register(app)
 
     @app.get("/healthz")

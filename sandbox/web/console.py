@@ -1,25 +1,97 @@
-"""The HTML console: server-rendered pages over the same service layer as the API."""
+"""The HTML console's core: login, sessions, language, role-aware navigation, error pages.
+
+Each area has its own blueprint module over the same service layer as the JSON API:
+``console_public`` (open list, no login), ``console_researcher``, ``console_owner``,
+``console_regulator`` and ``console_oversight`` (suspensions and objections, shared).
+Views parse forms and delegate; they hold no workflow logic.
+
+SECURITY:
+- server-side sessions: the cookie holds a random id whose SHA-256 is a row of
+  ``web_sessions``; logging out or a suspension revokes the row, and the session ends at
+  once (第二十二条). A session also ends :data:`SESSION_MAX_AGE` after login.
+- the session cookie is HttpOnly, SameSite=Lax, and Secure whenever the request came over
+  HTTPS (:class:`ConsoleSessionInterface`);
+- every form carries a CSRF token (Flask-WTF ``CSRFProtect`` on the whole app);
+- failed logins are throttled per client address and user name (:class:`LoginThrottle`).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
-import json
 import secrets
+import threading
+from collections.abc import Callable
 from functools import wraps
+from typing import Any, Final
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.sessions import SecureCookieSessionInterface
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 
-from sandbox.clock import iso
-from sandbox.errors import SandboxError, Unauthorized
-from sandbox.service import QueryRequest, Sandbox
+from sandbox.clock import iso, parse_iso
+from sandbox.errors import Unauthorized
+from sandbox.service import Sandbox
 from sandbox.users import User, authenticate_password, get_user
-from sandbox.workflow import approvals_for
+from sandbox.web import i18n
 
 bp = Blueprint("console", __name__)
+
+SESSION_MAX_AGE: Final = dt.timedelta(hours=12)
+HOME_BY_ROLE: Final = {
+    "researcher": "researcher.query",
+    "owner": "owner.overview",
+    "regulator": "regulator.overview",
+}
 
 
 def sandbox() -> Sandbox:
     return current_app.extensions["sandbox"]
+
+
+# -- sessions --------------------------------------------------------------------------------
+class ConsoleSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, with the Secure flag whenever the request is HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:  # type: ignore[override]
+        return bool(app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
+
+
+@bp.record_once
+def _configure(state) -> None:
+    app = state.app
+    app.session_interface = ConsoleSessionInterface()
+    app.config.setdefault("CONSOLE_LOGIN_FAILURES", 5)
+    app.config.setdefault("CONSOLE_LOGIN_WINDOW_SECONDS", 15 * 60)
+    app.extensions["console_throttle"] = LoginThrottle(
+        app.config["CONSOLE_LOGIN_FAILURES"], app.config["CONSOLE_LOGIN_WINDOW_SECONDS"]
+    )
+
+
+@bp.after_app_request
+def _referrer_policy(resp):
+    """Console pages send the referrer to their own origin only.
+
+    SECURITY: Flask-WTF checks the Referer of every form POST made over HTTPS (CSRF "SSL
+    strict" mode), so ``no-referrer`` would make every console form fail behind TLS;
+    ``same-origin`` still never leaks a URL to another site.
+    """
+    if not request.path.startswith("/api/"):
+        resp.headers["Referrer-Policy"] = "same-origin"
+    return resp
 
 
 def _hash(sid: str) -> str:
@@ -27,96 +99,285 @@ def _hash(sid: str) -> str:
 
 
 def session_user() -> User | None:
-    """Server-side sessions: the cookie holds a random id; revoking the row logs out at once."""
+    """The signed-in user, or None when there is no live, unexpired, unrevoked session."""
     sid = session.get("sid")
-    if not sid:
+    if not isinstance(sid, str) or not sid:
         return None
-    conn = sandbox().conn()
-    row = conn.execute(
-        "SELECT user_id FROM web_sessions WHERE id_hash = ? AND revoked_at IS NULL", (_hash(sid),)
+    sb = sandbox()
+    row = sb.conn().execute(
+        "SELECT user_id, created_at FROM web_sessions WHERE id_hash = ? AND revoked_at IS NULL", (_hash(sid),)
     ).fetchone()
-    return get_user(conn, row["user_id"]) if row else None
+    if row is None or parse_iso(row["created_at"]) + SESSION_MAX_AGE <= sb.now():
+        return None
+    return get_user(sb.conn(), row["user_id"])
 
 
-def login_required(view):
-    @wraps(view)
-    def wrapped(*args, **kwargs):
+def current_user() -> User | None:
+    if "user" not in g:
         g.user = session_user()
-        if g.user is None:
-            return redirect(url_for("console.login", next=request.path))
+    return g.user
+
+
+def login_required(view: Callable) -> Callable:
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any):
+        if current_user() is None:
+            return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
         return view(*args, **kwargs)
 
     return wrapped
 
 
-def render_error(status: int, message: str):
-    return render_template("error.html", status=status, message=message, user=None), status
+def role_required(*roles: str) -> Callable[[Callable], Callable]:
+    """Signed in, with one of ``roles``; another role gets the friendly 403 page."""
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any):
+            user = current_user()
+            if user is None:
+                return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
+            if user.role not in roles:
+                return render_error(403, _("This page is for another role."))
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+# -- login throttle --------------------------------------------------------------------------
+class LoginThrottle:
+    """Failed logins per (client address, user name) and per address, in a sliding window.
+
+    Kept in process memory (one waitress process serves the console; a restart forgets the
+    counts, which only ever loosens the throttle for one window). After ``limit`` failures
+    for one name from one address, or ``4 * limit`` from one address, further attempts are
+    refused with HTTP 429 until the oldest failure leaves the window. A success clears the
+    name's count. Argon2id verification already makes each guess slow.
+    """
+
+    def __init__(self, limit: int, window_seconds: int):
+        self.limit = limit
+        self.window = dt.timedelta(seconds=window_seconds)
+        self._failures: dict[tuple[str, str], list[dt.datetime]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: tuple[str, str], now: dt.datetime) -> list[dt.datetime]:
+        kept = [t for t in self._failures.get(key, []) if t + self.window > now]
+        if kept:
+            self._failures[key] = kept
+        else:
+            self._failures.pop(key, None)
+        return kept
+
+    def retry_after(self, address: str, username: str, now: dt.datetime) -> int:
+        """Seconds until another attempt is allowed (0: allowed now)."""
+        with self._lock:
+            waits = []
+            for key, limit in (((address, username.lower()), self.limit), ((address, ""), 4 * self.limit)):
+                recent = self._recent(key, now)
+                if len(recent) >= limit:
+                    waits.append((recent[-limit] + self.window - now).total_seconds())
+            return max(0, int(max(waits, default=0)) + (1 if waits else 0))
+
+    def failed(self, address: str, username: str, now: dt.datetime) -> None:
+        with self._lock:
+            for key in ((address, username.lower()), (address, "")):
+                self._failures.setdefault(key, []).append(now)
+
+    def succeeded(self, address: str, username: str) -> None:
+        with self._lock:
+            self._failures.pop((address, username.lower()), None)
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a local path: never an open redirect to another host."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    error = None
+    if request.method == "GET" and current_user() is not None:
+        return redirect(url_for("console.home"))
+    error, status = None, 200
+    username = ""
     if request.method == "POST":
-        conn = sandbox().conn()
-        try:
-            user = authenticate_password(conn, request.form.get("username", ""), request.form.get("password", ""))
-        except Unauthorized as err:
-            error = err.message
+        sb = sandbox()
+        throttle: LoginThrottle = current_app.extensions["console_throttle"]
+        username = request.form.get("username", "").strip()[:64]
+        address = request.remote_addr or "?"
+        wait = throttle.retry_after(address, username, sb.now())
+        if wait:
+            minutes = max(1, (wait + 59) // 60)
+            error, status = _("Too many failed attempts. Try again in %(minutes)d minutes.", minutes=minutes), 429
         else:
-            sid = secrets.token_urlsafe(32)
-            conn.execute("INSERT INTO web_sessions (id_hash, user_id, created_at) VALUES (?,?,?)",
-                         (_hash(sid), user.id, iso(sandbox().now())))
-            session.clear()
-            session["sid"] = sid
-            target = request.args.get("next", "")
-            return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("console.home"))
-    return render_template("login.html", error=error, user=None), (401 if error else 200)
+            conn = sb.conn()
+            try:
+                user = authenticate_password(conn, username, request.form.get("password", ""))
+            except Unauthorized:
+                throttle.failed(address, username, sb.now())
+                error, status = _("Wrong username or password."), 401
+            else:
+                throttle.succeeded(address, username)
+                sid = secrets.token_urlsafe(32)
+                conn.execute("INSERT INTO web_sessions (id_hash, user_id, created_at) VALUES (?,?,?)",
+                             (_hash(sid), user.id, iso(sb.now())))
+                session.clear()  # SECURITY: a fresh session on login (no fixation)
+                session["sid"] = sid
+                return redirect(_safe_next(request.args.get("next")) or url_for("console.home"))
+    resp = make_response(render_template("login.html", error=error, username=username), status)
+    if status == 429:
+        resp.headers["Retry-After"] = "60"
+    return resp
 
 
 @bp.post("/logout")
 def logout():
     sid = session.pop("sid", None)
-    if sid:
-        sandbox().conn().execute("UPDATE web_sessions SET revoked_at = ? WHERE id_hash = ?",
+    if isinstance(sid, str):
+        sandbox().conn().execute("UPDATE web_sessions SET revoked_at = ? WHERE id_hash = ? AND revoked_at IS NULL",
                                  (iso(sandbox().now()), _hash(sid)))
+    session.clear()
+    flash(_("You are logged out."), "info")
     return redirect(url_for("console.login"))
 
 
 @bp.get("/")
-@login_required
 def home():
-    if g.user.role == "researcher":
-        return redirect(url_for("console.query"))
-    return render_template("home.html", user=g.user, approvals=approvals_for(sandbox().conn(), g.user))
+    user = current_user()
+    if user is None:
+        return redirect(url_for("public.catalog"))
+    endpoint = HOME_BY_ROLE.get(user.role)
+    if endpoint is None:
+        return render_error(403, _("The console has no pages for the %(role)s role; use the CLI.", role=user.role))
+    return redirect(url_for(endpoint))
 
 
-@bp.route("/query", methods=["GET", "POST"])
-@login_required
-def query():
-    sb = sandbox()
-    approvals = approvals_for(sb.conn(), g.user) if g.user.role == "researcher" else []
-    result = error = None
-    sql = request.form.get("sql", "SELECT district, COUNT(*) AS people FROM residents GROUP BY district")
-    approval_id = request.form.get("approval_id") or (approvals[0].id if approvals else None)
-    epsilon = request.form.get("epsilon", "0.5")
-    if request.method == "POST":
-        try:
-            eps = float(epsilon)
-        except ValueError:
-            error = {"code": "bad_epsilon", "message": "epsilon must be a number"}
-        else:
-            try:
-                result = sb.run_query(g.user, QueryRequest(approval_id, sql, eps))
-            except SandboxError as err:
-                error = {"code": err.code, "message": err.message, "position": getattr(err, "position", None)}
-    budget = None
-    if approval_id is not None:
-        try:
-            budget = sb.budget(g.user, approval_id)
-        except SandboxError:
-            budget = None
-    return render_template(
-        "query.html", user=g.user, approvals=approvals, approval_id=str(approval_id), sql=sql,
-        epsilon=epsilon, result=result, error=error, budget=budget,
-        result_json=json.dumps(result, ensure_ascii=False) if result else "",
+@bp.post("/lang")
+def set_language():
+    """Remember the reader's language in a cookie (a form with a CSRF token, like every other)."""
+    lang = request.form.get("lang", "")
+    target = _safe_next(request.form.get("next")) or url_for("console.home")
+    resp = redirect(target)
+    if lang in i18n.LANGUAGES:
+        resp.set_cookie(i18n.COOKIE, lang, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
+                        secure=request.is_secure)
+    return resp
+
+
+# -- navigation and errors -------------------------------------------------------------------
+NAV: Final[dict[str, list[tuple[str, Any]]]] = {
+    "anonymous": [("public.catalog", lazy_gettext("Open list")),
+                  ("public.transparency", lazy_gettext("Transparency"))],
+    "researcher": [("researcher.query", lazy_gettext("Query")), ("researcher.history", lazy_gettext("History")),
+                   ("oversight.objections", lazy_gettext("Objections")), ("public.catalog", lazy_gettext("Open list"))],
+    "owner": [("owner.overview", lazy_gettext("Overview")), ("owner.applications_inbox", lazy_gettext("Applications")),
+              ("owner.approvals", lazy_gettext("Budgets")), ("owner_datasets.datasets", lazy_gettext("Datasets")),
+              ("oversight.suspensions", lazy_gettext("Suspensions")),
+              ("oversight.objections", lazy_gettext("Objections"))],
+    "regulator": [("regulator.overview", lazy_gettext("Overview")), ("regulator.timeline", lazy_gettext("Audit log")),
+                  ("regulator.replay_report", lazy_gettext("Replay")), ("regulator.trace", lazy_gettext("Trace a figure")),
+                  ("oversight.suspensions", lazy_gettext("Suspensions")),
+                  ("oversight.objections", lazy_gettext("Objections")),
+                  ("public.catalog", lazy_gettext("Open list"))],
+}
+#: Pages that light up another page's navigation item.
+NAV_PARENT: Final = {
+    "researcher.run": "researcher.query", "researcher.release": "researcher.history",
+    "owner.application": "owner.applications_inbox", "owner.decide": "owner.applications_inbox",
+    "owner_datasets.new": "owner_datasets.datasets", "owner_datasets.upload": "owner_datasets.datasets",
+    "owner_datasets.policy": "owner_datasets.datasets", "owner_datasets.register": "owner_datasets.datasets",
+    "owner_datasets.dataset": "owner_datasets.datasets", "regulator.verify": "regulator.overview",
+    "public.dataset": "public.catalog",
+}
+ROLE_NAMES: Final = {
+    "researcher": lazy_gettext("Researcher"), "owner": lazy_gettext("Data owner"),
+    "regulator": lazy_gettext("Regulator"), "admin": lazy_gettext("Administrator"),
+}
+
+
+@bp.app_context_processor
+def _globals() -> dict[str, Any]:
+    if not request or request.path.startswith("/api/"):
+        return {}
+    user = current_user()
+    role = user.role if user else "anonymous"
+    items = [(endpoint, label) for endpoint, label in NAV.get(role, []) if endpoint in current_app.view_functions]
+    return {
+        "user": user, "nav_items": items, "role_name": ROLE_NAMES.get(role, role),
+        "active_endpoint": NAV_PARENT.get(request.endpoint or "", request.endpoint or ""), "request_path": request.full_path.rstrip("?"),
+        "error_headline": i18n.error_headline,
+    }
+
+
+ERROR_TITLES: Final = {
+    400: lazy_gettext("The request could not be understood"),
+    401: lazy_gettext("Please log in"),
+    403: lazy_gettext("You may not open this page"),
+    404: lazy_gettext("This page does not exist"),
+    405: lazy_gettext("This action is not available here"),
+    409: lazy_gettext("Already done"),
+    413: lazy_gettext("The upload is too large"),
+    429: lazy_gettext("Too many requests"),
+    500: lazy_gettext("Something went wrong on our side"),
+}
+ERROR_HINTS: Final = {
+    403: lazy_gettext("Your role does not include this page. Use the navigation above to go back to your pages."),
+    404: lazy_gettext("Check the address, or start again from your home page."),
+    500: lazy_gettext("The error has been logged. Please try again in a moment."),
+}
+
+
+def render_error(status: int, message: str | None = None):
+    """The friendly error page (both languages). ``sandbox.web.errors`` calls this for HTML."""
+    title = ERROR_TITLES.get(status, ERROR_TITLES[500] if status >= 500 else ERROR_TITLES[400])
+    hint = ERROR_HINTS.get(status)
+    if status >= 500:
+        message = None  # SECURITY: never echo internals
+    return render_template("error.html", status=status, title=title, message=message, hint=hint), status
+
+
+# -- template helpers ----------------------------------------------------------------------------
+DISPLAY_TZ: Final = dt.timezone(dt.timedelta(hours=8))  # 北京时间; stored times stay UTC
+
+
+@bp.app_template_filter("when")
+def when(text: str | None, seconds: bool = False) -> str:
+    """A stored RFC 3339 UTC time as China Standard Time, e.g. ``2025-01-31 17:30``."""
+    if not text:
+        return "—"
+    try:
+        moment = parse_iso(str(text)).astimezone(DISPLAY_TZ)
+    except ValueError:
+        return str(text)
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+@bp.app_template_filter("fmt")
+def fmt(value: Any, digits: int = 4) -> Any:
+    from sandbox.web.console_charts import fmt as fmt_number
+
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    return fmt_number(value, digits)
+
+
+def init_app(app: Flask) -> None:
+    """Languages and every console blueprint (called by ``create_app``)."""
+    from sandbox.web import (
+        console_oversight,
+        console_owner,
+        console_owner_datasets,
+        console_public,
+        console_regulator,
+        console_researcher,
     )
+
+    i18n.init_app(app)
+    app.register_blueprint(bp)
+    for module in (console_public, console_researcher, console_owner, console_owner_datasets,
+                   console_regulator, console_oversight):
+        app.register_blueprint(module.bp)

@@ -1,0 +1,169 @@
+"""From noisy statistics to released values and their intervals (post-processing only).
+
+Every interval is built from OpenDP's accuracy functions for the noise actually added
+(``discrete_laplacian_scale_to_accuracy`` / ``discrete_gaussian_scale_to_accuracy``):
+P(|noise| > a) ≤ α. A value made of several noisy parts (mean, variance, quantiles,
+derived columns) gives each part α/k (a union bound over k parts), so the interval
+holds with probability ≥ 1 − α, and its ``method`` says how it was obtained.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from privacy.allocation import NoiseSpec
+from privacy.mechanisms import accuracy
+from privacy.quantiles import cumulative_band, quantile_interval, quantiles
+from privacy.sensitivity import centre
+from query_guard.plan import Measurement
+
+Interval = tuple[float, float]
+
+FAMILY_NAMES = {"laplace": "discrete Laplace", "gaussian": "discrete Gaussian"}
+
+
+@dataclass(frozen=True)
+class Noisy:
+    """One measurement's noisy statistics (integers, per released group)."""
+
+    m: Measurement
+    stats: Mapping[str, list[int]]
+    specs: Mapping[str, NoiseSpec]
+    from_partitions: bool = False
+
+    def half(self, stat: str, alpha: float) -> float:
+        """Half-width of statistic ``stat`` at level alpha, in output units."""
+        s = self.specs[stat]
+        return accuracy(s.family, s.scale, alpha) / s.unit
+
+    def family_name(self) -> str:
+        return FAMILY_NAMES[next(iter(self.specs.values())).family]
+
+
+def values(n: Noisy) -> list[Any]:
+    """The released point values, one per group (a list per group for quantiles)."""
+    m = n.m
+    if m.kind in ("count", "count_distinct"):
+        return [max(0, int(v)) for v in n.stats["count"]]
+    if m.kind == "sum":
+        out = [v / m.fixed_point for v in n.stats["sum"]]
+        return [round(v) for v in out] if m.value_type == "int" else out
+    lo, hi = float(m.lower), float(m.upper)  # type: ignore[arg-type]
+    if m.kind == "quantile":
+        size = m.bins
+        hist = n.stats["hist"]
+        return [quantiles(hist[g * size:(g + 1) * size], lo, hi, m.quantiles)
+                for g in range(len(hist) // size if size else 0)]
+    c = centre(m).value
+    sums = [v / m.fixed_point for v in n.stats["csum"]]
+    counts = n.stats["count"]
+    if m.kind == "mean":
+        return [min(hi, max(lo, c + s / k)) if k >= 1 else (lo + hi) / 2
+                for s, k in zip(sums, counts, strict=True)]
+    ddof = _ddof(m)
+    out = []
+    for q, s, k in zip(n.stats["csumsq"], sums, counts, strict=True):
+        if k < 1 + ddof:
+            var = (hi - lo) ** 2 / 8
+        else:
+            var = min(_max_variance(lo, hi, k, ddof),
+                      max(0.0, (q / m.fixed_point - s * s / k) / (k - ddof)))
+        out.append(math.sqrt(var) if m.kind == "stddev" else var)
+    return out
+
+
+def _ddof(m: Measurement) -> int:
+    """1 for VARIANCE/STDDEV (sample), 0 for VAR_POP/STDDEV_POP."""
+    return int(getattr(m, "ddof", 1))
+
+
+def _max_variance(lo: float, hi: float, count: float, ddof: int = 1) -> float:
+    """Largest variance (divisor count − ddof) of ``count`` values in [lo, hi]."""
+    if count < 1 + ddof:
+        return (hi - lo) ** 2 / 2
+    return (hi - lo) ** 2 / 4 * count / (count - ddof)
+
+
+def intervals(n: Noisy, alpha: float) -> list[Any]:
+    """Per group, the interval at level alpha (a list of intervals for quantiles)."""
+    m = n.m
+    if m.kind in ("count", "count_distinct"):
+        a = n.half("count", alpha)
+        return [(max(0.0, v - a), max(0.0, v + a)) for v in n.stats["count"]]
+    if m.kind == "sum":
+        a = n.half("sum", alpha)
+        return [(v / m.fixed_point - a, v / m.fixed_point + a) for v in n.stats["sum"]]
+    lo, hi = float(m.lower), float(m.upper)  # type: ignore[arg-type]
+    if m.kind == "quantile":
+        spec = n.specs["hist"]
+        size = m.bins
+        band = cumulative_band(spec.family, spec.scale, size, alpha)
+        hist = n.stats["hist"]
+        return [[quantile_interval(hist[g * size:(g + 1) * size], lo, hi, f, band) for f in m.quantiles]
+                for g in range(len(hist) // size if size else 0)]
+    c = centre(m).value
+    sums = [v / m.fixed_point for v in n.stats["csum"]]
+    counts = n.stats["count"]
+    if m.kind == "mean":
+        a_s, a_c = n.half("csum", alpha / 2), n.half("count", alpha / 2)
+        return [_mean_interval(c, s, a_s, k, a_c, lo, hi) for s, k in zip(sums, counts, strict=True)]
+    a_q, a_s, a_c = (n.half(s, alpha / 3) for s in ("csumsq", "csum", "count"))
+    out = []
+    for q, s, k in zip(n.stats["csumsq"], sums, counts, strict=True):
+        v_lo, v_hi = _variance_interval(q / m.fixed_point, a_q, s, a_s, k, a_c, lo, hi, _ddof(m))
+        out.append((math.sqrt(v_lo), math.sqrt(v_hi)) if m.kind == "stddev" else (v_lo, v_hi))
+    return out
+
+
+def _mean_interval(c: float, s: float, a_s: float, k: float, a_c: float, lo: float, hi: float
+                   ) -> Interval:
+    """μ = c + S/C with S ∈ [s ± a_s], C ∈ [k ± a_c], C ≥ 1; clipped to [lo, hi]."""
+    k_lo = max(1.0, k - a_c)
+    if k + a_c < 1:
+        return (lo, hi)
+    ends = [c + (s + ds) / kk for ds in (-a_s, a_s) for kk in (k_lo, k + a_c)]
+    low, high = max(lo, min(ends)), min(hi, max(ends))
+    return (low, high) if low <= high else (lo, hi)
+
+
+def _variance_interval(q: float, a_q: float, s: float, a_s: float, k: float, a_c: float,
+                       lo: float, hi: float, ddof: int = 1) -> Interval:
+    """Variance (Q − S²/C)/(C − ddof) over the box of its parts' intervals."""
+    k_lo, k_hi = k - a_c, k + a_c
+    if k_lo < 1 + ddof:
+        return (0.0, (hi - lo) ** 2 / 2)
+    s_ends = (abs(s - a_s), abs(s + a_s))
+    s2_max = max(s_ends) ** 2
+    s2_min = 0.0 if s - a_s <= 0 <= s + a_s else min(s_ends) ** 2
+    n_lo, n_hi = (q - a_q) - s2_max / k_lo, (q + a_q) - s2_min / k_hi
+    v_lo = n_lo / ((k_hi if n_lo >= 0 else k_lo) - ddof)
+    v_hi = n_hi / ((k_lo if n_hi >= 0 else k_hi) - ddof)
+    top = _max_variance(lo, hi, k_lo, ddof)
+    low, high = max(0.0, min(v_lo, top)), max(0.0, min(v_hi, top))
+    return (low, high) if low <= high else (0.0, top)
+
+
+def method(n: Noisy) -> str:
+    """How the value and its interval were obtained, in words."""
+    fam = n.family_name()
+    kind = n.m.kind
+    if kind in ("count", "count_distinct", "sum"):
+        if n.from_partitions:
+            return (f"noisy count released by {fam} partition selection; interval from "
+                    "OpenDP's accuracy function (groups just above the threshold may be "
+                    "biased upwards by the selection)")
+        return f"{fam} noise; interval from OpenDP's accuracy function"
+    if kind == "mean":
+        return (f"c + noisy centred sum / noisy count ({fam}, budget split to minimise the "
+                "worst-case error); interval: each part's OpenDP interval at α/2, combined "
+                "by interval arithmetic, clipped to the bounds")
+    if kind in ("variance", "stddev"):
+        return (f"from noisy centred sum of squares, centred sum and count ({fam}); "
+                "interval: each part's OpenDP interval at α/3, combined by interval "
+                "arithmetic")
+    return (f"from one noisy histogram ({fam}, {n.m.bins} bins; isotonic fit, OpenDP "
+            "make_quantiles_from_counts); interval: bins bracketing the quantile when the "
+            "cumulative noise stays within its Doob–Chernoff bound")

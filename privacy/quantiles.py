@@ -1,0 +1,157 @@
+"""Quantiles from one noisy histogram per group: several fractions, one budget, monotone.
+
+The engine gives, per group, the histogram of the clamped value over ``bins`` equal bins
+of [lower, upper]. One OpenDP measurement adds noise to every bin of every group (see
+:mod:`privacy.release`); everything below is post-processing of those noisy counts:
+
+1. the noisy cumulative counts are made monotone by isotonic regression (pool adjacent
+   violators; Hay, Rastogi, Miklau, Suciu 2010, "Boosting the accuracy of differentially
+   private histograms through consistency") and turned back into non-negative counts;
+2. OpenDP's ``make_quantiles_from_counts`` (linear interpolation inside a bin) reads
+   every fraction off the same counts, so the quantiles are monotone in the fraction by
+   construction and all fractions share one budget.
+
+Interval. Let Z_k be the sum of the first k bins' noise. By Doob's maximal inequality
+applied to exp(t·Z_k) and a Chernoff bound on the noise's moment generating function,
+P(max_k |Z_k| > E) ≤ 2 min_t e^(−tE) M(t)^bins. Under that event every true
+cumulative count is within E of the noisy one, which brackets the bin holding the true
+quantile; the interval is that bracket's edges. Discrete Laplace: M(t) = (1−p)² /
+((1 − p e^t)(1 − p e^−t)), p = e^(−1/scale); discrete Gaussian: σ²-subgaussian
+(Canonne, Kamath, Steinke 2020), so E = σ √(2 · bins · ln(2/α)).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+
+from privacy.features import dp
+from privacy.mechanisms import Family
+
+
+def isotonic(values: Sequence[float]) -> list[float]:
+    """Least-squares non-decreasing fit (pool adjacent violators), O(n).
+
+    >>> isotonic([1, 3, 2, 4])
+    [1.0, 2.5, 2.5, 4.0]
+    """
+    blocks: list[list[float]] = []  # [mean, weight]
+    for v in values:
+        blocks.append([float(v), 1.0])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            m2, w2 = blocks.pop()
+            m1, w1 = blocks.pop()
+            blocks.append([(m1 * w1 + m2 * w2) / (w1 + w2), w1 + w2])
+    out: list[float] = []
+    for mean, weight in blocks:
+        out.extend([mean] * int(weight))
+    return out
+
+
+def consistent_counts(noisy: Sequence[int]) -> list[float]:
+    """Non-negative counts whose running sum is the isotonic fit of the noisy running sum."""
+    cumulative, total = [], 0.0
+    for v in noisy:
+        total += v
+        cumulative.append(total)
+    fitted = [max(0.0, c) for c in isotonic(cumulative)]
+    counts, previous = [], 0.0
+    for c in fitted:
+        counts.append(max(0.0, c - previous))
+        previous = max(previous, c)
+    return counts
+
+
+def edges(lower: float, upper: float, bins: int) -> list[float]:
+    width = (upper - lower) / bins
+    return [lower + i * width for i in range(bins)] + [upper]
+
+
+@functools.lru_cache(maxsize=256)
+def _quantile_function(lower: float, upper: float, bins: int, fractions: tuple[float, ...]):
+    return dp.t.make_quantiles_from_counts(
+        bin_edges=edges(lower, upper, bins), alphas=list(fractions), interpolation="linear"
+    )
+
+
+def quantiles(noisy: Sequence[int], lower: float, upper: float, fractions: Sequence[float]
+              ) -> list[float]:
+    """Each fraction's quantile read off one consistent noisy histogram (monotone)."""
+    counts = consistent_counts(noisy)
+    order = sorted(range(len(fractions)), key=lambda i: fractions[i])
+    if sum(counts) <= 0:
+        return [(lower + upper) / 2] * len(fractions)
+    ranked = _quantile_function(float(lower), float(upper), len(noisy),
+                                tuple(float(fractions[i]) for i in order))(counts)
+    out = [0.0] * len(fractions)
+    for i, value in zip(order, ranked, strict=True):
+        out[i] = min(upper, max(lower, float(value))) if math.isfinite(value) else (lower + upper) / 2
+    # Ties in the sorted order can only help; enforce monotone against float noise.
+    running = -math.inf
+    for i in order:
+        running = max(running, out[i])
+        out[i] = running
+    return out
+
+
+@functools.lru_cache(maxsize=1024)
+def cumulative_band(family: Family, scale: float, bins: int, alpha: float) -> float:
+    """E with P(max_k |noise of the first k bins| > E) ≤ alpha (Doob + Chernoff)."""
+    if family == "gaussian":
+        return scale * math.sqrt(2 * bins * math.log(2 / alpha))
+    p = math.exp(-1.0 / scale)
+
+    def log_bound(e: float) -> float:
+        # min over t in (0, 1/scale) of −tE + bins·log M(t); convex in t: golden section.
+        def f(t: float) -> float:
+            return -t * e + bins * (2 * math.log1p(-p) - math.log1p(-p * math.exp(t))
+                                    - math.log1p(-p * math.exp(-t)))
+
+        a, b = 0.0, (1.0 / scale) * (1 - 1e-9)
+        g = (math.sqrt(5) - 1) / 2
+        c, d = b - g * (b - a), a + g * (b - a)
+        for _ in range(100):
+            if f(c) < f(d):
+                b = d
+            else:
+                a = c
+            c, d = b - g * (b - a), a + g * (b - a)
+        return f((a + b) / 2)
+
+    target = math.log(alpha / 2)
+    lo, hi = 0.0, scale
+    while log_bound(hi) > target:
+        lo, hi = hi, hi * 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if log_bound(mid) > target else (lo, mid)
+    return hi
+
+
+def quantile_interval(noisy: Sequence[int], lower: float, upper: float, fraction: float,
+                      band: float) -> tuple[float, float]:
+    """Bin edges bracketing the true ``fraction``-quantile when the band holds."""
+    bins = len(noisy)
+    cut = edges(lower, upper, bins)
+    prefix, total = [], 0.0
+    for v in noisy:
+        total += v
+        prefix.append(total)  # prefix[k] = noisy count of bins 0..k
+    # QUANTILE_CONT interpolates the order statistics of ranks ⌊f(N−1)⌋+1 and +2, which
+    # lie within [fN − 1, fN + 2]; N is within ``band`` of the noisy total.
+    low_rank = fraction * (total - band) - band - 1
+    high_rank = fraction * (total + band) + band + 2
+    lo_bin = 0
+    for k in range(bins):
+        if prefix[k] < low_rank:
+            lo_bin = k + 1
+    hi_bin = bins - 1
+    for k in range(bins):
+        if prefix[k] >= high_rank:
+            hi_bin = k
+            break
+    lo_bin = min(lo_bin, bins - 1)
+    if lo_bin > hi_bin:
+        lo_bin, hi_bin = hi_bin, lo_bin
+    return cut[lo_bin], cut[hi_bin + 1]

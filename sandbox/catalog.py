@@ -1,0 +1,273 @@
+"""The open list (开放清单, 第十四条), tiers (第八、十、十一条), downloads and risk reports (第十二条).
+
+Visibility follows the tiers: unconditional and conditional datasets are listed for
+everybody, without login; not-open datasets, and datasets whose risk report their owner has
+not yet acknowledged, only for their owner and regulators. Unconditional data downloads
+directly (CSV or Parquet); conditional data is reachable only through the sandbox; not-open
+data never leaves. A tier change needs a basis (第十条); moving not-open data up records
+its de-identification step (第十一条); both are logged and shown as the tier history.
+"""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from typing import TYPE_CHECKING, Any, Final
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+import audit_log.store as audit_store
+from sandbox import authz, datasets, fields, risk_scan
+from sandbox.clock import iso
+from sandbox.errors import BadRequest, NotFound
+from sandbox.fields import conflict, username_of
+from sandbox.policy import TIERS
+from sandbox.users import User
+from sandbox.workspace import transaction
+
+if TYPE_CHECKING:
+    from sandbox.service import Sandbox
+
+OPEN_CONDITIONS: Final = {
+    "unconditional": "无条件开放: open to everyone; download as CSV or Parquet (第八条).",
+    "conditional": "有条件开放: apply through the portal stating scenario, purpose and security "
+                   "commitment; approved researchers query through the sandbox and receive "
+                   "differentially private aggregates only (第十五、十八条).",
+    "not_open": "不予开放: not opened; visible only to its owner and the regulator (第八条).",
+}
+DOWNLOAD_FORMATS: Final = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
+
+
+def _dataset_row(conn: sqlite3.Connection, name: str) -> sqlite3.Row | None:
+    if not isinstance(name, str):
+        return None
+    return conn.execute("SELECT * FROM datasets WHERE name = ?", (name.lower(),)).fetchone()
+
+
+def _published(conn: sqlite3.Connection, dataset_id: int) -> bool:
+    return conn.execute("SELECT 1 FROM dataset_versions WHERE dataset_id = ? AND published_at IS NOT NULL",
+                        (dataset_id,)).fetchone() is not None
+
+
+def relations(conn: sqlite3.Connection, user: User | None, row: sqlite3.Row) -> set[str]:
+    rel = set()
+    if _published(conn, row["id"]) and row["tier"] != "not_open":
+        rel.add("public")
+        if row["tier"] == "unconditional":
+            rel.add("open")
+    if user is not None and row["owner_id"] == user.id:
+        rel.add("dataset_owner")
+    return rel
+
+
+def _visible_row(sb: Sandbox, user: User | None, action: str, name: str) -> sqlite3.Row:
+    authz.check_role(action, user)
+    conn = sb.conn()
+    row = _dataset_row(conn, name)
+    missing = f"no dataset named {name!r}"
+    if row is None:
+        raise NotFound(missing)
+    authz.check(action, user, relations(conn, user, row), missing=missing)
+    return row
+
+
+# -- the open list ----------------------------------------------------------------------------
+def _tier_history(conn: sqlite3.Connection, dataset_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT * FROM dataset_tier_changes WHERE dataset_id = ? ORDER BY id", (dataset_id,))
+    return [{"tier_change_id": r["id"], "from": r["from_tier"], "to": r["to_tier"], "basis": r["basis"],
+             "deidentification": r["deidentification"] or None, "by": username_of(conn, r["changed_by"]),
+             "at": r["created_at"]} for r in rows]
+
+
+def entry(conn: sqlite3.Connection, row: sqlite3.Row, *, privileged: bool) -> dict[str, Any]:
+    """One catalog entry. ``privileged`` (owner, regulator): unpublished versions too."""
+    versions = [v for v in datasets.all_versions(conn, row["id"]) if privileged or v.published]
+    latest = versions[-1] if versions else None
+    published = [v for v in versions if v.published]
+    current = published[-1] if published else latest
+    policy = current.policy if current else None
+    out: dict[str, Any] = {
+        "name": row["name"], "title": row["title"], "title_zh": policy.title_zh if policy else "",
+        "description": policy.description if policy else "", "owner": username_of(conn, row["owner_id"]),
+        "tier": row["tier"], "open_conditions": OPEN_CONDITIONS[row["tier"]],
+        "update_frequency": policy.update_frequency if policy else None,
+        "privacy_unit": policy.privacy_unit if policy else None,
+        "version": current.version if current else None,
+        "published": bool(published),
+        "columns": [
+            {"name": c.name, "type": c.type, "sensitivity": c.sensitivity, "description": c.description,
+             "bounds": [str(b) for b in c.bounds] if c.bounds else None,
+             "public_values": list(c.public_values) if c.public_values else None}
+            for c in (policy.columns.values() if policy else [])
+        ],
+        "versions": [
+            {"version": v.version, "created_at": v.created_at, "rows": v.row_count, "content_hash": v.content_hash,
+             "published_at": v.published_at, "encrypted_at_rest": v.encrypted}
+            for v in versions
+        ],
+        "tier_history": _tier_history(conn, row["id"]),
+        "access": {
+            "download": ({f: f"/api/v1/datasets/{row['name']}/download?format={f}" for f in DOWNLOAD_FORMATS}
+                         if row["tier"] == "unconditional" and published else None),
+            "sandbox": row["tier"] in ("conditional", "unconditional") and bool(published),
+        },
+    }
+    return out
+
+
+def list_entries(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
+    """``GET /api/v1/catalog``: every entry this caller may see (no login: the public list)."""
+    authz.check_role("catalog.read", user)
+    conn = sb.conn()
+    role = authz.role_of(user)
+    out = []
+    for row in conn.execute("SELECT * FROM datasets ORDER BY name").fetchall():
+        rel = relations(conn, user, row)
+        if authz.decide("dataset.read", role, rel) != "allow":
+            continue
+        privileged = role == "regulator" or "dataset_owner" in rel
+        out.append(entry(conn, row, privileged=privileged))
+    return out
+
+
+def get_entry(sb: Sandbox, user: User | None, name: str) -> dict[str, Any]:
+    row = _visible_row(sb, user, "dataset.read", name)
+    conn = sb.conn()
+    privileged = authz.role_of(user) == "regulator" or (user is not None and row["owner_id"] == user.id)
+    return entry(conn, row, privileged=privileged)
+
+
+def jsonld(sb: Sandbox, user: User | None, base_url: str) -> dict[str, Any]:
+    """The open list as DCAT (W3C Data Catalog Vocabulary, version 3) in JSON-LD."""
+    base = base_url.rstrip("/")
+    items = []
+    for e in list_entries(sb, user):
+        dist = []
+        for fmt, url in (e["access"]["download"] or {}).items():
+            dist.append({"@type": "dcat:Distribution", "dcat:downloadURL": {"@id": base + url},
+                         "dcat:mediaType": DOWNLOAD_FORMATS[fmt].split(";")[0], "dct:format": fmt})
+        if e["access"]["sandbox"]:
+            dist.append({"@type": "dcat:Distribution", "dcat:accessURL": {"@id": base + "/api/v1/queries"},
+                         "dct:description": "differentially private aggregates through the sandbox"})
+        items.append({
+            "@id": f"{base}/api/v1/catalog/{e['name']}", "@type": "dcat:Dataset",
+            "dct:identifier": e["name"],
+            "dct:title": [{"@value": e["title"], "@language": "en"}]
+            + ([{"@value": e["title_zh"], "@language": "zh"}] if e["title_zh"] else []),
+            "dct:description": e["description"] or None,
+            "dct:publisher": e["owner"], "dct:accessRights": e["tier"],
+            "dct:rights": e["open_conditions"], "dct:accrualPeriodicity": e["update_frequency"],
+            "dcat:version": str(e["version"]) if e["version"] is not None else None,
+            "dct:modified": e["versions"][-1]["created_at"] if e["versions"] else None,
+            "dcat:distribution": dist,
+            "sbx:informationItems": [{"sbx:name": c["name"], "sbx:type": c["type"],
+                                      "sbx:sensitivity": c["sensitivity"]} for c in e["columns"]],
+            "sbx:tierHistory": e["tier_history"],
+        })
+    return {
+        "@context": {"dcat": "http://www.w3.org/ns/dcat#", "dct": "http://purl.org/dc/terms/",
+                     "sbx": base + "/ns/sandbox#"},
+        "@type": "dcat:Catalog", "@id": base + "/catalog.jsonld",
+        "dct:title": "开放清单 · open list (济南市公共数据开放利用管理办法 第十四条)",
+        "dcat:dataset": items,
+    }
+
+
+# -- downloads --------------------------------------------------------------------------------
+def download(sb: Sandbox, user: User | None, name: str, fmt: str) -> tuple[bytes, str, str]:
+    """Unconditional data only (无条件开放); logged like every other access path (第九条)."""
+    if fmt not in DOWNLOAD_FORMATS:
+        raise BadRequest(f"format must be one of {', '.join(DOWNLOAD_FORMATS)}")
+    row = _visible_row(sb, user, "dataset.download", name)
+    conn = sb.conn()
+    version = datasets.latest_versions(conn)
+    v = next(x for x in version if x.dataset_id == row["id"])
+    plain = datasets.read_plaintext(sb.ws.data_dir, v, sb.tables.decryptor)
+    if fmt == "parquet":
+        payload = plain
+    else:
+        sink = io.BytesIO()
+        pacsv.write_csv(pq.read_table(io.BytesIO(plain)), sink)
+        payload = sink.getvalue()
+    with transaction(conn):
+        audit_store.append(
+            conn, actor=user.username if user else "anonymous", role=authz.role_of(user),
+            action="dataset.downloaded", subject=f"dataset/{v.name}",
+            details={"dataset": v.name, "version": v.version, "content_hash": v.content_hash, "format": fmt},
+            now=sb.now(),
+        )
+    return payload, DOWNLOAD_FORMATS[fmt], f"{v.name}-v{v.version}.{fmt}"
+
+
+# -- tiers (第十、十一条) ------------------------------------------------------------------------
+def change_tier(sb: Sandbox, user: User | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    row = _visible_row(sb, user, "dataset.tier", name)
+    assert user is not None
+    tier = body.get("tier")
+    if tier not in TIERS:
+        raise BadRequest(f"tier must be one of {', '.join(TIERS)}", code="bad_tier")
+    if tier == row["tier"]:
+        raise conflict(f"{row['name']!r} is already {tier}")
+    basis = fields.text(body, "basis")  # 第十条: a tier decision states its basis
+    deidentification = fields.text(body, "deidentification", required=False)
+    if row["tier"] == "not_open" and not deidentification:
+        # 第十一条: not-open data may open only after de-identification; record the step.
+        raise BadRequest("moving not-open data to a more open tier needs the de-identification step "
+                         "that was taken (field deidentification, 第十一条)", code="deidentification_required")
+    conn = sb.conn()
+    leftovers = []
+    with transaction(conn):
+        conn.execute("UPDATE datasets SET tier = ? WHERE id = ?", (tier, row["id"]))
+        cur = conn.execute(
+            "INSERT INTO dataset_tier_changes (dataset_id, from_tier, to_tier, basis, deidentification, "
+            "changed_by, created_at) VALUES (?,?,?,?,?,?,?)",
+            (row["id"], row["tier"], tier, basis, deidentification, user.id, iso(sb.now())),
+        )
+        if tier in datasets.ENCRYPTED_TIERS:
+            leftovers = datasets.encrypt_at_rest(conn, sb.ws.data_dir, row["id"], sb.encryptor())
+        sb.audit(conn, user, "dataset.tier_changed", f"dataset/{row['name']}", {
+            "dataset": row["name"], "from": row["tier"], "to": tier, "basis": basis,
+            "deidentification": deidentification or None, "tier_change_id": cur.lastrowid,
+            "encrypted_versions": len(leftovers),
+        })
+    for path in leftovers:  # only after COMMIT: a rollback keeps the readable plaintext
+        path.unlink(missing_ok=True)
+    return {"dataset": row["name"], "tier": tier, "tier_change_id": cur.lastrowid}
+
+
+# -- risk reports (第十二条) ---------------------------------------------------------------------
+def _latest_any(conn: sqlite3.Connection, dataset_id: int) -> datasets.DatasetVersion:
+    return datasets.all_versions(conn, dataset_id)[-1]
+
+
+def risk_report(sb: Sandbox, user: User | None, name: str) -> dict[str, Any]:
+    row = _visible_row(sb, user, "dataset.risk.read", name)
+    conn = sb.conn()
+    v = _latest_any(conn, row["id"])
+    ack = conn.execute("SELECT published_by, acknowledgement FROM dataset_versions WHERE id = ?",
+                       (v.version_id,)).fetchone()
+    return {"dataset": v.name, "version": v.version, "published": v.published, "published_at": v.published_at,
+            "acknowledged_by": username_of(conn, ack["published_by"]), "acknowledgement": ack["acknowledgement"],
+            "report": v.risk_report}
+
+
+def acknowledge_risk(sb: Sandbox, user: User | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The owner has read the report; the newest version is published (queryable, listed)."""
+    row = _visible_row(sb, user, "dataset.risk.ack", name)
+    assert user is not None
+    note = fields.text(body, "note", required=False)
+    conn = sb.conn()
+    with transaction(conn):
+        v = _latest_any(conn, row["id"])
+        if v.published:
+            raise conflict(f"{v.name} version {v.version} is already published")
+        report = v.risk_report
+        if "version" in body and body["version"] != v.version:
+            raise conflict(f"the newest version of {v.name} is {v.version}, not {body['version']}")
+        datasets.publish(conn, v.version_id, user.id, note, now=sb.now)
+        sb.audit(conn, user, "dataset.risk_acknowledged", f"dataset/{v.name}", {
+            "dataset": v.name, "version": v.version, "content_hash": v.content_hash, "note": note,
+            "risk": risk_scan.summary(report),
+        })
+    return {"dataset": v.name, "version": v.version, "published": True}

@@ -1,0 +1,166 @@
+"""JSON API of the regulation workflow (issue 6): applications, approvals, suspensions,
+objections, the catalog, tiers, risk reports, transparency and accounts.
+
+Views parse and delegate; rights, validation, the store and the audit log are in the
+service functions. A bearer token is optional here: the catalog, the transparency page, the
+commitment text and open-data downloads are public (第八、十四条); every other view's
+service function refuses an anonymous caller with 401.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from sandbox import applications, catalog, objections, operations, suspensions, transparency
+from sandbox.errors import Unauthorized
+from sandbox.users import authenticate_token
+from sandbox.web.api import json_body, sandbox
+
+bp = Blueprint("api_workflow", __name__)  # CSRF-exempt in create_app: bearer tokens only
+
+
+@bp.before_request
+def optional_login() -> None:
+    """A token, if sent, must be valid; none at all means an anonymous caller."""
+    header = request.headers.get("Authorization", "")
+    g.user = None
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("send the header Authorization: Bearer <token>")
+        g.user = authenticate_token(sandbox().conn(), token.strip())
+
+
+def optional_body() -> dict[str, Any]:
+    return json_body() if request.data else {}
+
+
+# -- applications and approvals (第十五条) ----------------------------------------------------
+@bp.post("/api/v1/applications")
+def post_application():
+    return jsonify(applications.submit(sandbox(), g.user, json_body())), 201
+
+
+@bp.get("/api/v1/applications")
+def list_applications():
+    return jsonify({"applications": applications.list_applications(sandbox(), g.user)})
+
+
+@bp.get("/api/v1/applications/<int:application_id>")
+def get_application(application_id: int):
+    return jsonify(applications.get_application(sandbox(), g.user, application_id))
+
+
+@bp.post("/api/v1/applications/<int:application_id>/decision")
+def post_decision(application_id: int):
+    return jsonify(applications.decide(sandbox(), g.user, application_id, json_body()))
+
+
+@bp.get("/api/v1/approvals")
+def list_approvals():
+    return jsonify({"approvals": applications.list_approvals(sandbox(), g.user)})
+
+
+@bp.get("/api/v1/approvals/<int:approval_id>")
+def get_approval(approval_id: int):
+    return jsonify(applications.get_approval(sandbox(), g.user, approval_id))
+
+
+@bp.get("/api/v1/commitment")
+def get_commitment():
+    return jsonify({"text": applications.COMMITMENT_TEXT, "sha256": applications.COMMITMENT_SHA256})
+
+
+# -- suspensions (第二十二、二十六条) ----------------------------------------------------------------
+@bp.post("/api/v1/suspensions")
+def post_suspension():
+    return jsonify(suspensions.create(sandbox(), g.user, json_body())), 201
+
+
+@bp.post("/api/v1/suspensions/<int:suspension_id>/lift")
+def lift_suspension(suspension_id: int):
+    return jsonify(suspensions.lift(sandbox(), g.user, suspension_id, json_body()))
+
+
+@bp.get("/api/v1/suspensions")
+def list_suspensions():
+    return jsonify({"suspensions": suspensions.list_suspensions(sandbox(), g.user)})
+
+
+# -- objections (第十七条) ---------------------------------------------------------------------------
+@bp.post("/api/v1/objections")
+def post_objection():
+    return jsonify(objections.file(sandbox(), g.user, json_body())), 201
+
+
+@bp.get("/api/v1/objections")
+def list_objections():
+    return jsonify({"objections": objections.list_objections(sandbox(), g.user)})
+
+
+@bp.get("/api/v1/objections/<int:objection_id>")
+def get_objection(objection_id: int):
+    return jsonify(objections.get(sandbox(), g.user, objection_id))
+
+
+@bp.post("/api/v1/objections/<int:objection_id>/answer")
+def answer_objection(objection_id: int):
+    return jsonify(objections.answer(sandbox(), g.user, objection_id, json_body()))
+
+
+# -- catalog, tiers, risk, downloads (第八、十、十一、十二、十四条) ---------------------------------------
+@bp.get("/api/v1/catalog")
+def get_catalog():
+    return jsonify({"datasets": catalog.list_entries(sandbox(), g.user)})
+
+
+@bp.get("/api/v1/catalog/<name>")
+def get_catalog_entry(name: str):
+    return jsonify(catalog.get_entry(sandbox(), g.user, name))
+
+
+@bp.get("/catalog.jsonld")
+def get_catalog_jsonld():
+    body = catalog.jsonld(sandbox(), g.user, request.host_url)
+    return Response(jsonify(body).get_data(), mimetype="application/ld+json")
+
+
+@bp.get("/api/v1/datasets/<name>/download")
+def download(name: str):
+    fmt = request.args.get("format", "csv")
+    payload, mimetype, filename = catalog.download(sandbox(), g.user, name, fmt)
+    return Response(payload, mimetype=mimetype,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@bp.post("/api/v1/datasets/<name>/tier")
+def post_tier(name: str):
+    return jsonify(catalog.change_tier(sandbox(), g.user, name, json_body()))
+
+
+@bp.get("/api/v1/datasets/<name>/risk")
+def get_risk(name: str):
+    return jsonify(catalog.risk_report(sandbox(), g.user, name))
+
+
+@bp.post("/api/v1/datasets/<name>/risk/ack")
+def post_risk_ack(name: str):
+    return jsonify(catalog.acknowledge_risk(sandbox(), g.user, name, optional_body()))
+
+
+@bp.get("/api/v1/transparency")
+def get_transparency():
+    return jsonify(transparency.page(sandbox(), g.user))
+
+
+# -- accounts -----------------------------------------------------------------------------------
+@bp.post("/api/v1/users")
+def post_user():
+    return jsonify(operations.create_user(sandbox(), g.user, json_body())), 201
+
+
+@bp.post("/api/v1/users/<username>/tokens/rotate")
+def rotate_token(username: str):
+    return jsonify(operations.rotate_token(sandbox(), g.user, username))

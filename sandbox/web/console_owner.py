@@ -1,0 +1,178 @@
+"""Data-owner pages: overview, the applications inbox and decisions, budgets and usage.
+
+Decisions go through ``sandbox.applications.decide`` (rights, validation, the signed
+approval and its audit entry in one transaction, 第十五、十六条); the console only turns the
+form into the same body the JSON API takes. Dataset registration and risk reports are in
+``console_owner_datasets``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from query_guard.scenario import AGGREGATE_KINDS
+from sandbox import applications, catalog, console_queries, datasets, suspensions
+from sandbox.errors import NotFound, SandboxError
+from sandbox.web import console_charts
+from sandbox.web.console import current_user, role_required, sandbox
+
+bp = Blueprint("owner", __name__, url_prefix="/owner")
+
+DEFAULT_TERMS = {"epsilon_total": "5", "delta_total": "1e-6", "epsilon_per_query": "1", "days": 180}
+
+
+def _own_entries(user) -> list[dict[str, Any]]:
+    return [e for e in catalog.list_entries(sandbox(), user) if e["owner"] == user.username]
+
+
+def approvals_with_usage(user) -> list[dict[str, Any]]:
+    views = applications.list_approvals(sandbox(), user)
+    ids = [a["approval_id"] for a in views]
+    use = console_queries.usage(sandbox().conn(), ids)
+    for a in views:
+        eps = a["budget"]["epsilon"]
+        a["usage"] = use.get(a["approval_id"])
+        a["meter"] = console_charts.meter(eps["spent"], eps["total"],
+                                          title=_("ε spent %(spent)s of %(total)s",
+                                                  spent=console_charts.fmt(eps["spent"]),
+                                                  total=console_charts.fmt(eps["total"])))
+    return views
+
+
+def usage_charts(views: list[dict[str, Any]]) -> dict[str, Any]:
+    ids = [a["approval_id"] for a in views]
+    conn = sandbox().conn()
+    series = console_queries.ledger_series(conn, ids)
+    steps = console_charts.step_chart(
+        [(_("approval #%(id)s", id=a["approval_id"]), [(t, cum) for t, _e, cum in series[a["approval_id"]]],
+          a["epsilon_total"]) for a in views],
+        title=_("ε spent over time per approval"),
+        desc=_("Cumulative privacy budget charged to each approval; dashed lines: the budget granted."),
+    )
+    days = console_charts.day_bars(
+        console_queries.daily_releases(conn, ids),
+        title=_("Releases and refusals per day"), desc=_("Queries on your approvals per day."),
+        legend=(_("releases"), _("refusals")),
+    )
+    return {"steps": steps, "days": days}
+
+
+@bp.get("")
+@role_required("owner")
+def overview():
+    user = current_user()
+    apps = applications.list_applications(sandbox(), user)
+    views = approvals_with_usage(user)
+    entries = _own_entries(user)
+    stats = {
+        "datasets": len(entries),
+        "unpublished": sum(1 for e in entries if not all(v["published_at"] for v in e["versions"])),
+        "pending": sum(1 for a in apps if a["status"] == "pending"),
+        "active": sum(1 for a in views if a["status"] == "active"),
+        "epsilon_spent": sum(a["budget"]["epsilon"]["spent"] for a in views),
+        "releases": sum(a["usage"].releases for a in views if a["usage"]),
+    }
+    active_suspensions = [s for s in suspensions.list_suspensions(sandbox(), user) if s["active"]]
+    return render_template("owner/overview.html", stats=stats,
+                           pending=[a for a in apps if a["status"] == "pending"][:6],
+                           approvals=views, entries=entries, charts=usage_charts(views),
+                           suspensions=active_suspensions)
+
+
+@bp.get("/applications")
+@role_required("owner")
+def applications_inbox():
+    apps = applications.list_applications(sandbox(), current_user())
+    order = {"pending": 0, "approved": 1, "rejected": 2}
+    apps.sort(key=lambda a: (order.get(a["status"], 3), -a["application_id"]))
+    return render_template("owner/applications.html", applications=apps)
+
+
+def _decision_context(app: dict[str, Any]) -> dict[str, Any]:
+    """Columns and aggregates the owner may keep (the request, or everything it allows)."""
+    versions = {v.name: v for v in datasets.latest_versions(sandbox().conn(), include_unpublished=True)}
+    offered = {}
+    for name in app["datasets"]:
+        v = versions.get(name)
+        cols = app["columns"].get(name) or ([c.name for c in v.policy.columns.values()
+                                             if c.sensitivity != "identifier" and c.name != v.policy.privacy_unit]
+                                            if v else [])
+        offered[name] = cols
+    aggregates = app["aggregates"] or sorted(AGGREGATE_KINDS)
+    return {"offered_columns": offered, "offered_aggregates": aggregates}
+
+
+@bp.get("/applications/<int:application_id>")
+@role_required("owner")
+def application(application_id: int):
+    app = applications.get_application(sandbox(), current_user(), application_id)
+    expires = (sandbox().now() + dt.timedelta(days=DEFAULT_TERMS["days"])).date().isoformat()
+    form = {**DEFAULT_TERMS, "expires": expires, "reason": ""}
+    return render_template("owner/application.html", app=app, form=form, error=None, checked=None,
+                           **_decision_context(app))
+
+
+def decision_body(form, app: dict[str, Any], offered: dict[str, list[str]], aggregates: list[str]) -> dict[str, Any]:
+    """The JSON body of ``POST /api/v1/applications/<id>/decision`` from the HTML form.
+
+    Columns and aggregates are sent only when the owner unticked some (narrowing), so an
+    untouched form keeps the request's own scope exactly.
+    """
+    body: dict[str, Any] = {"decision": form.get("decision"), "reason": form.get("reason", "")}
+    if body["decision"] != "approve":
+        return body
+    for key in ("epsilon_total", "delta_total", "epsilon_per_query"):
+        raw = form.get(key, "").strip()
+        try:
+            body[key] = float(raw)
+        except ValueError:
+            body[key] = raw  # the service names the field in its refusal
+    body["expires"] = form.get("expires", "")
+    columns = {}
+    for name, cols in offered.items():
+        kept = [c for c in cols if form.get(f"col:{name}:{c}")]
+        if len(kept) != len(cols):
+            columns[name] = kept
+    if columns:
+        body["columns"] = columns
+    kept_aggs = [a for a in aggregates if form.get(f"agg:{a}")]
+    if len(kept_aggs) != len(aggregates):
+        body["aggregates"] = kept_aggs
+    return body
+
+
+@bp.post("/applications/<int:application_id>/decision")
+@role_required("owner")
+def decide(application_id: int):
+    user = current_user()
+    app = applications.get_application(sandbox(), user, application_id)
+    ctx = _decision_context(app)
+    body = decision_body(request.form, app, ctx["offered_columns"], ctx["offered_aggregates"])
+    try:
+        result = applications.decide(sandbox(), user, application_id, body)
+    except NotFound:
+        abort(404)
+    except SandboxError as err:
+        form = {k: request.form.get(k, "") for k in ("epsilon_total", "delta_total", "epsilon_per_query",
+                                                     "expires", "reason")}
+        checked = {k for k in request.form if k.startswith(("col:", "agg:"))}
+        return render_template("owner/application.html", app=app, form=form, checked=checked,
+                               error={"code": err.code, "message": err.message}, **ctx), 400
+    if result["status"] == "approved":
+        flash(_("Application #%(app)s approved as approval #%(approval)s.", app=application_id,
+                approval=result["approval_id"]), "success")
+        return redirect(url_for("owner.approvals", _anchor=f"approval-{result['approval_id']}"), code=303)
+    flash(_("Application #%(app)s rejected.", app=application_id), "info")
+    return redirect(url_for("owner.applications_inbox"), code=303)
+
+
+@bp.get("/approvals")
+@role_required("owner")
+def approvals():
+    views = approvals_with_usage(current_user())
+    return render_template("owner/approvals.html", approvals=views, charts=usage_charts(views))
+

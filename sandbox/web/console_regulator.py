@@ -1,0 +1,196 @@
+"""Regulator pages (大数据主管部门, 第十八、二十二条): checkpoint status and verification, the
+audit timeline, the replay report, and tracing a released figure from its receipt.
+
+Verification here is the same ``audit_log.verify`` a regulator runs offline on an export:
+the workspace's own entries against every signed checkpoint, with the log's public keys.
+The server signs a fresh checkpoint first (as ``GET /api/v1/audit/checkpoint`` does), so
+the whole log is covered; reading the checkpoints *before* the entries means an entry
+appended meanwhile can never look like a truncation.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, render_template, request
+from flask_babel import gettext as _
+
+import audit_log.store as audit_store
+from audit_log.checkpoint import Note, open_checkpoint
+from audit_log.errors import AuditError, VerificationError
+from audit_log.receipt import Receipt, verify_receipt
+from audit_log.replay import compare_with_ledger, replay
+from audit_log.verify import verify_lines
+from sandbox import applications, console_queries, objections, suspensions
+from sandbox.errors import SandboxError
+from sandbox.service import Sandbox
+from sandbox.web import console_charts, console_sql
+from sandbox.web.console import current_user, role_required, sandbox
+
+bp = Blueprint("regulator", __name__, url_prefix="/regulator")
+
+
+def _log_keys(sb: Sandbox) -> list[str]:
+    return ["".join(info.pem() for info in sb.keyring.log_public_keys())]
+
+
+def checkpoint_status(sb: Sandbox) -> dict[str, Any]:
+    conn = sb.conn()
+    stored = audit_store.latest_stored_checkpoint(conn)
+    size = audit_store.size(conn)
+    if stored is None:
+        return {"size": size, "checkpoint": None, "unsigned": size}
+    cosigned = max(0, len(Note.parse(stored.note).signatures) - 1)
+    return {"size": size, "checkpoint": stored, "unsigned": size - stored.tree_size, "cosignatures": cosigned,
+            "count": len(audit_store.checkpoints(conn))}
+
+
+def verify_workspace(sb: Sandbox) -> dict[str, Any]:
+    """Sign the current tree head, then verify every entry against every checkpoint."""
+    conn = sb.conn()
+    sb.issue_checkpoint()
+    notes = [cp.note for cp in audit_store.checkpoints(conn)]  # SECURITY: checkpoints first
+    lines = list(audit_store.iter_entry_bytes(conn))
+    try:
+        report = verify_lines(lines, _log_keys(sb), notes, origin=sb.log_origin)
+    except VerificationError as err:
+        return {"ok": False, "kind": err.kind, "seq": err.seq, "message": err.message}
+    except AuditError as err:
+        return {"ok": False, "kind": "error", "seq": None, "message": str(err)}
+    return report.to_dict()
+
+
+def _overview(verify: dict[str, Any] | None = None):
+    sb = sandbox()
+    user = current_user()
+    conn = sb.conn()
+    counts = {r["action"]: r["n"] for r in conn.execute(
+        "SELECT action, COUNT(*) AS n FROM audit_entries GROUP BY action")}
+    stats = {
+        "entries": audit_store.size(conn),
+        "releases": counts.get("query.released", 0),
+        "refusals": counts.get("query.refused", 0),
+        "suspended": sum(1 for s in suspensions.list_suspensions(sb, user) if s["active"]),
+        "open_objections": sum(1 for o in objections.list_objections(sb, user) if o["status"] == "open"),
+    }
+    recent = console_queries.timeline(conn, console_queries.TimelineFilter(), limit=8)
+    return render_template("regulator/overview.html", status=checkpoint_status(sb), verify=verify, stats=stats,
+                           recent=recent)
+
+
+@bp.get("")
+@role_required("regulator")
+def overview():
+    return _overview()
+
+
+@bp.post("/verify")
+@role_required("regulator")
+def verify():
+    return _overview(verify_workspace(sandbox()))
+
+
+@bp.get("/audit")
+@role_required("regulator")
+def timeline():
+    args = request.args
+    before = args.get("before", "")
+    f = console_queries.TimelineFilter(
+        actor=args.get("actor") or None, action=args.get("action") or None, dataset=args.get("dataset") or None,
+        since=args.get("since") or None,
+        until=(args.get("until") + "T23:59:59.999999Z") if len(args.get("until", "")) == 10 else args.get("until")
+        or None,
+        before_seq=int(before) if before.isdigit() else None,
+    )
+    conn = sandbox().conn()
+    entries = console_queries.timeline(conn, f)
+    return render_template("regulator/timeline.html", entries=entries, f=f, args=args,
+                           choices=console_queries.timeline_choices(conn),
+                           more=len(entries) == console_queries.TIMELINE_PAGE,
+                           next_before=entries[-1]["seq"] if entries else None)
+
+
+@bp.get("/replay")
+@role_required("regulator")
+def replay_report():
+    conn = sandbox().conn()
+    report = replay(audit_store.entries(conn))
+    compare_with_ledger(report, console_queries.ledger_sums(conn))
+    series = []
+    for rec in report["approvals"].values():
+        points = [(p["time"], p["epsilon_spent"]) for p in rec["timeline"]]
+        total = (rec.get("granted") or {}).get("epsilon_total")
+        series.append((_("approval #%(id)s", id=rec["approval_id"]), points,
+                       float(total) if isinstance(total, int | float) else None))
+    chart = console_charts.step_chart(series, title=_("ε spent over time, rebuilt from the log"),
+                                      desc=_("Per approval: the cumulative ε logged by its releases."))
+    return render_template("regulator/replay.html", report=report, chart=chart)
+
+
+def trace_receipt(sb: Sandbox, user, data: Any) -> dict[str, Any]:
+    """Check a receipt against the signed log and gather its release, query and approval."""
+    if isinstance(data, dict) and isinstance(data.get("receipt"), dict):
+        data = data["receipt"]  # a whole query response was pasted
+    if not isinstance(data, dict):
+        raise AuditError(_("A receipt is a JSON object with query_id, log_index, leaf_hash and tree_size."))
+    rec = Receipt.from_dict(data)
+    conn = sb.conn()
+    if rec.log_index >= audit_store.size(conn):
+        raise AuditError(_("The log has no entry %(seq)s.", seq=rec.log_index))
+    cp = open_checkpoint(sb.issue_checkpoint(), _log_keys(sb), origin=sb.log_origin)
+    entry_bytes = audit_store.entry_bytes(conn, rec.log_index)
+    proof = audit_store.inclusion_proof(conn, rec.log_index, cp.size)
+    verify_receipt(rec, entry_bytes, proof, cp)
+    entry = json.loads(entry_bytes)
+    details = entry.get("details") or {}
+    if entry.get("action") != "query.released" or details.get("query_id") != rec.query_id:
+        raise AuditError(_("Entry %(seq)s is not the release of %(query)s.", seq=rec.log_index, query=rec.query_id))
+    approval = None
+    approval_id = details.get("approval_id")
+    if approval_id is not None:
+        try:
+            approval = applications.get_approval(sb, user, approval_id)
+        except SandboxError:
+            approval = None
+    related = []
+    if approval_id is not None:
+        related = [e for e in audit_store.entries(conn, details={"approval_id": approval_id})
+                   if not e["action"].startswith("query.")]
+        related += audit_store.entries(conn, subject=f"approval/{approval_id}")
+        related = sorted({e["seq"]: e for e in related}.values(), key=lambda e: e["seq"])
+    record = console_queries.get_query(conn, user, rec.query_id)
+    return {"receipt": rec.to_dict(), "entry": entry, "checkpoint_size": cp.size, "proof_length": len(proof),
+            "approval": approval, "related": related, "record": record,
+            "sql_html": console_sql.highlight(str(details.get("sql", "")))}
+
+
+@bp.route("/trace", methods=["GET", "POST"])
+@role_required("regulator")
+def trace():
+    user = current_user()
+    text, result, error = "", None, None
+    query_id = request.args.get("query")
+    if request.method == "GET" and query_id:
+        record = console_queries.get_query(sandbox().conn(), user, query_id)
+        if record is not None and record.receipt:
+            text = json.dumps(record.receipt, indent=2)
+    if request.method == "POST":
+        text = request.form.get("receipt", "")
+    if text.strip():
+        try:
+            result = trace_receipt(sandbox(), user, json.loads(text))
+        except ValueError as err:
+            error = _("Not JSON: %(why)s", why=str(err))
+        except AuditError as err:
+            error = str(err)
+    view = None
+    if result is not None:
+        from sandbox.web.console_researcher import result_view
+
+        details = result["entry"].get("details") or {}
+        response = (result["record"].response if result["record"] and result["record"].response
+                    else {"columns": details.get("columns"), "rows": details.get("rows")})
+        view = result_view(response)
+    status = 400 if error else 200
+    return render_template("regulator/trace.html", text=text, result=result, error=error, view=view), status

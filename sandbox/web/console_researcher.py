@@ -1,0 +1,335 @@
+"""Researcher pages: the SQL workbench, query history with receipts, CSV of releases.
+
+``POST /query`` calls ``Sandbox.run_query`` — the same walk as ``POST /api/v1/queries``
+(第九条: one channel) — and on success redirects to ``GET /query?result=<id>``, which shows
+the release from the store (reloading never runs or charges anything again). A refusal is
+shown at once with the offending part of the SQL marked.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+import math
+from typing import Any, Final
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from sandbox import applications, catalog, console_queries, operations
+from sandbox.clock import iso
+from sandbox.errors import SandboxError
+from sandbox.service import QueryRequest
+from sandbox.web import console_charts, console_sql, i18n
+from sandbox.web.console import current_user, role_required, sandbox
+
+bp = Blueprint("researcher", __name__)
+
+DEFAULT_SQL: Final = "SELECT district, COUNT(*) AS people\nFROM residents\nGROUP BY district"
+CONFIDENCES: Final = (0.9, 0.95, 0.99)
+
+
+def preview_available() -> bool:
+    """Cost preview needs ``sandbox.preview`` (issue 4); without it the button is hidden."""
+    return importlib.util.find_spec("sandbox.preview") is not None
+
+
+# -- view models ---------------------------------------------------------------------------------
+def schema_for(approval: dict[str, Any] | None, user) -> list[dict[str, Any]]:
+    """Datasets of the approval with each column's type, bounds, public values and whether
+    this approval lets it be used (identifiers never; the privacy unit only to count people)."""
+    if approval is None:
+        return []
+    scope = approval["scope"]
+    wanted = [d.lower() for d in scope.get("datasets", [])]
+    allowed_cols = {k.lower(): {c.lower() for c in v} for k, v in (scope.get("columns") or {}).items()}
+    group_by = {k.lower(): {c.lower() for c in v} for k, v in (scope.get("group_by") or {}).items()}
+    titles = {e["name"]: e.get("title_zh", "") for e in catalog.list_entries(sandbox(), user)}
+    out = []
+    for ds in operations.list_datasets(sandbox(), user):
+        if ds["name"] not in wanted:
+            continue
+        cols = []
+        for c in ds["columns"]:
+            if c["sensitivity"] == "identifier":
+                status = "identifier"
+            elif c["name"] == ds["privacy_unit"]:
+                status = "unit"
+            elif ds["name"] in allowed_cols and c["name"] not in allowed_cols[ds["name"]]:
+                status = "outside"
+            else:
+                status = "allowed"
+            cols.append({**c, "status": status,
+                         "group_key": status == "allowed" and (ds["name"] not in group_by
+                                                               or c["name"] in group_by[ds["name"]])})
+        out.append({**ds, "columns": cols, "title_zh": titles.get(ds["name"], "")})
+    return out
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def result_view(response: dict[str, Any]) -> dict[str, Any]:
+    """Table cells with ± accuracy, and one bar chart per released numeric column."""
+    columns: list[str] = response.get("columns") or []
+    rows: list[list[Any]] = response.get("rows") or []
+    accuracy: dict[str, Any] = response.get("accuracy") or {}
+    confidence = next((a.get("confidence") for a in accuracy.values()), 0.95)
+    table = []
+    for r, row in enumerate(rows):
+        cells = []
+        for c, value in zip(columns, row, strict=False):
+            iv = None
+            if c in accuracy:
+                ivs = accuracy[c].get("intervals") or []
+                iv = ivs[r] if r < len(ivs) else None
+            half = (iv[1] - iv[0]) / 2 if iv and _is_number(iv[0]) and _is_number(iv[1]) else None
+            cells.append({"value": value, "text": console_charts.fmt(value) if _is_number(value) else value,
+                          "numeric": _is_number(value), "interval": iv, "half": half,
+                          "half_text": console_charts.fmt(half, 3) if half is not None else None})
+        table.append(cells)
+    keys = [i for i, c in enumerate(columns) if c not in accuracy]
+    measures = [i for i, c in enumerate(columns) if c in accuracy and any(_is_number(row[i]) for row in rows)]
+    charts = []
+    pct = round(100 * float(confidence))
+    for i in measures:
+        name = columns[i]
+        labels = [" · ".join(str(row[k]) for k in keys) if keys else f"#{n + 1}" for n, row in enumerate(rows)]
+        values = [row[i] if _is_number(row[i]) else None for row in rows]
+        ivs = (accuracy[name].get("intervals") or [None] * len(rows))
+        charts.append({
+            "column": name,
+            "svg": console_charts.bar_chart(
+                labels, values, ivs,
+                title=_("%(column)s with %(pct)d%% confidence intervals", column=name, pct=pct),
+                desc=_("Horizontal bars: released values; whiskers: confidence intervals."),
+            ),
+        })
+    return {"columns": columns, "table": table, "charts": charts, "confidence_pct": pct,
+            "methods": {c: a.get("method", "") for c, a in accuracy.items()}}
+
+
+def budget_view(approval: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Spent and left now, and ε left over time from the ledger."""
+    if approval is None:
+        return None
+    approval_id = approval["approval_id"]
+    try:
+        budget = sandbox().budget(current_user(), approval_id)
+    except SandboxError:
+        return None
+    eps = budget["epsilon"]
+    series = console_queries.ledger_series(sandbox().conn(), [approval_id])[approval_id]
+    title = _("ε spent %(spent)s of %(total)s", spent=console_charts.fmt(eps["spent"]),
+              total=console_charts.fmt(eps["total"]))
+    return {
+        **budget,
+        "meter": console_charts.meter(eps["spent"], eps["total"], title=title),
+        "share_left": 0 if eps["total"] <= 0 else round(100 * eps["remaining"] / eps["total"]),
+        "sparkline": console_charts.remaining_sparkline(
+            approval["created_at"], iso(sandbox().now()), eps["total"], [(t, cum) for t, _e, cum in series],
+            title=_("ε left over time"), desc=_("The budget left after each charge, since the approval was granted."),
+        ),
+        "charges": len(series),
+    }
+
+
+def _approvals(user) -> list[dict[str, Any]]:
+    return applications.list_approvals(sandbox(), user)
+
+
+def _pick(approvals: list[dict[str, Any]], raw: str | None) -> dict[str, Any] | None:
+    for a in approvals:
+        if raw is not None and str(a["approval_id"]) == str(raw):
+            return a
+    active = [a for a in approvals if a["status"] == "active"]
+    return (active or approvals or [None])[-1] if raw is None else None
+
+
+def _workbench(*, approval_raw: str | None, sql: str, epsilon: str, confidence: str,
+               result: dict[str, Any] | None = None, cached: bool = False, error: dict[str, Any] | None = None,
+               estimate: dict[str, Any] | None = None, status: int = 200):
+    user = current_user()
+    approvals = _approvals(user)
+    approval = _pick(approvals, approval_raw)
+    schema = schema_for(approval, user)
+    tables = [d["name"] for d in schema]
+    columns = sorted({c["name"] for d in schema for c in d["columns"]})
+    if error and error.get("position"):
+        pos = error["position"]
+        error["sql_html"] = console_sql.highlight(sql, tables=tables, columns=columns,
+                                                  error=(pos.get("line"), pos.get("column")))
+    recent = console_queries.query_history(sandbox().conn(), user, limit=6)
+    return render_template(
+        "researcher/query.html", approvals=approvals, approval=approval, schema=schema, sql=sql,
+        epsilon=epsilon, confidence=confidence, confidences=CONFIDENCES, result=result,
+        view=result_view(result) if result else None, cached=cached, error=error,
+        budget=budget_view(approval), recent=recent,
+        tables=tables, columns=columns, preview=preview_available(), estimate=estimate,
+        highlight=lambda s: console_sql.highlight(s, tables=tables, columns=columns),
+    ), status
+
+
+def _default_epsilon(approval: dict[str, Any] | None) -> str:
+    if approval is None:
+        return "0.5"
+    return f"{min(0.5, float(approval['epsilon_per_query'])):g}"
+
+
+@bp.get("/query")
+@role_required("researcher")
+def query():
+    user = current_user()
+    result, sql = None, request.args.get("sql", DEFAULT_SQL)
+    approval_raw = request.args.get("approval")
+    epsilon = request.args.get("epsilon")
+    result_id = request.args.get("result")
+    if result_id:
+        record = console_queries.get_query(sandbox().conn(), user, result_id)
+        if record is None or record.response is None:
+            abort(404)
+        result, sql = record.response, record.sql
+        approval_raw = approval_raw or str(record.approval_id)
+        epsilon = epsilon or f"{record.epsilon:g}"
+    if epsilon is None:
+        epsilon = _default_epsilon(_pick(_approvals(user), approval_raw))
+    return _workbench(approval_raw=approval_raw, sql=sql, epsilon=epsilon,
+                      confidence=request.args.get("confidence", "0.95"), result=result,
+                      cached=request.args.get("cached") == "1")
+
+
+def _form_request() -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The workbench form: its raw fields, and an error if ε or the confidence is not valid."""
+    raw = {"sql": request.form.get("sql", ""), "approval_raw": request.form.get("approval_id") or None,
+           "epsilon": request.form.get("epsilon", "").strip(), "confidence": request.form.get("confidence", "0.95")}
+    try:
+        raw["eps"] = float(raw["epsilon"]) if raw["epsilon"] else None
+        raw["conf"] = float(raw["confidence"])
+        if raw["conf"] not in CONFIDENCES:
+            raise ValueError
+    except ValueError:
+        return raw, {"code": "bad_epsilon", "message": _("ε must be a number, for example 0.5.")}
+    return raw, None
+
+
+def _refusal(err: SandboxError) -> dict[str, Any]:
+    return {"code": err.code, "message": err.message, "position": getattr(err, "position", None)}
+
+
+@bp.post("/query")
+@role_required("researcher")
+def run():
+    raw, error = _form_request()
+    if error is None:
+        try:
+            response = sandbox().run_query(current_user(), QueryRequest(raw["approval_raw"], raw["sql"], raw["eps"],
+                                                                        raw["conf"]))
+        except SandboxError as err:
+            error = _refusal(err)
+        else:
+            params = {"approval": raw["approval_raw"], "result": response["query_id"]}
+            if response.get("cached"):
+                params["cached"] = "1"
+            return redirect(url_for("researcher.query", **params), code=303)
+    return _workbench(approval_raw=raw["approval_raw"], sql=raw["sql"], epsilon=raw["epsilon"],
+                      confidence=raw["confidence"], error=error, status=400)
+
+
+@bp.post("/query/preview")
+@role_required("researcher")
+def preview_cost():
+    """The cost and expected accuracy of the query, without running it or spending anything."""
+    if not preview_available():
+        abort(404)
+    from sandbox.preview import PreviewRequest, preview_query
+
+    raw, error = _form_request()
+    estimate = None
+    if error is None:
+        try:
+            estimate = preview_query(sandbox(), current_user(),
+                                     PreviewRequest(raw["approval_raw"], raw["sql"], raw["eps"], raw["conf"]))
+        except SandboxError as err:
+            error = _refusal(err)
+    return _workbench(approval_raw=raw["approval_raw"], sql=raw["sql"], epsilon=raw["epsilon"],
+                      confidence=raw["confidence"], error=error, estimate=estimate, status=400 if error else 200)
+
+
+@bp.get("/history")
+@role_required("researcher", "owner", "regulator")
+def history():
+    user = current_user()
+    status = request.args.get("status") or None
+    if status not in (None, "released", "refused", "failed"):
+        status = None
+    try:
+        approval_id = int(request.args["approval"]) if request.args.get("approval") else None
+    except ValueError:
+        approval_id = None
+    records = console_queries.query_history(sandbox().conn(), user, approval_id=approval_id, status=status,
+                                            before=request.args.get("before") or None)
+    return render_template("researcher/history.html", records=records, status=status, approval_id=approval_id,
+                           highlight=lambda s: console_sql.highlight(s),
+                           page_size=console_queries.HISTORY_PAGE)
+
+
+def _record_or_404(query_id: str):
+    record = console_queries.get_query(sandbox().conn(), current_user(), query_id)
+    if record is None or record.response is None:
+        abort(404)
+    return record
+
+
+@bp.get("/history/<query_id>")
+@role_required("researcher", "owner", "regulator")
+def release(query_id: str):
+    record = console_queries.get_query(sandbox().conn(), current_user(), query_id)
+    if record is None:
+        abort(404)
+    return render_template("researcher/release.html", record=record,
+                           view=result_view(record.response) if record.response else None,
+                           sql_html=console_sql.highlight(record.sql),
+                           receipt_json=json.dumps(record.receipt, indent=2) if record.receipt else None)
+
+
+def _csv_cell(value: Any) -> Any:
+    """SECURITY: a text cell starting like a formula is prefixed so spreadsheets show it as text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
+@bp.get("/history/<query_id>.csv")
+@role_required("researcher", "owner", "regulator")
+def release_csv(query_id: str):
+    record = _record_or_404(query_id)
+    header, rows = console_queries.released_csv_rows(record)
+    sink = io.StringIO()
+    writer = csv.writer(sink)
+    writer.writerow([_csv_cell(h) for h in header])
+    for row in rows:
+        writer.writerow([_csv_cell(v) for v in row])
+    body = "\ufeff" + sink.getvalue()  # BOM: spreadsheet programs then read the Chinese keys right
+    return Response(body, mimetype="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{record.id}.csv"'})
+
+
+@bp.get("/history/<query_id>/receipt.json")
+@role_required("researcher", "owner", "regulator")
+def receipt(query_id: str):
+    record = _record_or_404(query_id)
+    return Response(json.dumps(record.receipt, indent=2), mimetype="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{record.id}.receipt.json"'})
+
+
+@bp.app_template_filter("sql")
+def _sql_filter(text: str):
+    return console_sql.highlight(text or "")
+
+
+@bp.app_template_global()
+def error_title(code: str | None) -> str:
+    return i18n.error_headline(code)

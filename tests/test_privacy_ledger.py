@@ -1,0 +1,113 @@
+"""sandbox.ledger: per-approval budget with ρ, old stores tolerated, global caps per version."""
+
+from __future__ import annotations
+
+import pytest
+
+from privacy import Charge
+from privacy.accounting import Totals, spent
+from sandbox import datasets, ledger
+from sandbox.errors import BudgetExceeded
+from sandbox.operations import SandboxAdmin
+from sandbox.users import find_user
+from sandbox.workspace import transaction
+
+
+def new_approval(sb, *, epsilon_total=10.0, delta_total=1e-6, per_query=1.0, scope=None) -> int:
+    admin = SandboxAdmin(sb)
+    conn = sb.conn()
+    researcher, owner = find_user(conn, "researcher"), find_user(conn, "owner")
+    app_id = admin.apply(researcher, {"datasets": ["residents", "clinic_visits"], "scenario": "ledger test",
+                                      "purpose": "testing the ledger", "commitment_accepted": True})
+    return admin.approve(owner, app_id, {"datasets": ["residents", "clinic_visits"], **(scope or {})},
+                         epsilon_total=epsilon_total, delta_total=delta_total, epsilon_per_query=per_query)
+
+
+def add_query_row(conn, query_id: str, approval_id: int) -> None:
+    user = conn.execute("SELECT researcher_id FROM approvals WHERE id = ?", (approval_id,)).fetchone()[0]
+    conn.execute("INSERT INTO queries (id, approval_id, user_id, sql, status, created_at) "
+                 "VALUES (?, ?, ?, 'SELECT 1', 'released', '2026-01-01T00:00:00Z')", (query_id, approval_id, user))
+
+
+def spend(sb, approval_id: int, n: int, c: Charge, versions=()) -> ledger.Budget:
+    conn = sb.conn()
+    b = None
+    with transaction(conn):
+        for i in range(n):
+            qid = f"q_{approval_id}_{i}_{c.epsilon}"
+            add_query_row(conn, qid, approval_id)
+            b = ledger.charge(conn, approval_id, qid, c.epsilon, c.delta, rho=c.rho, rho_delta=c.rho_delta,
+                              now=sb.now, dataset_versions=versions)
+    return b
+
+
+def upgrade(sb) -> None:
+    conn = sb.conn()
+    with transaction(conn):
+        for statement in ledger.PROPOSED_SCHEMA:
+            conn.execute(statement)
+
+
+def test_old_store_counts_everything_by_basic_composition(demo):
+    sb, creds = demo
+    aid = new_approval(sb)
+    b = spend(sb, aid, 50, Charge(0.01, 0.0, 0.5e-4))
+    assert b.epsilon_spent == pytest.approx(0.5) and b.rho_spent == 0.0  # ρ dropped: no column
+    d = b.as_dict()
+    assert d["epsilon"]["spent"] == b.epsilon_spent and d["releases"] == 50
+    assert set(d) >= {"approval_id", "epsilon", "delta", "epsilon_per_query", "releases"}
+
+
+def test_with_rho_column_spent_is_min_of_routes(demo):
+    sb, _ = demo
+    upgrade(sb)
+    aid = new_approval(sb, epsilon_total=3.0)
+    b = spend(sb, aid, 400, Charge(0.01, 0.0, 0.01**2 / 2))
+    assert b.accounting.route == "zcdp"
+    assert b.epsilon_spent == pytest.approx(spent(Totals.of([Charge(0.01, 0.0, 0.5e-4)] * 400), 1e-6).epsilon)
+    assert b.epsilon_spent < 4.0 - 1e-6 and b.rho_spent == pytest.approx(0.02)
+    # Basic composition alone would refuse this query (4.0 + 0.01 > 3); the zCDP route affords it.
+    ledger.ensure_affordable(b, 0.01, 0.0, rho=0.5e-4)
+    with pytest.raises(BudgetExceeded):
+        ledger.ensure_affordable(b, 2.5, 0.0)  # a release with no ρ counts fully in both routes
+
+
+def test_pure_approval_never_uses_zcdp(demo):
+    sb, _ = demo
+    upgrade(sb)
+    aid = new_approval(sb, epsilon_total=3.0, scope={"pure_dp": True})
+    b = spend(sb, aid, 100, Charge(0.01, 0.0, 0.5e-4))
+    assert b.pure_dp and b.accounting.route == "basic" and b.epsilon_spent == pytest.approx(1.0)
+    with pytest.raises(BudgetExceeded):
+        ledger.ensure_affordable(b, 0.1, 1e-8)
+
+
+def test_global_cap_across_approvals(demo):
+    sb, _ = demo
+    upgrade(sb)
+    conn = sb.conn()
+    version = datasets.get_version(conn, "residents").version_id
+    with transaction(conn):
+        ledger.set_global_cap(conn, version, 1.5, 1e-6, now=sb.now)
+    a1, a2 = new_approval(sb), new_approval(sb)
+    spend(sb, a1, 1, Charge(1.0, 0.0, 0.5), versions=[version])
+    ledger.ensure_within_global_caps(conn, [version], Charge(0.5, 0.0, 0.125))
+    with pytest.raises(BudgetExceeded) as err:
+        ledger.ensure_within_global_caps(conn, [version], Charge(0.6, 0.0, 0.18))
+    assert err.value.code == "global_budget_exceeded"
+    spend(sb, a2, 1, Charge(0.5, 0.0, 0.125), versions=[version])
+    (cap,) = ledger.version_caps(conn, [version])
+    assert cap.totals.epsilon == pytest.approx(1.5) and cap.totals.releases == 2
+    ledger.ensure_within_global_caps(conn, [version + 1000], Charge(5.0))  # uncapped version
+
+
+def test_check_global_cap_pure_function():
+    t = Totals.of([Charge(0.4, 0.0, 0.08)] * 2)
+    ledger.check_global_cap(t, Charge(0.2, 0.0, 0.02), 1.0, 1e-6)
+    with pytest.raises(BudgetExceeded):
+        ledger.check_global_cap(t, Charge(0.3, 0.0, 0.045), 1.0, 1e-6)
+
+
+def test_no_caps_table_means_no_global_cap(demo):
+    sb, _ = demo
+    assert ledger.version_caps(sb.conn(), [1, 2]) == []

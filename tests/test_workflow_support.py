@@ -1,0 +1,113 @@
+"""Helpers shared by the workflow tests (no tests here): a second researcher and owner, an
+admin, a second owner's dataset and, for each side, an application, an approval, a
+suspension and an objection — built through the same service functions the API uses."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from sandbox import objections, suspensions
+from sandbox.operations import SandboxAdmin
+from sandbox.service import Sandbox
+from sandbox.users import User, find_user
+
+FIXTURES = Path(__file__).parent / "fixtures" / "workflow"
+DISTRICTS = ["历下区", "市中区", "槐荫区", "天桥区"]
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def permits_table(rows: int = 300, seed: int = 6) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    return pa.table({
+        "person_id": pa.array(np.arange(1, rows + 1), pa.int64()),
+        "district": pa.array([DISTRICTS[i] for i in rng.integers(0, len(DISTRICTS), rows)]),
+        "fee": pa.array(rng.uniform(0, 1000, rows)),
+    })
+
+
+def audit_entries(sb: Sandbox, action: str, since: int = 0) -> list[dict[str, Any]]:
+    import audit_log.store as store
+
+    return store.entries(sb.conn(), since, action=action)
+
+
+def audit_size(sb: Sandbox) -> int:
+    import audit_log.store as store
+
+    return store.size(sb.conn())
+
+
+@dataclass
+class Side:
+    """One side's objects: ``researcher`` applied to ``owner``'s ``dataset``."""
+
+    researcher: str
+    owner: str
+    dataset: str
+    app_pending: int = 0
+    app_decided: int = 0
+    approval: int = 0
+    suspended_approval: int = 0
+    suspension: int = 0
+    objection: int = 0
+
+
+@dataclass
+class World:
+    sb: Sandbox
+    tokens: dict[str, str]
+    own: Side
+    other: Side
+    users: dict[str, User] = field(default_factory=dict)
+
+    def token(self, username: str | None) -> str | None:
+        return self.tokens.get(username) if username else None
+
+
+def _side(sb: Sandbox, admin: SandboxAdmin, researcher: User, owner: User, dataset: str,
+          existing_approval: int | None) -> Side:
+    side = Side(researcher.username, owner.username, dataset)
+    request = {"datasets": [dataset], "scenario": f"{dataset} by district", "purpose": "test of the workflow",
+               "commitment_accepted": True}
+    side.app_pending = admin.apply(researcher, request)
+    side.app_decided = admin.apply(researcher, request)
+    expires = (sb.now() + dt.timedelta(days=90)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    side.approval = admin.approve(owner, side.app_decided, {"datasets": [dataset]}, epsilon_total=5.0,
+                                  delta_total=1e-6, epsilon_per_query=1.0, expires_at=expires)
+    if existing_approval is None:
+        third = admin.apply(researcher, request)
+        existing_approval = admin.approve(owner, third, {"datasets": [dataset]}, epsilon_total=1.0,
+                                          delta_total=0.0, epsilon_per_query=0.5, expires_at=expires)
+    side.suspended_approval = existing_approval
+    side.suspension = suspensions.create(sb, owner, {"approval_id": existing_approval,
+                                                     "reason": "test: suspended"})["suspension_id"]
+    side.objection = objections.file(sb, researcher, {"target_type": "application",
+                                                      "target_id": side.app_decided,
+                                                      "text": "test: I object"})["objection_id"]
+    return side
+
+
+def build_world(sb: Sandbox, creds: dict[str, Any]) -> World:
+    admin = SandboxAdmin(sb)
+    conn = sb.conn()
+    tokens = {role: creds[role]["token"] for role in ("researcher", "owner", "regulator")}
+    r2, tokens["researcher2"] = admin.create_user("researcher2", "researcher", "researcher2-pass")
+    o2, tokens["owner2"] = admin.create_user("owner2", "owner", "owner2-password")
+    _, tokens["admin"] = admin.create_user("admin", "admin", "admin-password")
+    admin.add_dataset("permits", permits_table(), (FIXTURES / "permits.toml").read_text(encoding="utf-8"),
+                      actor=o2)
+    admin.acknowledge_risk(o2, "permits", "test data")
+    r1, o1 = find_user(conn, "researcher"), find_user(conn, "owner")
+    assert r1 and o1
+    own = _side(sb, admin, r1, o1, "residents", creds["researcher"]["approval_id"])
+    other = _side(sb, admin, r2, o2, "permits", None)
+    return World(sb, tokens, own, other, {u.username: u for u in (r1, o1, r2, o2)})
