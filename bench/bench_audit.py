@@ -169,10 +169,18 @@ def main() -> None:
         "--dir", type=Path, default=None, help="scratch folder (default: a temp dir)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        default=None,
+        help="scratch folder of an earlier --keep run: reuse its log (skips the long build)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "audit.json")
     args = parser.parse_args()
 
-    scratch = Path(tempfile.mkdtemp(prefix="bench-audit-", dir=args.dir))
+    scratch = args.reuse or Path(tempfile.mkdtemp(prefix="bench-audit-", dir=args.dir))
+    if args.reuse:
+        args.keep = True
     results: dict = {
         "command": "python bench/bench_audit.py " + " ".join(sys.argv[1:]),
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -183,6 +191,7 @@ def main() -> None:
             "sqlite": sqlite3.sqlite_version,
         },
         "storage": "SQLite WAL, synchronous=FULL (fsync at each COMMIT)",
+        "load_average_at_start": os.getloadavg(),
         "targets": {"durable_appends_per_s": 2000, "verify_1m_s": 30, "inclusion_proof_ms": 2},
     }
     try:
@@ -197,7 +206,11 @@ def main() -> None:
         results["batch_size"] = args.batch
 
         print(f"building a log of {args.entries:,} entries …", file=sys.stderr)
-        conn = create(scratch / "big.db")
+        if (scratch / "big.db").exists():
+            conn = connect(scratch / "big.db")
+            print(f"  reusing {store.size(conn):,} entries", file=sys.stderr)
+        else:
+            conn = create(scratch / "big.db")
         results["build_s"] = round(build(conn, args.entries), 1)
         ring = KeyRing.open_or_create(scratch / "keys", b"bench passphrase")
         signer = ring.log_signer()
@@ -247,6 +260,7 @@ def main() -> None:
             "p99": round(pct(consistency_ms, 0.99), 3),
         }
         results["entries"] = n
+        results["load_average_at_end"] = os.getloadavg()
         results["db_bytes"] = sum(p.stat().st_size for p in scratch.glob("big.db*"))
         conn.close()
     finally:

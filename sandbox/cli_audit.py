@@ -307,6 +307,17 @@ def audit_replay(
     sys.exit(1 if flagged else 0)
 
 
+def _fetch_json(url: str, token: str | None) -> dict[str, Any]:
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (operator-given URL)
+        data: dict[str, Any] = json.loads(response.read())
+    return data
+
+
 @audit.command("witness")
 @DATA_DIR
 @click.option(
@@ -323,25 +334,50 @@ def audit_replay(
     default=None,
     help="PEM of the log key to trust (pinned on first use if omitted).",
 )
+@click.option(
+    "--url",
+    default=None,
+    help="Fetch the checkpoint and proof from a running server (e.g. http://host:8642) "
+    "instead of reading the workspace; the cosignature is then kept and printed only.",
+)
+@click.option(
+    "--token",
+    envvar="SANDBOX_TOKEN",
+    default=None,
+    help="Bearer token for --url (env SANDBOX_TOKEN).",
+)
 @JSON
 def audit_witness(
-    data_dir: Path | None, state_dir: Path, name: str, log_key: Path | None, as_json: bool
+    data_dir: Path | None,
+    state_dir: Path,
+    name: str,
+    log_key: Path | None,
+    url: str | None,
+    token: str | None,
+    as_json: bool,
 ) -> None:
     """Act as witness: check the latest checkpoint extends the last one accepted, cosign it.
 
     A fork (same size, other root, or no valid consistency proof) or a rollback (smaller
     tree) is refused loudly with exit 1 and evidence written to the state folder.
     """
+    import base64
+
     from audit_log.checkpoint import Checkpoint, Note
     from audit_log.witness import Witness
 
-    ws, conn = _workspace(data_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(state_dir, 0o700)
     pinned = state_dir / "log-key.pem"
+    conn = ws = None
+    if url is None:
+        ws, conn = _workspace(data_dir)
     if log_key is not None:
         pinned.write_text(log_key.read_text(encoding="utf-8"), encoding="utf-8")
     elif not pinned.exists():
+        if ws is None:
+            _fail("give --log-key the first time a witness follows a server by --url", as_json)
+            return
         infos = _keyring(ws).log_public_keys()
         pinned.write_text("".join(i.pem() for i in infos), encoding="utf-8")
         click.echo(f"pinned the log key(s) of {ws.root} in {pinned} (trust on first use)", err=True)
@@ -351,28 +387,42 @@ def audit_witness(
         signer = wring.signer(name)
     except keys_lib.KeysError as err:
         _fail(str(err), as_json)
+        return
     witness = Witness(
         signer, [pinned.read_text(encoding="utf-8")], state_dir / "witness-state.json"
     )
-    # a fresh checkpoint if the server can sign one here; else the latest stored one
+    stored = None
     try:
-        audit_store.issue_checkpoint(conn, _keyring(ws).log_signer(), _log_origin(conn), _now())
-    except (keys_lib.KeysError, AuditError):
-        pass
-    stored = audit_store.latest_stored_checkpoint(conn)
-    if stored is None:
-        _fail("the log has no checkpoint yet", as_json)
-        return
-    origin = Checkpoint.parse(Note.parse(stored.note).text).origin
-    accepted = witness.accepted(origin)
-    old_size = accepted.size if accepted else 0
-    try:
-        proof = (
-            audit_store.consistency_proof(conn, old_size, stored.tree_size)
-            if accepted and old_size <= stored.tree_size
-            else []
-        )
-        sig = witness.add_checkpoint(stored.note, proof, _now())
+        if url is not None:
+            base = url.rstrip("/") + "/api/v1/audit"
+            note = str(_fetch_json(f"{base}/checkpoint", token)["checkpoint"])
+        else:
+            assert ws is not None and conn is not None
+            # a fresh checkpoint if the log key opens here; else the latest stored one
+            try:
+                log_signer = keys_lib.KeyRing.open_or_create(ws.keys_dir).log_signer()
+                audit_store.issue_checkpoint(conn, log_signer, _log_origin(conn), _now())
+            except (keys_lib.KeysError, AuditError):
+                pass
+            stored = audit_store.latest_stored_checkpoint(conn)
+            if stored is None:
+                _fail("the log has no checkpoint yet", as_json)
+                return
+            note = stored.note
+        checkpoint = Checkpoint.parse(Note.parse(note).text)
+        accepted = witness.accepted(checkpoint.origin)
+        old_size = accepted.size if accepted else 0
+        proof: list[bytes] = []
+        if accepted and old_size <= checkpoint.size:
+            if url is not None:
+                hashes = _fetch_json(
+                    f"{base}/proofs/consistency?from={old_size}&to={checkpoint.size}", token
+                )
+                proof = [base64.b64decode(h) for h in hashes["hashes"]]
+            else:
+                assert conn is not None
+                proof = audit_store.consistency_proof(conn, old_size, checkpoint.size)
+        sig = witness.add_checkpoint(note, proof, _now())
     except (ForkError, RollbackError) as err:
         kind = "fork" if isinstance(err, ForkError) else "rollback"
         if as_json:
@@ -382,18 +432,20 @@ def audit_witness(
             click.secho(f"WITNESS REFUSED THE CHECKPOINT: {err}", fg="red", bold=True, err=True)
             click.secho("!" * 72, fg="red", err=True)
         sys.exit(1)
-    except AuditError as err:
+    except (AuditError, OSError, ValueError, KeyError) as err:
         _fail(str(err), as_json)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        audit_store.add_cosignature(conn, stored.id, sig.line(), _now())
-        conn.execute("COMMIT")
-    except AuditError:
-        conn.execute("ROLLBACK")  # already cosigned by this witness: nothing to add
+        return
+    if stored is not None and conn is not None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            audit_store.add_cosignature(conn, stored.id, sig.line(), _now())
+            conn.execute("COMMIT")
+        except AuditError:
+            conn.execute("ROLLBACK")  # already cosigned by this witness: nothing to add
     result = {
         "ok": True,
-        "origin": origin,
-        "size": stored.tree_size,
+        "origin": checkpoint.origin,
+        "size": checkpoint.size,
         "previous_size": old_size,
         "cosignature": sig.line().rstrip("\n"),
         "witness": name,
@@ -401,7 +453,11 @@ def audit_witness(
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False))
     else:
-        click.echo(f"cosigned {origin} at size {stored.tree_size} (previously {old_size})")
+        click.echo(
+            f"cosigned {checkpoint.origin} at size {checkpoint.size} (previously {old_size})"
+        )
+        if url is not None:
+            click.echo(sig.line().rstrip("\n"))
 
 
 @audit.command("trace")

@@ -39,9 +39,12 @@ def text(body: dict[str, Any], name: str, *, required: bool = True, limit: int =
 def ident(value: Any, what: str) -> int:
     """An object id; anything else reads like an id that does not exist."""
     try:
-        return int(value)
+        result = int(value)
     except (TypeError, ValueError):
         raise NotFound(f"no {what} {value}") from None
+    if isinstance(value, bool) or not 0 <= result < 2**63:  # beyond SQLite integers: cannot exist
+        raise NotFound(f"no {what} {value}")
+    return result
 
 
 def names(value: Any, what: str) -> list[str]:

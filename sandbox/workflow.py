@@ -71,6 +71,8 @@ def _approval(row: sqlite3.Row) -> Approval:
 
 
 def get_approval(conn: sqlite3.Connection, approval_id: int) -> Approval | None:
+    if not 0 <= approval_id < 2**63:  # SQLite integers; larger ids cannot exist
+        return None
     row = conn.execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)).fetchone()
     return _approval(row) if row else None
 

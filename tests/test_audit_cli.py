@@ -203,3 +203,67 @@ def test_key_rotation_is_logged_and_old_checkpoints_still_verify(ws, tmp_path):
     entries = [json.loads(line) for line in out.read_text().splitlines()]
     assert entries[rotated["log_seq"]]["action"] == "key.rotated"
     assert entries[rotated["log_seq"]]["details"]["new_key_id"] == rotated["new_key_id"]
+
+
+def test_witness_following_a_server_by_url(ws, tmp_path, monkeypatch):
+    """--url mode: checkpoint and consistency proof come from the HTTP API's JSON shapes."""
+    import base64
+
+    import sandbox.cli_audit as cli_audit
+    from sandbox.workspace import Workspace, transaction
+
+    root, _ = ws
+    workspace = Workspace.open(root)
+    served = []
+
+    def fake_fetch(url, token):
+        assert token == "sbx_regulator"
+        conn = workspace.connect()
+        try:
+            if url.endswith("/checkpoint"):
+                from keys import KeyRing
+
+                signer = KeyRing.open_or_create(workspace.keys_dir).log_signer()
+                note = store.issue_checkpoint(conn, signer, "test.example/log", T0)
+                served.append("checkpoint")
+                return {"checkpoint": note, "size": store.size(conn)}
+            query = dict(part.split("=") for part in url.split("?")[1].split("&"))
+            proof = store.consistency_proof(conn, int(query["from"]), int(query["to"]))
+            served.append("consistency")
+            return {"hashes": [base64.b64encode(h).decode() for h in proof]}
+        finally:
+            conn.close()
+
+    monkeypatch.setattr(cli_audit, "_fetch_json", fake_fetch)
+    key = tmp_path / "key.pem"
+    key.write_text(run("keys", "public", "--data-dir", root).stdout)
+    state = tmp_path / "regulator"
+    args = [
+        "audit",
+        "witness",
+        "--url",
+        "http://sandbox.example",
+        "--token",
+        "sbx_regulator",
+        "--state",
+        state,
+        "--log-key",
+        key,
+        "--json",
+    ]
+    first = json.loads(run(*args).stdout)
+    conn = workspace.connect()
+    with transaction(conn):
+        store.append(
+            conn,
+            actor="o",
+            role="owner",
+            action="dataset.tier_changed",
+            subject="dataset:x",
+            details={"from": "not_open", "to": "conditional"},
+            now=T0,
+        )
+    conn.close()
+    second = json.loads(run(*args).stdout)
+    assert second["previous_size"] == first["size"] == second["size"] - 1
+    assert served == ["checkpoint", "checkpoint", "consistency"]

@@ -26,12 +26,17 @@ from typing import Any
 import pytest
 
 from sandbox.web import create_app
-from tests.test_workflow_support import Side, World, bearer, build_world
+from tests.test_workflow_support import Side, World, bearer, world_copy
 
 ROLES = ("researcher", "owner", "regulator", "admin", "anonymous")
 CALLER = {"researcher": "researcher", "owner": "owner", "regulator": "regulator", "admin": "admin",
           "anonymous": None}
 EXPIRES = "2999-01-01"
+
+
+@pytest.fixture
+def world(demo_template, tmp_path_factory, tmp_path) -> World:
+    return world_copy(demo_template, tmp_path_factory, tmp_path)
 
 
 @dataclass(frozen=True)
@@ -222,16 +227,14 @@ def run_cell(client, world: World, role: str, r: Row, side_name: str) -> str | N
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_authorization_matrix(demo, role):
-    sb, creds = demo
-    world = build_world(sb, creds)
-    client = create_app(sb, {"TESTING": True}).test_client()
+def test_authorization_matrix(world, role):
+    client = create_app(world.sb, {"TESTING": True}).test_client()
     failures = [f for r in TABLE for side in ("own", "other") if (f := run_cell(client, world, role, r, side))]
     assert not failures, "\n".join(failures)
 
 
-def test_every_endpoint_is_in_the_table(demo):
-    app = create_app(demo[0], {"TESTING": True})
+def test_every_endpoint_is_in_the_table(world):
+    app = create_app(world.sb, {"TESTING": True})
     routes = {(rule.endpoint, m) for rule in app.url_map.iter_rules() for m in rule.methods - {"HEAD", "OPTIONS"}}
     table = {(r.endpoint, r.method) for r in TABLE}
     assert routes - table == set(), f"endpoints missing from the authorization table: {sorted(routes - table)}"
@@ -250,11 +253,9 @@ HIDDEN = [  # (path, body) naming another user's object; the same with a missing
 ]
 
 
-def test_another_users_object_reads_like_a_missing_one(demo):
+def test_another_users_object_reads_like_a_missing_one(world):
     """SECURITY: status, code and message are those of an id that does not exist."""
-    sb, creds = demo
-    world = build_world(sb, creds)
-    client = create_app(sb, {"TESTING": True}).test_client()
+    client = create_app(world.sb, {"TESTING": True}).test_client()
     missing = Side("x", "x", "x", *(10**6,) * 6)
     for (method, path, body), caller in itertools.product(HIDDEN, ("researcher", "owner")):
         answers = []

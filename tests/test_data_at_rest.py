@@ -18,7 +18,7 @@ from sandbox.operations import SandboxAdmin, rotate_master_key
 from sandbox.service import QueryRequest, Sandbox
 from sandbox.users import find_user
 from sandbox.web import create_app
-from tests.test_workflow_support import FIXTURES, audit_entries, bearer, permits_table
+from tests.test_workflow_support import FIXTURES, audit_entries, bearer, demo_copy, permits_table
 
 CANARY = "CANARY-明文-7f3a9c"
 
@@ -36,8 +36,8 @@ def register_canary(sb: Sandbox) -> datasets.DatasetVersion:
     return datasets.get_version(sb.conn(), "permits")
 
 
-def test_file_on_disk_does_not_contain_a_known_plaintext_value(demo):
-    sb, _ = demo
+def test_file_on_disk_does_not_contain_a_known_plaintext_value(demo_template, tmp_path):
+    sb, _ = demo_copy(demo_template, tmp_path)
     v = register_canary(sb)
     raw = (sb.ws.data_dir / v.file_name).read_bytes()
     assert v.encrypted and v.file_name.endswith(".enc") and raw.startswith(b"SBXB\x01")
@@ -52,8 +52,8 @@ def test_file_on_disk_does_not_contain_a_known_plaintext_value(demo):
     assert first_id.encode() not in (sb.ws.data_dir / residents.file_name).read_bytes()
 
 
-def test_tampered_ciphertext_is_refused_with_a_clear_error(demo):
-    sb, creds = demo
+def test_tampered_ciphertext_is_refused_with_a_clear_error(demo_template, tmp_path):
+    sb, creds = demo_copy(demo_template, tmp_path)
     v = datasets.get_version(sb.conn(), "residents")
     path = sb.ws.data_dir / v.file_name
     blob = bytearray(path.read_bytes())
@@ -71,9 +71,9 @@ def test_tampered_ciphertext_is_refused_with_a_clear_error(demo):
     assert fresh.conn().execute("SELECT COUNT(*) FROM ledger").fetchone()[0] == 0  # nothing charged
 
 
-def test_a_file_swapped_for_another_is_refused(demo):
+def test_a_file_swapped_for_another_is_refused(demo_template, tmp_path):
     """The ciphertext is bound to its dataset and version (associated data)."""
-    sb, _ = demo
+    sb, _ = demo_copy(demo_template, tmp_path)
     residents = datasets.get_version(sb.conn(), "residents")
     visits = datasets.get_version(sb.conn(), "clinic_visits")
     (sb.ws.data_dir / residents.file_name).write_bytes((sb.ws.data_dir / visits.file_name).read_bytes())
@@ -84,8 +84,8 @@ def test_a_file_swapped_for_another_is_refused(demo):
         datasets.read_plaintext(sb.ws.data_dir, swapped, Sandbox(sb.ws).tables.decryptor)
 
 
-def test_master_key_rotation_rewraps_keys_and_everything_still_reads(demo):
-    sb, creds = demo
+def test_master_key_rotation_rewraps_keys_and_everything_still_reads(demo_template, tmp_path):
+    sb, creds = demo_copy(demo_template, tmp_path)
     register_canary(sb)
     conn = sb.conn()
     before = {r["id"]: bytes(r["wrapped_key"]) for r in
@@ -114,8 +114,8 @@ def test_master_key_rotation_rewraps_keys_and_everything_still_reads(demo):
     assert out["rows"]
 
 
-def test_tokens_and_passwords_are_stored_only_as_hashes(demo):
-    sb, creds = demo
+def test_tokens_and_passwords_are_stored_only_as_hashes(demo_template, tmp_path):
+    sb, creds = demo_copy(demo_template, tmp_path)
     sb.conn().execute("PRAGMA wal_checkpoint(FULL)")
     stored = sb.ws.db_path.read_bytes()
     wal = sb.ws.db_path.with_name(sb.ws.db_path.name + "-wal")

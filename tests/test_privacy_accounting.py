@@ -8,7 +8,12 @@ import opendp.prelude as dp
 import pytest
 
 from privacy.accounting import Charge, Totals, fits, per_query_delta, spent
-from privacy.mechanisms import epsilon_from_rho, make_pure_as_zcdp, make_vector_discrete_laplace, rho_for_epsilon
+from privacy.mechanisms import (
+    epsilon_from_rho,
+    make_pure_as_zcdp,
+    make_vector_discrete_laplace,
+    rho_for_epsilon,
+)
 
 dp.enable_features("contrib")
 

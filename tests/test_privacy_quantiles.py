@@ -9,7 +9,13 @@ from sqlglot import exp
 
 from privacy import release
 from privacy.mechanisms import noisy_vector
-from privacy.quantiles import consistent_counts, cumulative_band, isotonic, quantile_interval, quantiles
+from privacy.quantiles import (
+    consistent_counts,
+    cumulative_band,
+    isotonic,
+    quantile_interval,
+    quantiles,
+)
 from query_guard.plan import Measurement, OutputColumn, QueryPlan
 
 

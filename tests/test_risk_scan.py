@@ -17,7 +17,7 @@ import pytest
 from sandbox import datasets, risk_scan
 from sandbox.operations import SandboxAdmin
 from sandbox.users import find_user
-from tests.test_workflow_support import FIXTURES, audit_entries
+from tests.test_workflow_support import FIXTURES, audit_entries, demo_copy
 
 VALID_IDS = (FIXTURES / "resident_ids.txt").read_text().split()
 INVALID_IDS = (FIXTURES / "resident_ids_invalid.txt").read_text().split()
@@ -129,8 +129,8 @@ def test_persons_with_several_rows_count_once():
     assert (qi["persons"], qi["classes"], qi["k"], qi["unique_persons"]) == (3, 2, 1, 1)
 
 
-def test_registration_stores_the_report_and_waits_for_acknowledgement(demo):
-    sb, _ = demo
+def test_registration_stores_the_report_and_waits_for_acknowledgement(demo_template, tmp_path):
+    sb, _ = demo_copy(demo_template, tmp_path)
     owner = find_user(sb.conn(), "owner")
     policy = (FIXTURES / "clinic_notes.toml").read_text(encoding="utf-8")
     t = planted_table().select(["person_id", "district", "age_band", "note", "contact", "doctor", "cost"])

@@ -11,7 +11,14 @@ from sandbox import datasets
 from sandbox.operations import SandboxAdmin
 from sandbox.users import find_user
 from sandbox.web import create_app
-from tests.test_workflow_support import FIXTURES, audit_entries, audit_size, bearer, permits_table
+from tests.test_workflow_support import (
+    FIXTURES,
+    audit_entries,
+    audit_size,
+    bearer,
+    demo_copy,
+    permits_table,
+)
 
 
 def register_permits(sb, tier: str, *, acknowledge: bool = True) -> None:
@@ -26,8 +33,8 @@ def register_permits(sb, tier: str, *, acknowledge: bool = True) -> None:
 
 
 @pytest.fixture
-def app_client(demo):
-    sb, creds = demo
+def app_client(demo_template, tmp_path):
+    sb, creds = demo_copy(demo_template, tmp_path)
     return sb, create_app(sb, {"TESTING": True}).test_client(), creds
 
 

@@ -14,15 +14,14 @@ from sandbox.service import QueryRequest, Sandbox
 from sandbox.users import find_user
 from sandbox.web import create_app
 from tests.conftest import FrozenClock
-from tests.test_workflow_support import audit_entries, audit_size, bearer
+from tests.test_workflow_support import audit_entries, audit_size, bearer, demo_copy
 
 
 @pytest.fixture
-def clocked(demo):
-    """(Sandbox on a frozen clock, Flask client, credentials) over the demo workspace copy."""
-    sb, creds = demo
+def clocked(demo_template, tmp_path):
+    """(Sandbox on a frozen clock, Flask client, credentials) over a demo workspace copy."""
     clock = FrozenClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
-    sb = Sandbox(sb.ws, now=clock)
+    sb, creds = demo_copy(demo_template, tmp_path, now=clock)
     return sb, create_app(sb, {"TESTING": True}).test_client(), creds, clock
 
 
@@ -219,3 +218,18 @@ def test_waiting_request_is_refused_when_suspended_meanwhile(clocked):
                                                 0.5))
     assert err.value.code == "suspended"
     assert sb.conn().execute("SELECT COUNT(*) FROM ledger").fetchone()[0] == 0
+
+
+def test_ids_beyond_sqlite_integers_read_as_missing(clocked):
+    _, client, creds, _ = clocked
+    huge = 10**30
+    researcher = bearer(creds["researcher"]["token"])
+    for path in (f"/api/v1/applications/{huge}", f"/api/v1/approvals/{huge}", f"/api/v1/approvals/{huge}/budget",
+                 f"/api/v1/objections/{huge}"):
+        r = client.get(path, headers=researcher)
+        assert r.status_code == 404 and r.json["error"]["code"] == "not_found", (path, r.json)
+    r = client.post("/api/v1/queries", headers=researcher, json={"approval_id": huge, "sql": "SELECT COUNT(*) FROM residents"})
+    assert r.status_code == 404
+    r = client.post("/api/v1/suspensions", headers=bearer(creds["regulator"]["token"]),
+                    json={"approval_id": huge, "reason": "x"})
+    assert r.status_code == 404

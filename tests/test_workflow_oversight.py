@@ -12,18 +12,28 @@ import pytest
 
 import keys
 from sandbox import workflow
-from sandbox.service import Sandbox
 from sandbox.web import create_app
 from sandbox.workspace import transaction
 from tests.conftest import FrozenClock
-from tests.test_workflow_support import audit_entries, audit_size, bearer, build_world
+from tests.test_workflow_support import (
+    World,
+    audit_entries,
+    audit_size,
+    bearer,
+    demo_copy,
+    world_copy,
+)
 
 
 @pytest.fixture
-def clocked(demo):
-    sb, creds = demo
+def world(demo_template, tmp_path_factory, tmp_path) -> World:
+    return world_copy(demo_template, tmp_path_factory, tmp_path)
+
+
+@pytest.fixture
+def clocked(demo_template, tmp_path):
     clock = FrozenClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
-    sb = Sandbox(sb.ws, now=clock)
+    sb, creds = demo_copy(demo_template, tmp_path, now=clock)
     return sb, create_app(sb, {"TESTING": True}).test_client(), creds, clock
 
 
@@ -84,10 +94,9 @@ def test_other_refusals_do_not_count(clocked):
     assert not audit_entries(sb, "suspension.created")
 
 
-def test_objection_is_filed_seen_by_both_parties_and_answered(demo):
+def test_objection_is_filed_seen_by_both_parties_and_answered(world):
     """第十七条: filed through the portal, answered by the bureau, visible to both sides, logged."""
-    sb, creds = demo
-    world = build_world(sb, creds)
+    sb = world.sb
     client = create_app(sb, {"TESTING": True}).test_client()
     researcher, owner = bearer(world.tokens["researcher"]), bearer(world.tokens["owner"])
     r = client.post(f"/api/v1/applications/{world.own.app_pending}/decision", headers=owner,
@@ -123,9 +132,8 @@ def test_objection_is_filed_seen_by_both_parties_and_answered(demo):
     assert r.status_code == 400 and r.json["error"]["code"] == "not_decided"
 
 
-def test_lists_show_only_what_the_caller_may_see(demo):
-    sb, creds = demo
-    world = build_world(sb, creds)
+def test_lists_show_only_what_the_caller_may_see(world):
+    sb = world.sb
     client = create_app(sb, {"TESTING": True}).test_client()
 
     def ids(path, key, who):
@@ -198,9 +206,8 @@ def test_approval_signature_verifies_with_openssl_as_documented(clocked, tmp_pat
     assert out.returncode == 0 and "Signature Verified Successfully" in out.stdout, out.stderr
 
 
-def test_admin_creates_users_and_rotates_tokens(demo):
-    sb, creds = demo
-    world = build_world(sb, creds)
+def test_admin_creates_users_and_rotates_tokens(world):
+    sb = world.sb
     client = create_app(sb, {"TESTING": True}).test_client()
     admin = bearer(world.tokens["admin"])
     mark = audit_size(sb)

@@ -111,3 +111,43 @@ def build_world(sb: Sandbox, creds: dict[str, Any]) -> World:
     own = _side(sb, admin, r1, o1, "residents", creds["researcher"]["approval_id"])
     other = _side(sb, admin, r2, o2, "permits", None)
     return World(sb, tokens, own, other, {u.username: u for u in (r1, o1, r2, o2)})
+
+
+_TEMPLATE: dict[str, Any] = {}
+
+
+def world_copy(demo_template: Path, tmp_path_factory, tmp_path: Path) -> World:
+    """A fresh copy of one world built once per session (building one costs ~1.5 s of
+    password hashing and durable commits; copying a folder costs milliseconds)."""
+    import json
+    import shutil
+
+    from sandbox.workspace import Workspace
+
+    if "root" not in _TEMPLATE:
+        root = tmp_path_factory.mktemp("world-template") / "ws"
+        shutil.copytree(demo_template, root)
+        creds = json.loads((root / "demo-credentials.json").read_text())
+        built = build_world(Sandbox(Workspace.open(root)), creds)
+        _TEMPLATE.update(root=root, tokens=dict(built.tokens), own=built.own, other=built.other)
+    target = tmp_path / "world"
+    shutil.copytree(_TEMPLATE["root"], target)
+    sb = Sandbox(Workspace.open(target))
+    users = {name: find_user(sb.conn(), name) for name in ("researcher", "owner", "researcher2", "owner2")}
+    return World(sb, dict(_TEMPLATE["tokens"]), _TEMPLATE["own"], _TEMPLATE["other"],
+                 {k: v for k, v in users.items() if v is not None})
+
+
+def demo_copy(demo_template: Path, tmp_path: Path, now=None) -> tuple[Sandbox, dict[str, Any]]:
+    """(Sandbox, credentials) over a copy of the session's demo workspace, optionally on an
+    injected clock; like conftest's ``demo`` without re-running the demo setup."""
+    import json
+    import shutil
+
+    from sandbox.workspace import Workspace
+
+    root = tmp_path / "ws"
+    shutil.copytree(demo_template, root)
+    ws = Workspace.open(root)
+    sb = Sandbox(ws, now=now) if now is not None else Sandbox(ws)
+    return sb, json.loads((root / "demo-credentials.json").read_text())

@@ -118,6 +118,13 @@ def current_user() -> User | None:
     return g.user
 
 
+def signed_in() -> User:
+    """The user of a view behind :func:`role_required` (never None there)."""
+    user = current_user()
+    assert user is not None, "use behind role_required"
+    return user
+
+
 def login_required(view: Callable) -> Callable:
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any):
@@ -181,8 +188,19 @@ class LoginThrottle:
                     waits.append((recent[-limit] + self.window - now).total_seconds())
             return max(0, int(max(waits, default=0)) + (1 if waits else 0))
 
+    #: Keys kept at most (SECURITY: random user names must not grow memory without bound).
+    MAX_KEYS: Final = 10_000
+
     def failed(self, address: str, username: str, now: dt.datetime) -> None:
         with self._lock:
+            if len(self._failures) >= self.MAX_KEYS:
+                for key in list(self._failures):
+                    self._recent(key, now)  # drops keys whose failures left the window
+                if len(self._failures) >= self.MAX_KEYS:  # still full: forget the oldest half
+                    oldest = sorted(self._failures, key=lambda k: self._failures[k][-1])
+                    for key in oldest[: self.MAX_KEYS // 2]:
+                        if key[1]:  # keep the per-address counts
+                            del self._failures[key]
             for key in ((address, username.lower()), (address, "")):
                 self._failures.setdefault(key, []).append(now)
 
@@ -341,7 +359,7 @@ def render_error(status: int, message: str | None = None):
 
 
 # -- template helpers ----------------------------------------------------------------------------
-DISPLAY_TZ: Final = dt.timezone(dt.timedelta(hours=8))  # 北京时间; stored times stay UTC
+DISPLAY_TZ: Final = dt.timezone(dt.timedelta(hours=8))  # 北京时间 (UTC+8); stored times stay UTC
 
 
 @bp.app_template_filter("when")

@@ -35,7 +35,7 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     """Round tick values covering [low, high] (Heckbert's "nice numbers").
 
     >>> nice_ticks(0, 97)
-    [0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
+    [0, 20, 40, 60, 80, 100]
     """
     if high <= low:
         high = low + 1
@@ -43,7 +43,7 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
     start = math.floor(low / step) * step
-    ticks = []
+    ticks: list[float] = []
     t = start
     while t <= high + step * 0.5 and len(ticks) < 50:
         ticks.append(round(t, 12))
@@ -126,8 +126,11 @@ def _ts(text: str) -> float:
     return parse_iso(text).timestamp()
 
 
+DISPLAY_TZ = dt.timezone(dt.timedelta(hours=8))  # the console shows China Standard Time
+
+
 def _date_label(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%m-%d %H:%M")
+    return dt.datetime.fromtimestamp(ts, DISPLAY_TZ).strftime("%m-%d %H:%M")
 
 
 def step_chart(series: Sequence[tuple[str, Sequence[tuple[str, float]], float | None]], *, title: str, desc: str,
@@ -162,28 +165,28 @@ def step_chart(series: Sequence[tuple[str, Sequence[tuple[str, float]], float | 
                          f'<text class="tick" x="{left - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{fmt(t)}</text>')
         parts.append(f'<text class="tick" x="{left}" y="{height - 10}">{_date_label(t0)}</text>'
                      f'<text class="tick" x="{width - right}" y="{height - 10}" text-anchor="end">'
-                     f"{_date_label(t1)} UTC</text>")
+                     f"{_date_label(t1)} (UTC+8)</text>")
     for i, (label, points, total) in enumerate(series):
         cls = f"s{i % 8}"
         if total and not compact:
             parts.append(f'<line class="limit {cls}" x1="{left}" x2="{width - right}" y1="{y(total):.1f}" '
                          f'y2="{y(total):.1f}"><title>{escape(label)}: {fmt(total)}</title></line>')
+        if not compact:
+            parts.append(f'<text class="legend {cls}" x="{width - right + 8}" y="{top + 14 + 16 * i}">'
+                         f"{escape(label)}</text>")
         if not points:
             continue
         coords = [f"{x(_ts(points[0][0])):.1f},{y(0):.1f}"]
         prev = 0.0
-        for t, v in points:
-            coords.append(f"{x(_ts(t)):.1f},{y(prev):.1f}")
-            coords.append(f"{x(_ts(t)):.1f},{y(v):.1f}")
+        for when, v in points:
+            coords.append(f"{x(_ts(when)):.1f},{y(prev):.1f}")
+            coords.append(f"{x(_ts(when)):.1f},{y(v):.1f}")
             prev = v
         coords.append(f"{width - right:.1f},{y(prev):.1f}")
         parts.append(f'<polyline class="line {cls}" points="{" ".join(coords)}"><title>{escape(label)}</title></polyline>')
-        for t, v in points:
-            parts.append(f'<circle class="dot {cls}" cx="{x(_ts(t)):.1f}" cy="{y(v):.1f}" r="{2 if compact else 3}">'
-                         f"<title>{escape(label)} · {escape(t[:19].replace('T', ' '))} · ε {fmt(v)}</title></circle>")
-        if not compact:
-            parts.append(f'<text class="legend {cls}" x="{width - right + 8}" y="{top + 14 + 16 * i}">'
-                         f"{escape(label)}</text>")
+        for when, v in points:
+            parts.append(f'<circle class="dot {cls}" cx="{x(_ts(when)):.1f}" cy="{y(v):.1f}" r="{2 if compact else 3}">'
+                         f"<title>{escape(label)} · {escape(when[:19].replace('T', ' '))} · ε {fmt(v)}</title></circle>")
     parts.append("</svg>")
     return Markup("".join(parts))
 

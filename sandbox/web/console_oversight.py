@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 from sandbox import objections as objection_service
 from sandbox import suspensions as suspension_service
 from sandbox.errors import NotFound, SandboxError
-from sandbox.web.console import _safe_next, current_user, role_required, sandbox
+from sandbox.web.console import _safe_next, role_required, sandbox, signed_in
 
 bp = Blueprint("oversight", __name__)
 
@@ -27,7 +27,7 @@ def _back(default: str):
 @bp.get("/suspensions")
 @role_required("owner", "regulator", "researcher")
 def suspensions():
-    user = current_user()
+    user = signed_in()
     items = suspension_service.list_suspensions(sandbox(), user)
     items.sort(key=lambda s: (not s["active"], -s["suspension_id"]))
     researchers = []
@@ -54,7 +54,7 @@ def suspend():
     else:
         body["approval_id"] = form.get("approval_id", "").strip()
     try:
-        result = suspension_service.create(sandbox(), current_user(), body)
+        result = suspension_service.create(sandbox(), signed_in(), body)
     except SandboxError as err:
         flash(err.message, "error")
     else:
@@ -69,7 +69,7 @@ def suspend():
 @role_required("owner", "regulator")
 def lift(suspension_id: int):
     try:
-        suspension_service.lift(sandbox(), current_user(), suspension_id, {"reason": request.form.get("reason", "")})
+        suspension_service.lift(sandbox(), signed_in(), suspension_id, {"reason": request.form.get("reason", "")})
     except NotFound:
         abort(404)
     except SandboxError as err:
@@ -82,7 +82,7 @@ def lift(suspension_id: int):
 @bp.get("/objections")
 @role_required("owner", "regulator", "researcher")
 def objections():
-    user = current_user()
+    user = signed_in()
     items = objection_service.list_objections(sandbox(), user)
     items.sort(key=lambda o: (o["status"] != "open", -o["objection_id"]))
     return render_template("oversight/objections.html", items=items, targets=objection_service.TARGETS,
@@ -96,7 +96,7 @@ def file_objection():
     body = {"target_type": form.get("target_type", ""), "target_id": form.get("target_id", ""),
             "text": form.get("text", "")}
     try:
-        result = objection_service.file(sandbox(), current_user(), body)
+        result = objection_service.file(sandbox(), signed_in(), body)
     except SandboxError as err:
         flash(err.message, "error")
     else:
@@ -108,7 +108,7 @@ def file_objection():
 @role_required("regulator")
 def answer(objection_id: int):
     try:
-        objection_service.answer(sandbox(), current_user(), objection_id, {"answer": request.form.get("answer", "")})
+        objection_service.answer(sandbox(), signed_in(), objection_id, {"answer": request.form.get("answer", "")})
     except NotFound:
         abort(404)
     except SandboxError as err:

@@ -18,11 +18,12 @@ from query_guard.scenario import AGGREGATE_KINDS
 from sandbox import applications, catalog, console_queries, datasets, suspensions
 from sandbox.errors import NotFound, SandboxError
 from sandbox.web import console_charts
-from sandbox.web.console import current_user, role_required, sandbox
+from sandbox.web.console import role_required, sandbox, signed_in
 
 bp = Blueprint("owner", __name__, url_prefix="/owner")
 
-DEFAULT_TERMS = {"epsilon_total": "5", "delta_total": "1e-6", "epsilon_per_query": "1", "days": 180}
+DEFAULT_TERMS: dict[str, str] = {"epsilon_total": "5", "delta_total": "1e-6", "epsilon_per_query": "1"}
+DEFAULT_DAYS = 180
 
 
 def _own_entries(user) -> list[dict[str, Any]]:
@@ -43,7 +44,7 @@ def approvals_with_usage(user) -> list[dict[str, Any]]:
     return views
 
 
-def usage_charts(views: list[dict[str, Any]]) -> dict[str, Any]:
+def usage_charts(views: list[dict[str, Any]], width: int = 720) -> dict[str, Any]:
     ids = [a["approval_id"] for a in views]
     conn = sandbox().conn()
     series = console_queries.ledger_series(conn, ids)
@@ -52,6 +53,7 @@ def usage_charts(views: list[dict[str, Any]]) -> dict[str, Any]:
           a["epsilon_total"]) for a in views],
         title=_("ε spent over time per approval"),
         desc=_("Cumulative privacy budget charged to each approval; dashed lines: the budget granted."),
+        width=width,
     )
     days = console_charts.day_bars(
         console_queries.daily_releases(conn, ids),
@@ -64,7 +66,7 @@ def usage_charts(views: list[dict[str, Any]]) -> dict[str, Any]:
 @bp.get("")
 @role_required("owner")
 def overview():
-    user = current_user()
+    user = signed_in()
     apps = applications.list_applications(sandbox(), user)
     views = approvals_with_usage(user)
     entries = _own_entries(user)
@@ -79,14 +81,14 @@ def overview():
     active_suspensions = [s for s in suspensions.list_suspensions(sandbox(), user) if s["active"]]
     return render_template("owner/overview.html", stats=stats,
                            pending=[a for a in apps if a["status"] == "pending"][:6],
-                           approvals=views, entries=entries, charts=usage_charts(views),
+                           approvals=views, entries=entries, charts=usage_charts(views, width=880),
                            suspensions=active_suspensions)
 
 
 @bp.get("/applications")
 @role_required("owner")
 def applications_inbox():
-    apps = applications.list_applications(sandbox(), current_user())
+    apps = applications.list_applications(sandbox(), signed_in())
     order = {"pending": 0, "approved": 1, "rejected": 2}
     apps.sort(key=lambda a: (order.get(a["status"], 3), -a["application_id"]))
     return render_template("owner/applications.html", applications=apps)
@@ -109,8 +111,8 @@ def _decision_context(app: dict[str, Any]) -> dict[str, Any]:
 @bp.get("/applications/<int:application_id>")
 @role_required("owner")
 def application(application_id: int):
-    app = applications.get_application(sandbox(), current_user(), application_id)
-    expires = (sandbox().now() + dt.timedelta(days=DEFAULT_TERMS["days"])).date().isoformat()
+    app = applications.get_application(sandbox(), signed_in(), application_id)
+    expires = (sandbox().now() + dt.timedelta(days=DEFAULT_DAYS)).date().isoformat()
     form = {**DEFAULT_TERMS, "expires": expires, "reason": ""}
     return render_template("owner/application.html", app=app, form=form, error=None, checked=None,
                            **_decision_context(app))
@@ -148,7 +150,7 @@ def decision_body(form, app: dict[str, Any], offered: dict[str, list[str]], aggr
 @bp.post("/applications/<int:application_id>/decision")
 @role_required("owner")
 def decide(application_id: int):
-    user = current_user()
+    user = signed_in()
     app = applications.get_application(sandbox(), user, application_id)
     ctx = _decision_context(app)
     body = decision_body(request.form, app, ctx["offered_columns"], ctx["offered_aggregates"])
@@ -173,6 +175,6 @@ def decide(application_id: int):
 @bp.get("/approvals")
 @role_required("owner")
 def approvals():
-    views = approvals_with_usage(current_user())
+    views = approvals_with_usage(signed_in())
     return render_template("owner/approvals.html", approvals=views, charts=usage_charts(views))
 

@@ -30,16 +30,26 @@ from typing import Any, Final
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 
 import keys
 from sandbox import catalog, risk_scan
 from sandbox.clock import iso, parse_iso
-from sandbox.errors import BadRequest, NotFound, SandboxError
+from sandbox.errors import BadRequest, NotFound, PolicyError, SandboxError
 from sandbox.operations import SandboxAdmin
-from sandbox.policy import COLUMN_TYPES, NAME_RE, SENSITIVITIES, TIERS
-from sandbox.web.console import current_user, role_required, sandbox
+from sandbox.policy import COLUMN_TYPES, NAME_RE, SENSITIVITIES, TIERS, parse_policy
+from sandbox.web.console import role_required, sandbox, signed_in
 
 bp = Blueprint("owner_datasets", __name__, url_prefix="/owner/datasets")
 
@@ -222,7 +232,7 @@ def error_field(message: str) -> str | None:
 @bp.get("")
 @role_required("owner")
 def datasets():
-    user = current_user()
+    user = signed_in()
     entries = [e for e in catalog.list_entries(sandbox(), user) if e["owner"] == user.username]
     return render_template("owner/datasets.html", entries=entries)
 
@@ -236,7 +246,7 @@ def new():
 @bp.post("/new")
 @role_required("owner")
 def upload():
-    user = current_user()
+    user = signed_in()
     name = request.form.get("name", "").strip()
     file = request.files.get("file")
     error = None
@@ -279,7 +289,7 @@ def _policy_page(meta: dict[str, Any], token: str, form: dict[str, Any] | None, 
 @bp.get("/new/<token>")
 @role_required("owner")
 def policy(token: str):
-    found = staged(token, current_user())
+    found = staged(token, signed_in())
     if found is None:
         flash(_("The upload has expired or is not yours; upload the file again."), "error")
         return redirect(url_for("owner_datasets.new"))
@@ -289,7 +299,7 @@ def policy(token: str):
 @bp.post("/new/<token>")
 @role_required("owner")
 def register(token: str):
-    user = current_user()
+    user = signed_in()
     found = staged(token, user)
     if found is None:
         flash(_("The upload has expired or is not yours; upload the file again."), "error")
@@ -299,15 +309,18 @@ def register(token: str):
     pasted = form.get("policy_text", "").strip()
     columns = [c["name"] for c in meta["columns"]]
     text = pasted + "\n" if pasted else policy_toml(request.form, columns, name=meta["name"], owner=user.username)
+    path = "policy.toml" if pasted else POLICY_PATH
     try:
+        if parse_policy(text, path).owner != user.username:
+            # SECURITY: an owner registers data for themselves only, never in another's name.
+            raise PolicyError(_("%(path)s: dataset.owner must be you (%(me)s).", path=path, me=user.username))
         table = read_table(data, meta["filename"])
-        version = SandboxAdmin(sandbox()).add_dataset(meta["name"], table, text,
-                                                     policy_path="policy.toml" if pasted else POLICY_PATH,
-                                                     actor=user)
+        version = SandboxAdmin(sandbox()).add_dataset(meta["name"], table, text, policy_path=path, actor=user)
     except SandboxError as err:
         message = err.message
         if not pasted:  # line numbers of the generated TOML mean nothing to the reader
-            message = re.sub(rf"^{re.escape(POLICY_PATH)}(:\d+)?: ", "", message)
+            prefix = f"(?:{re.escape(POLICY_PATH)}|{re.escape(meta['name'])})"
+            message = re.sub(rf"^{prefix}(:\d+)?: ", "", message)
         return _policy_page(meta, token, form, message, None if pasted else error_field(err.message), 400)
     unstage(token)
     flash(_("Registered %(name)s version %(version)s. Read the risk report, then acknowledge it to publish.",
@@ -318,7 +331,7 @@ def register(token: str):
 @bp.get("/<name>")
 @role_required("owner", "regulator")
 def dataset(name: str):
-    user = current_user()
+    user = signed_in()
     try:
         entry = catalog.get_entry(sandbox(), user, name)
         risk = catalog.risk_report(sandbox(), user, name)
@@ -330,7 +343,7 @@ def dataset(name: str):
 @bp.post("/<name>/acknowledge")
 @role_required("owner")
 def acknowledge(name: str):
-    user = current_user()
+    user = signed_in()
     body: dict[str, Any] = {"note": request.form.get("note", "")}
     if request.form.get("version", "").isdigit():
         body["version"] = int(request.form["version"])
@@ -354,7 +367,7 @@ def acknowledge(name: str):
 def tier(name: str):
     body = {k: request.form.get(k, "") for k in ("tier", "basis", "deidentification")}
     try:
-        result = catalog.change_tier(sandbox(), current_user(), name, body)
+        result = catalog.change_tier(sandbox(), signed_in(), name, body)
     except NotFound:
         abort(404)
     except SandboxError as err:

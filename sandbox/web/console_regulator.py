@@ -10,6 +10,7 @@ appended meanwhile can never look like a truncation.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -23,10 +24,11 @@ from audit_log.receipt import Receipt, verify_receipt
 from audit_log.replay import compare_with_ledger, replay
 from audit_log.verify import verify_lines
 from sandbox import applications, console_queries, objections, suspensions
+from sandbox.clock import iso
 from sandbox.errors import SandboxError
 from sandbox.service import Sandbox
 from sandbox.web import console_charts, console_sql
-from sandbox.web.console import current_user, role_required, sandbox
+from sandbox.web.console import DISPLAY_TZ, role_required, sandbox, signed_in
 
 bp = Blueprint("regulator", __name__, url_prefix="/regulator")
 
@@ -63,7 +65,7 @@ def verify_workspace(sb: Sandbox) -> dict[str, Any]:
 
 def _overview(verify: dict[str, Any] | None = None):
     sb = sandbox()
-    user = current_user()
+    user = signed_in()
     conn = sb.conn()
     counts = {r["action"]: r["n"] for r in conn.execute(
         "SELECT action, COUNT(*) AS n FROM audit_entries GROUP BY action")}
@@ -91,6 +93,20 @@ def verify():
     return _overview(verify_workspace(sandbox()))
 
 
+def day_start(text: str, *, next_day: bool = False) -> str | None:
+    """A date picked in the console (China Standard Time) as the stored UTC time it starts at.
+
+    >>> day_start("2025-01-31"), day_start("2025-01-31", next_day=True), day_start("x")
+    ('2025-01-30T16:00:00.000000Z', '2025-01-31T16:00:00.000000Z', None)
+    """
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        return None
+    start = dt.datetime.combine(day + dt.timedelta(days=int(next_day)), dt.time(), DISPLAY_TZ)
+    return iso(start)
+
+
 @bp.get("/audit")
 @role_required("regulator")
 def timeline():
@@ -98,9 +114,7 @@ def timeline():
     before = args.get("before", "")
     f = console_queries.TimelineFilter(
         actor=args.get("actor") or None, action=args.get("action") or None, dataset=args.get("dataset") or None,
-        since=args.get("since") or None,
-        until=(args.get("until") + "T23:59:59.999999Z") if len(args.get("until", "")) == 10 else args.get("until")
-        or None,
+        since=day_start(args.get("since", "")), until=day_start(args.get("until", ""), next_day=True),
         before_seq=int(before) if before.isdigit() else None,
     )
     conn = sandbox().conn()
@@ -124,7 +138,8 @@ def replay_report():
         series.append((_("approval #%(id)s", id=rec["approval_id"]), points,
                        float(total) if isinstance(total, int | float) else None))
     chart = console_charts.step_chart(series, title=_("ε spent over time, rebuilt from the log"),
-                                      desc=_("Per approval: the cumulative ε logged by its releases."))
+                                      desc=_("Per approval: the cumulative ε logged by its releases."),
+                                      width=1100, height=300)
     return render_template("regulator/replay.html", report=report, chart=chart)
 
 
@@ -168,7 +183,7 @@ def trace_receipt(sb: Sandbox, user, data: Any) -> dict[str, Any]:
 @bp.route("/trace", methods=["GET", "POST"])
 @role_required("regulator")
 def trace():
-    user = current_user()
+    user = signed_in()
     text, result, error = "", None, None
     query_id = request.args.get("query")
     if request.method == "GET" and query_id:

@@ -23,7 +23,7 @@ from sandbox.clock import iso
 from sandbox.errors import SandboxError
 from sandbox.service import QueryRequest
 from sandbox.web import console_charts, console_sql, i18n
-from sandbox.web.console import current_user, role_required, sandbox
+from sandbox.web.console import role_required, sandbox, signed_in
 
 bp = Blueprint("researcher", __name__)
 
@@ -118,7 +118,7 @@ def budget_view(approval: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     approval_id = approval["approval_id"]
     try:
-        budget = sandbox().budget(current_user(), approval_id)
+        budget = sandbox().budget(signed_in(), approval_id)
     except SandboxError:
         return None
     eps = budget["epsilon"]
@@ -142,17 +142,18 @@ def _approvals(user) -> list[dict[str, Any]]:
 
 
 def _pick(approvals: list[dict[str, Any]], raw: str | None) -> dict[str, Any] | None:
-    for a in approvals:
-        if raw is not None and str(a["approval_id"]) == str(raw):
-            return a
+    """The approval asked for, or by default the newest active one (else the newest)."""
+    if raw is not None:
+        return next((a for a in approvals if str(a["approval_id"]) == str(raw)), None)
     active = [a for a in approvals if a["status"] == "active"]
-    return (active or approvals or [None])[-1] if raw is None else None
+    candidates = active or approvals
+    return candidates[-1] if candidates else None
 
 
 def _workbench(*, approval_raw: str | None, sql: str, epsilon: str, confidence: str,
                result: dict[str, Any] | None = None, cached: bool = False, error: dict[str, Any] | None = None,
                estimate: dict[str, Any] | None = None, status: int = 200):
-    user = current_user()
+    user = signed_in()
     approvals = _approvals(user)
     approval = _pick(approvals, approval_raw)
     schema = schema_for(approval, user)
@@ -182,7 +183,7 @@ def _default_epsilon(approval: dict[str, Any] | None) -> str:
 @bp.get("/query")
 @role_required("researcher")
 def query():
-    user = current_user()
+    user = signed_in()
     result, sql = None, request.args.get("sql", DEFAULT_SQL)
     approval_raw = request.args.get("approval")
     epsilon = request.args.get("epsilon")
@@ -203,7 +204,7 @@ def query():
 
 def _form_request() -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The workbench form: its raw fields, and an error if ε or the confidence is not valid."""
-    raw = {"sql": request.form.get("sql", ""), "approval_raw": request.form.get("approval_id") or None,
+    raw: dict[str, Any] = {"sql": request.form.get("sql", ""), "approval_raw": request.form.get("approval_id") or None,
            "epsilon": request.form.get("epsilon", "").strip(), "confidence": request.form.get("confidence", "0.95")}
     try:
         raw["eps"] = float(raw["epsilon"]) if raw["epsilon"] else None
@@ -225,7 +226,7 @@ def run():
     raw, error = _form_request()
     if error is None:
         try:
-            response = sandbox().run_query(current_user(), QueryRequest(raw["approval_raw"], raw["sql"], raw["eps"],
+            response = sandbox().run_query(signed_in(), QueryRequest(raw["approval_raw"], raw["sql"], raw["eps"],
                                                                         raw["conf"]))
         except SandboxError as err:
             error = _refusal(err)
@@ -250,7 +251,7 @@ def preview_cost():
     estimate = None
     if error is None:
         try:
-            estimate = preview_query(sandbox(), current_user(),
+            estimate = preview_query(sandbox(), signed_in(),
                                      PreviewRequest(raw["approval_raw"], raw["sql"], raw["eps"], raw["conf"]))
         except SandboxError as err:
             error = _refusal(err)
@@ -261,7 +262,7 @@ def preview_cost():
 @bp.get("/history")
 @role_required("researcher", "owner", "regulator")
 def history():
-    user = current_user()
+    user = signed_in()
     status = request.args.get("status") or None
     if status not in (None, "released", "refused", "failed"):
         status = None
@@ -277,7 +278,7 @@ def history():
 
 
 def _record_or_404(query_id: str):
-    record = console_queries.get_query(sandbox().conn(), current_user(), query_id)
+    record = console_queries.get_query(sandbox().conn(), signed_in(), query_id)
     if record is None or record.response is None:
         abort(404)
     return record
@@ -286,7 +287,7 @@ def _record_or_404(query_id: str):
 @bp.get("/history/<query_id>")
 @role_required("researcher", "owner", "regulator")
 def release(query_id: str):
-    record = console_queries.get_query(sandbox().conn(), current_user(), query_id)
+    record = console_queries.get_query(sandbox().conn(), signed_in(), query_id)
     if record is None:
         abort(404)
     return render_template("researcher/release.html", record=record,
