@@ -151,6 +151,8 @@ def datasets_add(data_dir: Path | None, name: str, file: Path, policy_path: Path
         fail(err.message)
     click.echo(f"{name} version {version.version}: {version.row_count:,} rows, {version.unit_count:,} "
                f"persons, {version.content_hash}" + (" (encrypted at rest)" if version.encrypted else ""))
+    click.echo(f"not yet published: review the risk scan with `sandbox datasets risk {name}`, then publish "
+               f"it with `sandbox datasets ack {name} --note ...` (第十二条)")
 
 
 @datasets.command("list")
@@ -174,16 +176,87 @@ def datasets_list(data_dir: Path | None, as_json: bool) -> None:
             click.echo(f"{r['name']:<20} {r['tier']:<13} v{r['version']:<3} {r['rows']:>12,} rows  {r['content_hash'][:19]}")
 
 
-def _add_optional_groups() -> None:
+def _owner_of(sb, name: str):
+    """The dataset's owner, acting from the command line (the CLI runs on the server)."""
+    from sandbox.datasets import get_version
+    from sandbox.users import get_user
+
+    version = get_version(sb.conn(), name)
+    return get_user(sb.conn(), version.owner_id)
+
+
+@datasets.command("risk")
+@DATA_DIR
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def datasets_risk(data_dir: Path | None, name: str, as_json: bool) -> None:
+    """Show the risk-scan report of NAME's newest version (第十二条)."""
+    from sandbox.catalog import risk_report
+    from sandbox.service import Sandbox
+    from sandbox.workspace import Workspace
+
     try:
-        from sandbox.cli_audit import audit, keys_group
-    except ImportError:  # pragma: no cover - during development only
-        return
+        sb = Sandbox(Workspace.open(data_dir))
+        report = risk_report(sb, _owner_of(sb, name), name)
+    except SandboxError as err:
+        fail(err.message)
+    click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+
+
+@datasets.command("ack")
+@DATA_DIR
+@click.argument("name")
+@click.option("--note", default="", help="What the owner checked or decided.")
+def datasets_ack(data_dir: Path | None, name: str, note: str) -> None:
+    """Acknowledge NAME's risk report as its owner; this publishes the version (第十二条)."""
+    from sandbox.operations import SandboxAdmin
+    from sandbox.service import Sandbox
+    from sandbox.workspace import Workspace
+
+    try:
+        sb = Sandbox(Workspace.open(data_dir))
+        result = SandboxAdmin(sb).acknowledge_risk(_owner_of(sb, name), name, note)
+    except SandboxError as err:
+        fail(err.message)
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+@cli.group()
+def users() -> None:
+    """Create users (the first admin, owners, researchers, regulators)."""
+
+
+@users.command("add")
+@DATA_DIR
+@click.argument("username")
+@click.option("--role", type=click.Choice(["researcher", "owner", "regulator", "admin"]), required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              envvar="SANDBOX_NEW_PASSWORD", help="Prompted when not given (or env SANDBOX_NEW_PASSWORD).")
+@click.option("--json", "as_json", is_flag=True)
+def users_add(data_dir: Path | None, username: str, role: str, password: str, as_json: bool) -> None:
+    """Create USERNAME with ROLE; prints the API token once (only its hash is stored)."""
+    from sandbox.operations import SandboxAdmin
+    from sandbox.service import Sandbox
+    from sandbox.workspace import Workspace
+
+    try:
+        user, token = SandboxAdmin(Sandbox(Workspace.open(data_dir))).create_user(username, role, password)
+    except SandboxError as err:
+        fail(err.message)
+    if as_json:
+        click.echo(json.dumps({"username": user.username, "role": user.role, "token": token}))
+    else:
+        click.echo(f"created {user.role} {user.username}; API token (shown once): {token}")
+
+
+def _add_command_groups() -> None:
+    from sandbox.cli_audit import audit, keys_group
+
     cli.add_command(audit)
     cli.add_command(keys_group)
 
 
-_add_optional_groups()
+_add_command_groups()
 
 
 def main() -> None:
