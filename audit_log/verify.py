@@ -31,7 +31,7 @@ import os
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from audit_log.checkpoint import Checkpoint, LogKey, load_log_keys, open_checkpoint
@@ -55,6 +55,7 @@ class VerifyReport:
     origin: str
     checkpoints: int
     unsigned_tail: int
+    encoding_checked: bool = True
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -66,6 +67,7 @@ class VerifyReport:
             "origin": self.origin,
             "checkpoints": self.checkpoints,
             "unsigned_tail": self.unsigned_tail,
+            "encoding_checked": self.encoding_checked,
         }
 
 
@@ -110,13 +112,38 @@ class _Chunk:
     snapshots: dict[int, list[Piece]] = field(default_factory=dict)
 
 
+def _seq_prev_light(line: bytes) -> tuple[int, bytes]:
+    """``seq`` and ``prev`` of a line without decoding it (integrity-only mode).
+
+    In canonical JSON a quote inside a string is always escaped, so ``"seq":`` and
+    ``"prev":"`` occur only as keys, and the top-level ones are the last occurrences
+    (they sort after ``details``). Raises ``EntryError`` if either is missing.
+    """
+    at = line.rfind(b'"seq":')
+    end = at + 6
+    while end < len(line) and 48 <= line[end] <= 57:
+        end += 1
+    p = line.rfind(b'"prev":"')
+    if at < 0 or end == at + 6 or p < 0 or line[p + 72 : p + 73] != b'"':
+        raise EntryError("no top-level seq and prev")
+    try:
+        return int(line[at + 6 : end]), bytes.fromhex(line[p + 8 : p + 72].decode())
+    except (ValueError, UnicodeDecodeError):
+        raise EntryError("prev is not 64 hex digits") from None
+
+
 def _scan_chunk(
-    lines: Sequence[bytes], first_index: int, problem: str | None, wanted: frozenset[int]
+    lines: Sequence[bytes],
+    first_index: int,
+    problem: str | None,
+    wanted: frozenset[int],
+    encoding: bool = True,
 ) -> _Chunk:
     """Check encoding, seq and chain links of ``lines`` and build their compact range.
 
     Stops checking at the first anomaly (the caller classifies it), but keeps hashing so
-    that the pieces stay complete.
+    that the pieces stay complete. ``encoding=False`` skips the canonical-JSON check
+    (integrity only: order, chain, tree and signatures are still checked).
     """
     chunk = _Chunk(first_index, len(lines))
     pieces, snapshots = chunk.pieces, chunk.snapshots
@@ -126,12 +153,15 @@ def _scan_chunk(
         leaf = _sha256(LEAF_PREFIX + line).digest()
         if checking:
             try:
-                obj = check_canonical(line)
-                prev = bytes.fromhex(obj["prev"])
+                if encoding:
+                    obj = check_canonical(line)
+                    seq, prev = obj["seq"], bytes.fromhex(obj["prev"])
+                else:
+                    seq, prev = _seq_prev_light(line)
             except EntryError as exc:
                 chunk.bad, chunk.bad_encoding, checking = i, str(exc), False
             else:
-                if obj["seq"] != first_index + i:
+                if seq != first_index + i:
                     chunk.bad, checking = i, False
                 elif i == 0:
                     chunk.first_prev = prev
@@ -168,13 +198,19 @@ def _count_lines(path: str, start: int, end: int) -> int:
 
 
 def _scan_range(
-    path: str, start: int, end: int, first_index: int, final: bool, wanted: frozenset[int]
+    path: str,
+    start: int,
+    end: int,
+    first_index: int,
+    final: bool,
+    wanted: frozenset[int],
+    encoding: bool = True,
 ) -> _Chunk:
     with open(path, "rb") as fh:
         fh.seek(start)
         data = fh.read(end - start)
     lines, problem = _split_lines(data, final)
-    return _scan_chunk(lines, first_index, problem, wanted)
+    return _scan_chunk(lines, first_index, problem, wanted, encoding)
 
 
 # --------------------------------------------------------------------------- classification
@@ -396,12 +432,14 @@ def verify_lines(
     checkpoint_notes: Sequence[str],
     *,
     origin: str | None = None,
+    encoding: bool = True,
 ) -> VerifyReport:
     """Verify in-memory entry lines (without newlines). Raises ``VerificationError``."""
     cps = _load_checkpoints(checkpoint_notes, load_log_keys(public_keys), origin)
     wanted = frozenset(cp.size for cp in cps)
-    chunk = _scan_chunk(lines, 0, None, wanted)
-    return _verify_chunks([chunk], cps, lambda: _Records(lines))
+    chunk = _scan_chunk(lines, 0, None, wanted, encoding)
+    report = _verify_chunks([chunk], cps, lambda: _Records(lines))
+    return replace(report, encoding_checked=encoding)
 
 
 def default_checkpoint_path(log_path: Path) -> Path:
@@ -423,19 +461,23 @@ def _ranges(path: Path, pieces: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def _scan_file(path: Path, cps: list[Checkpoint], workers: int | None) -> list[_Chunk]:
+def _scan_file(
+    path: Path, cps: list[Checkpoint], workers: int | None, encoding: bool
+) -> list[_Chunk]:
     file_size = path.stat().st_size
     if workers is None:
         workers = (os.cpu_count() or 1) if file_size >= _PARALLEL_MIN_BYTES else 1
     wanted = frozenset(cp.size for cp in cps)
     if workers <= 1 or file_size == 0:
-        return [_scan_range(str(path), 0, file_size, 0, True, wanted)]
+        return [_scan_range(str(path), 0, file_size, 0, True, wanted, encoding)]
     ranges = _ranges(path, workers * 4)
     with ProcessPoolExecutor(max_workers=workers) as pool:
         counts = list(pool.map(_count_lines, [str(path)] * len(ranges), *zip(*ranges, strict=True)))
         firsts = [sum(counts[:k]) for k in range(len(ranges))]
         futures = [
-            pool.submit(_scan_range, str(path), a, b, firsts[k], k == len(ranges) - 1, wanted)
+            pool.submit(
+                _scan_range, str(path), a, b, firsts[k], k == len(ranges) - 1, wanted, encoding
+            )
             for k, (a, b) in enumerate(ranges)
         ]
         return [f.result() for f in futures]
@@ -454,12 +496,17 @@ def verify_file(
     *,
     origin: str | None = None,
     workers: int | None = None,
+    encoding: bool = True,
 ) -> VerifyReport:
     """Verify an exported log file; checkpoints default to ``LOG.checkpoint`` beside it.
 
     Large files are scanned by ``workers`` processes (default: one per CPU above 32 MB),
     each checking a run of lines and hashing it into aligned Merkle subtrees that the
-    parent combines. Raises ``VerificationError`` with ``kind`` and ``seq``.
+    parent combines. ``encoding=False`` (CLI ``--integrity-only``) skips the per-entry
+    canonical-JSON check, about 90% of the CPU time: order, chain, tree and signatures
+    are still fully checked, so any change to the signed bytes is still caught; what is
+    no longer caught is a non-canonical entry written (and signed) by the log itself.
+    Raises ``VerificationError`` with ``kind`` and ``seq``.
     """
     path = Path(log_path)
     if checkpoint_paths is None:
@@ -474,5 +521,6 @@ def verify_file(
                 "bad_signature", None, f"cannot read checkpoint {cp_path}: {exc}"
             ) from None
     cps = _load_checkpoints(notes, load_log_keys(public_keys), origin)  # fail fast
-    chunks = _scan_file(path, cps, workers)
-    return _verify_chunks(chunks, cps, lambda: _file_records(path))
+    chunks = _scan_file(path, cps, workers, encoding)
+    report = _verify_chunks(chunks, cps, lambda: _file_records(path))
+    return replace(report, encoding_checked=encoding)

@@ -2,6 +2,8 @@
 
     python bench/bench_audit.py --entries 1000000          # the issue's targets
     python bench/bench_audit.py --entries 20000 --single 1000   # quick run
+    python bench/bench_audit.py --entries 1000000 --keep        # prints the scratch folder
+    python bench/bench_audit.py --entries 1000000 --reuse DIR   # rerun without rebuilding
 
 Measures, on the workspace's own storage setup (SQLite WAL, ``synchronous=FULL``, so each
 COMMIT is fsynced before it returns):
@@ -9,7 +11,9 @@ COMMIT is fsynced before it returns):
 * durable single appends/s: each append is its own BEGIN IMMEDIATE … COMMIT;
 * batched appends/s: ``--batch`` entries per committed transaction;
 * building a log of ``--entries`` entries, exporting it, verifying the export offline
-  (``audit_log.verify.verify_file``, as ``sandbox audit verify`` does);
+  (``audit_log.verify.verify_file``, as ``sandbox audit verify`` does), in full and with
+  ``--integrity-only``; wall time and CPU time of all processes (CPU time is what other
+  load on a shared machine distorts least);
 * inclusion and consistency proof generation at that size (median and p99 over
   ``--proofs`` random indices), plus checking each proof.
 
@@ -25,6 +29,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -145,6 +150,30 @@ def build(conn: sqlite3.Connection, n: int, report_every: int = 100_000) -> floa
     return time.perf_counter() - start
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the verify workers): a figure
+    that other load on the machine inflates far less than wall time."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+def fsync_rate(folder: Path, n: int = 300) -> float:
+    """Raw small-write fsyncs per second on the scratch disk: the ceiling for durable
+    single appends (one fsync per COMMIT in WAL mode)."""
+    path = folder / "fsync.probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        start = time.perf_counter()
+        for _ in range(n):
+            os.write(fd, b"x" * 512)
+            os.fsync(fd)
+        return n / (time.perf_counter() - start)
+    finally:
+        os.close(fd)
+        path.unlink()
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -195,6 +224,9 @@ def main() -> None:
         "targets": {"durable_appends_per_s": 2000, "verify_1m_s": 30, "inclusion_proof_ms": 2},
     }
     try:
+        results["fsync_per_s"] = round(fsync_rate(scratch))
+        for stale in [*scratch.glob("single.db*"), *scratch.glob("batched.db*")]:
+            stale.unlink()  # a --reuse run measures appends on fresh databases
         print("durable single appends …", file=sys.stderr)
         results["durable_single_appends_per_s"] = round(
             bench_single(scratch / "single.db", args.single)
@@ -223,9 +255,18 @@ def main() -> None:
         results["export_bytes"] = (scratch / "log.jsonl").stat().st_size
 
         print("verifying the export …", file=sys.stderr)
+        cpu_before = _cpu_seconds()
         start = time.perf_counter()
         report = verify_file(scratch / "log.jsonl", [signer.public_key_pem()], workers=args.workers)
         results["verify_s"] = round(time.perf_counter() - start, 2)
+        results["verify_cpu_s"] = round(_cpu_seconds() - cpu_before, 1)
+        cpu_before = _cpu_seconds()
+        start = time.perf_counter()
+        verify_file(
+            scratch / "log.jsonl", [signer.public_key_pem()], workers=args.workers, encoding=False
+        )
+        results["verify_integrity_only_s"] = round(time.perf_counter() - start, 2)
+        results["verify_integrity_only_cpu_s"] = round(_cpu_seconds() - cpu_before, 1)
         results["verify_workers"] = args.workers or "auto"
         assert report.entries == exported.entries == args.entries
 
@@ -270,6 +311,7 @@ def main() -> None:
             print(f"kept {scratch}", file=sys.stderr)
 
     rows = [
+        ("raw fsyncs/s on this disk (ceiling)", results["fsync_per_s"], ""),
         ("durable single appends/s", results["durable_single_appends_per_s"], "≥ 2,000"),
         (
             f"durable batched appends/s (batch {args.batch})",
@@ -279,6 +321,14 @@ def main() -> None:
         (f"build {results['entries']:,} entries (s)", results["build_s"], ""),
         ("export (s)", results["export_s"], ""),
         (f"verify {results['entries']:,} entries (s)", results["verify_s"], "< 30 for 1M"),
+        ("verify CPU time, all processes (s)", results["verify_cpu_s"], ""),
+        ("verify --integrity-only (s)", results["verify_integrity_only_s"], ""),
+        ("verify --integrity-only CPU time (s)", results["verify_integrity_only_cpu_s"], ""),
+        (
+            "load average at start / end",
+            f"{results['load_average_at_start'][0]:.1f} / {results['load_average_at_end'][0]:.1f}",
+            "",
+        ),
         (
             "inclusion proof median / p99 (ms)",
             f"{results['inclusion_proof_ms']['median']} / {results['inclusion_proof_ms']['p99']}",

@@ -265,7 +265,13 @@ class KeyRing:
     def _refresh(self) -> None:
         stamp = self._file_stamp()
         if stamp != self._stamp:
-            self._data = self._load(self.keys_dir / RING_FILE)
+            data = self._load(self.keys_dir / RING_FILE)
+            if data["check"] != self._data["check"]:
+                raise PassphraseError(
+                    f"the key ring in {self.keys_dir} was re-sealed under another passphrase "
+                    "since this process opened it: reopen it (restart the server)"
+                )
+            self._data = data
             self._stamp = stamp
 
     @contextlib.contextmanager
@@ -274,6 +280,11 @@ class KeyRing:
         with _locked(self.keys_dir):
             path = self.keys_dir / RING_FILE
             data = self._load(path)
+            if data["check"] != self._data["check"]:
+                raise PassphraseError(
+                    f"the key ring in {self.keys_dir} was re-sealed under another passphrase "
+                    "since this process opened it: reopen it"
+                )
             yield data
             _write_private_file(path, self._dump(data))
             self._data = data

@@ -133,7 +133,8 @@ def _totals_where(conn: sqlite3.Connection, where: str, args: tuple[Any, ...],
         f"FROM ledger l {join} WHERE {where}",
         args,
     ).fetchone()
-    return Totals(*(float(x) for x in row[:6]), releases=int(row[6]))
+    e, d, r, rd, oe, od = (float(x) for x in row[:6])
+    return Totals(e, d, r, rd, oe, od, releases=int(row[6]))
 
 
 def approval_totals(conn: sqlite3.Connection, approval_id: int) -> Totals:

@@ -9,6 +9,7 @@ refusal names the field and the line of the file so the owner can fix it at once
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -128,8 +129,12 @@ def load_policy(path: str | Path) -> DatasetPolicy:
     return parse_policy(text, str(path))
 
 
+@functools.lru_cache(maxsize=512)
 def parse_policy(text: str, path: str = "<policy>") -> DatasetPolicy:
-    """Parse and check a policy on its own (the data is checked by :func:`check_against`)."""
+    """Parse and check a policy on its own (the data is checked by :func:`check_against`).
+
+    Cached: stored versions are re-read on every query and their policy text never changes.
+    """
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -106,7 +106,8 @@ def preview_query(sb: Sandbox, user: User, req: PreviewRequest) -> dict[str, Any
     affordable = within_cap and privacy.fits(budget.totals, p.charge, budget.epsilon_total,
                                              budget.delta_total, pure=budget.pure_dp)
     body = p.as_dict()
-    for col in body["columns"].values():  # type: ignore[union-attr]
+    columns: dict[str, dict[str, Any]] = body["columns"]  # type: ignore[assignment]
+    for col in columns.values():
         col["half_width"] = _num(col["half_width"])
     return {
         "preview": True,

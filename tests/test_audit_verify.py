@@ -330,3 +330,62 @@ def test_compact_ranges_of_any_split_give_the_rfc_root(size, cuts):
         for piece in local:
             _push(stack, *piece)
     assert _fold(stack) == tree.root(size, tree.leaves_node_reader(leaves))
+
+
+@pytest.mark.parametrize(
+    ("damage", "kind", "seq"),
+    [
+        (
+            lambda L: L.__setitem__(450, L[450].replace(b'"time":"2025', b'"time":"2024')),
+            "edited",
+            450,
+        ),
+        (lambda L: L.__delitem__(299), "deleted", 299),
+        (lambda L: L.__setitem__(slice(149, 151), [L[150], L[149]]), "reordered", 149),
+        (lambda L: L.insert(500, L[800]), "inserted", 500),
+        (lambda L: L.__delitem__(slice(1100, None)), "truncated", 1100),
+        (lambda L: L.__setitem__(900, b"garbage"), "bad_encoding", 900),
+    ],
+)
+def test_integrity_only_mode_still_catches_every_change(exported, tmp_path, damage, kind, seq):
+    lines = list(exported["lines"])
+    assert (
+        verify_lines(lines, [exported["pem"]], [exported["note"]], encoding=False).encoding_checked
+        is False
+    )
+    damage(lines)
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(b"\n".join(lines) + b"\n")
+    (tmp_path / "log.checkpoint").write_text(exported["note"])
+    for workers in (1, 2):
+        with pytest.raises(VerificationError) as info:
+            verify_file(log, [exported["pem"]], workers=workers, encoding=False)
+        assert (info.value.kind, info.value.seq) == (kind, seq)
+
+
+def test_integrity_only_mode_does_not_see_a_signed_non_canonical_entry(exported):
+    """The trade-off, pinned: a whitespace-padded entry signed by the log passes only in
+    integrity-only mode."""
+    from audit_log.hashing import hash_leaf
+    from audit_log.tree import RootBuilder
+
+    lines = [
+        line.replace(b'"action":', b'"action": ', 1) if i == 3 else line
+        for i, line in enumerate(exported["lines"][:10])
+    ]
+    # fix the chain and re-sign, as a misbehaving log would
+    from audit_log.entry import chain_hash
+
+    fixed, prev = [], bytes(32)
+    for line in lines:
+        line = line.replace(json.loads(line)["prev"].encode(), prev.hex().encode())
+        fixed.append(line)
+        prev = chain_hash(prev, hash_leaf(line))
+    builder = RootBuilder()
+    for line in fixed:
+        builder.push(hash_leaf(line))
+    note = sign_checkpoint(Checkpoint(ORIGIN, 10, builder.root()), exported["ring"].log_signer())
+    assert verify_lines(fixed, [exported["pem"]], [note], encoding=False).entries == 10
+    with pytest.raises(VerificationError) as info:
+        verify_lines(fixed, [exported["pem"]], [note])
+    assert (info.value.kind, info.value.seq) == ("bad_encoding", 3)

@@ -236,6 +236,11 @@ def test_owner_approves_an_application_and_sees_it_in_budgets(page, live):
     assert "0 / 3" in row.locator(".budget-text").inner_text()
     assert live.sb.conn().execute("SELECT scope_json FROM approvals WHERE id = ?",
                                   (approval_id,)).fetchone()[0].count("age") == 0
+    # Some use of both approvals, so the usage chart in the screenshot has something to show.
+    for approval, sql in ((approval_id, "SELECT district, AVG(income) AS mean_income FROM residents GROUP BY district"),
+                          (live.creds["researcher"]["approval_id"],
+                           "SELECT department, COUNT(*) AS visits FROM clinic_visits GROUP BY department")):
+        live.sb.run_query(researcher, QueryRequest(approval, sql, 0.4))
     page.goto(live.url("/owner"))
     shoot(page, "owner")
 

@@ -220,6 +220,7 @@ def test_language_switch_ignores_unknown_languages_and_foreign_targets(app):
 
 
 def test_catalogs_translate_every_message():
+    from babel.messages.mofile import read_mo
     from babel.messages.pofile import read_po
 
     from sandbox.web.i18n import TRANSLATIONS_DIR
@@ -233,8 +234,9 @@ def test_catalogs_translate_every_message():
         po = read(TRANSLATIONS_DIR / locale / "LC_MESSAGES" / "messages.po")
         done = {m.id for m in po if m.id and m.string and not m.fuzzy}
         assert ids <= done, (locale, sorted(ids - done)[:5])
-        mo = TRANSLATIONS_DIR / locale / "LC_MESSAGES" / "messages.mo"
-        assert mo.stat().st_mtime >= (TRANSLATIONS_DIR / locale / "LC_MESSAGES" / "messages.po").stat().st_mtime - 1
+        with open(TRANSLATIONS_DIR / locale / "LC_MESSAGES" / "messages.mo", "rb") as fh:
+            compiled = {m.id: m.string for m in read_mo(fh) if m.id}
+        assert compiled == {m.id: m.string for m in po if m.id}, f"{locale}: run pybabel compile"
 
 
 # -- researcher ------------------------------------------------------------------------------------

@@ -182,7 +182,7 @@ def summarize(p) -> dict[str, str]:
         "kinds": ",".join(m.kind for m in p.measurements),
         "groups": str(len(p.group_keys)),
         "public": "yes" if all(k.public_domain is not None for k in p.group_keys) else "no",
-        "bounded": "yes" if "__ranked" in p.engine_sql() else "no",
+        "bounded": "yes" if "__kept" in p.engine_sql() else "no",
         "l0": str(p.max_partitions),
         "linf": str(p.max_rows_per_partition),
         "outputs": str(sum(1 for o in p.outputs if not o.hidden)),

@@ -248,3 +248,12 @@ def test_verifier_keys_whose_base64_contains_plus_parse():
             assert keys.VerifierKey.parse(vkey).public_key == signer.public_key_bytes
             seen += 1
     assert seen > 0
+
+
+def test_a_ring_resealed_elsewhere_is_refused_clearly(ring, tmp_path):
+    ring.log_signer()
+    other = KeyRing.open_or_create(tmp_path / "keys", b"correct horse")
+    other.change_passphrase(b"new one", scrypt_n=N)
+    with pytest.raises(PassphraseError, match="re-sealed"):
+        ring.signer("owner:new")
+    assert KeyRing.open_or_create(tmp_path / "keys", b"new one").log_signer()

@@ -125,16 +125,6 @@ def signed_in() -> User:
     return user
 
 
-def login_required(view: Callable) -> Callable:
-    @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any):
-        if current_user() is None:
-            return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
-        return view(*args, **kwargs)
-
-    return wrapped
-
-
 def role_required(*roles: str) -> Callable[[Callable], Callable]:
     """Signed in, with one of ``roles``; another role gets the friendly 403 page."""
 
