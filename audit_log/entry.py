@@ -127,6 +127,20 @@ def _mark_floats(value: Any, floats: list[float]) -> Any:
     raise EntryError(f"{type(value).__name__} is not JSON data")
 
 
+_FLOAT_TEXT: dict[float, str] = {}
+
+
+def _float_text(number: float) -> str:
+    """RFC 8785 text of a float, printed by ``rfc8785`` and remembered (ε and δ repeat)."""
+    text = _FLOAT_TEXT.get(number)
+    if text is None:
+        text = rfc8785.dumps(number).decode()  # raises for NaN and infinities
+        if len(_FLOAT_TEXT) > 10_000:
+            _FLOAT_TEXT.clear()
+        _FLOAT_TEXT[number] = text
+    return text
+
+
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 (JCS) bytes of JSON data; equal to ``rfc8785.dumps(value)``.
 
@@ -145,7 +159,7 @@ def canonical_json(value: Any) -> bytes:
         if _ASTRAL_RE.search(text):
             return rfc8785.dumps(value)
         for i, number in enumerate(floats):
-            text = text.replace(f'"{_MARK_ESCAPED}{i}"', rfc8785.dumps(number).decode(), 1)
+            text = text.replace(f'"{_MARK_ESCAPED}{i}"', _float_text(number), 1)
         return text.encode()
     except (UnicodeEncodeError, ValueError) as exc:  # rfc8785 errors are ValueErrors
         raise EntryError(f"not encodable as RFC 8785: {exc}") from None
@@ -192,18 +206,25 @@ _FLOAT_CLOSE_JSON: Final = f'\\u0000{_MARK_HEX}>"'
 _FLOAT_TOKEN_RE: Final = re.compile(
     re.escape(_FLOAT_OPEN_JSON) + '([^\\\\"]*)' + re.escape(_FLOAT_CLOSE_JSON)
 )
-_DIGITS_MARKED: Final = bytes.maketrans(b"0123456789", b"\x01" * 10)  # cheap pre-filter
+# One translation marks digits (\x01) and UTF-8 lead bytes of characters beyond U+FFFF
+# (\x02): canonical JSON has no raw control bytes, so the marks cannot collide.
+_SPECIAL_MARKED: Final = bytes.maketrans(
+    b"0123456789" + bytes(range(0xF0, 0xF5)), b"\x01" * 10 + b"\x02" * 5
+)
 _SIXTEEN_DIGITS: Final = b"\x01" * 16
-_ASTRAL_LEAD_BYTES: Final = bytes(range(0xF0, 0xF5))  # UTF-8 lead bytes beyond U+FFFF
 _CANONICAL_FLOATS: set[str] = set()
 _DIGIT_BYTES: Final = frozenset(b"0123456789")
 
 
-def _has_big_int(data: bytes) -> bool:
-    """Could ``data`` hold an integer token of 16+ digits (beyond 2^53, so a double in
-    RFC 8785)? A C-speed scan for 16-digit runs, then a look at the bytes around each run
-    (a number token follows ``:``, ``,`` or ``[`` and is followed by ``,``, ``]`` or ``}``)."""
-    marked = data.translate(_DIGITS_MARKED)
+def _needs_rfc8785(data: bytes) -> bool:
+    """Must ``data`` be re-encoded by ``rfc8785`` itself? True when it holds a character
+    beyond U+FFFF (keys then sort by UTF-16 units, not code points) or could hold an
+    integer token of 16+ digits (beyond 2^53, a double in RFC 8785). C-speed scans, then a
+    look at the bytes around each 16-digit run (a number token follows ``:``, ``,`` or
+    ``[`` and is followed by ``,``, ``]`` or ``}``)."""
+    marked = data.translate(_SPECIAL_MARKED)
+    if b"\x02" in marked:
+        return True
     pos = marked.find(_SIXTEEN_DIGITS)
     while pos >= 0:
         start = pos
@@ -260,7 +281,7 @@ class _Checker:
         if not isinstance(obj, dict):
             raise EntryError("an entry is a JSON object")
         try:
-            if _has_big_int(line) or len(line.translate(None, _ASTRAL_LEAD_BYTES)) != len(line):
+            if _needs_rfc8785(line):
                 # integers beyond 2^53 are doubles; keys beyond U+FFFF sort by UTF-16
                 expected = rfc8785.dumps(
                     json.loads(text, parse_int=_int_or_double, parse_constant=_parse_constant)

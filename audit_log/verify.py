@@ -37,7 +37,7 @@ from pathlib import Path
 from audit_log.checkpoint import Checkpoint, LogKey, load_log_keys, open_checkpoint
 from audit_log.entry import ZERO_CHAIN, check_canonical
 from audit_log.errors import CheckpointError, EntryError, VerificationError
-from audit_log.hashing import LEAF_PREFIX, empty_root, hash_children
+from audit_log.hashing import LEAF_PREFIX, NODE_PREFIX, empty_root, hash_children
 
 _ZERO32 = ZERO_CHAIN
 _PARALLEL_MIN_BYTES = 32 * 1024 * 1024
@@ -85,6 +85,30 @@ def _push(stack: list[Piece], level: int, start: int, h: bytes) -> None:
         h = hash_children(top_hash, h)
         level, start = level + 1, top_start
     stack.append((level, start, h))
+
+
+def _perfect_root(leaves: Sequence[bytes]) -> bytes:
+    """Root of a perfect subtree (len(leaves) a power of two), level by level."""
+    level = list(leaves)
+    sha256, node = _sha256, NODE_PREFIX
+    while len(level) > 1:
+        level = [sha256(node + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+    return level[0]
+
+
+def _pieces(leaves: Sequence[bytes], first_index: int) -> list[Piece]:
+    """The leaves ``first_index ..`` as maximal aligned perfect subtrees, left to right
+    (the compact range of transparency-dev/merkle), which ``_push`` can merge in order."""
+    out: list[Piece] = []
+    pos, end = first_index, first_index + len(leaves)
+    while pos < end:
+        size = pos & -pos if pos else 1 << (end - pos).bit_length()
+        while size > end - pos:
+            size >>= 1
+        at = pos - first_index
+        out.append((size.bit_length() - 1, pos, _perfect_root(leaves[at : at + size])))
+        pos += size
+    return out
 
 
 def _fold(stack: Sequence[Piece]) -> bytes:
@@ -141,40 +165,39 @@ def _scan_chunk(
 ) -> _Chunk:
     """Check encoding, seq and chain links of ``lines`` and build their compact range.
 
-    Stops checking at the first anomaly (the caller classifies it), but keeps hashing so
-    that the pieces stay complete. ``encoding=False`` skips the canonical-JSON check
+    Stops checking at the first anomaly (the caller classifies it); the leaves are all
+    hashed first so that the pieces stay complete. ``encoding=False`` skips the canonical-JSON check
     (integrity only: order, chain, tree and signatures are still checked).
     """
     chunk = _Chunk(first_index, len(lines))
-    pieces, snapshots = chunk.pieces, chunk.snapshots
+    leaves = [_sha256(LEAF_PREFIX + line).digest() for line in lines]
     chain = _ZERO32
-    checking = True
     for i, line in enumerate(lines):
-        leaf = _sha256(LEAF_PREFIX + line).digest()
-        if checking:
-            try:
-                if encoding:
-                    obj = check_canonical(line)
-                    seq, prev = obj["seq"], bytes.fromhex(obj["prev"])
-                else:
-                    seq, prev = _seq_prev_light(line)
-            except EntryError as exc:
-                chunk.bad, chunk.bad_encoding, checking = i, str(exc), False
+        try:
+            if encoding:
+                obj = check_canonical(line)
+                seq, prev = obj["seq"], bytes.fromhex(obj["prev"])
             else:
-                if seq != first_index + i:
-                    chunk.bad, checking = i, False
-                elif i == 0:
-                    chunk.first_prev = prev
-                    if first_index == 0 and prev != _ZERO32:
-                        chunk.bad, checking = 0, False
-                elif prev != chain:
-                    chunk.bad, checking = i, False
-                chain = _sha256(prev + leaf).digest()
-        _push(pieces, 0, first_index + i, leaf)
-        if first_index + i + 1 in wanted:
-            snapshots[first_index + i + 1] = list(pieces)
+                seq, prev = _seq_prev_light(line)
+        except EntryError as exc:
+            chunk.bad, chunk.bad_encoding = i, str(exc)
+            break
+        if i == 0:
+            chunk.first_prev = prev
+        if (
+            seq != first_index + i
+            or (i == 0 and first_index == 0 and prev != _ZERO32)
+            or (i > 0 and prev != chain)
+        ):
+            chunk.bad = i
+            break
+        chain = _sha256(prev + leaves[i]).digest()
+    chunk.pieces = _pieces(leaves, first_index)
+    for size in wanted:
+        if first_index < size <= first_index + len(lines):
+            chunk.snapshots[size] = _pieces(leaves[: size - first_index], first_index)
     chunk.last_chain = chain
-    if problem and lines and checking:
+    if problem and lines and chunk.bad is None:
         chunk.bad, chunk.bad_encoding = len(lines) - 1, problem
     return chunk
 

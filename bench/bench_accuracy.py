@@ -201,7 +201,8 @@ def errors(runs: list[list[list[Any]]], truth: dict[tuple, float]) -> dict[str, 
             value = 0.0 if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
             abs_err.append(abs(value - true))
             rel_err.append(abs(value - true) / abs(true) if true else 0.0)
-    return {"mae": statistics.fmean(abs_err), "mre": statistics.fmean(rel_err)}
+    se = statistics.stdev(abs_err) / math.sqrt(len(abs_err)) if len(abs_err) > 1 else 0.0
+    return {"mae": statistics.fmean(abs_err), "mae_se": se, "mre": statistics.fmean(rel_err)}
 
 
 def run_smartnoise(python: Path, tables, runs: int, tmp: Path, epsilon: float = EPSILON) -> dict[str, Any]:
@@ -276,7 +277,7 @@ def latency(rows: int, runs: int, python: Path | None) -> dict[str, Any]:
 
 
 def table(acc: dict[str, Any], lat: dict[str, Any]) -> str:
-    head = ("| query | ε (total) | ours MAE | SmartNoise MAE | ours / SN | ours MRE | SN MRE "
+    head = ("| query | ε (total) | ours MAE ± se | SmartNoise MAE ± se | ours / SN | ours MRE | SN MRE "
             "| ours ms (core / service) | SN ms |")
     lines = [head, "|" + "---|" * 9]
     for name, *_ in QUERIES:
@@ -284,9 +285,11 @@ def table(acc: dict[str, Any], lat: dict[str, Any]) -> str:
         sn = a.get("smartnoise", {})
         def f(x, spec=".4g"):
             return "n/a" if x is None else format(x, spec)
+        ours = a.get("ours", {})
         lines.append(
-            f"| {name} | {f(a.get('epsilon'), 'g')} | {f(a.get('ours', {}).get('mae'))} | "
-            f"{f(sn.get('mae')) if 'mae' in sn else 'unsupported'} | {f(a.get('error_ratio'), '.2f')} | "
+            f"| {name} | {f(a.get('epsilon'), 'g')} | {f(ours.get('mae'))} ± {f(ours.get('mae_se'), '.2g')} | "
+            + (f"{f(sn.get('mae'))} ± {f(sn.get('mae_se'), '.2g')}" if "mae" in sn else "unsupported")
+            + f" | {f(a.get('error_ratio'), '.2f')} | "
             f"{f(a.get('ours', {}).get('mre'), '.2e')} | {f(sn.get('mre'), '.2e') if 'mre' in sn else '—'} | "
             f"{f(lt.get('ours_core_ms'), '.1f')} / {f(lt.get('ours_service_ms'), '.1f')} | "
             f"{f(lt.get('smartnoise_ms'), '.0f')} |")

@@ -23,7 +23,7 @@ class Context:
         self,
         error: type[GuardError],
         message: str,
-        node: exp.Expression | None = None,
+        node: exp.Expr | None = None,
         *,
         code: str | None = None,
         keyword: str | None = None,

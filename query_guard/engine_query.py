@@ -36,14 +36,14 @@ HIST_BINS = 1024
 @dataclass(frozen=True)
 class EngineKey:
     column: str
-    expr: exp.Expression
+    expr: exp.Expr
     domain: tuple | None
 
 
 def build_engine_query(
     bases: Sequence[tuple[str, str]],  # (dataset name, alias)
-    join: tuple[str, exp.Expression] | None,  # (side, ON condition)
-    filters: Sequence[exp.Expression],
+    join: tuple[str, exp.Expr] | None,  # (side, ON condition)
+    filters: Sequence[exp.Expr],
     keys: Sequence[EngineKey],
     calls: Sequence[AggCall],
     values: dict[str, ValueSpec],
@@ -51,42 +51,47 @@ def build_engine_query(
 ) -> tuple[exp.Select, dict[str, dict[str, str]]]:
     """The engine query and, per measurement id, its stat name → result column."""
     needs_unit = bounding.needed or any(c.kind == "count_distinct" for c in calls)
-    src_items: list[exp.Expression] = []
+    src_items: list[exp.Expr] = []
     if needs_unit:
-        src_items.append(exp.alias_(bounding.unit.copy(), "__unit"))
+        src_items.append(exp.alias_(bounding.unit.copy(), "__unit", copy=False))
     if bounding.needed and bounding.rowid is not None:
-        src_items.append(exp.alias_(bounding.rowid.copy(), "__rowid"))
+        src_items.append(exp.alias_(bounding.rowid.copy(), "__rowid", copy=False))
     for key in keys:
-        src_items.append(exp.alias_(key.expr, key.column))
+        src_items.append(exp.alias_(key.expr, key.column, copy=False))
     value_column: dict[str, str] = {}
-    for index, call in enumerate(calls):
+    by_sql: dict[str, str] = {}  # AVG(x) and MEDIAN(x) share one clamped column
+    for call in calls:
         spec = values[call.id]
         if spec.expr is not None:
-            value_column[call.id] = f"__v{index}"
-            src_items.append(exp.alias_(spec.expr, f"__v{index}"))
+            text = spec.expr.sql("duckdb")
+            if text not in by_sql:
+                by_sql[text] = f"__v{len(by_sql)}"
+                src_items.append(exp.alias_(spec.expr, by_sql[text], copy=False))
+            value_column[call.id] = by_sql[text]
     if not src_items:
-        src_items.append(exp.alias_(exp.Literal.number(1), "__one"))
+        src_items.append(exp.alias_(exp.Literal.number(1), "__one", copy=False))
 
     name0, alias0 = bases[0]
     src = exp.select(*src_items, copy=False).from_(
-        exp.alias_(exp.to_table(name0), alias0, table=True), copy=False
+        exp.alias_(exp.to_table(name0), alias0, table=True, copy=False), copy=False
     )
     if join is not None:
         side, on = join
         name1, alias1 = bases[1]
         src = src.join(
-            exp.alias_(exp.to_table(name1), alias1, table=True),
+            exp.alias_(exp.to_table(name1), alias1, table=True, copy=False),
             on=on,
             join_type=side.lower() or None,
             copy=False,
         )
     if filters:
-        src = src.where(exp.and_(*[exp.paren(f, copy=False) for f in filters], copy=False),
-                        copy=False)
+        src = src.where(
+            exp.and_(*[exp.paren(f, copy=False) for f in filters], copy=False), copy=False
+        )
 
     domain_filter = _domain_filter(keys)
     key_columns = [exp.column(k.column) for k in keys]
-    ctes: list[tuple[str, exp.Expression]] = [("__src", src)]
+    ctes: list[tuple[str, exp.Expr]] = [("__src", src)]
     if bounding.needed:
         columns = [item.alias for item in src_items]
         ctes += _bounding_ctes(columns, keys, bounding, domain_filter)
@@ -95,14 +100,14 @@ def build_engine_query(
         source, where = "__src", domain_filter
 
     stats: dict[str, dict[str, str]] = {}
-    outer_items: list[exp.Expression] = [c.copy() for c in key_columns]
-    outer_items.append(exp.alias_(exp.Count(this=exp.Star()), "__rows"))
+    outer_items: list[exp.Expr] = [c.copy() for c in key_columns]
+    outer_items.append(exp.alias_(exp.Count(this=exp.Star()), "__rows", copy=False))
     for call in calls:
         stats[call.id] = {}
         for stat, expression in _stats(call, value_column.get(call.id), values[call.id]):
             column = f"__{call.id}_{stat}"
             stats[call.id][stat] = column
-            outer_items.append(exp.alias_(expression, column))
+            outer_items.append(exp.alias_(expression, column, copy=False))
     query = exp.select(*outer_items, copy=False).from_(source, copy=False)
     if where is not None:
         query = query.where(where, copy=False)
@@ -116,9 +121,11 @@ def build_engine_query(
 
 
 def _bounding_ctes(
-    columns: list[str], keys: Sequence[EngineKey], bounding: Bounding,
-    domain_filter: exp.Expression | None,
-) -> list[tuple[str, exp.Expression]]:
+    columns: list[str],
+    keys: Sequence[EngineKey],
+    bounding: Bounding,
+    domain_filter: exp.Expr | None,
+) -> list[tuple[str, exp.Expr]]:
     """Contribution bounding as CTEs ``__keyed``, ``__groups``, ``__kept``.
 
     Equivalent to keeping rows with ``ROW_NUMBER() OVER (PARTITION BY unit, keys ORDER BY
@@ -131,57 +138,69 @@ def _bounding_ctes(
     seed = exp.Literal.string(bounding.seed)
     key_names = [k.column for k in keys]
     l0, linf = bounding.max_partitions, bounding.max_rows_per_partition
-    gh = _hash([exp.column(c) for c in key_names] + [seed.copy()]) if keys \
-        else exp.Literal.number(0)
-    keyed = exp.select(exp.Star(), exp.alias_(gh, "__gh"), copy=False).from_("__src",
-                                                                              copy=False)
+    gh = (
+        _hash([exp.column(c) for c in key_names] + [seed.copy()]) if keys else exp.Literal.number(0)
+    )
+    keyed = exp.select(exp.Star(), exp.alias_(gh, "__gh", copy=False), copy=False).from_(
+        "__src", copy=False
+    )
     if domain_filter is not None:
         keyed = keyed.where(domain_filter, copy=False)
 
     group_by = ["__unit", "__gh", *key_names]
-    groups = exp.select(*[exp.column(c) for c in group_by],
-                        exp.alias_(exp.Count(this=exp.Star()), "__n"), copy=False)
+    groups = exp.select(
+        *[exp.column(c) for c in group_by],
+        exp.alias_(exp.Count(this=exp.Star()), "__n", copy=False),
+        copy=False,
+    )
     groups = groups.from_("__keyed", copy=False).group_by(
-        *[exp.column(c) for c in group_by], copy=False)
+        *[exp.column(c) for c in group_by], copy=False
+    )
     if keys:
         rank = exp.Window(
             this=exp.RowNumber(),
             partition_by=[exp.column("__unit")],
-            order=exp.Order(expressions=[exp.Ordered(this=exp.column(c))
-                                         for c in ["__gh", *key_names]]),
+            order=exp.Order(
+                expressions=[exp.Ordered(this=exp.column(c)) for c in ["__gh", *key_names]]
+            ),
         )
-        groups = groups.qualify(exp.LTE(this=rank, expression=exp.Literal.number(l0)),
-                                copy=False)
+        groups = groups.qualify(exp.LTE(this=rank, expression=exp.Literal.number(l0)), copy=False)
 
-    def joined(extra: exp.Expression) -> exp.Select:
+    def joined(extra: exp.Expr) -> exp.Select:
         on = exp.and_(*[_same(c) for c in group_by], copy=False)
-        return (exp.select(*[exp.column(c, table="k") for c in columns + ["__gh"]], copy=False)
-                .from_(exp.alias_(exp.to_table("__keyed"), "k", table=True), copy=False)
-                .join(exp.alias_(exp.to_table("__groups"), "g", table=True), on=on,
-                      copy=False)
-                .where(extra, copy=False))
+        return (
+            exp.select(*[exp.column(c, table="k") for c in columns + ["__gh"]], copy=False)
+            .from_(exp.alias_(exp.to_table("__keyed"), "k", table=True, copy=False), copy=False)
+            .join(
+                exp.alias_(exp.to_table("__groups"), "g", table=True, copy=False), on=on, copy=False
+            )
+            .where(extra, copy=False)
+        )
 
     n = exp.column("__n", table="g")
     small = joined(exp.LTE(this=n, expression=exp.Literal.number(linf)))
     row_number = exp.Window(
         this=exp.RowNumber(),
         partition_by=[exp.column("__unit", table="k"), exp.column("__gh", table="k")],
-        order=exp.Order(expressions=[
-            exp.Ordered(this=_hash([exp.column("__rowid", table="k"), seed.copy()])),
-            exp.Ordered(this=exp.column("__rowid", table="k")),
-        ]),
+        order=exp.Order(
+            expressions=[
+                exp.Ordered(this=_hash([exp.column("__rowid", table="k"), seed.copy()])),
+                exp.Ordered(this=exp.column("__rowid", table="k")),
+            ]
+        ),
     )
     big = joined(exp.GT(this=n.copy(), expression=exp.Literal.number(linf)))
-    big = big.select(exp.alias_(row_number, "__rn"), copy=False)
-    big_kept = (exp.select(*[exp.column(c) for c in columns + ["__gh"]], copy=False)
-                .from_(big.subquery("b", copy=False), copy=False)
-                .where(exp.LTE(this=exp.column("__rn"), expression=exp.Literal.number(linf)),
-                       copy=False))
+    big = big.select(exp.alias_(row_number, "__rn", copy=False), copy=False)
+    big_kept = (
+        exp.select(*[exp.column(c) for c in columns + ["__gh"]], copy=False)
+        .from_(big.subquery("b", copy=False), copy=False)
+        .where(exp.LTE(this=exp.column("__rn"), expression=exp.Literal.number(linf)), copy=False)
+    )
     kept = exp.union(small, big_kept, distinct=False, copy=False)
     return [("__keyed", keyed), ("__groups", groups), ("__kept", kept)]
 
 
-def _same(column: str) -> exp.Expression:
+def _same(column: str) -> exp.Expr:
     """``k.c IS NOT DISTINCT FROM g.c``: NULL units and NULL keys match like values."""
     left, right = exp.column(column, table="k"), exp.column(column, table="g")
     if column == "__gh":
@@ -189,22 +208,24 @@ def _same(column: str) -> exp.Expression:
     return exp.NullSafeEQ(this=left, expression=right)
 
 
-def _hash(args: list[exp.Expression]) -> exp.Expression:
+def _hash(args: list[exp.Expr]) -> exp.Expr:
     return exp.Anonymous(this="HASH", expressions=args)
 
 
-def _domain_filter(keys: Sequence[EngineKey]) -> exp.Expression | None:
+def _domain_filter(keys: Sequence[EngineKey]) -> exp.Expr | None:
     """Keep only rows whose public-domain keys are in the domain (the rest is never
     released, so they should not use up a person's L0 groups)."""
-    conditions: list[exp.Expression] = []
+    conditions: list[exp.Expr] = []
     for key in keys:
         if key.domain is None:
             continue
         present = [v for v in key.domain if v is not None]
         column = exp.column(key.column)
-        condition: exp.Expression = exp.In(
-            this=column, expressions=[_literal(v) for v in present]
-        ) if present else exp.false()
+        condition: exp.Expr = (
+            exp.In(this=column, expressions=[_literal(v) for v in present])
+            if present
+            else exp.false()
+        )
         if len(present) != len(key.domain):
             condition = exp.or_(
                 condition, exp.Is(this=column.copy(), expression=exp.Null()), copy=False
@@ -213,7 +234,7 @@ def _domain_filter(keys: Sequence[EngineKey]) -> exp.Expression | None:
     return exp.and_(*conditions, copy=False) if conditions else None
 
 
-def _literal(value: object) -> exp.Expression:
+def _literal(value: object) -> exp.Expr:
     if isinstance(value, bool):
         return exp.Boolean(this=value)
     if isinstance(value, (int, float)):
@@ -221,10 +242,9 @@ def _literal(value: object) -> exp.Expression:
     return exp.Literal.string(str(value))
 
 
-def _stats(call: AggCall, column: str | None, spec: ValueSpec
-           ) -> list[tuple[str, exp.Expression]]:
+def _stats(call: AggCall, column: str | None, spec: ValueSpec) -> list[tuple[str, exp.Expr]]:
     if call.kind == "count":
-        arg: exp.Expression = exp.Star() if column is None else exp.column(column)
+        arg: exp.Expr = exp.Star() if column is None else exp.column(column)
         return [("count", exp.Count(this=arg))]
     assert column is not None
     value = exp.column(column)
@@ -232,31 +252,36 @@ def _stats(call: AggCall, column: str | None, spec: ValueSpec
         return [("count", exp.Count(this=exp.Distinct(expressions=[value])))]
     as_double = exp.TryCast(this=value.copy(), to=exp.DataType.build("DOUBLE"))
     fp = exp.Literal.number(spec.fixed_point)
-    out: list[tuple[str, exp.Expression]] = []
+    out: list[tuple[str, exp.Expr]] = []
     if call.kind == "quantile":
         return [("hist", _histogram(as_double, spec))]
     out.append(("sum", exp.Sum(this=_fixed(exp.Mul(this=as_double, expression=fp)))))
     if call.kind in ("variance", "stddev"):
-        square = exp.Mul(this=exp.Mul(this=as_double.copy(), expression=as_double.copy()),
-                         expression=fp.copy())
-        out.append(("sumsq", exp.Sum(this=_fixed(square))))
+        square = exp.Mul(
+            this=exp.Mul(this=as_double.copy(), expression=as_double.copy()), expression=fp.copy()
+        )
+        # PRIVACY: FLOOR (not ROUND) so a row's term never exceeds max(lo², hi²) × fp.
+        out.append(("sumsq", exp.Sum(this=_fixed(square, floor=True))))
     if call.kind in ("mean", "variance", "stddev"):
         out.append(("count", exp.Count(this=value.copy())))
     return out
 
 
-def _fixed(expr: exp.Expression) -> exp.Expression:
-    return exp.TryCast(this=exp.Round(this=expr), to=exp.DataType.build("BIGINT"))
+def _fixed(expr: exp.Expr, *, floor: bool = False) -> exp.Expr:
+    rounded = exp.Floor(this=expr) if floor else exp.Round(this=expr)
+    return exp.TryCast(this=rounded, to=exp.DataType.build("BIGINT"))
 
 
-def _histogram(value: exp.Expression, spec: ValueSpec) -> exp.Expression:
+def _histogram(value: exp.Expr, spec: ValueSpec) -> exp.Expr:
     lo, hi = float(spec.lower or 0.0), float(spec.upper or 0.0)
     if hi <= lo:
-        bin_expr: exp.Expression = exp.Literal.number(0)
+        bin_expr: exp.Expr = exp.Literal.number(0)
     else:
         scaled = exp.Mul(
-            this=exp.Div(this=exp.paren(exp.Sub(this=value, expression=number(lo))),
-                         expression=number(hi - lo)),
+            this=exp.Div(
+                this=exp.paren(exp.Sub(this=value, expression=number(lo))),
+                expression=number(hi - lo),
+            ),
             expression=exp.Literal.number(HIST_BINS),
         )
         floored = exp.TryCast(this=exp.Floor(this=scaled), to=exp.DataType.build("INT"))

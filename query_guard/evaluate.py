@@ -22,19 +22,18 @@ from typing import Any
 
 from sqlglot import exp
 
+from query_guard import sql_values as sv
+from query_guard.sql_values import Unsupported
+
 Value = Any
 
 
-class Unsupported(Exception):
-    """The expression uses a construct this evaluator does not implement."""
-
-
-def evaluate(expression: exp.Expression, env: Mapping[str, Value]) -> Value:
+def evaluate(expression: exp.Expr, env: Mapping[str, Value]) -> Value:
     """Value of ``expression`` with ``Column`` names looked up in ``env``."""
     return _eval(expression, env)
 
 
-def _eval(node: exp.Expression, env: Mapping[str, Value]) -> Value:  # noqa: C901
+def _eval(node: exp.Expr, env: Mapping[str, Value]) -> Value:  # noqa: C901
     if isinstance(node, exp.Paren):
         return _eval(node.this, env)
     if isinstance(node, exp.Column):
@@ -73,10 +72,11 @@ def _eval(node: exp.Expression, env: Mapping[str, Value]) -> Value:  # noqa: C90
         v = _eval(node.this, env)
         decimals = node.args.get("decimals")
         n = 0 if decimals is None else int(_eval(decimals, env))
-        return None if v is None else _round_half_away(float(v), n)
+        return None if v is None else sv.round_half_away(float(v), n)
     if isinstance(node, (exp.Least, exp.Greatest)):
-        values = [v for v in (_eval(e, env) for e in [node.this, *node.expressions])
-                  if v is not None]
+        values = [
+            v for v in (_eval(e, env) for e in [node.this, *node.expressions]) if v is not None
+        ]
         if not values:
             return None
         return min(values) if isinstance(node, exp.Least) else max(values)
@@ -147,20 +147,20 @@ def _eval(node: exp.Expression, env: Mapping[str, Value]) -> Value:  # noqa: C90
         matched = re.fullmatch(regex, str(v), flags) is not None
         return not matched if node.args.get("negate") else matched
     if isinstance(node, (exp.Cast, exp.TryCast)):
-        return _cast(_eval(node.this, env), node.to)
+        return sv.cast(_eval(node.this, env), node.to)
     if isinstance(node, exp.Extract) or type(node) in _PARTS:
         part = node.this.name.upper() if isinstance(node, exp.Extract) else _PARTS[type(node)]
         v = _eval(node.expression if isinstance(node, exp.Extract) else node.this, env)
-        return None if v is None else _date_part(part, _as_date(v))
+        return None if v is None else sv.date_part(part, sv.as_date(v))
     if isinstance(node, (exp.TimestampTrunc, exp.DateTrunc)):
         v = _eval(node.this, env)
         unit = node.args.get("unit")
-        part = unit.name.upper() if isinstance(unit, exp.Expression) else str(unit).upper()
-        return None if v is None else _trunc_date(part, _as_date(v))
+        part = unit.name.upper() if isinstance(unit, exp.Expr) else str(unit).upper()
+        return None if v is None else sv.trunc_date(part, sv.as_date(v))
     if isinstance(node, exp.TimeToStr):
         v = _eval(node.this, env)
         fmt = _eval(node.args["format"], env)
-        return None if v is None else _as_date(v).strftime(fmt)
+        return None if v is None else sv.as_date(v).strftime(fmt)
     if isinstance(node, (exp.Upper, exp.Lower, exp.Length, exp.Trim)):
         v = _eval(node.this, env)
         if v is None:
@@ -174,9 +174,11 @@ def _eval(node: exp.Expression, env: Mapping[str, Value]) -> Value:  # noqa: C90
         return len(str(v))
     if isinstance(node, exp.DPipe):
         a, b = _eval(node.this, env), _eval(node.expression, env)
-        return None if a is None or b is None else _text(a) + _text(b)
+        return None if a is None or b is None else sv.text(a) + sv.text(b)
     if isinstance(node, exp.Concat):
-        return "".join(_text(v) for v in (_eval(e, env) for e in node.expressions) if v is not None)
+        return "".join(
+            sv.text(v) for v in (_eval(e, env) for e in node.expressions) if v is not None
+        )
     raise Unsupported(f"cannot evaluate {node.key}")
 
 
@@ -208,7 +210,7 @@ def _pow(a: Value, b: Value) -> Value:
     return math.nan if isinstance(result, complex) else result
 
 
-_ARITH = {
+_ARITH: dict[type[exp.Expr], Any] = {
     exp.Add: lambda a, b: a + b,
     exp.Sub: _sub,
     exp.Mul: lambda a, b: a * b,
@@ -218,7 +220,7 @@ _ARITH = {
     exp.Pow: _pow,
 }
 
-_UNARY = {
+_UNARY: dict[type[exp.Expr], Any] = {
     exp.Abs: abs,
     exp.Floor: lambda v: float(math.floor(v)),
     exp.Ceil: lambda v: float(math.ceil(v)),
@@ -226,7 +228,7 @@ _UNARY = {
     exp.Sqrt: lambda v: math.sqrt(v) if v >= 0 else math.nan,
 }
 
-_COMPARE = {
+_COMPARE: dict[type[exp.Expr], Any] = {
     exp.EQ: lambda a, b: a == b,
     exp.NEQ: lambda a, b: a != b,
     exp.GT: lambda a, b: a > b,
@@ -235,13 +237,19 @@ _COMPARE = {
     exp.LTE: lambda a, b: a <= b,
 }
 
-_PARTS = {
-    exp.Year: "YEAR", exp.Quarter: "QUARTER", exp.Month: "MONTH", exp.Day: "DAY",
-    exp.DayOfWeek: "DOW", exp.DayOfYear: "DOY", exp.Week: "WEEK", exp.WeekOfYear: "WEEK",
+_PARTS: dict[type[exp.Expr], str] = {
+    exp.Year: "YEAR",
+    exp.Quarter: "QUARTER",
+    exp.Month: "MONTH",
+    exp.Day: "DAY",
+    exp.DayOfWeek: "DOW",
+    exp.DayOfYear: "DOY",
+    exp.Week: "WEEK",
+    exp.WeekOfYear: "WEEK",
 }
 
 
-def _compare(op: type, a: Value, b: Value) -> Value:
+def _compare(op: type[exp.Expr], a: Value, b: Value) -> Value:
     if a is None or b is None:
         return None
     if isinstance(a, dt.date) and isinstance(b, str):
@@ -252,91 +260,3 @@ def _compare(op: type, a: Value, b: Value) -> Value:
         return bool(_COMPARE[op](a, b))
     except TypeError as err:
         raise Unsupported(f"cannot compare {type(a).__name__} and {type(b).__name__}") from err
-
-
-def _round_half_away(v: float, n: int) -> float:
-    if not math.isfinite(v):
-        return v
-    scale = 10.0 ** n
-    return math.copysign(math.floor(abs(v) * scale + 0.5) / scale, v)
-
-
-def _cast(v: Value, to: exp.DataType) -> Value:
-    if v is None:
-        return None
-    kind = to.this
-    try:
-        if kind in (exp.DType.TINYINT, exp.DType.SMALLINT, exp.DType.INT, exp.DType.BIGINT):
-            if isinstance(v, str):
-                v = float(v.strip())
-            if isinstance(v, float):
-                if not math.isfinite(v):
-                    return None
-                v = round(v)  # DuckDB rounds half to even when casting DOUBLE to integer
-            result = int(v)
-            return result if -(2**63) <= result < 2**63 else None
-        if kind in (exp.DType.FLOAT, exp.DType.DOUBLE, exp.DType.DECIMAL):
-            return float(v.strip() if isinstance(v, str) else v)
-        if kind in (exp.DType.TEXT, exp.DType.VARCHAR, exp.DType.CHAR):
-            return _text(v)
-        if kind == exp.DType.DATE:
-            return _as_date(v)
-        if kind == exp.DType.BOOLEAN:
-            if isinstance(v, str):
-                low = v.strip().lower()
-                return True if low in ("true", "t", "1") else False if low in (
-                    "false", "f", "0") else None
-            return bool(v)
-    except (ValueError, TypeError, OverflowError):
-        return None
-    raise Unsupported(f"cast to {kind}")
-
-
-def _text(v: Value) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
-        return f"{v:.1f}"
-    return v.isoformat() if isinstance(v, dt.date) else str(v)
-
-
-def _as_date(v: Value) -> dt.date:
-    if isinstance(v, dt.datetime):
-        return v.date()
-    if isinstance(v, dt.date):
-        return v
-    if isinstance(v, str):
-        return dt.date.fromisoformat(v[:10])
-    raise Unsupported("not a date")
-
-
-def _date_part(part: str, d: dt.date) -> int:
-    if part == "YEAR":
-        return d.year
-    if part == "QUARTER":
-        return (d.month - 1) // 3 + 1
-    if part == "MONTH":
-        return d.month
-    if part == "DAY":
-        return d.day
-    if part in ("DOW", "DAYOFWEEK"):
-        return d.isoweekday() % 7
-    if part in ("DOY", "DAYOFYEAR"):
-        return d.timetuple().tm_yday
-    if part == "WEEK":
-        return d.isocalendar()[1]
-    raise Unsupported(part)
-
-
-def _trunc_date(part: str, d: dt.date) -> dt.date:
-    if part == "YEAR":
-        return dt.date(d.year, 1, 1)
-    if part == "QUARTER":
-        return dt.date(d.year, 3 * ((d.month - 1) // 3) + 1, 1)
-    if part == "MONTH":
-        return dt.date(d.year, d.month, 1)
-    if part == "WEEK":
-        return d - dt.timedelta(days=d.weekday())
-    if part == "DAY":
-        return d
-    raise Unsupported(part)

@@ -22,13 +22,13 @@ FINGERPRINT_VERSION = "query_guard/1"
 
 
 def fingerprint(
-    engine_query: exp.Expression,
+    engine_query: exp.Expr,
     seeds: Sequence[str],
     datasets: Sequence[str],
     group_keys: Sequence[GroupKey],
     measurements: Sequence[Measurement],
     outputs: Sequence[OutputColumn],
-    having: exp.Expression | None,
+    having: exp.Expr | None,
     order_by: Sequence[OrderItem],
     limit: int | None,
 ) -> str:
@@ -43,18 +43,35 @@ def fingerprint(
         "datasets": list(datasets),
         "keys": [[k.column, _domain(k.public_domain)] for k in group_keys],
         "measurements": [
-            [m.id, m.kind, sorted(m.stats.items()), m.max_partitions, m.max_rows_per_partition,
-             m.lower, m.upper, m.fixed_point, m.value_type, list(m.quantiles), m.bins,
-             m.ddof]
+            [
+                m.id,
+                m.kind,
+                sorted(m.stats.items()),
+                m.max_partitions,
+                m.max_rows_per_partition,
+                m.lower,
+                m.upper,
+                m.fixed_point,
+                m.value_type,
+                list(m.quantiles),
+                m.bins,
+                m.ddof,
+            ]
             for m in measurements
         ],
         "outputs": [
-            [o.source, o.ref, o.index, _expr(o.expression, positions), o.hidden]
-            for o in outputs
+            [o.source, o.ref, o.index, _expr(o.expression, positions), o.hidden] for o in outputs
         ],
         "having": _expr(having, positions),
-        "order": [[positions.get(o.column, o.column) if o.expression is None else
-                   _expr(o.expression, positions), o.descending] for o in order_by],
+        "order": [
+            [
+                positions.get(o.column, o.column)
+                if o.expression is None
+                else _expr(o.expression, positions),
+                o.descending,
+            ]
+            for o in order_by
+        ],
         "limit": limit,
     }
     text = json.dumps(canonical, sort_keys=True, ensure_ascii=False, default=str)
@@ -65,7 +82,7 @@ def _domain(domain: tuple | None) -> list | None:
     return None if domain is None else [repr(v) for v in domain]
 
 
-def _expr(expression: exp.Expression | None, positions: dict[str, str]) -> str | None:
+def _expr(expression: exp.Expr | None, positions: dict[str, str]) -> str | None:
     """SQL of a post-processing expression with output names replaced by positions."""
     if expression is None:
         return None

@@ -30,7 +30,7 @@ def parse_select(ctx: Context) -> exp.Select:
         offset = _token_error_offset(err, sql)
         line, column = line_column(sql, offset)
         raise SqlSyntaxError(
-            f"cannot read the text {sql[offset:offset + 20]!r}: unterminated string, quoted"
+            f"cannot read the text {sql[offset : offset + 20]!r}: unterminated string, quoted"
             f" name or comment? (line {line}, column {column})",
             line=line,
             column=column,
@@ -88,7 +88,9 @@ def statement_keywords(tokens: list, ctx: Context) -> None:
         raise NotAllowedError(
             f"{first.text.upper()} statement after the first statement: only one statement is"
             f" allowed (line {line}, column {column})",
-            code="multiple_statements", line=line, column=column,
+            code="multiple_statements",
+            line=line,
+            column=column,
         )
     if present:
         first = present[0][0]
@@ -97,7 +99,9 @@ def statement_keywords(tokens: list, ctx: Context) -> None:
             raise NotAllowedError(
                 f"{first.text.upper()} statement: only SELECT statements are allowed"
                 f" (line {line}, column {column})",
-                code="statement_not_allowed", line=line, column=column,
+                code="statement_not_allowed",
+                line=line,
+                column=column,
             )
 
 

@@ -17,8 +17,10 @@ Statistic meanings (all computed on bounded rows, after clamping):
 * ``sum``: ``SUM`` of the clamped value in fixed point, i.e. of
   ``CAST(ROUND(clamp(x) * fixed_point) AS BIGINT)``; exact integer arithmetic, so
   floating-point rounding cannot change the sensitivity. Divide by ``fixed_point``
-  after noise.
-* ``sumsq``: ``SUM`` of ``CAST(ROUND(clamp(x) * clamp(x) * fixed_point) AS BIGINT)``.
+  after noise. ``lower``/``upper`` lie on the 1/fixed_point grid, so each row's term is
+  at most ``max(|lower|, |upper|) * fixed_point`` in absolute value.
+* ``sumsq``: ``SUM`` of ``CAST(FLOOR(clamp(x) * clamp(x) * fixed_point) AS BIGINT)``
+  (FLOOR, so each row's term is at most ``max(lower², upper²) * fixed_point``).
 * ``hist``: for quantiles, ``histogram(bin)`` (a MAP bin→count) where
   ``bin = CAST(FLOOR((clamp(x) - lower) / (upper - lower) * bins) AS INT)`` clipped to
   ``[0, bins-1]``.

@@ -10,6 +10,7 @@ bounding, and finally the engine query is assembled. Every refusal is a
 from __future__ import annotations
 
 import math
+from typing import cast
 
 from sqlglot import exp
 
@@ -80,8 +81,9 @@ def _plan(ctx: Context) -> QueryPlan:
     select = parse_select(ctx)
     allow_nodes(select, ctx)
     reserved_names(select, ctx)
-    select = canonical_functions(select, ctx)
-    assert isinstance(select, exp.Select)
+    canonical = canonical_functions(select, ctx)
+    assert isinstance(canonical, exp.Select)
+    select = canonical
     resolver = Resolver(ctx)
     shape = split_aggregates(select, resolver, ctx)
     rel = shape.relation
@@ -93,14 +95,13 @@ def _plan(ctx: Context) -> QueryPlan:
         filters.append(safe_arithmetic(condition, typer))
     join = None
     if rel.join is not None:
-        on: exp.Expression = exp.EQ(
+        on: exp.Expr = exp.EQ(
             this=exp.column(rel.bases[0].unit, table=rel.bases[0].alias),
             expression=exp.column(rel.bases[1].unit, table=rel.bases[1].alias),
         )
         for condition in rel.join.right_filters:
             typer.predicate(condition, "WHERE")
-            on = exp.and_(on, exp.paren(safe_arithmetic(condition, typer), copy=False),
-                          copy=False)
+            on = exp.and_(on, exp.paren(safe_arithmetic(condition, typer), copy=False), copy=False)
         join = (rel.join.side, on)
 
     engine_keys: list[EngineKey] = []
@@ -164,9 +165,9 @@ def _plan(ctx: Context) -> QueryPlan:
             f"contributions bounded on {bounding.dataset}: at most {bounding.max_partitions}"
             f" groups and {bounding.max_rows_per_partition} rows per group per person"
         )
-    for key in group_keys:
-        if key.public_domain is None:
-            notes.append(f"group key {key.name}: no public domain, DP partition selection")
+    for group_key in group_keys:
+        if group_key.public_domain is None:
+            notes.append(f"group key {group_key.name}: no public domain, DP partition selection")
     datasets = tuple(b.info.name for b in rel.bases)
     seeds = [b.info.bounding_seed for b in rel.bases]
     return QueryPlan(
@@ -176,11 +177,20 @@ def _plan(ctx: Context) -> QueryPlan:
         group_keys=tuple(group_keys),
         measurements=tuple(measurements),
         outputs=tuple(shape.outputs),
-        having=shape.having,
+        having=cast(exp.Expression | None, shape.having),
         order_by=tuple(shape.order_by),
         limit=shape.limit,
-        fingerprint=fingerprint(engine, seeds, datasets, group_keys, measurements,
-                                shape.outputs, shape.having, shape.order_by, shape.limit),
+        fingerprint=fingerprint(
+            engine,
+            seeds,
+            datasets,
+            group_keys,
+            measurements,
+            shape.outputs,
+            shape.having,
+            shape.order_by,
+            shape.limit,
+        ),
         notes=tuple(notes),
         max_partitions=max(1, l0),
         max_rows_per_partition=bounding.max_rows_per_partition,

@@ -14,7 +14,7 @@ import re
 from sqlglot import exp
 
 
-def start_offset(node: exp.Expression | None) -> int | None:
+def start_offset(node: exp.Expr | None) -> int | None:
     """Character offset of the earliest located token in ``node`` (or an ancestor)."""
     if node is None:
         return None
@@ -60,7 +60,7 @@ def keyword_offset(sql: str, keyword: str, start: int | None = None) -> int | No
     return None
 
 
-def locate(sql: str, node: exp.Expression | None) -> tuple[int | None, int | None]:
+def locate(sql: str, node: exp.Expr | None) -> tuple[int | None, int | None]:
     offset = start_offset(node)
     if offset is None and node is not None:
         text = node.sql("duckdb") if not isinstance(node, exp.Func) else _func_text(node)
@@ -77,7 +77,9 @@ def _function_name_start(sql: str, first_argument: int) -> int:
     function node, but its arguments are located, and the name precedes the ``(``."""
     paren = sql.rfind("(", 0, first_argument + 1)
     if paren < 0 or sql[paren + 1 : first_argument].strip(" \t\r\n*").upper() not in (
-        "", "DISTINCT", "ALL"
+        "",
+        "DISTINCT",
+        "ALL",
     ):
         return first_argument
     end = paren
@@ -89,7 +91,7 @@ def _function_name_start(sql: str, first_argument: int) -> int:
     return start if start < end else first_argument
 
 
-def highlight(sql: str, node: exp.Expression | None, limit: int = 60) -> str | None:
+def highlight(sql: str, node: exp.Expr | None, limit: int = 60) -> str | None:
     """The submitted text of the construct (first ``limit`` characters)."""
     if node is None:
         return None
@@ -105,7 +107,7 @@ def highlight(sql: str, node: exp.Expression | None, limit: int = 60) -> str | N
     return text[:limit]
 
 
-def written_name(sql: str, node: exp.Expression) -> str | None:
+def written_name(sql: str, node: exp.Expr) -> str | None:
     """The function name as the researcher wrote it (``string_agg``, not sqlglot's
     ``group_concat``), when it can be read at the node's position."""
     line, column = locate(sql, node)
@@ -123,14 +125,14 @@ def written_name(sql: str, node: exp.Expression) -> str | None:
     return None
 
 
-def _func_text(node: exp.Expression) -> str:
+def _func_text(node: exp.Expr) -> str:
     if isinstance(node, exp.Anonymous):
         return str(node.this)
     sql = node.sql("duckdb")
     return sql.split("(", 1)[0].strip() if sql else ""
 
 
-def show(node: exp.Expression, limit: int = 50) -> str:
+def show(node: exp.Expr, limit: int = 50) -> str:
     """A construct as a researcher would recognise it: SQL text without the guard's
     internal table aliases (``t0.age`` → ``age``), shortened to ``limit`` characters."""
     copy = node.copy()

@@ -33,7 +33,7 @@ class JoinSpec:
     """The one allowed join: ``left.unit = right.unit`` (inner or left outer)."""
 
     side: str  # "" (inner) or "LEFT"
-    right_filters: tuple[exp.Expression, ...] = ()  # LEFT JOIN: filters of the right side
+    right_filters: tuple[exp.Expr, ...] = ()  # LEFT JOIN: filters of the right side
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Relation:
 
     bases: list[BaseTable]
     join: JoinSpec | None = None
-    filters: list[exp.Expression] = field(default_factory=list)
+    filters: list[exp.Expr] = field(default_factory=list)
     sources: dict[str, Source] = field(default_factory=dict)
     # derived-table output names given twice (referencing them is refused)
     ambiguous: dict[str, set[str]] = field(default_factory=dict)
@@ -68,7 +68,7 @@ class Source:
 
     name: str
     base: BaseTable | None = None
-    columns: dict[str, exp.Expression] | None = None
+    columns: dict[str, exp.Expr] | None = None
 
     def has_column(self, name: str) -> bool:
         if self.base is not None:
@@ -76,9 +76,7 @@ class Source:
         return self.columns is not None and name in self.columns
 
 
-def base_column(
-    node: exp.Expression, bases: list[BaseTable]
-) -> tuple[BaseTable, ColumnInfo] | None:
+def base_column(node: exp.Expr, bases: list[BaseTable]) -> tuple[BaseTable, ColumnInfo] | None:
     """The dataset column a flattened ``Column`` node stands for, or None."""
     if not isinstance(node, exp.Column):
         return None
@@ -90,6 +88,6 @@ def base_column(
     return None
 
 
-def is_unit(node: exp.Expression, bases: list[BaseTable]) -> bool:
+def is_unit(node: exp.Expr, bases: list[BaseTable]) -> bool:
     found = base_column(node, bases)
     return found is not None and found[1].name.lower() == found[0].unit

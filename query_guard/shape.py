@@ -19,8 +19,8 @@ class KeySpec:
     """One GROUP BY key, flattened to base columns."""
 
     column: str  # "__g0"
-    expr: exp.Expression  # over base columns
-    node: exp.Expression  # as written, for positions
+    expr: exp.Expr  # over base columns
+    node: exp.Expr  # as written, for positions
     name: str  # released column name
     canonical: str
 
@@ -31,8 +31,8 @@ class AggCall:
 
     id: str  # "m0"
     kind: str
-    node: exp.Expression
-    arg: exp.Expression | None  # flattened argument; None for COUNT(*)
+    node: exp.Expr
+    arg: exp.Expr | None  # flattened argument; None for COUNT(*)
     quantiles: tuple[float, ...] = ()
     canonical: str = ""
     ddof: int = 1
@@ -44,6 +44,25 @@ class Shape:
     keys: list[KeySpec] = field(default_factory=list)
     aggs: list[AggCall] = field(default_factory=list)
     outputs: list[OutputColumn] = field(default_factory=list)
-    having: exp.Expression | None = None
+    having: exp.Expr | None = None
     order_by: list[OrderItem] = field(default_factory=list)
     limit: int | None = None
+
+
+def unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    result = []
+    for name in names:
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
+        seen.setdefault(name, 0)
+        result.append(name)
+    return result
+
+
+def int_literal(node: exp.Literal) -> int | None:
+    try:
+        return int(str(node.this))
+    except ValueError:
+        return None

@@ -218,7 +218,9 @@ def test_canonical_json_with_astral_and_controls():
 
 def test_integers_beyond_2_53_are_doubles():
     """A 16+ digit integer token is a double in RFC 8785: accepted only in its ES6 form."""
-    good = Entry(0, format_time(T0), "a", "r", "act", "s", {"big": 1e20, "id": "x:12345678901234567"}).encode()
+    good = Entry(
+        0, format_time(T0), "a", "r", "act", "s", {"big": 1e20, "id": "x:12345678901234567"}
+    ).encode()
     assert b'"big":100000000000000000000' in good
     check_canonical(good)
     bad = good.replace(b"100000000000000000000", b"100000000000000000001")

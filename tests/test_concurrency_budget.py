@@ -54,8 +54,8 @@ def test_fifty_threads_spend_exactly_ten_releases(demo):
         t.start()
     for t in threads:
         t.join(timeout=120)
-    assert not errors, errors
-    assert len(results) == AFFORDABLE and len(refused) == THREADS - AFFORDABLE
+    assert not errors, [repr(e) for e in errors]
+    assert (len(results), len(refused)) == (AFFORDABLE, THREADS - AFFORDABLE), [str(e) for e in refused[:3]]
 
     conn = sb.conn()
     ledger_rows = conn.execute("SELECT query_id, epsilon, delta FROM ledger WHERE approval_id = ?",

@@ -27,22 +27,27 @@ START = dt.date(2023, 1, 1)
 
 def residents(n: int = 300) -> pa.Table:
     rng = random.Random(7)
-    ages = [None if i % 37 == 0 else (105 if i % 53 == 0 else rng.randint(0, 100))
-            for i in range(n)]
-    incomes = [None if i % 29 == 0 else (900_000.5 if i % 41 == 0 else rng.uniform(0, 400_000))
-               for i in range(n)]
-    return pa.table({
-        "person_id": list(range(1, n + 1)),
-        "name": [f"name{i}" for i in range(n)],
-        "id_number": [f"id{i}" for i in range(n)],
-        "phone": [f"p{i}" for i in range(n)],
-        "district": [DISTRICTS[rng.randrange(len(DISTRICTS))] for _ in range(n)],
-        "age": pa.array(ages, type=pa.int64()),
-        "sex": [rng.choice(["男", "女"]) for _ in range(n)],
-        "education": ["本科"] * n,
-        "employment": ["在职"] * n,
-        "income": pa.array(incomes, type=pa.float64()),
-    })
+    ages = [
+        None if i % 37 == 0 else (105 if i % 53 == 0 else rng.randint(0, 100)) for i in range(n)
+    ]
+    incomes = [
+        None if i % 29 == 0 else (900_000.5 if i % 41 == 0 else rng.uniform(0, 400_000))
+        for i in range(n)
+    ]
+    return pa.table(
+        {
+            "person_id": list(range(1, n + 1)),
+            "name": [f"name{i}" for i in range(n)],
+            "id_number": [f"id{i}" for i in range(n)],
+            "phone": [f"p{i}" for i in range(n)],
+            "district": [DISTRICTS[rng.randrange(len(DISTRICTS))] for _ in range(n)],
+            "age": pa.array(ages, type=pa.int64()),
+            "sex": [rng.choice(["男", "女"]) for _ in range(n)],
+            "education": ["本科"] * n,
+            "employment": ["在职"] * n,
+            "income": pa.array(incomes, type=pa.float64()),
+        }
+    )
 
 
 def visits(n_persons: int = 300, heavy: bool = False) -> pa.Table:
@@ -64,12 +69,14 @@ def visits(n_persons: int = 300, heavy: bool = False) -> pa.Table:
                 rows["visit_date"].append(START + dt.timedelta(days=k))
                 rows["department"].append(dept)
                 rows["cost"].append(4000.0)
-    return pa.table({
-        "person_id": pa.array(rows["person_id"], type=pa.int64()),
-        "visit_date": pa.array(rows["visit_date"], type=pa.date32()),
-        "department": rows["department"],
-        "cost": pa.array(rows["cost"], type=pa.float64()),
-    })
+    return pa.table(
+        {
+            "person_id": pa.array(rows["person_id"], type=pa.int64()),
+            "visit_date": pa.array(rows["visit_date"], type=pa.date32()),
+            "department": rows["department"],
+            "cost": pa.array(rows["cost"], type=pa.float64()),
+        }
+    )
 
 
 RES = residents()
@@ -117,8 +124,9 @@ def test_avg_income_by_district_fixed_point_sum_and_count():
     assert (m.kind, m.lower, m.upper, m.fixed_point) == ("mean", 0.0, 500000.0, 2)
     sums: dict[str, int] = {}
     counts: dict[str, int] = {}
-    for d, inc in zip(RES.column("district").to_pylist(), RES.column("income").to_pylist(),
-                      strict=True):
+    for d, inc in zip(
+        RES.column("district").to_pylist(), RES.column("income").to_pylist(), strict=True
+    ):
         if inc is None:
             continue
         sums[d] = sums.get(d, 0) + fixed(clamp(inc, 0, 500000), m.fixed_point)
@@ -153,8 +161,9 @@ def test_avg_cost_by_department_light_data_exact():
     m = p.measurements[0]
     sums: dict[str, int] = {}
     counts: dict[str, int] = {}
-    for d, c in zip(VIS.column("department").to_pylist(), VIS.column("cost").to_pylist(),
-                    strict=True):
+    for d, c in zip(
+        VIS.column("department").to_pylist(), VIS.column("cost").to_pylist(), strict=True
+    ):
         if c is not None:
             sums[d] = sums.get(d, 0) + fixed(clamp(c, 0, 5000), m.fixed_point)
             counts[d] = counts.get(d, 0) + 1
@@ -168,8 +177,9 @@ def test_heavy_contributor_is_bounded_and_choice_is_stable():
     sql = "SELECT department, COUNT(*), SUM(cost) FROM clinic_visits GROUP BY department"
     p, out = run(sql, tables)
     light = run(sql)[1]
-    extra = {d: out["__rows"][i] - by_key(light, "__rows").get(d, 0)
-             for i, d in enumerate(out["__g0"])}
+    extra = {
+        d: out["__rows"][i] - by_key(light, "__rows").get(d, 0) for i, d in enumerate(out["__g0"])
+    }
     # the heavy person (50 visits in each of 5 departments) keeps 3 groups × 10 rows
     assert sorted(v for v in extra.values() if v) == [10, 10, 10]
     again = run(sql, tables)[1]
@@ -179,9 +189,11 @@ def test_heavy_contributor_is_bounded_and_choice_is_stable():
     order = list(reversed(range(heavy.num_rows)))
     shuffled = heavy.take(pa.array(order))
     import duckdb
+
     con = duckdb.connect()
-    con.register("clinic_visits", shuffled.append_column(
-        "__rowid", pa.array(order, type=pa.int64())))
+    con.register(
+        "clinic_visits", shuffled.append_column("__rowid", pa.array(order, type=pa.int64()))
+    )
     con.register("residents", RES)
     reordered = con.sql(p.engine_sql()).to_arrow_table().to_pydict()
     assert by_key(reordered, "__rows") == by_key(out, "__rows")
@@ -207,19 +219,22 @@ def test_median_histogram_counts_every_value():
     expected_top = sum(1 for i in incomes if clamp(i, lo, hi) == hi)
     assert hist.get(bins - 1, 0) >= expected_top
     assert p.measurements[1].quantiles == (0.25, 0.75)
-    assert [o.name for o in p.outputs][1:] == ["QUANTILE_CONT(age, [0.25, 0.75])_0.25",
-                                               "QUANTILE_CONT(age, [0.25, 0.75])_0.75"]
+    assert [o.name for o in p.outputs][1:] == [
+        "QUANTILE_CONT(age, [0.25, 0.75])_0.25",
+        "QUANTILE_CONT(age, [0.25, 0.75])_0.75",
+    ]
 
 
 def test_count_distinct_persons_by_department():
-    p, out = run("SELECT department, COUNT(DISTINCT person_id) FROM clinic_visits "
-                 "GROUP BY department")
+    p, out = run(
+        "SELECT department, COUNT(DISTINCT person_id) FROM clinic_visits GROUP BY department"
+    )
     expected: dict[str, set] = {}
-    for d, pid in zip(VIS.column("department").to_pylist(),
-                      VIS.column("person_id").to_pylist(), strict=True):
+    for d, pid in zip(
+        VIS.column("department").to_pylist(), VIS.column("person_id").to_pylist(), strict=True
+    ):
         expected.setdefault(d, set()).add(pid)
-    assert by_key(out, p.measurements[0].stats["count"]) == {
-        d: len(s) for d, s in expected.items()}
+    assert by_key(out, p.measurements[0].stats["count"]) == {d: len(s) for d, s in expected.items()}
 
 
 def test_join_visits_by_resident_district():
@@ -227,13 +242,15 @@ def test_join_visits_by_resident_district():
         "SELECT r.district, COUNT(*), SUM(v.cost) FROM residents r "
         "JOIN clinic_visits v ON r.person_id = v.person_id GROUP BY r.district"
     )
-    district = dict(zip(RES.column("person_id").to_pylist(),
-                        RES.column("district").to_pylist(), strict=True))
+    district = dict(
+        zip(RES.column("person_id").to_pylist(), RES.column("district").to_pylist(), strict=True)
+    )
     counts: dict[str, int] = {}
     sums: dict[str, int] = {}
     fp = p.measurements[1].fixed_point
-    for pid, c in zip(VIS.column("person_id").to_pylist(), VIS.column("cost").to_pylist(),
-                      strict=True):
+    for pid, c in zip(
+        VIS.column("person_id").to_pylist(), VIS.column("cost").to_pylist(), strict=True
+    ):
         d = district[pid]
         counts[d] = counts.get(d, 0) + 1
         if c is not None:
@@ -256,8 +273,10 @@ def test_join_visits_by_resident_district():
     [
         ("FLOOR(age / 10) * 10", lambda a: int(math.floor(a / 10) * 10)),
         ("age // 10", lambda a: int(a // 10)),
-        ("CASE WHEN age >= 60 THEN 'old' ELSE 'young' END",
-         lambda a: "old" if a >= 60 else "young"),
+        (
+            "CASE WHEN age >= 60 THEN 'old' ELSE 'young' END",
+            lambda a: "old" if a >= 60 else "young",
+        ),
     ],
 )
 def test_computed_age_keys_match_public_domain(key_sql, fn):
@@ -274,9 +293,15 @@ def test_computed_age_keys_match_public_domain(key_sql, fn):
         assert got.get(key, 0) >= count
 
 
-@pytest.mark.parametrize("key_sql", ["year(visit_date)", "month(visit_date)",
-                                     "EXTRACT(QUARTER FROM visit_date)",
-                                     "date_trunc('month', visit_date)"])
+@pytest.mark.parametrize(
+    "key_sql",
+    [
+        "year(visit_date)",
+        "month(visit_date)",
+        "EXTRACT(QUARTER FROM visit_date)",
+        "date_trunc('month', visit_date)",
+    ],
+)
 def test_date_keys_are_inside_their_public_domain(key_sql):
     p, out = run(f"SELECT {key_sql}, COUNT(*) FROM clinic_visits GROUP BY 1")
     domain = p.group_keys[0].public_domain

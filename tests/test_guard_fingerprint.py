@@ -19,12 +19,16 @@ def fp(sql: str) -> str:
 
 
 SAME = [
-    ("SELECT district, AVG(income) FROM residents GROUP BY district",
-     "select   DISTRICT ,\n avg( income )  from RESIDENTS group by district -- comment",
-     "SELECT r.district AS d, AVG(r.income) AS mean_income FROM residents AS r GROUP BY d",
-     "SELECT district, AVG(income) /* x */ FROM residents GROUP BY 1"),
-    ("SELECT department, COUNT(*) FROM clinic_visits GROUP BY department HAVING COUNT(*) > 5",
-     "SELECT department AS dep, COUNT(*) AS n FROM clinic_visits v GROUP BY dep HAVING n > 5"),
+    (
+        "SELECT district, AVG(income) FROM residents GROUP BY district",
+        "select   DISTRICT ,\n avg( income )  from RESIDENTS group by district -- comment",
+        "SELECT r.district AS d, AVG(r.income) AS mean_income FROM residents AS r GROUP BY d",
+        "SELECT district, AVG(income) /* x */ FROM residents GROUP BY 1",
+    ),
+    (
+        "SELECT department, COUNT(*) FROM clinic_visits GROUP BY department HAVING COUNT(*) > 5",
+        "SELECT department AS dep, COUNT(*) AS n FROM clinic_visits v GROUP BY dep HAVING n > 5",
+    ),
 ]
 
 DIFFERENT = [
@@ -57,13 +61,17 @@ def test_fingerprint_hides_the_seed():
 
 
 def test_engine_sql_has_no_researcher_comments():
-    p = plan("SELECT COUNT(*) /* hello */ FROM residents WHERE /* a */ age > 1 -- tail",
-             SCENARIOS["default"], CATALOG)
+    p = plan(
+        "SELECT COUNT(*) /* hello */ FROM residents WHERE /* a */ age > 1 -- tail",
+        SCENARIOS["default"],
+        CATALOG,
+    )
     assert "/*" not in p.engine_sql() and "--" not in p.engine_sql()
 
 
-@pytest.mark.parametrize("name", ["query_guard.evaluate", "query_guard.positions",
-                                  "query_guard.rules.clamp_values"])
+@pytest.mark.parametrize(
+    "name", ["query_guard.evaluate", "query_guard.positions", "query_guard.rules.clamp_values"]
+)
 def test_doctests(name):
     result = doctest.testmod(importlib.import_module(name))
     assert result.failed == 0 and result.attempted > 0
@@ -76,7 +84,7 @@ def test_doctests(name):
         ("m0 / m1", {"m0": 10, "m1": 0}, None),
         ("m0 * 5", {"m0": None}, None),
         ("ROUND(m0, 1)", {"m0": 2.25}, 2.3),
-        ("\"n\" > 50 AND \"d\" <> 'x'", {"n": 51, "d": "y"}, True),
+        ('"n" > 50 AND "d" <> \'x\'', {"n": 51, "d": "y"}, True),
         ("TRY_CAST(g AS INT) * -1", {"g": "7"}, -7),
         ("CASE WHEN m0 % 0 = 1 THEN 1 ELSE 2 END", {"m0": 3}, 2),
         ("year(d)", {"d": "2024-03-01"}, 2024),

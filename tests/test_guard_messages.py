@@ -28,7 +28,7 @@ def refusal(case) -> GuardError:
 
 
 def word_at(sql: str, line: int, column: int) -> str:
-    text = sql.splitlines()[line - 1][column - 1:] if sql.splitlines() else ""
+    text = sql.splitlines()[line - 1][column - 1 :] if sql.splitlines() else ""
     match = re.match(r"[\w\u4e00-\u9fff]+|'[^']*'?|\"[^\"]*\"?|\S", text)
     return match.group(0) if match else ""
 
@@ -49,7 +49,9 @@ def test_refusal_names_construct_and_position(case):
 
 
 def test_syntax_error_points_at_the_bad_token():
-    err = refusal(type("C", (), {"sql": "SELECT COUNT(*)\nFROM residents\nWHERE age >> ", "expect": {}})())
+    err = refusal(
+        type("C", (), {"sql": "SELECT COUNT(*)\nFROM residents\nWHERE age >> ", "expect": {}})()
+    )
     assert err.code == "sql_syntax"
     assert err.line == 3
 

@@ -22,29 +22,20 @@ from query_guard import Catalog, ColumnInfo, GuardError, Scenario, TableInfo, pl
 PEERS = Path("/work/shared/peers/smartnoise-data")
 CASES = PEERS / "smartnoise_queries.json"
 
-TYPES = {"int": "int", "float": "float", "string": "text", "boolean": "bool",
-         "datetime": "date"}
+TYPES = {"int": "int", "float": "float", "string": "text", "boolean": "bool", "datetime": "date"}
 
 #: Deliberate divergences, by SQL, with the reason (see docs/guard.md).
 DIVERGENT_ACCEPTS = {  # SmartNoise accepts, we refuse
-    "SELECT TOP 5 educ, AVG(income) FROM PUMS.PUMS GROUP BY educ":
-        "TOP is T-SQL; researchers write LIMIT (sql_syntax)",
-    "SELECT PI(), RAND(), POWER(AVG(age), 2) FROM PUMS.PUMS":
-        "RAND() is not on the allow-list: a release must be reproducible from its plan",
-    "SELECT COUNT(DeviceID) AS Devices FROM Telemetry.Crashes":
-        "COUNT(unit): the unit is usable only as COUNT(DISTINCT unit)",
-    "SELECT SUM(Crashes) AS Crashes, COUNT(DeviceID) AS Devices FROM Telemetry.Crashes":
-        "COUNT(unit): the unit is usable only as COUNT(DISTINCT unit)",
+    "SELECT TOP 5 educ, AVG(income) FROM PUMS.PUMS GROUP BY educ": "TOP is T-SQL; researchers write LIMIT (sql_syntax)",
+    "SELECT PI(), RAND(), POWER(AVG(age), 2) FROM PUMS.PUMS": "RAND() is not on the allow-list: a release must be reproducible from its plan",
+    "SELECT COUNT(DeviceID) AS Devices FROM Telemetry.Crashes": "COUNT(unit): the unit is usable only as COUNT(DISTINCT unit)",
+    "SELECT SUM(Crashes) AS Crashes, COUNT(DeviceID) AS Devices FROM Telemetry.Crashes": "COUNT(unit): the unit is usable only as COUNT(DISTINCT unit)",
 }
 DIVERGENT_REFUSALS = {  # SmartNoise refuses, we accept
-    "SELECT SUM(Age + Income) FROM PUMS.PUMS":
-        "identifiers are case-insensitive and bounds of Age + Income are derived",
-    "SELECT SUM(CASE WHEN age > 90 THEN 1 ELSE 0 END) AS age FROM PUMS.PUMS":
-        "bounds of a CASE with literal results are derived ([0, 1])",
-    "SELECT SUM(age + 1) * 1 AS age FROM PUMS.PUMS":
-        "bounds of age + 1 are derived ([1, 101])",
-    "SELECT educ, COUNT(DISTINCT pid) AS n FROM PUMS.PUMS GROUP BY educ HAVING COUNT(*) > 50":
-        "a HAVING aggregate not selected is measured as a hidden output",
+    "SELECT SUM(Age + Income) FROM PUMS.PUMS": "identifiers are case-insensitive and bounds of Age + Income are derived",
+    "SELECT SUM(CASE WHEN age > 90 THEN 1 ELSE 0 END) AS age FROM PUMS.PUMS": "bounds of a CASE with literal results are derived ([0, 1])",
+    "SELECT SUM(age + 1) * 1 AS age FROM PUMS.PUMS": "bounds of age + 1 are derived ([1, 101])",
+    "SELECT educ, COUNT(DISTINCT pid) AS n FROM PUMS.PUMS GROUP BY educ HAVING COUNT(*) > 50": "a HAVING aggregate not selected is measured as a hidden output",
 }
 
 
@@ -101,15 +92,20 @@ def peer_catalog(metadata: str, drop_income_lower: bool = False) -> tuple[Catalo
                     if drop_income_lower and col == "income":
                         lower = None
                     columns[col.lower()] = ColumnInfo(
-                        name=col.lower(), type=TYPES.get(cspec.get("type"), "text"),
+                        name=col.lower(),
+                        type=TYPES.get(cspec.get("type"), "text"),
                         lower=None if lower is None else float(lower),
                         upper=None if cspec.get("upper") is None else float(cspec["upper"]),
                     )
                 ids = int(spec.get("max_ids", 1))
                 tables[name] = TableInfo(
-                    name=name, privacy_unit=unit, columns=columns,
-                    max_partitions=ids, max_rows_per_partition=ids,
-                    one_row_per_unit=unit == "__row", bounding_seed="peer",
+                    name=name,
+                    privacy_unit=unit,
+                    columns=columns,
+                    max_partitions=ids,
+                    max_rows_per_partition=ids,
+                    one_row_per_unit=unit == "__row",
+                    bounding_seed="peer",
                 )
     return Catalog(tables), Scenario(datasets=frozenset(tables))
 
@@ -142,7 +138,9 @@ def test_smartnoise_peer_figures():
     agree_refuse = [c["sql"] for c in refused if ours[c["sql"]][0] == "reject"]
     missed = {c["sql"] for c in accepted} - set(agree_accept)
     extra = {c["sql"] for c in refused} - set(agree_refuse)
-    print(f"\nSmartNoise peers: accepted {len(agree_accept)}/{len(accepted)},"
-          f" refused {len(agree_refuse)}/{len(refused)}")
+    print(
+        f"\nSmartNoise peers: accepted {len(agree_accept)}/{len(accepted)},"
+        f" refused {len(agree_refuse)}/{len(refused)}"
+    )
     assert missed == set(DIVERGENT_ACCEPTS), sorted(missed)
     assert extra == set(DIVERGENT_REFUSALS), sorted(extra)

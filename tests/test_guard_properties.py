@@ -28,8 +28,9 @@ from query_guard import GuardError, QueryPlan, plan
 
 SCENARIO = SCENARIOS["default"]
 INTERNAL = {"__src", "__keyed", "__groups", "__kept"}
-SETTINGS = settings(max_examples=150, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 FEWER = settings(SETTINGS, max_examples=100)
 
 
@@ -38,27 +39,42 @@ def edge_tables() -> dict[str, pa.Table]:
     ages = [None, 0, -5, 100, 250, 2**31 - 1, 37]
     incomes = [None, 0.0, -1.0, 1e300, float("nan"), 500000.0, 12.5]
     n = len(ages)
-    residents = pa.table({
-        "person_id": pa.array([1, 2, 3, 4, None, 6, 6], type=pa.int64()),
-        "name": ["a", None, "c", "d", "e", "f", "g"],
-        "id_number": ["1"] * n, "phone": ["2"] * n,
-        "district": ["历下区", None, "x", "", "历下区", "市中区", "0"],
-        "age": pa.array(ages, type=pa.int64()),
-        "sex": ["男", "女", None, "男", "女", "x", "男"],
-        "education": ["本科", None, "1", "2", "3", "本科", "研究生"],
-        "employment": ["在职", "学生", None, "x", "在职", "在职", "退休"],
-        "income": pa.array(incomes, type=pa.float64()),
-    })
-    visits = pa.table({
-        "person_id": pa.array([1, 1, 1, 2, None, 6, 6, 9], type=pa.int64()),
-        "visit_date": pa.array([dt.date(2023, 1, 1), None, dt.date(1900, 1, 1),
-                                dt.date(2024, 12, 31), dt.date(2024, 2, 29),
-                                dt.date(2030, 1, 1), dt.date(2023, 6, 1),
-                                dt.date(2023, 6, 2)], type=pa.date32()),
-        "department": ["内科", "外科", None, "内科", "x", "儿科", "内科", "内科"],
-        "cost": pa.array([None, 0.0, -3.0, 5000.0, 1e9, 12.0, 0.5, float("inf")],
-                         type=pa.float64()),
-    })
+    residents = pa.table(
+        {
+            "person_id": pa.array([1, 2, 3, 4, None, 6, 6], type=pa.int64()),
+            "name": ["a", None, "c", "d", "e", "f", "g"],
+            "id_number": ["1"] * n,
+            "phone": ["2"] * n,
+            "district": ["历下区", None, "x", "", "历下区", "市中区", "0"],
+            "age": pa.array(ages, type=pa.int64()),
+            "sex": ["男", "女", None, "男", "女", "x", "男"],
+            "education": ["本科", None, "1", "2", "3", "本科", "研究生"],
+            "employment": ["在职", "学生", None, "x", "在职", "在职", "退休"],
+            "income": pa.array(incomes, type=pa.float64()),
+        }
+    )
+    visits = pa.table(
+        {
+            "person_id": pa.array([1, 1, 1, 2, None, 6, 6, 9], type=pa.int64()),
+            "visit_date": pa.array(
+                [
+                    dt.date(2023, 1, 1),
+                    None,
+                    dt.date(1900, 1, 1),
+                    dt.date(2024, 12, 31),
+                    dt.date(2024, 2, 29),
+                    dt.date(2030, 1, 1),
+                    dt.date(2023, 6, 1),
+                    dt.date(2023, 6, 2),
+                ],
+                type=pa.date32(),
+            ),
+            "department": ["内科", "外科", None, "内科", "x", "儿科", "内科", "内科"],
+            "cost": pa.array(
+                [None, 0.0, -3.0, 5000.0, 1e9, 12.0, 0.5, float("inf")], type=pa.float64()
+            ),
+        }
+    )
     return {"residents": residents, "clinic_visits": visits}
 
 
@@ -70,8 +86,11 @@ def allowed_columns() -> dict[str, set[str]]:
     for name in SCENARIO.datasets:
         info = CATALOG.table(name)
         assert info is not None
-        out[name] = {c for c, ci in info.columns.items()
-                     if not ci.is_identifier and SCENARIO.allows_column(name, c)}
+        out[name] = {
+            c
+            for c, ci in info.columns.items()
+            if not ci.is_identifier and SCENARIO.allows_column(name, c)
+        }
         out[name] |= {info.privacy_unit, "__rowid"}
     return out
 
@@ -110,10 +129,29 @@ def must_plan_or_refuse(sql: str) -> QueryPlan | None:
 # -- 1. random text ------------------------------------------------------------------
 
 SQLISH = st.lists(
-    st.sampled_from(list("SELECTFROMWHEREGROUPBYcountsumavg(*),.;'\"-/+ \n_0123456789")
-                    + ["residents", "clinic_visits", "income", "age", "district",
-                       "person_id", "name", " JOIN ", " ON ", "__rowid", "NOT ", "(", ")",
-                       "--", "/*", "*/", "$$", "历下区"]),
+    st.sampled_from(
+        list("SELECTFROMWHEREGROUPBYcountsumavg(*),.;'\"-/+ \n_0123456789")
+        + [
+            "residents",
+            "clinic_visits",
+            "income",
+            "age",
+            "district",
+            "person_id",
+            "name",
+            " JOIN ",
+            " ON ",
+            "__rowid",
+            "NOT ",
+            "(",
+            ")",
+            "--",
+            "/*",
+            "*/",
+            "$$",
+            "历下区",
+        ]
+    ),
     max_size=60,
 ).map("".join)
 
@@ -126,10 +164,24 @@ def test_random_text_plans_or_refuses(text):
 
 # -- 2. random sqlglot trees ---------------------------------------------------------
 
-COLUMNS = ["age", "income", "district", "sex", "education", "employment", "person_id",
-           "name", "phone", "__rowid", "cost", "department", "visit_date", "nope", "tax_paid"]
-TABLE_NAMES = ["residents", "clinic_visits", "tax_records", "information_schema.tables",
-               "other"]
+COLUMNS = [
+    "age",
+    "income",
+    "district",
+    "sex",
+    "education",
+    "employment",
+    "person_id",
+    "name",
+    "phone",
+    "__rowid",
+    "cost",
+    "department",
+    "visit_date",
+    "nope",
+    "tax_paid",
+]
+TABLE_NAMES = ["residents", "clinic_visits", "tax_records", "information_schema.tables", "other"]
 
 leaves = st.one_of(
     st.sampled_from(COLUMNS).map(exp.column),
@@ -140,30 +192,71 @@ leaves = st.one_of(
     st.booleans().map(lambda b: exp.Boolean(this=b)),
 )
 
-BINARY = [exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.EQ, exp.NEQ, exp.GT,
-          exp.LT, exp.GTE, exp.And, exp.Or, exp.Like, exp.DPipe, exp.Pow]
-UNARY = [exp.Neg, exp.Not, exp.Abs, exp.Floor, exp.Ceil, exp.Sqrt, exp.Upper, exp.Length,
-         exp.Year, exp.Month, exp.Paren]
-ANONYMOUS = ["getenv", "random", "hash", "read_text", "date_part", "var", "repeat", "error",
-             "md5", "current_setting"]
+BINARY = [
+    exp.Add,
+    exp.Sub,
+    exp.Mul,
+    exp.Div,
+    exp.IntDiv,
+    exp.Mod,
+    exp.EQ,
+    exp.NEQ,
+    exp.GT,
+    exp.LT,
+    exp.GTE,
+    exp.And,
+    exp.Or,
+    exp.Like,
+    exp.DPipe,
+    exp.Pow,
+]
+UNARY = [
+    exp.Neg,
+    exp.Not,
+    exp.Abs,
+    exp.Floor,
+    exp.Ceil,
+    exp.Sqrt,
+    exp.Upper,
+    exp.Length,
+    exp.Year,
+    exp.Month,
+    exp.Paren,
+]
+ANONYMOUS = [
+    "getenv",
+    "random",
+    "hash",
+    "read_text",
+    "date_part",
+    "var",
+    "repeat",
+    "error",
+    "md5",
+    "current_setting",
+]
 AGGS = [exp.Count, exp.Sum, exp.Avg, exp.Variance, exp.Stddev, exp.Median, exp.Max]
 
 
 def _extend(children):
     return st.one_of(
         st.tuples(st.sampled_from(BINARY), children, children).map(
-            lambda t: t[0](this=t[1], expression=t[2])),
+            lambda t: t[0](this=t[1], expression=t[2])
+        ),
         st.tuples(st.sampled_from(UNARY), children).map(lambda t: t[0](this=t[1])),
         st.tuples(children, children, children).map(
-            lambda t: exp.Case(ifs=[exp.If(this=t[0], true=t[1])], default=t[2])),
+            lambda t: exp.Case(ifs=[exp.If(this=t[0], true=t[1])], default=t[2])
+        ),
         st.tuples(children, st.sampled_from(["INT", "DOUBLE", "VARCHAR", "DATE", "BLOB"])).map(
-            lambda t: exp.Cast(this=t[0], to=exp.DataType.build(t[1]))),
+            lambda t: exp.Cast(this=t[0], to=exp.DataType.build(t[1]))
+        ),
         st.tuples(st.sampled_from(ANONYMOUS), st.lists(children, max_size=2)).map(
-            lambda t: exp.Anonymous(this=t[0], expressions=t[1])),
+            lambda t: exp.Anonymous(this=t[0], expressions=t[1])
+        ),
         st.tuples(children, st.lists(leaves, min_size=1, max_size=3)).map(
-            lambda t: exp.In(this=t[0], expressions=t[1])),
-        st.tuples(children, children).map(
-            lambda t: exp.Coalesce(this=t[0], expressions=[t[1]])),
+            lambda t: exp.In(this=t[0], expressions=t[1])
+        ),
+        st.tuples(children, children).map(lambda t: exp.Coalesce(this=t[0], expressions=[t[1]])),
     )
 
 
@@ -178,11 +271,15 @@ def _aggregate(arg, kind, distinct):
     return kind(this=arg)
 
 
-aggregates = st.builds(_aggregate, st.one_of(st.none(), scalars), st.sampled_from(AGGS),
-                       st.booleans())
-select_items = st.one_of(aggregates, aggregates, scalars,
-                         st.tuples(aggregates, scalars).map(
-                             lambda t: exp.Div(this=t[0], expression=t[1])))
+aggregates = st.builds(
+    _aggregate, st.one_of(st.none(), scalars), st.sampled_from(AGGS), st.booleans()
+)
+select_items = st.one_of(
+    aggregates,
+    aggregates,
+    scalars,
+    st.tuples(aggregates, scalars).map(lambda t: exp.Div(this=t[0], expression=t[1])),
+)
 
 
 @st.composite
@@ -200,8 +297,11 @@ def queries(draw):
     query = query.from_(source)
     if len(tables) > 1:
         on = draw(st.sampled_from(["a.person_id = b.person_id", "a.age = b.cost", "TRUE"]))
-        query = query.join(exp.to_table(tables[1]).as_("b"), on=on,
-                           join_type=draw(st.sampled_from(["", "left", "cross", "full"])))
+        query = query.join(
+            exp.to_table(tables[1]).as_("b"),
+            on=on,
+            join_type=draw(st.sampled_from(["", "left", "cross", "full"])),
+        )
     if draw(st.booleans()):
         query = query.where(draw(scalars))
     if draw(st.booleans()):
@@ -224,8 +324,29 @@ def test_random_trees_plan_or_refuse_and_run(sql):
 # -- 3. mutations of the fixture cases ------------------------------------------------
 
 CASES = [c.sql for c in all_cases() if len(c.sql) < 2000]
-PIECES = ["(", ")", ",", ";", "--", "'", '"', "*", "name", "person_id", "__rowid", "SELECT",
-          "FROM", "JOIN", "UNION", "OVER ()", "/*", "*/", "0", "/ 0", "tax_records"]
+PIECES = [
+    "(",
+    ")",
+    ",",
+    ";",
+    "--",
+    "'",
+    '"',
+    "*",
+    "name",
+    "person_id",
+    "__rowid",
+    "SELECT",
+    "FROM",
+    "JOIN",
+    "UNION",
+    "OVER ()",
+    "/*",
+    "*/",
+    "0",
+    "/ 0",
+    "tax_records",
+]
 
 
 @st.composite
@@ -265,8 +386,10 @@ def test_accepted_fixtures_run_on_edge_data():
 
 
 def test_deep_nesting_never_recurses():
-    for sql in ["SELECT COUNT(*) FROM residents WHERE " + "(" * 5000 + "1" + ")" * 5000,
-                "SELECT " + "NOT " * 5000 + "1",
-                "SELECT COUNT(*) FROM residents WHERE " + " AND ".join(["age > 1"] * 900),
-                "SELECT " + "CASE WHEN 1 THEN " * 500 + "1" + " END" * 500]:
+    for sql in [
+        "SELECT COUNT(*) FROM residents WHERE " + "(" * 5000 + "1" + ")" * 5000,
+        "SELECT " + "NOT " * 5000 + "1",
+        "SELECT COUNT(*) FROM residents WHERE " + " AND ".join(["age > 1"] * 900),
+        "SELECT " + "CASE WHEN 1 THEN " * 500 + "1" + " END" * 500,
+    ]:
         must_plan_or_refuse(sql)

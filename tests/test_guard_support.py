@@ -27,8 +27,11 @@ SEED = "test-seed-v1"
 
 def load_catalog() -> Catalog:
     tables = {}
-    for path in (POLICIES / "residents.toml", POLICIES / "clinic_visits.toml",
-                 FIXTURES / "tax_records.toml"):
+    for path in (
+        POLICIES / "residents.toml",
+        POLICIES / "clinic_visits.toml",
+        FIXTURES / "tax_records.toml",
+    ):
         with path.open("rb") as fh:
             info = table_from_policy(tomllib.load(fh), bounding_seed=SEED, version="v1")
         tables[info.name] = info
@@ -116,6 +119,7 @@ def all_cases() -> list[Case]:
 
 # -- engine ---------------------------------------------------------------------------
 
+
 def with_rowid(table: pa.Table) -> pa.Table:
     return table.append_column("__rowid", pa.array(range(table.num_rows), type=pa.int64()))
 
@@ -136,6 +140,7 @@ def run_engine(sql: str, tables: dict[str, pa.Table]) -> dict[str, list]:
 
 
 # -- checking one case ----------------------------------------------------------------
+
 
 def cases(rule: str) -> list[Case]:
     """The cases of ``<rule>.sql`` and ``<rule>__invalid.sql``."""

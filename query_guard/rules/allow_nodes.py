@@ -9,107 +9,46 @@ Each refusal names the construct; the most common escapes get their own code
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from sqlglot import exp
 
+from query_guard.allow_lists import (
+    AGGREGATES,
+    ANONYMOUS,
+    CAST_TYPES,
+    DATE_PARTS,
+    SCALARS,
+    STRUCTURE_ARGS,
+)
 from query_guard.context import Context
 from query_guard.errors import NotAllowedError
 from query_guard.positions import written_name
 
-#: Clause and structure nodes, with the arguments each may carry (an allow-list of
-#: arguments too: Select's ``qualify``, ``sample``, ``into``… are refused).
-STRUCTURE_ARGS: Mapping[type[exp.Expression], frozenset[str]] = {
-    exp.Select: frozenset(
-        {"expressions", "from_", "joins", "where", "group", "having", "order", "limit", "with_",
-         "distinct"}
-    ),
-    exp.From: frozenset({"this"}),
-    exp.Where: frozenset({"this"}),
-    exp.Group: frozenset({"expressions"}),
-    exp.Having: frozenset({"this"}),
-    exp.Order: frozenset({"expressions"}),
-    exp.Ordered: frozenset({"this", "desc", "nulls_first"}),
-    exp.Limit: frozenset({"expression"}),
-    exp.With: frozenset({"expressions", "recursive"}),
-    exp.CTE: frozenset({"this", "alias"}),
-    exp.TableAlias: frozenset({"this"}),
-    exp.Subquery: frozenset({"this", "alias"}),
-    exp.Table: frozenset({"this", "alias", "db", "catalog"}),
-    exp.Join: frozenset({"this", "on", "using", "side", "kind"}),
-    exp.Column: frozenset({"this", "table"}),
-    exp.Identifier: frozenset({"this", "quoted"}),
-    exp.Star: frozenset(),
-    exp.Alias: frozenset({"this", "alias"}),
-    exp.Distinct: frozenset({"expressions"}),
-    exp.DataType: frozenset({"this", "expressions", "nested"}),
-    exp.DataTypeParam: frozenset({"this"}),
-    exp.Var: frozenset({"this"}),
-    exp.Array: frozenset({"expressions", "value_constructor"}),
-    exp.WithinGroup: frozenset({"this", "expression"}),
-    exp.Literal: frozenset({"this", "is_string"}),
-    exp.Boolean: frozenset({"this"}),
-    exp.Null: frozenset(),
+_CLAUSE = {
+    "sample": "SAMPLE",
+    "columns": "column list in alias",
+    "windows": "WINDOW",
+    "laterals": "LATERAL",
+    "pivots": "PIVOT",
+    "settings": "SETTINGS",
 }
-
-#: Scalar operators and functions that cannot raise on data once the guard has made
-#: division safe and casts TRY_CASTs (see ``rules/safe_arithmetic.py``).
-SCALARS: frozenset[type[exp.Expression]] = frozenset(
-    {
-        exp.Paren, exp.Neg, exp.Not, exp.And, exp.Or,
-        exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Is, exp.In, exp.Between,
-        exp.Like, exp.ILike,
-        exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Pow,
-        exp.Case, exp.If, exp.Coalesce, exp.Nullif, exp.Cast, exp.TryCast,
-        exp.Floor, exp.Ceil, exp.Round, exp.Abs, exp.Sqrt, exp.Least, exp.Greatest, exp.Pi,
-        exp.Year, exp.Quarter, exp.Month, exp.Day, exp.DayOfWeek, exp.DayOfYear, exp.Week,
-        exp.WeekOfYear, exp.Extract, exp.TimestampTrunc, exp.DateTrunc,
-        exp.Upper, exp.Lower, exp.Length, exp.Substring, exp.Trim, exp.DPipe, exp.Concat,
-    }
-)
-
-#: The aggregates a researcher may write (mapped to measurement kinds later).
-AGGREGATES: frozenset[type[exp.Expression]] = frozenset(
-    {
-        exp.Count, exp.Sum, exp.Avg, exp.Variance, exp.VariancePop, exp.Stddev,
-        exp.StddevPop, exp.StddevSamp, exp.Median, exp.PercentileCont, exp.Quantile,
-    }
-)
-
-#: DuckDB spellings that sqlglot leaves as ``Anonymous``; canonicalised by
-#: ``rules/canonical_functions.py``.
-ANONYMOUS: frozenset[str] = frozenset({"var", "date_part", "datepart", "quantile_cont"})
-
-#: Date parts for EXTRACT / date_part / date_trunc (dates only: no epoch, no time).
-DATE_PARTS: frozenset[str] = frozenset(
-    {"YEAR", "QUARTER", "MONTH", "WEEK", "DAY", "DOW", "DAYOFWEEK", "DOY", "DAYOFYEAR"}
-)
-
-CAST_TYPES: frozenset[exp.DType] = frozenset(
-    {
-        exp.DType.TINYINT, exp.DType.SMALLINT, exp.DType.INT, exp.DType.BIGINT,
-        exp.DType.FLOAT, exp.DType.DOUBLE, exp.DType.DECIMAL, exp.DType.TEXT,
-        exp.DType.VARCHAR, exp.DType.CHAR, exp.DType.DATE, exp.DType.BOOLEAN,
-    }
-)
-
-_CLAUSE = {"sample": "SAMPLE", "columns": "column list in alias", "windows": "WINDOW",
-           "laterals": "LATERAL", "pivots": "PIVOT", "settings": "SETTINGS"}
 
 _TABLE_FUNCTION_HINT = "a table function or file reader cannot be used as a table"
 
 
-def allow_nodes(tree: exp.Expression, ctx: Context) -> None:
+def allow_nodes(tree: exp.Expr, ctx: Context) -> None:
     for node in tree.walk():
         _check(node, ctx)
 
 
-def _check(node: exp.Expression, ctx: Context) -> None:
+def _check(node: exp.Expr, ctx: Context) -> None:
     kind = type(node)
     if isinstance(node, exp.Window):
         inner = node.this
-        name = (written_name(ctx.sql, inner) or _func_name(inner)) if isinstance(
-            inner, exp.Func) else _construct(inner)
+        name = (
+            (written_name(ctx.sql, inner) or _func_name(inner))
+            if isinstance(inner, exp.Func)
+            else _construct(inner)
+        )
         ctx.refuse(
             NotAllowedError,
             f"window function {name}(…) OVER (…): window functions are not allowed in"
@@ -158,20 +97,22 @@ def _check(node: exp.Expression, ctx: Context) -> None:
         )
     ctx.refuse(
         NotAllowedError,
-        f"{_construct(node)} {node.sql('duckdb')[:40]}: this construct is not on the"
-        " allow-list",
+        f"{_construct(node)} {node.sql('duckdb')[:40]}: this construct is not on the allow-list",
         node,
     )
 
 
-def _check_args(node: exp.Expression, allowed: frozenset[str], ctx: Context) -> None:
+def _check_args(node: exp.Expr, allowed: frozenset[str], ctx: Context) -> None:
     for name, value in node.args.items():
         if name in allowed or value in (None, False, [], ""):
             continue
         if isinstance(node, exp.With) and name == "recursive":
             continue
-        clause = str(value).upper() if name in ("method", "kind") else _CLAUSE.get(
-            name, name.rstrip("_").upper())
+        clause = (
+            str(value).upper()
+            if name in ("method", "kind")
+            else _CLAUSE.get(name, name.rstrip("_").upper())
+        )
         ctx.refuse(
             NotAllowedError,
             f"{clause} in {node.key.upper()}: this clause is not allowed",
@@ -180,7 +121,7 @@ def _check_args(node: exp.Expression, allowed: frozenset[str], ctx: Context) -> 
         )
 
 
-def _check_structure(node: exp.Expression, ctx: Context) -> None:
+def _check_structure(node: exp.Expr, ctx: Context) -> None:
     parent = node.parent
     if isinstance(node, exp.With) and node.args.get("recursive"):
         ctx.refuse(
@@ -192,8 +133,11 @@ def _check_structure(node: exp.Expression, ctx: Context) -> None:
     elif isinstance(node, exp.Table):
         target = node.this
         if not isinstance(target, exp.Identifier):
-            name = (written_name(ctx.sql, target) or _func_name(target)) if isinstance(
-                target, exp.Func) else _construct(target)
+            name = (
+                (written_name(ctx.sql, target) or _func_name(target))
+                if isinstance(target, exp.Func)
+                else _construct(target)
+            )
             ctx.refuse(
                 NotAllowedError,
                 f"table function {name}(): {_TABLE_FUNCTION_HINT}",
@@ -234,8 +178,9 @@ def _check_structure(node: exp.Expression, ctx: Context) -> None:
             )
     elif isinstance(node, exp.Var):
         if not isinstance(parent, (exp.Extract, exp.TimestampTrunc, exp.DateTrunc)):
-            ctx.refuse(NotAllowedError, f"keyword {node.name}: not allowed here", node,
-                       keyword=node.name)
+            ctx.refuse(
+                NotAllowedError, f"keyword {node.name}: not allowed here", node, keyword=node.name
+            )
         if node.name.upper() not in DATE_PARTS:
             ctx.refuse(
                 NotAllowedError,
@@ -245,8 +190,9 @@ def _check_structure(node: exp.Expression, ctx: Context) -> None:
             )
     elif isinstance(node, exp.Array):
         if not isinstance(parent, (exp.PercentileCont, exp.Quantile, exp.Anonymous)):
-            ctx.refuse(NotAllowedError, "list literal: lists are allowed only as quantile"
-                       " fractions", node)
+            ctx.refuse(
+                NotAllowedError, "list literal: lists are allowed only as quantile fractions", node
+            )
     elif isinstance(node, exp.WithinGroup):
         if not isinstance(node.this, exp.PercentileCont):
             ctx.refuse(NotAllowedError, "WITHIN GROUP: allowed only with PERCENTILE_CONT", node)
@@ -262,7 +208,7 @@ def _check_structure(node: exp.Expression, ctx: Context) -> None:
 def _check_cast(node: exp.Cast, ctx: Context) -> None:
     to = node.args.get("to")
     if not isinstance(to, exp.DataType) or to.this not in CAST_TYPES:
-        name = to.sql("duckdb") if isinstance(to, exp.Expression) else "?"
+        name = to.sql("duckdb") if isinstance(to, exp.Expr) else "?"
         ctx.refuse(
             NotAllowedError,
             f"CAST to {name}: only numeric, text, date and boolean types are allowed",
@@ -270,7 +216,7 @@ def _check_cast(node: exp.Cast, ctx: Context) -> None:
         )
 
 
-def _func_name(node: exp.Expression) -> str:
+def _func_name(node: exp.Expr) -> str:
     if isinstance(node, exp.Anonymous):
         return str(node.this).lower()
     if isinstance(node, exp.Func):
@@ -278,5 +224,5 @@ def _func_name(node: exp.Expression) -> str:
     return node.key
 
 
-def _construct(node: exp.Expression) -> str:
+def _construct(node: exp.Expr) -> str:
     return node.key.upper().replace("_", " ")

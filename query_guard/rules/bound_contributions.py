@@ -36,8 +36,7 @@ def bound_contributions(rel: Relation, has_keys: bool) -> Bounding:
     many = [b for b in rel.bases if not b.info.one_row_per_unit]
     first = rel.bases[0]
     if not many:
-        return Bounding(False, _unit(first), None, first.info.bounding_seed, 1, 1,
-                        first.info.name)
+        return Bounding(False, _unit(first), None, first.info.bounding_seed, 1, 1, first.info.name)
     bounded = many[0]
     # LEFT JOIN keeps left rows without a match: their right-side unit is NULL.
     unit_side = first if rel.join is not None and rel.join.side == "LEFT" else bounded

@@ -15,7 +15,7 @@ from query_guard.errors import NotAllowedError
 from query_guard.rules.allow_nodes import DATE_PARTS
 
 
-def canonical_functions(tree: exp.Expression, ctx: Context) -> exp.Expression:
+def canonical_functions(tree: exp.Expr, ctx: Context) -> exp.Expr:
     for node in list(tree.walk()):
         replacement = _canonical(node, ctx)
         if replacement is not None and replacement is not node:
@@ -27,7 +27,7 @@ def canonical_functions(tree: exp.Expression, ctx: Context) -> exp.Expression:
     return tree
 
 
-def _canonical(node: exp.Expression, ctx: Context) -> exp.Expression | None:
+def _canonical(node: exp.Expr, ctx: Context) -> exp.Expr | None:
     if isinstance(node, exp.Anonymous):
         name = str(node.this).lower()
         args = list(node.expressions)
@@ -73,6 +73,6 @@ def _canonical(node: exp.Expression, ctx: Context) -> exp.Expression | None:
     return None
 
 
-def _keep_meta(old: exp.Expression, new: exp.Expression) -> None:
+def _keep_meta(old: exp.Expr, new: exp.Expr) -> None:
     if old.meta:
         new.meta.update(old.meta)

@@ -30,15 +30,26 @@ MAX_FIXED_POINT = 2**40
 #: |value| limits so fixed-point sums and sums of squares fit exactly in BIGINT/DOUBLE.
 MAX_SUM_MAGNITUDE = 2.0**52
 MAX_SQUARE_MAGNITUDE = 2.0**31
-PREDICATES = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between,
-              exp.Is, exp.Like, exp.ILike)
+PREDICATES = (
+    exp.EQ,
+    exp.NEQ,
+    exp.GT,
+    exp.GTE,
+    exp.LT,
+    exp.LTE,
+    exp.In,
+    exp.Between,
+    exp.Is,
+    exp.Like,
+    exp.ILike,
+)
 
 
 @dataclass(frozen=True)
 class ValueSpec:
     """The engine-side value of one measurement (``None`` for COUNT(*))."""
 
-    expr: exp.Expression | None
+    expr: exp.Expr | None
     lower: float | None = None
     upper: float | None = None
     fixed_point: int = 1
@@ -55,8 +66,9 @@ def clamp_values(call: AggCall, typer: Typer, ctx: Context) -> ValueSpec:
     name = call.node.key.upper()
     if info.type in ("text", "date", "null"):
         hint = " (use year(…) or a date difference)" if info.type == "date" else ""
-        ctx.refuse(TypeMismatchError, f"{name} of a {info.type} value: needs a number{hint}",
-                   call.node)
+        ctx.refuse(
+            TypeMismatchError, f"{name} of a {info.type} value: needs a number{hint}", call.node
+        )
     expr = call.arg
     if info.type == "bool":
         expr = exp.TryCast(this=expr.copy(), to=exp.DataType.build("INT"))
@@ -79,12 +91,16 @@ def clamp_values(call: AggCall, typer: Typer, ctx: Context) -> ValueSpec:
             call.node,
         )
     value_type = "int" if info.type == "int" else "float"
+    fp = fixed_point(magnitude, value_type)
+    # PRIVACY: bounds on the 1/fixed_point grid, so each row's ROUND(v × fp) is at most
+    # max(|lo|, |hi|) × fp exactly — the per-row bound the privacy layer multiplies.
+    lo, hi = math.floor(lo * fp) / fp, math.ceil(hi * fp) / fp
     inner = _clamp_columns(expr.copy(), typer)
     engine = clamp(safe_arithmetic(inner, typer), lo, hi, value_type)
-    return ValueSpec(engine, lo, hi, fixed_point(magnitude, value_type), value_type)
+    return ValueSpec(engine, lo, hi, fp, value_type)
 
 
-def clamp(expr: exp.Expression, lo: float, hi: float, value_type: str) -> exp.Expression:
+def clamp(expr: exp.Expr, lo: float, hi: float, value_type: str) -> exp.Expr:
     """``LEAST(GREATEST(expr, lo), hi)``, NULL staying NULL.
 
     SQL engines' LEAST/GREATEST skip NULL arguments (GREATEST(NULL, 0) = 0), which would
@@ -92,8 +108,9 @@ def clamp(expr: exp.Expression, lo: float, hi: float, value_type: str) -> exp.Ex
     counting only the rows that have a value.
     """
     clamped = exp.Least(
-        this=exp.Greatest(this=expr.copy(), expressions=[number(lo, value_type)],
-                          ignore_nulls=True),
+        this=exp.Greatest(
+            this=expr.copy(), expressions=[number(lo, value_type)], ignore_nulls=True
+        ),
         expressions=[number(hi, value_type)],
         ignore_nulls=True,
     )
@@ -117,14 +134,14 @@ def fixed_point(magnitude: float, value_type: str) -> int:
     return int(min(max(2**exponent, 1), MAX_FIXED_POINT)) if exponent > 0 else 1
 
 
-def number(value: float, value_type: str = "float") -> exp.Expression:
+def number(value: float, value_type: str = "float") -> exp.Expr:
     """A numeric literal; integral values print without a fraction."""
     if value_type == "int" or (float(value).is_integer() and abs(value) < 2**53):
         return exp.Literal.number(int(value))
     return exp.Literal.number(repr(float(value)))
 
 
-def _clamp_columns(expr: exp.Expression, typer: Typer) -> exp.Expression:
+def _clamp_columns(expr: exp.Expr, typer: Typer) -> exp.Expr:
     """Clamp bounded numeric base columns that feed the value (not those in predicates)."""
     if isinstance(expr, exp.Column):
         return expr
@@ -140,7 +157,7 @@ def _clamp_columns(expr: exp.Expression, typer: Typer) -> exp.Expression:
     return expr
 
 
-def _in_predicate(node: exp.Expression, root: exp.Expression) -> bool:
+def _in_predicate(node: exp.Expr, root: exp.Expr) -> bool:
     parent = node.parent
     while parent is not None and parent is not root.parent:
         if isinstance(parent, PREDICATES):

@@ -17,14 +17,13 @@ from query_guard.errors import IdentifierColumnError, ScopeError
 from query_guard.relation import BaseTable, column_info
 
 
-def column_scope(base: BaseTable, name: str, node: exp.Expression, ctx: Context) -> ColumnInfo:
+def column_scope(base: BaseTable, name: str, node: exp.Expr, ctx: Context) -> ColumnInfo:
     dataset = base.info.name.lower()
     info = column_info(base, name)
     if info is None:
         ctx.refuse(
             ScopeError,
-            f"column {name}: not a column of dataset {dataset} in the approved scenario"
-            " (第十五条)",
+            f"column {name}: not a column of dataset {dataset} in the approved scenario (第十五条)",
             node,
         )
     if info.is_identifier:

@@ -34,7 +34,7 @@ _ROW_LEVEL_ONLY = {
 }
 
 
-def has_aggregate(expr: exp.Expression) -> exp.Expression | None:
+def has_aggregate(expr: exp.Expr) -> exp.Expr | None:
     for node in expr.walk():
         if type(node) in AGGREGATES:
             return node
@@ -46,7 +46,7 @@ class Derived:
     """A CTE or subquery after inlining: its row source and its output columns."""
 
     relation: Relation
-    columns: dict[str, exp.Expression]
+    columns: dict[str, exp.Expr]
     ambiguous: set[str] = field(default_factory=set)
 
     def as_relation(self, visible: str) -> Relation:
@@ -124,7 +124,7 @@ class Resolver:
             scoped[cte.alias.lower()] = self.derived(cte.this, scoped)
         return scoped
 
-    def _item(self, node: exp.Expression, ctes: dict[str, Derived]) -> Relation:
+    def _item(self, node: exp.Expr, ctes: dict[str, Derived]) -> Relation:
         ctx = self.ctx
         if isinstance(node, exp.Table):
             name = node.name.lower()
@@ -141,7 +141,7 @@ class Resolver:
         ctx.refuse(NotAllowedError, f"{node.key.upper()} in FROM: not allowed", node)
 
     # -- derived tables -----------------------------------------------------------
-    def derived(self, select: exp.Expression, ctes: dict[str, Derived]) -> Derived:
+    def derived(self, select: exp.Expr, ctes: dict[str, Derived]) -> Derived:
         ctx = self.ctx
         if not isinstance(select, exp.Select):
             ctx.refuse(NotAllowedError, f"{select.key.upper()} as a derived table", select)
@@ -168,7 +168,7 @@ class Resolver:
                     code="nested_aggregate",
                 )
         rel = self.relation(select, ctes)
-        columns: dict[str, exp.Expression] = {}
+        columns: dict[str, exp.Expr] = {}
         ambiguous: set[str] = set()
         for item in select.expressions:
             expr = item.this if isinstance(item, exp.Alias) else item
@@ -183,7 +183,7 @@ class Resolver:
         return Derived(inner, columns, ambiguous)
 
     # -- columns ------------------------------------------------------------------
-    def flatten(self, expr: exp.Expression, rel: Relation) -> exp.Expression:
+    def flatten(self, expr: exp.Expr, rel: Relation) -> exp.Expr:
         """A copy of ``expr`` with every column replaced by its base-column expression."""
         root = expr.copy()
         if isinstance(root, exp.Column):
@@ -194,7 +194,7 @@ class Resolver:
         limit_tree(root, self.ctx, flat=True)
         return root
 
-    def resolve(self, col: exp.Column, rel: Relation) -> exp.Expression:
+    def resolve(self, col: exp.Column, rel: Relation) -> exp.Expr:
         ctx = self.ctx
         name = col.name.lower()
         if col.table:
@@ -244,7 +244,7 @@ class Resolver:
         self._spend(copy)
         return copy
 
-    def _spend(self, expr: exp.Expression) -> None:
+    def _spend(self, expr: exp.Expr) -> None:
         self._budget -= sum(1 for _ in expr.walk())
         if self._budget < 0:
             self.ctx.refuse(
@@ -254,7 +254,7 @@ class Resolver:
             )
 
 
-def output_name(item: exp.Expression) -> str:
+def output_name(item: exp.Expr) -> str:
     """The column name SQL gives a select item (alias, else column name, else text)."""
     if isinstance(item, exp.Alias):
         return item.alias.lower()

@@ -18,7 +18,7 @@ from query_guard.context import Context
 from query_guard.errors import NotAllowedError
 from query_guard.relation import JoinSpec, Relation, is_unit
 
-Resolve = Callable[[exp.Column, Relation], exp.Expression]
+Resolve = Callable[[exp.Column, Relation], exp.Expr]
 
 
 def join_on_unit(
@@ -60,7 +60,10 @@ def join_on_unit(
                 join,
                 code="join_not_allowed",
             )
-    if left.bases[0].info.one_row_per_unit is False and right.bases[0].info.one_row_per_unit is False:
+    if (
+        left.bases[0].info.one_row_per_unit is False
+        and right.bases[0].info.one_row_per_unit is False
+    ):
         ctx.refuse(
             NotAllowedError,
             f"join of {left.bases[0].info.name} and {right.bases[0].info.name}: both have"
@@ -70,17 +73,22 @@ def join_on_unit(
         )
     if using:
         if len(using) != 1:
-            ctx.refuse(NotAllowedError, "USING with several columns: join only on the"
-                       " privacy unit", join, code="join_not_allowed")
+            ctx.refuse(
+                NotAllowedError,
+                "USING with several columns: join only on the privacy unit",
+                join,
+                code="join_not_allowed",
+            )
         name = using[0].name
         sides = [
             resolve(exp.Column(this=using[0].copy()), left),
             resolve(exp.Column(this=using[0].copy()), right),
         ]
         pair = (sides[0], sides[1])
-        condition: exp.Expression = using[0]
+        condition: exp.Expr = using[0]
         _ = name
     else:
+        assert isinstance(on, exp.Expr)
         condition = on.unnest() if isinstance(on, exp.Paren) else on
         if not (
             isinstance(condition, exp.EQ)
@@ -105,7 +113,7 @@ def join_on_unit(
             condition,
             code="join_not_allowed",
         )
-    right_filters: tuple[exp.Expression, ...] = ()
+    right_filters: tuple[exp.Expr, ...] = ()
     if side == "LEFT":
         right_filters = tuple(right.filters)
     return JoinSpec(side=side, right_filters=right_filters)
@@ -113,8 +121,9 @@ def join_on_unit(
 
 def _pair(
     a: exp.Column, b: exp.Column, left: Relation, right: Relation, resolve: Resolve
-) -> tuple[exp.Expression, exp.Expression]:
+) -> tuple[exp.Expr, exp.Expr]:
     """Resolve each side of ``a = b`` in the relation it names (either order)."""
+
     def owner(col: exp.Column) -> str:
         if col.table:
             if col.table.lower() in left.sources:

@@ -54,17 +54,19 @@ def limit_tokens(tokens: list[Token], ctx: Context) -> None:
         if tok.token_type in (TokenType.NOT, TokenType.DASH, TokenType.PLUS, TokenType.TILDE):
             unary_run += 1
             if unary_run > MAX_PAREN_DEPTH:
-                _refuse_at(ctx, f"operators chained deeper than the limit of {MAX_PAREN_DEPTH}", tok)
+                _refuse_at(
+                    ctx, f"operators chained deeper than the limit of {MAX_PAREN_DEPTH}", tok
+                )
         else:
             unary_run = 0
 
 
-def limit_tree(tree: exp.Expression, ctx: Context, *, flat: bool = False) -> None:
+def limit_tree(tree: exp.Expr, ctx: Context, *, flat: bool = False) -> None:
     """Node count and depth, computed with an explicit stack (no recursion)."""
     max_nodes = MAX_FLAT_NODES if flat else MAX_NODES
     max_depth = MAX_FLAT_DEPTH if flat else MAX_DEPTH
     count = 0
-    stack: list[tuple[exp.Expression, int]] = [(tree, 1)]
+    stack: list[tuple[exp.Expr, int]] = [(tree, 1)]
     while stack:
         node, depth = stack.pop()
         count += 1

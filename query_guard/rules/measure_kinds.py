@@ -18,7 +18,7 @@ from query_guard.rules.flatten_subqueries import Resolver, has_aggregate
 from query_guard.rules.privacy_unit import forbid_unit
 from query_guard.shape import AggCall
 
-KIND_OF: dict[type[exp.Expression], str] = {
+KIND_OF: dict[type[exp.Expr], str] = {
     exp.Count: "count",
     exp.Sum: "sum",
     exp.Avg: "mean",
@@ -35,12 +35,16 @@ MAX_QUANTILES = 20
 
 
 def make_call(
-    node: exp.Expression, resolver: Resolver, rel: Relation, ctx: Context, index: int
+    node: exp.Expr, resolver: Resolver, rel: Relation, ctx: Context, index: int
 ) -> AggCall:
     kind = KIND_OF.get(type(node))
     if kind is None:
-        ctx.refuse(NotAllowedError, f"aggregate {node.key.upper()}: not allowed", node,
-                   code="function_not_allowed")
+        ctx.refuse(
+            NotAllowedError,
+            f"aggregate {node.key.upper()}: not allowed",
+            node,
+            code="function_not_allowed",
+        )
     for child in node.iter_expressions():
         inner = has_aggregate(child)
         if inner is not None:
@@ -52,7 +56,7 @@ def make_call(
                 code="nested_aggregate",
             )
     name = node.key.upper()
-    arg: exp.Expression | None = None
+    arg: exp.Expr | None = None
     quantiles: tuple[float, ...] = ()
     target = node.this
     if isinstance(node, exp.Count):
@@ -66,8 +70,7 @@ def make_call(
             if flat is None or not is_unit(flat, rel.bases):
                 ctx.refuse(
                     NotAllowedError,
-                    f"{show(node, 60)}: COUNT(DISTINCT …) is allowed only of the"
-                    " privacy unit",
+                    f"{show(node, 60)}: COUNT(DISTINCT …) is allowed only of the privacy unit",
                     target,
                 )
             kind = "count_distinct"
@@ -77,8 +80,11 @@ def make_call(
             forbid_unit(arg, rel.bases, ctx, "COUNT(…) (use COUNT(*) or COUNT(DISTINCT unit))")
     else:
         if isinstance(target, exp.Distinct):
-            ctx.refuse(NotAllowedError, f"{name}({show(target, 50)}): DISTINCT is"
-                       " allowed only as COUNT(DISTINCT unit)", target)
+            ctx.refuse(
+                NotAllowedError,
+                f"{name}({show(target, 50)}): DISTINCT is allowed only as COUNT(DISTINCT unit)",
+                target,
+            )
         if target is None:
             ctx.refuse(NotAllowedError, f"{name}(): needs a value", node)
         arg = resolver.flatten(target, rel)
@@ -99,21 +105,23 @@ def make_call(
     return AggCall(f"m{index}", kind, node, arg, quantiles, canonical, ddof)
 
 
-def _fractions(node: exp.Expression | None, parent: exp.Expression, ctx: Context
-               ) -> tuple[float, ...]:
+def _fractions(node: exp.Expr | None, parent: exp.Expr, ctx: Context) -> tuple[float, ...]:
     values = node.expressions if isinstance(node, exp.Array) else [node]
     if not values or len(values) > MAX_QUANTILES:
-        ctx.refuse(NotAllowedError, f"quantile fractions: give 1 to {MAX_QUANTILES} constants",
-                   parent)
+        ctx.refuse(
+            NotAllowedError, f"quantile fractions: give 1 to {MAX_QUANTILES} constants", parent
+        )
     fractions = []
     for value in values:
         if not (isinstance(value, exp.Literal) and not value.is_string):
             text = value.sql("duckdb")[:40] if value is not None else "?"
-            ctx.refuse(NotAllowedError, f"quantile fraction {text}: must be a constant between"
-                       " 0 and 1", value if value is not None else parent)
+            ctx.refuse(
+                NotAllowedError,
+                f"quantile fraction {text}: must be a constant between 0 and 1",
+                value if value is not None else parent,
+            )
         q = float(str(value.this))
         if not 0.0 <= q <= 1.0:
-            ctx.refuse(NotAllowedError, f"quantile fraction {q:g}: must be between 0 and 1",
-                       value)
+            ctx.refuse(NotAllowedError, f"quantile fraction {q:g}: must be between 0 and 1", value)
         fractions.append(q)
     return tuple(fractions)

@@ -16,7 +16,7 @@ from query_guard.errors import PrivacyUnitError
 from query_guard.relation import BaseTable, is_unit
 
 
-def forbid_unit(expr: exp.Expression, bases: list[BaseTable], ctx: Context, where: str) -> None:
+def forbid_unit(expr: exp.Expr, bases: list[BaseTable], ctx: Context, where: str) -> None:
     for node in expr.find_all(exp.Column):
         if is_unit(node, bases):
             ctx.refuse(

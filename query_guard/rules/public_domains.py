@@ -28,7 +28,7 @@ Key = str | int | float | bool | None
 
 
 def public_domain(
-    flat: exp.Expression, engine_key: exp.Expression, typer: Typer, bases: list[BaseTable]
+    flat: exp.Expr, engine_key: exp.Expr, typer: Typer, bases: list[BaseTable]
 ) -> tuple[Key, ...] | None:
     """The finite public domain of a key, or None when only the data could tell."""
     node = flat.unnest() if isinstance(flat, exp.Paren) else flat
@@ -92,7 +92,7 @@ def _inputs(base: BaseTable, name: str, typer: Typer) -> tuple[Key | dt.date, ..
     return None
 
 
-def _enumerate(engine_key: exp.Expression, inputs: tuple) -> tuple[Key, ...] | None:
+def _enumerate(engine_key: exp.Expr, inputs: tuple) -> tuple[Key, ...] | None:
     """Evaluate the key on every input; None if any input cannot be evaluated."""
     rewritten = engine_key.copy()
     if isinstance(rewritten, exp.Column):
@@ -115,7 +115,7 @@ def _enumerate(engine_key: exp.Expression, inputs: tuple) -> tuple[Key, ...] | N
     return tuple(seen)
 
 
-def _literal_results(node: exp.Expression) -> tuple[Key, ...] | None:
+def _literal_results(node: exp.Expr) -> tuple[Key, ...] | None:
     """``CASE … THEN <literal> … [ELSE <literal>] END`` → its literal results."""
     if isinstance(node, exp.Case):
         results = [b.args.get("true") for b in node.args.get("ifs") or []]
@@ -130,7 +130,7 @@ def _literal_results(node: exp.Expression) -> tuple[Key, ...] | None:
         value = _literal(result)
         if value is _NOT_LITERAL:
             return None
-        values.setdefault(value, None)  # type: ignore[arg-type]
+        values.setdefault(value, None)  # type: ignore[call-overload]
     if default is None:
         values.setdefault(None, None)
     return tuple(values)
@@ -139,7 +139,7 @@ def _literal_results(node: exp.Expression) -> tuple[Key, ...] | None:
 _NOT_LITERAL = object()
 
 
-def _literal(node: exp.Expression | None) -> object:
+def _literal(node: exp.Expr | None) -> object:
     if isinstance(node, exp.Paren):
         node = node.unnest()
     if isinstance(node, exp.Null):
@@ -160,7 +160,7 @@ def _literal(node: exp.Expression | None) -> object:
     return _NOT_LITERAL
 
 
-def _constant(engine_key: exp.Expression) -> tuple[Key, ...] | None:
+def _constant(engine_key: exp.Expr) -> tuple[Key, ...] | None:
     try:
         value = evaluate(engine_key, {})
     except (Unsupported, ValueError, TypeError, ArithmeticError):

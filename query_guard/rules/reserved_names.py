@@ -16,7 +16,7 @@ from query_guard.errors import NotAllowedError
 RESERVED_PREFIX = "__"
 
 
-def reserved_names(tree: exp.Expression, ctx: Context) -> None:
+def reserved_names(tree: exp.Expr, ctx: Context) -> None:
     for node in tree.find_all(exp.Identifier):
         name = str(node.this)
         if name.startswith(RESERVED_PREFIX):

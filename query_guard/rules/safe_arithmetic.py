@@ -20,23 +20,22 @@ from sqlglot import exp
 
 from query_guard.rules.type_bounds import NUMERIC, Typer
 
-ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Pow, exp.Neg,
-              exp.Abs)
+ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Pow, exp.Neg, exp.Abs)
 DIVISIONS = (exp.Div, exp.IntDiv, exp.Mod)
 
 
-def safe_arithmetic(expr: exp.Expression, typer: Typer) -> exp.Expression:
+def safe_arithmetic(expr: exp.Expr, typer: Typer) -> exp.Expr:
     """An engine-safe copy of a flattened, type-checked row-level expression."""
     return _rewrite(expr.copy(), typer)
 
 
-def _rewrite(node: exp.Expression, typer: Typer) -> exp.Expression:
+def _rewrite(node: exp.Expr, typer: Typer) -> exp.Expr:
     if isinstance(node, ARITHMETIC):
         date_sub = isinstance(node, exp.Sub) and typer.infer(node.this).type == "date"
         children = [node.args.get(k) for k in ("this", "expression")]
         all_literal = all(isinstance(c, exp.Literal) for c in children if c is not None)
         for key, child in zip(("this", "expression"), children, strict=True):
-            if isinstance(child, exp.Expression):
+            if isinstance(child, exp.Expr):
                 numeric = not date_sub and typer.infer(child).type in NUMERIC
                 new = _rewrite(child, typer)
                 # A literal next to a DOUBLE operand makes DOUBLE arithmetic already.
@@ -54,34 +53,36 @@ def _rewrite(node: exp.Expression, typer: Typer) -> exp.Expression:
             return safe_divide(node, node.expression)
         return node
     for key, value in list(node.args.items()):
-        if isinstance(value, exp.Expression):
+        if isinstance(value, exp.Expr):
             node.set(key, _rewrite(value, typer))
         elif isinstance(value, list):
-            node.set(key, [_rewrite(v, typer) if isinstance(v, exp.Expression) else v
-                           for v in value])
+            node.set(key, [_rewrite(v, typer) if isinstance(v, exp.Expr) else v for v in value])
     if type(node) is exp.Cast:
         return exp.TryCast(this=node.this, to=node.to)
     return node
 
 
-def to_double(node: exp.Expression) -> exp.Expression:
+def to_double(node: exp.Expr) -> exp.Expr:
     return exp.TryCast(this=node, to=exp.DataType.build("DOUBLE"))
 
 
-def safe_divide(node: exp.Expression, divisor: exp.Expression) -> exp.Expression:
+def safe_divide(node: exp.Expr, divisor: exp.Expr) -> exp.Expr:
     """``n op d`` → ``CASE WHEN d = 0 THEN NULL ELSE n op d END``."""
     return exp.Case(
-        ifs=[exp.If(this=exp.EQ(this=divisor.copy(), expression=exp.Literal.number(0)),
-                    true=exp.Null())],
+        ifs=[
+            exp.If(
+                this=exp.EQ(this=divisor.copy(), expression=exp.Literal.number(0)), true=exp.Null()
+            )
+        ],
         default=node,
     )
 
 
-def safe_post(expr: exp.Expression) -> exp.Expression:
+def safe_post(expr: exp.Expr) -> exp.Expr:
     """Post-processing expressions (over released values): TRY_CAST, PI() as a number,
     ``//`` and ``%`` guarded (``/`` on released values gives ±inf/NULL, never an error)."""
     for node in list(expr.walk()):
-        replacement: exp.Expression | None = None
+        replacement: exp.Expr | None = None
         if type(node) is exp.Cast:
             replacement = exp.TryCast(this=node.this, to=node.to)
         elif isinstance(node, exp.Pi):

@@ -17,7 +17,7 @@ _SET_OPERATIONS = (exp.Union, exp.Intersect, exp.Except)
 
 
 def single_select(
-    statements: list[exp.Expression | None], ctx: Context, starts: list[int | None]
+    statements: list[exp.Expr | None], ctx: Context, starts: list[int | None]
 ) -> exp.Select:
     offsets = starts + [None] * (len(statements) - len(starts))
     present = [(s, o) for s, o in zip(statements, offsets, strict=False) if s is not None]
@@ -30,8 +30,7 @@ def single_select(
     if len(present) > 1:
         _refuse_at(
             ctx,
-            f"{_describe(present[1][0])} after the first statement: only one statement is"
-            " allowed",
+            f"{_describe(present[1][0])} after the first statement: only one statement is allowed",
             present[1][1],
             "multiple_statements",
         )
@@ -51,6 +50,7 @@ def single_select(
             offset,
             "statement_not_allowed",
         )
+    assert isinstance(statement, exp.Select)
     return statement
 
 
@@ -61,7 +61,7 @@ def _refuse_at(ctx: Context, message: str, offset: int | None, code: str) -> Non
     )
 
 
-def _describe(statement: exp.Expression) -> str:
+def _describe(statement: exp.Expr) -> str:
     if isinstance(statement, exp.Command):
         return f"{str(statement.this).upper()} statement"
     if isinstance(statement, exp.Select):

@@ -20,7 +20,7 @@ from query_guard.rules.allow_nodes import AGGREGATES
 from query_guard.rules.flatten_subqueries import Resolver, has_aggregate, output_name
 from query_guard.rules.measure_kinds import make_call
 from query_guard.rules.privacy_unit import forbid_unit
-from query_guard.shape import AggCall, KeySpec, Shape
+from query_guard.shape import AggCall, KeySpec, Shape, int_literal, unique_names
 
 
 def split_aggregates(select: exp.Select, resolver: Resolver, ctx: Context) -> Shape:
@@ -43,35 +43,48 @@ class _Splitter:
         self.shape = shape
         self.rel = shape.relation
         self.items = list(select.expressions)
-        self.names = _unique_names([output_name_as_written(i) for i in self.items])
+        self.names = unique_names([output_name_as_written(i) for i in self.items])
         self.item_outputs: list[int] = []  # select position → index in shape.outputs
         self._hidden = 0
 
     # -- GROUP BY ---------------------------------------------------------------
     def group_keys(self) -> None:
         group = self.select.args.get("group")
-        exprs: list[exp.Expression] = list(group.expressions) if group else []
+        exprs: list[exp.Expr] = list(group.expressions) if group else []
         if not exprs and self.select.args.get("distinct"):
             if any(has_aggregate(i) for i in self.items):
-                self.ctx.refuse(NotAllowedError, "SELECT DISTINCT with aggregates: use GROUP BY",
-                                self.select, keyword="DISTINCT")
+                self.ctx.refuse(
+                    NotAllowedError,
+                    "SELECT DISTINCT with aggregates: use GROUP BY",
+                    self.select,
+                    keyword="DISTINCT",
+                )
             exprs = [i.this if isinstance(i, exp.Alias) else i for i in self.items]
         elif self.select.args.get("distinct"):
-            self.ctx.refuse(NotAllowedError, "SELECT DISTINCT with GROUP BY: use one of them",
-                            self.select, keyword="DISTINCT")
+            self.ctx.refuse(
+                NotAllowedError,
+                "SELECT DISTINCT with GROUP BY: use one of them",
+                self.select,
+                keyword="DISTINCT",
+            )
         for node in exprs:
             expr = self._group_target(node)
             agg = has_aggregate(expr)
             if agg is not None:
-                self.ctx.refuse(NotAllowedError, f"aggregate {agg.sql('duckdb')[:40]} in GROUP"
-                                " BY: group by row-level values only", node,
-                                code="nested_aggregate")
+                self.ctx.refuse(
+                    NotAllowedError,
+                    f"aggregate {agg.sql('duckdb')[:40]} in GROUP"
+                    " BY: group by row-level values only",
+                    node,
+                    code="nested_aggregate",
+                )
             flat = self.resolver.flatten(expr, self.rel)
             forbid_unit(flat, self.rel.bases, self.ctx, "GROUP BY")
             for col in flat.find_all(exp.Column):
                 found = base_column(col, self.rel.bases)
-                if found and not self.ctx.scenario.allows_group_by(found[0].info.name,
-                                                                   found[1].name):
+                if found and not self.ctx.scenario.allows_group_by(
+                    found[0].info.name, found[1].name
+                ):
                     self.ctx.refuse(
                         ScopeError,
                         f"GROUP BY {found[0].info.name}.{found[1].name}: not a grouping column"
@@ -86,12 +99,15 @@ class _Splitter:
                 KeySpec(f"__g{len(self.shape.keys)}", flat, node, name, canonical)
             )
 
-    def _group_target(self, node: exp.Expression) -> exp.Expression:
+    def _group_target(self, node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Literal) and not node.is_string:
-            position = _int(node)
+            position = int_literal(node)
             if position is None or not 1 <= position <= len(self.items):
-                self.ctx.refuse(NotAllowedError, f"GROUP BY {node.sql()}: not a position in"
-                                " the select list", node)
+                self.ctx.refuse(
+                    NotAllowedError,
+                    f"GROUP BY {node.sql()}: not a position in the select list",
+                    node,
+                )
             item = self.items[position - 1]
             return item.this if isinstance(item, exp.Alias) else item
         if isinstance(node, exp.Column) and not node.table and not self._is_source(node):
@@ -116,7 +132,9 @@ class _Splitter:
             flat = self.resolver.flatten(expr, self.rel)
             if not any(True for _ in flat.find_all(exp.Column)) and (has_keys or any_agg):
                 self.shape.outputs.append(
-                    OutputColumn(name=name, source="derived", expression=_safe_post(flat))
+                    OutputColumn(
+                        name=name, source="derived", expression=_plan_expr(_safe_post(flat))
+                    )
                 )
                 continue
             key = self._match_key(flat)
@@ -134,22 +152,25 @@ class _Splitter:
             key.name = name
             self.shape.outputs.append(OutputColumn(name=name, source="group", ref=key.column))
 
-    def _aggregate_output(self, expr: exp.Expression, name: str) -> None:
+    def _aggregate_output(self, expr: exp.Expr, name: str) -> None:
         if isinstance(expr, tuple(AGGREGATES)):
             call = self._call(expr)
             if len(call.quantiles) > 1:
                 for index, q in enumerate(call.quantiles):
                     self.shape.outputs.append(
-                        OutputColumn(name=f"{name}_{q:g}", source="measure", ref=call.id,
-                                     index=index)
+                        OutputColumn(
+                            name=f"{name}_{q:g}", source="measure", ref=call.id, index=index
+                        )
                     )
                 return
             self.shape.outputs.append(OutputColumn(name=name, source="measure", ref=call.id))
             return
         derived = self._post(expr, allow_keys=False)
-        self.shape.outputs.append(OutputColumn(name=name, source="derived", expression=derived))
+        self.shape.outputs.append(
+            OutputColumn(name=name, source="derived", expression=_plan_expr(derived))
+        )
 
-    def _call(self, node: exp.Expression) -> AggCall:
+    def _call(self, node: exp.Expr) -> AggCall:
         call = make_call(node, self.resolver, self.rel, self.ctx, len(self.shape.aggs))
         for existing in self.shape.aggs:
             if existing.canonical == call.canonical:
@@ -157,7 +178,7 @@ class _Splitter:
         self.shape.aggs.append(call)
         return call
 
-    def _match_key(self, flat: exp.Expression) -> KeySpec | None:
+    def _match_key(self, flat: exp.Expr) -> KeySpec | None:
         canonical = flat.sql("duckdb")
         for key in self.shape.keys:
             if key.canonical == canonical:
@@ -165,13 +186,17 @@ class _Splitter:
         return None
 
     # -- post-processing expressions --------------------------------------------
-    def _post(self, expr: exp.Expression, *, allow_keys: bool) -> exp.Expression:
+    def _post(self, expr: exp.Expr, *, allow_keys: bool) -> exp.Expr:
         """Aggregates → measurement ids; group keys → output names (if ``allow_keys``)."""
         if type(expr) in AGGREGATES:
             call = self._call(expr)
             if len(call.quantiles) > 1:
-                self.ctx.refuse(NotAllowedError, f"quantile list {expr.sql('duckdb')[:50]} inside"
-                                " an expression: use one fraction", expr)
+                self.ctx.refuse(
+                    NotAllowedError,
+                    f"quantile list {expr.sql('duckdb')[:50]} inside"
+                    " an expression: use one fraction",
+                    expr,
+                )
             if allow_keys:
                 return exp.column(self._measure_output(call), quoted=True)
             return exp.column(call.id)
@@ -189,11 +214,16 @@ class _Splitter:
         copy = expr.copy()
         for key in list(copy.args):
             original = expr.args.get(key)
-            if isinstance(original, exp.Expression):
+            if isinstance(original, exp.Expr):
                 copy.set(key, self._post(original, allow_keys=allow_keys))
             elif isinstance(original, list):
-                copy.set(key, [self._post(v, allow_keys=allow_keys)
-                               if isinstance(v, exp.Expression) else v for v in original])
+                copy.set(
+                    key,
+                    [
+                        self._post(v, allow_keys=allow_keys) if isinstance(v, exp.Expr) else v
+                        for v in original
+                    ],
+                )
         return _safe_post(copy)
 
     def _measure_output(self, call: AggCall) -> str:
@@ -202,7 +232,7 @@ class _Splitter:
                 return out.name
         return self._add_hidden(OutputColumn(name="", source="measure", ref=call.id))
 
-    def _key_output(self, expr: exp.Expression, *, required: bool) -> str | None:
+    def _key_output(self, expr: exp.Expr, *, required: bool) -> str | None:
         if isinstance(expr, exp.Column) and not expr.table and not self._is_source(expr):
             for out in self.shape.outputs:
                 if out.name == expr.name.lower() and not out.hidden:
@@ -256,15 +286,20 @@ class _Splitter:
                 self.shape.order_by.append(OrderItem(column=expr.name, descending=desc))
             else:
                 self.shape.order_by.append(
-                    OrderItem(column=expr.sql("duckdb"), descending=desc, expression=expr)
+                    OrderItem(
+                        column=expr.sql("duckdb"), descending=desc, expression=_plan_expr(expr)
+                    )
                 )
 
-    def _order_name(self, target: exp.Expression) -> str | None:
+    def _order_name(self, target: exp.Expr) -> str | None:
         if isinstance(target, exp.Literal) and not target.is_string:
-            position = _int(target)
+            position = int_literal(target)
             if position is None or not 1 <= position <= len(self.items):
-                self.ctx.refuse(NotAllowedError, f"ORDER BY {target.sql()}: not a position in"
-                                " the select list", target)
+                self.ctx.refuse(
+                    NotAllowedError,
+                    f"ORDER BY {target.sql()}: not a position in the select list",
+                    target,
+                )
             return self.shape.outputs[self.item_outputs[position - 1]].name
         if isinstance(target, exp.Column) and not target.table:
             for out in self.shape.outputs:
@@ -277,40 +312,33 @@ class _Splitter:
         if limit is None:
             return
         value = limit.expression
-        number = _int(value) if isinstance(value, exp.Literal) and not value.is_string else None
+        number = (
+            int_literal(value) if isinstance(value, exp.Literal) and not value.is_string else None
+        )
         if number is None or number < 0:
-            self.ctx.refuse(NotAllowedError, f"LIMIT {value.sql('duckdb')[:30]}: must be a"
-                            " non-negative integer literal", limit)
+            self.ctx.refuse(
+                NotAllowedError,
+                f"LIMIT {value.sql('duckdb')[:30]}: must be a non-negative integer literal",
+                limit,
+            )
         self.shape.limit = number
 
 
-def output_name_as_written(item: exp.Expression) -> str:
+def output_name_as_written(item: exp.Expr) -> str:
     if isinstance(item, (exp.Alias, exp.Column)):
         return output_name(item)
     return item.sql("duckdb")
 
 
-def _unique_names(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    result = []
-    for name in names:
-        if name in seen:
-            seen[name] += 1
-            name = f"{name}_{seen[name]}"
-        seen.setdefault(name, 0)
-        result.append(name)
-    return result
-
-
-def _int(node: exp.Literal) -> int | None:
-    try:
-        return int(str(node.this))
-    except ValueError:
-        return None
-
-
-def _safe_post(expr: exp.Expression) -> exp.Expression:
+def _safe_post(expr: exp.Expr) -> exp.Expr:
     """Post-processing runs on released values: casts never raise, PI() is a literal."""
     from query_guard.rules.safe_arithmetic import safe_post
 
     return safe_post(expr)
+
+
+def _plan_expr(expr: exp.Expr) -> exp.Expression:
+    """The plan contract types expressions as ``exp.Expression`` (every concrete sqlglot
+    node class is one; sqlglot's own API is typed with its base ``Expr``)."""
+    assert isinstance(expr, exp.Expression)
+    return expr

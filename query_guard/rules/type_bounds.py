@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from query_guard import intervals as iv
 from query_guard.context import Context
 from query_guard.errors import TypeMismatchError
 from query_guard.positions import show
@@ -26,18 +27,28 @@ from query_guard.relation import BaseTable, base_column
 
 NUMERIC = frozenset({"int", "float"})
 EPOCH = dt.date(1970, 1, 1)
-INT_TYPES = frozenset(
-    {exp.DType.TINYINT, exp.DType.SMALLINT, exp.DType.INT, exp.DType.BIGINT}
-)
+INT_TYPES = frozenset({exp.DType.TINYINT, exp.DType.SMALLINT, exp.DType.INT, exp.DType.BIGINT})
 FLOAT_TYPES = frozenset({exp.DType.FLOAT, exp.DType.DOUBLE, exp.DType.DECIMAL})
 TEXT_TYPES = frozenset({exp.DType.TEXT, exp.DType.VARCHAR, exp.DType.CHAR})
 DATE_PART_RANGE = {
-    "QUARTER": (1, 4), "MONTH": (1, 12), "WEEK": (1, 53), "DAY": (1, 31), "DOW": (0, 6),
-    "DAYOFWEEK": (0, 6), "DOY": (1, 366), "DAYOFYEAR": (1, 366),
+    "QUARTER": (1, 4),
+    "MONTH": (1, 12),
+    "WEEK": (1, 53),
+    "DAY": (1, 31),
+    "DOW": (0, 6),
+    "DAYOFWEEK": (0, 6),
+    "DOY": (1, 366),
+    "DAYOFYEAR": (1, 366),
 }
-PART_OF: dict[type[exp.Expression], str] = {
-    exp.Year: "YEAR", exp.Quarter: "QUARTER", exp.Month: "MONTH", exp.Day: "DAY",
-    exp.DayOfWeek: "DOW", exp.DayOfYear: "DOY", exp.Week: "WEEK", exp.WeekOfYear: "WEEK",
+PART_OF: dict[type[exp.Expr], str] = {
+    exp.Year: "YEAR",
+    exp.Quarter: "QUARTER",
+    exp.Month: "MONTH",
+    exp.Day: "DAY",
+    exp.DayOfWeek: "DOW",
+    exp.DayOfYear: "DOY",
+    exp.Week: "WEEK",
+    exp.WeekOfYear: "WEEK",
 }
 
 
@@ -67,15 +78,16 @@ class Typer:
         self.bases = bases
         self.ctx = ctx
 
-    def column_bounds(self, base: BaseTable, name: str, lo: float | None, hi: float | None
-                      ) -> tuple[float | None, float | None]:
+    def column_bounds(
+        self, base: BaseTable, name: str, lo: float | None, hi: float | None
+    ) -> tuple[float | None, float | None]:
         tighter = self.ctx.scenario.bounds.get((base.info.name.lower(), name.lower()))
         if tighter is not None:
             lo = tighter[0] if lo is None else max(lo, tighter[0])
             hi = tighter[1] if hi is None else min(hi, tighter[1])
         return lo, hi
 
-    def infer(self, node: exp.Expression) -> Info:  # noqa: C901 - one dispatch table
+    def infer(self, node: exp.Expr) -> Info:  # noqa: C901 - one dispatch table
         ctx = self.ctx
         if isinstance(node, exp.Paren):
             return self.infer(node.this)
@@ -108,14 +120,13 @@ class Typer:
             return Info("float", math.pi, math.pi, literal=True)
         if isinstance(node, exp.Neg):
             a = self._numeric(node.this, node)
-            return Info(a.type, _neg(a.hi), _neg(a.lo))
+            return Info(a.type, iv.neg(a.hi), iv.neg(a.lo))
         if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Pow)):
             return self._arith(node)
         if isinstance(node, (exp.Abs, exp.Floor, exp.Ceil, exp.Round, exp.Sqrt, exp.Trunc)):
             return self._unary_math(node)
         if isinstance(node, (exp.Least, exp.Greatest, exp.Coalesce)):
-            return self._combine(node, [node.this, *node.expressions], union=True,
-                                 op=type(node))
+            return self._combine(node, [node.this, *node.expressions], union=True, op=type(node))
         if isinstance(node, exp.Nullif):
             self._combine(node, [node.this, node.expression], union=True)
             return self.infer(node.this)
@@ -145,8 +156,11 @@ class Typer:
             self._text(node.this, node)
             pattern = node.expression
             if not (isinstance(pattern, exp.Literal) and pattern.is_string):
-                ctx.refuse(TypeMismatchError, f"LIKE pattern {show(pattern, 40)}: must"
-                           " be a quoted string", pattern)
+                ctx.refuse(
+                    TypeMismatchError,
+                    f"LIKE pattern {show(pattern, 40)}: must be a quoted string",
+                    pattern,
+                )
             return Info("bool", 0, 1)
         if isinstance(node, (exp.And, exp.Or)):
             self._predicate(node.this, node.key.upper())
@@ -169,9 +183,13 @@ class Typer:
         if isinstance(node, exp.Substring):
             self._text(node.this, node)
             for arg in (node.args.get("start"), node.args.get("length")):
-                if arg is not None and not _small_int_literal(arg):
-                    ctx.refuse(TypeMismatchError, f"SUBSTRING start/length {arg.sql('duckdb')}:"
-                               " must be integer literals between -1000000 and 1000000", arg)
+                if arg is not None and not iv.small_int_literal(arg):
+                    ctx.refuse(
+                        TypeMismatchError,
+                        f"SUBSTRING start/length {arg.sql('duckdb')}:"
+                        " must be integer literals between -1000000 and 1000000",
+                        arg,
+                    )
             return Info("text")
         if isinstance(node, (exp.DPipe, exp.Concat)):
             for child in node.iter_expressions():
@@ -180,50 +198,60 @@ class Typer:
         ctx.refuse(TypeMismatchError, f"{node.key.upper()}: cannot type this expression", node)
 
     # -- helpers ------------------------------------------------------------------
-    def _numeric(self, node: exp.Expression, parent: exp.Expression) -> Info:
+    def _numeric(self, node: exp.Expr, parent: exp.Expr) -> Info:
         info = self.infer(node)
         if info.type == "null":
             return Info("int")
         if info.type not in NUMERIC:
             self.ctx.refuse(
                 TypeMismatchError,
-                f"{parent.key.upper()} of {info.type} value {show(node, 40)}: needs a"
-                " number",
+                f"{parent.key.upper()} of {info.type} value {show(node, 40)}: needs a number",
                 node,
             )
         return info
 
-    def _text(self, node: exp.Expression, parent: exp.Expression) -> Info:
+    def _text(self, node: exp.Expr, parent: exp.Expr) -> Info:
         info = self.infer(node)
         if info.type not in ("text", "null"):
-            self.ctx.refuse(TypeMismatchError, f"{parent.key.upper()} of {info.type} value"
-                            f" {show(node, 40)}: needs text (use TRY_CAST(… AS"
-                            " VARCHAR))", node)
+            self.ctx.refuse(
+                TypeMismatchError,
+                f"{parent.key.upper()} of {info.type} value"
+                f" {show(node, 40)}: needs text (use TRY_CAST(… AS"
+                " VARCHAR))",
+                node,
+            )
         return info
 
-    def _date(self, node: exp.Expression, parent: exp.Expression) -> Info:
+    def _date(self, node: exp.Expr, parent: exp.Expr) -> Info:
         info = self.infer(node)
         if info.type not in ("date", "null"):
-            self.ctx.refuse(TypeMismatchError, f"{parent.key.upper()} of {info.type} value"
-                            f" {show(node, 40)}: needs a date", node)
+            self.ctx.refuse(
+                TypeMismatchError,
+                f"{parent.key.upper()} of {info.type} value {show(node, 40)}: needs a date",
+                node,
+            )
         return info
 
-    def predicate(self, node: exp.Expression, where: str) -> None:
+    def predicate(self, node: exp.Expr, where: str) -> None:
         """Check that ``node`` is a true/false condition (WHERE, CASE WHEN, AND…)."""
         self._predicate(node, where)
 
-    def _predicate(self, node: exp.Expression, where: str) -> None:
+    def _predicate(self, node: exp.Expr, where: str) -> None:
         info = self.infer(node)
         if info.type not in ("bool", "null"):
-            self.ctx.refuse(TypeMismatchError, f"{where} on {info.type} value"
-                            f" {show(node, 40)}: needs a true/false condition", node)
+            self.ctx.refuse(
+                TypeMismatchError,
+                f"{where} on {info.type} value {show(node, 40)}: needs a true/false condition",
+                node,
+            )
 
-    def _comparable(self, parent: exp.Expression, nodes: list[exp.Expression]) -> None:
+    def _comparable(self, parent: exp.Expr, nodes: list[exp.Expr]) -> None:
         infos = [self.infer(n) for n in nodes]
         _family(infos, parent, self.ctx, nodes)
 
-    def _combine(self, parent: exp.Expression, nodes: list[exp.Expression], *, union: bool,
-                 op: type | None = None) -> Info:
+    def _combine(
+        self, parent: exp.Expr, nodes: list[exp.Expr], *, union: bool, op: type | None = None
+    ) -> Info:
         infos = [self.infer(n) for n in nodes]
         family = _family(infos, parent, self.ctx, nodes)
         present = [i for i in infos if i.type != "null"]
@@ -293,25 +321,25 @@ class Typer:
             return Info("bool", 0, 1)
         self.ctx.refuse(TypeMismatchError, f"CAST to {node.to.sql()}: not allowed", node)
 
-    def _arith(self, node: exp.Expression) -> Info:
+    def _arith(self, node: exp.Expr) -> Info:
         left, right = node.this, node.expression
         if isinstance(node, exp.Sub):
             a_info, b_info = self.infer(left), self.infer(right)
             if a_info.type == "date" and b_info.type == "date":
-                return Info("int", _sub(a_info.lo, b_info.hi), _sub(a_info.hi, b_info.lo))
+                return Info("int", iv.sub(a_info.lo, b_info.hi), iv.sub(a_info.hi, b_info.lo))
         a = self._numeric(left, node)
         b = self._numeric(right, node)
         kind = "int" if a.type == b.type == "int" else "float"
         if isinstance(node, exp.Add):
-            return Info(kind, _add(a.lo, b.lo), _add(a.hi, b.hi))
+            return Info(kind, iv.add(a.lo, b.lo), iv.add(a.hi, b.hi))
         if isinstance(node, exp.Sub):
-            return Info(kind, _sub(a.lo, b.hi), _sub(a.hi, b.lo))
+            return Info(kind, iv.sub(a.lo, b.hi), iv.sub(a.hi, b.lo))
         if isinstance(node, exp.Mul):
-            return Info(kind, *_mul(a, b))
+            return Info(kind, *iv.mul(a, b))
         if isinstance(node, (exp.Div, exp.IntDiv)):
-            lo, hi = _div(a, b)
+            lo, hi = iv.div(a, b)
             if isinstance(node, exp.IntDiv):
-                return Info("int", _trunc(lo), _trunc(hi))
+                return Info("int", iv.trunc(lo), iv.trunc(hi))
             return Info("float", lo, hi)
         if isinstance(node, exp.Mod):
             if not b.bounded:
@@ -323,13 +351,13 @@ class Typer:
         # POWER: bounded for a constant non-negative integer exponent only.
         if b.literal and b.lo is not None and b.lo == int(b.lo) and 0 <= b.lo <= 8 and a.bounded:
             n = int(b.lo)
-            values = [a.lo ** n, a.hi ** n]  # type: ignore[operator]
+            values = [a.lo**n, a.hi**n]  # type: ignore[operator]
             if a.lo < 0 < a.hi:  # type: ignore[operator]
                 values.append(0.0)
             return Info("float", min(values), max(values))
         return Info("float")
 
-    def _unary_math(self, node: exp.Expression) -> Info:
+    def _unary_math(self, node: exp.Expr) -> Info:
         a = self._numeric(node.this, node)
         if isinstance(node, exp.Abs):
             if not a.bounded:
@@ -338,25 +366,26 @@ class Typer:
             low = 0.0 if lo <= 0 <= hi else min(abs(lo), abs(hi))  # type: ignore[operator,arg-type]
             return Info(a.type, low, max(abs(lo), abs(hi)))  # type: ignore[arg-type]
         if isinstance(node, exp.Floor):
-            return Info("int", _floor(a.lo), _floor(a.hi))
+            return Info("int", iv.floor(a.lo), iv.floor(a.hi))
         if isinstance(node, exp.Ceil):
-            return Info("int", _ceil(a.lo), _ceil(a.hi))
+            return Info("int", iv.ceil(a.lo), iv.ceil(a.hi))
         if isinstance(node, exp.Trunc):
-            return Info("int", _trunc(a.lo), _trunc(a.hi))
+            return Info("int", iv.trunc(a.lo), iv.trunc(a.hi))
         if isinstance(node, exp.Round):
             decimals = node.args.get("decimals")
-            if decimals is not None and not _small_int_literal(decimals):
-                self.ctx.refuse(TypeMismatchError, "ROUND decimals: must be an integer"
-                                " literal", decimals)
+            if decimals is not None and not iv.small_int_literal(decimals):
+                self.ctx.refuse(
+                    TypeMismatchError, "ROUND decimals: must be an integer literal", decimals
+                )
             if decimals is None or int(str(decimals.this)) <= 0:
-                return Info("int" if decimals is None else a.type, _floor(a.lo), _ceil(a.hi))
+                return Info("int" if decimals is None else a.type, iv.floor(a.lo), iv.ceil(a.hi))
             return Info("float", a.lo, a.hi)
         # SQRT of a negative value is NaN in DuckDB (no error); clamp lower bound at 0.
         lo = None if a.lo is None else math.sqrt(max(a.lo, 0.0))
         hi = None if a.hi is None else math.sqrt(max(a.hi, 0.0))
         return Info("float", lo, hi)
 
-    def _date_part(self, node: exp.Expression) -> Info:
+    def _date_part(self, node: exp.Expr) -> Info:
         if isinstance(node, exp.Extract):
             part = node.this.name.upper()
             value = node.expression
@@ -378,8 +407,7 @@ def to_date(days: float) -> dt.date:
     return EPOCH + dt.timedelta(days=int(math.floor(days)))
 
 
-def _family(infos: list[Info], parent: exp.Expression, ctx: Context,
-            nodes: list[exp.Expression]) -> str:
+def _family(infos: list[Info], parent: exp.Expr, ctx: Context, nodes: list[exp.Expr]) -> str:
     families = set()
     for info in infos:
         if info.type == "null":
@@ -405,78 +433,3 @@ def _family(infos: list[Info], parent: exp.Expression, ctx: Context,
             parent,
         )
     return families.pop() if families else "null"
-
-
-def _small_int_literal(node: exp.Expression) -> bool:
-    if isinstance(node, exp.Neg):
-        node = node.this
-    if not isinstance(node, exp.Literal) or node.is_string:
-        return False
-    try:
-        return abs(int(str(node.this))) <= 1_000_000
-    except ValueError:
-        return False
-
-
-def _neg(v: float | None) -> float | None:
-    return None if v is None else -v
-
-
-def _add(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else a + b
-
-
-def _sub(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else a - b
-
-
-def _floor(v: float | None) -> float | None:
-    return None if v is None or not math.isfinite(v) else float(math.floor(v))
-
-
-def _trunc(v: float | None) -> float | None:
-    return None if v is None or not math.isfinite(v) else float(math.trunc(v))
-
-
-def _ceil(v: float | None) -> float | None:
-    return None if v is None or not math.isfinite(v) else float(math.ceil(v))
-
-
-def _mul(a: Info, b: Info) -> tuple[float | None, float | None]:
-    if not (a.bounded and b.bounded):
-        return None, None
-    products = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]  # type: ignore[operator]
-    return min(products), max(products)
-
-
-def _div(a: Info, b: Info) -> tuple[float | None, float | None]:
-    """Interval division; the guard's safe division makes x / 0 NULL, so 0 is excluded.
-
-    For an integer divisor the interval minus 0 is [lo, -1] ∪ [1, hi]; a float divisor
-    whose interval contains 0 can come arbitrarily close to it, so the result is
-    unbounded.
-    """
-    if not (a.bounded and b.bounded):
-        return None, None
-    lo, hi = b.lo, b.hi
-    assert lo is not None and hi is not None
-    pieces: list[tuple[float, float]] = []
-    if lo <= 0 <= hi:
-        if b.type != "int":
-            if lo == hi == 0:
-                return 0.0, 0.0
-            return None, None
-        if lo <= -1:
-            pieces.append((lo, -1.0))
-        if hi >= 1:
-            pieces.append((1.0, hi))
-        if not pieces:
-            return 0.0, 0.0  # always NULL; any bounds do
-    else:
-        pieces.append((lo, hi))
-    quotients = []
-    for d_lo, d_hi in pieces:
-        for x in (a.lo, a.hi):
-            for d in (d_lo, d_hi):
-                quotients.append(x / d)  # type: ignore[operator]
-    return min(quotients), max(quotients)

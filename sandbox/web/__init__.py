@@ -46,6 +46,7 @@ def create_app(sb: Sandbox, test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     console.init_app(app)  # Babel (zh-CN default, English) and the console's blueprints
     errors.register(app)
+    app.register_blueprint(__import__("sandbox.web.openapi", fromlist=["bp"]).bp)  # GET /api/v1/openapi.json
 
     @app.get("/healthz")
     def healthz():

@@ -1,0 +1,422 @@
+"""The OpenAPI 3.1 document of the JSON API, served at ``GET /api/v1/openapi.json`` (issue 8).
+
+The document is written here as data (one row per operation) rather than generated from
+the URL map, so that a route added without documentation is caught:
+``tests/test_openapi.py`` fails when the routes registered under ``/api/v1`` and the paths
+listed here differ, and validates real responses against the schemas below.
+Schemas are JSON Schema 2020-12 (OpenAPI 3.1 uses it unchanged).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+bp = Blueprint("api_openapi", __name__)
+
+OPENAPI_VERSION = "3.1.0"
+API_VERSION = "1.0.0"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+NUMBER = {"type": "number"}
+NULLABLE_NUMBER = {"type": ["number", "null"]}
+CELL = {"type": ["string", "number", "integer", "boolean", "null"]}
+OBJECT = {"type": "object"}
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string", "minLength": 1},
+                    "message": {"type": "string", "minLength": 1},
+                    "position": {
+                        "type": ["object", "null"],
+                        "description": "Where in the SQL the refusal applies (line, column, highlight).",
+                    },
+                },
+            }
+        },
+    },
+    "ApprovalId": {
+        "description": "An approval's number (a numeric string is accepted).",
+        "type": ["integer", "string"],
+    },
+    "QueryRequest": {
+        "type": "object",
+        "required": ["approval_id", "sql"],
+        "properties": {
+            "approval_id": _ref("ApprovalId"),
+            "sql": {"type": "string", "minLength": 1, "description": "One SELECT; datasets are tables."},
+            "epsilon": {
+                "type": ["number", "null"],
+                "exclusiveMinimum": 0,
+                "description": "Privacy loss to spend; at most the approval's per-query cap "
+                "(default: min(cap, 1)).",
+            },
+            "confidence": {"type": "number", "minimum": 0.5, "exclusiveMaximum": 1, "default": 0.95},
+        },
+    },
+    "PreviewRequest": {
+        "allOf": [_ref("QueryRequest")],
+        "type": "object",
+        "properties": {
+            "accuracy": {
+                "type": "object",
+                "required": ["column", "half_width"],
+                "properties": {
+                    "column": {"type": "string"},
+                    "half_width": {"type": "number"},
+                    "confidence": {"type": "number"},
+                },
+            },
+            "expected_rows": {"type": "integer", "minimum": 1},
+        },
+    },
+    "Accuracy": {
+        "type": "object",
+        "required": ["confidence", "intervals"],
+        "properties": {
+            "confidence": NUMBER,
+            "method": {"type": "string"},
+            "intervals": {
+                "type": "array",
+                "items": {
+                    "oneOf": [
+                        {"type": "null"},
+                        {"type": "array", "items": NULLABLE_NUMBER, "minItems": 2, "maxItems": 2},
+                    ]
+                },
+            },
+        },
+    },
+    "Budget": {
+        "type": "object",
+        "required": ["approval_id", "epsilon", "delta"],
+        "properties": {
+            "approval_id": {"type": "integer"},
+            "epsilon": _ref("Spending"),
+            "delta": _ref("Spending"),
+            "epsilon_per_query": NUMBER,
+            "releases": {"type": "integer"},
+        },
+    },
+    "Spending": {
+        "type": "object",
+        "required": ["total", "spent", "remaining"],
+        "properties": {"total": NUMBER, "spent": NUMBER, "remaining": NUMBER},
+    },
+    "Receipt": {
+        "type": "object",
+        "required": ["query_id", "log_index", "leaf_hash", "tree_size"],
+        "properties": {
+            "query_id": {"type": "string"},
+            "log_index": {"type": "integer"},
+            "leaf_hash": {"type": "string"},
+            "tree_size": {"type": "integer"},
+        },
+    },
+    "QueryResponse": {
+        "type": "object",
+        "required": ["query_id", "columns", "rows", "accuracy", "epsilon_spent", "budget", "receipt"],
+        "properties": {
+            "query_id": {"type": "string"},
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "rows": {"type": "array", "items": {"type": "array", "items": CELL}},
+            "accuracy": {"type": "object", "additionalProperties": _ref("Accuracy")},
+            "epsilon_spent": NUMBER,
+            "delta_spent": NUMBER,
+            "budget": _ref("Budget"),
+            "receipt": _ref("Receipt"),
+            "cached": {"type": "boolean"},
+            "notes": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "PreviewResponse": {
+        "type": "object",
+        "required": ["preview", "epsilon", "columns", "budget"],
+        "properties": {
+            "preview": {"const": True},
+            "epsilon": NUMBER,
+            "cost": OBJECT,
+            "confidence": NUMBER,
+            "columns": OBJECT,
+            "mechanisms": {"type": "array"},
+            "within_per_query_cap": {"type": "boolean"},
+            "affordable": {"type": "boolean"},
+            "budget": _ref("Budget"),
+        },
+    },
+    "Dataset": {
+        "type": "object",
+        "required": ["name", "tier", "columns"],
+        "properties": {
+            "name": {"type": "string"},
+            "title": {"type": "string"},
+            "tier": {"type": "string"},
+            "privacy_unit": {"type": ["string", "null"]},
+            "version": {"type": ["integer", "null"]},
+            "columns": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "type"],
+                    "properties": {"name": {"type": "string"}, "type": {"type": "string"},
+                                   "sensitivity": {"type": "string"}},
+                },
+            },
+        },
+    },
+    "DatasetList": {
+        "type": "object",
+        "required": ["datasets"],
+        "properties": {"datasets": {"type": "array", "items": _ref("Dataset")}},
+    },
+    "ApplicationRequest": {
+        "type": "object",
+        "required": ["datasets", "scenario", "purpose", "commitment_accepted"],
+        "properties": {
+            "datasets": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "columns": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+            "aggregates": {"type": "array", "items": {"type": "string"}},
+            "scenario": {"type": "string"},
+            "purpose": {"type": "string"},
+            "provision_method": {"type": "string", "default": "sandbox"},
+            "commitment_accepted": {"const": True},
+        },
+    },
+    "ApplicationCreated": {
+        "type": "object",
+        "required": ["application_id", "status"],
+        "properties": {"application_id": {"type": "integer"}, "status": {"type": "string"}},
+    },
+    "DecisionRequest": {
+        "type": "object",
+        "required": ["decision"],
+        "properties": {
+            "decision": {"enum": ["approve", "reject"]},
+            "reason": {"type": "string"},
+            "epsilon_total": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000},
+            "delta_total": {"type": "number", "minimum": 0, "maximum": 0.01},
+            "epsilon_per_query": {"type": "number", "exclusiveMinimum": 0},
+            "expires": {"type": "string", "minLength": 1,
+                        "description": "A future date (YYYY-MM-DD) or RFC 3339 time with a zone."},
+            "columns": {"type": "object", "description": "Narrow the approved columns (optional)."},
+            "aggregates": {"type": "array", "items": {"type": "string"}},
+        },
+        "allOf": [
+            {"if": {"properties": {"decision": {"const": "approve"}}},
+             "then": {"required": ["epsilon_total", "delta_total", "epsilon_per_query", "expires"]}},
+            {"if": {"properties": {"decision": {"const": "reject"}}}, "then": {"required": ["reason"]}},
+        ],
+    },
+    "DecisionResponse": {
+        "type": "object",
+        "required": ["application_id", "status", "approval_id"],
+        "properties": {
+            "application_id": {"type": "integer"},
+            "status": {"enum": ["approved", "rejected"]},
+            "approval_id": {"type": ["integer", "null"]},
+        },
+    },
+    "SuspensionRequest": {
+        "type": "object",
+        "required": ["reason"],
+        "properties": {
+            "approval_id": _ref("ApprovalId"),
+            "user": {"type": "string"},
+            "reason": {"type": "string", "minLength": 1},
+        },
+        "oneOf": [{"required": ["approval_id"]}, {"required": ["user"]}],
+    },
+    "SuspensionCreated": {
+        "type": "object",
+        "required": ["suspension_id", "target_type"],
+        "properties": {"suspension_id": {"type": "integer"}, "target_type": {"type": "string"}},
+    },
+    "ReasonRequest": {
+        "type": "object",
+        "required": ["reason"],
+        "properties": {"reason": {"type": "string", "minLength": 1}},
+    },
+    "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
+}
+
+# (method, Flask rule) → operation. ``body`` names a request schema, ``ok`` the success
+# response schema (``OBJECT`` when the shape is documented elsewhere, e.g. docs/workflow.md).
+Op = dict[str, Any]
+OPERATIONS: dict[tuple[str, str], Op] = {
+    ("get", "/api/v1/openapi.json"): {"summary": "This document.", "tag": "meta", "auth": False},
+    ("post", "/api/v1/queries"): {"summary": "Run a query: a noisy table with accuracy and a signed receipt.",
+                                  "tag": "queries", "body": "QueryRequest", "ok": "QueryResponse"},
+    ("post", "/api/v1/queries/preview"): {"summary": "Cost and accuracy of a query, spending nothing.",
+                                          "tag": "queries", "body": "PreviewRequest", "ok": "PreviewResponse"},
+    ("post", "/api/v1/queries/dummy"): {"summary": "Run a query on dummy data (no budget, no real figures).",
+                                        "tag": "queries", "body": "QueryRequest"},
+    ("get", "/api/v1/approvals/<approval_id>/budget"): {"summary": "An approval's privacy budget.",
+                                                        "tag": "queries", "ok": "Budget"},
+    ("get", "/api/v1/datasets"): {"summary": "Datasets visible to the caller.", "tag": "queries",
+                                  "ok": "DatasetList"},
+    ("get", "/api/v1/datasets/<name>/download"): {"summary": "Download an open dataset (csv, parquet).",
+                                                  "tag": "catalog", "auth": None, "binary": True,
+                                                  "query": {"format": {"type": "string", "enum": ["csv", "parquet"]}}},
+    ("get", "/api/v1/datasets/<name>/risk"): {"summary": "Re-identification risk report (owner).", "tag": "catalog"},
+    ("post", "/api/v1/datasets/<name>/risk/ack"): {"summary": "Acknowledge a risk report (owner).",
+                                                   "tag": "catalog", "body": "object?"},
+    ("post", "/api/v1/datasets/<name>/tier"): {"summary": "Change a dataset's tier (owner).", "tag": "catalog",
+                                               "body": "object"},
+    ("post", "/api/v1/applications"): {"summary": "Apply for access (researcher).", "tag": "workflow",
+                                       "body": "ApplicationRequest", "ok": "ApplicationCreated", "status": "201"},
+    ("get", "/api/v1/applications"): {"summary": "Applications visible to the caller.", "tag": "workflow"},
+    ("get", "/api/v1/applications/<int:application_id>"): {"summary": "One application.", "tag": "workflow"},
+    ("post", "/api/v1/applications/<int:application_id>/decision"): {
+        "summary": "Approve or reject an application (owner).", "tag": "workflow",
+        "body": "DecisionRequest", "ok": "DecisionResponse"},
+    ("get", "/api/v1/approvals"): {"summary": "Approvals visible to the caller.", "tag": "workflow"},
+    ("get", "/api/v1/approvals/<int:approval_id>"): {"summary": "One approval.", "tag": "workflow"},
+    ("get", "/api/v1/commitment"): {"summary": "The security commitment text and its hash.", "tag": "workflow",
+                                    "auth": None},
+    ("post", "/api/v1/suspensions"): {"summary": "Suspend an approval or a user (owner, regulator).",
+                                      "tag": "workflow", "body": "SuspensionRequest", "ok": "SuspensionCreated",
+                                      "status": "201"},
+    ("get", "/api/v1/suspensions"): {"summary": "Suspensions visible to the caller.", "tag": "workflow"},
+    ("post", "/api/v1/suspensions/<int:suspension_id>/lift"): {"summary": "Lift a suspension.",
+                                                               "tag": "workflow", "body": "ReasonRequest"},
+    ("post", "/api/v1/objections"): {"summary": "File an objection.", "tag": "workflow", "body": "object",
+                                     "status": "201"},
+    ("get", "/api/v1/objections"): {"summary": "Objections visible to the caller.", "tag": "workflow"},
+    ("get", "/api/v1/objections/<int:objection_id>"): {"summary": "One objection.", "tag": "workflow"},
+    ("post", "/api/v1/objections/<int:objection_id>/answer"): {"summary": "Answer an objection.",
+                                                               "tag": "workflow", "body": "object"},
+    ("get", "/api/v1/catalog"): {"summary": "The public catalog.", "tag": "catalog", "auth": None},
+    ("get", "/api/v1/catalog/<name>"): {"summary": "One catalog entry.", "tag": "catalog", "auth": None},
+    ("get", "/api/v1/transparency"): {"summary": "Public transparency figures.", "tag": "catalog", "auth": None},
+    ("post", "/api/v1/users"): {"summary": "Create an account (admin roles).", "tag": "accounts", "body": "object",
+                                "status": "201"},
+    ("post", "/api/v1/users/<username>/tokens/rotate"): {"summary": "Rotate a user's API token.",
+                                                         "tag": "accounts"},
+    ("get", "/api/v1/audit/entries"): {"summary": "Audit log entries (regulator).", "tag": "audit",
+                                       "query": {"start": {"type": "integer", "minimum": 0},
+                                                 "limit": {"type": "integer", "minimum": 0},
+                                                 "actor": {"type": "string"}, "action": {"type": "string"},
+                                                 "subject": {"type": "string"}, "since": {"type": "string"},
+                                                 "until": {"type": "string"}}},
+    ("get", "/api/v1/audit/checkpoint"): {"summary": "The latest signed checkpoint (C2SP signed note).",
+                                          "tag": "audit"},
+    ("get", "/api/v1/audit/proofs/inclusion"): {"summary": "RFC 6962 inclusion proof.", "tag": "audit",
+                                                "query": {"index": {"type": "integer", "minimum": 0},
+                                                          "size": {"type": "integer", "minimum": 0}},
+                                                "required_query": ("index", "size")},
+    ("get", "/api/v1/audit/proofs/consistency"): {"summary": "RFC 6962 consistency proof.", "tag": "audit",
+                                                  "query": {"from": {"type": "integer", "minimum": 0},
+                                                            "to": {"type": "integer", "minimum": 0}},
+                                                  "required_query": ("from", "to")},
+}
+
+_RULE_ARG = re.compile(r"<(?:(\w+):)?(\w+)>")
+
+
+def openapi_path(rule: str) -> str:
+    """``/a/<int:x>/b`` → ``/a/{x}/b``."""
+    return _RULE_ARG.sub(lambda m: "{" + m.group(2) + "}", rule)
+
+
+def _path_parameters(rule: str) -> list[dict[str, Any]]:
+    params = []
+    for converter, name in _RULE_ARG.findall(rule):
+        schema = {"type": "integer"} if converter == "int" else {"type": "string"}
+        params.append({"name": name, "in": "path", "required": True, "schema": schema})
+    return params
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+def _operation(method: str, rule: str, op: Op) -> dict[str, Any]:
+    status = op.get("status", "200")
+    ok_schema = _ref(op["ok"]) if "ok" in op else OBJECT
+    if op.get("binary"):
+        ok_content = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                      "text/csv": {"schema": {"type": "string"}}}
+    else:
+        ok_content = {"application/json": {"schema": ok_schema}}
+    out: dict[str, Any] = {
+        "operationId": f"{method}_{re.sub(r'[^A-Za-z0-9]+', '_', openapi_path(rule)).strip('_')}",
+        "summary": op["summary"],
+        "tags": [op["tag"]],
+        "responses": {
+            status: {"description": "Success.", "content": ok_content},
+            "400": _error_response("Invalid request or refused SQL (with position)."),
+            "401": _error_response("Missing or invalid bearer token."),
+            "403": _error_response("Not allowed for this role or approval."),
+            "404": _error_response("No such resource."),
+            "409": _error_response("Conflict (e.g. budget exceeded, already decided)."),
+            "413": _error_response("Request body too large."),
+            "429": _error_response("Too many requests."),
+            "default": _error_response("Any other error, same shape."),
+        },
+    }
+    auth = op.get("auth", True)
+    if auth is False:
+        out["security"] = []
+    elif auth is None:  # optional: anonymous callers see the public part
+        out["security"] = [{}, {"bearer": []}]
+    params = _path_parameters(rule)
+    required = set(op.get("required_query", ()))
+    for name, schema in op.get("query", {}).items():
+        params.append({"name": name, "in": "query", "required": name in required, "schema": schema})
+    if params:
+        out["parameters"] = params
+    body = op.get("body")
+    if body:
+        optional = body.endswith("?")
+        name = body.rstrip("?")
+        schema = OBJECT if name == "object" else _ref(name)
+        out["requestBody"] = {"required": not optional, "content": {"application/json": {"schema": schema}}}
+    return out
+
+
+def document() -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document (pure: the same dict on every call)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for (method, rule), op in OPERATIONS.items():
+        paths.setdefault(openapi_path(rule), {})[method] = _operation(method, rule, op)
+    paths["/healthz"] = {"get": {
+        "operationId": "get_healthz", "summary": "Liveness.", "tags": ["meta"], "security": [],
+        "responses": {"200": {"description": "Alive.", "content": {"application/json": {"schema": _ref("Health")}}}},
+    }}
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "Secure data-access sandbox API",
+            "version": API_VERSION,
+            "description": "Researchers send SQL; the sandbox returns differentially private aggregates "
+                           "with accuracy and a signed receipt. Every error is "
+                           '{"error": {"code", "message", "position"?}}. See docs/api.md.',
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "tags": [{"name": t} for t in ("queries", "workflow", "catalog", "audit", "accounts", "meta")],
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "Authorization: Bearer <token>"}},
+        },
+    }
+
+
+@bp.get("/api/v1/openapi.json")
+def get_openapi():
+    return jsonify(document())
