@@ -22,7 +22,9 @@ the routes adaptively stays sound: on every run, whichever route is within budge
 the end bounds the loss; the privacy-loss event {L > ε_T} can only happen where the
 basic route is exceeded, hence where the zCDP route holds, and there the zCDP
 supermartingale bound (Whitehouse et al. 2023, "Fully-adaptive composition in
-differential privacy") bounds its probability. See docs/privacy.md.
+differential privacy") bounds its probability — strictly with the classical conversion
+ρ + 2√(ρ ln 1/δ); OpenDP's (reported) conversion is ~10% tighter and exact for a sequence
+fixed in advance. See docs/privacy.md.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ statistic   per group                              one row moves it by at most
 ``count``   ``COUNT`` (rows, or distinct units)    1
 ``sum``     Σ v, v = round(x·fp)                    V = max(|⌊lo·fp⌋|, |⌈hi·fp⌉|)
 ``csum``    Σ (v − a), a the centre in fixed point  R = max(⌈hi·fp⌉ − a, a − ⌊lo·fp⌋)
-``csumsq``  ⌊Σ (x − c)²·fp⌋, c = a/fp               (R² + |a|)/fp + 1 (rounding slack)
+``csumsq``  ⌊Σ (x − c)²·fp⌋, c = a/fp               (R² + |a|)/fp + 2 (rounding slack)
 ``hist``    one count per histogram bin             1 (in one bin)
 ==========  =====================================  ==========================
 
@@ -130,7 +130,8 @@ def stat_specs(m: Measurement) -> list[StatSpec]:
     if kind == "mean":
         # mean ≈ c + S/C:  ∂/∂S = 1/C,  ∂/∂C = −μc/C with |μc| ≤ r.
         return [StatSpec(m.id, "csum", *csum, 1.0, fp), StatSpec(m.id, "count", *count, r)]
-    g_sq = _per_group(m, (c.radius * c.radius + abs(c.a)) / fp + 1)
+    # +2: the engine rounds (or floors) x²·fp, off by < 1 (+ float slack) per row.
+    g_sq = _per_group(m, (c.radius * c.radius + abs(c.a)) / fp + 2)
     csumsq = (l0 * g_sq, root * g_sq)
     # var ≈ Q/C − (S/C)²:  ∂/∂Q = 1/C,  ∂/∂S = −2μc/C,  ∂/∂C = −(m2 − 2μc²)/C, |·| ≤ r².
     return [

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -112,13 +113,41 @@ def serve(data_dir: Path | None, host: str, port: int, threads: int) -> None:
     _serve(sb, host, port, threads)
 
 
+CHECKPOINT_EVERY_SECONDS = 60.0
+
+
 def _serve(sb, host: str, port: int, threads: int) -> None:
+    """waitress, plus signed checkpoints on a schedule and at shutdown (issue: audit log)."""
+    import threading
+
     import waitress
 
     from sandbox.web import create_app
 
     app = create_app(sb)
-    waitress.serve(app, host=host, port=port, threads=threads, ident="data-sandbox")
+    stop = threading.Event()
+
+    def checkpoint_quietly() -> None:
+        try:
+            sb.issue_checkpoint()
+        except Exception:  # noqa: BLE001 - a failed checkpoint must not stop the server
+            logging.getLogger(__name__).exception("could not issue a checkpoint")
+
+    def every_minute() -> None:
+        while not stop.wait(CHECKPOINT_EVERY_SECONDS):
+            checkpoint_quietly()
+
+    threading.Thread(target=every_minute, name="checkpoints", daemon=True).start()
+
+    def terminate(_signum, _frame):
+        raise KeyboardInterrupt  # SIGTERM shuts down like Ctrl-C: the final checkpoint is signed
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        waitress.serve(app, host=host, port=port, threads=threads, ident="data-sandbox")
+    finally:
+        stop.set()
+        checkpoint_quietly()
 
 
 @cli.group()
