@@ -24,6 +24,7 @@ from typing import Any
 
 REPLAY_FORMAT = "sandbox-replay/v1"
 RELEASED = "query.released"
+FAILED = "query.failed"  # a data-dependent failure after execution started is charged too
 REFUSED = "query.refused"
 SUSPENSION_ACTIONS = ("suspension.created", "suspension.lifted")
 TIER_CHANGED = "dataset.tier_changed"
@@ -73,7 +74,21 @@ def _check_budget_after(rec: dict[str, Any], seq: Any, reported: Any) -> None:
     granted = rec["granted"] or {}
     total_e, total_d = _num(granted.get("epsilon_total")), _num(granted.get("delta_total"))
     problems = []
-    if isinstance(reported, Mapping):
+    if isinstance(reported, Mapping) and "epsilon_spent_basic" in reported:
+        # The accountant reports min(basic composition, zCDP conversion): the log's own sums
+        # must equal the basic total and the ρ total, and the reported ε may not exceed basic.
+        checks = [
+            ("epsilon_spent_basic", spent_e),
+            ("rho_spent", rec.get("rho_spent")),
+        ]
+        reported_e = _num(reported.get("epsilon_spent"))
+        if reported_e is not None and reported_e > spent_e * (1 + 1e-9) + 1e-12:
+            problems.append(f"epsilon_spent reported {reported_e:g} exceeds basic composition {spent_e:g}")
+        for name, expected in checks:
+            value = _num(reported.get(name))
+            if value is not None and expected is not None and not _close(value, expected):
+                problems.append(f"{name} reported {value:g}, the log's charges give {expected:g}")
+    elif isinstance(reported, Mapping):
         checks = [
             ("epsilon_spent", spent_e),
             ("delta_spent", spent_d),
@@ -120,17 +135,20 @@ def replay(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         details = entry.get("details") or {}
         actor = str(entry.get("actor", ""))
         approval_id = details.get("approval_id") if isinstance(details, Mapping) else None
-        if action == RELEASED:
+        if action in (RELEASED, FAILED):
             eps = _num(details.get("epsilon")) or 0.0
             delta = _num(details.get("delta")) or 0.0
-            researcher(actor)["releases"] += 1
+            researcher(actor)["releases"] += action == RELEASED
             researcher(actor)["epsilon_spent"] += eps
             if approval_id is not None:
                 rec = _approval(approvals, approval_id)
                 rec["researcher"] = rec["researcher"] or actor
-                rec["releases"] += 1
+                rec["releases"] += action == RELEASED
                 rec["epsilon_spent"] += eps
                 rec["delta_spent"] += delta
+                rho = _num(details.get("rho"))
+                if rho is not None:
+                    rec["rho_spent"] = rec.get("rho_spent", 0.0) + rho
                 rec["timeline"].append(
                     {
                         "seq": entry.get("seq"),

@@ -107,7 +107,9 @@ def _sign_checkpoint(ws: Workspace, conn: sqlite3.Connection, now: datetime) -> 
         ring = keys.KeyRing.open_or_create(ws.keys_dir)
         audit_store.issue_checkpoint(conn, ring.log_signer(), _log_origin(conn), now)
     except (keys.KeysError, AuditError) as err:
-        raise BackupError(f"cannot sign a checkpoint before the backup: {err}", code="checkpoint_failed") from None
+        raise BackupError(
+            f"cannot sign a checkpoint before the backup: {err}", code="checkpoint_failed"
+        ) from None
 
 
 def _snapshot(ws: Workspace, dest: Path, now: datetime, sign: bool) -> None:
@@ -140,8 +142,13 @@ def _workspace_files(root: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def backup(data_dir: str | os.PathLike[str] | None, out: str | os.PathLike[str], *,
-           now: datetime | None = None, sign_checkpoint: bool = True) -> BackupReport:
+def backup(
+    data_dir: str | os.PathLike[str] | None,
+    out: str | os.PathLike[str],
+    *,
+    now: datetime | None = None,
+    sign_checkpoint: bool = True,
+) -> BackupReport:
     """Write a consistent, hashed backup of the workspace to ``out`` (a .tar.gz)."""
     now = now or datetime.now(UTC)
     ws = Workspace.open(data_dir)
@@ -163,8 +170,14 @@ def backup(data_dir: str | os.PathLike[str] | None, out: str | os.PathLike[str],
         for suffix in ("-wal", "-shm"):
             Path(str(snap) + suffix).unlink(missing_ok=True)
         files = [(DB_NAME, snap), *_workspace_files(ws.root)]
-        entries = {rel: {"sha256": _sha256_file(p), "size": p.stat().st_size,
-                         "mode": f"{p.stat().st_mode & 0o777:o}"} for rel, p in files}
+        entries: dict[str, dict[str, Any]] = {
+            rel: {
+                "sha256": _sha256_file(p),
+                "size": p.stat().st_size,
+                "mode": f"{p.stat().st_mode & 0o777:o}",
+            }
+            for rel, p in files
+        }
         manifest = {
             "format": FORMAT,
             "created_at": now.isoformat().replace("+00:00", "Z"),
@@ -192,16 +205,24 @@ def backup(data_dir: str | os.PathLike[str] | None, out: str | os.PathLike[str],
             os.fsync(raw.fileno())
         os.replace(partial, out_path)  # atomic: a reader never sees a half-written backup
     total = sum(e["size"] for e in entries.values())
-    log.info("backup of %s: %d files, %d bytes, audit size %d", ws.root, len(entries), total, audit_size)
-    return BackupReport(out_path, len(entries), total, audit_size,
-                        None if stored is None else stored.tree_size)
+    log.info(
+        "backup of %s: %d files, %d bytes, audit size %d", ws.root, len(entries), total, audit_size
+    )
+    return BackupReport(
+        out_path, len(entries), total, audit_size, None if stored is None else stored.tree_size
+    )
 
 
 # -- restore ----------------------------------------------------------------------------------
 def _safe_name(name: str) -> str:
     """SECURITY: reject absolute paths, ``..`` and odd names (path traversal from an archive)."""
     p = PurePosixPath(name)
-    if p.is_absolute() or not p.parts or any(part in ("..", ".", "") for part in p.parts) or "\\" in name:
+    if (
+        p.is_absolute()
+        or not p.parts
+        or any(part in ("..", ".", "") for part in p.parts)
+        or "\\" in name
+    ):
         raise BackupError(f"unsafe path in the archive: {name!r}", code="unsafe_archive")
     return p.as_posix()
 
@@ -229,7 +250,9 @@ def _extract(archive: Path, staging: Path, manifest: dict[str, Any]) -> int:
             if not member.isfile():
                 raise BackupError(f"{name!r} is not a regular file", code="unsafe_archive")
             if name not in expected or name in seen:
-                raise BackupError(f"{name!r} is not listed in the manifest (or listed twice)", code="bad_manifest")
+                raise BackupError(
+                    f"{name!r} is not listed in the manifest (or listed twice)", code="bad_manifest"
+                )
             target = staging / name
             target.parent.mkdir(parents=True, exist_ok=True)
             h = hashlib.sha256()
@@ -245,11 +268,15 @@ def _extract(archive: Path, staging: Path, manifest: dict[str, Any]) -> int:
                     h.update(block)
                     dst.write(block)
             if h.hexdigest() != expected[name]["sha256"]:
-                raise BackupError(f"{name}: SHA-256 does not match the manifest", code="hash_mismatch")
+                raise BackupError(
+                    f"{name}: SHA-256 does not match the manifest", code="hash_mismatch"
+                )
             seen.add(name)
     missing = set(expected) - seen
     if missing:
-        raise BackupError(f"files missing from the archive: {sorted(missing)}", code="missing_files")
+        raise BackupError(
+            f"files missing from the archive: {sorted(missing)}", code="missing_files"
+        )
     if (staging / "keys").is_dir():
         os.chmod(staging / "keys", 0o700)
     return len(seen)
@@ -262,8 +289,11 @@ def _log_public_keys(staging: Path) -> list[str]:
     return [info.pem() for info in ring.log_public_keys()]
 
 
-def verify_workspace_log(root: Path, manifest: dict[str, Any], public_keys: list[str] | None = None,
-                         ) -> tuple[int, list[dict[str, Any]], str]:
+def verify_workspace_log(
+    root: Path,
+    manifest: dict[str, Any],
+    public_keys: list[str] | None = None,
+) -> tuple[int, list[dict[str, Any]], str]:
     """Verify a workspace's audit log against the manifest's signed checkpoint and replay it
     against its ledger. Returns (log size, ledger differences, which keys were used)."""
     with tempfile.TemporaryDirectory(prefix=".sandbox-verify-") as tmp:
@@ -274,38 +304,56 @@ def verify_workspace_log(root: Path, manifest: dict[str, Any], public_keys: list
         finally:
             conn.close()
         if exported.entries != manifest["audit"]["size"]:
-            raise BackupError(f"the restored log has {exported.entries} entries, the manifest "
-                              f"{manifest['audit']['size']}", code="log_size_mismatch")
+            raise BackupError(
+                f"the restored log has {exported.entries} entries, the manifest "
+                f"{manifest['audit']['size']}",
+                code="log_size_mismatch",
+            )
         checkpoints = [str(exported.checkpoint_path)] if exported.checkpoint_path else []
         if manifest["audit"].get("checkpoint"):
             cp = Path(tmp) / "manifest.checkpoint"
             cp.write_text(manifest["audit"]["checkpoint"], encoding="utf-8")
             checkpoints.append(str(cp))
         if not checkpoints and exported.entries:
-            raise BackupError("the backup holds no signed checkpoint to verify the log against",
-                              code="no_checkpoint")
+            raise BackupError(
+                "the backup holds no signed checkpoint to verify the log against",
+                code="no_checkpoint",
+            )
         verified_with = "the public key given" if public_keys else "the key ring in the backup"
         pems = public_keys or _log_public_keys(root)
         if exported.entries:
             try:
                 report = verify_file(exported.path, pems, checkpoints)
             except VerificationError as err:
-                raise BackupError(f"the restored audit log does not verify: {err.kind} at seq {err.seq}: "
-                                  f"{err.message}", code="log_invalid") from None
+                raise BackupError(
+                    f"the restored audit log does not verify: {err.kind} at seq {err.seq}: "
+                    f"{err.message}",
+                    code="log_invalid",
+                ) from None
             if report.unsigned_tail:
-                raise BackupError(f"{report.unsigned_tail} entries are not covered by the checkpoint",
-                                  code="log_unsigned_tail")
+                raise BackupError(
+                    f"{report.unsigned_tail} entries are not covered by the checkpoint",
+                    code="log_unsigned_tail",
+                )
         replayed = replay(read_jsonl(exported.path))
         differences = compare_with_ledger(replayed, sums)
         if replayed["inconsistencies"] or differences:
-            raise BackupError(f"the ledger does not equal the logged charges: "
-                              f"{(replayed['inconsistencies'] + differences)[:3]}", code="ledger_mismatch")
+            raise BackupError(
+                f"the ledger does not equal the logged charges: "
+                f"{(replayed['inconsistencies'] + differences)[:3]}",
+                code="ledger_mismatch",
+            )
         return exported.entries, differences, verified_with
 
 
-def restore(archive: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None, *,
-            force: bool = False, public_keys: list[str] | None = None,
-            now: datetime | None = None) -> RestoreReport:
+def restore(
+    archive: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str] | None,
+    *,
+    force: bool = False,
+    public_keys: list[str] | None = None,
+    now: datetime | None = None,
+) -> RestoreReport:
     """Restore ``archive`` into ``data_dir`` after checking hashes, the log and the ledger."""
     from sandbox.workspace import resolve_data_dir
 
@@ -315,8 +363,10 @@ def restore(archive: str | os.PathLike[str], data_dir: str | os.PathLike[str] | 
     if target.exists() and not target.is_dir():
         raise BackupError(f"{target} is not a folder", code="bad_target")
     if target.exists() and any(target.iterdir()) and not force:
-        raise BackupError(f"{target} is not empty; pass --force to replace it (it is moved aside, "
-                          "not deleted)", code="target_not_empty")
+        raise BackupError(
+            f"{target} is not empty; pass --force to replace it (it is moved aside, not deleted)",
+            code="target_not_empty",
+        )
     try:
         manifest = read_manifest(archive_path)
     except (tarfile.TarError, KeyError, ValueError, OSError) as err:
@@ -341,5 +391,12 @@ def restore(archive: str | os.PathLike[str], data_dir: str | os.PathLike[str] | 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return RestoreReport(target, files, size, manifest["audit"].get("checkpoint_size"), verified_with,
-                         moved, differences)
+    return RestoreReport(
+        target,
+        files,
+        size,
+        manifest["audit"].get("checkpoint_size"),
+        verified_with,
+        moved,
+        differences,
+    )

@@ -18,7 +18,9 @@ from sandbox.errors import SandboxError
 
 def _fail(err: SandboxError, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps({"ok": False, "code": err.code, "error": err.message}, ensure_ascii=False))
+        click.echo(
+            json.dumps({"ok": False, "code": err.code, "error": err.message}, ensure_ascii=False)
+        )
     else:
         click.secho(f"error: {err.message}", fg="red", err=True)
     sys.exit(1)
@@ -34,8 +36,11 @@ def _echo(report: object, as_json: bool, text: str) -> None:
 @click.command("backup")
 @DATA_DIR
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--no-checkpoint", is_flag=True,
-              help="Do not sign a fresh checkpoint first (the backup's log may then have an unsigned tail).")
+@click.option(
+    "--no-checkpoint",
+    is_flag=True,
+    help="Do not sign a fresh checkpoint first (the backup's log may then have an unsigned tail).",
+)
 @JSON
 def backup_command(data_dir: Path | None, out: Path, no_checkpoint: bool, as_json: bool) -> None:
     """Write an online, consistent backup of the workspace to OUT (.tar.gz, mode 0600).
@@ -50,20 +55,34 @@ def backup_command(data_dir: Path | None, out: Path, no_checkpoint: bool, as_jso
     except SandboxError as err:
         _fail(err, as_json)
         return
-    _echo(report, as_json, f"backup written to {report.path}: {report.files} files, {report.bytes} bytes, "
-                           f"audit log {report.audit_size} entries (checkpoint {report.checkpoint_size})")
+    _echo(
+        report,
+        as_json,
+        f"backup written to {report.path}: {report.files} files, {report.bytes} bytes, "
+        f"audit log {report.audit_size} entries (checkpoint {report.checkpoint_size})",
+    )
 
 
 @click.command("restore")
 @DATA_DIR
-@click.argument("archive", metavar="IN", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--force", is_flag=True, help="Replace a non-empty workspace (moved aside, not deleted).")
-@click.option("--public-key", "public_keys", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="PEM file of the audit log's public key, obtained out of band (recommended); "
-                   "default: the key ring inside the backup.")
+@click.argument(
+    "archive", metavar="IN", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--force", is_flag=True, help="Replace a non-empty workspace (moved aside, not deleted)."
+)
+@click.option(
+    "--public-key",
+    "public_keys",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM file of the audit log's public key, obtained out of band (recommended); "
+    "default: the key ring inside the backup.",
+)
 @JSON
-def restore_command(data_dir: Path | None, archive: Path, force: bool, public_keys: tuple[str, ...],
-                    as_json: bool) -> None:
+def restore_command(
+    data_dir: Path | None, archive: Path, force: bool, public_keys: tuple[str, ...], as_json: bool
+) -> None:
     """Restore the backup IN into the workspace (--data-dir), after checking every hash,
     verifying the audit log against its signed checkpoint and the ledger against the log."""
     from sandbox.backup import restore
@@ -74,6 +93,12 @@ def restore_command(data_dir: Path | None, archive: Path, force: bool, public_ke
     except SandboxError as err:
         _fail(err, as_json)
         return
-    moved = f"; the previous workspace was moved to {report.moved_aside}" if report.moved_aside else ""
-    _echo(report, as_json, f"restored {report.files} files into {report.path}; audit log of {report.audit_size} "
-                           f"entries verified with {report.verified_with}; ledger equals the logged charges{moved}")
+    moved = (
+        f"; the previous workspace was moved to {report.moved_aside}" if report.moved_aside else ""
+    )
+    _echo(
+        report,
+        as_json,
+        f"restored {report.files} files into {report.path}; audit log of {report.audit_size} "
+        f"entries verified with {report.verified_with}; ledger equals the logged charges{moved}",
+    )

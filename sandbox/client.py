@@ -56,13 +56,20 @@ class Client:
         return f"Client({self.url!r}, token=***)"
 
     # -- transport --------------------------------------------------------------------
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None,
-                params: dict[str, Any] | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
         """One JSON request; the decoded JSON answer, or ``ClientError``."""
         url = self.url + path
         if params:
             url += "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-        data = None if body is None else json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
+        data = (
+            None if body is None else json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
+        )
         req = urllib.request.Request(url, data=data, method=method)
         req.add_header("Authorization", f"Bearer {self.token}")
         req.add_header("Accept", "application/json")
@@ -75,25 +82,43 @@ class Client:
             raise _error_from(err.code, err.read()) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
             reason = getattr(err, "reason", err)
-            raise ClientError(None, "connection_error", f"cannot reach {self.url}: {reason}") from None
+            raise ClientError(
+                None, "connection_error", f"cannot reach {self.url}: {reason}"
+            ) from None
 
     # -- API --------------------------------------------------------------------------
-    def query_json(self, sql: str, approval_id: int | str, epsilon: float | None = None,
-                   confidence: float = 0.95) -> dict[str, Any]:
+    def query_json(
+        self,
+        sql: str,
+        approval_id: int | str,
+        epsilon: float | None = None,
+        confidence: float = 0.95,
+    ) -> dict[str, Any]:
         """``POST /api/v1/queries``: the raw JSON release."""
         body: dict[str, Any] = {"approval_id": approval_id, "sql": sql, "confidence": confidence}
         if epsilon is not None:
             body["epsilon"] = epsilon
         return self.request("POST", "/api/v1/queries", body)
 
-    def query(self, sql: str, approval_id: int | str, epsilon: float | None = None,
-              confidence: float = 0.95) -> pa.Table:
+    def query(
+        self,
+        sql: str,
+        approval_id: int | str,
+        epsilon: float | None = None,
+        confidence: float = 0.95,
+    ) -> pa.Table:
         """Run a query; the released table with ``<col>_lower``/``<col>_upper`` columns."""
         return to_table(self.query_json(sql, approval_id, epsilon, confidence))
 
-    def preview(self, sql: str, approval_id: int | str, epsilon: float | None = None,
-                confidence: float = 0.95, accuracy: dict[str, Any] | None = None,
-                expected_rows: int | None = None) -> dict[str, Any]:
+    def preview(
+        self,
+        sql: str,
+        approval_id: int | str,
+        epsilon: float | None = None,
+        confidence: float = 0.95,
+        accuracy: dict[str, Any] | None = None,
+        expected_rows: int | None = None,
+    ) -> dict[str, Any]:
         """``POST /api/v1/queries/preview``: cost and expected accuracy, spending nothing.
 
         ``accuracy={"column": ..., "half_width": ...}`` asks for the smallest ε reaching it.
@@ -142,14 +167,30 @@ def to_table(release: dict[str, Any]) -> pa.Table:
         if not acc:
             continue
         intervals = acc.get("intervals") or [None] * len(rows)
-        arrays[f"{name}_lower"] = pa.array([None if iv is None else iv[0] for iv in intervals], pa.float64())
-        arrays[f"{name}_upper"] = pa.array([None if iv is None else iv[1] for iv in intervals], pa.float64())
-    info = {k: release.get(k) for k in ("query_id", "epsilon_spent", "delta_spent", "cached", "budget",
-                                        "receipt", "notes")}
+        arrays[f"{name}_lower"] = pa.array(
+            [None if iv is None else iv[0] for iv in intervals], pa.float64()
+        )
+        arrays[f"{name}_upper"] = pa.array(
+            [None if iv is None else iv[1] for iv in intervals], pa.float64()
+        )
+    info = {
+        k: release.get(k)
+        for k in (
+            "query_id",
+            "epsilon_spent",
+            "delta_spent",
+            "cached",
+            "budget",
+            "receipt",
+            "notes",
+        )
+    }
     info["confidence"] = {c: a.get("confidence") for c, a in accuracy.items()}
     info["method"] = {c: a.get("method") for c, a in accuracy.items()}
     table = pa.table(arrays) if arrays else pa.table({})
-    return table.replace_schema_metadata({METADATA_KEY: json.dumps(info, ensure_ascii=False).encode()})
+    return table.replace_schema_metadata(
+        {METADATA_KEY: json.dumps(info, ensure_ascii=False).encode()}
+    )
 
 
 def release_info(table: pa.Table) -> dict[str, Any]:

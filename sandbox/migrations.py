@@ -7,6 +7,7 @@ a released migration; append a new one.
 from __future__ import annotations
 
 from audit_log.store import SCHEMA_STATEMENTS as AUDIT_SCHEMA
+from sandbox.ledger import PROPOSED_SCHEMA as LEDGER_SCHEMA_V2
 
 _V1 = [
     """CREATE TABLE users (
@@ -170,5 +171,9 @@ _V1 = [
     *AUDIT_SCHEMA,
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1}
+# 2: zCDP accounting (ρ per charge), pure-ε approvals, global caps per dataset version
+# across all approvals (issue: privacy engine; see sandbox/ledger.py).
+_V2 = list(LEDGER_SCHEMA_V2)
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import audit_log.store as audit_store
+import privacy
 import query_guard
-from privacy import PrivacyError, release
-from privacy.release import planned_components
+from privacy import PrivacyError, calibrate, release
 from query_guard import GuardError, QueryPlan
 from sandbox import datasets, ledger, postprocess, workflow
 from sandbox.clock import Clock, iso, utc_now
@@ -138,15 +138,22 @@ class Sandbox:
         except GuardError as err:
             self._log_refusal(conn, user, req, approval.id, err.code, err.message, err.position)
             raise QueryRefused(err) from None
-        delta = self._delta(plan, approval)
+        pure = ledger.is_pure(approval)
+        delta = privacy.per_query_delta(approval.delta_total, pure=pure)
         used = [v for v in versions if v.name in plan.datasets]
+        version_ids = [v.version_id for v in used]
+        try:
+            noise = calibrate(plan, epsilon, delta, pure=pure)  # data-independent: the exact charge
+        except PrivacyError as err:
+            raise BadRequest(err.message, code=err.code) from None
+        planned = noise.charge
         cache_key = _cache_key(plan, used, approval.id, epsilon, delta, req.confidence)
         cached = conn.execute(
             "SELECT id, response_json FROM queries WHERE cache_key = ? AND status = 'released'", (cache_key,)
         ).fetchone()
         if cached is not None:
             return self._serve_cached(conn, user, approval.id, cached)
-        ledger.ensure_affordable(ledger.budget(conn, approval.id), epsilon, delta)
+        self._ensure_affordable(conn, approval.id, version_ids, planned)
 
         query_id = "q_" + secrets.token_hex(8)
         tables = {v.name: self.tables.get(v) for v in used}
@@ -154,13 +161,14 @@ class Sandbox:
             exact = self.engine.execute(plan.engine_sql("duckdb"), tables).to_pydict()
         except EngineFailure as err:
             # PRIVACY: a failure after execution started may depend on the data: charged.
-            self._log_failure(conn, user, req, approval, plan, query_id, epsilon, delta, err)
+            self._log_failure(conn, user, req, approval, plan, query_id, planned, version_ids, err)
             raise
         with transaction(conn):
             workflow.active_approval(conn, user, approval.id, now=self.now)  # suspended meanwhile?
-            ledger.ensure_affordable(ledger.budget(conn, approval.id), epsilon, delta)
+            self._ensure_affordable(conn, approval.id, version_ids, planned)
             try:
-                rel = release(plan, exact, epsilon=epsilon, delta=delta, confidence=req.confidence)
+                rel = release(plan, exact, epsilon=epsilon, delta=delta, confidence=req.confidence,
+                              pure=pure, noise=noise)
             except PrivacyError as err:
                 raise BadRequest(err.message, code=err.code) from None
             del exact  # PRIVACY: exact values go no further
@@ -171,7 +179,8 @@ class Sandbox:
                 (query_id, approval.id, user.id, req.sql, plan.fingerprint, cache_key, rel.epsilon,
                  rel.delta, iso(self.now())),
             )
-            budget = ledger.charge(conn, approval.id, query_id, rel.epsilon, rel.delta, now=self.now)
+            budget = ledger.charge(conn, approval.id, query_id, rel.epsilon, rel.delta, now=self.now,
+                                   rho=rel.rho, rho_delta=rel.rho_delta, dataset_versions=version_ids)
             entry = self.audit(conn, user, "query.released", f"query/{query_id}", {
                 "query_id": query_id,
                 "approval_id": approval.id,
@@ -181,7 +190,14 @@ class Sandbox:
                 "mechanisms": [m.__dict__ for m in rel.mechanisms],
                 "epsilon": rel.epsilon,
                 "delta": rel.delta,
-                "budget_after": {"epsilon_spent": budget.epsilon_spent, "delta_spent": budget.delta_spent},
+                "rho": rel.rho,
+                "rho_delta": rel.rho_delta,
+                "noise": rel.family,
+                "budget_after": {
+                    "epsilon_spent": budget.epsilon_spent, "delta_spent": budget.delta_spent,
+                    "epsilon_spent_basic": budget.totals.epsilon, "rho_spent": budget.rho_spent,
+                    "route": budget.accounting.route if budget.accounting else "basic",
+                },
                 "columns": columns,
                 "rows": _jsonable(rows),
             })
@@ -199,6 +215,8 @@ class Sandbox:
                 },
                 "epsilon_spent": rel.epsilon,
                 "delta_spent": rel.delta,
+                "rho_spent": rel.rho,
+                "noise": rel.family,
                 "budget": budget.as_dict(),
                 "receipt": {"query_id": query_id, "log_index": entry.seq, "leaf_hash": entry.leaf_hash,
                             "tree_size": entry.tree_size},
@@ -228,11 +246,11 @@ class Sandbox:
             )
         return float(requested)
 
-    def _delta(self, plan: QueryPlan, approval: workflow.Approval) -> float:
-        """δ for partition selection only; pure ε-DP otherwise."""
-        if not plan.needs_partition_selection:
-            return 0.0
-        return min(1e-7, approval.delta_total / 10) if approval.delta_total > 0 else 0.0
+    def _ensure_affordable(self, conn, approval_id: int, version_ids: list[int], planned) -> None:
+        """The approval's budget and every global cap on the versions read must fit the charge."""
+        ledger.ensure_affordable(ledger.budget(conn, approval_id), planned.epsilon, planned.delta,
+                                 rho=planned.rho, rho_delta=planned.rho_delta)
+        ledger.ensure_within_global_caps(conn, version_ids, planned)
 
     def _serve_cached(self, conn, user, approval_id, cached) -> dict[str, Any]:
         """The same plan on the same data version: the earlier release, free (defeats averaging)."""
@@ -257,14 +275,16 @@ class Sandbox:
             })
             workflow.after_refusal(conn, user, code, now=self.now, audit=self.audit)
 
-    def _log_failure(self, conn, user, req, approval, plan, query_id, epsilon, delta, err) -> None:
+    def _log_failure(self, conn, user, req, approval, plan, query_id, planned, version_ids, err) -> None:
+        epsilon, delta = planned.epsilon, planned.delta
         with transaction(conn):
             conn.execute(
                 "INSERT INTO queries (id, approval_id, user_id, sql, fingerprint, status, error_code, "
                 "epsilon, delta, created_at) VALUES (?,?,?,?,?, 'failed', ?,?,?,?)",
                 (query_id, approval.id, user.id, req.sql, plan.fingerprint, err.code, epsilon, delta, iso(self.now())),
             )
-            budget = ledger.charge(conn, approval.id, query_id, epsilon, delta, now=self.now)
+            budget = ledger.charge(conn, approval.id, query_id, epsilon, delta, now=self.now,
+                                   rho=planned.rho, rho_delta=planned.rho_delta, dataset_versions=version_ids)
             self.audit(conn, user, "query.failed", f"query/{query_id}", {
                 "query_id": query_id, "approval_id": approval.id, "sql": req.sql, "code": err.code,
                 "epsilon": epsilon, "delta": delta,
@@ -298,7 +318,7 @@ def _open_keyring(ws: Workspace):
 def _cache_key(plan: QueryPlan, versions, approval_id: int, epsilon: float, delta: float, confidence: float) -> str:
     material = json.dumps(
         [plan.fingerprint, sorted(v.content_hash for v in versions), approval_id, repr(epsilon), repr(delta),
-         repr(confidence), planned_components(plan)],
+         repr(confidence)],
     )
     return hashlib.sha256(material.encode()).hexdigest()
 

@@ -27,14 +27,23 @@ QUERIES = [
 ]
 
 
-def run_queries(client, creds, n=len(QUERIES)):
+def run_queries(client, creds):
     h = bearer(creds["researcher"]["token"])
-    for sql in QUERIES[:n]:
-        r = client.post("/api/v1/queries", headers=h,
-                        json={"approval_id": creds["researcher"]["approval_id"], "sql": sql, "epsilon": 0.3})
+    for sql in QUERIES:
+        r = client.post(
+            "/api/v1/queries",
+            headers=h,
+            json={"approval_id": creds["researcher"]["approval_id"], "sql": sql, "epsilon": 0.3},
+        )
         assert r.status_code == 200, r.json
-    refused = client.post("/api/v1/queries", headers=h,
-                          json={"approval_id": creds["researcher"]["approval_id"], "sql": "SELECT name FROM residents"})
+    refused = client.post(
+        "/api/v1/queries",
+        headers=h,
+        json={
+            "approval_id": creds["researcher"]["approval_id"],
+            "sql": "SELECT name FROM residents",
+        },
+    )
     assert refused.status_code == 400
 
 
@@ -49,7 +58,9 @@ def logged_charges(conn) -> dict[str, float]:
     return out
 
 
-def test_backup_then_restore_elsewhere_verifies_and_ledger_equals_log(client, creds, demo, tmp_path):
+def test_backup_then_restore_elsewhere_verifies_and_ledger_equals_log(
+    client, creds, demo, tmp_path
+):
     sb, _ = demo
     run_queries(client, creds)
     archive = tmp_path / "backups" / "ws.tar.gz"
@@ -65,17 +76,22 @@ def test_backup_then_restore_elsewhere_verifies_and_ledger_equals_log(client, cr
     restored = restore(archive, target)
     assert restored.audit_size == report.audit_size and restored.ledger_differences == []
     conn = Workspace.open(target).connect()
-    ledger = {str(r[0]): r[1] for r in conn.execute("SELECT approval_id, SUM(epsilon) FROM ledger GROUP BY approval_id")}
+    ledger = {
+        str(r[0]): r[1]
+        for r in conn.execute("SELECT approval_id, SUM(epsilon) FROM ledger GROUP BY approval_id")
+    }
     logged = logged_charges(conn)
     assert set(ledger) == set(logged) and ledger
     for key, value in ledger.items():
         assert value == pytest.approx(logged[key], abs=1e-9)
     assert manifest["ledger"][str(creds["researcher"]["approval_id"])]["epsilon"] == pytest.approx(
-        ledger[str(creds["researcher"]["approval_id"])])
+        ledger[str(creds["researcher"]["approval_id"])]
+    )
     # the restored workspace serves: the cached release and a new one
     again = Sandbox(Workspace.open(target))
-    assert again.budget(find_user(again.conn(), "researcher"), creds["researcher"]["approval_id"])["epsilon"]["spent"] == \
-        pytest.approx(ledger[str(creds["researcher"]["approval_id"])])
+    assert again.budget(find_user(again.conn(), "researcher"), creds["researcher"]["approval_id"])[
+        "epsilon"
+    ]["spent"] == pytest.approx(ledger[str(creds["researcher"]["approval_id"])])
 
 
 def test_restore_refuses_a_non_empty_workspace_without_force(demo, tmp_path):
@@ -90,7 +106,10 @@ def test_restore_refuses_a_non_empty_workspace_without_force(demo, tmp_path):
     assert info.value.code == "target_not_empty"
     assert (target / "something").read_text() == "keep me"
     report = restore(archive, target, force=True)
-    assert report.moved_aside is not None and (report.moved_aside / "something").read_text() == "keep me"
+    assert (
+        report.moved_aside is not None
+        and (report.moved_aside / "something").read_text() == "keep me"
+    )
     assert (target / "sandbox.db").exists()
 
 
@@ -156,7 +175,9 @@ def test_a_forged_log_fails_against_the_real_public_key(demo, tmp_path):
     with pytest.raises(BackupError) as info:
         restore(archive, tmp_path / "t", public_keys=[real_pem])
     assert info.value.code == "log_invalid"
-    assert restore(archive, tmp_path / "t2").audit_size > 0  # with its own key ring it is consistent
+    assert (
+        restore(archive, tmp_path / "t2").audit_size > 0
+    )  # with its own key ring it is consistent
 
 
 def test_backup_is_consistent_while_queries_run(client, creds, demo, tmp_path):
@@ -169,8 +190,15 @@ def test_backup_is_consistent_while_queries_run(client, creds, demo, tmp_path):
     def stream():
         i = 0
         while not stop.is_set() and i < 40:
-            r = client.post("/api/v1/queries", headers=h, json={
-                "approval_id": approval, "sql": f"SELECT COUNT(*) FROM residents WHERE age > {i}", "epsilon": 0.1})
+            r = client.post(
+                "/api/v1/queries",
+                headers=h,
+                json={
+                    "approval_id": approval,
+                    "sql": f"SELECT COUNT(*) FROM residents WHERE age > {i}",
+                    "epsilon": 0.1,
+                },
+            )
             if r.status_code not in (200, 409):
                 errors.append(r.json)
             i += 1

@@ -43,19 +43,25 @@ def api(server):
 def test_query_returns_arrow_table_with_intervals(api, server):
     approval = server[1]["researcher"]["approval_id"]
     before = api.budget(approval)["epsilon"]["spent"]
-    t = api.query("SELECT district, AVG(income) FROM residents GROUP BY district", approval, epsilon=0.5)
+    t = api.query(
+        "SELECT district, AVG(income) FROM residents GROUP BY district", approval, epsilon=0.5
+    )
     assert isinstance(t, pa.Table)
     assert t.column_names == ["district", "AVG(income)", "AVG(income)_lower", "AVG(income)_upper"]
     assert t.num_rows == 12
     assert t.schema.field("district").type == pa.string()
     assert t.schema.field("AVG(income)_lower").type == pa.float64()
-    for lo, hi in zip(t["AVG(income)_lower"].to_pylist(), t["AVG(income)_upper"].to_pylist(), strict=True):
+    for lo, hi in zip(
+        t["AVG(income)_lower"].to_pylist(), t["AVG(income)_upper"].to_pylist(), strict=True
+    ):
         assert lo <= hi
     info = release_info(t)
     assert info["query_id"].startswith("q_") and info["cached"] is False
     assert info["receipt"]["log_index"] >= 0
     assert api.budget(approval)["epsilon"]["spent"] == pytest.approx(before + info["epsilon_spent"])
-    again = api.query("select district, avg(income) from residents group by district", approval, epsilon=0.5)
+    again = api.query(
+        "select district, avg(income) from residents group by district", approval, epsilon=0.5
+    )
     assert release_info(again)["cached"] is True
     assert again.column("AVG(income)").equals(t.column("AVG(income)"))
 
@@ -100,15 +106,23 @@ def test_datasets_and_preview(api, server):
     before = api.budget(approval)["epsilon"]["spent"]
     p = api.preview("SELECT COUNT(*) FROM residents", approval, epsilon=0.5)
     assert p["preview"] is True and "COUNT(*)" in p["columns"]
-    target = api.preview("SELECT COUNT(*) FROM residents", approval,
-                         accuracy={"column": "COUNT(*)", "half_width": 10})
+    target = api.preview(
+        "SELECT COUNT(*) FROM residents",
+        approval,
+        accuracy={"column": "COUNT(*)", "half_width": 10},
+    )
     assert target["epsilon"] > 0
     assert api.budget(approval)["epsilon"]["spent"] == before
 
 
 def test_to_table_is_pure_and_handles_empty_and_null_intervals():
-    t = to_table({"columns": ["k", "n"], "rows": [["a", 1.5], ["b", None]],
-                  "accuracy": {"n": {"confidence": 0.95, "intervals": [[1.0, 2.0], None]}}})
+    t = to_table(
+        {
+            "columns": ["k", "n"],
+            "rows": [["a", 1.5], ["b", None]],
+            "accuracy": {"n": {"confidence": 0.95, "intervals": [[1.0, 2.0], None]}},
+        }
+    )
     assert t.column("n_lower").to_pylist() == [1.0, None]
     empty = to_table({"columns": ["k", "n"], "rows": [], "accuracy": {"n": {"intervals": []}}})
     assert empty.num_rows == 0 and empty.column_names == ["k", "n", "n_lower", "n_upper"]

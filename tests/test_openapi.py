@@ -20,8 +20,11 @@ def _doc(client) -> dict:
 
 def _validator(doc: dict, schema_name: str) -> Draft202012Validator:
     """A validator for one component schema, resolving ``#/components/...`` refs in the document."""
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
-              "components": doc["components"], "$ref": f"#/components/schemas/{schema_name}"}
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": doc["components"],
+        "$ref": f"#/components/schemas/{schema_name}",
+    }
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
 
@@ -35,7 +38,9 @@ def _response_schema(doc: dict, method: str, path: str, status: int) -> str:
 def assert_matches(doc: dict, method: str, path: str, response) -> None:
     name = _response_schema(doc, method, path, response.status_code)
     errors = sorted(_validator(doc, name).iter_errors(response.json), key=str)
-    assert not errors, f"{method.upper()} {path} {response.status_code} vs {name}: {errors[0].message} at {list(errors[0].path)}"
+    assert not errors, (
+        f"{method.upper()} {path} {response.status_code} vs {name}: {errors[0].message} at {list(errors[0].path)}"
+    )
 
 
 def test_document_lists_exactly_the_registered_routes(client):
@@ -66,13 +71,16 @@ def test_document_is_well_formed(client):
     assert len(ops) == len(set(ops)), "operationIds are unique"
 
 
-@pytest.mark.parametrize("path,schema", [
-    ("/api/v1/queries", "QueryRequest"),
-    ("/api/v1/queries/preview", "PreviewRequest"),
-    ("/api/v1/applications", "ApplicationRequest"),
-    ("/api/v1/applications/{application_id}/decision", "DecisionRequest"),
-    ("/api/v1/suspensions", "SuspensionRequest"),
-])
+@pytest.mark.parametrize(
+    "path,schema",
+    [
+        ("/api/v1/queries", "QueryRequest"),
+        ("/api/v1/queries/preview", "PreviewRequest"),
+        ("/api/v1/applications", "ApplicationRequest"),
+        ("/api/v1/applications/{application_id}/decision", "DecisionRequest"),
+        ("/api/v1/suspensions", "SuspensionRequest"),
+    ],
+)
 def test_request_bodies_are_described(client, path, schema):
     doc = _doc(client)
     body = doc["paths"][path]["post"]["requestBody"]
@@ -88,29 +96,63 @@ def test_real_responses_match_the_schemas(client, creds):
     doc = _doc(client)
     h = bearer(creds["researcher"]["token"])
     approval = creds["researcher"]["approval_id"]
-    ok = client.post("/api/v1/queries", headers=h, json={
-        "approval_id": approval, "sql": "SELECT district, AVG(income) FROM residents GROUP BY district",
-        "epsilon": 0.5})
+    ok = client.post(
+        "/api/v1/queries",
+        headers=h,
+        json={
+            "approval_id": approval,
+            "sql": "SELECT district, AVG(income) FROM residents GROUP BY district",
+            "epsilon": 0.5,
+        },
+    )
     assert ok.status_code == 200
     assert_matches(doc, "post", "/api/v1/queries", ok)
-    cached = client.post("/api/v1/queries", headers=h, json={
-        "approval_id": approval, "sql": "SELECT district, AVG(income) FROM residents GROUP BY district",
-        "epsilon": 0.5})
+    cached = client.post(
+        "/api/v1/queries",
+        headers=h,
+        json={
+            "approval_id": approval,
+            "sql": "SELECT district, AVG(income) FROM residents GROUP BY district",
+            "epsilon": 0.5,
+        },
+    )
     assert cached.json["cached"] is True
     assert_matches(doc, "post", "/api/v1/queries", cached)
 
-    refused = client.post("/api/v1/queries", headers=h, json={"approval_id": approval, "sql": "SELECT name FROM residents"})
+    refused = client.post(
+        "/api/v1/queries",
+        headers=h,
+        json={"approval_id": approval, "sql": "SELECT name FROM residents"},
+    )
     assert refused.status_code == 400
     assert_matches(doc, "post", "/api/v1/queries", refused)
-    syntax = client.post("/api/v1/queries", headers=h, json={"approval_id": approval, "sql": "SELECT COUNT(* FROM residents"})
+    syntax = client.post(
+        "/api/v1/queries",
+        headers=h,
+        json={"approval_id": approval, "sql": "SELECT COUNT(* FROM residents"},
+    )
     assert syntax.status_code == 400 and "position" in syntax.json["error"]
     assert_matches(doc, "post", "/api/v1/queries", syntax)
 
     for i in range(10):  # spend the rest of the budget (10 in the demo), then one more
-        client.post("/api/v1/queries", headers=h, json={
-            "approval_id": approval, "epsilon": 1.0, "sql": f"SELECT COUNT(*) FROM residents WHERE age > {i}"})
-    over = client.post("/api/v1/queries", headers=h, json={
-        "approval_id": approval, "epsilon": 1.0, "sql": "SELECT COUNT(*) FROM residents WHERE age > 77"})
+        client.post(
+            "/api/v1/queries",
+            headers=h,
+            json={
+                "approval_id": approval,
+                "epsilon": 1.0,
+                "sql": f"SELECT COUNT(*) FROM residents WHERE age > {i}",
+            },
+        )
+    over = client.post(
+        "/api/v1/queries",
+        headers=h,
+        json={
+            "approval_id": approval,
+            "epsilon": 1.0,
+            "sql": "SELECT COUNT(*) FROM residents WHERE age > 77",
+        },
+    )
     assert over.status_code == 409 and over.json["error"]["code"] == "budget_exceeded"
     assert_matches(doc, "post", "/api/v1/queries", over)
 
@@ -122,8 +164,11 @@ def test_real_responses_match_the_schemas(client, creds):
     assert_matches(doc, "get", "/api/v1/approvals/{approval_id}/budget", budget)
     datasets = client.get("/api/v1/datasets", headers=h)
     assert_matches(doc, "get", "/api/v1/datasets", datasets)
-    preview = client.post("/api/v1/queries/preview", headers=h,
-                          json={"approval_id": approval, "sql": "SELECT COUNT(*) FROM residents"})
+    preview = client.post(
+        "/api/v1/queries/preview",
+        headers=h,
+        json={"approval_id": approval, "sql": "SELECT COUNT(*) FROM residents"},
+    )
     assert_matches(doc, "post", "/api/v1/queries/preview", preview)
     assert_matches(doc, "get", "/healthz", client.get("/healthz"))
 
@@ -131,17 +176,30 @@ def test_real_responses_match_the_schemas(client, creds):
 def test_workflow_responses_match_the_schemas(client, creds):
     doc = _doc(client)
     researcher, owner = bearer(creds["researcher"]["token"]), bearer(creds["owner"]["token"])
-    body = {"datasets": ["residents"], "scenario": "district income study", "purpose": "testing the schema",
-            "commitment_accepted": True}
+    body = {
+        "datasets": ["residents"],
+        "scenario": "district income study",
+        "purpose": "testing the schema",
+        "commitment_accepted": True,
+    }
     assert not list(_validator(doc, "ApplicationRequest").iter_errors(body))
     created = client.post("/api/v1/applications", headers=researcher, json=body)
     assert created.status_code == 201, created.json
     assert_matches(doc, "post", "/api/v1/applications", created)
-    decision = {"decision": "approve", "reason": "fine", "epsilon_total": 2, "delta_total": 1e-6,
-                "epsilon_per_query": 1, "expires": "2099-01-01"}
+    decision = {
+        "decision": "approve",
+        "reason": "fine",
+        "epsilon_total": 2,
+        "delta_total": 1e-6,
+        "epsilon_per_query": 1,
+        "expires": "2099-01-01",
+    }
     assert not list(_validator(doc, "DecisionRequest").iter_errors(decision))
-    decided = client.post(f"/api/v1/applications/{created.json['application_id']}/decision",
-                          headers=owner, json=decision)
+    decided = client.post(
+        f"/api/v1/applications/{created.json['application_id']}/decision",
+        headers=owner,
+        json=decision,
+    )
     assert decided.status_code == 200, decided.json
     assert_matches(doc, "post", "/api/v1/applications/{application_id}/decision", decided)
     suspension = {"approval_id": decided.json["approval_id"], "reason": "schema test"}

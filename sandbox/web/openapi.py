@@ -57,14 +57,23 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["approval_id", "sql"],
         "properties": {
             "approval_id": _ref("ApprovalId"),
-            "sql": {"type": "string", "minLength": 1, "description": "One SELECT; datasets are tables."},
+            "sql": {
+                "type": "string",
+                "minLength": 1,
+                "description": "One SELECT; datasets are tables.",
+            },
             "epsilon": {
                 "type": ["number", "null"],
                 "exclusiveMinimum": 0,
                 "description": "Privacy loss to spend; at most the approval's per-query cap "
                 "(default: min(cap, 1)).",
             },
-            "confidence": {"type": "number", "minimum": 0.5, "exclusiveMaximum": 1, "default": 0.95},
+            "confidence": {
+                "type": "number",
+                "minimum": 0.5,
+                "exclusiveMaximum": 1,
+                "default": 0.95,
+            },
         },
     },
     "PreviewRequest": {
@@ -128,7 +137,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "QueryResponse": {
         "type": "object",
-        "required": ["query_id", "columns", "rows", "accuracy", "epsilon_spent", "budget", "receipt"],
+        "required": [
+            "query_id",
+            "columns",
+            "rows",
+            "accuracy",
+            "epsilon_spent",
+            "budget",
+            "receipt",
+        ],
         "properties": {
             "query_id": {"type": "string"},
             "columns": {"type": "array", "items": {"type": "string"}},
@@ -171,8 +188,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "items": {
                     "type": "object",
                     "required": ["name", "type"],
-                    "properties": {"name": {"type": "string"}, "type": {"type": "string"},
-                                   "sensitivity": {"type": "string"}},
+                    "properties": {
+                        "name": {"type": "string"},
+                        "type": {"type": "string"},
+                        "sensitivity": {"type": "string"},
+                    },
                 },
             },
         },
@@ -187,7 +207,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["datasets", "scenario", "purpose", "commitment_accepted"],
         "properties": {
             "datasets": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-            "columns": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+            "columns": {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            },
             "aggregates": {"type": "array", "items": {"type": "string"}},
             "scenario": {"type": "string"},
             "purpose": {"type": "string"},
@@ -209,15 +232,25 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "epsilon_total": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000},
             "delta_total": {"type": "number", "minimum": 0, "maximum": 0.01},
             "epsilon_per_query": {"type": "number", "exclusiveMinimum": 0},
-            "expires": {"type": "string", "minLength": 1,
-                        "description": "A future date (YYYY-MM-DD) or RFC 3339 time with a zone."},
+            "expires": {
+                "type": "string",
+                "minLength": 1,
+                "description": "A future date (YYYY-MM-DD) or RFC 3339 time with a zone.",
+            },
             "columns": {"type": "object", "description": "Narrow the approved columns (optional)."},
             "aggregates": {"type": "array", "items": {"type": "string"}},
         },
         "allOf": [
-            {"if": {"properties": {"decision": {"const": "approve"}}},
-             "then": {"required": ["epsilon_total", "delta_total", "epsilon_per_query", "expires"]}},
-            {"if": {"properties": {"decision": {"const": "reject"}}}, "then": {"required": ["reason"]}},
+            {
+                "if": {"properties": {"decision": {"const": "approve"}}},
+                "then": {
+                    "required": ["epsilon_total", "delta_total", "epsilon_per_query", "expires"]
+                },
+            },
+            {
+                "if": {"properties": {"decision": {"const": "reject"}}},
+                "then": {"required": ["reason"]},
+            },
         ],
     },
     "DecisionResponse": {
@@ -257,70 +290,176 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 Op = dict[str, Any]
 OPERATIONS: dict[tuple[str, str], Op] = {
     ("get", "/api/v1/openapi.json"): {"summary": "This document.", "tag": "meta", "auth": False},
-    ("post", "/api/v1/queries"): {"summary": "Run a query: a noisy table with accuracy and a signed receipt.",
-                                  "tag": "queries", "body": "QueryRequest", "ok": "QueryResponse"},
-    ("post", "/api/v1/queries/preview"): {"summary": "Cost and accuracy of a query, spending nothing.",
-                                          "tag": "queries", "body": "PreviewRequest", "ok": "PreviewResponse"},
-    ("post", "/api/v1/queries/dummy"): {"summary": "Run a query on dummy data (no budget, no real figures).",
-                                        "tag": "queries", "body": "QueryRequest"},
-    ("get", "/api/v1/approvals/<approval_id>/budget"): {"summary": "An approval's privacy budget.",
-                                                        "tag": "queries", "ok": "Budget"},
-    ("get", "/api/v1/datasets"): {"summary": "Datasets visible to the caller.", "tag": "queries",
-                                  "ok": "DatasetList"},
-    ("get", "/api/v1/datasets/<name>/download"): {"summary": "Download an open dataset (csv, parquet).",
-                                                  "tag": "catalog", "auth": None, "binary": True,
-                                                  "query": {"format": {"type": "string", "enum": ["csv", "parquet"]}}},
-    ("get", "/api/v1/datasets/<name>/risk"): {"summary": "Re-identification risk report (owner).", "tag": "catalog"},
-    ("post", "/api/v1/datasets/<name>/risk/ack"): {"summary": "Acknowledge a risk report (owner).",
-                                                   "tag": "catalog", "body": "object?"},
-    ("post", "/api/v1/datasets/<name>/tier"): {"summary": "Change a dataset's tier (owner).", "tag": "catalog",
-                                               "body": "object"},
-    ("post", "/api/v1/applications"): {"summary": "Apply for access (researcher).", "tag": "workflow",
-                                       "body": "ApplicationRequest", "ok": "ApplicationCreated", "status": "201"},
-    ("get", "/api/v1/applications"): {"summary": "Applications visible to the caller.", "tag": "workflow"},
-    ("get", "/api/v1/applications/<int:application_id>"): {"summary": "One application.", "tag": "workflow"},
+    ("post", "/api/v1/queries"): {
+        "summary": "Run a query: a noisy table with accuracy and a signed receipt.",
+        "tag": "queries",
+        "body": "QueryRequest",
+        "ok": "QueryResponse",
+    },
+    ("post", "/api/v1/queries/preview"): {
+        "summary": "Cost and accuracy of a query, spending nothing.",
+        "tag": "queries",
+        "body": "PreviewRequest",
+        "ok": "PreviewResponse",
+    },
+    ("post", "/api/v1/queries/dummy"): {
+        "summary": "Run a query on dummy data (no budget, no real figures).",
+        "tag": "queries",
+        "body": "QueryRequest",
+    },
+    ("get", "/api/v1/approvals/<approval_id>/budget"): {
+        "summary": "An approval's privacy budget.",
+        "tag": "queries",
+        "ok": "Budget",
+    },
+    ("get", "/api/v1/datasets"): {
+        "summary": "Datasets visible to the caller.",
+        "tag": "queries",
+        "ok": "DatasetList",
+    },
+    ("get", "/api/v1/datasets/<name>/download"): {
+        "summary": "Download an open dataset (csv, parquet).",
+        "tag": "catalog",
+        "auth": None,
+        "binary": True,
+        "query": {"format": {"type": "string", "enum": ["csv", "parquet"]}},
+    },
+    ("get", "/api/v1/datasets/<name>/risk"): {
+        "summary": "Re-identification risk report (owner).",
+        "tag": "catalog",
+    },
+    ("post", "/api/v1/datasets/<name>/risk/ack"): {
+        "summary": "Acknowledge a risk report (owner).",
+        "tag": "catalog",
+        "body": "object?",
+    },
+    ("post", "/api/v1/datasets/<name>/tier"): {
+        "summary": "Change a dataset's tier (owner).",
+        "tag": "catalog",
+        "body": "object",
+    },
+    ("post", "/api/v1/applications"): {
+        "summary": "Apply for access (researcher).",
+        "tag": "workflow",
+        "body": "ApplicationRequest",
+        "ok": "ApplicationCreated",
+        "status": "201",
+    },
+    ("get", "/api/v1/applications"): {
+        "summary": "Applications visible to the caller.",
+        "tag": "workflow",
+    },
+    ("get", "/api/v1/applications/<int:application_id>"): {
+        "summary": "One application.",
+        "tag": "workflow",
+    },
     ("post", "/api/v1/applications/<int:application_id>/decision"): {
-        "summary": "Approve or reject an application (owner).", "tag": "workflow",
-        "body": "DecisionRequest", "ok": "DecisionResponse"},
-    ("get", "/api/v1/approvals"): {"summary": "Approvals visible to the caller.", "tag": "workflow"},
+        "summary": "Approve or reject an application (owner).",
+        "tag": "workflow",
+        "body": "DecisionRequest",
+        "ok": "DecisionResponse",
+    },
+    ("get", "/api/v1/approvals"): {
+        "summary": "Approvals visible to the caller.",
+        "tag": "workflow",
+    },
     ("get", "/api/v1/approvals/<int:approval_id>"): {"summary": "One approval.", "tag": "workflow"},
-    ("get", "/api/v1/commitment"): {"summary": "The security commitment text and its hash.", "tag": "workflow",
-                                    "auth": None},
-    ("post", "/api/v1/suspensions"): {"summary": "Suspend an approval or a user (owner, regulator).",
-                                      "tag": "workflow", "body": "SuspensionRequest", "ok": "SuspensionCreated",
-                                      "status": "201"},
-    ("get", "/api/v1/suspensions"): {"summary": "Suspensions visible to the caller.", "tag": "workflow"},
-    ("post", "/api/v1/suspensions/<int:suspension_id>/lift"): {"summary": "Lift a suspension.",
-                                                               "tag": "workflow", "body": "ReasonRequest"},
-    ("post", "/api/v1/objections"): {"summary": "File an objection.", "tag": "workflow", "body": "object",
-                                     "status": "201"},
-    ("get", "/api/v1/objections"): {"summary": "Objections visible to the caller.", "tag": "workflow"},
-    ("get", "/api/v1/objections/<int:objection_id>"): {"summary": "One objection.", "tag": "workflow"},
-    ("post", "/api/v1/objections/<int:objection_id>/answer"): {"summary": "Answer an objection.",
-                                                               "tag": "workflow", "body": "object"},
+    ("get", "/api/v1/commitment"): {
+        "summary": "The security commitment text and its hash.",
+        "tag": "workflow",
+        "auth": None,
+    },
+    ("post", "/api/v1/suspensions"): {
+        "summary": "Suspend an approval or a user (owner, regulator).",
+        "tag": "workflow",
+        "body": "SuspensionRequest",
+        "ok": "SuspensionCreated",
+        "status": "201",
+    },
+    ("get", "/api/v1/suspensions"): {
+        "summary": "Suspensions visible to the caller.",
+        "tag": "workflow",
+    },
+    ("post", "/api/v1/suspensions/<int:suspension_id>/lift"): {
+        "summary": "Lift a suspension.",
+        "tag": "workflow",
+        "body": "ReasonRequest",
+    },
+    ("post", "/api/v1/objections"): {
+        "summary": "File an objection.",
+        "tag": "workflow",
+        "body": "object",
+        "status": "201",
+    },
+    ("get", "/api/v1/objections"): {
+        "summary": "Objections visible to the caller.",
+        "tag": "workflow",
+    },
+    ("get", "/api/v1/objections/<int:objection_id>"): {
+        "summary": "One objection.",
+        "tag": "workflow",
+    },
+    ("post", "/api/v1/objections/<int:objection_id>/answer"): {
+        "summary": "Answer an objection.",
+        "tag": "workflow",
+        "body": "object",
+    },
     ("get", "/api/v1/catalog"): {"summary": "The public catalog.", "tag": "catalog", "auth": None},
-    ("get", "/api/v1/catalog/<name>"): {"summary": "One catalog entry.", "tag": "catalog", "auth": None},
-    ("get", "/api/v1/transparency"): {"summary": "Public transparency figures.", "tag": "catalog", "auth": None},
-    ("post", "/api/v1/users"): {"summary": "Create an account (admin roles).", "tag": "accounts", "body": "object",
-                                "status": "201"},
-    ("post", "/api/v1/users/<username>/tokens/rotate"): {"summary": "Rotate a user's API token.",
-                                                         "tag": "accounts"},
-    ("get", "/api/v1/audit/entries"): {"summary": "Audit log entries (regulator).", "tag": "audit",
-                                       "query": {"start": {"type": "integer", "minimum": 0},
-                                                 "limit": {"type": "integer", "minimum": 0},
-                                                 "actor": {"type": "string"}, "action": {"type": "string"},
-                                                 "subject": {"type": "string"}, "since": {"type": "string"},
-                                                 "until": {"type": "string"}}},
-    ("get", "/api/v1/audit/checkpoint"): {"summary": "The latest signed checkpoint (C2SP signed note).",
-                                          "tag": "audit"},
-    ("get", "/api/v1/audit/proofs/inclusion"): {"summary": "RFC 6962 inclusion proof.", "tag": "audit",
-                                                "query": {"index": {"type": "integer", "minimum": 0},
-                                                          "size": {"type": "integer", "minimum": 0}},
-                                                "required_query": ("index", "size")},
-    ("get", "/api/v1/audit/proofs/consistency"): {"summary": "RFC 6962 consistency proof.", "tag": "audit",
-                                                  "query": {"from": {"type": "integer", "minimum": 0},
-                                                            "to": {"type": "integer", "minimum": 0}},
-                                                  "required_query": ("from", "to")},
+    ("get", "/api/v1/catalog/<name>"): {
+        "summary": "One catalog entry.",
+        "tag": "catalog",
+        "auth": None,
+    },
+    ("get", "/api/v1/transparency"): {
+        "summary": "Public transparency figures.",
+        "tag": "catalog",
+        "auth": None,
+    },
+    ("post", "/api/v1/users"): {
+        "summary": "Create an account (admin roles).",
+        "tag": "accounts",
+        "body": "object",
+        "status": "201",
+    },
+    ("post", "/api/v1/users/<username>/tokens/rotate"): {
+        "summary": "Rotate a user's API token.",
+        "tag": "accounts",
+    },
+    ("get", "/api/v1/audit/entries"): {
+        "summary": "Audit log entries (regulator).",
+        "tag": "audit",
+        "query": {
+            "start": {"type": "integer", "minimum": 0},
+            "limit": {"type": "integer", "minimum": 0},
+            "actor": {"type": "string"},
+            "action": {"type": "string"},
+            "subject": {"type": "string"},
+            "since": {"type": "string"},
+            "until": {"type": "string"},
+        },
+    },
+    ("get", "/api/v1/audit/checkpoint"): {
+        "summary": "The latest signed checkpoint (C2SP signed note).",
+        "tag": "audit",
+    },
+    ("get", "/api/v1/audit/proofs/inclusion"): {
+        "summary": "RFC 6962 inclusion proof.",
+        "tag": "audit",
+        "query": {
+            "index": {"type": "integer", "minimum": 0},
+            "size": {"type": "integer", "minimum": 0},
+        },
+        "required_query": ("index", "size"),
+    },
+    ("get", "/api/v1/audit/proofs/consistency"): {
+        "summary": "RFC 6962 consistency proof.",
+        "tag": "audit",
+        "query": {
+            "from": {"type": "integer", "minimum": 0},
+            "to": {"type": "integer", "minimum": 0},
+        },
+        "required_query": ("from", "to"),
+    },
 }
 
 _RULE_ARG = re.compile(r"<(?:(\w+):)?(\w+)>")
@@ -347,8 +486,10 @@ def _operation(method: str, rule: str, op: Op) -> dict[str, Any]:
     status = op.get("status", "200")
     ok_schema = _ref(op["ok"]) if "ok" in op else OBJECT
     if op.get("binary"):
-        ok_content = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-                      "text/csv": {"schema": {"type": "string"}}}
+        ok_content = {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "text/csv": {"schema": {"type": "string"}},
+        }
     else:
         ok_content = {"application/json": {"schema": ok_schema}}
     out: dict[str, Any] = {
@@ -383,7 +524,10 @@ def _operation(method: str, rule: str, op: Op) -> dict[str, Any]:
         optional = body.endswith("?")
         name = body.rstrip("?")
         schema = OBJECT if name == "object" else _ref(name)
-        out["requestBody"] = {"required": not optional, "content": {"application/json": {"schema": schema}}}
+        out["requestBody"] = {
+            "required": not optional,
+            "content": {"application/json": {"schema": schema}},
+        }
     return out
 
 
@@ -392,27 +536,44 @@ def document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for (method, rule), op in OPERATIONS.items():
         paths.setdefault(openapi_path(rule), {})[method] = _operation(method, rule, op)
-    paths["/healthz"] = {"get": {
-        "operationId": "get_healthz", "summary": "Liveness.", "tags": ["meta"], "security": [],
-        "responses": {"200": {"description": "Alive.", "content": {"application/json": {"schema": _ref("Health")}}}},
-    }}
+    paths["/healthz"] = {
+        "get": {
+            "operationId": "get_healthz",
+            "summary": "Liveness.",
+            "tags": ["meta"],
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "Alive.",
+                    "content": {"application/json": {"schema": _ref("Health")}},
+                }
+            },
+        }
+    }
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": "Secure data-access sandbox API",
             "version": API_VERSION,
             "description": "Researchers send SQL; the sandbox returns differentially private aggregates "
-                           "with accuracy and a signed receipt. Every error is "
-                           '{"error": {"code", "message", "position"?}}. See docs/api.md.',
+            "with accuracy and a signed receipt. Every error is "
+            '{"error": {"code", "message", "position"?}}. See docs/api.md.',
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "tags": [{"name": t} for t in ("queries", "workflow", "catalog", "audit", "accounts", "meta")],
+        "tags": [
+            {"name": t} for t in ("queries", "workflow", "catalog", "audit", "accounts", "meta")
+        ],
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": SCHEMAS,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "Authorization: Bearer <token>"}},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Authorization: Bearer <token>",
+                }
+            },
         },
     }
 
