@@ -37,12 +37,17 @@ def text(body: dict[str, Any], name: str, *, required: bool = True, limit: int =
 
 
 def ident(value: Any, what: str) -> int:
-    """An object id; anything else reads like an id that does not exist."""
-    try:
+    """An object id: a JSON integer or a string of ASCII digits (booleans, fractions and
+    other scripts' digits are not ids); anything else reads like an id that does not exist."""
+    if isinstance(value, bool):
+        raise NotFound(f"no {what} {value}")
+    if isinstance(value, int):
+        result = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit():
         result = int(value)
-    except (TypeError, ValueError):
-        raise NotFound(f"no {what} {value}") from None
-    if isinstance(value, bool) or not 0 <= result < 2**63:  # beyond SQLite integers: cannot exist
+    else:
+        raise NotFound(f"no {what} {value}")
+    if not 0 <= result < 2**63:  # beyond SQLite integers: cannot exist
         raise NotFound(f"no {what} {value}")
     return result
 

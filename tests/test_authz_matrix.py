@@ -76,6 +76,7 @@ APPROVE = {"decision": "approve", "reason": "fine", "epsilon_total": 2, "delta_t
 TABLE: list[Row] = [
     # -- public ---------------------------------------------------------------------------
     row("healthz", "GET", "/healthz", **PUBLIC),
+    row("api_openapi.get_openapi", "GET", "/api/v1/openapi.json", **PUBLIC),
     row("static", "GET", "/static/sandbox.css", **PUBLIC),
     row("api_workflow.get_catalog", "GET", "/api/v1/catalog", **PUBLIC),
     row("api_workflow.get_catalog_entry", "GET", "/api/v1/catalog/{dataset}", **PUBLIC),

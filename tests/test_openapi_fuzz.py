@@ -70,30 +70,34 @@ def test_generated_queries_on_a_real_approval_charge_only_releases(demo):
         return float(r.json["epsilon"]["spent"])
 
     for path in ("/api/v1/queries", "/api/v1/queries/preview", "/api/v1/queries/dummy"):
-        operation = schema["/api/v1/queries" if path == "/api/v1/queries" else path]["POST"]
-
-        @given(operation.as_strategy())
-        @settings(
-            max_examples=2 * MAX_EXAMPLES,
-            deadline=None,
-            database=None,
-            derandomize=True,
-            suppress_health_check=list(HealthCheck),
+        _fuzz_with_approval(
+            schema[path]["POST"], token, approval, spent, charges=path == "/api/v1/queries"
         )
-        def check(case):
-            if isinstance(case.body, dict):
-                case.body["approval_id"] = approval
-            before = spent()
-            response = _authorised(case, token).call()
-            case.validate_response(
-                response,
-                checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
-            )
-            charged = (
-                response.json().get("epsilon_spent", 0.0) if response.status_code == 200 else 0.0
-            )
-            if path != "/api/v1/queries":
-                charged = 0.0
-            assert spent() == pytest.approx(before + charged, abs=1e-9)
 
-        check()
+
+def _fuzz_with_approval(operation, token: str, approval: int, spent, *, charges: bool) -> None:
+    @given(operation.as_strategy())
+    @settings(
+        max_examples=2 * MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    def check(case):
+        if isinstance(case.body, dict):
+            case.body["approval_id"] = approval
+        before = spent()
+        response = _authorised(case, token).call()
+        case.validate_response(
+            response,
+            checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
+        )
+        charged = (
+            response.json().get("epsilon_spent", 0.0)
+            if charges and response.status_code == 200
+            else 0.0
+        )
+        assert spent() == pytest.approx(before + charged, abs=1e-9)
+
+    check()

@@ -9,7 +9,7 @@ from flask import Flask, jsonify
 from flask_wtf.csrf import CSRFProtect
 
 from sandbox.service import Sandbox
-from sandbox.web import api, api_audit, api_preview, api_workflow, console, errors
+from sandbox.web import api, api_audit, api_preview, api_workflow, console, errors, openapi
 
 csrf = CSRFProtect()
 
@@ -46,7 +46,7 @@ def create_app(sb: Sandbox, test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     console.init_app(app)  # Babel (zh-CN default, English) and the console's blueprints
     errors.register(app)
-    app.register_blueprint(__import__("sandbox.web.openapi", fromlist=["bp"]).bp)  # GET /api/v1/openapi.json
+    app.register_blueprint(openapi.bp)  # GET /api/v1/openapi.json
 
     @app.get("/healthz")
     def healthz():

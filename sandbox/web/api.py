@@ -34,7 +34,10 @@ def authenticate() -> None:
 def json_body() -> dict[str, Any]:
     if not request.data:
         raise BadRequest("the request body is empty; send a JSON object", code="invalid_json")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # SECURITY: absurdly nested JSON must not become a 500
+        raise BadRequest("the request body is nested too deeply", code="invalid_json") from None
     if body is None:
         raise BadRequest("the request body is not valid JSON", code="invalid_json")
     if not isinstance(body, dict):
