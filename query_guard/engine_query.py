@@ -97,7 +97,10 @@ def build_engine_query(
         ctes += _bounding_ctes(columns, keys, bounding, domain_filter)
         source, where = "__kept", None
     else:
-        source, where = "__src", domain_filter
+        # No bounding pass: rows with keys outside a public domain cost no one an L0 slot,
+        # and privacy.release looks up only the domain's keys, so no filter is needed (an
+        # IN-list over every row roughly doubled GROUP BY time at 1M persons).
+        source, where = "__src", None
 
     stats: dict[str, dict[str, str]] = {}
     outer_items: list[exp.Expr] = [c.copy() for c in key_columns]

@@ -28,7 +28,9 @@ def apply(plan: QueryPlan, rel: Release, engine: Engine) -> tuple[list[str], lis
         if plan.having is not None:
             query = query.where(_quote(plan.having.copy()))
         for item in plan.order_by:
-            query = query.order_by(exp.Ordered(this=exp.column(item.column, quoted=True), desc=item.descending))
+            key = (_quote(item.expression.copy()) if getattr(item, "expression", None) is not None
+                   else exp.column(item.column, quoted=True))
+            query = query.order_by(exp.Ordered(this=key, desc=item.descending))
         if plan.limit is not None:
             query = query.limit(plan.limit)
         result = engine.execute(query.sql(dialect="duckdb"), {"released": table})
