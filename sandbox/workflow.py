@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from query_guard import Scenario
+from sandbox import fields
 from sandbox.clock import Clock, iso, parse_iso
 from sandbox.errors import BadRequest, NotFound, Suspended
 from sandbox.users import User
@@ -118,8 +119,8 @@ def active_approval(conn: sqlite3.Connection, user: User, approval_id: Any, *, n
     expiry takes effect for requests already waiting (第二十二条).
     """
     try:
-        ident = int(approval_id)
-    except (TypeError, ValueError):
+        ident = fields.ident(approval_id, "approval")
+    except NotFound:
         raise NotFound("approval_id must be the number of one of your approvals") from None
     approval = get_approval(conn, ident)
     if approval is None or approval.researcher_id != user.id:
