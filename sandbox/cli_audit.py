@@ -66,19 +66,10 @@ def _keyring(ws) -> keys_lib.KeyRing:
 
 
 def _log_origin(conn) -> str:
-    """The workspace's checkpoint origin: the ``log_origin`` setting, created on first use
-    with the same format as ``sandbox.service.Sandbox.log_origin`` (INSERT OR IGNORE, so
-    whichever writes first wins and both read the same value)."""
-    import secrets
+    """The workspace's checkpoint origin (shared with the server: one settings row)."""
+    from sandbox.workspace import log_origin
 
-    row = conn.execute("SELECT value FROM settings WHERE name = 'log_origin'").fetchone()
-    if row is None:
-        origin = f"data-sandbox.local/log/{secrets.token_hex(6)}"
-        conn.execute(
-            "INSERT OR IGNORE INTO settings (name, value) VALUES ('log_origin', ?)", (origin,)
-        )
-        row = conn.execute("SELECT value FROM settings WHERE name = 'log_origin'").fetchone()
-    return str(row["value"])
+    return log_origin(conn)
 
 
 def _cli_actor() -> str:

@@ -37,6 +37,7 @@ from sandbox.engine import Engine, EngineLimits
 from sandbox.errors import BadRequest, EngineFailure, SandboxError
 from sandbox.users import User
 from sandbox.workspace import Workspace, transaction
+from sandbox.workspace import log_origin as workspace_log_origin
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +110,7 @@ class Sandbox:
 
     @property
     def log_origin(self) -> str:
-        """The checkpoint origin line: unique per workspace, fixed at first use (C2SP)."""
-        conn = self.conn()
-        row = conn.execute("SELECT value FROM settings WHERE name = 'log_origin'").fetchone()
-        if row is None:
-            origin = f"data-sandbox.local/log/{secrets.token_hex(6)}"
-            conn.execute("INSERT OR IGNORE INTO settings (name, value) VALUES ('log_origin', ?)", (origin,))
-            row = conn.execute("SELECT value FROM settings WHERE name = 'log_origin'").fetchone()
-        return str(row["value"])
+        return workspace_log_origin(self.conn())
 
     def issue_checkpoint(self) -> str:
         """Sign the current tree head (idempotent when nothing was appended since)."""

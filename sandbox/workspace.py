@@ -14,6 +14,7 @@ newer release is refused instead of being silently misread.
 from __future__ import annotations
 
 import os
+import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -116,6 +117,19 @@ class Workspace:
         finally:
             conn.close()
         return ws
+
+
+def log_origin(conn: sqlite3.Connection) -> str:
+    """The audit log's checkpoint origin: unique per workspace, fixed at first use (C2SP).
+
+    INSERT OR IGNORE, so concurrent first uses agree on one value.
+    """
+    row = conn.execute("SELECT value FROM settings WHERE name = 'log_origin'").fetchone()
+    if row is None:
+        origin = f"data-sandbox.local/log/{secrets.token_hex(6)}"
+        conn.execute("INSERT OR IGNORE INTO settings (name, value) VALUES ('log_origin', ?)", (origin,))
+        row = conn.execute("SELECT value FROM settings WHERE name = 'log_origin'").fetchone()
+    return str(row["value"])
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
