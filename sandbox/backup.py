@@ -101,7 +101,7 @@ def ledger_sums(conn: sqlite3.Connection) -> dict[str, tuple[float, float]]:
 def _sign_checkpoint(ws: Workspace, conn: sqlite3.Connection, now: datetime) -> None:
     """Cover the whole live log with a signed checkpoint (idempotent if nothing changed)."""
     import keys
-    from sandbox.cli_audit import _log_origin
+    from sandbox.workspace import log_origin as _log_origin
 
     try:
         ring = keys.KeyRing.open_or_create(ws.keys_dir)
@@ -161,6 +161,10 @@ def backup(
         _snapshot(ws, snap, now, sign_checkpoint)
         conn = connect(snap)
         try:
+            if sign_checkpoint:
+                # Entries appended between the live checkpoint and the copy are in the copy:
+                # sign the copy's own tree head so the whole backed-up log is covered.
+                _sign_checkpoint(ws, conn, now)
             stored = audit_store.latest_stored_checkpoint(conn)
             audit_size = audit_store.size(conn)
             sums = ledger_sums(conn)
