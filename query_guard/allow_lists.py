@@ -143,6 +143,19 @@ DATE_PARTS: frozenset[str] = frozenset(
     {"YEAR", "QUARTER", "MONTH", "WEEK", "DAY", "DOW", "DAYOFWEEK", "DOY", "DAYOFYEAR"}
 )
 
+#: Date-part functions (year(d), month(d), …) and the EXTRACT part each one means; shared
+#: by the bounds rule and the evaluator so both read a function the same way.
+DATE_PART_OF: Mapping[type[exp.Expr], str] = {
+    exp.Year: "YEAR",
+    exp.Quarter: "QUARTER",
+    exp.Month: "MONTH",
+    exp.Day: "DAY",
+    exp.DayOfWeek: "DOW",
+    exp.DayOfYear: "DOY",
+    exp.Week: "WEEK",
+    exp.WeekOfYear: "WEEK",
+}
+
 CAST_TYPES: frozenset[exp.DType] = frozenset(
     {
         exp.DType.TINYINT,

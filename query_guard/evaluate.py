@@ -23,6 +23,7 @@ from typing import Any
 from sqlglot import exp
 
 from query_guard import sql_values as sv
+from query_guard.allow_lists import DATE_PART_OF
 from query_guard.sql_values import Unsupported
 
 Value = Any
@@ -148,8 +149,8 @@ def _eval(node: exp.Expr, env: Mapping[str, Value]) -> Value:  # noqa: C901
         return not matched if node.args.get("negate") else matched
     if isinstance(node, (exp.Cast, exp.TryCast)):
         return sv.cast(_eval(node.this, env), node.to)
-    if isinstance(node, exp.Extract) or type(node) in _PARTS:
-        part = node.this.name.upper() if isinstance(node, exp.Extract) else _PARTS[type(node)]
+    if isinstance(node, exp.Extract) or type(node) in DATE_PART_OF:
+        part = node.this.name.upper() if isinstance(node, exp.Extract) else DATE_PART_OF[type(node)]
         v = _eval(node.expression if isinstance(node, exp.Extract) else node.this, env)
         return None if v is None else sv.date_part(part, sv.as_date(v))
     if isinstance(node, (exp.TimestampTrunc, exp.DateTrunc)):
@@ -237,16 +238,6 @@ _COMPARE: dict[type[exp.Expr], Any] = {
     exp.LTE: lambda a, b: a <= b,
 }
 
-_PARTS: dict[type[exp.Expr], str] = {
-    exp.Year: "YEAR",
-    exp.Quarter: "QUARTER",
-    exp.Month: "MONTH",
-    exp.Day: "DAY",
-    exp.DayOfWeek: "DOW",
-    exp.DayOfYear: "DOY",
-    exp.Week: "WEEK",
-    exp.WeekOfYear: "WEEK",
-}
 
 
 def _compare(op: type[exp.Expr], a: Value, b: Value) -> Value:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from query_guard import intervals as iv
+from query_guard.allow_lists import DATE_PART_OF
 from query_guard.context import Context
 from query_guard.errors import TypeMismatchError
 from query_guard.positions import show
@@ -39,16 +40,6 @@ DATE_PART_RANGE = {
     "DAYOFWEEK": (0, 6),
     "DOY": (1, 366),
     "DAYOFYEAR": (1, 366),
-}
-PART_OF: dict[type[exp.Expr], str] = {
-    exp.Year: "YEAR",
-    exp.Quarter: "QUARTER",
-    exp.Month: "MONTH",
-    exp.Day: "DAY",
-    exp.DayOfWeek: "DOW",
-    exp.DayOfYear: "DOY",
-    exp.Week: "WEEK",
-    exp.WeekOfYear: "WEEK",
 }
 
 
@@ -169,7 +160,7 @@ class Typer:
         if isinstance(node, exp.Not):
             self._predicate(node.this, "NOT")
             return Info("bool", 0, 1)
-        if type(node) in PART_OF or isinstance(node, exp.Extract):
+        if type(node) in DATE_PART_OF or isinstance(node, exp.Extract):
             return self._date_part(node)
         if isinstance(node, (exp.TimestampTrunc, exp.DateTrunc)):
             d = self._date(node.this, node)
@@ -390,7 +381,7 @@ class Typer:
             part = node.this.name.upper()
             value = node.expression
         else:
-            part = PART_OF[type(node)]
+            part = DATE_PART_OF[type(node)]
             value = node.this
         d = self._date(value, node)
         if part == "YEAR":
