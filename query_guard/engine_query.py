@@ -2,18 +2,25 @@
 
 Shape (see ``plan.py`` for the result contract)::
 
-    WITH __src AS (            -- datasets, join, filters; keys and clamped values
-      SELECT t0.unit AS __unit, t0.__rowid AS __rowid, <key> AS __g0, <value> AS __v0
-      FROM ds AS t0 [LEFT JOIN ds2 AS t1 ON t0.unit = t1.unit] WHERE <filters>),
-    -- only when contributions must be bounded (see ``_bounding_ctes``):
-    __keyed AS (SELECT *, HASH(__g0, '<seed>') AS __gh FROM __src
+    -- only when contributions must be bounded: which rows are kept, chosen over the
+    -- unfiltered rows (bound, then filter; docs/decisions/0004), see ``_bounding_ctes``
+    WITH __ksrc AS (SELECT t0.unit AS __unit, t0.__rowid AS __rowid, <key> AS __g0,
+                    HASH(<row content>, '<seed>') AS __rh FROM ds AS t0 [JOIN ds2 AS t1 ON …]),
+    __keyed AS (SELECT *, HASH(__g0, '<seed>') AS __gh FROM __ksrc
                 WHERE __g0 IN (<public domain>)),
     __groups AS (SELECT __unit, __gh, __g0, COUNT(*) AS __n FROM __keyed GROUP BY …
                  QUALIFY ROW_NUMBER() OVER (PARTITION BY __unit ORDER BY __gh, __g0) <= L0),
     __kept AS (<rows of kept groups with __n <= L∞>
                UNION ALL <rows of kept groups with __n > L∞ whose ROW_NUMBER() OVER
-               (PARTITION BY __unit, __gh ORDER BY HASH(__rowid, '<seed>'), __rowid) <= L∞>)
-    SELECT __g0, COUNT(*) AS __rows, <stats> FROM __kept GROUP BY __g0
+               (PARTITION BY __unit, __gh ORDER BY __rh, __rowid) <= L∞>),
+    __keep_ids AS (SELECT __rowid FROM __kept WHERE __rowid IS NOT NULL),
+    __src AS (              -- datasets, join, filters; keys and clamped values
+      SELECT <key> AS __g0, <value> AS __v0 FROM ds AS t0 [LEFT JOIN ds2 AS t1 ON …]
+      WHERE <filters> [AND t0.__rowid IN (SELECT __rowid FROM __keep_ids)])
+    SELECT __g0, COUNT(*) AS __rows, <stats> FROM __src GROUP BY __g0
+
+The materialised twin has only ``__src``, with ``t0.__keep_<digest>`` (a boolean column
+the sandbox computes once per dataset version from the keep query) in place of the IN.
 
 Everything is built as a sqlglot tree from guard-made nodes and flattened, rewritten
 researcher expressions with comments stripped, so any dialect can be generated from it.
@@ -21,6 +28,7 @@ researcher expressions with comments stripped, so any dialect can be generated f
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,24 +48,45 @@ class EngineKey:
     domain: tuple | None
 
 
+@dataclass(frozen=True)
+class Join:
+    side: str  # "" (inner) or "LEFT"
+    on: exp.Expr  # the privacy-unit equality
+    right_filters: tuple[exp.Expr, ...] = ()  # LEFT JOIN: the right side's filters
+
+
+@dataclass(frozen=True)
+class EngineQueries:
+    """What :func:`build_engine_query` makes (see ``plan.Materialisation``)."""
+
+    query: exp.Select
+    stats: dict[str, dict[str, str]]
+    keep_query: exp.Select | None = None
+    keep_column: str = ""
+    materialised_query: exp.Select | None = None
+
+
 def build_engine_query(
     bases: Sequence[tuple[str, str]],  # (dataset name, alias)
-    join: tuple[str, exp.Expr] | None,  # (side, ON condition)
+    join: Join | None,
     filters: Sequence[exp.Expr],
     keys: Sequence[EngineKey],
     calls: Sequence[AggCall],
     values: dict[str, ValueSpec],
     bounding: Bounding,
-) -> tuple[exp.Select, dict[str, dict[str, str]]]:
-    """The engine query and, per measurement id, its stat name → result column."""
-    needs_unit = bounding.needed or any(c.kind == "count_distinct" for c in calls)
+) -> EngineQueries:
+    """The engine query, its materialised twin and, per measurement id, stat → column.
+
+    With contribution bounding the kept rows are chosen over the *unfiltered* rows
+    (bound, then filter; docs/decisions/0004): ``keep_query`` lists their ``__rowid``
+    and depends only on the datasets, the keys, the bounds and the seed, so the sandbox
+    computes it once per dataset version and grouping. ``query`` is self-contained (it
+    semi-joins the kept row ids); ``materialised_query`` reads the boolean column
+    ``keep_column`` the sandbox attaches instead.
+    """
     src_items: list[exp.Expr] = []
-    if needs_unit:
-        src_items.append(exp.alias_(bounding.unit.copy(), "__unit", copy=False))
-    if bounding.needed and bounding.rowid is not None:
-        src_items.append(exp.alias_(bounding.rowid.copy(), "__rowid", copy=False))
     for key in keys:
-        src_items.append(exp.alias_(key.expr, key.column, copy=False))
+        src_items.append(exp.alias_(key.expr.copy(), key.column, copy=False))
     value_column: dict[str, str] = {}
     by_sql: dict[str, str] = {}  # AVG(x) and MEDIAN(x) share one clamped column
     for call in calls:
@@ -71,39 +100,8 @@ def build_engine_query(
     if not src_items:
         src_items.append(exp.alias_(exp.Literal.number(1), "__one", copy=False))
 
-    name0, alias0 = bases[0]
-    src = exp.select(*src_items, copy=False).from_(
-        exp.alias_(exp.to_table(name0), alias0, table=True, copy=False), copy=False
-    )
-    if join is not None:
-        side, on = join
-        name1, alias1 = bases[1]
-        src = src.join(
-            exp.alias_(exp.to_table(name1), alias1, table=True, copy=False),
-            on=on,
-            join_type=side.lower() or None,
-            copy=False,
-        )
-    if filters:
-        src = src.where(
-            exp.and_(*[exp.paren(f, copy=False) for f in filters], copy=False), copy=False
-        )
-
-    domain_filter = _domain_filter(keys)
-    key_columns = [exp.column(k.column) for k in keys]
-    ctes: list[tuple[str, exp.Expr]] = [("__src", src)]
-    if bounding.needed:
-        columns = [item.alias for item in src_items]
-        ctes += _bounding_ctes(columns, keys, bounding, domain_filter)
-        source, where = "__kept", None
-    else:
-        # No bounding pass: rows with keys outside a public domain cost no one an L0 slot,
-        # and privacy.release looks up only the domain's keys, so no filter is needed (an
-        # IN-list over every row roughly doubled GROUP BY time at 1M persons).
-        source, where = "__src", None
-
     stats: dict[str, dict[str, str]] = {}
-    outer_items: list[exp.Expr] = [c.copy() for c in key_columns]
+    outer_items: list[exp.Expr] = [exp.column(k.column) for k in keys]
     outer_items.append(exp.alias_(exp.Count(this=exp.Star()), "__rows", copy=False))
     for call in calls:
         stats[call.id] = {}
@@ -111,16 +109,103 @@ def build_engine_query(
             column = f"__{call.id}_{stat}"
             stats[call.id][stat] = column
             outer_items.append(exp.alias_(expression, column, copy=False))
-    query = exp.select(*outer_items, copy=False).from_(source, copy=False)
-    if where is not None:
-        query = query.where(where, copy=False)
-    if keys:
-        query = query.group_by(*[c.copy() for c in key_columns], copy=False)
-    for name, body in ctes:
-        query = query.with_(name, as_=body, copy=False)
+
+    def aggregate(kept: exp.Expr | None, extra_ctes: Sequence[tuple[str, exp.Expr]] = ()) -> exp.Select:
+        src = _source(bases, join, [c.copy() for c in src_items], filters, kept, bounding)
+        query = exp.select(*[i.copy() for i in outer_items], copy=False).from_("__src", copy=False)
+        if keys:
+            query = query.group_by(*[exp.column(k.column) for k in keys], copy=False)
+        for name, body in [*extra_ctes, ("__src", src)]:
+            query = query.with_(name, as_=body, copy=False)
+        return _clean(query)
+
+    if not bounding.needed:
+        # No bounding pass: rows with keys outside a public domain cost no one an L0 slot,
+        # and privacy.release looks up only the domain's keys, so no filter is needed (an
+        # IN-list over every row roughly doubled GROUP BY time at 1M persons).
+        return EngineQueries(aggregate(None), stats)
+
+    keep_ctes = _keep_ctes(bases, join, keys, bounding)
+    keep_query = exp.select("__rowid", copy=False).from_("__kept", copy=False)
+    keep_query = keep_query.where(exp.Not(this=exp.Is(this=exp.column("__rowid"), expression=exp.Null())), copy=False)
+    keep_ids = keep_query.copy()
+    for name, body in keep_ctes:
+        keep_query = keep_query.with_(name, as_=body.copy(), copy=False)
+    keep_query = _clean(keep_query)
+    keep_column = "__keep_" + hashlib.sha256(keep_query.sql("duckdb").encode()).hexdigest()[:16]
+
+    in_kept = exp.In(
+        this=bounding.rowid.copy(),
+        query=exp.select("__rowid").from_("__keep_ids").subquery(copy=False),
+    )
+    query = aggregate(in_kept, [*keep_ctes, ("__keep_ids", keep_ids)])
+    flag = exp.column(keep_column, table=bounding.rowid.table)
+    materialised = aggregate(flag)
+    return EngineQueries(query, stats, keep_query, keep_column, materialised)
+
+
+def _source(
+    bases: Sequence[tuple[str, str]],
+    join: Join | None,
+    items: list[exp.Expr],
+    filters: Sequence[exp.Expr],
+    kept: exp.Expr | None,
+    bounding: Bounding,
+    *,
+    with_right_filters: bool = True,
+) -> exp.Select:
+    """``SELECT items FROM datasets [JOIN] WHERE filters``, keeping only ``kept`` rows of
+    the bounded dataset. When that dataset is the right side of a LEFT JOIN the condition
+    goes into ON (people without kept rows keep their NULL-extended row)."""
+    name0, alias0 = bases[0]
+    src = exp.select(*items, copy=False).from_(
+        exp.alias_(exp.to_table(name0), alias0, table=True, copy=False), copy=False
+    )
+    where: list[exp.Expr] = [exp.paren(f.copy(), copy=False) for f in filters]
+    if join is not None:
+        name1, alias1 = bases[1]
+        on = [join.on.copy()]
+        if with_right_filters:
+            on += [exp.paren(f.copy(), copy=False) for f in join.right_filters]
+        if kept is not None and join.side == "LEFT" and bounding.rowid is not None and bounding.rowid.table == alias1:
+            on.append(kept)
+        elif kept is not None:
+            where.append(kept)
+        src = src.join(
+            exp.alias_(exp.to_table(name1), alias1, table=True, copy=False),
+            on=exp.and_(*on, copy=False),
+            join_type=join.side.lower() or None,
+            copy=False,
+        )
+    elif kept is not None:
+        where.append(kept)
+    if where:
+        src = src.where(exp.and_(*where, copy=False), copy=False)
+    return src
+
+
+def _keep_ctes(
+    bases: Sequence[tuple[str, str]], join: Join | None, keys: Sequence[EngineKey], bounding: Bounding
+) -> list[tuple[str, exp.Expr]]:
+    """``__ksrc`` (unfiltered rows: unit, row id, keys, content hash) and the bounding CTEs."""
+    seed = exp.Literal.string(bounding.seed)
+    assert bounding.rowid is not None
+    items: list[exp.Expr] = [
+        exp.alias_(bounding.unit.copy(), "__unit", copy=False),
+        exp.alias_(bounding.rowid.copy(), "__rowid", copy=False),
+    ]
+    items += [exp.alias_(k.expr.copy(), k.column, copy=False) for k in keys]
+    content = [c.copy() for c in bounding.content] or [bounding.rowid.copy()]
+    items.append(exp.alias_(_hash([*content, seed.copy()]), "__rh", copy=False))
+    src = _source(bases, join, items, (), None, bounding, with_right_filters=False)
+    columns = ["__unit", "__rowid", *[k.column for k in keys], "__rh"]
+    return [("__ksrc", src), *_bounding_ctes(columns, keys, bounding, _domain_filter(keys))]
+
+
+def _clean(query: exp.Select) -> exp.Select:
     for node in query.walk():
         node.comments = None
-    return query, stats
+    return query
 
 
 def _bounding_ctes(
@@ -145,7 +230,7 @@ def _bounding_ctes(
         _hash([exp.column(c) for c in key_names] + [seed.copy()]) if keys else exp.Literal.number(0)
     )
     keyed = exp.select(exp.Star(), exp.alias_(gh, "__gh", copy=False), copy=False).from_(
-        "__src", copy=False
+        "__ksrc", copy=False
     )
     if domain_filter is not None:
         keyed = keyed.where(domain_filter, copy=False)
@@ -187,7 +272,7 @@ def _bounding_ctes(
         partition_by=[exp.column("__unit", table="k"), exp.column("__gh", table="k")],
         order=exp.Order(
             expressions=[
-                exp.Ordered(this=_hash([exp.column("__rowid", table="k"), seed.copy()])),
+                exp.Ordered(this=exp.column("__rh", table="k")),
                 exp.Ordered(this=exp.column("__rowid", table="k")),
             ]
         ),

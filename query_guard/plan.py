@@ -125,6 +125,32 @@ class OrderItem:
 
 
 @dataclass(frozen=True)
+class Materialisation:
+    """Contribution bounding computed once per dataset version and grouping.
+
+    ``keep_query`` returns the ``__rowid`` of the rows of ``dataset`` the bounding pass
+    keeps. It reads only the unfiltered rows of ``datasets`` (bound, then filter; see
+    docs/decisions/0004), so its result depends on the dataset versions, the group keys,
+    the bounds and the secret seed, never on the researcher's filters. ``column`` (a
+    digest of the keep query) names the boolean column, true for kept rows, that
+    ``materialised_query`` reads from ``dataset`` in place of the keep query. Running
+    ``QueryPlan.engine_query`` or the materialised query gives the same result.
+    """
+
+    dataset: str
+    datasets: tuple[str, ...]
+    column: str
+    keep_query: exp.Expression
+    materialised_query: exp.Expression
+
+    def keep_sql(self, dialect: str = "duckdb") -> str:
+        return self.keep_query.sql(dialect=dialect)
+
+    def materialised_sql(self, dialect: str = "duckdb") -> str:
+        return self.materialised_query.sql(dialect=dialect)
+
+
+@dataclass(frozen=True)
 class QueryPlan:
     """A checked, rewritten query. Post-processing applies to noisy values only."""
 
@@ -144,6 +170,8 @@ class QueryPlan:
     # partition selection needs, also when the plan has no measurement (GROUP BY only).
     max_partitions: int = 1
     max_rows_per_partition: int = 1
+    # Set when contributions are bounded: lets the engine reuse the kept rows.
+    materialisation: Materialisation | None = None
 
     def engine_sql(self, dialect: str = "duckdb") -> str:
         """The rewritten query as text for one engine (sqlglot transpiles)."""

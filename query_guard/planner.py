@@ -16,11 +16,11 @@ from sqlglot import exp
 
 from query_guard.catalog import Catalog
 from query_guard.context import Context
-from query_guard.engine_query import HIST_BINS, EngineKey, build_engine_query
+from query_guard.engine_query import HIST_BINS, EngineKey, Join, build_engine_query
 from query_guard.errors import GuardError, LimitError, SqlSyntaxError
 from query_guard.fingerprint import fingerprint
 from query_guard.parse import parse_select
-from query_guard.plan import GroupKey, Measurement, QueryPlan
+from query_guard.plan import GroupKey, Materialisation, Measurement, QueryPlan
 from query_guard.rules.allow_nodes import allow_nodes
 from query_guard.rules.bound_contributions import bound_contributions
 from query_guard.rules.canonical_functions import canonical_functions
@@ -99,10 +99,11 @@ def _plan(ctx: Context) -> QueryPlan:
             this=exp.column(rel.bases[0].unit, table=rel.bases[0].alias),
             expression=exp.column(rel.bases[1].unit, table=rel.bases[1].alias),
         )
+        right_filters = []
         for condition in rel.join.right_filters:
             typer.predicate(condition, "WHERE")
-            on = exp.and_(on, exp.paren(safe_arithmetic(condition, typer), copy=False), copy=False)
-        join = (rel.join.side, on)
+            right_filters.append(safe_arithmetic(condition, typer))
+        join = Join(rel.join.side, on, tuple(right_filters))
 
     engine_keys: list[EngineKey] = []
     group_keys: list[GroupKey] = []
@@ -127,11 +128,19 @@ def _plan(ctx: Context) -> QueryPlan:
         group_keys.append(GroupKey(key.name, key.column, domain, expr.sql("duckdb")))
 
     values = {call.id: clamp_values(call, typer, ctx) for call in shape.aggs}
-    bounding = bound_contributions(rel, bool(shape.keys))
+    bounding = bound_contributions(rel, bool(shape.keys), ctx.scenario)
     bases = [(b.info.name, b.alias) for b in rel.bases]
-    engine, stats = build_engine_query(
-        bases, join, filters, engine_keys, shape.aggs, values, bounding
-    )
+    built = build_engine_query(bases, join, filters, engine_keys, shape.aggs, values, bounding)
+    engine, stats = built.query, built.stats
+    materialisation = None
+    if built.keep_query is not None and built.materialised_query is not None:
+        materialisation = Materialisation(
+            dataset=bounding.dataset,
+            datasets=tuple(b.info.name for b in rel.bases),
+            column=built.keep_column,
+            keep_query=built.keep_query,
+            materialised_query=built.materialised_query,
+        )
 
     l0 = bounding.max_partitions
     if group_keys and all(k.public_domain is not None for k in group_keys):
@@ -194,6 +203,7 @@ def _plan(ctx: Context) -> QueryPlan:
         notes=tuple(notes),
         max_partitions=max(1, l0),
         max_rows_per_partition=bounding.max_rows_per_partition,
+        materialisation=materialisation,
     )
 
 

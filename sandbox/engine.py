@@ -91,7 +91,7 @@ class Engine:
         else:  # pragma: no cover - would mean DuckDB ignored lock_configuration
             raise RuntimeError("engine self-check failed: configuration is not locked")
 
-    def execute(self, sql: str, tables: Mapping[str, pa.Table]) -> pa.Table:
+    def execute(self, sql: str, tables: Mapping[str, pa.Table], *, timeout_seconds: float | None = None) -> pa.Table:
         """Run ``sql`` with ``tables`` registered under their names; Arrow result.
 
         Raises :class:`EngineFailure` with a generic message on any engine error or
@@ -104,7 +104,8 @@ class Engine:
             timed_out.set()
             cursor.interrupt()
 
-        timer = threading.Timer(self.limits.timeout_seconds, interrupt)
+        timeout = self.limits.timeout_seconds if timeout_seconds is None else timeout_seconds
+        timer = threading.Timer(timeout, interrupt)
         try:
             for name, table in tables.items():
                 cursor.register(name, table)
@@ -114,7 +115,7 @@ class Engine:
         except duckdb.Error as exc:
             if timed_out.is_set():
                 raise EngineFailure(
-                    f"the query ran longer than {self.limits.timeout_seconds:g} s and was stopped",
+                    f"the query ran longer than {timeout:g} s and was stopped",
                     code="query_timeout",
                     status=408,
                 ) from None

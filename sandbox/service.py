@@ -3,7 +3,8 @@
     approval = workflow.active_approval(...)    suspended / expired / not yours → refuse
     plan     = query_guard.plan(...)             GuardError → logged refusal, no charge
     cached?  → the earlier release, no charge
-    exact    = engine.execute(plan)              outside the write lock (see decision 0002)
+    exact    = executor.run(plan)                outside the write lock (decision 0002); bounding
+                                                 materialised per dataset version (0004)
     BEGIN IMMEDIATE
         re-check suspension and budget           the state may have moved meanwhile
         release = privacy.release(plan, exact)   OpenDP noise + intervals
@@ -34,6 +35,7 @@ from query_guard import GuardError, QueryPlan
 from sandbox import datasets, ledger, postprocess, workflow
 from sandbox.clock import Clock, iso, utc_now
 from sandbox.engine import Engine, EngineLimits
+from sandbox.execution import InProcessExecutor, engine_request
 from sandbox.errors import BadRequest, EngineFailure, SandboxError
 from sandbox.users import User
 from sandbox.workspace import Workspace, transaction
@@ -71,6 +73,7 @@ class Sandbox:
         self.engine = Engine(limits)
         self.keyring = _open_keyring(workspace)
         self.tables = datasets.TableCache(workspace.data_dir, self._decrypt)
+        self.executor = InProcessExecutor(self.engine, self.tables)
         self._local = threading.local()
 
     # -- plumbing -------------------------------------------------------------------
@@ -150,9 +153,8 @@ class Sandbox:
         self._ensure_affordable(conn, approval.id, version_ids, planned)
 
         query_id = "q_" + secrets.token_hex(8)
-        tables = {v.name: self.tables.get(v) for v in used}
         try:
-            exact = self.engine.execute(plan.engine_sql("duckdb"), tables).to_pydict()
+            exact = self.executor.run(engine_request(plan, used)).to_pydict()
         except EngineFailure as err:
             # PRIVACY: a failure after execution started may depend on the data: charged.
             self._log_failure(conn, user, req, approval, plan, query_id, planned, version_ids, err)

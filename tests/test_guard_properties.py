@@ -27,7 +27,7 @@ from test_guard_support import CATALOG, SCENARIOS, all_cases, run_engine
 from query_guard import GuardError, QueryPlan, plan
 
 SCENARIO = SCENARIOS["default"]
-INTERNAL = {"__src", "__keyed", "__groups", "__kept"}
+INTERNAL = {"__src", "__ksrc", "__keyed", "__groups", "__kept", "__keep_ids"}
 SETTINGS = settings(
     max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -99,8 +99,14 @@ ALLOWED = allowed_columns()
 
 
 def check_engine_scope(p: QueryPlan) -> None:
-    """Walk the engine query: only scenario tables, their allowed columns, or ``__*``."""
-    query = p.engine_query
+    """Walk the engine queries: only scenario tables, their allowed columns, or ``__*``."""
+    check_query_scope(p.engine_query)
+    if p.materialisation is not None:
+        check_query_scope(p.materialisation.keep_query)
+        check_query_scope(p.materialisation.materialised_query, p.materialisation.column)
+
+
+def check_query_scope(query: exp.Expr, keep_column: str = "") -> None:
     aliases: dict[str, str] = {}
     for table in query.find_all(exp.Table):
         name = table.name.lower()
@@ -113,6 +119,8 @@ def check_engine_scope(p: QueryPlan) -> None:
         if dataset is None or dataset.startswith("__"):
             assert col.name.startswith("__"), col.sql()
             continue
+        if keep_column and col.name == keep_column:
+            continue  # the sandbox-made keep flag of the materialised query
         assert col.name.lower() in ALLOWED[dataset], (dataset, col.name)
 
 

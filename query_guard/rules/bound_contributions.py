@@ -5,8 +5,10 @@ person lets one person move a count by their number of rows. The rewritten query
 at most ``max_rows_per_partition`` rows per (person, group) and at most
 ``max_partitions`` groups per person, chosen by a hash of the stable row index and the
 dataset version's secret seed — random with respect to the data, unbiased, and stable so
-that repeating a query cannot average the choice away. Ties on the hash are broken by
-the row index / key values, so the choice is a deterministic function of the data.
+that repeating a query cannot average the choice away. Rows are ranked by a seeded hash
+of their content (ties, i.e. identical rows, by the row index), so the choice is a
+function of the person's own rows only. The bounding is done once per dataset version
+and grouping, before the researcher's filters (docs/decisions/0004).
 Tables declared (and verified at registration) one-row-per-person skip the pass.
 """
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from query_guard.relation import BaseTable, Relation
+from query_guard.scenario import Scenario
 
 
 @dataclass(frozen=True)
@@ -30,9 +33,13 @@ class Bounding:
     max_partitions: int  # L0
     max_rows_per_partition: int  # L∞
     dataset: str
+    # The bounded dataset's columns: kept rows are ranked by a seeded hash of their
+    # content, so the choice depends only on the person's own rows (PRIVACY: not on the
+    # row's position in the file, which other people's rows can shift).
+    content: tuple[exp.Column, ...] = ()
 
 
-def bound_contributions(rel: Relation, has_keys: bool) -> Bounding:
+def bound_contributions(rel: Relation, has_keys: bool, scenario: Scenario | None = None) -> Bounding:
     many = [b for b in rel.bases if not b.info.one_row_per_unit]
     first = rel.bases[0]
     if not many:
@@ -50,7 +57,22 @@ def bound_contributions(rel: Relation, has_keys: bool) -> Bounding:
         l0,
         linf,
         bounded.info.name,
+        _content(bounded, scenario),
     )
+
+
+def _content(base: BaseTable, scenario: Scenario | None) -> tuple[exp.Column, ...]:
+    """The unit and the columns the researcher may read: rows equal on all of them are
+    interchangeable for any query in the scenario, and no other column enters the engine
+    query (SECURITY: identifiers and out-of-scope columns stay out even of hashes)."""
+    names = [base.unit] + [
+        name
+        for name, info in base.info.columns.items()
+        if name != base.unit
+        and not info.is_identifier
+        and (scenario is None or scenario.allows_column(base.info.name, name))
+    ]
+    return tuple(exp.column(c, table=base.alias) for c in names)
 
 
 def _unit(base: BaseTable) -> exp.Column:
