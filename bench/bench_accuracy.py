@@ -49,6 +49,7 @@ import query_guard  # noqa: E402
 from privacy import release  # noqa: E402
 from sandbox import datasets  # noqa: E402
 from sandbox.demo import setup_demo  # noqa: E402
+from sandbox.execution import engine_request  # noqa: E402
 from sandbox.service import QueryRequest  # noqa: E402
 from sandbox.users import find_user  # noqa: E402
 from sandbox.workflow import get_approval  # noqa: E402
@@ -171,11 +172,12 @@ def workspace(rows: int, root: Path):
     return sb, approval, versions, tables
 
 
-def ours_once(sql: str, scenario, catalog, engine, tables, epsilon: float) -> tuple[list[list[Any]], float]:
-    """Guard + engine + OpenDP noise (the service's core path); rows and wall ms."""
+def ours_once(sql: str, scenario, catalog, sb, versions, epsilon: float) -> tuple[list[list[Any]], float]:
+    """Guard + engine (with the per-version bounded materialisation) + OpenDP noise: the
+    service's core path without the ledger and the audit append; rows and wall ms."""
     t = time.perf_counter()
     plan = query_guard.plan(sql, scenario, catalog)
-    exact = engine.execute(plan.engine_sql("duckdb"), tables).to_pydict()
+    exact = sb.executor.run(engine_request(plan, versions)).to_pydict()
     rel = release(plan, exact, epsilon=epsilon, delta=OUR_DELTA)
     return rel.rows, (time.perf_counter() - t) * 1000
 
@@ -232,7 +234,7 @@ def accuracy(rows: int, runs: int, python: Path | None) -> dict[str, Any]:
             entry = sn.get(name, {"error": "SmartNoise not run"})
             cost = entry.get("cost", [EPSILON, 0.0])
             epsilon = cost[0]  # equal total privacy loss: ours at SmartNoise's own cost
-            our_runs = [ours_once(ours_sql, approval.scenario, catalog, sb.engine, tables, epsilon)[0]
+            our_runs = [ours_once(ours_sql, approval.scenario, catalog, sb, versions, epsilon)[0]
                         for _ in range(runs)]
             row: dict[str, Any] = {"epsilon": epsilon, "combined": combined,
                                    "ours": errors(our_runs, truth[name])}
@@ -257,8 +259,8 @@ def latency(rows: int, runs: int, python: Path | None) -> dict[str, Any]:
         sn = run_smartnoise(python, tables, runs, tmp) if python else {}
         out = {}
         for i, (name, ours_sql, _sn, _t, _c) in enumerate(QUERIES):
-            ours_once(ours_sql, approval.scenario, catalog, sb.engine, tables, EPSILON)  # warm-up
-            core = [ours_once(ours_sql, approval.scenario, catalog, sb.engine, tables, EPSILON)[1]
+            ours_once(ours_sql, approval.scenario, catalog, sb, versions, EPSILON)  # warm-up
+            core = [ours_once(ours_sql, approval.scenario, catalog, sb, versions, EPSILON)[1]
                     for _ in range(runs)]
             service = []
             for r in range(runs):  # ε varies in the 12th digit: the release cache never answers

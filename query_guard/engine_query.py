@@ -103,12 +103,15 @@ def build_engine_query(
     stats: dict[str, dict[str, str]] = {}
     outer_items: list[exp.Expr] = [exp.column(k.column) for k in keys]
     outer_items.append(exp.alias_(exp.Count(this=exp.Star()), "__rows", copy=False))
+    by_stat_sql: dict[str, str] = {}  # SUM(x) and STDDEV(x) share one sum column
     for call in calls:
         stats[call.id] = {}
         for stat, expression in _stats(call, value_column.get(call.id), values[call.id]):
-            column = f"__{call.id}_{stat}"
-            stats[call.id][stat] = column
-            outer_items.append(exp.alias_(expression, column, copy=False))
+            text = expression.sql("duckdb")
+            if text not in by_stat_sql:
+                by_stat_sql[text] = f"__{call.id}_{stat}"
+                outer_items.append(exp.alias_(expression, by_stat_sql[text], copy=False))
+            stats[call.id][stat] = by_stat_sql[text]
 
     def aggregate(kept: exp.Expr | None, extra_ctes: Sequence[tuple[str, exp.Expr]] = ()) -> exp.Select:
         src = _source(bases, join, [c.copy() for c in src_items], filters, kept, bounding)
