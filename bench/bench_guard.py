@@ -169,7 +169,7 @@ class _Tables:
         return self.table
 
 
-def bench_engine(persons: int, runs: int, threads: int, data: str) -> dict:
+def bench_engine(persons: int, runs: int, threads: int, data: str, with_inline: bool = True) -> dict:
     """Through the product's own path: sandbox.engine.Engine (locked down, Arrow tables
     registered per query) and sandbox.execution (keep columns cached per version)."""
     from types import SimpleNamespace
@@ -199,7 +199,11 @@ def bench_engine(persons: int, runs: int, threads: int, data: str) -> dict:
     for name, sql in ENGINE_QUERIES:
         p = plan(sql, scenario, cat)
         raw = timed(lambda sql=sql: engine.execute(sql, tables), runs)
-        inline = timed(lambda p=p: engine.execute(p.engine_sql("duckdb"), tables), max(1, runs // 3))
+        inline = (
+            timed(lambda p=p: engine.execute(p.engine_sql("duckdb"), tables), max(1, runs // 3))
+            if with_inline
+            else float("nan")
+        )
         req = engine_request(p, versions)
         start = time.perf_counter()
         execute(engine, cache, keep, req)  # computes the keep column if this grouping is new
@@ -226,6 +230,8 @@ def main() -> None:
     parser.add_argument("--plan-runs", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-engine", action="store_true")
+    parser.add_argument("--skip-inline", action="store_true",
+                        help="skip timing the self-contained query (slow at 10M persons)")
     parser.add_argument("--data", choices=["demo", "uniform"], default="demo",
                         help="visits per person: the demo generator's, or uniform 0–20 (stress)")
     args = parser.parse_args()
@@ -240,7 +246,9 @@ def main() -> None:
         "planning": bench_planning(args.plan_runs),
     }
     if not args.skip_engine:
-        out["engine"] = bench_engine(args.persons, args.runs, args.threads, args.data)
+        out["engine"] = bench_engine(
+            args.persons, args.runs, args.threads, args.data, with_inline=not args.skip_inline
+        )
     out["machine"]["load_average_at_end"] = os.getloadavg()
     print(
         f"load average start {out['machine']['load_average_at_start']},"

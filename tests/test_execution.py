@@ -54,7 +54,7 @@ def bounded_plans() -> list:
 def _sorted_rows(table: pa.Table) -> list:
     data = table.to_pydict()
     rows = list(zip(*data.values(), strict=True)) if data else []
-    return sorted((tuple(repr(v) for v in row) for row in rows))
+    return sorted(tuple(repr(v) for v in row) for row in rows)
 
 
 @pytest.fixture(scope="module")
