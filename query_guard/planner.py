@@ -128,7 +128,7 @@ def _plan(ctx: Context) -> QueryPlan:
         group_keys.append(GroupKey(key.name, key.column, domain, expr.sql("duckdb")))
 
     values = {call.id: clamp_values(call, typer, ctx) for call in shape.aggs}
-    bounding = bound_contributions(rel, bool(shape.keys), ctx.scenario)
+    bounding = bound_contributions(rel, [k.expr for k in shape.keys], ctx.scenario)
     bases = [(b.info.name, b.alias) for b in rel.bases]
     built = build_engine_query(bases, join, filters, engine_keys, shape.aggs, values, bounding)
     engine, stats = built.query, built.stats

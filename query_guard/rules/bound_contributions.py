@@ -9,11 +9,14 @@ that repeating a query cannot average the choice away. Rows are ranked by a seed
 of their content (ties, i.e. identical rows, by the row index), so the choice is a
 function of the person's own rows only. The bounding is done once per dataset version
 and grouping, before the researcher's filters (docs/decisions/0004).
-Tables declared (and verified at registration) one-row-per-person skip the pass.
+Tables declared (and verified at registration) one-row-per-person skip the pass; when
+every group key comes from such a table (visits grouped by the resident's district),
+each person touches one group, so L0 = 1.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlglot import exp
@@ -39,7 +42,9 @@ class Bounding:
     content: tuple[exp.Column, ...] = ()
 
 
-def bound_contributions(rel: Relation, has_keys: bool, scenario: Scenario | None = None) -> Bounding:
+def bound_contributions(
+    rel: Relation, keys: Sequence[exp.Expr], scenario: Scenario | None = None
+) -> Bounding:
     many = [b for b in rel.bases if not b.info.one_row_per_unit]
     first = rel.bases[0]
     if not many:
@@ -47,7 +52,9 @@ def bound_contributions(rel: Relation, has_keys: bool, scenario: Scenario | None
     bounded = many[0]
     # LEFT JOIN keeps left rows without a match: their right-side unit is NULL.
     unit_side = first if rel.join is not None and rel.join.side == "LEFT" else bounded
-    l0 = max(1, int(bounded.info.max_partitions)) if has_keys else 1
+    l0 = max(1, int(bounded.info.max_partitions)) if keys else 1
+    if keys and _one_value_per_person(keys, rel):
+        l0 = 1  # e.g. visits by the resident's district: each person is in one group
     linf = max(1, int(bounded.info.max_rows_per_partition))
     return Bounding(
         True,
@@ -59,6 +66,17 @@ def bound_contributions(rel: Relation, has_keys: bool, scenario: Scenario | None
         bounded.info.name,
         _content(bounded, scenario),
     )
+
+
+def _one_value_per_person(keys: Sequence[exp.Expr], rel: Relation) -> bool:
+    """True when every key reads only datasets with one (verified) row per person: then
+    all of a person's joined rows share one key tuple, so they touch a single group."""
+    for key in keys:
+        for column in key.find_all(exp.Column):
+            base = rel.base(column.table)
+            if base is None or not base.info.one_row_per_unit:
+                return False
+    return True
 
 
 def _content(base: BaseTable, scenario: Scenario | None) -> tuple[exp.Column, ...]:
