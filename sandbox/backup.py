@@ -34,9 +34,11 @@ import json
 import logging
 import os
 import shutil
+import socket
 import sqlite3
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -55,6 +57,8 @@ FORMAT = "data-sandbox-backup/1"
 MANIFEST = "manifest.json"
 SKIPPED = {DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal"}
 CHUNK = 1 << 20
+SCRATCH_PREFIX = ".sandbox-backup-"
+SCRATCH_OWNER = "owner.json"
 
 
 class BackupError(SandboxError):
@@ -127,6 +131,43 @@ def _snapshot(ws: Workspace, dest: Path, now: datetime, sign: bool) -> None:
         src.close()
 
 
+def _claim_scratch(scratch: Path) -> None:
+    """Record which process owns a scratch folder, so a later backup can tell it is stale."""
+    owner = {"host": socket.gethostname(), "pid": os.getpid()}
+    (scratch / SCRATCH_OWNER).write_text(json.dumps(owner), encoding="utf-8")
+
+
+def remove_stale_scratch(folder: Path) -> list[Path]:
+    """Remove scratch folders of backups killed before they could clean up (SIGKILL, OOM).
+
+    Only folders this host's backups claimed whose process is gone; anything else (another
+    host's, a live or reused pid, no owner file) is left alone. They hold a copy of the store
+    and a partial archive, in a 0700 folder; the archive never reached OUT (atomic rename).
+    """
+    removed = []
+    for scratch in sorted(folder.glob(SCRATCH_PREFIX + "*")):
+        try:
+            owner = json.loads((scratch / SCRATCH_OWNER).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(owner, dict) or owner.get("host") != socket.gethostname():
+            continue
+        pid = owner.get("pid")
+        if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # still running (or the pid was reused): not ours to judge
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        shutil.rmtree(scratch, ignore_errors=True)
+        log.warning("removed %s, left by an interrupted backup (pid %d)", scratch, pid)
+        removed.append(scratch)
+    return removed
+
+
 def _workspace_files(root: Path) -> list[tuple[str, Path]]:
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -156,7 +197,9 @@ def backup(
     if out_path == ws.root or ws.root in out_path.parents:
         raise BackupError("write the backup outside the workspace", code="bad_output")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".sandbox-backup-", dir=out_path.parent) as tmp:
+    remove_stale_scratch(out_path.parent)
+    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=out_path.parent) as tmp:
+        _claim_scratch(Path(tmp))
         snap = Path(tmp) / DB_NAME
         _snapshot(ws, snap, now, sign_checkpoint)
         conn = connect(snap)
@@ -276,6 +319,11 @@ def _extract(archive: Path, staging: Path, manifest: dict[str, Any]) -> int:
                     f"{name}: SHA-256 does not match the manifest", code="hash_mismatch"
                 )
             seen.add(name)
+        # Read to the end of the compressed stream: gzip checks its CRC and length only
+        # there, so an archive cut inside its trailing padding is refused too.
+        if tar.fileobj is not None:
+            while tar.fileobj.read(CHUNK):
+                pass
     missing = set(expected) - seen
     if missing:
         raise BackupError(
@@ -350,6 +398,26 @@ def verify_workspace_log(
         return exported.entries, differences, verified_with
 
 
+def _unreadable(archive: Path, err: BaseException) -> BackupError:
+    """A clear refusal for an archive that cannot be read to its end.
+
+    ``EOFError`` (gzip: "Compressed file ended before the end-of-stream marker") means the
+    file was cut short, typically a copy of an interrupted backup; it must not escape as a
+    bare ``EOFError``, which click reports as "Aborted!".
+    """
+    if isinstance(err, EOFError) or "unexpected end of data" in str(err):
+        return BackupError(
+            f"{archive} is truncated (the archive ends before its end-of-stream marker: an "
+            f"interrupted or partial backup); nothing was restored",
+            code="truncated_archive",
+        )
+    return BackupError(
+        f"cannot read {archive}: {str(err) or type(err).__name__} (damaged or not a backup); "
+        f"nothing was restored",
+        code="bad_archive",
+    )
+
+
 def restore(
     archive: str | os.PathLike[str],
     data_dir: str | os.PathLike[str] | None,
@@ -373,15 +441,15 @@ def restore(
         )
     try:
         manifest = read_manifest(archive_path)
-    except (tarfile.TarError, KeyError, ValueError, OSError) as err:
-        raise BackupError(f"cannot read {archive_path}: {err}", code="bad_archive") from None
+    except (tarfile.TarError, KeyError, ValueError, OSError, EOFError, zlib.error) as err:
+        raise _unreadable(archive_path, err) from None
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.restore-", dir=target.parent))
     try:
         try:
             files = _extract(archive_path, staging, manifest)
-        except (tarfile.TarError, OSError) as err:
-            raise BackupError(f"cannot extract {archive_path}: {err}", code="bad_archive") from None
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
+            raise _unreadable(archive_path, err) from None
         size, differences, verified_with = verify_workspace_log(staging, manifest, public_keys)
         Workspace.open(staging)  # refuses a schema newer than this release; applies migrations
         moved = None

@@ -79,3 +79,40 @@ def test_fifty_threads_spend_exactly_ten_releases(demo):
     assert b.json["epsilon"]["remaining"] < 0.1  # and the eleventh is refused, also now:
     with pytest.raises(BudgetExceeded):
         sb.run_query(user, QueryRequest(aid, "SELECT COUNT(*) FROM residents WHERE age >= 99", 0.1))
+
+
+def test_identical_queries_at_once_are_released_once(demo):
+    """Eight threads send the same query together: one release and one charge; the
+    others get that release from the cache (never an error)."""
+    sb, _creds = demo
+    aid = new_approval(sb, epsilon_total=5.0, delta_total=1e-6, per_query=0.5)
+    user = find_user(sb.conn(), "researcher")
+    start = threading.Barrier(8)
+    results: list[dict] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        start.wait()
+        try:
+            r = sb.run_query(user, QueryRequest(aid, "SELECT district, COUNT(*) FROM residents GROUP BY district", 0.5))
+        except BaseException as err:  # pragma: no cover - reported below
+            with lock:
+                errors.append(err)
+        else:
+            with lock:
+                results.append(r)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, [repr(e) for e in errors]
+    assert len(results) == 8
+    assert sum(not r["cached"] for r in results) == 1
+    assert len({r["query_id"] for r in results}) == 1
+    assert len({repr(r["rows"]) for r in results}) == 1
+    conn = sb.conn()
+    charged = conn.execute("SELECT COUNT(*) FROM ledger WHERE approval_id = ?", (aid,)).fetchone()[0]
+    assert charged == 1
