@@ -102,6 +102,8 @@ RULES: Final[Mapping[str, Rule]] = {
     "objection.list": Rule("list objections (own / all)", _g(researcher=ANY, owner=ANY, regulator=ANY)),
     "objection.read": Rule("read one objection", _g(researcher="party", owner="party", regulator=ANY)),
     "objection.answer": Rule("answer an objection", _g(regulator=ANY), reads="objection.read"),
+    # -- alerts (第二十二条: anomalies surfaced to supervision) -----------------------------------
+    "alert.list": Rule("list alerts (own approvals' / all)", _g(owner=ANY, regulator=ANY)),
     # -- datasets, catalog, tiers, risk (第八、十、十一、十二、十四条) ----------------------------------
     "catalog.read": Rule("read the public catalog",
                          _g(anonymous=ANY, researcher=ANY, owner=ANY, regulator=ANY, admin=ANY)),

@@ -175,5 +175,52 @@ _V1 = [
 # across all approvals (issue: privacy engine; see sandbox/ledger.py).
 _V2 = list(LEDGER_SCHEMA_V2)
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}
+# 3: production hardening — request rate limits and failed logins shared by every process
+# serving the workspace (sandbox.rate_limits), and alerts on anomalies raised once each and
+# logged (sandbox.alerts; 第二十三条: warning and response).
+_V3 = [
+    # one row per key (API token hash or client address): the sliding window counter
+    """CREATE TABLE rate_limit_counters (
+        key TEXT PRIMARY KEY,
+        window_start INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        previous INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    # one row per failed console login per key: (address, user name) and (address, '')
+    """CREATE TABLE login_failures (
+        address TEXT NOT NULL,
+        username TEXT NOT NULL,
+        failed_at REAL NOT NULL
+    )""",
+    "CREATE INDEX login_failures_key ON login_failures(address, username, failed_at)",
+    "CREATE INDEX login_failures_time ON login_failures(failed_at)",
+    """CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('refusal_burst', 'budget', 'differencing', 'averaging')),
+        dedupe_key TEXT NOT NULL UNIQUE,
+        severity TEXT NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+        researcher_id INTEGER REFERENCES users(id),
+        approval_id INTEGER REFERENCES approvals(id),
+        owner_id INTEGER REFERENCES users(id),
+        summary TEXT NOT NULL,
+        details_json TEXT NOT NULL,
+        audit_seq INTEGER,
+        created_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX alerts_owner ON alerts(owner_id, id)",
+    "CREATE INDEX alerts_subject ON alerts(kind, researcher_id, approval_id)",
+    # repeats answered from the release cache (they leave no other trace in the store)
+    """CREATE TABLE query_repeats (
+        id INTEGER PRIMARY KEY,
+        query_id TEXT NOT NULL REFERENCES queries(id),
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        approval_id INTEGER REFERENCES approvals(id),
+        created_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX query_repeats_approval ON query_repeats(approval_id, query_id)",
+    # alerts evaluate the queries made since their last pass
+    "CREATE INDEX queries_created ON queries(created_at)",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3}
 SCHEMA_VERSION = max(MIGRATIONS)

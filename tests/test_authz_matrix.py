@@ -66,6 +66,8 @@ PUBLIC = dict(everyone="ok ok")
 REGULATOR_ONLY = dict(everyone="403 403", regulator="ok ok", anonymous="401 401")
 OWNER_OR_REGULATOR = dict(researcher="403 403", owner="ok 404", regulator="ok ok", admin="403 403",
                           anonymous="401 401")
+OWNERS_AND_REGULATORS = dict(researcher="403 403", owner="ok ok", regulator="ok ok", admin="403 403",
+                             anonymous="401 401")
 DATASET_ADMIN = dict(researcher="403 403", owner="ok 403", regulator="ok ok", admin="403 403",
                      anonymous="401 401")
 
@@ -96,12 +98,13 @@ TABLE: list[Row] = [
         ("researcher.history", "GET"),
         ("researcher.release", "GET"), ("researcher.release_csv", "GET"), ("researcher.receipt", "GET"),
         ("owner.overview", "GET"), ("owner.applications_inbox", "GET"), ("owner.application", "GET"),
-        ("owner.decide", "POST"), ("owner.approvals", "GET"),
+        ("owner.decide", "POST"), ("owner.approvals", "GET"), ("owner.alerts", "GET"),
         ("owner_datasets.datasets", "GET"), ("owner_datasets.new", "GET"), ("owner_datasets.upload", "POST"),
         ("owner_datasets.policy", "GET"), ("owner_datasets.register", "POST"), ("owner_datasets.dataset", "GET"),
         ("owner_datasets.acknowledge", "POST"), ("owner_datasets.tier", "POST"),
         ("regulator.overview", "GET"), ("regulator.verify", "POST"), ("regulator.timeline", "GET"),
         ("regulator.replay_report", "GET"), ("regulator.trace", "GET"), ("regulator.trace", "POST"),
+        ("regulator.alerts", "GET"),
         ("oversight.suspensions", "GET"), ("oversight.suspend", "POST"), ("oversight.lift", "POST"),
         ("oversight.objections", "GET"), ("oversight.file_objection", "POST"), ("oversight.answer", "POST"),
     )],
@@ -147,6 +150,10 @@ TABLE: list[Row] = [
         researcher="403 403", owner="409 403", regulator="403 403", admin="403 403", anonymous="401 401"),
     row("api_workflow.post_tier", "POST", "/api/v1/datasets/{dataset}/tier",
         {"tier": "unconditional", "basis": "matrix: reassessed (第十条)"}, **DATASET_ADMIN),
+    # -- alerts (第二十二、二十三条): owners (their approvals' alerts) and regulators (all) -------------
+    row("api_workflow.list_alerts", "GET", "/api/v1/alerts", **OWNERS_AND_REGULATORS),
+    row("api_workflow.list_alerts", "GET", "/api/v1/alerts?kind=budget&approval_id={approval}",
+        **OWNERS_AND_REGULATORS),
     # -- suspensions (第二十二条); after the queries they would block -------------------------------
     row("api_workflow.list_suspensions", "GET", "/api/v1/suspensions", **LIST),
     row("api_workflow.post_suspension", "POST", "/api/v1/suspensions",

@@ -1,21 +1,69 @@
-"""JSON API under /api/v1 (DESIGN.md "Contracts"). Views parse and delegate; no logic."""
+"""JSON API under /api/v1 (DESIGN.md "Contracts"). Views parse and delegate; no logic.
+
+This blueprint also installs the app-wide request rate limit (``sandbox.rate_limits``): every
+request but static files and ``/healthz`` counts against its client address, and one with a
+bearer token against that token too, before anything else runs (authentication included).
+Over a limit: HTTP 429 with ``Retry-After`` and the usual error shape (code
+``rate_limited``); console pages get the friendly error page.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from sandbox import operations
-from sandbox.errors import BadRequest, Unauthorized
+from sandbox import alerts, operations, rate_limits
+from sandbox.errors import BadRequest, SandboxError, Unauthorized
 from sandbox.service import QueryRequest, Sandbox
 from sandbox.users import User, authenticate_token
+from sandbox.web.errors import error_body, wants_json
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+#: Never rate limited: the health check (load balancers poll it) and static files.
+UNLIMITED_ENDPOINTS: Final = frozenset({"healthz", "static"})
 
 
 def sandbox() -> Sandbox:
     return current_app.extensions["sandbox"]
+
+
+@bp.record_once
+def _install_rate_limiter(state) -> None:
+    sb: Sandbox = state.app.extensions["sandbox"]
+    state.app.extensions["rate_limiter"] = rate_limits.RateLimiter(
+        rate_limits.CounterStore(sb.ws.db_path), now=sb.now)
+    # First of all the app's before-request functions (before the CSRF check too), so that
+    # every request is counted and a refused one costs nothing more.
+    state.app.before_request_funcs.setdefault(None, []).insert(0, rate_limit)
+
+
+def rate_limit() -> Response | None:
+    if request.endpoint in UNLIMITED_ENDPOINTS:
+        return None
+    scheme, _sep, token = request.headers.get("Authorization", "").partition(" ")
+    limiter: rate_limits.RateLimiter = current_app.extensions["rate_limiter"]
+    decision = limiter.check(token=token.strip() if scheme.lower() == "bearer" else None,
+                             address=request.remote_addr or "?")
+    if decision.allowed:
+        return None
+    who = "API token" if decision.scope == "token" else "client address"
+    if wants_json():
+        resp = jsonify(error_body("rate_limited", (
+            f"too many requests from this {who}: at most {decision.limit} per {decision.window} s; "
+            f"retry in {decision.retry_after} s")))
+        resp.status_code = 429
+    else:
+        from flask_babel import gettext as _
+
+        from sandbox.web.console import render_error
+
+        body, status = render_error(429, _("Too many requests. Try again in %(seconds)d seconds.",
+                                           seconds=decision.retry_after))
+        resp = current_app.make_response((body, status))
+    resp.headers["Retry-After"] = str(decision.retry_after)
+    return resp
 
 
 def current_user() -> User:
@@ -57,7 +105,13 @@ def post_query():
     if isinstance(confidence, bool) or not isinstance(confidence, int | float):
         raise BadRequest("confidence must be a number")
     req = QueryRequest(body["approval_id"], sql, body.get("epsilon"), float(confidence))
-    return jsonify(sandbox().run_query(g.user, req))
+    try:
+        result = sandbox().run_query(g.user, req)
+    except SandboxError:
+        alerts.after_query(sandbox(), g.user, body["approval_id"], None)  # a refusal burst?
+        raise
+    alerts.after_query(sandbox(), g.user, body["approval_id"], result)  # budget, patterns, repeats
+    return jsonify(result)
 
 
 @bp.get("/approvals/<approval_id>/budget")

@@ -1,5 +1,5 @@
 """JSON API of the regulation workflow (issue 6): applications, approvals, suspensions,
-objections, the catalog, tiers, risk reports, transparency and accounts.
+alerts, objections, the catalog, tiers, risk reports, transparency and accounts.
 
 Views parse and delegate; rights, validation, the store and the audit log are in the
 service functions. A bearer token is optional here: the catalog, the transparency page, the
@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from sandbox import applications, catalog, objections, operations, suspensions, transparency
+from sandbox import alerts, applications, catalog, objections, operations, suspensions, transparency
 from sandbox.errors import Unauthorized
 from sandbox.users import authenticate_token
 from sandbox.web.api import json_body, sandbox
@@ -87,6 +87,14 @@ def lift_suspension(suspension_id: int):
 @bp.get("/api/v1/suspensions")
 def list_suspensions():
     return jsonify({"suspensions": suspensions.list_suspensions(sandbox(), g.user)})
+
+
+# -- alerts (第二十二、二十三条) -----------------------------------------------------------------------
+@bp.get("/api/v1/alerts")
+def list_alerts():
+    args = request.args
+    return jsonify({"alerts": alerts.list_alerts(sandbox(), g.user, kind=args.get("kind"),
+                                                 approval_id=args.get("approval_id"))})
 
 
 # -- objections (第十七条) ---------------------------------------------------------------------------

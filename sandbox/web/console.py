@@ -12,7 +12,9 @@ SECURITY:
 - the session cookie is HttpOnly, SameSite=Lax, and Secure whenever the request came over
   HTTPS (:class:`ConsoleSessionInterface`);
 - every form carries a CSRF token (Flask-WTF ``CSRFProtect`` on the whole app);
-- failed logins are throttled per client address and user name (:class:`LoginThrottle`).
+- failed logins are throttled per client address and user name, in the workspace store
+  so that every ``sandbox serve`` process on it shares the counts
+  (:class:`sandbox.rate_limits.LoginFailures`, the rules of :class:`LoginThrottle`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 
+from sandbox import rate_limits
 from sandbox.clock import iso, parse_iso
 from sandbox.errors import Unauthorized
 from sandbox.service import Sandbox
@@ -76,8 +79,10 @@ def _configure(state) -> None:
     app.session_interface = ConsoleSessionInterface()
     app.config.setdefault("CONSOLE_LOGIN_FAILURES", 5)
     app.config.setdefault("CONSOLE_LOGIN_WINDOW_SECONDS", 15 * 60)
-    app.extensions["console_throttle"] = LoginThrottle(
-        app.config["CONSOLE_LOGIN_FAILURES"], app.config["CONSOLE_LOGIN_WINDOW_SECONDS"]
+    sb: Sandbox = app.extensions["sandbox"]
+    app.extensions["console_throttle"] = rate_limits.LoginFailures(
+        rate_limits.CounterStore(sb.ws.db_path),
+        app.config["CONSOLE_LOGIN_FAILURES"], app.config["CONSOLE_LOGIN_WINDOW_SECONDS"],
     )
 
 
@@ -145,13 +150,18 @@ def role_required(*roles: str) -> Callable[[Callable], Callable]:
 
 # -- login throttle --------------------------------------------------------------------------
 class LoginThrottle:
-    """Failed logins per (client address, user name) and per address, in a sliding window.
+    """Failed logins per (client address, user name) and per address, in a sliding window:
+    the in-process reference model of the rules.
 
-    Kept in process memory (one waitress process serves the console; a restart forgets the
-    counts, which only ever loosens the throttle for one window). After ``limit`` failures
-    for one name from one address, or ``4 * limit`` from one address, further attempts are
-    refused with HTTP 429 until the oldest failure leaves the window. A success clears the
-    name's count. Argon2id verification already makes each guess slow.
+    After ``limit`` failures for one name from one address, or ``4 * limit`` from one
+    address, further attempts are refused with HTTP 429 until the oldest failure leaves the
+    window. A success clears the name's count. Argon2id verification already makes each
+    guess slow.
+
+    The console itself uses :class:`sandbox.rate_limits.LoginFailures`, the same rules over
+    the workspace store, so that the counts hold across every process serving it; this
+    memory-only model (one process, forgotten at restart) stays as the naive reference that
+    ``tests/test_rate_limits.py`` cross-checks the shared one against.
     """
 
     def __init__(self, limit: int, window_seconds: int):
@@ -211,10 +221,10 @@ def login():
     if request.method == "GET" and current_user() is not None:
         return redirect(url_for("console.home"))
     error, status = None, 200
-    username = ""
+    username, wait = "", 0
     if request.method == "POST":
         sb = sandbox()
-        throttle: LoginThrottle = current_app.extensions["console_throttle"]
+        throttle: rate_limits.LoginFailures = current_app.extensions["console_throttle"]
         username = request.form.get("username", "").strip()[:64]
         address = request.remote_addr or "?"
         wait = throttle.retry_after(address, username, sb.now())
@@ -238,7 +248,7 @@ def login():
                 return redirect(_safe_next(request.args.get("next")) or url_for("console.home"))
     resp = make_response(render_template("login.html", error=error, username=username), status)
     if status == 429:
-        resp.headers["Retry-After"] = "60"
+        resp.headers["Retry-After"] = str(wait)
     return resp
 
 
@@ -284,11 +294,11 @@ NAV: Final[dict[str, list[tuple[str, Any]]]] = {
                    ("oversight.objections", lazy_gettext("Objections")), ("public.catalog", lazy_gettext("Open list"))],
     "owner": [("owner.overview", lazy_gettext("Overview")), ("owner.applications_inbox", lazy_gettext("Applications")),
               ("owner.approvals", lazy_gettext("Budgets")), ("owner_datasets.datasets", lazy_gettext("Datasets")),
-              ("oversight.suspensions", lazy_gettext("Suspensions")),
+              ("owner.alerts", lazy_gettext("Alerts")), ("oversight.suspensions", lazy_gettext("Suspensions")),
               ("oversight.objections", lazy_gettext("Objections"))],
     "regulator": [("regulator.overview", lazy_gettext("Overview")), ("regulator.timeline", lazy_gettext("Audit log")),
                   ("regulator.replay_report", lazy_gettext("Replay")), ("regulator.trace", lazy_gettext("Trace a figure")),
-                  ("oversight.suspensions", lazy_gettext("Suspensions")),
+                  ("regulator.alerts", lazy_gettext("Alerts")), ("oversight.suspensions", lazy_gettext("Suspensions")),
                   ("oversight.objections", lazy_gettext("Objections")),
                   ("public.catalog", lazy_gettext("Open list"))],
 }

@@ -1,4 +1,4 @@
-"""Data-owner pages: overview, the applications inbox and decisions, budgets and usage.
+"""Data-owner pages: overview, the applications inbox and decisions, budgets and usage, alerts.
 
 Decisions go through ``sandbox.applications.decide`` (rights, validation, the signed
 approval and its audit entry in one transaction, 第十五、十六条); the console only turns the
@@ -15,6 +15,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 
 from query_guard.scenario import AGGREGATE_KINDS
+from sandbox import alerts as alert_service
 from sandbox import applications, catalog, console_queries, datasets, suspensions
 from sandbox.errors import NotFound, SandboxError
 from sandbox.web import console_charts
@@ -79,10 +80,21 @@ def overview():
         "releases": sum(a["usage"].releases for a in views if a["usage"]),
     }
     active_suspensions = [s for s in suspensions.list_suspensions(sandbox(), user) if s["active"]]
+    recent_alerts = alert_service.list_alerts(sandbox(), user, limit=5)
+    stats["alerts"] = alert_service.count_alerts(sandbox().conn(), user)
     return render_template("owner/overview.html", stats=stats,
                            pending=[a for a in apps if a["status"] == "pending"][:6],
                            approvals=views, entries=entries, charts=usage_charts(views, width=880),
-                           suspensions=active_suspensions)
+                           suspensions=active_suspensions, alerts=recent_alerts)
+
+
+@bp.get("/alerts")
+@role_required("owner")
+def alerts():
+    """Alerts about the owner's approvals (第二十二、二十三条); evaluated as the page loads."""
+    kind = request.args.get("kind") or None
+    items = alert_service.list_alerts(sandbox(), signed_in(), kind=kind)
+    return render_template("alerts/list.html", items=items, kind=kind, kinds=alert_service.KINDS)
 
 
 @bp.get("/applications")

@@ -1,5 +1,5 @@
 """Regulator pages (大数据主管部门, 第十八、二十二条): checkpoint status and verification, the
-audit timeline, the replay report, and tracing a released figure from its receipt.
+audit timeline, the replay report, tracing a released figure from its receipt, and alerts.
 
 Verification here is the same ``audit_log.verify`` a regulator runs offline on an export:
 the workspace's own entries against every signed checkpoint, with the log's public keys.
@@ -23,6 +23,7 @@ from audit_log.errors import AuditError, VerificationError
 from audit_log.receipt import Receipt, verify_receipt
 from audit_log.replay import compare_with_ledger, replay
 from audit_log.verify import verify_lines
+from sandbox import alerts as alert_service
 from sandbox import applications, console_queries, objections, suspensions
 from sandbox.clock import iso
 from sandbox.errors import SandboxError
@@ -77,14 +78,25 @@ def _overview(verify: dict[str, Any] | None = None):
         "open_objections": sum(1 for o in objections.list_objections(sb, user) if o["status"] == "open"),
     }
     recent = console_queries.timeline(conn, console_queries.TimelineFilter(), limit=8)
+    recent_alerts = alert_service.list_alerts(sb, user, limit=5)
+    stats["alerts"] = alert_service.count_alerts(conn, user)
     return render_template("regulator/overview.html", status=checkpoint_status(sb), verify=verify, stats=stats,
-                           recent=recent)
+                           recent=recent, alerts=recent_alerts)
 
 
 @bp.get("")
 @role_required("regulator")
 def overview():
     return _overview()
+
+
+@bp.get("/alerts")
+@role_required("regulator")
+def alerts():
+    """Every alert (第二十二、二十三条); evaluated as the page loads."""
+    kind = request.args.get("kind") or None
+    items = alert_service.list_alerts(sandbox(), signed_in(), kind=kind)
+    return render_template("alerts/list.html", items=items, kind=kind, kinds=alert_service.KINDS)
 
 
 @bp.post("/verify")

@@ -283,6 +283,29 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {"reason": {"type": "string", "minLength": 1}},
     },
     "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
+    "Alert": {
+        "type": "object",
+        "required": ["alert_id", "kind", "severity", "summary", "details", "created_at"],
+        "properties": {
+            "alert_id": {"type": "integer"},
+            "kind": {"enum": ["refusal_burst", "budget", "differencing", "averaging"]},
+            "severity": {"enum": ["info", "warning", "critical"]},
+            "researcher": {"type": ["string", "null"]},
+            "approval_id": {"type": ["integer", "null"]},
+            "summary": {"type": "string"},
+            "details": {"type": "object", "description": "Per kind; see docs/workflow.md."},
+            "created_at": {"type": "string"},
+            "audit_seq": {
+                "type": ["integer", "null"],
+                "description": "The alert.raised entry in the audit log.",
+            },
+        },
+    },
+    "AlertList": {
+        "type": "object",
+        "required": ["alerts"],
+        "properties": {"alerts": {"type": "array", "items": _ref("Alert")}},
+    },
 }
 
 # (method, Flask rule) → operation. ``body`` names a request schema, ``ok`` the success
@@ -384,6 +407,15 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "summary": "Lift a suspension.",
         "tag": "workflow",
         "body": "ReasonRequest",
+    },
+    ("get", "/api/v1/alerts"): {
+        "summary": "Alerts on anomalies, newest first (owner: own approvals; regulator: all).",
+        "tag": "workflow",
+        "ok": "AlertList",
+        "query": {
+            "kind": {"enum": ["refusal_burst", "budget", "differencing", "averaging"]},
+            "approval_id": {"type": "integer", "minimum": 0},
+        },
     },
     ("post", "/api/v1/objections"): {
         "summary": "File an objection.",
@@ -504,7 +536,15 @@ def _operation(method: str, rule: str, op: Op) -> dict[str, Any]:
             "404": _error_response("No such resource."),
             "409": _error_response("Conflict (e.g. budget exceeded, already decided)."),
             "413": _error_response("Request body too large."),
-            "429": _error_response("Too many requests."),
+            "429": {
+                **_error_response("Too many requests (rate limit per token and per address)."),
+                "headers": {
+                    "Retry-After": {
+                        "description": "Seconds to wait before the next request.",
+                        "schema": {"type": "integer", "minimum": 1},
+                    }
+                },
+            },
             "default": _error_response("Any other error, same shape."),
         },
     }
