@@ -100,16 +100,33 @@ def demo(data_dir: Path | None, port: int, rows: int, no_serve: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8642, show_default=True)
 @click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True)
-def serve(data_dir: Path | None, host: str, port: int, threads: int) -> None:
+@click.option("--engine-workers", type=click.IntRange(0, 64), default=None, envvar="SANDBOX_ENGINE_WORKERS",
+              help="Engine worker processes, killed and replaced at a query's limits "
+                   "(default: min(2, CPUs); 0 runs queries in the server process).")
+@click.option("--query-timeout", type=click.FloatRange(0.1, 86400), default=30.0, show_default=True,
+              envvar="SANDBOX_QUERY_TIMEOUT", help="Wall-clock limit of one query, in seconds.")
+@click.option("--query-memory", default=None, envvar="SANDBOX_QUERY_MEMORY",
+              help="Memory one query may add to its worker, e.g. 2GB (default: DuckDB's 4GB + 1GiB).")
+def serve(data_dir: Path | None, host: str, port: int, threads: int, engine_workers: int | None,
+          query_timeout: float, query_memory: str | None) -> None:
     """Serve the console and the API with a production WSGI server (waitress)."""
+    from sandbox.engine import EngineLimits
+    from sandbox.engine_pool import PoolSettings, default_workers, parse_size
     from sandbox.service import Sandbox
     from sandbox.workspace import Workspace
 
+    workers = default_workers() if engine_workers is None else engine_workers
     try:
-        sb = Sandbox(Workspace.open(data_dir))
+        memory = parse_size(query_memory) if query_memory else None
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--query-memory") from None
+    pool = PoolSettings(workers=workers, query_memory_bytes=memory) if workers else None
+    try:
+        sb = Sandbox(Workspace.open(data_dir), limits=EngineLimits(timeout_seconds=query_timeout), pool=pool)
     except SandboxError as err:
         fail(err.message)
-    click.echo(f"serving {sb.ws.root} at http://{host}:{port}")
+    where = f"{workers} engine worker(s)" if workers else "in-process engine"
+    click.echo(f"serving {sb.ws.root} at http://{host}:{port} ({where})")
     _serve(sb, host, port, threads)
 
 
@@ -117,7 +134,8 @@ CHECKPOINT_EVERY_SECONDS = 60.0
 
 
 def _serve(sb, host: str, port: int, threads: int) -> None:
-    """waitress, plus signed checkpoints on a schedule and at shutdown (issue: audit log)."""
+    """waitress, plus signed checkpoints on a schedule and at shutdown (issue: audit log);
+    the engine workers are stopped last."""
     import threading
 
     import waitress
@@ -148,6 +166,7 @@ def _serve(sb, host: str, port: int, threads: int) -> None:
     finally:
         stop.set()
         checkpoint_quietly()
+        sb.close()  # stops the engine workers
 
 
 @cli.group()

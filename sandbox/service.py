@@ -35,8 +35,9 @@ from query_guard import GuardError, QueryPlan
 from sandbox import datasets, ledger, postprocess, workflow
 from sandbox.clock import Clock, iso, utc_now
 from sandbox.engine import Engine, EngineLimits
-from sandbox.execution import InProcessExecutor, engine_request
+from sandbox.engine_pool import EnginePool, PoolSettings
 from sandbox.errors import BadRequest, EngineFailure, SandboxError
+from sandbox.execution import InProcessExecutor, engine_request
 from sandbox.users import User
 from sandbox.workspace import Workspace, transaction
 from sandbox.workspace import log_origin as workspace_log_origin
@@ -67,14 +68,27 @@ class QueryRefused(SandboxError):
 class Sandbox:
     """One workspace opened for serving: store connections, engine, table cache, keys."""
 
-    def __init__(self, workspace: Workspace, *, now: Clock = utc_now, limits: EngineLimits | None = None):
+    def __init__(self, workspace: Workspace, *, now: Clock = utc_now, limits: EngineLimits | None = None,
+                 pool: PoolSettings | None = None):
+        """``pool``: run queries in engine worker processes (docs/decisions/0005), as
+        ``sandbox serve`` does; None runs them in this process (tests, demo, CLI tools)."""
         self.ws = workspace
         self.now = now
         self.engine = Engine(limits)
         self.keyring = _open_keyring(workspace)
         self.tables = datasets.TableCache(workspace.data_dir, self._decrypt)
-        self.executor = InProcessExecutor(self.engine, self.tables)
         self._local = threading.local()
+        self.executor: InProcessExecutor | EnginePool
+        if pool is None:
+            self.executor = InProcessExecutor(self.engine, self.tables)
+        else:
+            self.executor = EnginePool(workspace.data_dir, workspace.keys_dir, self.engine.limits, pool,
+                                       warm=datasets.latest_versions(self.conn()))
+
+    def close(self) -> None:
+        """Stop the engine workers, if any (idempotent)."""
+        if isinstance(self.executor, EnginePool):
+            self.executor.close()
 
     # -- plumbing -------------------------------------------------------------------
     def conn(self) -> sqlite3.Connection:
@@ -161,6 +175,14 @@ class Sandbox:
             raise
         with transaction(conn):
             workflow.active_approval(conn, user, approval.id, now=self.now)  # suspended meanwhile?
+            # The same query may have been released meanwhile (two identical requests at
+            # once): under the write lock this lookup is final; serve that release.
+            cached = conn.execute(
+                "SELECT id, response_json FROM queries WHERE cache_key = ? AND status = 'released'", (cache_key,)
+            ).fetchone()
+            if cached is not None:
+                del exact  # PRIVACY: computed, never released
+                return self._serve_cached(conn, user, approval.id, cached)
             self._ensure_affordable(conn, approval.id, version_ids, planned)
             try:
                 rel = release(plan, exact, epsilon=epsilon, delta=delta, confidence=req.confidence,
