@@ -20,7 +20,7 @@ Kinds (thresholds are :data:`SETTINGS`, rows ``alerts.<name>`` of the ``settings
   pattern is worth a look.
 - ``averaging``: one plan (the guard's fingerprint) answered at least ``alert_repeats``
   times — releases with fresh noise (another ε or confidence level defeats the release
-  cache) plus repeats the cache answered, which the API records in ``query_repeats``
+  cache) plus repeats the cache answered, which the service records in ``query_repeats``
   because a cached answer leaves no other trace in the store.
 
 When: after every ``POST /api/v1/queries`` (released, cached or refused) for that
@@ -396,7 +396,8 @@ def evaluate(sb: Sandbox, researcher_id: int, approval_id: int | None) -> list[d
 
 
 def after_query(sb: Sandbox, user: User, approval_id: Any, response: dict[str, Any] | None) -> None:
-    """The API's hook after ``POST /api/v1/queries``: record a cached repeat, then evaluate.
+    """The API's hook after ``POST /api/v1/queries``: evaluate this researcher's alerts
+    (cached repeats are recorded by ``Sandbox._serve_cached`` itself).
 
     Never raises: the release (or refusal) is already committed and must reach its caller;
     a failure here is logged and the next pass (:func:`sweep`) tries again.
@@ -409,9 +410,6 @@ def after_query(sb: Sandbox, user: User, approval_id: Any, response: dict[str, A
             ident = None
         approval = workflow.get_approval(conn, ident) if ident is not None else None
         aid = approval.id if approval is not None and approval.researcher_id == user.id else None
-        if response is not None and response.get("cached") and aid is not None:
-            conn.execute("INSERT INTO query_repeats (query_id, user_id, approval_id, created_at) VALUES (?,?,?,?)",
-                         (response.get("query_id"), user.id, aid, iso(sb.now())))
         if user.role == "researcher":
             evaluate(sb, user.id, aid)
     except Exception:  # noqa: BLE001 - see the docstring

@@ -107,8 +107,11 @@ def demo(data_dir: Path | None, port: int, rows: int, no_serve: bool) -> None:
               envvar="SANDBOX_QUERY_TIMEOUT", help="Wall-clock limit of one query, in seconds.")
 @click.option("--query-memory", default=None, envvar="SANDBOX_QUERY_MEMORY",
               help="Memory one query may add to its worker, e.g. 2GB (default: DuckDB's 4GB + 1GiB).")
+@click.option("--trusted-proxy", default=None, envvar="SANDBOX_TRUSTED_PROXY",
+              help="Address of a reverse proxy whose X-Forwarded-For is trusted, so per-address "
+                   "rate limits and login throttling see the real client (default: none).")
 def serve(data_dir: Path | None, host: str, port: int, threads: int, engine_workers: int | None,
-          query_timeout: float, query_memory: str | None) -> None:
+          query_timeout: float, query_memory: str | None, trusted_proxy: str | None) -> None:
     """Serve the console and the API with a production WSGI server (waitress)."""
     from sandbox.engine import EngineLimits
     from sandbox.engine_pool import PoolSettings, default_workers, parse_size
@@ -127,13 +130,13 @@ def serve(data_dir: Path | None, host: str, port: int, threads: int, engine_work
         fail(err.message)
     where = f"{workers} engine worker(s)" if workers else "in-process engine"
     click.echo(f"serving {sb.ws.root} at http://{host}:{port} ({where})")
-    _serve(sb, host, port, threads)
+    _serve(sb, host, port, threads, trusted_proxy)
 
 
 CHECKPOINT_EVERY_SECONDS = 60.0
 
 
-def _serve(sb, host: str, port: int, threads: int) -> None:
+def _serve(sb, host: str, port: int, threads: int, trusted_proxy: str | None = None) -> None:
     """waitress, plus signed checkpoints on a schedule and at shutdown (issue: audit log);
     the engine workers are stopped last."""
     import threading
@@ -162,7 +165,9 @@ def _serve(sb, host: str, port: int, threads: int) -> None:
 
     signal.signal(signal.SIGTERM, terminate)
     try:
-        waitress.serve(app, host=host, port=port, threads=threads, ident="data-sandbox")
+        proxy = {"trusted_proxy": trusted_proxy, "trusted_proxy_count": 1,
+                 "trusted_proxy_headers": {"x-forwarded-for"}} if trusted_proxy else {}
+        waitress.serve(app, host=host, port=port, threads=threads, ident="data-sandbox", **proxy)
     finally:
         stop.set()
         checkpoint_quietly()

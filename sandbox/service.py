@@ -35,7 +35,7 @@ from query_guard import GuardError, QueryPlan
 from sandbox import datasets, ledger, postprocess, workflow
 from sandbox.clock import Clock, iso, utc_now
 from sandbox.engine import Engine, EngineLimits
-from sandbox.engine_pool import EnginePool, PoolSettings
+from sandbox.engine_pool import EngineBusy, EnginePool, PoolSettings
 from sandbox.errors import BadRequest, EngineFailure, SandboxError
 from sandbox.execution import InProcessExecutor, engine_request
 from sandbox.users import User
@@ -169,6 +169,11 @@ class Sandbox:
         query_id = "q_" + secrets.token_hex(8)
         try:
             exact = self.executor.run(engine_request(plan, used)).to_pydict()
+        except EngineBusy as err:
+            # No engine saw the query: nothing data-dependent happened, so nothing is
+            # charged; logged as a refusal like every other request that is turned away.
+            self._log_refusal(conn, user, req, approval.id, err.code, err.message, None)
+            raise
         except EngineFailure as err:
             # PRIVACY: a failure after execution started may depend on the data: charged.
             self._log_failure(conn, user, req, approval, plan, query_id, planned, version_ids, err)
@@ -272,6 +277,10 @@ class Sandbox:
 
     def _serve_cached(self, conn, user, approval_id, cached) -> dict[str, Any]:
         """The same plan on the same data version: the earlier release, free (defeats averaging)."""
+        # Recorded for the averaging alert (sandbox.alerts): a cached answer leaves no
+        # other trace in the store, whichever interface asked.
+        conn.execute("INSERT INTO query_repeats (query_id, user_id, approval_id, created_at) VALUES (?,?,?,?)",
+                     (cached["id"], user.id, approval_id, iso(self.now())))
         response = json.loads(cached["response_json"])
         response["cached"] = True
         response["epsilon_spent"] = 0.0

@@ -318,6 +318,11 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "tag": "queries",
         "body": "QueryRequest",
         "ok": "QueryResponse",
+        "errors": {
+            "408": "query_timeout: the query passed its wall-clock limit and was stopped (charged).",
+            "422": "query_memory_limit: the query passed its memory limit and was stopped (charged).",
+            "503": "engine_busy: every query engine stayed busy; try again (not charged).",
+        },
     },
     ("post", "/api/v1/queries/preview"): {
         "summary": "Cost and accuracy of a query, spending nothing.",
@@ -548,6 +553,8 @@ def _operation(method: str, rule: str, op: Op) -> dict[str, Any]:
             "default": _error_response("Any other error, same shape."),
         },
     }
+    for code, text in op.get("errors", {}).items():
+        out["responses"][code] = _error_response(text)
     auth = op.get("auth", True)
     if auth is False:
         out["security"] = []
