@@ -62,6 +62,7 @@ class EngineQueries:
     query: exp.Select
     stats: dict[str, dict[str, str]]
     keep_query: exp.Select | None = None
+    keep_sql: str = ""  # keep_query as DuckDB SQL (made once: it names the keep column)
     keep_column: str = ""
     materialised_query: exp.Select | None = None
 
@@ -135,7 +136,8 @@ def build_engine_query(
     for name, body in keep_ctes:
         keep_query = keep_query.with_(name, as_=body.copy(), copy=False)
     keep_query = _clean(keep_query)
-    keep_column = "__keep_" + hashlib.sha256(keep_query.sql("duckdb").encode()).hexdigest()[:16]
+    keep_sql = keep_query.sql("duckdb")
+    keep_column = "__keep_" + hashlib.sha256(keep_sql.encode()).hexdigest()[:16]
 
     in_kept = exp.In(
         this=bounding.rowid.copy(),
@@ -144,7 +146,7 @@ def build_engine_query(
     query = aggregate(in_kept, [*keep_ctes, ("__keep_ids", keep_ids)])
     flag = exp.column(keep_column, table=bounding.rowid.table)
     materialised = aggregate(flag)
-    return EngineQueries(query, stats, keep_query, keep_column, materialised)
+    return EngineQueries(query, stats, keep_query, keep_sql, keep_column, materialised)
 
 
 def _source(

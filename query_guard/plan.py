@@ -142,8 +142,11 @@ class Materialisation:
     column: str
     keep_query: exp.Expression
     materialised_query: exp.Expression
+    keep_sql_duckdb: str = ""  # made once by the guard (the column name is its digest)
 
     def keep_sql(self, dialect: str = "duckdb") -> str:
+        if dialect == "duckdb" and self.keep_sql_duckdb:
+            return self.keep_sql_duckdb
         return self.keep_query.sql(dialect=dialect)
 
     def materialised_sql(self, dialect: str = "duckdb") -> str:

@@ -140,6 +140,7 @@ def _plan(ctx: Context) -> QueryPlan:
             column=built.keep_column,
             keep_query=built.keep_query,
             materialised_query=built.materialised_query,
+            keep_sql_duckdb=built.keep_sql,
         )
 
     l0 = bounding.max_partitions

@@ -42,17 +42,17 @@ class EngineRequest:
     """One plan to run: the dataset versions it reads and its engine SQL."""
 
     versions: tuple[DatasetVersion, ...]
-    sql: str  # self-contained engine query (bounding inline)
+    sql: str  # the engine query; "" when ``keep`` is set (its materialised query runs)
     keep: KeepSpec | None = None  # set when contributions are bounded
 
 
 def engine_request(plan: QueryPlan, versions: Sequence[DatasetVersion], dialect: str = "duckdb") -> EngineRequest:
     used = tuple(v for v in versions if v.name in plan.datasets)
     m = plan.materialisation
-    keep = None
-    if m is not None:
-        keep = KeepSpec(m.dataset, m.column, m.keep_sql(dialect), m.materialised_sql(dialect))
-    return EngineRequest(used, plan.engine_sql(dialect), keep)
+    if m is None:
+        return EngineRequest(used, plan.engine_sql(dialect))
+    keep = KeepSpec(m.dataset, m.column, m.keep_sql(dialect), m.materialised_sql(dialect))
+    return EngineRequest(used, "", keep)
 
 
 class KeepColumns:
