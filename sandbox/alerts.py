@@ -56,8 +56,8 @@ from sqlglot.errors import SqlglotError
 from sandbox import authz, fields, ledger, workflow
 from sandbox.clock import iso, parse_iso
 from sandbox.errors import BadRequest, SandboxError
+from sandbox.settings import Setting, SettingGroup
 from sandbox.users import User
-from sandbox.workflow import Setting
 from sandbox.workspace import transaction
 
 if TYPE_CHECKING:
@@ -75,36 +75,29 @@ SWEEP_OVERLAP: Final = dt.timedelta(minutes=1)
 LIST_LIMIT: Final = 500
 _SWEEP_MARK: Final = "alerts.swept_until"
 
-SETTINGS: Final[dict[str, Setting]] = {
-    s.name: s for s in (
-        Setting("alert_refusals", 10,
-                "refused queries of one researcher on one approval within the window that raise a "
-                "refusal-burst alert; 0 turns the alert off"),
-        Setting("alert_refusal_window_minutes", 15,
-                "the sliding window, in minutes, over which those refusals are counted"),
-        Setting("alert_differencing_queries", 5,
-                "distinct released queries on one approval that differ from one shared query by one "
-                "WHERE predicate and raise a differencing alert; 0 turns the alert off"),
-        Setting("alert_repeats", 10,
-                "answers to one plan on one approval (fresh releases plus repeats answered from the "
-                "release cache) that raise an averaging alert; 0 turns the alert off"),
-    )
-}
-_PREFIX: Final = "alerts."
+SETTING_GROUP: Final = SettingGroup(
+    "alerts",
+    Setting("alert_refusals", 10,
+            "refused queries of one researcher on one approval within the window that raise a "
+            "refusal-burst alert; 0 turns the alert off"),
+    Setting("alert_refusal_window_minutes", 15,
+            "the sliding window, in minutes, over which those refusals are counted"),
+    Setting("alert_differencing_queries", 5,
+            "distinct released queries on one approval that differ from one shared query by one "
+            "WHERE predicate and raise a differencing alert; 0 turns the alert off"),
+    Setting("alert_repeats", 10,
+            "answers to one plan on one approval (fresh releases plus repeats answered from the "
+            "release cache) that raise an averaging alert; 0 turns the alert off"),
+)
+SETTINGS: Final[dict[str, Setting]] = SETTING_GROUP.settings
 
 
 def get_setting(conn: sqlite3.Connection, name: str) -> int:
-    row = conn.execute("SELECT value FROM settings WHERE name = ?", (_PREFIX + name,)).fetchone()
-    return int(row[0]) if row else SETTINGS[name].default
+    return SETTING_GROUP.get(conn, name)
 
 
 def set_setting(conn: sqlite3.Connection, name: str, value: int) -> None:
-    if name not in SETTINGS:
-        raise BadRequest(f"unknown setting {name!r}; use one of {', '.join(SETTINGS)}")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise BadRequest(f"{name} must be a whole number of at least 0")
-    conn.execute("INSERT INTO settings (name, value) VALUES (?, ?) "
-                 "ON CONFLICT(name) DO UPDATE SET value = excluded.value", (_PREFIX + name, str(value)))
+    SETTING_GROUP.set(conn, name, value)
 
 
 def _short(key: str) -> str:

@@ -50,8 +50,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from sandbox.clock import Clock, utc_now
-from sandbox.errors import BadRequest
-from sandbox.workflow import Setting
+from sandbox.settings import Setting, SettingGroup
 from sandbox.workspace import connect
 
 log = logging.getLogger(__name__)
@@ -61,34 +60,25 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS: Final = 2000
 SETTINGS_TTL_SECONDS: Final = 10.0
 
-SETTINGS: Final[dict[str, Setting]] = {
-    s.name: s for s in (
-        Setting("rate_limit_per_token", 1200,
-                "requests per window with one API token (every endpoint); 0 turns the limit off"),
-        Setting("rate_limit_per_address", 2400,
-                "requests per window from one client address (API and console, not static files "
-                "or /healthz); 0 turns the limit off"),
-        Setting("rate_limit_window_seconds", 60,
-                "the sliding window, in seconds, over which requests are counted"),
-    )
-}
-_PREFIX: Final = "rate_limits."
+SETTING_GROUP: Final = SettingGroup(
+    "rate_limits",
+    Setting("rate_limit_per_token", 1200,
+            "requests per window with one API token (every endpoint); 0 turns the limit off"),
+    Setting("rate_limit_per_address", 2400,
+            "requests per window from one client address (API and console, not static files "
+            "or /healthz); 0 turns the limit off"),
+    Setting("rate_limit_window_seconds", 60,
+            "the sliding window, in seconds, over which requests are counted", minimum=1),
+)
+SETTINGS: Final[dict[str, Setting]] = SETTING_GROUP.settings
 
 
 def get_setting(conn: sqlite3.Connection, name: str) -> int:
-    row = conn.execute("SELECT value FROM settings WHERE name = ?", (_PREFIX + name,)).fetchone()
-    return int(row[0]) if row else SETTINGS[name].default
+    return SETTING_GROUP.get(conn, name)
 
 
 def set_setting(conn: sqlite3.Connection, name: str, value: int) -> None:
-    if name not in SETTINGS:
-        raise BadRequest(f"unknown setting {name!r}; use one of {', '.join(SETTINGS)}")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise BadRequest(f"{name} must be a whole number of at least 0")
-    if name == "rate_limit_window_seconds" and value < 1:
-        raise BadRequest("rate_limit_window_seconds must be at least 1")
-    conn.execute("INSERT INTO settings (name, value) VALUES (?, ?) "
-                 "ON CONFLICT(name) DO UPDATE SET value = excluded.value", (_PREFIX + name, str(value)))
+    SETTING_GROUP.set(conn, name, value)
 
 
 # -- the sliding window counter (pure) --------------------------------------------------------

@@ -22,7 +22,8 @@ from typing import Any, Final
 from query_guard import Scenario
 from sandbox import fields
 from sandbox.clock import Clock, iso, parse_iso
-from sandbox.errors import BadRequest, NotFound, Suspended
+from sandbox.errors import NotFound, Suspended
+from sandbox.settings import Setting, SettingGroup
 from sandbox.users import User
 
 AuditFn = Callable[[sqlite3.Connection, "User | None", str, str, dict[str, Any]], Any]
@@ -222,36 +223,23 @@ def reject(conn: sqlite3.Connection, application_id: int, owner: User, reason: s
 
 
 # -- settings (a table that is also the documentation, as datasette does) -----------------------
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    default: int
-    help: str
-
-
-SETTINGS: Final[dict[str, Setting]] = {
-    s.name: s for s in (
-        Setting("auto_suspend_refusals", 5,
-                "out-of-scope or identifier refusals of one researcher within the window that "
-                "suspend them automatically (第二十六条); 0 turns automatic suspension off"),
-        Setting("auto_suspend_window_minutes", 60,
-                "the sliding window, in minutes, over which those refusals are counted"),
-    )
-}
+SETTING_GROUP: Final = SettingGroup(
+    "workflow",
+    Setting("auto_suspend_refusals", 5,
+            "out-of-scope or identifier refusals of one researcher within the window that "
+            "suspend them automatically (第二十六条); 0 turns automatic suspension off"),
+    Setting("auto_suspend_window_minutes", 60,
+            "the sliding window, in minutes, over which those refusals are counted"),
+)
+SETTINGS: Final[dict[str, Setting]] = SETTING_GROUP.settings
 
 
 def get_setting(conn: sqlite3.Connection, name: str) -> int:
-    row = conn.execute("SELECT value FROM settings WHERE name = ?", (f"workflow.{name}",)).fetchone()
-    return int(row["value"]) if row else SETTINGS[name].default
+    return SETTING_GROUP.get(conn, name)
 
 
 def set_setting(conn: sqlite3.Connection, name: str, value: int) -> None:
-    if name not in SETTINGS:
-        raise BadRequest(f"unknown setting {name!r}; use one of {', '.join(SETTINGS)}")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise BadRequest(f"{name} must be a whole number of at least 0")
-    conn.execute("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                 (f"workflow.{name}", str(value)))
+    SETTING_GROUP.set(conn, name, value)
 
 
 # -- automatic suspension (第二十六条) -----------------------------------------------------------

@@ -15,7 +15,8 @@ DOC = (Path(__file__).parents[1] / "docs" / "workflow.md").read_text(encoding="u
 ACTIONS = ["application.submitted", "application.rejected", "approval.granted", "suspension.created",
            "suspension.lifted", "dataset.tier_changed", "dataset.risk_acknowledged", "objection.filed",
            "objection.answered", "dataset.registered", "dataset.downloaded", "user.created",
-           "user.token_rotated", "key.master_rotated", "alert.raised"]
+           "user.token_rotated", "key.master_rotated", "alert.raised",
+           "setting.changed"]
 
 
 def workflow_rules() -> list[tuple[str, str]]:
