@@ -257,7 +257,12 @@ def audit_replay(
             verify_file(log, _read_key_args(public_keys))
         except VerificationError as err:
             _fail(f"the log does not verify: {err}", as_json, kind=err.kind, seq=err.seq)
-    report = replay(read_jsonl(log))
+    from sandbox.accounting_replay import check_reported_loss
+
+    entries = read_jsonl(log)
+    report = replay(entries)
+    # The zCDP route's ε needs OpenDP's conversion: recomputed here, outside audit_log.
+    report["inconsistencies"].extend(check_reported_loss(entries))
     if data_dir is not None:
         _ws, conn = _workspace(data_dir)
         compare_with_ledger(report, _ledger_sums(conn))

@@ -216,11 +216,7 @@ class Sandbox:
                 "rho": rel.rho,
                 "rho_delta": rel.rho_delta,
                 "noise": rel.family,
-                "budget_after": {
-                    "epsilon_spent": budget.epsilon_spent, "delta_spent": budget.delta_spent,
-                    "epsilon_spent_basic": budget.totals.epsilon, "rho_spent": budget.rho_spent,
-                    "route": budget.accounting.route if budget.accounting else "basic",
-                },
+                "budget_after": _budget_after(budget),
                 "columns": columns,
                 "rows": _jsonable(rows),
             })
@@ -314,8 +310,8 @@ class Sandbox:
                                    rho=planned.rho, rho_delta=planned.rho_delta, dataset_versions=version_ids)
             self.audit(conn, user, "query.failed", f"query/{query_id}", {
                 "query_id": query_id, "approval_id": approval.id, "sql": req.sql, "code": err.code,
-                "epsilon": epsilon, "delta": delta,
-                "budget_after": {"epsilon_spent": budget.epsilon_spent, "delta_spent": budget.delta_spent},
+                "epsilon": epsilon, "delta": delta, "rho": planned.rho, "rho_delta": planned.rho_delta,
+                "budget_after": _budget_after(budget),
             })
 
     # -- budgets --------------------------------------------------------------------
@@ -334,6 +330,16 @@ class Sandbox:
         if not visible:
             raise workflow.NotFound(f"no approval {ident}")
         return ledger.budget(conn, ident).as_dict()
+
+
+def _budget_after(budget) -> dict[str, Any]:
+    """The approval's spent budget as logged with each charge: enough for a regulator to
+    recompute the accountant's figure from the log (``sandbox audit replay``)."""
+    return {
+        "epsilon_spent": budget.epsilon_spent, "delta_spent": budget.delta_spent,
+        "epsilon_spent_basic": budget.totals.epsilon, "rho_spent": budget.rho_spent,
+        "route": budget.accounting.route if budget.accounting else "basic",
+    }
 
 
 def _open_keyring(ws: Workspace):
