@@ -2,7 +2,8 @@
 C2SP signed checkpoints and cosignatures, proofs, standalone verification and replay.
 
 Imports only ``keys``, ``cryptography`` (through ``keys``), ``rfc8785`` and the standard
-library, so a regulator can verify an export without the server (DESIGN.md).
+library, so a regulator can verify an export without the server (DESIGN.md); ``orjson``,
+when installed, only makes canonical JSON faster (``audit_log.canonical``).
 """
 
 from audit_log.checkpoint import Checkpoint, Note, open_checkpoint, sign_checkpoint, verify_note

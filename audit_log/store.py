@@ -15,11 +15,17 @@ Tables (created by ``SCHEMA_STATEMENTS``, run by ``sandbox.migrations``):
 ``audit_nodes``
     the hash of every complete perfect subtree at level >= 1 (level 0 is
     ``audit_entries.leaf_hash``), written as the tree grows; roots and proofs then need
-    O(log n) indexed lookups at any size (``audit_log.tree``).
+    O(log n) indexed lookups at any size (``audit_log.tree``), made in one query.
 ``audit_checkpoints``
     every signed checkpoint issued (note text, size, root, key id, time).
 ``audit_cosignatures``
     witness cosignature lines received for a checkpoint.
+
+Durable appends are bound by one fsync per COMMIT (WAL, ``synchronous=FULL``), so an
+append does as little else as it can: one primary-key read of the last entry, one
+INSERT, and one more for the subtrees the new leaf completes (every second append),
+whose hashes come from the tree's right border cached per connection and used only
+while the log still ends where the cache says (other processes may append too).
 
 SECURITY: triggers refuse UPDATE and DELETE on all four tables. That stops mistakes and
 casual edits through the application, not an operator with the database file (who can
@@ -32,17 +38,17 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from audit_log import tree
 from audit_log.checkpoint import Checkpoint, Note, sign_checkpoint
-from audit_log.entry import ZERO_CHAIN, Entry, chain_hash, format_time
+from audit_log.entry import ZERO_CHAIN, chain_hash, encode_entry, format_time
 from audit_log.errors import CheckpointError, EntryError, ProofError, StoreError
-from audit_log.hashing import hash_children, hash_leaf
+from audit_log.hashing import empty_root, hash_children, hash_leaf
 from keys import Signer
 
 
@@ -137,19 +143,61 @@ class ExportResult:
 
 
 # ----------------------------------------------------------------------------- tree access
-def _node_reader(conn: sqlite3.Connection) -> tree.NodeReader:
-    def node(level: int, index: int) -> bytes:
-        if level == 0:
-            row = conn.execute(
-                "SELECT leaf_hash FROM audit_entries WHERE seq = ?", (index,)
-            ).fetchone()
+_INDEX_BITS = 40  # a node (level, index) travels as level << 40 | index (2^40 ≈ 10^12 entries)
+_INDEX_MASK = (1 << _INDEX_BITS) - 1
+# One statement, the same text for every proof (so it stays prepared in the connection's
+# statement cache), looking up each wanted node by primary key.
+_FETCH_NODES = f"""
+    SELECT j.value, n.hash FROM json_each(?1) AS j JOIN audit_nodes AS n
+        ON n.level = (j.value >> {_INDEX_BITS}) AND n.idx = (j.value & {_INDEX_MASK})
+    UNION ALL
+    SELECT j.value, e.leaf_hash FROM json_each(?2) AS j JOIN audit_entries AS e
+        ON e.seq = j.value"""
+
+
+def _fetch(conn: sqlite3.Connection, nodes: Iterable[tree.Node], tree_size: int) -> tree.NodeReader:
+    """Read the hashes of ``nodes`` (level 0: leaf hashes) of the tree of ``tree_size``
+    entries in one query; ``ProofError`` if the log has fewer entries.
+
+    One query instead of one per node: a proof at 1M entries needs ~25 nodes, and the
+    per-statement overhead was much of its time. A stored node exists only once its last
+    leaf was appended, so the size is proved by any wanted node ending at ``tree_size``,
+    or else by also reading leaf ``tree_size - 1``.
+    """
+    if tree_size < 0:
+        raise ProofError(f"tree size {tree_size} is outside 0..{_current_size(conn)}")
+    inner: list[int] = []
+    leaves: list[int] = []
+    proves_size = tree_size == 0
+    for level, index in nodes:
+        if not 0 <= index <= _INDEX_MASK:
+            raise ProofError(f"node index {index} is out of range")
+        if (index + 1) << level == tree_size:
+            proves_size = True
+        if level:
+            inner.append(level << _INDEX_BITS | index)
         else:
-            row = conn.execute(
-                "SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?", (level, index)
-            ).fetchone()
-        if row is None:
-            raise StoreError(f"the stored tree has no node at level {level} index {index}")
-        return bytes(row[0])
+            leaves.append(index)
+    if not proves_size:
+        leaves.append(tree_size - 1)
+    cursor = conn.cursor()
+    cursor.row_factory = None  # plain (key, hash) tuples whatever the connection uses
+    cursor.execute(
+        _FETCH_NODES,
+        ("[" + ",".join(map(str, inner)) + "]", "[" + ",".join(map(str, leaves)) + "]"),
+    )
+    found: dict[int, bytes] = dict(cursor.fetchall())
+    if tree_size and len(found) < len(inner) + len(set(leaves)):
+        if tree_size > _current_size(conn):
+            raise ProofError(f"tree size {tree_size} is outside 0..{_current_size(conn)}")
+
+    def node(level: int, index: int) -> bytes:
+        try:
+            return found[level << _INDEX_BITS | index]
+        except KeyError:
+            raise StoreError(
+                f"the stored tree has no node at level {level} index {index}"
+            ) from None
 
     return node
 
@@ -163,32 +211,95 @@ def size(conn: sqlite3.Connection) -> int:
 _current_size = size  # ``root``, ``inclusion_proof`` … take a ``size`` argument
 
 
-def _check_size(conn: sqlite3.Connection, tree_size: int) -> None:
-    current = _current_size(conn)
-    if not 0 <= tree_size <= current:
-        raise ProofError(f"tree size {tree_size} is outside 0..{current}")
+def _hashes(conn: sqlite3.Connection, parts: list[list[tree.Node]], tree_size: int) -> list[bytes]:
+    """The hash of each part (a fold of stored perfect subtrees), in one query."""
+    node = _fetch(conn, dict.fromkeys(n for part in parts for n in part), tree_size)
+    return [
+        node(*part[0]) if len(part) == 1 else tree.fold([node(*n) for n in part]) for part in parts
+    ]
 
 
 def root(conn: sqlite3.Connection, size: int | None = None) -> bytes:
     """Root hash of the first ``size`` entries (default: all)."""
     tree_size = _current_size(conn) if size is None else size
-    _check_size(conn, tree_size)
-    return tree.root(tree_size, _node_reader(conn))
+    if tree_size <= 0:
+        _fetch(conn, (), tree_size)  # raises for a negative size
+        return empty_root()
+    return _hashes(conn, [tree.perfect_subtrees(0, tree_size)], tree_size)[0]
 
 
 def inclusion_proof(conn: sqlite3.Connection, index: int, size: int) -> list[bytes]:
     """RFC 9162 §2.1.3 inclusion proof of entry ``index`` in the tree of ``size``."""
-    _check_size(conn, size)
-    return tree.inclusion_proof(index, size, _node_reader(conn))
+    return _hashes(conn, tree.inclusion_plan(index, size), size)
 
 
 def consistency_proof(conn: sqlite3.Connection, old_size: int, new_size: int) -> list[bytes]:
     """RFC 9162 §2.1.4 consistency proof from ``old_size`` to ``new_size``."""
-    _check_size(conn, new_size)
-    return tree.consistency_proof(old_size, new_size, _node_reader(conn))
+    ranges = tree.consistency_ranges(old_size, new_size)
+    if not ranges:
+        _fetch(conn, (), new_size)  # still: the log must hold ``new_size`` entries
+        return []
+    return _hashes(conn, tree.plan(ranges), new_size)
 
 
 # ----------------------------------------------------------------------------- appending
+class _Head(NamedTuple):
+    """The log as one connection last left it: size, last chain hash, and the hashes of
+    the perfect subtrees covering ``[0, size)`` (largest first), from which the subtrees
+    completed by the next leaf are computed without reading anything."""
+
+    size: int
+    chain: bytes
+    border: tuple[tuple[int, bytes], ...]
+
+
+# Keyed by id(connection) (sqlite3 connections take no weak references) and only used
+# when the log's last entry, read in the caller's transaction, is still the one the
+# head ends with: another process's append or a rolled-back transaction costs one
+# re-read of ~log2(n) stored subtrees, never a wrong node.
+_heads: dict[int, _Head] = {}
+_MAX_HEADS = 64
+_LAST_ENTRY = "SELECT seq, chain_hash FROM audit_entries ORDER BY seq DESC LIMIT 1"
+# The entry's UTF-8 bytes are bound as they are and stored as TEXT by the CAST (no
+# decoding to str and encoding back on every append).
+_INSERT_ENTRY = (
+    "INSERT INTO audit_entries (seq, time, actor, role, action, subject, entry, leaf_hash,"
+    " chain_hash) VALUES (?, ?, ?, ?, ?, ?, CAST(? AS TEXT), ?, ?)"
+)
+_INSERT_NODE = "INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)"
+
+
+def _head(conn: sqlite3.Connection) -> _Head:
+    """Where the log ends, in this transaction: the cached head if it still matches the
+    last entry (one primary-key read), else read from the stored subtrees."""
+    last = conn.execute(_LAST_ENTRY).fetchone()
+    if last is None:
+        return _Head(0, ZERO_CHAIN, ())
+    tree_size, chain = int(last[0]) + 1, bytes(last[1])
+    head = _heads.get(id(conn))
+    if head is not None and head.size == tree_size and head.chain == chain:
+        return head  # the chain hash commits to every leaf, so the border is right
+    nodes = tree.perfect_subtrees(0, tree_size)
+    node = _fetch(conn, nodes, tree_size)
+    return _Head(tree_size, chain, tuple((lv, node(lv, i)) for lv, i in nodes))
+
+
+def _grow(
+    border: tuple[tuple[int, bytes], ...], seq: int, leaf: bytes
+) -> tuple[tuple[tuple[int, bytes], ...], list[tuple[int, int, bytes]]]:
+    """The border after appending leaf ``seq``, and the perfect subtrees it completes
+    (one per trailing 1 bit of ``seq``) as ``(level, index, hash)`` rows to store."""
+    stack = list(border)
+    completed: list[tuple[int, int, bytes]] = []
+    level, h = 0, leaf
+    while stack and stack[-1][0] == level:
+        h = hash_children(stack.pop()[1], h)
+        level += 1
+        completed.append((level, seq >> level, h))
+    stack.append((level, h))
+    return tuple(stack), completed
+
+
 def append(
     conn: sqlite3.Connection,
     *,
@@ -203,6 +314,10 @@ def append(
 
     Raises ``EntryError`` for details that are not JSON data, ``StoreError`` outside a
     transaction. Durability is the caller's COMMIT (WAL + ``synchronous=FULL``).
+
+    Cost: one primary-key read of the last entry, one INSERT, and one more for the
+    subtrees it completes (every second append); the hashes those need come from this
+    connection's cached head while the last entry is still the one it ends with.
     """
     if not conn.in_transaction:
         raise StoreError(
@@ -212,35 +327,31 @@ def append(
     for name, value in (("actor", actor), ("role", role), ("action", action), ("subject", subject)):
         if not isinstance(value, str):
             raise EntryError(f"{name} must be a string")
-    last = conn.execute(
-        "SELECT seq, chain_hash FROM audit_entries ORDER BY seq DESC LIMIT 1"
-    ).fetchone()
-    seq = 0 if last is None else int(last[0]) + 1
-    prev = ZERO_CHAIN if last is None else bytes(last[1])
+    head = _head(conn)
+    seq, prev = head.size, head.chain
     time = format_time(now)
-    data = Entry(seq, time, actor, role, action, subject, details, prev.hex()).encode()
+    data = encode_entry(
+        seq=seq,
+        time=time,
+        actor=actor,
+        role=role,
+        action=action,
+        subject=subject,
+        details=details,
+        prev=prev.hex(),
+    )
     leaf = hash_leaf(data)
     chain = chain_hash(prev, leaf)
-    conn.execute(
-        "INSERT INTO audit_entries (seq, time, actor, role, action, subject, entry, leaf_hash,"
-        " chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (seq, time, actor, role, action, subject, data.decode(), leaf, chain),
-    )
-    _store_completed_nodes(conn, seq, leaf)
+    conn.execute(_INSERT_ENTRY, (seq, time, actor, role, action, subject, data, leaf, chain))
+    border, completed = _grow(head.border, seq, leaf)
+    if len(completed) == 1:
+        conn.execute(_INSERT_NODE, completed[0])
+    elif completed:
+        conn.executemany(_INSERT_NODE, completed)
+    if id(conn) not in _heads and len(_heads) >= _MAX_HEADS:
+        _heads.pop(next(iter(_heads)))
+    _heads[id(conn)] = _Head(seq + 1, chain, border)
     return AppendedEntry(seq, leaf.hex(), chain.hex(), seq + 1, time)
-
-
-def _store_completed_nodes(conn: sqlite3.Connection, seq: int, leaf: bytes) -> None:
-    """Store the perfect subtrees that leaf ``seq`` completes (one per trailing 1 bit)."""
-    node = _node_reader(conn)
-    level, index, h = 0, seq, leaf
-    while index & 1:
-        h = hash_children(node(level, index - 1), h)
-        level += 1
-        index >>= 1
-        conn.execute(
-            "INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)", (level, index, h)
-        )
 
 
 # ----------------------------------------------------------------------------- reading

@@ -7,7 +7,9 @@ such a perfect subtree or the fold of at most ``log2(n)`` of them, so roots and 
 O(log n) lookups whatever the tree size (transparency-dev/merkle ``compact`` ranges).
 
 ``NodeReader`` is ``(level, index) -> hash``; ``leaves_node_reader`` builds one from a list
-for tests and small trees; ``audit_log.store`` reads from SQLite.
+for tests and small trees. ``inclusion_plan`` (and ``plan`` of ``consistency_ranges``)
+say up front which nodes a proof needs, so ``audit_log.store`` fetches them in one
+indexed query instead of one query per node.
 """
 
 from __future__ import annotations
@@ -31,27 +33,41 @@ def largest_power_of_two_below(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
-def subtree_hash(start: int, end: int, node: NodeReader) -> bytes:
-    """MTH(D[start:end]) for a range produced by RFC 9162's splits (``start`` aligned).
+Node = tuple[int, int]  # (level, index) of a perfect subtree
 
-    Decomposes ``[start, end)`` into perfect subtrees left to right and folds them from the
-    right, which is exactly the recursive MTH definition.
+
+def perfect_subtrees(start: int, end: int) -> list[Node]:
+    """``[start, end)`` as perfect subtrees left to right (for RFC 9162's split ranges).
+
+    >>> perfect_subtrees(0, 7)
+    [(2, 0), (1, 2), (0, 6)]
     """
     if end <= start:
         raise ProofError(f"empty subtree range [{start}, {end})")
-    parts: list[bytes] = []
+    parts: list[Node] = []
     pos = start
     while pos < end:
         size = 1 << ((end - pos).bit_length() - 1)  # largest power of two <= remaining
         while pos % size:
             size >>= 1
         level = size.bit_length() - 1
-        parts.append(node(level, pos >> level))
+        parts.append((level, pos >> level))
         pos += size
+    return parts
+
+
+def fold(parts: Sequence[bytes]) -> bytes:
+    """MTH of adjacent perfect subtrees given left to right: folded from the right, which
+    is exactly RFC 9162's recursive definition over their union."""
     result = parts[-1]
     for left in reversed(parts[:-1]):
         result = hash_children(left, result)
     return result
+
+
+def subtree_hash(start: int, end: int, node: NodeReader) -> bytes:
+    """MTH(D[start:end]) for a range produced by RFC 9162's splits (``start`` aligned)."""
+    return fold([node(level, index) for level, index in perfect_subtrees(start, end)])
 
 
 def root(size: int, node: NodeReader) -> bytes:
@@ -61,22 +77,68 @@ def root(size: int, node: NodeReader) -> bytes:
     return empty_root() if size == 0 else subtree_hash(0, size, node)
 
 
-def inclusion_proof(index: int, size: int, node: NodeReader) -> list[bytes]:
-    """PATH(index, D[0:size]) of RFC 9162 §2.1.3.1, leaf side first."""
+def inclusion_plan(index: int, size: int) -> list[list[Node]]:
+    """For each hash of PATH(index, D[0:size]) (RFC 9162 §2.1.3.1), leaf side first, the
+    perfect subtrees it is folded from: the walk of transparency-dev/merkle's
+    ``proof.Inclusion``. Going up from the leaf, level ``l`` contributes the sibling of the
+    leaf's ancestor: a left sibling is always a stored perfect subtree; a right one is
+    perfect, or cut short by ``size`` (then folded from ``perfect_subtrees``), or absent
+    (the ancestor is the last node of its level and moves up unchanged).
+
+    >>> inclusion_plan(4, 7)
+    [[(0, 5)], [(0, 6)], [(2, 0)]]
+    """
     if not 0 <= index < size:
         raise ProofError(f"leaf index {index} is outside a tree of size {size}")
-    path: list[bytes] = []
-    start, end = 0, size
-    while end - start > 1:
+    parts: list[list[Node]] = []
+    level = 0
+    while (1 << level) < size:
+        sibling = (index >> level) ^ 1
+        start = sibling << level
+        if sibling & 1 == 0 or start + (1 << level) <= size:
+            parts.append([(level, sibling)])
+        elif start < size:
+            parts.append(perfect_subtrees(start, size))
+        level += 1
+    return parts
+
+
+def consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose hashes form PROOF(old_size, D[0:new_size]) (RFC 9162
+    §2.1.4.1, SUBPROOF with b = true). Empty when ``old_size`` is 0 or ``new_size``."""
+    if not 0 <= old_size <= new_size:
+        raise ProofError(f"no consistency proof from size {old_size} to size {new_size}")
+    if old_size in (0, new_size):
+        return []
+    ranges: list[tuple[int, int]] = []
+    start, end, complete = 0, new_size, True
+    while True:
+        m = old_size - start
+        if m == end - start:
+            if not complete:
+                ranges.append((start, end))
+            break
         k = largest_power_of_two_below(end - start)
-        if index < start + k:
-            path.append(subtree_hash(start + k, end, node))
+        if m <= k:
+            ranges.append((start + k, end))
             end = start + k
         else:
-            path.append(subtree_hash(start, start + k, node))
+            ranges.append((start, start + k))
             start += k
-    path.reverse()
-    return path
+            complete = False
+    ranges.reverse()
+    return ranges
+
+
+def plan(ranges: Sequence[tuple[int, int]]) -> list[list[Node]]:
+    """For each range, the perfect subtrees its hash is folded from: a store fetches all
+    of them at once (~log2(n) + popcount(n) nodes for any proof), then ``fold``s each."""
+    return [perfect_subtrees(start, end) for start, end in ranges]
+
+
+def inclusion_proof(index: int, size: int, node: NodeReader) -> list[bytes]:
+    """PATH(index, D[0:size]) of RFC 9162 §2.1.3.1, leaf side first."""
+    return [fold([node(*n) for n in part]) for part in inclusion_plan(index, size)]
 
 
 def consistency_proof(old_size: int, new_size: int, node: NodeReader) -> list[bytes]:
@@ -84,28 +146,7 @@ def consistency_proof(old_size: int, new_size: int, node: NodeReader) -> list[by
 
     Empty when ``old_size`` is 0 or equals ``new_size`` (nothing to prove).
     """
-    if not 0 <= old_size <= new_size:
-        raise ProofError(f"no consistency proof from size {old_size} to size {new_size}")
-    if old_size in (0, new_size):
-        return []
-    path: list[bytes] = []
-    start, end, complete = 0, new_size, True
-    while True:
-        m = old_size - start
-        if m == end - start:
-            if not complete:
-                path.append(subtree_hash(start, end, node))
-            break
-        k = largest_power_of_two_below(end - start)
-        if m <= k:
-            path.append(subtree_hash(start + k, end, node))
-            end = start + k
-        else:
-            path.append(subtree_hash(start, start + k, node))
-            start += k
-            complete = False
-    path.reverse()
-    return path
+    return [subtree_hash(start, end, node) for start, end in consistency_ranges(old_size, new_size)]
 
 
 def leaves_node_reader(leaf_hashes: Sequence[bytes]) -> NodeReader:

@@ -526,9 +526,10 @@ def verify_file(
     Large files are scanned by ``workers`` processes (default: one per CPU above 32 MB),
     each checking a run of lines and hashing it into aligned Merkle subtrees that the
     parent combines. ``encoding=False`` (CLI ``--integrity-only``) skips the per-entry
-    canonical-JSON check, about 90% of the CPU time: order, chain, tree and signatures
-    are still fully checked, so any change to the signed bytes is still caught; what is
-    no longer caught is a non-canonical entry written (and signed) by the log itself.
+    canonical-JSON check (about 70% of the CPU time with orjson installed, 85% without):
+    order, chain, tree and signatures are still fully checked, so any change to the
+    signed bytes is still caught; what is no longer caught is a non-canonical entry
+    written (and signed) by the log itself.
     Raises ``VerificationError`` with ``kind`` and ``seq``.
     """
     path = Path(log_path)
