@@ -148,10 +148,10 @@ def set_auto_suspension(data_dir: Path, value: int | None) -> int:
 
     conn = Workspace.open(data_dir).connect()
     try:
-        old = workflow.get_setting(conn, "auto_suspend_refusals")
+        old = workflow.SETTING_GROUP.get(conn, "auto_suspend_refusals")
         if value is not None:
             with transaction(conn):
-                workflow.set_setting(conn, "auto_suspend_refusals", value)
+                workflow.SETTING_GROUP.set(conn, "auto_suspend_refusals", value)
         return old
     finally:
         conn.close()

@@ -92,13 +92,6 @@ SETTING_GROUP: Final = SettingGroup(
 SETTINGS: Final[dict[str, Setting]] = SETTING_GROUP.settings
 
 
-def get_setting(conn: sqlite3.Connection, name: str) -> int:
-    return SETTING_GROUP.get(conn, name)
-
-
-def set_setting(conn: sqlite3.Connection, name: str, value: int) -> None:
-    SETTING_GROUP.set(conn, name, value)
-
 
 def _short(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
@@ -225,10 +218,10 @@ def families(queries: Iterable[tuple[str, str, Variants]]) -> dict[str, dict[str
 
 def refusal_burst(conn: sqlite3.Connection, researcher_id: int, approval_id: int | None, *,
                   now: dt.datetime) -> Candidate | None:
-    threshold = get_setting(conn, "alert_refusals")
+    threshold = SETTING_GROUP.get(conn, "alert_refusals")
     if threshold <= 0:
         return None
-    window = get_setting(conn, "alert_refusal_window_minutes")
+    window = SETTING_GROUP.get(conn, "alert_refusal_window_minutes")
     since = iso(now - dt.timedelta(minutes=window))
     counted_until = conn.execute(
         "SELECT MAX(json_extract(details_json, '$.last_refusal_at')) FROM alerts "
@@ -271,8 +264,8 @@ def budget_levels(conn: sqlite3.Connection, approval: workflow.Approval) -> list
 
 def query_patterns(conn: sqlite3.Connection, approval: workflow.Approval) -> list[Candidate]:
     """Differencing and averaging over the approval's newest :data:`PATTERN_SCAN` releases."""
-    diff_threshold = get_setting(conn, "alert_differencing_queries")
-    repeat_threshold = get_setting(conn, "alert_repeats")
+    diff_threshold = SETTING_GROUP.get(conn, "alert_differencing_queries")
+    repeat_threshold = SETTING_GROUP.get(conn, "alert_repeats")
     if diff_threshold <= 0 and repeat_threshold <= 0:
         return []
     rows = conn.execute(

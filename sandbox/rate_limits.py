@@ -73,13 +73,6 @@ SETTING_GROUP: Final = SettingGroup(
 SETTINGS: Final[dict[str, Setting]] = SETTING_GROUP.settings
 
 
-def get_setting(conn: sqlite3.Connection, name: str) -> int:
-    return SETTING_GROUP.get(conn, name)
-
-
-def set_setting(conn: sqlite3.Connection, name: str, value: int) -> None:
-    SETTING_GROUP.set(conn, name, value)
-
 
 # -- the sliding window counter (pure) --------------------------------------------------------
 def estimate(count: int, previous: int, elapsed: float, window: int) -> float:
@@ -234,7 +227,7 @@ class RateLimiter:
     def settings(self) -> dict[str, int]:
         if time.monotonic() - self._read_at >= self.settings_ttl:
             conn = self.store.conn()
-            self._settings = {name: get_setting(conn, name) for name in SETTINGS}
+            self._settings = {name: SETTING_GROUP.get(conn, name) for name in SETTINGS}
             self._read_at = time.monotonic()
         return self._settings
 

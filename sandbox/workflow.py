@@ -234,13 +234,6 @@ SETTING_GROUP: Final = SettingGroup(
 SETTINGS: Final[dict[str, Setting]] = SETTING_GROUP.settings
 
 
-def get_setting(conn: sqlite3.Connection, name: str) -> int:
-    return SETTING_GROUP.get(conn, name)
-
-
-def set_setting(conn: sqlite3.Connection, name: str, value: int) -> None:
-    SETTING_GROUP.set(conn, name, value)
-
 
 # -- automatic suspension (第二十六条) -----------------------------------------------------------
 #: Refusal codes that mean "tried to use data outside the approved scenario".
@@ -255,13 +248,13 @@ def after_refusal(conn: sqlite3.Connection, user: User, code: str, *, now: Clock
     the same old attempts) and suspends the researcher at the threshold. Returns the new
     suspension's id, if any. The suspension shows in the owners' and regulators' lists.
     """
-    threshold = get_setting(conn, "auto_suspend_refusals")
+    threshold = SETTING_GROUP.get(conn, "auto_suspend_refusals")
     if code not in OUT_OF_SCOPE_CODES or user.role != "researcher" or threshold <= 0:
         return None
     if active_suspension(conn, "user", user.id) is not None:
         return None
     moment = now()
-    window = get_setting(conn, "auto_suspend_window_minutes")
+    window = SETTING_GROUP.get(conn, "auto_suspend_window_minutes")
     since = iso(moment - dt.timedelta(minutes=window))
     last_lift = conn.execute(
         "SELECT MAX(lifted_at) FROM suspensions WHERE target_type = 'user' AND target_id = ?", (user.id,)

@@ -24,7 +24,7 @@ def world(demo):
     sb, creds = demo
     conn = sb.conn()
     for name, value in (("alert_refusals", 3), ("alert_differencing_queries", 3), ("alert_repeats", 3)):
-        alerts.set_setting(conn, name, value)
+        alerts.SETTING_GROUP.set(conn, name, value)
     admin = SandboxAdmin(sb)
     tokens = {role: creds[role]["token"] for role in ("researcher", "owner", "regulator")}
     tokens["owner2"] = admin.create_user("owner2", "owner", "owner2-password")[1]
@@ -79,7 +79,7 @@ def test_refusal_burst_is_raised_once_per_burst_and_logged(world):
 
 def test_budget_alerts_at_80_and_95_percent(world):
     sb, client, tokens, approval = world
-    alerts.set_setting(sb.conn(), "alert_differencing_queries", 0)
+    alerts.SETTING_GROUP.set(sb.conn(), "alert_differencing_queries", 0)
     levels = []
     for i in range(12):  # ε = 1 each against a total of 10
         resp = query(client, tokens, approval, f"SELECT COUNT(*) FROM residents WHERE age > {i}", epsilon=1.0)

@@ -38,7 +38,7 @@ def two_apps(demo, clock=None, config: dict | None = None, **limits: int):
     """Two apps on one workspace, each over its own Sandbox (its own connections)."""
     sb, _creds = demo
     for name, value in limits.items():
-        rate_limits.set_setting(sb.conn(), name, value)
+        rate_limits.SETTING_GROUP.set(sb.conn(), name, value)
     other = Sandbox(Workspace.open(sb.ws.root))
     if clock is not None:
         sb.now = other.now = clock
@@ -109,15 +109,15 @@ def test_settings_are_validated(demo):
     for name, value in (("nope", 1), ("rate_limit_per_token", -1), ("rate_limit_per_token", True),
                         ("rate_limit_window_seconds", 0)):
         with pytest.raises(BadRequest):
-            rate_limits.set_setting(conn, name, value)
-    assert rate_limits.get_setting(conn, "rate_limit_per_token") == 1200
+            rate_limits.SETTING_GROUP.set(conn, name, value)
+    assert rate_limits.SETTING_GROUP.get(conn, "rate_limit_per_token") == 1200
 
 
 @pytest.mark.slow
 def test_limit_holds_across_two_processes(demo):
     sb, creds = demo
-    rate_limits.set_setting(sb.conn(), "rate_limit_per_token", 10)
-    rate_limits.set_setting(sb.conn(), "rate_limit_window_seconds", 3600)  # no edge mid-test
+    rate_limits.SETTING_GROUP.set(sb.conn(), "rate_limit_per_token", 10)
+    rate_limits.SETTING_GROUP.set(sb.conn(), "rate_limit_window_seconds", 3600)  # no edge mid-test
     script = (
         "import sys\n"
         "from sandbox.service import Sandbox\nfrom sandbox.workspace import Workspace\n"

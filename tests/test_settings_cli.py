@@ -31,12 +31,12 @@ def test_set_changes_the_value_and_is_audit_logged(demo):
     assert out.exit_code == 0, out.output
     assert "1200 → 50" in out.output
     conn = sb.conn()
-    assert rate_limits.get_setting(conn, "rate_limit_per_token") == 50
+    assert rate_limits.SETTING_GROUP.get(conn, "rate_limit_per_token") == 50
     row = conn.execute("SELECT entry FROM audit_entries WHERE action = 'setting.changed' "
                        "ORDER BY seq DESC LIMIT 1").fetchone()
     assert json.loads(row[0])["details"] == {"name": "rate_limits.rate_limit_per_token", "old": 1200, "new": 50}
     out = _run("settings", "set", "--data-dir", str(sb.ws.root), "alerts.alert_repeats", "3")
-    assert out.exit_code == 0 and alerts.get_setting(conn, "alert_repeats") == 3
+    assert out.exit_code == 0 and alerts.SETTING_GROUP.get(conn, "alert_repeats") == 3
 
 
 def test_unknown_names_and_bad_values_are_refused_unchanged(demo):
@@ -46,5 +46,5 @@ def test_unknown_names_and_bad_values_are_refused_unchanged(demo):
     assert "workflow.auto_suspend_refusals" in out.output  # names what exists
     out = _run("settings", "set", "--data-dir", str(sb.ws.root), "rate_limit_window_seconds", "0")
     assert out.exit_code == 1 and "at least 1" in out.output
-    assert rate_limits.get_setting(sb.conn(), "rate_limit_window_seconds") == 60
+    assert rate_limits.SETTING_GROUP.get(sb.conn(), "rate_limit_window_seconds") == 60
     assert sb.conn().execute("SELECT COUNT(*) FROM audit_entries WHERE action = 'setting.changed'").fetchone()[0] == 0

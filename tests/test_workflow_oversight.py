@@ -46,8 +46,8 @@ def test_repeated_out_of_scope_attempts_suspend_automatically(clocked):
     """第二十六条: use outside the scenario, repeated within the window, ends service."""
     sb, client, creds, clock = clocked
     with transaction(sb.conn()):
-        workflow.set_setting(sb.conn(), "auto_suspend_refusals", 3)
-        workflow.set_setting(sb.conn(), "auto_suspend_window_minutes", 10)
+        workflow.SETTING_GROUP.set(sb.conn(), "auto_suspend_refusals", 3)
+        workflow.SETTING_GROUP.set(sb.conn(), "auto_suspend_window_minutes", 10)
     # spread out: never 3 within 10 minutes → no suspension
     for _ in range(3):
         assert out_of_scope(client, creds).json["error"]["code"] == "out_of_scope"
@@ -88,7 +88,7 @@ def test_repeated_out_of_scope_attempts_suspend_automatically(clocked):
 def test_other_refusals_do_not_count(clocked):
     sb, client, creds, _ = clocked
     with transaction(sb.conn()):
-        workflow.set_setting(sb.conn(), "auto_suspend_refusals", 2)
+        workflow.SETTING_GROUP.set(sb.conn(), "auto_suspend_refusals", 2)
     for _ in range(4):
         assert out_of_scope(client, creds, "DROP TABLE residents").status_code == 400
     assert not audit_entries(sb, "suspension.created")
