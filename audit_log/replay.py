@@ -30,11 +30,13 @@ SUSPENSION_ACTIONS = ("suspension.created", "suspension.lifted")
 TIER_CHANGED = "dataset.tier_changed"
 
 
-def _close(a: float, b: float) -> bool:
+def agree(a: float, b: float) -> bool:
+    """Whether a reported figure equals a recomputed one, up to float summation order."""
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
 
-def _num(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
+    """A logged JSON number as a float; None for anything else (booleans included)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
@@ -72,7 +74,7 @@ def _approval(approvals: dict[str, dict[str, Any]], approval_id: Any) -> dict[st
 def _check_budget_after(rec: dict[str, Any], seq: Any, reported: Any) -> None:
     spent_e, spent_d = rec["epsilon_spent"], rec["delta_spent"]
     granted = rec["granted"] or {}
-    total_e, total_d = _num(granted.get("epsilon_total")), _num(granted.get("delta_total"))
+    total_e, total_d = as_number(granted.get("epsilon_total")), as_number(granted.get("delta_total"))
     problems = []
     if isinstance(reported, Mapping) and "epsilon_spent_basic" in reported:
         # The accountant reports min(basic composition, zCDP conversion): the log's own sums
@@ -81,12 +83,12 @@ def _check_budget_after(rec: dict[str, Any], seq: Any, reported: Any) -> None:
             ("epsilon_spent_basic", spent_e),
             ("rho_spent", rec.get("rho_spent")),
         ]
-        reported_e = _num(reported.get("epsilon_spent"))
+        reported_e = as_number(reported.get("epsilon_spent"))
         if reported_e is not None and reported_e > spent_e * (1 + 1e-9) + 1e-12:
             problems.append(f"epsilon_spent reported {reported_e:g} exceeds basic composition {spent_e:g}")
         for name, expected in checks:
-            value = _num(reported.get(name))
-            if value is not None and expected is not None and not _close(value, expected):
+            value = as_number(reported.get(name))
+            if value is not None and expected is not None and not agree(value, expected):
                 problems.append(f"{name} reported {value:g}, the log's charges give {expected:g}")
     elif isinstance(reported, Mapping):
         checks = [
@@ -96,13 +98,13 @@ def _check_budget_after(rec: dict[str, Any], seq: Any, reported: Any) -> None:
             ("delta_remaining", None if total_d is None else total_d - spent_d),
         ]
         for name, expected in checks:
-            value = _num(reported.get(name))
-            if value is not None and expected is not None and not _close(value, expected):
+            value = as_number(reported.get(name))
+            if value is not None and expected is not None and not agree(value, expected):
                 problems.append(f"{name} reported {value:g}, the log's charges give {expected:g}")
-    elif _num(reported) is not None:
+    elif as_number(reported) is not None:
         value = float(reported)
         remaining = None if total_e is None else total_e - spent_e
-        if not (_close(value, spent_e) or (remaining is not None and _close(value, remaining))):
+        if not (agree(value, spent_e) or (remaining is not None and agree(value, remaining))):
             problems.append(
                 f"budget_after {value:g} is neither the ε spent ({spent_e:g})"
                 + ("" if remaining is None else f" nor the ε remaining ({remaining:g})")
@@ -136,8 +138,8 @@ def replay(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         actor = str(entry.get("actor", ""))
         approval_id = details.get("approval_id") if isinstance(details, Mapping) else None
         if action in (RELEASED, FAILED):
-            eps = _num(details.get("epsilon")) or 0.0
-            delta = _num(details.get("delta")) or 0.0
+            eps = as_number(details.get("epsilon")) or 0.0
+            delta = as_number(details.get("delta")) or 0.0
             researcher(actor)["releases"] += action == RELEASED
             researcher(actor)["epsilon_spent"] += eps
             if approval_id is not None:
@@ -146,7 +148,7 @@ def replay(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
                 rec["releases"] += action == RELEASED
                 rec["epsilon_spent"] += eps
                 rec["delta_spent"] += delta
-                rho = _num(details.get("rho"))
+                rho = as_number(details.get("rho"))
                 if rho is not None:
                     rec["rho_spent"] = rec.get("rho_spent", 0.0) + rho
                 rec["timeline"].append(
@@ -225,7 +227,7 @@ def compare_with_ledger(
     for key in sorted(set(log_sums) | set(live)):
         log_e, log_d = log_sums.get(key, (0.0, 0.0))
         live_e, live_d = live.get(key, (0.0, 0.0))
-        if not (_close(log_e, live_e) and _close(log_d, live_d)):
+        if not (agree(log_e, live_e) and agree(log_d, live_d)):
             differences.append(
                 {
                     "approval_id": key,

@@ -14,21 +14,16 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from audit_log.replay import agree, as_number
 from privacy.accounting import Charge, Totals, spent
 
 CHARGED = ("query.released", "query.failed")
 RELATIVE_TOLERANCE = 1e-9
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
 def _is_pure(details: Mapping[str, Any]) -> bool:
     scope = details.get("scope")
-    delta_total = _num(details.get("delta_total")) or 0.0
+    delta_total = as_number(details.get("delta_total")) or 0.0
     return delta_total <= 0 or details.get("pure_dp") is True or (
         isinstance(scope, Mapping) and scope.get("pure_dp") is True
     )
@@ -46,23 +41,22 @@ def check_reported_loss(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, 
             continue
         aid = str(details.get("approval_id"))
         if action == "approval.granted":
-            grants[aid] = (_num(details.get("delta_total")) or 0.0, _is_pure(details))
+            grants[aid] = (as_number(details.get("delta_total")) or 0.0, _is_pure(details))
             continue
         if action not in CHARGED or aid not in grants:
             continue
-        rho = _num(details.get("rho"))
-        charge = Charge(_num(details.get("epsilon")) or 0.0, _num(details.get("delta")) or 0.0,
-                        rho, _num(details.get("rho_delta")) or 0.0)
+        rho = as_number(details.get("rho"))
+        charge = Charge(as_number(details.get("epsilon")) or 0.0, as_number(details.get("delta")) or 0.0,
+                        rho, as_number(details.get("rho_delta")) or 0.0)
         totals[aid] = totals.get(aid, Totals()).add(charge)
         reported = details.get("budget_after")
         if not isinstance(reported, Mapping) or "route" not in reported:
             continue  # an older entry without the accountant's figures
         delta_total, pure = grants[aid]
         expected = spent(totals[aid], delta_total, pure=pure)
-        value = _num(reported.get("epsilon_spent"))
+        value = as_number(reported.get("epsilon_spent"))
         message = ""
-        if value is None or not math.isclose(value, expected.epsilon, rel_tol=RELATIVE_TOLERANCE,
-                                             abs_tol=1e-12):
+        if value is None or not agree(value, expected.epsilon):
             message = (f"epsilon_spent reported {value!r}; the logged charges give {expected.epsilon:.12g} "
                        f"by the {expected.route} route (basic {expected.basic_epsilon:.12g}, "
                        f"zCDP {expected.zcdp_epsilon:.12g})")

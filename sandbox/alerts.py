@@ -381,7 +381,7 @@ def evaluate(sb: Sandbox, researcher_id: int, approval_id: int | None) -> list[d
     return raised
 
 
-def after_query(sb: Sandbox, user: User, approval_id: Any, response: dict[str, Any] | None) -> None:
+def after_query(sb: Sandbox, user: User, approval_id: Any) -> None:
     """The API's hook after ``POST /api/v1/queries``: evaluate this researcher's alerts
     (cached repeats are recorded by ``Sandbox._serve_cached`` itself).
 

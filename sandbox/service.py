@@ -159,9 +159,7 @@ class Sandbox:
             raise BadRequest(err.message, code=err.code) from None
         planned = noise.charge
         cache_key = _cache_key(plan, used, approval.id, epsilon, delta, req.confidence)
-        cached = conn.execute(
-            "SELECT id, response_json FROM queries WHERE cache_key = ? AND status = 'released'", (cache_key,)
-        ).fetchone()
+        cached = _released(conn, cache_key)
         if cached is not None:
             return self._serve_cached(conn, user, approval.id, cached)
         self._ensure_affordable(conn, approval.id, version_ids, planned)
@@ -182,9 +180,7 @@ class Sandbox:
             workflow.active_approval(conn, user, approval.id, now=self.now)  # suspended meanwhile?
             # The same query may have been released meanwhile (two identical requests at
             # once): under the write lock this lookup is final; serve that release.
-            cached = conn.execute(
-                "SELECT id, response_json FROM queries WHERE cache_key = ? AND status = 'released'", (cache_key,)
-            ).fetchone()
+            cached = _released(conn, cache_key)
             if cached is not None:
                 del exact  # PRIVACY: computed, never released
                 return self._serve_cached(conn, user, approval.id, cached)
@@ -330,6 +326,13 @@ class Sandbox:
         if not visible:
             raise workflow.NotFound(f"no approval {ident}")
         return ledger.budget(conn, ident).as_dict()
+
+
+def _released(conn: sqlite3.Connection, cache_key: str) -> sqlite3.Row | None:
+    """The earlier release of the same plan, data versions, approval and ε, if any."""
+    return conn.execute(
+        "SELECT id, response_json FROM queries WHERE cache_key = ? AND status = 'released'", (cache_key,)
+    ).fetchone()
 
 
 def _budget_after(budget) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any, Final
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from sandbox import alerts, operations, rate_limits
-from sandbox.errors import BadRequest, SandboxError, Unauthorized
+from sandbox.errors import BadRequest, Unauthorized
 from sandbox.service import QueryRequest, Sandbox
 from sandbox.users import User, authenticate_token
 from sandbox.web.errors import error_body, wants_json
@@ -107,10 +107,8 @@ def post_query():
     req = QueryRequest(body["approval_id"], sql, body.get("epsilon"), float(confidence))
     try:
         result = sandbox().run_query(g.user, req)
-    except SandboxError:
-        alerts.after_query(sandbox(), g.user, body["approval_id"], None)  # a refusal burst?
-        raise
-    alerts.after_query(sandbox(), g.user, body["approval_id"], result)  # budget, patterns, repeats
+    finally:  # released, cached or refused: budget levels, refusal bursts, patterns
+        alerts.after_query(sandbox(), g.user, body["approval_id"])
     return jsonify(result)
 
 
