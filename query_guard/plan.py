@@ -129,7 +129,7 @@ class Materialisation:
     """Contribution bounding computed once per dataset version and grouping.
 
     ``keep_query`` returns the ``__rowid`` of the rows of ``dataset`` the bounding pass
-    keeps. It reads only the unfiltered rows of ``datasets`` (bound, then filter; see
+    keeps. It reads only the unfiltered rows of the plan's datasets (bound, then filter; see
     docs/decisions/0004), so its result depends on the dataset versions, the group keys,
     the bounds and the secret seed, never on the researcher's filters. ``column`` (a
     digest of the keep query) names the boolean column, true for kept rows, that
@@ -138,7 +138,6 @@ class Materialisation:
     """
 
     dataset: str
-    datasets: tuple[str, ...]
     column: str
     keep_query: exp.Expression
     materialised_query: exp.Expression

@@ -136,7 +136,6 @@ def _plan(ctx: Context) -> QueryPlan:
     if built.keep_query is not None and built.materialised_query is not None:
         materialisation = Materialisation(
             dataset=bounding.dataset,
-            datasets=tuple(b.info.name for b in rel.bases),
             column=built.keep_column,
             keep_query=built.keep_query,
             materialised_query=built.materialised_query,
