@@ -43,6 +43,16 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 Encryptor = Callable[[bytes, bytes], tuple[bytes, bytes]]
 Decryptor = Callable[[bytes, bytes, bytes], bytes]
+
+
+def keyring_decryptor(keyring: keys.KeyRing) -> Decryptor:
+    """Decrypts dataset files whose data keys ``keyring``'s master key wrapped (the server
+    and every engine worker read data at rest through this one function)."""
+
+    def decrypt(blob: bytes, wrapped: bytes, aad: bytes) -> bytes:
+        return keys.decrypt_blob(keyring.unwrap_data_key(wrapped), blob, aad)
+
+    return decrypt
 ENCRYPTED_TIERS = ("conditional", "not_open")
 
 

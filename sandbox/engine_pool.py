@@ -36,7 +36,8 @@ from typing import Any, cast
 
 import pyarrow as pa
 
-from sandbox.datasets import DatasetVersion, TableCache
+import keys
+from sandbox.datasets import DatasetVersion, TableCache, keyring_decryptor
 from sandbox.engine import Engine, EngineLimits
 from sandbox.errors import EngineFailure, SandboxError
 from sandbox.execution import EngineRequest, KeepColumns, execute
@@ -378,7 +379,9 @@ def _worker_main(conn: Connection, data_dir: str, keys_dir: str | None, limits: 
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     try:
         engine = Engine(limits)
-        cache = TableCache(Path(data_dir), _decryptor(Path(keys_dir)) if keys_dir else None)
+        # The same key ring and decryptor as the server's (sandbox.service), in this process.
+        decryptor = keyring_decryptor(keys.KeyRing.open_or_create(Path(keys_dir))) if keys_dir else None
+        cache = TableCache(Path(data_dir), decryptor)
         keep = KeepColumns()
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which refuses to start
         conn.send(("fatal", str(exc) if isinstance(exc, SandboxError) else type(exc).__name__))
@@ -407,18 +410,6 @@ def _worker_main(conn: Connection, data_dir: str, keys_dir: str | None, limits: 
             continue
         conn.send(("ok",))
         conn.send_bytes(buf)
-
-
-def _decryptor(keys_dir: Path):
-    """The same decryptor as ``Sandbox._decrypt``, on this process's own key ring."""
-    import keys
-
-    keyring = keys.KeyRing.open_or_create(keys_dir)
-
-    def decrypt(blob: bytes, wrapped: bytes, aad: bytes) -> bytes:
-        return keys.decrypt_blob(keyring.unwrap_data_key(wrapped), blob, aad)
-
-    return decrypt
 
 
 def _warm(cache: TableCache, versions: list[DatasetVersion]) -> None:

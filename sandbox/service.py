@@ -76,7 +76,7 @@ class Sandbox:
         self.now = now
         self.engine = Engine(limits)
         self.keyring = _open_keyring(workspace)
-        self.tables = datasets.TableCache(workspace.data_dir, self._decrypt)
+        self.tables = datasets.TableCache(workspace.data_dir, datasets.keyring_decryptor(self.keyring))
         self._local = threading.local()
         self.executor: InProcessExecutor | EnginePool
         if pool is None:
@@ -97,11 +97,6 @@ class Sandbox:
         if conn is None:
             conn = self._local.conn = self.ws.connect()
         return conn
-
-    def _decrypt(self, blob: bytes, wrapped: bytes, aad: bytes) -> bytes:
-        import keys
-
-        return keys.decrypt_blob(self.keyring.unwrap_data_key(wrapped), blob, aad)
 
     def encryptor(self):
         import keys
