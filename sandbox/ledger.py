@@ -197,9 +197,13 @@ def charge(conn: sqlite3.Connection, approval_id: int, query_id: str, epsilon: f
     return budget(conn, approval_id)
 
 
-# -- global caps per dataset version (across all approvals) ------------------------------
+# -- the collusion cap per dataset (sandbox.dataset_caps) ----------------------------------
+# The caps once set per dataset *version* (table ``dataset_budget_caps``) moved to one cap
+# per dataset across all its versions (schema 4); these names stay for existing callers.
 @dataclass(frozen=True)
 class VersionCap:
+    """The cap in force on the dataset of one version, with every release on any version."""
+
     dataset_version_id: int
     epsilon_total: float
     delta_total: float
@@ -210,13 +214,15 @@ class VersionCap:
 
 
 def check_global_cap(spent_on_version: Totals, new: Charge, cap_epsilon: float, cap_delta: float,
-                     *, label: str = "this dataset version") -> None:
+                     *, label: str = "this dataset version", route: Route | None = None) -> None:
     """Refuse ``new`` if all approvals' releases on one dataset version would, with it,
     exceed the owner's global cap (ε, δ) — what colluding researchers could learn
-    together. Same accounting as per approval: min(basic, zCDP) at ``cap_delta``."""
-    if fits(spent_on_version, new, cap_epsilon, cap_delta):
+    together. One filter with a route fixed from the cap's terms: ``route``, or
+    ``choose_route(cap_epsilon, cap_delta)`` (no per-query cap: basic composition)."""
+    r = route or choose_route(cap_epsilon, cap_delta)
+    if fits(spent_on_version, new, cap_epsilon, cap_delta, route=r):
         return
-    now = spent(spent_on_version, cap_delta)
+    now = spent(spent_on_version, cap_delta, route=r)
     raise BudgetExceeded(
         f"{label} has a global privacy cap of ε = {cap_epsilon:g} across all approvals; "
         f"ε = {now.epsilon:g} is spent and this query would exceed it",
@@ -225,37 +231,46 @@ def check_global_cap(spent_on_version: Totals, new: Charge, cap_epsilon: float, 
 
 
 def version_caps(conn: sqlite3.Connection, version_ids: Iterable[int]) -> list[VersionCap]:
-    """The caps set on these versions, with what every approval has spent on each."""
-    ids = sorted(set(version_ids))
-    if not ids or not _has_table(conn, "dataset_budget_caps"):
-        return []
-    marks = ",".join("?" * len(ids))
-    rows = conn.execute(
-        f"SELECT dataset_version_id, epsilon_total, delta_total FROM dataset_budget_caps "
-        f"WHERE dataset_version_id IN ({marks})", ids).fetchall()
+    """The caps an owner or a policy *set* on the datasets of these versions (the default cap
+    is not listed), each with what every approval has spent on any version of the dataset."""
+    from sandbox import dataset_caps
+
     out = []
-    for r in rows:
-        t = _totals_where(conn, "d.dataset_version_id = ?", (r[0],),
-                          join="JOIN ledger_datasets d ON d.ledger_id = l.id")
-        out.append(VersionCap(int(r[0]), float(r[1]), float(r[2]), t))
+    for vid in sorted(set(version_ids)):
+        row = conn.execute("SELECT d.name FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id "
+                           "WHERE v.id = ?", (vid,)).fetchone()
+        if row is None:
+            continue
+        st = dataset_caps.status(conn, row[0])
+        if st.cap.source == "default":
+            continue
+        t = _totals_where(conn, "l.id IN (SELECT d.ledger_id FROM ledger_datasets d JOIN dataset_versions v "
+                          "ON v.id = d.dataset_version_id JOIN datasets s ON s.id = v.dataset_id "
+                          "WHERE s.name = ?)", (row[0],))
+        out.append(VersionCap(vid, st.cap.epsilon_total, st.cap.delta_total, t))
     return out
 
 
 def ensure_within_global_caps(conn: sqlite3.Connection, version_ids: Iterable[int],
                               c: Charge) -> None:
-    """:func:`check_global_cap` for every capped version the query reads."""
-    for cap in version_caps(conn, version_ids):
-        check_global_cap(cap.totals, c, cap.epsilon_total, cap.delta_total,
-                         label=f"dataset version {cap.dataset_version_id}")
+    """The collusion cap of every dataset the query reads: :func:`sandbox.dataset_caps.ensure_within`."""
+    from sandbox import dataset_caps
+
+    dataset_caps.ensure_within(conn, version_ids, c)
 
 
 def set_global_cap(conn: sqlite3.Connection, dataset_version_id: int, epsilon_total: float,
                    delta_total: float, *, now: Clock, set_by: int | None = None) -> None:
-    """Set (or replace) the global cap of one dataset version; call in a transaction."""
+    """Set the collusion cap of the dataset of one version, in the caller's transaction,
+    without an audit entry (owners use :func:`sandbox.dataset_caps.set_cap`, which logs)."""
+    from sandbox.errors import NotFound
+
+    row = conn.execute("SELECT dataset_id FROM dataset_versions WHERE id = ?", (dataset_version_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no dataset version {dataset_version_id}")
+    newest = conn.execute("SELECT MAX(id) FROM dataset_versions WHERE dataset_id = ?", (row[0],)).fetchone()[0]
     conn.execute(
-        "INSERT INTO dataset_budget_caps (dataset_version_id, epsilon_total, delta_total, set_by, "
-        "created_at) VALUES (?,?,?,?,?) ON CONFLICT (dataset_version_id) DO UPDATE SET "
-        "epsilon_total = excluded.epsilon_total, delta_total = excluded.delta_total, "
-        "set_by = excluded.set_by, created_at = excluded.created_at",
-        (dataset_version_id, epsilon_total, delta_total, set_by, iso(now())),
+        "INSERT INTO dataset_budget_cap_changes (dataset_id, epsilon_total, delta_total, source, "
+        "after_version_id, reason, set_by, created_at) VALUES (?,?,?, 'owner', ?, 'set_global_cap', ?, ?)",
+        (row[0], epsilon_total, delta_total, newest, set_by, iso(now())),
     )

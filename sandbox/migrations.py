@@ -222,5 +222,40 @@ _V3 = [
     "CREATE INDEX queries_created ON queries(created_at)",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3}
+# 4: the collusion cap per dataset (issue 12, finding 7; sandbox/dataset_caps.py): a total
+# (ε, δ) across all researchers, approvals and versions of one dataset, set by its owner.
+# Append-only history: the newest row is in force (unless a newer version's policy declares
+# a cap). The caps of version 2, per dataset *version* and never set outside tests, move
+# here, the strictest per dataset, and their table goes.
+_V4 = [
+    """CREATE TABLE dataset_budget_cap_changes (
+        id INTEGER PRIMARY KEY,
+        dataset_id INTEGER NOT NULL REFERENCES datasets(id),
+        epsilon_total REAL NOT NULL CHECK (epsilon_total > 0),
+        delta_total REAL NOT NULL CHECK (delta_total >= 0 AND delta_total < 1),
+        source TEXT NOT NULL CHECK (source IN ('owner', 'migration')),
+        -- the dataset's newest version when the cap was set: a version registered later
+        -- whose policy declares a budget_cap supersedes this row
+        after_version_id INTEGER REFERENCES dataset_versions(id),
+        reason TEXT NOT NULL DEFAULT '',
+        set_by INTEGER REFERENCES users(id),
+        audit_seq INTEGER,
+        created_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX dataset_budget_cap_changes_dataset ON dataset_budget_cap_changes(dataset_id, id)",
+    """CREATE TRIGGER dataset_budget_cap_changes_no_update BEFORE UPDATE ON dataset_budget_cap_changes
+       BEGIN SELECT RAISE(ABORT, 'the collusion cap history is append-only'); END""",
+    """CREATE TRIGGER dataset_budget_cap_changes_no_delete BEFORE DELETE ON dataset_budget_cap_changes
+       BEGIN SELECT RAISE(ABORT, 'the collusion cap history is append-only'); END""",
+    """INSERT INTO dataset_budget_cap_changes (dataset_id, epsilon_total, delta_total, source,
+           after_version_id, reason, set_by, created_at)
+       SELECT v.dataset_id, MIN(c.epsilon_total), MIN(c.delta_total), 'migration',
+              (SELECT MAX(id) FROM dataset_versions WHERE dataset_id = v.dataset_id),
+              'moved from the caps per dataset version (schema 4)', NULL, MAX(c.created_at)
+       FROM dataset_budget_caps c JOIN dataset_versions v ON v.id = c.dataset_version_id
+       GROUP BY v.dataset_id""",
+    "DROP TABLE dataset_budget_caps",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -2,14 +2,16 @@
 
 A policy is the owner's declaration for one dataset (DESIGN.md "Contracts"): tier
 (第八条), privacy unit, contribution bounds and one ``[columns.NAME]`` table per
-information item (第十四条) with type, bounds, public values and sensitivity. Every
-refusal names the field and the line of the file so the owner can fix it at once.
+information item (第十四条) with type, bounds, public values and sensitivity, and optionally the
+dataset's collusion cap (``budget_cap``, see :mod:`sandbox.dataset_caps`). Every refusal
+names the field and the line of the file so the owner can fix it at once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -26,6 +28,9 @@ COLUMN_TYPES = ("int", "float", "text", "date", "bool")
 SENSITIVITIES = ("identifier", "quasi_identifier", "sensitive", "public")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 EPOCH = dt.date(1970, 1, 1)
+#: The ranges of a collusion cap, as those of an approval's budget (docs/workflow.md).
+CAP_EPSILON_MAX = 1000.0
+CAP_DELTA_MAX = 0.01
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,9 @@ class DatasetPolicy:
     columns: dict[str, ColumnPolicy]
     title_zh: str = ""
     description: str = ""
+    #: ``[dataset] budget_cap = {epsilon = E, delta = D}``: the total (ε, δ) all researchers
+    #: together may spend on the dataset, over every version (None: not declared here).
+    budget_cap: tuple[float, float] | None = None
     source_text: str = field(default="", repr=False, compare=False)
 
     def table_info(self, *, bounding_seed: str, version: str) -> TableInfo:
@@ -205,8 +213,33 @@ def parse_policy(text: str, path: str = "<policy>") -> DatasetPolicy:
         max_partitions=limits["max_partitions"],
         max_rows_per_partition=limits["max_rows_per_partition"],
         columns=columns,
+        budget_cap=_parse_budget_cap(ds.get("budget_cap"), loc),
         source_text=text,
     )
+
+
+def _parse_budget_cap(raw: Any, loc: _Locator) -> tuple[float, float] | None:
+    """``budget_cap = {epsilon = 20, delta = 1e-5}`` (or the same as a ``[dataset.budget_cap]``
+    table): the collusion cap, basic composition over every release on the dataset."""
+    if raw is None:
+        return None
+    # the key's line: the inline form in [dataset], else the [dataset.budget_cap] header
+    section, key = ("dataset", "budget_cap") if loc.line("dataset.budget_cap") is None else ("dataset.budget_cap", None)
+    if not isinstance(raw, dict):
+        raise loc.fail("must be a table {epsilon = ..., delta = ...}", section, key)
+    unknown = sorted(set(raw) - {"epsilon", "delta"})
+    if unknown:
+        raise loc.fail(f"unknown key(s) {', '.join(unknown)}; use epsilon and delta", section, key)
+    values = []
+    for name, low, high in (("epsilon", 0.0, CAP_EPSILON_MAX), ("delta", 0.0, CAP_DELTA_MAX)):
+        value = raw.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise loc.fail(f"{name} is required and must be a number", section, key)
+        if (value <= low if name == "epsilon" else value < low) or value > high:
+            where = "above 0" if name == "epsilon" else "at least 0"
+            raise loc.fail(f"{name} must be {where} and at most {high:g}", section, key)
+        values.append(float(value))
+    return values[0], values[1]
 
 
 def _parse_column(name: str, spec: dict[str, Any], loc: _Locator, section: str) -> ColumnPolicy:

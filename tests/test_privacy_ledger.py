@@ -83,7 +83,7 @@ def test_global_cap_across_approvals(demo):
     ledger.ensure_within_global_caps(conn, [version], Charge(0.5, 0.0, 0.125))
     with pytest.raises(BudgetExceeded) as err:
         ledger.ensure_within_global_caps(conn, [version], Charge(0.6, 0.0, 0.18))
-    assert err.value.code == "global_budget_exceeded"
+    assert err.value.code == "dataset_budget_exceeded"  # the collusion cap (sandbox.dataset_caps)
     spend(sb, a2, 1, Charge(0.5, 0.0, 0.125), versions=[version])
     (cap,) = ledger.version_caps(conn, [version])
     assert cap.totals.epsilon == pytest.approx(1.5) and cap.totals.releases == 2
