@@ -3,8 +3,9 @@
 Every row is one release's :class:`privacy.Charge` — ε and δ (basic composition) and,
 when the store has the columns, ρ and δz (zCDP) — mirroring a ``query.released`` or
 ``query.failed`` audit entry committed in the same transaction, so a replay of the
-audit log reproduces it. Spent ε is reported at the approval's total δ as the minimum of
-basic composition and zCDP composition converted by OpenDP (``privacy.accounting``).
+audit log reproduces it. Each approval runs one privacy filter whose route (basic
+composition, or zCDP converted by OpenDP) is fixed from the approval's own terms
+(``privacy.accounting.choose_route``, decision 0007).
 
 Tolerant of older stores: without the ``rho`` column every release counts by basic
 composition in both routes (exactly the old behaviour); without the caps tables there
@@ -17,10 +18,10 @@ import json
 import math
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from privacy.accounting import TOLERANCE, Charge, Spent, Totals, fits, spent
+from privacy.accounting import TOLERANCE, Charge, Route, Spent, Totals, choose_route, fits, spent
 from sandbox.clock import Clock, iso
 from sandbox.errors import BudgetExceeded
 
@@ -65,13 +66,15 @@ class Budget:
     approval_id: int
     epsilon_total: float
     delta_total: float
-    epsilon_spent: float  # min(basic, zCDP) at delta_total (privacy.accounting.spent)
+    epsilon_spent: float  # the fixed route's figure at delta_total (privacy.accounting.spent)
     delta_spent: float  # Σδ (basic composition)
     epsilon_per_query: float
     releases: int
     pure_dp: bool = False
     totals: Totals = field(default_factory=Totals)
     accounting: Spent | None = None
+    #: The approval's filter, fixed from its own terms (privacy.accounting.choose_route).
+    route: Route = "basic"
 
     @property
     def epsilon_remaining(self) -> float:
@@ -96,6 +99,7 @@ class Budget:
             "releases": self.releases,
             "rho": {"spent": self.totals.rho},
             "pure_dp": self.pure_dp,
+            "route": self.route,
         }
         if self.accounting is not None:
             out["accounting"] = self.accounting.as_dict()
@@ -142,27 +146,40 @@ def approval_totals(conn: sqlite3.Connection, approval_id: int) -> Totals:
 
 
 def budget(conn: sqlite3.Connection, approval_id: int) -> Budget:
+    """The approval's budget on its fixed route (``choose_route`` of its own terms)."""
     row = conn.execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)).fetchone()
     pure = is_pure(row)
     t = approval_totals(conn, approval_id)
-    s = spent(t, row["delta_total"], pure=pure)
+    # Σε²/2 over releases without a zCDP bound (BS16 Prop. 1.13), for the zcdp route.
+    no_rho = "rho IS NULL" if "rho" in _columns(conn, "ledger") else "1"
+    other = conn.execute(f"SELECT COALESCE(SUM(epsilon * epsilon), 0) FROM ledger "
+                         f"WHERE approval_id = ? AND {no_rho}", (approval_id,)).fetchone()[0]
+    t = replace(t, other_rho=float(other) / 2)
+    route = choose_route(row["epsilon_total"], row["delta_total"], row["epsilon_per_query"], pure)
+    s = spent(t, row["delta_total"], pure=pure, route=route, epsilon_total=row["epsilon_total"])
     return Budget(row["id"], row["epsilon_total"], row["delta_total"], s.epsilon, t.delta,
-                  row["epsilon_per_query"], t.releases, pure, t, s)
+                  row["epsilon_per_query"], t.releases, pure, t, s, route)
 
 
 def ensure_affordable(b: Budget, epsilon: float, delta: float = 0.0, *, rho: float | None = None,
                       rho_delta: float = 0.0) -> None:
-    """Refuse unless the release (ε, δ[, ρ, δz]) fits the approval's remaining budget."""
+    """Refuse unless the release (ε, δ[, ρ, δz]) fits the approval's filter (its fixed route)."""
     c = Charge(epsilon, delta, rho, rho_delta)
-    if fits(b.totals, c, b.epsilon_total, b.delta_total, pure=b.pure_dp):
+    if fits(b.totals, c, b.epsilon_total, b.delta_total, pure=b.pure_dp, route=b.route):
         return
-    after = spent(b.totals.add(c), b.delta_total, pure=b.pure_dp)
-    shown = "beyond its δ" if not math.isfinite(after.epsilon) else f"ε = {after.epsilon:g}"
+    after = spent(b.totals.add(c), b.delta_total, pure=b.pure_dp, route=b.route,
+                  epsilon_total=b.epsilon_total)
+    if b.route == "zcdp":
+        rho_t = after.rho_budget or 0.0
+        shown = (f"ρ = {after.totals.zcdp_rho:g} of its zCDP budget ρ = {rho_t:g}"
+                 if after.totals.zcdp_rho > rho_t else "beyond its δ")
+    else:
+        shown = "beyond its δ" if not math.isfinite(after.epsilon) else f"ε = {after.epsilon:g}"
     raise BudgetExceeded(
         f"this query needs ε = {epsilon:g}" + (f", δ = {delta:g}" if delta else "")
         + f" but approval {b.approval_id} has ε = {b.epsilon_remaining:g}"
         + (f", δ = {b.delta_remaining:g}" if delta else "")
-        + f" left (with it the approval would be at {shown} of {b.epsilon_total:g});"
+        + f" left (with it the approval would be at {shown} of ε = {b.epsilon_total:g});"
         " ask the data owner for more budget or lower epsilon"
     )
 

@@ -47,18 +47,32 @@ def upgrade(sb) -> None:
     assert {"rho", "rho_delta"} <= cols
 
 
-def test_with_rho_column_spent_is_min_of_routes(demo):
+def test_small_per_query_cap_fixes_the_zcdp_route(demo):
     sb, _ = demo
     upgrade(sb)
-    aid = new_approval(sb, epsilon_total=3.0)
+    aid = new_approval(sb, epsilon_total=3.0, per_query=0.01)  # route from the terms: zcdp
     b = spend(sb, aid, 400, Charge(0.01, 0.0, 0.01**2 / 2))
-    assert b.accounting.route == "zcdp"
-    assert b.epsilon_spent == pytest.approx(spent(Totals.of([Charge(0.01, 0.0, 0.5e-4)] * 400), 1e-6).epsilon)
+    assert b.route == "zcdp" and b.accounting.route == "zcdp"
+    expected = spent(Totals.of([Charge(0.01, 0.0, 0.5e-4)] * 400), 1e-6, route="zcdp")
+    assert b.epsilon_spent == pytest.approx(expected.epsilon)
     assert b.epsilon_spent < 4.0 - 1e-6 and b.rho_spent == pytest.approx(0.02)
-    # Basic composition alone would refuse this query (4.0 + 0.01 > 3); the zCDP route affords it.
+    # Basic composition would refuse this query (4.0 + 0.01 > 3); the zCDP filter affords it.
     ledger.ensure_affordable(b, 0.01, 0.0, rho=0.5e-4)
     with pytest.raises(BudgetExceeded):
-        ledger.ensure_affordable(b, 2.5, 0.0)  # a release with no ρ counts fully in both routes
+        ledger.ensure_affordable(b, 2.5, 0.0)  # no ρ: (2.5²/2)-zCDP is beyond ρ_T
+
+
+def test_large_per_query_cap_fixes_the_basic_route_whatever_is_asked(demo):
+    """The route is not re-chosen from the history: many small releases on a basic-route
+    approval stay on basic composition (the old min-of-routes would have switched)."""
+    sb, _ = demo
+    upgrade(sb)
+    aid = new_approval(sb, epsilon_total=3.0, per_query=1.0)
+    b = spend(sb, aid, 299, Charge(0.01, 0.0, 0.01**2 / 2))
+    assert b.route == "basic" and b.epsilon_spent == pytest.approx(2.99)
+    ledger.ensure_affordable(b, 0.01, 0.0, rho=0.5e-4)
+    with pytest.raises(BudgetExceeded):
+        ledger.ensure_affordable(b, 0.02, 0.0, rho=2e-4)
 
 
 def test_pure_approval_never_uses_zcdp(demo):
@@ -66,7 +80,7 @@ def test_pure_approval_never_uses_zcdp(demo):
     upgrade(sb)
     aid = new_approval(sb, epsilon_total=3.0, scope={"pure_dp": True})
     b = spend(sb, aid, 100, Charge(0.01, 0.0, 0.5e-4))
-    assert b.pure_dp and b.accounting.route == "basic" and b.epsilon_spent == pytest.approx(1.0)
+    assert b.pure_dp and b.route == b.accounting.route == "basic" and b.epsilon_spent == pytest.approx(1.0)
     with pytest.raises(BudgetExceeded):
         ledger.ensure_affordable(b, 0.1, 1e-8)
 
