@@ -1,7 +1,10 @@
 """Replay: rebuild the regulator's view from the log alone (no database, no server).
 
-From entries it derives, per approval, the privacy budget over time (``query.released``
-entries carry ``details.approval_id``, ``epsilon``, ``delta`` and ``budget_after``);
+From entries it derives, per approval, the privacy budget over time: the charge of a
+query is in its ``query.started`` entry (``details.approval_id``, ``epsilon``, ``delta``,
+``budget_after``), written before the engine read any data; the ``query.released`` or
+``query.failed`` entry that follows names it by ``start_seq`` and charges nothing (logs
+written before charge-first carry the charge on those outcome entries instead);
 releases and refusals (``query.refused``) per researcher; suspensions
 (``suspension.created`` / ``suspension.lifted``); tier changes (``dataset.tier_changed``);
 key changes (``key.*``). It recomputes the spent budget by summing the logged charges and
@@ -23,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 REPLAY_FORMAT = "sandbox-replay/v1"
+STARTED = "query.started"  # the charge, committed before the engine reads anything
 RELEASED = "query.released"
-FAILED = "query.failed"  # a data-dependent failure after execution started is charged too
+FAILED = "query.failed"  # any failure after the start: the start's charge stands
 REFUSED = "query.refused"
 SUSPENSION_ACTIONS = ("suspension.created", "suspension.lifted")
 TIER_CHANGED = "dataset.tier_changed"
@@ -40,6 +44,12 @@ def as_number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+def is_outcome_of_start(details: Any) -> bool:
+    """Whether a ``query.released``/``query.failed`` entry follows a ``query.started`` one
+    (and so charges nothing itself)."""
+    return isinstance(details, Mapping) and "start_seq" in details
 
 
 def _event(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -122,6 +132,8 @@ def replay(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     key_changes: list[dict[str, Any]] = []
     actions: Counter[str] = Counter()
     count, first_time, last_time = 0, None, None
+    started: dict[Any, Any] = {}  # seq of each query.started → its approval
+    outcomes: dict[Any, str] = {}  # start_seq → the outcome logged against it
 
     def researcher(name: str) -> dict[str, Any]:
         return researchers.setdefault(
@@ -137,11 +149,18 @@ def replay(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         details = entry.get("details") or {}
         actor = str(entry.get("actor", ""))
         approval_id = details.get("approval_id") if isinstance(details, Mapping) else None
-        if action in (RELEASED, FAILED):
+        if action in (RELEASED, FAILED) and is_outcome_of_start(details):
+            outcomes[details.get("start_seq")] = action
+            researcher(actor)["releases"] += action == RELEASED
+            if approval_id is not None:
+                _approval(approvals, approval_id)["releases"] += action == RELEASED
+        elif action in (STARTED, RELEASED, FAILED):
             eps = as_number(details.get("epsilon")) or 0.0
             delta = as_number(details.get("delta")) or 0.0
             researcher(actor)["releases"] += action == RELEASED
             researcher(actor)["epsilon_spent"] += eps
+            if action == STARTED:
+                started[entry.get("seq")] = approval_id
             if approval_id is not None:
                 rec = _approval(approvals, approval_id)
                 rec["researcher"] = rec["researcher"] or actor
@@ -193,6 +212,7 @@ def replay(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             }
             if details.get("researcher"):
                 rec["researcher"] = details.get("researcher")
+    unmatched = [seq for seq in outcomes if seq not in started]
     return {
         "format": REPLAY_FORMAT,
         "entries": count,
@@ -204,10 +224,16 @@ def replay(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "suspensions": suspensions,
         "tier_changes": tier_changes,
         "key_changes": key_changes,
+        # started but not (yet) finished: charged, nothing released (a crash, or in flight)
+        "open_starts": [seq for seq in started if seq not in outcomes],
         "inconsistencies": [
             {"approval_id": rec["approval_id"], **item}
             for rec in approvals.values()
             for item in rec["inconsistencies"]
+        ] + [
+            {"approval_id": None, "seq": seq, "message": f"an outcome names start entry {seq}, "
+             "which is not a query.started entry earlier in the log"}
+            for seq in unmatched
         ],
         "ledger_differences": [],
     }

@@ -67,6 +67,7 @@ class Release:
     rho: float | None = None
     rho_delta: float = 0.0
     family: str = "laplace"
+    notes: list[str] = field(default_factory=list)
 
     @property
     def charge(self) -> Charge:
@@ -122,10 +123,8 @@ def release(
     n_rows = len(exact.get("__rows", []))
     exact_index = {_key([exact[c][i] for c in key_cols]): i for i in range(n_rows)}
 
-    groups, partition_counts = _groups(plan, exact, exact_index, noise)
-    if len(groups) * max([1, *(m.bins for m in plan.measurements if m.kind == "quantile")]) > MAX_NOISED_VALUES:
-        raise PrivacyError("the query asks for too many noisy values; group more coarsely",
-                           code="too_many_groups")
+    check_plan_size(plan)  # PRIVACY: a size refusal is decided from the plan, never the data
+    groups, partition_counts, notes = _groups(plan, exact, exact_index, noise)
     rows_idx = [exact_index.get(_key(g)) for g in groups]
     alpha = 1 - confidence
 
@@ -175,21 +174,43 @@ def release(
     c = noise.charge
     return Release(columns, rows, out_intervals, out_methods, confidence, c.epsilon, c.delta,
                    [_record(s) for s in noise.specs], frozenset(hidden), c.rho, c.rho_delta,
-                   noise.family)
+                   noise.family, notes)
+
+
+def _bins(plan: QueryPlan) -> int:
+    return max([1, *(m.bins for m in plan.measurements if m.kind == "quantile")])
+
+
+def max_released_groups(plan: QueryPlan) -> int:
+    """How many groups one release may hold: bounds the noise drawn per request."""
+    return min(MAX_GROUPS, MAX_NOISED_VALUES // _bins(plan))
+
+
+def check_plan_size(plan: QueryPlan) -> None:
+    """Refuse, from the plan alone, a release over public domains that would be too large.
+
+    Groups found by partition selection are not known before the data is read; there
+    the release keeps the :func:`max_released_groups` groups with the largest noisy
+    counts and says so in a note (post-processing), so no refusal depends on the data.
+    """
+    if not plan.group_keys or plan.needs_partition_selection:
+        return
+    size = math.prod(len(k.public_domain or ()) for k in plan.group_keys)
+    if size > max_released_groups(plan):
+        raise PrivacyError(
+            f"the grouping has {size:,} public groups (× {_bins(plan)} histogram bins); "
+            f"at most {max_released_groups(plan):,} groups fit in one release; group more coarsely",
+            code="too_many_groups")
 
 
 def _groups(plan: QueryPlan, exact: Mapping[str, Sequence[Any]], exact_index: dict[str, int],
-            noise: NoisePlan) -> tuple[list[tuple[Any, ...]], dict[str, int] | None]:
+            noise: NoisePlan) -> tuple[list[tuple[Any, ...]], dict[str, int] | None, list[str]]:
     """The released groups (and, after partition selection, their noisy row counts)."""
     if not plan.group_keys:
-        return [()], None
+        return [()], None, []
     if not plan.needs_partition_selection:
         domains = [k.public_domain or () for k in plan.group_keys]
-        size = math.prod(len(d) for d in domains)
-        if size > MAX_GROUPS:
-            raise PrivacyError(f"the grouping has {size:,} public groups; at most {MAX_GROUPS:,}",
-                               code="too_many_groups")
-        return list(itertools.product(*domains)), None
+        return list(itertools.product(*domains)), None, []
     spec = noise.partitions
     assert spec is not None and spec.threshold is not None
     candidate = {}
@@ -200,11 +221,16 @@ def _groups(plan: QueryPlan, exact: Mapping[str, Sequence[Any]], exact_index: di
             candidate[key] = max(-(2**63 - 1), min(2**63 - 1, int(exact["__rows"][i])))
     build = make_partition_threshold if spec.family == "laplace" else make_gaussian_partition_threshold
     released = dict(build(spec.scale, spec.threshold)(candidate))
-    if len(released) > MAX_GROUPS:
-        raise PrivacyError(f"more than {MAX_GROUPS:,} groups passed partition selection",
-                           code="too_many_groups")
+    notes = []
+    cap = max_released_groups(plan)
+    if len(released) > cap:
+        # PRIVACY: post-processing of the noisy counts, not a data-dependent refusal.
+        kept = sorted(released.items(), key=lambda kv: (-kv[1], kv[0]))[:cap]
+        notes.append(f"{len(released):,} groups passed partition selection; the {cap:,} with "
+                     "the largest noisy counts are released")
+        released = dict(kept)
     groups = sorted((tuple(json.loads(k)) for k in released), key=_key)
-    return groups, {k: int(v) for k, v in released.items()}
+    return groups, {k: int(v) for k, v in released.items()}, notes
 
 
 def _pick(seq: list[Any], index: int) -> list[Any]:

@@ -211,9 +211,14 @@ def _aad(name: str, version: int) -> bytes:
     return f"data-sandbox:{name}:v{version}".encode()
 
 
+#: The engine's type for each policy column type (tables are cast to these when registered).
+ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "text": pa.string(), "date": pa.date32(),
+               "bool": pa.bool_()}
+
+
 def _conform(table: pa.Table, policy: DatasetPolicy) -> pa.Table:
     """Cast to the canonical types (int64, float64, string, date32, bool) in policy order."""
-    target = {"int": pa.int64(), "float": pa.float64(), "text": pa.string(), "date": pa.date32(), "bool": pa.bool_()}
+    target = ARROW_TYPES
     arrays, names = [], []
     for col in policy.columns.values():
         arr = table.column(col.name)

@@ -19,11 +19,11 @@ import numpy as np
 import pyarrow as pa
 
 import privacy
-from sandbox import ledger, postprocess
+from sandbox import postprocess
 from sandbox.engine import with_rowid
 from sandbox.errors import BadRequest
 from sandbox.policy import ColumnPolicy, DatasetPolicy
-from sandbox.preview import checked_plan, query_delta, requested_epsilon
+from sandbox.preview import checked_plan
 from sandbox.service import QueryRequest, Sandbox, _jsonable, _num
 from sandbox.users import User
 from sandbox.workspace import transaction
@@ -92,23 +92,21 @@ def dummy_table(policy: DatasetPolicy, *, units: int = DUMMY_UNITS) -> pa.Table:
 
 def run_dummy(sb: Sandbox, user: User, req: QueryRequest) -> dict[str, Any]:
     """Plan the query as for real, run it on stand-ins, add noise as for real; charge nothing."""
-    approval, versions, plan = checked_plan(sb, user, req.approval_id, req.sql)
-    epsilon = requested_epsilon(approval, req.epsilon)
-    if not 0.5 <= req.confidence < 1:
-        raise BadRequest("confidence must be at least 0.5 and below 1")
+    approval, p = checked_plan(sb, user, req)  # the real query's checks; refusals logged
+    versions, plan = p.used, p.plan
     tables = {v.name: dummy_table(v.policy) for v in versions}  # PRIVACY: never sb.tables
     exact = sb.engine.execute(plan.engine_sql("duckdb"), tables).to_pydict()
     try:
-        rel = privacy.release(plan, exact, epsilon=epsilon, delta=query_delta(approval),
-                              confidence=req.confidence, pure=ledger.is_pure(approval))
+        rel = privacy.release(plan, exact, epsilon=p.epsilon, delta=p.delta,
+                              confidence=p.confidence, pure=p.pure, noise=p.noise)
     except privacy.PrivacyError as err:
         raise BadRequest(err.message, code=err.code) from None
-    columns, rows, intervals = postprocess.apply(plan, rel, sb.engine)
+    columns, rows, intervals, notes = postprocess.apply(plan, rel, sb.engine)
     query_id = "d_" + secrets.token_hex(8)
     conn = sb.conn()
     with transaction(conn):
         entry = sb.audit(conn, user, "query.dummy", f"query/{query_id}", {
-            "query_id": query_id, "approval_id": approval.id, "sql": req.sql,
+            "query_id": query_id, "approval_id": approval.id, "sql": p.sql,
             "fingerprint": plan.fingerprint, "dummy": True, "epsilon": 0.0, "delta": 0.0,
             "datasets": {v.name: {"version": v.version, "stand_in": "policy schema"} for v in versions},
         })
@@ -127,7 +125,7 @@ def run_dummy(sb: Sandbox, user: User, req: QueryRequest) -> dict[str, Any]:
         "would_cost": {"epsilon": rel.epsilon, "delta": rel.delta, "rho": rel.rho},
         "receipt": {"query_id": query_id, "log_index": entry.seq, "dummy": True},
         "cached": False,
-        "notes": [NOTE, *plan.notes],
+        "notes": [NOTE, *plan.notes, *notes],
     }
 
 

@@ -21,6 +21,7 @@ charged); :class:`EngineBusy` is raised before any worker saw the query and is n
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import multiprocessing
@@ -28,7 +29,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -137,7 +138,34 @@ class EnginePool:
     # -- public ---------------------------------------------------------------------
     def run(self, req: EngineRequest) -> pa.Table:
         """The exact result of ``req`` (same contract as ``InProcessExecutor.run``)."""
-        w: _Worker | None = self._acquire()
+        with self.slot() as run:
+            return run(req)
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[Callable[[EngineRequest], pa.Table]]:
+        """Reserve an idle worker, then run one request on it.
+
+        Why: the service charges a query before the engine reads any data, and a query
+        that cannot get an engine must not be charged. Reserving first makes
+        :class:`EngineBusy` happen (uncharged, data-independent) before the charge.
+        """
+        w = self._acquire()
+        used = False
+
+        def run(req: EngineRequest) -> pa.Table:
+            nonlocal used
+            if used:
+                raise RuntimeError("an engine slot runs one request")
+            used = True
+            return self._run_on(w, req)
+
+        try:
+            yield run
+        finally:
+            if not used:
+                self._release(w)
+
+    def _run_on(self, w: _Worker | None, req: EngineRequest) -> pa.Table:
         try:
             w = self._send(cast(_Worker, w), req)
             with self._cond:

@@ -14,17 +14,18 @@ own table and keep-column caches.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
 from query_guard import QueryPlan
-from sandbox.datasets import DatasetVersion, TableCache
-from sandbox.engine import ROWID, Engine
+from sandbox.datasets import ARROW_TYPES, DatasetVersion, TableCache
+from sandbox.engine import ROWID, Engine, with_rowid
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,36 @@ class InProcessExecutor:
     def run(self, req: EngineRequest) -> pa.Table:
         return execute(self.engine, self.tables, self.keep, req)
 
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[Callable[[EngineRequest], pa.Table]]:
+        """Same shape as ``EnginePool.slot``; this process's engine is always available."""
+        yield self.run
 
-def execute(engine: Engine, cache: TableCache, keep: KeepColumns, req: EngineRequest) -> pa.Table:
+
+def check_on_empty(engine: Engine, req: EngineRequest) -> None:
+    """Run ``req`` on zero-row tables with the datasets' declared schemas.
+
+    Why: an error here (a binder error, a constant that cannot be cast) cannot depend on
+    the data, so the service refuses it before the charge, free and logged, instead of
+    charging for a query that could never run. Raises ``EngineFailure`` like the engine.
+    """
+    empty = {v.name: with_rowid(pa.table({c.name: pa.array([], type=ARROW_TYPES[c.type])
+                                         for c in v.policy.columns.values()}))
+             for v in req.versions}
+    execute(engine, _Fixed(empty), KeepColumns(max_columns=1), req)
+
+
+class _Fixed:
+    """A table source that serves the given tables (``TableCache.get``'s shape)."""
+
+    def __init__(self, tables: Mapping[str, pa.Table]):
+        self.tables = tables
+
+    def get(self, version: DatasetVersion) -> pa.Table:
+        return self.tables[version.name]
+
+
+def execute(engine: Engine, cache: TableCache | _Fixed, keep: KeepColumns, req: EngineRequest) -> pa.Table:
     """The engine's exact result for ``req`` (raises ``EngineFailure`` like the engine)."""
     tables = {v.name: cache.get(v) for v in req.versions}
     if req.keep is None:

@@ -1,22 +1,31 @@
 """The service layer: the only place that orchestrates a query's walk (DESIGN.md).
 
     approval = workflow.active_approval(...)    suspended / expired / not yours → refuse
-    plan     = query_guard.plan(...)             GuardError → logged refusal, no charge
+    prepare  = request_limits + query_guard.plan + calibrate
+                                                 any refusal: logged, no charge, no data read
     cached?  → the earlier release, no charge
-    exact    = executor.run(plan)                outside the write lock (decision 0002); bounding
-                                                 materialised per dataset version (0004)
-    BEGIN IMMEDIATE
-        re-check suspension and budget           the state may have moved meanwhile
-        release = privacy.release(plan, exact)   OpenDP noise + intervals
+    reserve an engine                            engine_busy: logged refusal, no charge
+    BEGIN IMMEDIATE                              charge first (before any data is read)
+        re-check suspension, cache and budget    approval and dataset caps
         ledger.charge(...)                       what OpenDP's maps report
-        audit_log.append(query.released)
+        audit_log.append(query.started)
+    COMMIT
+    exact    = executor.run(plan)                bounding materialised per version (0004)
+    release  = privacy.release(plan, exact)      OpenDP noise + intervals
+    post     = postprocess.apply(...)            total: never raises on noisy values
+    BEGIN IMMEDIATE
+        audit_log.append(query.released {start_seq})   or query.failed {start_seq}
     COMMIT → response with receipt
 
-Invariant: no figure leaves unless its charge and its audit entry are committed with it.
+PRIVACY (docs/decisions/0008): once the charge is committed, the caller sees either the
+release or one generic ``query_failed`` (charged, logged against the start entry); no
+status, code, charge or log entry depends on the data except through the noisy release.
+Invariant: no figure leaves unless its charge and its audit entries are committed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,6 +33,7 @@ import math
 import secrets
 import sqlite3
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,12 +42,12 @@ import privacy
 import query_guard
 from privacy import PrivacyError, calibrate, release
 from query_guard import GuardError, QueryPlan
-from sandbox import datasets, ledger, postprocess, workflow
+from sandbox import datasets, ledger, postprocess, request_limits, workflow
 from sandbox.clock import Clock, iso, utc_now
 from sandbox.engine import Engine, EngineLimits
 from sandbox.engine_pool import EngineBusy, EnginePool, PoolSettings
 from sandbox.errors import BadRequest, EngineFailure, SandboxError
-from sandbox.execution import InProcessExecutor, engine_request
+from sandbox.execution import InProcessExecutor, check_on_empty, engine_request
 from sandbox.users import User
 from sandbox.workspace import Workspace, transaction
 from sandbox.workspace import log_origin as workspace_log_origin
@@ -45,6 +55,8 @@ from sandbox.workspace import log_origin as workspace_log_origin
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIDENCE = 0.95
+#: How many (plan, versions) passed the empty-table check are remembered (LRU).
+CHECKED_PLANS = 4096
 
 
 @dataclass
@@ -65,6 +77,52 @@ class QueryRefused(SandboxError):
         self.position = err.position
 
 
+class QueryFailed(SandboxError):
+    """Anything that went wrong after the charge: one outcome whatever the cause.
+
+    PRIVACY: the cause (an engine error, a timeout, a memory breach, a bug) may depend
+    on the data, so the caller gets only this; the operator's log has the cause.
+    """
+
+    code = "query_failed"
+    http_status = 500
+
+    def __init__(self, query_id: str):
+        super().__init__(
+            f"query {query_id} did not complete; its charge stands and the failure is in the "
+            "audit log. No detail is given because a detail could depend on the data")
+        self.query_id = query_id
+
+
+#: ``queries.error_code`` between the charge and the outcome (status stays 'failed'
+#: until the release replaces it, so a crash in between leaves an honest row).
+IN_PROGRESS = "in_progress"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request checked and planned, with its charge calibrated: all before any data."""
+
+    sql: str
+    plan: QueryPlan
+    epsilon: float
+    delta: float
+    confidence: float
+    pure: bool
+    used: list[datasets.DatasetVersion]
+    noise: privacy.NoisePlan
+    cache_key: str
+
+
+@dataclass(frozen=True)
+class Started:
+    """A query charged and logged as started."""
+
+    query_id: str
+    start_seq: int
+    budget: ledger.Budget
+
+
 class Sandbox:
     """One workspace opened for serving: store connections, engine, table cache, keys."""
 
@@ -78,6 +136,9 @@ class Sandbox:
         self.keyring = _open_keyring(workspace)
         self.tables = datasets.TableCache(workspace.data_dir, datasets.keyring_decryptor(self.keyring))
         self._local = threading.local()
+        self._flights: dict[str, tuple[threading.Lock, int]] = {}
+        self._flights_lock = threading.Lock()
+        self._checked: OrderedDict[tuple, None] = OrderedDict()  # plans that ran on empty tables
         self.executor: InProcessExecutor | EnginePool
         if pool is None:
             self.executor = InProcessExecutor(self.engine, self.tables)
@@ -130,91 +191,151 @@ class Sandbox:
 
     # -- queries --------------------------------------------------------------------
     def run_query(self, user: User, req: QueryRequest) -> dict[str, Any]:
+        """Plan, charge, run, release: the walk of one query (module docstring).
+
+        Everything decided before the charge is a logged refusal that costs nothing and
+        reads no data. From the charge on, the only outcomes are the release or one
+        generic ``query_failed``, and the charge stands either way.
+        """
         conn = self.conn()
-        if not isinstance(req.sql, str) or not req.sql.strip():
-            raise BadRequest("sql must be a non-empty string", code="missing_sql")
         approval = self._approval_or_log(conn, user, req)
-        epsilon = self._epsilon(approval, req.epsilon)
-        if not 0.5 <= req.confidence < 1:
-            raise BadRequest("confidence must be at least 0.5 and below 1")
-        versions = [v for v in datasets.latest_versions(conn) if v.name in approval.scenario.datasets]
-        catalog = datasets.build_catalog(versions)
         try:
-            plan = query_guard.plan(req.sql, approval.scenario, catalog)
-        except GuardError as err:
-            self._log_refusal(conn, user, req, approval.id, err.code, err.message, err.position)
-            raise QueryRefused(err) from None
+            prepared = self._prepare(conn, approval, req)
+        except (SandboxError, GuardError) as err:
+            self._log_refusal(conn, user, req, approval.id, err.code, err.message,
+                              getattr(err, "position", None))
+            if isinstance(err, GuardError):
+                raise QueryRefused(err) from None
+            raise
+        cached = _released(conn, prepared.cache_key)
+        if cached is not None:
+            return self._serve_cached(conn, user, approval.id, cached)
+        with self._single_flight(prepared.cache_key):
+            try:
+                slot = self.executor.slot()
+                engine_run = slot.__enter__()
+            except EngineBusy as err:
+                # No engine was reserved: nothing was read and nothing is charged.
+                self._log_refusal(conn, user, req, approval.id, err.code, err.message, None)
+                raise
+            try:
+                started = self._start(conn, user, req, approval, prepared)
+                if isinstance(started, dict):
+                    return started  # released meanwhile: served from the cache
+                try:
+                    return self._finish(conn, user, req, approval, prepared, started, engine_run)
+                except BaseException as err:
+                    self._log_failure(conn, user, approval, started, err)
+                    raise QueryFailed(started.query_id) from None
+            finally:
+                slot.__exit__(None, None, None)
+
+    def _prepare(self, conn: sqlite3.Connection, approval: workflow.Approval, req: QueryRequest) -> Prepared:
+        """Everything decided from the request, the approval and the catalog: no data read."""
+        sql = request_limits.sql_text(req.sql)
+        epsilon = self._epsilon(approval, req.epsilon)
+        confidence = request_limits.confidence(req.confidence)
+        versions = [v for v in datasets.latest_versions(conn) if v.name in approval.scenario.datasets]
+        plan = query_guard.plan(sql, approval.scenario, datasets.build_catalog(versions))
         pure = ledger.is_pure(approval)
         delta = privacy.per_query_delta(approval.delta_total, pure=pure)
         used = [v for v in versions if v.name in plan.datasets]
-        version_ids = [v.version_id for v in used]
         try:
             noise = calibrate(plan, epsilon, delta, pure=pure)  # data-independent: the exact charge
+            privacy.check_plan_size(plan)
         except PrivacyError as err:
             raise BadRequest(err.message, code=err.code) from None
-        planned = noise.charge
-        cache_key = _cache_key(plan, used, approval.id, epsilon, delta, req.confidence)
-        cached = _released(conn, cache_key)
-        if cached is not None:
-            return self._serve_cached(conn, user, approval.id, cached)
-        self._ensure_affordable(conn, approval.id, version_ids, planned)
-
-        query_id = "q_" + secrets.token_hex(8)
         try:
-            exact = self.executor.run(engine_request(plan, used)).to_pydict()
-        except EngineBusy as err:
-            # No engine saw the query: nothing data-dependent happened, so nothing is
-            # charged; logged as a refusal like every other request that is turned away.
+            self._check_on_empty(plan, used)
+        except EngineFailure:
+            raise BadRequest(
+                "the engine cannot run this query on any data (it fails on empty tables of the "
+                "datasets' declared types: check function arguments and types); nothing was "
+                "charged", code="engine_rejected") from None
+        return Prepared(sql, plan, epsilon, delta, confidence, pure, used, noise,
+                        _cache_key(plan, used, approval.id, epsilon, delta, confidence))
+
+    def _check_on_empty(self, plan: QueryPlan, used: list[datasets.DatasetVersion]) -> None:
+        """``execution.check_on_empty``, once per plan and dataset versions (a few ms each)."""
+        key = (plan.fingerprint, tuple(v.version_id for v in used))
+        with self._flights_lock:
+            if key in self._checked:
+                self._checked.move_to_end(key)
+                return
+        check_on_empty(self.engine, engine_request(plan, used))
+        with self._flights_lock:
+            self._checked[key] = None
+            while len(self._checked) > CHECKED_PLANS:
+                self._checked.popitem(last=False)
+
+    def _start(self, conn: sqlite3.Connection, user: User, req: QueryRequest, approval: workflow.Approval,
+               p: Prepared) -> Started | dict[str, Any]:
+        """Charge first: in one write transaction, before the engine reads anything,
+        check the budget (approval and dataset caps), record the charge and append
+        ``query.started``. Returns the cached release instead if one appeared meanwhile."""
+        query_id = "q_" + secrets.token_hex(8)
+        planned = p.noise.charge
+        version_ids = [v.version_id for v in p.used]
+        try:
+            with transaction(conn):
+                workflow.active_approval(conn, user, approval.id, now=self.now)  # suspended meanwhile?
+                cached = _released(conn, p.cache_key)
+                if cached is not None:
+                    return self._serve_cached(conn, user, approval.id, cached)
+                self._ensure_affordable(conn, approval.id, version_ids, planned)
+                # 'failed' until the release replaces it: a crash after the charge leaves
+                # an honest row (charged, nothing released).
+                conn.execute(
+                    "INSERT INTO queries (id, approval_id, user_id, sql, fingerprint, status, error_code, "
+                    "epsilon, delta, created_at) VALUES (?,?,?,?,?, 'failed', ?,?,?,?)",
+                    (query_id, approval.id, user.id, p.sql, p.plan.fingerprint, IN_PROGRESS,
+                     planned.epsilon, planned.delta, iso(self.now())),
+                )
+                budget = ledger.charge(conn, approval.id, query_id, planned.epsilon, planned.delta,
+                                       now=self.now, rho=planned.rho, rho_delta=planned.rho_delta,
+                                       dataset_versions=version_ids)
+                entry = self.audit(conn, user, "query.started", f"query/{query_id}", {
+                    "query_id": query_id,
+                    "approval_id": approval.id,
+                    "sql": p.sql,
+                    "fingerprint": p.plan.fingerprint,
+                    "datasets": {v.name: {"version": v.version, "content_hash": v.content_hash} for v in p.used},
+                    "epsilon": planned.epsilon,
+                    "delta": planned.delta,
+                    "rho": planned.rho,
+                    "rho_delta": planned.rho_delta,
+                    "noise": p.noise.family,
+                    "budget_after": _budget_after(budget),
+                })
+        except SandboxError as err:  # suspended, or over budget: refused, nothing charged
             self._log_refusal(conn, user, req, approval.id, err.code, err.message, None)
             raise
-        except EngineFailure as err:
-            # PRIVACY: a failure after execution started may depend on the data: charged.
-            self._log_failure(conn, user, req, approval, plan, query_id, planned, version_ids, err)
-            raise
+        return Started(query_id, entry.seq, budget)
+
+    def _finish(self, conn: sqlite3.Connection, user: User, req: QueryRequest, approval: workflow.Approval,
+                p: Prepared, s: Started, engine_run) -> dict[str, Any]:
+        """Run, add noise, post-process, and log the release against its start entry."""
+        exact = engine_run(engine_request(p.plan, p.used)).to_pydict()
+        rel = release(p.plan, exact, epsilon=p.epsilon, delta=p.delta, confidence=p.confidence,
+                      pure=p.pure, noise=p.noise)
+        del exact  # PRIVACY: exact values go no further
+        columns, rows, intervals, notes = postprocess.apply(p.plan, rel, self.engine)
+        rows = _jsonable(rows)
         with transaction(conn):
-            workflow.active_approval(conn, user, approval.id, now=self.now)  # suspended meanwhile?
-            # The same query may have been released meanwhile (two identical requests at
-            # once): under the write lock this lookup is final; serve that release.
-            cached = _released(conn, cache_key)
-            if cached is not None:
-                del exact  # PRIVACY: computed, never released
-                return self._serve_cached(conn, user, approval.id, cached)
-            self._ensure_affordable(conn, approval.id, version_ids, planned)
-            try:
-                rel = release(plan, exact, epsilon=epsilon, delta=delta, confidence=req.confidence,
-                              pure=pure, noise=noise)
-            except PrivacyError as err:
-                raise BadRequest(err.message, code=err.code) from None
-            del exact  # PRIVACY: exact values go no further
-            columns, rows, intervals = postprocess.apply(plan, rel, self.engine)
-            conn.execute(
-                "INSERT INTO queries (id, approval_id, user_id, sql, fingerprint, cache_key, status, "
-                "epsilon, delta, created_at) VALUES (?,?,?,?,?,?, 'released', ?,?,?)",
-                (query_id, approval.id, user.id, req.sql, plan.fingerprint, cache_key, rel.epsilon,
-                 rel.delta, iso(self.now())),
-            )
-            budget = ledger.charge(conn, approval.id, query_id, rel.epsilon, rel.delta, now=self.now,
-                                   rho=rel.rho, rho_delta=rel.rho_delta, dataset_versions=version_ids)
-            entry = self.audit(conn, user, "query.released", f"query/{query_id}", {
-                "query_id": query_id,
+            entry = self.audit(conn, user, "query.released", f"query/{s.query_id}", {
+                "query_id": s.query_id,
                 "approval_id": approval.id,
-                "sql": req.sql,
-                "fingerprint": plan.fingerprint,
-                "datasets": {v.name: {"version": v.version, "content_hash": v.content_hash} for v in used},
+                "start_seq": s.start_seq,
                 "mechanisms": [m.__dict__ for m in rel.mechanisms],
                 "epsilon": rel.epsilon,
                 "delta": rel.delta,
-                "rho": rel.rho,
-                "rho_delta": rel.rho_delta,
-                "noise": rel.family,
-                "budget_after": _budget_after(budget),
                 "columns": columns,
-                "rows": _jsonable(rows),
+                "rows": rows,
             })
             response = {
-                "query_id": query_id,
+                "query_id": s.query_id,
                 "columns": columns,
-                "rows": _jsonable(rows),
+                "rows": rows,
                 "accuracy": {
                     c: {
                         "confidence": rel.confidence,
@@ -227,15 +348,36 @@ class Sandbox:
                 "delta_spent": rel.delta,
                 "rho_spent": rel.rho,
                 "noise": rel.family,
-                "budget": budget.as_dict(),
-                "receipt": {"query_id": query_id, "log_index": entry.seq, "leaf_hash": entry.leaf_hash,
-                            "tree_size": entry.tree_size},
+                "budget": s.budget.as_dict(),
+                "receipt": {"query_id": s.query_id, "log_index": entry.seq, "leaf_hash": entry.leaf_hash,
+                            "tree_size": entry.tree_size, "start_index": s.start_seq},
                 "cached": False,
-                "notes": list(plan.notes),
+                "notes": [*p.plan.notes, *rel.notes, *notes],
             }
-            conn.execute("UPDATE queries SET response_json = ?, audit_seq = ? WHERE id = ?",
-                         (json.dumps(response, ensure_ascii=False), entry.seq, query_id))
+            conn.execute(
+                "UPDATE queries SET status = 'released', error_code = NULL, cache_key = ?, response_json = ?, "
+                "audit_seq = ? WHERE id = ?",
+                (p.cache_key, json.dumps(response, ensure_ascii=False), entry.seq, s.query_id),
+            )
         return response
+
+    @contextlib.contextmanager
+    def _single_flight(self, cache_key: str):
+        """Identical requests in this process run one at a time, so the second finds the
+        first's release in the cache instead of paying again."""
+        with self._flights_lock:
+            lock, users = self._flights.get(cache_key, (threading.Lock(), 0))
+            self._flights[cache_key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._flights_lock:
+                lock, users = self._flights[cache_key]
+                if users == 1:
+                    del self._flights[cache_key]
+                else:
+                    self._flights[cache_key] = (lock, users - 1)
 
     def _approval_or_log(self, conn: sqlite3.Connection, user: User, req: QueryRequest) -> workflow.Approval:
         try:
@@ -245,16 +387,7 @@ class Sandbox:
             raise
 
     def _epsilon(self, approval: workflow.Approval, requested: Any) -> float:
-        if requested is None:
-            return min(approval.epsilon_per_query, 1.0)
-        if isinstance(requested, bool) or not isinstance(requested, int | float) or not math.isfinite(requested):
-            raise BadRequest("epsilon must be a positive number", code="bad_epsilon")
-        if not 0 < requested <= approval.epsilon_per_query + ledger.TOLERANCE:
-            raise BadRequest(
-                f"epsilon must be above 0 and at most this approval's per-query cap "
-                f"{approval.epsilon_per_query:g}", code="bad_epsilon",
-            )
-        return float(requested)
+        return request_limits.epsilon(requested, approval.epsilon_per_query)
 
     def _ensure_affordable(self, conn, approval_id: int, version_ids: list[int], planned) -> None:
         """The approval's budget and every global cap on the versions read must fit the charge."""
@@ -277,33 +410,37 @@ class Sandbox:
 
     def _log_refusal(self, conn, user, req, approval_id, code, message, position) -> None:
         query_id = "q_" + secrets.token_hex(8)
+        sql = request_limits.printable(str(req.sql))[:20000]  # storable even if the text is not
         with transaction(conn):
             conn.execute(
                 "INSERT INTO queries (id, approval_id, user_id, sql, status, error_code, created_at) "
                 "VALUES (?,?,?,?, 'refused', ?, ?)",
-                (query_id, approval_id, user.id, str(req.sql)[:20000], code, iso(self.now())),
+                (query_id, approval_id, user.id, sql, code, iso(self.now())),
             )
             self.audit(conn, user, "query.refused", f"query/{query_id}", {
-                "query_id": query_id, "approval_id": approval_id, "sql": str(req.sql)[:20000],
+                "query_id": query_id, "approval_id": approval_id, "sql": sql,
                 "code": code, "message": message, "position": position,
             })
             workflow.after_refusal(conn, user, code, now=self.now, audit=self.audit)
 
-    def _log_failure(self, conn, user, req, approval, plan, query_id, planned, version_ids, err) -> None:
-        epsilon, delta = planned.epsilon, planned.delta
-        with transaction(conn):
-            conn.execute(
-                "INSERT INTO queries (id, approval_id, user_id, sql, fingerprint, status, error_code, "
-                "epsilon, delta, created_at) VALUES (?,?,?,?,?, 'failed', ?,?,?,?)",
-                (query_id, approval.id, user.id, req.sql, plan.fingerprint, err.code, epsilon, delta, iso(self.now())),
-            )
-            budget = ledger.charge(conn, approval.id, query_id, epsilon, delta, now=self.now,
-                                   rho=planned.rho, rho_delta=planned.rho_delta, dataset_versions=version_ids)
-            self.audit(conn, user, "query.failed", f"query/{query_id}", {
-                "query_id": query_id, "approval_id": approval.id, "sql": req.sql, "code": err.code,
-                "epsilon": epsilon, "delta": delta, "rho": planned.rho, "rho_delta": planned.rho_delta,
-                "budget_after": _budget_after(budget),
-            })
+    def _log_failure(self, conn, user, approval, s: Started, err: BaseException) -> None:
+        """Any failure after the charge: one generic outcome, logged against the start.
+
+        The cause goes to the operator's log only: it may depend on the data (an engine
+        error, a timeout, a memory breach), so the caller sees nothing of it.
+        """
+        cause = getattr(err, "code", type(err).__name__)
+        log.warning("query %s failed after its charge (%s)", s.query_id, cause,
+                    exc_info=not isinstance(err, SandboxError))
+        try:
+            with transaction(conn):
+                conn.execute("UPDATE queries SET error_code = ? WHERE id = ?", (QueryFailed.code, s.query_id))
+                self.audit(conn, user, "query.failed", f"query/{s.query_id}", {
+                    "query_id": s.query_id, "approval_id": approval.id, "start_seq": s.start_seq,
+                    "code": QueryFailed.code,
+                })
+        except Exception:  # the charge and the start entry are committed already
+            log.exception("could not log the failure of query %s", s.query_id)
 
     # -- budgets --------------------------------------------------------------------
     def budget(self, user: User, approval_id: Any) -> dict[str, Any]:

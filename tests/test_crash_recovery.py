@@ -238,7 +238,9 @@ def charged_entries(lines: list[bytes], approval: int) -> dict[str, float]:
     out = {}
     for line in lines:
         e = json.loads(line)
-        if e["action"] in ("query.released", "query.failed") and e["details"]["approval_id"] == approval:
+        charge = e["action"] == "query.started" or (  # logs from before charge-first:
+            e["action"] in ("query.released", "query.failed") and "start_seq" not in e["details"])
+        if charge and e["details"]["approval_id"] == approval:
             out[e["details"]["query_id"]] = float(e["details"]["epsilon"])
     return out
 
