@@ -282,6 +282,34 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["reason"],
         "properties": {"reason": {"type": "string", "minLength": 1}},
     },
+    "BudgetCapRequest": {
+        "type": "object",
+        "required": ["epsilon_total", "delta_total", "reason"],
+        "properties": {
+            "epsilon_total": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000},
+            "delta_total": {"type": "number", "minimum": 0, "maximum": 0.01},
+            "reason": {"type": "string", "minLength": 1},
+        },
+    },
+    "BudgetCap": {
+        "type": "object",
+        "description": "A dataset's collusion cap (all researchers, approvals and versions; "
+        "basic composition) and what every release on it has spent. See docs/privacy.md.",
+        "required": ["dataset", "epsilon", "delta", "releases", "accounting", "cap"],
+        "properties": {
+            "dataset": {"type": "string"},
+            "epsilon": {"type": "object", "required": ["total", "spent", "remaining"]},
+            "delta": {"type": "object", "required": ["total", "spent", "remaining"]},
+            "releases": {"type": "integer", "minimum": 0},
+            "accounting": {"const": "basic"},
+            "cap": {
+                "type": "object",
+                "required": ["epsilon_total", "delta_total", "source"],
+                "properties": {"source": {"enum": ["default", "policy", "owner", "migration"]}},
+            },
+            "history": {"type": "array", "items": {"type": "object"}},
+        },
+    },
     "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
     "Alert": {
         "type": "object",
@@ -360,6 +388,18 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "summary": "Acknowledge a risk report (owner).",
         "tag": "catalog",
         "body": "object?",
+    },
+    ("get", "/api/v1/datasets/<name>/budget-cap"): {
+        "summary": "A dataset's collusion cap, what is spent on it and its history.",
+        "tag": "catalog",
+        "auth": None,
+        "ok": "BudgetCap",
+    },
+    ("put", "/api/v1/datasets/<name>/budget-cap"): {
+        "summary": "Set a dataset's collusion cap (its owner; audit-logged).",
+        "tag": "catalog",
+        "body": "BudgetCapRequest",
+        "ok": "BudgetCap",
     },
     ("post", "/api/v1/datasets/<name>/tier"): {
         "summary": "Change a dataset's tier (owner).",
