@@ -119,6 +119,9 @@ RULES: Final[Mapping[str, Rule]] = {
                               reads="dataset.read"),
     "dataset.risk.ack": Rule("acknowledge a risk report and publish", _g(owner="dataset_owner"),
                              reads="dataset.read"),
+    # issue 12: the collusion cap is the owner's decision alone (the regulator may suspend)
+    "dataset.budget_cap": Rule("set a dataset's total privacy budget (collusion cap)",
+                               _g(owner="dataset_owner"), reads="dataset.read"),
     "transparency.read": Rule("read the transparency page",
                               _g(anonymous=ANY, researcher=ANY, owner=ANY, regulator=ANY, admin=ANY)),
     # -- accounts ---------------------------------------------------------------------------

@@ -274,6 +274,43 @@ def datasets_ack(data_dir: Path | None, name: str, note: str) -> None:
     click.echo(json.dumps(result, indent=2, ensure_ascii=False))
 
 
+@datasets.command("cap")
+@DATA_DIR
+@click.argument("name")
+@click.option("--epsilon", type=float, default=None, help="Total ε all researchers together may spend.")
+@click.option("--delta", type=float, default=None, help="Total δ all researchers together may spend.")
+@click.option("--reason", default="", help="Why (recorded in the audit log; required when setting).")
+@click.option("--json", "as_json", is_flag=True)
+def datasets_cap(data_dir: Path | None, name: str, epsilon: float | None, delta: float | None, reason: str,
+                 as_json: bool) -> None:
+    """Show, or set as its owner, NAME's collusion cap: the total privacy budget across all
+    researchers, approvals and versions (docs/privacy.md). Without --epsilon/--delta: show."""
+    from sandbox import dataset_caps
+    from sandbox.service import Sandbox
+    from sandbox.workspace import Workspace
+
+    if (epsilon is None) != (delta is None):
+        raise click.UsageError("give both --epsilon and --delta to set the cap, or neither to show it")
+    try:
+        sb = Sandbox(Workspace.open(data_dir))
+        owner = _owner_of(sb, name)
+        if epsilon is None:
+            result = dataset_caps.read(sb, owner, name)
+        else:
+            result = dataset_caps.set_cap(sb, owner, name, {"epsilon_total": epsilon, "delta_total": delta,
+                                                            "reason": reason})
+    except SandboxError as err:
+        fail(err.message)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    cap = result["cap"]
+    click.echo(f"{name}: cap ε = {cap['epsilon_total']:g}, δ = {cap['delta_total']:g} ({cap['source']}"
+               + (f", set by {cap['set_by']} at {cap['set_at']}" if cap["set_by"] else "") + ")")
+    click.echo(f"spent ε = {result['epsilon']['spent']:g}, δ = {result['delta']['spent']:g} over "
+               f"{result['releases']} release(s), all versions; ε = {result['epsilon']['remaining']:g} left")
+
+
 @cli.group()
 def users() -> None:
     """Create users (the first admin, owners, researchers, regulators)."""

@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from privacy.accounting import TOLERANCE, Charge
 from sandbox import authz, fields
-from sandbox.errors import BudgetExceeded, NotFound
 from sandbox.clock import iso
+from sandbox.errors import BudgetExceeded, NotFound
 from sandbox.policy import CAP_DELTA_MAX, CAP_EPSILON_MAX, parse_policy
 from sandbox.users import User
 from sandbox.workspace import transaction

@@ -1,15 +1,16 @@
 """The public transparency page (as OpenSAFELY publishes every job; 第十六、二十二条).
 
-Per dataset in the public catalog: every approved project with its scenario title, the
-budget granted and spent, and how many releases and refusals it has had — never a result,
-a query text or a researcher's name. Readable without login.
+Per dataset in the public catalog: its collusion cap (the total budget of all researchers
+together, :mod:`sandbox.dataset_caps`) and what is spent of it, and every approved project
+with its scenario title, the budget granted and spent, and how many releases and refusals
+it has had — never a result, a query text or a researcher's name. Readable without login.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sandbox import authz, catalog, ledger, workflow
+from sandbox import authz, catalog, dataset_caps, ledger, workflow
 from sandbox.clock import iso
 from sandbox.users import User
 
@@ -47,5 +48,10 @@ def page(sb: Sandbox, user: User | None) -> dict[str, Any]:
                 "releases": c.get("released", 0), "charged_failures": c.get("failed", 0),
                 "refusals": c.get("refused", 0),
             })
-        out.append({"dataset": row["name"], "title": row["title"], "tier": row["tier"], "projects": projects})
+        cap = dataset_caps.status(conn, row["name"])
+        budget_cap = {"epsilon_total": cap.cap.epsilon_total, "epsilon_spent": cap.epsilon_spent,
+                      "delta_total": cap.cap.delta_total, "delta_spent": cap.delta_spent,
+                      "releases": cap.releases, "source": cap.cap.source, "set_at": cap.cap.set_at}
+        out.append({"dataset": row["name"], "title": row["title"], "tier": row["tier"], "budget_cap": budget_cap,
+                    "projects": projects})
     return {"generated_at": iso(sb.now()), "datasets": out}

@@ -102,6 +102,7 @@ TABLE: list[Row] = [
         ("owner_datasets.datasets", "GET"), ("owner_datasets.new", "GET"), ("owner_datasets.upload", "POST"),
         ("owner_datasets.policy", "GET"), ("owner_datasets.register", "POST"), ("owner_datasets.dataset", "GET"),
         ("owner_datasets.acknowledge", "POST"), ("owner_datasets.tier", "POST"),
+        ("owner_datasets.budget_cap", "POST"),
         ("regulator.overview", "GET"), ("regulator.verify", "POST"), ("regulator.timeline", "GET"),
         ("regulator.replay_report", "GET"), ("regulator.trace", "GET"), ("regulator.trace", "POST"),
         ("regulator.alerts", "GET"),
@@ -148,6 +149,11 @@ TABLE: list[Row] = [
     # the versions are already published: past authorization, refused by state
     row("api_workflow.post_risk_ack", "POST", "/api/v1/datasets/{dataset}/risk/ack", {"note": "read it"},
         researcher="403 403", owner="409 403", regulator="403 403", admin="403 403", anonymous="401 401"),
+    # -- the collusion cap (issue 12): public figures; only the dataset's owner sets it ----------
+    row("api_workflow.get_budget_cap", "GET", "/api/v1/datasets/{dataset}/budget-cap", **PUBLIC),
+    row("api_workflow.put_budget_cap", "PUT", "/api/v1/datasets/{dataset}/budget-cap",
+        {"epsilon_total": 50, "delta_total": 1e-5, "reason": "matrix"},
+        researcher="403 403", owner="ok 403", regulator="403 403", admin="403 403", anonymous="401 401"),
     row("api_workflow.post_tier", "POST", "/api/v1/datasets/{dataset}/tier",
         {"tier": "unconditional", "basis": "matrix: reassessed (第十条)"}, **DATASET_ADMIN),
     # -- alerts (第二十二、二十三条): owners (their approvals' alerts) and regulators (all) -------------

@@ -111,6 +111,10 @@ def test_check_global_cap_pure_function():
         ledger.check_global_cap(t, Charge(0.3, 0.0, 0.045), 1.0, 1e-6)
 
 
-def test_no_caps_set_means_no_global_cap(demo):
+def test_version_caps_lists_declared_caps_only(demo):
+    """The demo's residents policy declares a cap; clinic_visits has the default (not listed)."""
     sb, _ = demo
-    assert ledger.version_caps(sb.conn(), [1, 2]) == []
+    conn = sb.conn()
+    residents = datasets.get_version(conn, "residents").version_id
+    visits = datasets.get_version(conn, "clinic_visits").version_id
+    assert [c.dataset_version_id for c in ledger.version_caps(conn, [residents, visits])] == [residents]

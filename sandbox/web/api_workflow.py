@@ -13,7 +13,16 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from sandbox import alerts, applications, catalog, objections, operations, suspensions, transparency
+from sandbox import (
+    alerts,
+    applications,
+    catalog,
+    dataset_caps,
+    objections,
+    operations,
+    suspensions,
+    transparency,
+)
 from sandbox.errors import Unauthorized
 from sandbox.users import authenticate_token
 from sandbox.web.api import json_body, sandbox
@@ -156,6 +165,16 @@ def get_risk(name: str):
 @bp.post("/api/v1/datasets/<name>/risk/ack")
 def post_risk_ack(name: str):
     return jsonify(catalog.acknowledge_risk(sandbox(), g.user, name, optional_body()))
+
+
+@bp.get("/api/v1/datasets/<name>/budget-cap")
+def get_budget_cap(name: str):
+    return jsonify(dataset_caps.read(sandbox(), g.user, name))
+
+
+@bp.put("/api/v1/datasets/<name>/budget-cap")
+def put_budget_cap(name: str):
+    return jsonify(dataset_caps.set_cap(sandbox(), g.user, name, json_body()))
 
 
 @bp.get("/api/v1/transparency")

@@ -13,7 +13,9 @@ front of them:
    it — exactly the path of ``sandbox datasets add``. The staged file is deleted.
 
 The new version is unpublished until the owner acknowledges its risk report
-(``sandbox.catalog.acknowledge_risk``).
+(``sandbox.catalog.acknowledge_risk``). The dataset page also shows, and lets its owner
+set, the collusion cap: the total privacy budget of all researchers together
+(``sandbox.dataset_caps``).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from flask import (
 from flask_babel import gettext as _
 
 import keys
-from sandbox import catalog, risk_scan
+from sandbox import catalog, dataset_caps, risk_scan
 from sandbox.clock import iso, parse_iso
 from sandbox.errors import BadRequest, NotFound, PolicyError, SandboxError
 from sandbox.operations import SandboxAdmin
@@ -335,9 +337,10 @@ def dataset(name: str):
     try:
         entry = catalog.get_entry(sandbox(), user, name)
         risk = catalog.risk_report(sandbox(), user, name)
+        cap = dataset_caps.read(sandbox(), user, name)
     except NotFound:
         abort(404)
-    return render_template("owner/dataset.html", entry=entry, risk=risk, tiers=TIERS, error=None)
+    return render_template("owner/dataset.html", entry=entry, risk=risk, tiers=TIERS, error=None, cap=cap)
 
 
 @bp.post("/<name>/acknowledge")
@@ -375,3 +378,30 @@ def tier(name: str):
     else:
         flash(_("%(name)s is now %(tier)s.", name=result["dataset"], tier=result["tier"]), "success")
     return redirect(url_for("owner_datasets.dataset", name=name), code=303)
+
+
+def _number(raw: str) -> Any:
+    """A form field as a number when it reads as one (else the service names the field)."""
+    try:
+        return float(raw.strip().replace("，", "").replace(",", ""))
+    except ValueError:
+        return raw
+
+
+@bp.post("/<name>/budget-cap")
+@role_required("owner")
+def budget_cap(name: str):
+    body = {"epsilon_total": _number(request.form.get("epsilon_total", "")),
+            "delta_total": _number(request.form.get("delta_total", "")),
+            "reason": request.form.get("reason", "")}
+    try:
+        result = dataset_caps.set_cap(sandbox(), signed_in(), name, body)
+    except NotFound:
+        abort(404)
+    except SandboxError as err:
+        flash(err.message, "error")
+    else:
+        flash(_("The total budget of %(name)s is now ε %(epsilon)s, δ %(delta)s.", name=result["dataset"],
+                epsilon=f"{result['cap']['epsilon_total']:g}", delta=f"{result['cap']['delta_total']:g}"),
+              "success")
+    return redirect(url_for("owner_datasets.dataset", name=name) + "#budget-cap", code=303)
