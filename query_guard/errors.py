@@ -97,6 +97,24 @@ class TypeMismatchError(GuardError):
     code = "type_error"
 
 
+class ImplicitCastError(TypeMismatchError):
+    """A value the engine would convert to another type family *at run time*.
+
+    SECURITY: DuckDB casts such a value per row, only when a row reaches it, so a
+    conversion failure is an error that depends on the data (issue 12, finding 1). A
+    text literal next to a date is converted at plan time when it is a valid
+    ``YYYY-MM-DD`` date; anything else is refused here, before any data is read.
+    """
+
+    code = "implicit_cast"
+
+
+class ResultLimitError(NotAllowedError):
+    """LIMIT past the documented maximum (``rules/limit_size.MAX_RESULT_ROWS``)."""
+
+    code = "limit_out_of_range"
+
+
 #: Every code the guard can raise, for the docs table and the fixture checker.
 ERROR_CODES: dict[str, str] = {
     "sql_syntax": "The text is not one parseable SQL statement.",
@@ -120,4 +138,8 @@ ERROR_CODES: dict[str, str] = {
     "nested_aggregate": "An aggregate inside another aggregate, WHERE, GROUP BY or a subquery.",
     "unbounded": "An aggregated value whose bounds cannot be derived.",
     "type_error": "A value of the wrong type for its place.",
+    "implicit_cast": "A value the engine would convert between type families at run time"
+    " (a text literal that is not a valid YYYY-MM-DD date next to a date, IS TRUE on a"
+    " non-boolean, text compared with a number in HAVING).",
+    "limit_out_of_range": "LIMIT above the maximum number of released rows (10000).",
 }

@@ -21,6 +21,7 @@ from query_guard.errors import GuardError, LimitError, SqlSyntaxError
 from query_guard.fingerprint import fingerprint
 from query_guard.parse import parse_select
 from query_guard.plan import GroupKey, Materialisation, Measurement, QueryPlan
+from query_guard.post_types import check_post
 from query_guard.rules.allow_nodes import allow_nodes
 from query_guard.rules.bound_contributions import bound_contributions
 from query_guard.rules.canonical_functions import canonical_functions
@@ -107,8 +108,10 @@ def _plan(ctx: Context) -> QueryPlan:
 
     engine_keys: list[EngineKey] = []
     group_keys: list[GroupKey] = []
+    key_kinds: dict[str, str] = {}
     for key in shape.keys:
         info = typer.infer(key.expr)
+        key_kinds[key.column] = _released_kind(info.type)
         expr = safe_arithmetic(key.expr, typer)
         if info.type == "date":
             expr = exp.TimeToStr(this=expr, format=exp.Literal.string("%Y-%m-%d"))
@@ -126,6 +129,20 @@ def _plan(ctx: Context) -> QueryPlan:
             domain = _typed_domain(domain, info.type)
         engine_keys.append(EngineKey(key.column, expr, domain))
         group_keys.append(GroupKey(key.name, key.column, domain, expr.sql("duckdb")))
+
+    released = {
+        out.name: key_kinds[out.ref]
+        for out in shape.outputs
+        if out.source == "group" and out.ref in key_kinds
+    }
+    for out in shape.outputs:
+        if out.expression is not None:
+            check_post(out.expression, released, ctx)
+    for item in shape.order_by:
+        if item.expression is not None:
+            check_post(item.expression, released, ctx)
+    if shape.having is not None:
+        check_post(shape.having, released, ctx)
 
     values = {call.id: clamp_values(call, typer, ctx) for call in shape.aggs}
     bounding = bound_contributions(rel, [k.expr for k in shape.keys], ctx.scenario)
@@ -205,6 +222,13 @@ def _plan(ctx: Context) -> QueryPlan:
         max_rows_per_partition=bounding.max_rows_per_partition,
         materialisation=materialisation,
     )
+
+
+def _released_kind(kind: str) -> str:
+    """A group key's values as post-processing sees them (dates are released as text)."""
+    if kind in ("int", "float"):
+        return "numeric"
+    return "text" if kind in ("text", "date") else kind
 
 
 def _typed_domain(domain: tuple, kind: str) -> tuple:

@@ -23,6 +23,10 @@ MAX_DEPTH = 64
 #: after CTEs and subqueries are inlined (their expressions are substituted)
 MAX_FLAT_NODES = 4_000
 MAX_FLAT_DEPTH = 120
+#: LIMIT n: at most this many released rows (``rules/split_aggregates.py``). A bigger
+#: number would only reach the engine's post-processing, which raises on integers past
+#: BIGINT (issue 12, finding 5); no released table is near this size.
+MAX_RESULT_ROWS = 10_000
 
 
 def limit_text(sql: str, ctx: Context) -> None:

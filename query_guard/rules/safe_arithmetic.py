@@ -9,7 +9,17 @@ Why: an error that happens only for some rows tells the researcher those rows ex
   ``TRUNC(x / y)`` in DOUBLE, DuckDB's integer-division semantics;
 * numeric operands of arithmetic are computed in DOUBLE (``TRY_CAST(x AS DOUBLE)``):
   DuckDB raises on INTEGER/BIGINT/DECIMAL overflow, DOUBLE saturates to ±inf;
-* run-time type conversions are excluded by ``rules/type_bounds.py``.
+* ``date - date`` (BIGINT days) is widened to DOUBLE too, so arithmetic on it cannot
+  overflow; ``ROUND(x, n)`` rounds in DOUBLE (DuckDB raises on ``ROUND(BIGINT, -n)``
+  overflow); ``-5`` stays an integer literal where DuckDB needs one (SUBSTRING, ROUND);
+* a text literal next to a date becomes a typed DATE literal, read once here (it was
+  validated by ``rules/type_bounds.py``; DuckDB would convert it row by row);
+* ``DATE_TRUNC(part, d)`` is computed only for d in 0001-01-01..9999-12-31 (NULL
+  outside: DuckDB's truncation goes through TIMESTAMP and raises past its range) and
+  is a DATE, not a TIMESTAMP;
+* other run-time type conversions are refused by ``rules/type_bounds.py``.
+
+The construct-by-construct list is in docs/guard.md, "Total expressions".
 """
 
 from __future__ import annotations
@@ -18,6 +28,8 @@ import math
 
 from sqlglot import exp
 
+from query_guard.errors import ImplicitCastError
+from query_guard.literals import FIRST_DAY, LAST_DAY, date_literal, is_number, is_string, parse_date
 from query_guard.rules.type_bounds import NUMERIC, Typer
 
 ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Pow, exp.Neg, exp.Abs)
@@ -30,21 +42,24 @@ def safe_arithmetic(expr: exp.Expr, typer: Typer) -> exp.Expr:
 
 
 def _rewrite(node: exp.Expr, typer: Typer) -> exp.Expr:
+    if isinstance(node, exp.Neg) and is_number(node.this):
+        return _negative_literal(node.this)
     if isinstance(node, ARITHMETIC):
         date_sub = isinstance(node, exp.Sub) and typer.infer(node.this).type == "date"
         children = [node.args.get(k) for k in ("this", "expression")]
-        all_literal = all(isinstance(c, exp.Literal) for c in children if c is not None)
+        all_literal = all(is_number(c) for c in children if c is not None)
         for key, child in zip(("this", "expression"), children, strict=True):
             if isinstance(child, exp.Expr):
                 numeric = not date_sub and typer.infer(child).type in NUMERIC
                 new = _rewrite(child, typer)
                 # A literal next to a DOUBLE operand makes DOUBLE arithmetic already.
-                skip = isinstance(new, ARITHMETIC) or (
-                    isinstance(new, exp.Literal) and not all_literal
-                )
+                skip = _is_double(new) or (is_number(new) and not all_literal)
                 if numeric and not skip:
                     new = to_double(new)
                 node.set(key, new)
+        if date_sub:
+            # SECURITY: BIGINT days; widened so that arithmetic on it cannot overflow.
+            return to_double(node)
         if isinstance(node, exp.IntDiv):
             # DuckDB's ``//`` truncates integers but is plain division on DOUBLE.
             node = exp.Trunc(this=exp.Div(this=node.this, expression=node.expression))
@@ -52,14 +67,96 @@ def _rewrite(node: exp.Expr, typer: Typer) -> exp.Expr:
         if isinstance(node, DIVISIONS):
             return safe_divide(node, node.expression)
         return node
+    _type_date_literals(node, typer)
+    numeric_operand = isinstance(node, exp.Round) and typer.infer(node.this).type in NUMERIC
     for key, value in list(node.args.items()):
         if isinstance(value, exp.Expr):
             node.set(key, _rewrite(value, typer))
         elif isinstance(value, list):
             node.set(key, [_rewrite(v, typer) if isinstance(v, exp.Expr) else v for v in value])
+    if numeric_operand and not _is_double(node.this):
+        node.set("this", to_double(node.this))  # ROUND(BIGINT, -n) overflows in DuckDB
     if type(node) is exp.Cast:
         return exp.TryCast(this=node.this, to=node.to)
+    if isinstance(node, (exp.DateTrunc, exp.TimestampTrunc)):
+        return _safe_date_trunc(node)
     return node
+
+
+def _is_double(node: exp.Expr) -> bool:
+    """Already DOUBLE arithmetic (the rewritten operators), or widened to DOUBLE."""
+    if isinstance(node, exp.TryCast):
+        return node.to.this == exp.DType.DOUBLE
+    if isinstance(node, exp.Case) and isinstance(node.args.get("default"), ARITHMETIC):
+        return True  # a guarded division
+    return isinstance(node, ARITHMETIC)
+
+
+def _negative_literal(literal: exp.Expr) -> exp.Expr:
+    text = str(literal.this) if isinstance(literal, exp.Literal) else literal.sql()
+    if isinstance(literal, exp.Neg):  # - -5
+        return _negative_literal(literal.this).this  # type: ignore[return-value]
+    return exp.Literal.number(text[1:] if text.startswith("-") else f"-{text}")
+
+
+def operand_groups(node: exp.Expr) -> list[list[exp.Expr]]:
+    """The operands the engine brings to one type (as ``type_bounds`` checks them)."""
+    if isinstance(node, (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Nullif)):
+        return [[node.this, node.expression]]
+    if isinstance(node, (exp.In, exp.Least, exp.Greatest, exp.Coalesce)):
+        return [[node.this, *node.expressions]]
+    if isinstance(node, exp.Between):
+        return [[node.this, node.args["low"], node.args["high"]]]
+    if isinstance(node, exp.If) and not isinstance(node.parent, exp.Case):
+        return [[b for b in (node.args.get("true"), node.args.get("false")) if b is not None]]
+    if isinstance(node, exp.Case):
+        ifs = node.args.get("ifs") or []
+        results = [b.args["true"] for b in ifs]
+        if node.args.get("default") is not None:
+            results.append(node.args["default"])
+        groups = [results]
+        if node.this is not None:
+            groups.append([node.this, *(b.this for b in ifs)])
+        return groups
+    return []
+
+
+def _type_date_literals(node: exp.Expr, typer: Typer) -> None:
+    """Text literals among date operands → typed DATE literals, read at plan time."""
+    for group in operand_groups(node):
+        bare = [_unparen(n) for n in group if n is not None]
+        if not any(not is_string(n) and typer.infer(n).type == "date" for n in bare):
+            continue
+        for literal in bare:
+            if not is_string(literal):
+                continue
+            day = parse_date(str(literal.this))
+            if day is None:
+                typer.ctx.refuse(
+                    ImplicitCastError,
+                    f"text '{str(literal.this)[:30]}' used as a date: not a valid YYYY-MM-DD date",
+                    literal,
+                )
+            replacement = date_literal(day)
+            if literal is node:  # pragma: no cover - a group never holds its own node
+                continue
+            literal.replace(replacement)
+
+
+def _unparen(node: exp.Expr) -> exp.Expr:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    return node
+
+
+def _safe_date_trunc(node: exp.Expr) -> exp.Expr:
+    """``CASE WHEN d BETWEEN DATE '0001-01-01' AND DATE '9999-12-31' THEN
+    TRY_CAST(DATE_TRUNC(part, d) AS DATE) END``: DuckDB truncates a DATE through
+    TIMESTAMP, which raises for dates past 294247 (a DATE goes to 5881580)."""
+    value = node.this.copy()
+    inside = exp.Between(this=value, low=date_literal(FIRST_DAY), high=date_literal(LAST_DAY))
+    truncated = exp.TryCast(this=node, to=exp.DataType.build("DATE"))
+    return exp.Case(ifs=[exp.If(this=inside, true=truncated)])
 
 
 def to_double(node: exp.Expr) -> exp.Expr:

@@ -13,11 +13,17 @@ from __future__ import annotations
 from sqlglot import exp
 
 from query_guard.context import Context
-from query_guard.errors import NotAllowedError, RowLevelOutputError, ScopeError
+from query_guard.errors import (
+    NotAllowedError,
+    ResultLimitError,
+    RowLevelOutputError,
+    ScopeError,
+)
 from query_guard.plan import OrderItem, OutputColumn
 from query_guard.relation import base_column, is_unit
 from query_guard.rules.allow_nodes import AGGREGATES
 from query_guard.rules.flatten_subqueries import Resolver, has_aggregate, output_name
+from query_guard.rules.limit_size import MAX_RESULT_ROWS
 from query_guard.rules.measure_kinds import make_call
 from query_guard.rules.privacy_unit import forbid_unit
 from query_guard.shape import AggCall, KeySpec, Shape, int_literal, unique_names
@@ -320,6 +326,13 @@ class _Splitter:
                 NotAllowedError,
                 f"LIMIT {value.sql('duckdb')[:30]}: must be a non-negative integer literal",
                 limit,
+            )
+        if number > MAX_RESULT_ROWS:
+            self.ctx.refuse(
+                ResultLimitError,
+                f"LIMIT {value.sql('duckdb')[:30]}: more than the maximum of"
+                f" {MAX_RESULT_ROWS} released rows",
+                value,
             )
         self.shape.limit = number
 

@@ -22,7 +22,8 @@ from sqlglot import exp
 from query_guard import intervals as iv
 from query_guard.allow_lists import DATE_PART_OF
 from query_guard.context import Context
-from query_guard.errors import TypeMismatchError
+from query_guard.errors import ImplicitCastError, LimitError, TypeMismatchError
+from query_guard.literals import is_number, is_string, parse_date
 from query_guard.positions import show
 from query_guard.relation import BaseTable, base_column
 
@@ -31,6 +32,10 @@ EPOCH = dt.date(1970, 1, 1)
 INT_TYPES = frozenset({exp.DType.TINYINT, exp.DType.SMALLINT, exp.DType.INT, exp.DType.BIGINT})
 FLOAT_TYPES = frozenset({exp.DType.FLOAT, exp.DType.DOUBLE, exp.DType.DECIMAL})
 TEXT_TYPES = frozenset({exp.DType.TEXT, exp.DType.VARCHAR, exp.DType.CHAR})
+#: Longest LIKE pattern: bounds the per-row cost of matching (timing, issue 12).
+MAX_PATTERN_CHARS = 100
+#: DECIMAL(width, scale) as DuckDB accepts it (a wider one is a binder error).
+MAX_DECIMAL_WIDTH = 38
 DATE_PART_RANGE = {
     "QUARTER": (1, 4),
     "MONTH": (1, 12),
@@ -133,7 +138,14 @@ class Typer:
             self._comparable(node, [node.this, node.expression])
             return Info("bool", 0, 1)
         if isinstance(node, exp.Is):
-            self.infer(node.this)
+            info = self.infer(node.this)
+            if isinstance(node.expression, exp.Boolean) and info.type not in ("bool", "null"):
+                # SECURITY: ``x IS TRUE`` casts x to BOOLEAN per row ('x' raises).
+                ctx.refuse(
+                    ImplicitCastError,
+                    f"{show(node, 40)}: IS TRUE/FALSE needs a true/false value, not {info.type}",
+                    node,
+                )
             return Info("bool", 0, 1)
         if isinstance(node, exp.In):
             if node.args.get("query") or node.args.get("unnest") or node.args.get("field"):
@@ -150,6 +162,13 @@ class Typer:
                 ctx.refuse(
                     TypeMismatchError,
                     f"LIKE pattern {show(pattern, 40)}: must be a quoted string",
+                    pattern,
+                )
+            if len(str(pattern.this)) > MAX_PATTERN_CHARS:
+                ctx.refuse(
+                    LimitError,
+                    f"LIKE pattern of {len(str(pattern.this))} characters: longer than the"
+                    f" limit of {MAX_PATTERN_CHARS}",
                     pattern,
                 )
             return Info("bool", 0, 1)
@@ -284,6 +303,7 @@ class Typer:
 
     def _cast(self, node: exp.Cast) -> Info:
         src = self.infer(node.this)
+        self._type_params(node)
         to = node.to.this
         if to in INT_TYPES:
             if src.type in NUMERIC or src.type == "bool":
@@ -311,6 +331,35 @@ class Typer:
         if to == exp.DType.BOOLEAN:
             return Info("bool", 0, 1)
         self.ctx.refuse(TypeMismatchError, f"CAST to {node.to.sql()}: not allowed", node)
+
+    def _type_params(self, node: exp.Cast) -> None:
+        """DECIMAL(w, s) with 1 ≤ w ≤ 38 and 0 ≤ s ≤ w; VARCHAR/CHAR(n); nothing else:
+        an invalid parameter is a binder error in the engine (a 500, not a refusal)."""
+        params = node.to.expressions or []
+        if not params:
+            return
+        kind = node.to.this
+        values = []
+        for param in params:
+            value = param.this if isinstance(param, exp.DataTypeParam) else param
+            if not (is_number(value) and str(value.sql()).lstrip("-").isdigit()):
+                values = []
+                break
+            values.append(int(value.sql()))
+        ok = False
+        if kind == exp.DType.DECIMAL and values and len(values) == len(params) <= 2:
+            width = values[0]
+            scale = values[1] if len(values) > 1 else 0
+            ok = 1 <= width <= MAX_DECIMAL_WIDTH and 0 <= scale <= width
+        elif kind in TEXT_TYPES and len(values) == len(params) == 1:
+            ok = 1 <= values[0] <= 65535
+        if not ok:
+            self.ctx.refuse(
+                TypeMismatchError,
+                f"CAST to {node.to.sql('duckdb')}: type parameters allowed only as"
+                f" DECIMAL(width 1..{MAX_DECIMAL_WIDTH}, scale 0..width) or VARCHAR(1..65535)",
+                node,
+            )
 
     def _arith(self, node: exp.Expr) -> Info:
         left, right = node.this, node.expression
@@ -413,7 +462,10 @@ def _family(infos: list[Info], parent: exp.Expr, ctx: Context, nodes: list[exp.E
         families.discard("text_literal")
         if not families:
             return "text"
-        if families <= {"text"} or families == {"date"}:
+        if families == {"date"}:
+            _date_literals(infos, nodes, ctx)
+            return "date"
+        if families <= {"text"}:
             return families.pop()
         families.add("text")
     if len(families) > 1:
@@ -424,3 +476,19 @@ def _family(infos: list[Info], parent: exp.Expr, ctx: Context, nodes: list[exp.E
             parent,
         )
     return families.pop() if families else "null"
+
+
+def _date_literals(infos: list[Info], nodes: list[exp.Expr], ctx: Context) -> None:
+    """Text literals that meet a date must name a valid date (``rules/safe_arithmetic``
+    then writes them as typed DATE literals); decided here, never at run time."""
+    for info, node in zip(infos, nodes, strict=True):
+        while isinstance(node, exp.Paren):
+            node = node.this
+        if info.type == "text" and info.literal and is_string(node):
+            if parse_date(str(node.this)) is None:
+                ctx.refuse(
+                    ImplicitCastError,
+                    f"text '{str(node.this)[:30]}' used as a date: not a valid YYYY-MM-DD"
+                    " date (the engine would convert it row by row)",
+                    node,
+                )
