@@ -36,6 +36,7 @@ from typing import Literal
 
 from privacy.accounting import Charge
 from privacy.errors import PrivacyError
+from privacy.features import dp
 from privacy.mechanisms import (
     Family,
     calibrate_threshold,
@@ -138,6 +139,17 @@ def calibrate(
     return gaussian if _relative_error(gaussian, laplace) < 1.0 else laplace
 
 
+def _calibrate(plan: QueryPlan, epsilon: float, delta: float, family: Family) -> NoisePlan:
+    """One family's calibration. Every search in it is bounded (``mechanisms.MAX_STEPS``);
+    a budget OpenDP cannot represent (ε so large that ε²/2 overflows, say) is a
+    ``PrivacyError``, never OpenDP's own exception (issue 12, finding 5)."""
+    try:
+        return _calibrate_family(plan, epsilon, delta, family)
+    except dp.OpenDPException:
+        raise PrivacyError(f"cannot calibrate {family} noise for ε = {epsilon:g}",
+                           code="bad_epsilon") from None
+
+
 def _relative_error(a: NoisePlan, b: NoisePlan) -> float:
     """Mean over measurements of a's worst-case error variance over b's."""
     ratios = []
@@ -158,7 +170,7 @@ def split_delta(plan: QueryPlan, delta: float, family: Family) -> tuple[float, f
     return (delta / 2, delta / 2) if selecting else (0.0, delta)
 
 
-def _calibrate(plan: QueryPlan, epsilon: float, delta: float, family: Family) -> NoisePlan:
+def _calibrate_family(plan: QueryPlan, epsilon: float, delta: float, family: Family) -> NoisePlan:
     delta_ps, delta_conv = split_delta(plan, delta, family)
     budget = epsilon if family == "laplace" else rho_for_epsilon(epsilon, delta_conv)
     return calibrate_budget(plan, budget, family, delta_ps, delta_conv)

@@ -85,9 +85,25 @@ def make_gaussian_partition_threshold(scale: float, threshold: int) -> dp.Measur
 
 
 # -- calibration -----------------------------------------------------------------------
+#: Most steps of any one search below. Each step is one OpenDP map evaluation (micro-
+#: seconds), so a calibration ends within milliseconds whatever the budget: issue 12
+#: (finding 5) had ε = 1e-300 loop forever in ``rho_for_epsilon`` and hang a server thread.
+MAX_STEPS = 200
+#: Below this ε the zCDP → (ε, δ) conversion reports ε = 0 over a wide range of ρ and each
+#: evaluation slows (tens of ms), so the ρ search would take seconds; such a release is
+#: noise only (scale above 10⁶ × the sensitivity). ``calibrate(family="auto")`` then uses
+#: Laplace noise, which calibrates in closed form at any ε.
+GAUSSIAN_EPSILON_MIN = 1e-6
+
+
 def _check_budget(value: float, name: str) -> None:
     if not (value > 0 and math.isfinite(value)):
         raise PrivacyError(f"{name} must be a positive number, got {value!r}")
+
+
+def _uncalibrated(budget: float) -> PrivacyError:
+    return PrivacyError(f"cannot calibrate noise for a budget of {budget:g}: it is too small "
+                        f"(or too large) for floating point", code="bad_epsilon")
 
 
 def _smallest_scale(build, d_in, budget: float, start: float) -> float:
@@ -95,11 +111,17 @@ def _smallest_scale(build, d_in, budget: float, start: float) -> float:
 
     ``start`` is the textbook scale. OpenDP's map may round up in the last bit (then we
     nudge up) or be tighter than the textbook (then we search down), so the charge is
-    never above the budget and the noise never larger than needed.
+    never above the budget and the noise never larger than needed. Every loop is bounded
+    (``MAX_STEPS``); a budget whose scale is not a finite float raises ``PrivacyError``.
     """
+    if not (0 < start < math.inf):  # e.g. ε = 5e-324: Δ/ε overflows to inf
+        raise _uncalibrated(budget)
 
     def loss(scale: float) -> float:
-        out = build(scale).map(d_in)
+        try:
+            out = build(scale).map(d_in)
+        except dp.OpenDPException:
+            raise _uncalibrated(budget) from None
         return out[0] if isinstance(out, tuple) else out
 
     scale = start
@@ -112,9 +134,17 @@ def _smallest_scale(build, d_in, budget: float, start: float) -> float:
     if loss(scale * (1 - 1e-9)) > budget:
         return scale
     lo, hi = scale / 4, scale
-    while loss(lo) <= budget:
+    for _ in range(MAX_STEPS):
+        if lo <= 0 or loss(lo) > budget:
+            break
         lo, hi = lo / 4, lo
-    while hi - lo > 1e-9 * hi:
+    else:
+        raise _uncalibrated(budget)
+    if lo <= 0:
+        raise _uncalibrated(budget)
+    for _ in range(MAX_STEPS):
+        if hi - lo <= 1e-9 * hi:
+            break
         mid = (lo + hi) / 2
         lo, hi = (lo, mid) if loss(mid) <= budget else (mid, hi)
     return hi
@@ -159,9 +189,16 @@ def epsilon_from_rho(rho: float, delta: float) -> float:
         raise PrivacyError("converting zCDP to (ε, δ) needs 0 < δ < 1")
     gauss, convert = _rho_proxy()
     d_in = math.sqrt(2 * rho)
-    while gauss.map(d_in) < rho:
+    for _ in range(64):
+        if gauss.map(d_in) >= rho:
+            break
         d_in = math.nextafter(d_in, math.inf)
-    return float(convert.map(d_in).epsilon(delta))
+    else:  # pragma: no cover - the map is d_in²/2: a few ulps suffice
+        raise PrivacyError(f"could not convert ρ = {rho!r} to (ε, δ)")
+    try:
+        return float(convert.map(d_in).epsilon(delta))
+    except dp.OpenDPException:  # ρ beyond float range (an absurd budget)
+        raise PrivacyError(f"cannot convert ρ = {rho:g} to (ε, δ)", code="bad_epsilon") from None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -170,16 +207,30 @@ def rho_for_epsilon(epsilon: float, delta: float) -> float:
     _check_budget(epsilon, "epsilon")
     if not 0 < delta < 1:
         raise PrivacyError("the Gaussian mechanism needs 0 < δ < 1", code="needs_delta")
+    if epsilon < GAUSSIAN_EPSILON_MIN:
+        raise PrivacyError(f"the Gaussian mechanism is not calibrated below ε = "
+                           f"{GAUSSIAN_EPSILON_MIN:g}", code="bad_epsilon")
     # Start from the classical bound ε = ρ + 2√(ρ ln 1/δ) (Bun, Steinke 2016, Prop. 1.3),
-    # which OpenDP's conversion never exceeds: its ρ is always affordable.
+    # which OpenDP's conversion never exceeds: its ρ is always affordable. For a tiny ε its
+    # root (√(L + ε) − √L)² cancels to 0 (and doubling 0 looped forever: issue 12); then
+    # ε² / (√(L + ε) + √L)² is used, which still underflows to 0 below ε ≈ 1e-154.
     log_term = math.log(1 / delta)
     lo = (math.sqrt(log_term + epsilon) - math.sqrt(log_term)) ** 2
+    if lo <= 0:  # the difference cancelled: the same root, written without cancellation
+        lo = (epsilon / (math.sqrt(log_term + epsilon) + math.sqrt(log_term))) ** 2
+    if not 0 < lo < math.inf:
+        raise _uncalibrated(epsilon)
     f_lo = epsilon_from_rho(lo, delta) - epsilon
     if f_lo > 0:  # pragma: no cover - would contradict the bound above
         raise PrivacyError("could not calibrate ρ for this ε")
     hi = 2 * lo
-    while (f_hi := epsilon_from_rho(hi, delta) - epsilon) <= 0:
+    for _ in range(MAX_STEPS):  # SECURITY: bounded; lo = 0 once doubled forever (issue 12)
+        f_hi = epsilon_from_rho(hi, delta) - epsilon
+        if f_hi > 0:
+            break
         lo, f_lo, hi = hi, f_hi, hi * 2
+    else:
+        raise _uncalibrated(epsilon)
     # Illinois (regula falsi) on the smooth, increasing conversion; keep lo affordable.
     side = 0
     for _ in range(100):
