@@ -226,6 +226,10 @@ class Sandbox:
                     return self._finish(conn, user, req, approval, prepared, started, engine_run)
                 except BaseException as err:
                     self._log_failure(conn, user, approval, started, err)
+                    if isinstance(err, datasets.DataIntegrityError):
+                        # a tampered or damaged file: about the deployment, not any
+                        # person's record, and the operator must be told (charged still)
+                        raise
                     raise QueryFailed(started.query_id) from None
             finally:
                 slot.__exit__(None, None, None)
@@ -326,6 +330,7 @@ class Sandbox:
                 "query_id": s.query_id,
                 "approval_id": approval.id,
                 "start_seq": s.start_seq,
+                "sql": p.sql,  # the receipt's entry names its query on its own
                 "mechanisms": [m.__dict__ for m in rel.mechanisms],
                 "epsilon": rel.epsilon,
                 "delta": rel.delta,
@@ -430,14 +435,15 @@ class Sandbox:
         error, a timeout, a memory breach), so the caller sees nothing of it.
         """
         cause = getattr(err, "code", type(err).__name__)
+        code = err.code if isinstance(err, datasets.DataIntegrityError) else QueryFailed.code
         log.warning("query %s failed after its charge (%s)", s.query_id, cause,
                     exc_info=not isinstance(err, SandboxError))
         try:
             with transaction(conn):
-                conn.execute("UPDATE queries SET error_code = ? WHERE id = ?", (QueryFailed.code, s.query_id))
+                conn.execute("UPDATE queries SET error_code = ? WHERE id = ?", (code, s.query_id))
                 self.audit(conn, user, "query.failed", f"query/{s.query_id}", {
                     "query_id": s.query_id, "approval_id": approval.id, "start_seq": s.start_seq,
-                    "code": QueryFailed.code,
+                    "code": code,
                 })
         except Exception:  # the charge and the start entry are committed already
             log.exception("could not log the failure of query %s", s.query_id)

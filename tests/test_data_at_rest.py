@@ -68,7 +68,12 @@ def test_tampered_ciphertext_is_refused_with_a_clear_error(demo_template, tmp_pa
                     json={"approval_id": creds["researcher"]["approval_id"], "sql": "SELECT COUNT(*) FROM residents"})
     assert r.status_code == 500 and r.json["error"]["code"] == "data_integrity"
     assert "residents" in r.json["error"]["message"]
-    assert fresh.conn().execute("SELECT COUNT(*) FROM ledger").fetchone()[0] == 0  # nothing charged
+    # PRIVACY (issue 12): the charge comes before any data is read, so it stands; the
+    # failure is logged against the start with the code the operator needs.
+    assert fresh.conn().execute("SELECT COUNT(*) FROM ledger").fetchone()[0] == 1
+    failed = fresh.conn().execute("SELECT json_extract(entry, '$.details.code') FROM audit_entries "
+                                  "WHERE json_extract(entry, '$.action') = 'query.failed'").fetchall()
+    assert [r[0] for r in failed] == ["data_integrity"]
 
 
 def test_a_file_swapped_for_another_is_refused(demo_template, tmp_path):
