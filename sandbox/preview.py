@@ -2,78 +2,75 @@
 
 Nothing runs and nothing is charged: the answer depends only on the checked plan, the
 approval and the requested ε or target accuracy (``privacy.preview``), never on data.
-The approval and the guard are checked exactly as for a real query (a guard refusal is
-logged as one, so previews cannot probe the scope for free).
+The approval, the request's ranges (``sandbox.request_limits``), the guard and the
+calibration are the real query's own steps (``Sandbox._prepare``): a refusal is logged as
+one, so previews cannot probe the scope for free.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import privacy
-import query_guard
-from query_guard import GuardError, QueryPlan
-from sandbox import datasets, ledger
-from sandbox.datasets import DatasetVersion
-from sandbox.errors import BadRequest
-from sandbox.service import DEFAULT_CONFIDENCE, QueryRefused, QueryRequest, Sandbox
+from query_guard import GuardError
+from sandbox import ledger, request_limits
+from sandbox.errors import BadRequest, SandboxError
+from sandbox.service import DEFAULT_CONFIDENCE, Prepared, QueryRefused, QueryRequest, Sandbox
 from sandbox.users import User
 from sandbox.workflow import Approval
 
 
 @dataclass
 class AccuracyTarget:
-    """"±half_width at confidence" for one output column."""
+    """"±half_width at confidence" for one output column. The numbers are the request's raw
+    JSON values: :func:`preview_query` checks them (``sandbox.request_limits``)."""
 
     column: str
-    half_width: float
-    confidence: float = DEFAULT_CONFIDENCE
+    half_width: Any
+    confidence: Any = DEFAULT_CONFIDENCE
 
 
 @dataclass
 class PreviewRequest:
+    """A preview: the fields of ``QueryRequest`` plus a target accuracy and the researcher's
+    guess of a group's size. Numbers are raw JSON values, checked by :func:`preview_query`."""
+
     approval_id: Any
-    sql: str
-    epsilon: float | None = None
-    confidence: float = DEFAULT_CONFIDENCE
+    sql: Any
+    epsilon: Any = None
+    confidence: Any = DEFAULT_CONFIDENCE
     accuracy: AccuracyTarget | None = None
-    expected_rows: int | None = None
+    expected_rows: Any = None
 
 
-def checked_plan(sb: Sandbox, user: User, approval_id: Any, sql: Any
-                 ) -> tuple[Approval, list[DatasetVersion], QueryPlan]:
-    """The steps of ``Sandbox.run_query`` up to the plan: approval, scope, guard."""
+def checked_plan(sb: Sandbox, user: User, req: QueryRequest,
+                 check: Callable[[], None] | None = None) -> tuple[Approval, Prepared]:
+    """The steps of ``Sandbox.run_query`` up to the charge: approval, the request's ranges
+    (``sandbox.request_limits``), guard and calibration (``Sandbox._prepare``), then the
+    caller's own ``check``. Every refusal is logged as a query's is, so previews and dummy
+    runs cannot probe the scope for free, and the refusal log stores printable text even
+    when the SQL is not valid Unicode (issue 12, finding 4)."""
     conn = sb.conn()
-    if not isinstance(sql, str) or not sql.strip():
-        raise BadRequest("sql must be a non-empty string", code="missing_sql")
-    req = QueryRequest(approval_id, sql)
     approval = sb._approval_or_log(conn, user, req)
-    versions = [v for v in datasets.latest_versions(conn) if v.name in approval.scenario.datasets]
     try:
-        plan = query_guard.plan(sql, approval.scenario, datasets.build_catalog(versions))
-    except GuardError as err:
-        sb._log_refusal(conn, user, req, approval.id, err.code, err.message, err.position)
-        raise QueryRefused(err) from None
-    return approval, [v for v in versions if v.name in plan.datasets], plan
+        prepared = sb._prepare(conn, approval, req)
+        if check is not None:
+            check()
+    except (SandboxError, GuardError) as err:
+        sb._log_refusal(conn, user, req, approval.id, err.code, err.message,
+                        getattr(err, "position", None))
+        if isinstance(err, GuardError):
+            raise QueryRefused(err) from None
+        raise
+    return approval, prepared
 
 
 def query_delta(approval: Approval) -> float:
     """The δ one query of this approval may use (``privacy.per_query_delta``)."""
     return privacy.per_query_delta(approval.delta_total, pure=ledger.is_pure(approval))
-
-
-def requested_epsilon(approval: Approval, requested: Any) -> float:
-    """ε as ``Sandbox.run_query`` reads it: default min(cap, 1); must be in (0, cap]."""
-    if requested is None:
-        return min(approval.epsilon_per_query, 1.0)
-    if isinstance(requested, bool) or not isinstance(requested, int | float) or not math.isfinite(requested):
-        raise BadRequest("epsilon must be a positive number", code="bad_epsilon")
-    if not 0 < requested <= approval.epsilon_per_query + ledger.TOLERANCE:
-        raise BadRequest(f"epsilon must be above 0 and at most this approval's per-query cap "
-                         f"{approval.epsilon_per_query:g}", code="bad_epsilon")
-    return float(requested)
 
 
 def _num(x: float | None) -> float | None:
@@ -82,30 +79,38 @@ def _num(x: float | None) -> float | None:
 
 def preview_query(sb: Sandbox, user: User, req: PreviewRequest) -> dict[str, Any]:
     """Cost, expected accuracy per output column, and whether the budget affords it."""
-    approval, _versions, plan = checked_plan(sb, user, req.approval_id, req.sql)
-    if not 0.5 <= req.confidence < 1:
-        raise BadRequest("confidence must be at least 0.5 and below 1")
-    pure = ledger.is_pure(approval)
-    delta = query_delta(approval)
-    confidence = req.confidence
+    clean: dict[str, Any] = {}
+
+    def check() -> None:
+        clean["expected_rows"] = request_limits.expected_rows(req.expected_rows)
+        if req.accuracy is not None:
+            clean["half_width"] = request_limits.half_width(req.accuracy.half_width)
+            clean["confidence"] = request_limits.confidence(req.accuracy.confidence)
+
+    approval, p = checked_plan(sb, user, QueryRequest(req.approval_id, req.sql, req.epsilon,
+                                                      req.confidence), check)
+    plan, rows = p.plan, clean["expected_rows"]
+    epsilon, confidence = p.epsilon, p.confidence
+    notes: list[str] = []
     try:
         if req.accuracy is not None:
-            t = req.accuracy
-            epsilon = privacy.epsilon_for_accuracy(plan, t.column, t.half_width, t.confidence,
-                                                   delta=delta, pure=pure,
-                                                   expected_rows=req.expected_rows)
-            confidence = t.confidence
-        else:
-            epsilon = requested_epsilon(approval, req.epsilon)
-        p = privacy.preview(plan, epsilon=epsilon, delta=delta, confidence=confidence, pure=pure,
-                            expected_rows=req.expected_rows)
+            confidence = clean["confidence"]
+            epsilon = privacy.epsilon_for_accuracy(plan, req.accuracy.column, clean["half_width"],
+                                                   confidence, delta=p.delta, pure=p.pure,
+                                                   expected_rows=rows)
+            if epsilon < request_limits.EPSILON_MIN:
+                notes.append(f"the target needs only ε = {epsilon:.3g}; a query uses at least "
+                             f"ε = {request_limits.EPSILON_MIN:g}, so that is previewed")
+                epsilon = request_limits.EPSILON_MIN
+        pv = privacy.preview(plan, epsilon=epsilon, delta=p.delta, confidence=confidence,
+                             pure=p.pure, expected_rows=rows)
     except privacy.PrivacyError as err:
         raise BadRequest(err.message, code=err.code) from None
     budget = ledger.budget(sb.conn(), approval.id)
     within_cap = epsilon <= approval.epsilon_per_query + ledger.TOLERANCE
-    affordable = within_cap and privacy.fits(budget.totals, p.charge, budget.epsilon_total,
+    affordable = within_cap and privacy.fits(budget.totals, pv.charge, budget.epsilon_total,
                                              budget.delta_total, pure=budget.pure_dp)
-    body = p.as_dict()
+    body = pv.as_dict()
     columns: dict[str, dict[str, Any]] = body["columns"]  # type: ignore[assignment]
     for col in columns.values():
         col["half_width"] = _num(col["half_width"])
@@ -116,7 +121,7 @@ def preview_query(sb: Sandbox, user: User, req: PreviewRequest) -> dict[str, Any
         "within_per_query_cap": within_cap,
         "affordable": affordable,
         "budget": budget.as_dict(),
-        "notes": list(plan.notes) + ([] if within_cap else [
+        "notes": list(plan.notes) + notes + ([] if within_cap else [
             f"the target needs ε = {epsilon:g}, above this approval's per-query cap "
             f"{approval.epsilon_per_query:g}"]),
     }
