@@ -122,8 +122,6 @@ def test_route_comes_from_the_logged_terms():
     assert all("route reported 'basic'" in p["message"] for p in check_reported_loss(log))
 
 
-@pytest.mark.xfail(reason="audit_log.replay still checks every report against Σε (min-of-routes); "
-                   "on the zcdp route only the ρ sum can be checked without OpenDP", strict=False)
 def test_log_only_replay_accepts_the_zcdp_route_reports(demo):
     """audit_log.replay (no OpenDP) must not flag a zcdp-route report that is above Σε: on
     that route the figure is the conversion of Σρ, which for a few releases exceeds Σε."""
