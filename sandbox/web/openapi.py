@@ -4,7 +4,8 @@ The document is written here as data (one row per operation) rather than generat
 the URL map, so that a route added without documentation is caught:
 ``tests/test_openapi.py`` fails when the routes registered under ``/api/v1`` and the paths
 listed here differ, and validates real responses against the schemas below.
-Schemas are JSON Schema 2020-12 (OpenAPI 3.1 uses it unchanged).
+Schemas are JSON Schema 2020-12 (OpenAPI 3.1 uses it unchanged). Number ranges come from
+``sandbox.request_limits``, the one place that defines them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import re
 from typing import Any
 
 from flask import Blueprint, jsonify
+
+from sandbox import request_limits as limits
 
 bp = Blueprint("api_openapi", __name__)
 
@@ -60,19 +63,23 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "sql": {
                 "type": "string",
                 "minLength": 1,
-                "description": "One SELECT; datasets are tables.",
+                "maxLength": limits.SQL_MAX_CHARS,
+                "description": "One SELECT; datasets are tables. Unicode scalar values only "
+                "(a lone surrogate such as \\ud800 is refused: invalid_sql_text).",
             },
             "epsilon": {
                 "type": ["number", "null"],
-                "exclusiveMinimum": 0,
-                "description": "Privacy loss to spend; at most the approval's per-query cap "
+                "minimum": limits.EPSILON_MIN,
+                "maximum": limits.EPSILON_MAX,
+                "description": "Privacy loss to spend; at least "
+                f"{limits.EPSILON_MIN:g}, at most the approval's per-query cap "
                 "(default: min(cap, 1)).",
             },
             "confidence": {
                 "type": "number",
-                "minimum": 0.5,
-                "exclusiveMaximum": 1,
-                "default": 0.95,
+                "minimum": limits.CONFIDENCE_MIN,
+                "maximum": limits.CONFIDENCE_MAX,
+                "default": limits.CONFIDENCE_DEFAULT,
             },
         },
     },
@@ -85,11 +92,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "required": ["column", "half_width"],
                 "properties": {
                     "column": {"type": "string"},
-                    "half_width": {"type": "number"},
-                    "confidence": {"type": "number"},
+                    "half_width": {"type": "number", "exclusiveMinimum": 0,
+                                   "maximum": limits.HALF_WIDTH_MAX},
+                    "confidence": {"type": "number", "minimum": limits.CONFIDENCE_MIN,
+                                   "maximum": limits.CONFIDENCE_MAX},
                 },
             },
-            "expected_rows": {"type": "integer", "minimum": 1},
+            "expected_rows": {"type": "integer", "minimum": limits.EXPECTED_ROWS_MIN,
+                              "maximum": limits.EXPECTED_ROWS_MAX},
         },
     },
     "Accuracy": {
