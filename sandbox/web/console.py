@@ -23,9 +23,11 @@ import datetime as dt
 import hashlib
 import secrets
 import threading
+import unicodedata
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, Final
+from urllib.parse import unquote, urlsplit
 
 from flask import (
     Blueprint,
@@ -209,11 +211,50 @@ class LoginThrottle:
             self._failures.pop((address, username.lower()), None)
 
 
-def _safe_next(target: str | None) -> str | None:
-    """Only a local path: never an open redirect to another host."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+def _unsafe_char(ch: str) -> bool:
+    """Whitespace, control and format characters (tab, newline, NUL, U+200B, …) and the
+    backslash: browsers drop or reinterpret them, so a tab between two slashes turns
+    ``/<TAB>/evil.example`` into ``//evil.example`` (issue 12, finding 6)."""
+    return ch == "\\" or ch.isspace() or unicodedata.category(ch)[0] in ("C", "Z")
+
+
+def _safe_next(target: Any) -> str | None:
+    """``target`` if it is a same-site relative path, else None: never an open redirect.
+
+    SECURITY: accepted only if it starts with one ``/`` (not ``//`` or ``/\\``), holds no
+    whitespace, control character or backslash, and has no scheme or host when parsed
+    (``urllib.parse.urlsplit``), both as given and after percent-decoding (repeatedly, as
+    a chain of redirects might). One exception: once decoded, the query string may hold
+    spaces (``/query?sql=SELECT%20…`` is the workbench's own link; a query string cannot
+    name a host). Never raises.
+
+    >>> _safe_next("/query?sql=SELECT%20COUNT(*)"), _safe_next("/%09/example.com")
+    ('/query?sql=SELECT%20COUNT(*)', None)
+    >>> _safe_next("//example.com"), _safe_next("/%2F/example.com"), _safe_next("http://x")
+    (None, None, None)
+    """
+    if not isinstance(target, str) or not target or len(target) > 4096:
+        return None
+    form, decoded_round = target, False
+    for _round in range(4):
+        if not form.startswith("/") or form.startswith(("//", "/\\")):
+            return None
+        try:
+            parts = urlsplit(form)
+        except ValueError:
+            return None
+        if parts.scheme or parts.netloc:
+            return None
+        # Not parts.path/parts.query: urlsplit silently drops tabs and newlines.
+        cut = min((i for i in (form.find("?"), form.find("#")) if i >= 0), default=len(form))
+        if any(_unsafe_char(ch) for ch in form[:cut]) or any(
+                _unsafe_char(ch) and not (decoded_round and ch == " ") for ch in form[cut:]):
+            return None
+        decoded = unquote(form)
+        if decoded == form:
+            return target
+        form, decoded_round = decoded, True
+    return None  # still encoded after four rounds: not a path anyone links to
 
 
 @bp.route("/login", methods=["GET", "POST"])
