@@ -70,10 +70,14 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _finite_number(value: Any, low: float, high: float) -> float | None:
-    """``float(value)`` if it is a finite number in [low, high], else None (never raises).
+def finite_in_range(value: Any, low: float, high: float) -> float | None:
+    """``float(value)`` if it is a finite JSON number in [low, high], else None; never
+    raises. An ``int`` is compared exactly before conversion, so 10**400 is simply out of
+    range (``math.isfinite(10**400)`` and ``float(10**400)`` raise ``OverflowError``).
+    For other request numbers (``sandbox.fields.number``) to share the same reading.
 
-    An ``int`` is compared exactly before conversion, so 10**400 is simply out of range.
+    >>> finite_in_range(10**400, 0, 1000), finite_in_range(True, 0, 1), finite_in_range(3, 0, 5)
+    (None, None, 3.0)
     """
     if not _is_number(value):
         return None
@@ -99,7 +103,7 @@ def epsilon(value: Any, per_query_cap: float) -> float:
                              f"query may use ({EPSILON_MIN:g})", code="bad_epsilon")
         return float(value)
     high = min(cap, EPSILON_MAX) + TOLERANCE
-    clean = _finite_number(value, EPSILON_MIN, high)
+    clean = finite_in_range(value, EPSILON_MIN, high)
     if clean is None:
         raise BadRequest(f"epsilon must be a number from {EPSILON_MIN:g} to this approval's "
                          f"per-query cap {cap:g}", code="bad_epsilon")
@@ -114,7 +118,7 @@ def confidence(value: Any) -> float:
     >>> confidence(0.95), confidence(0.999)
     (0.95, 0.999)
     """
-    clean = _finite_number(value, CONFIDENCE_MIN, CONFIDENCE_MAX)
+    clean = finite_in_range(value, CONFIDENCE_MIN, CONFIDENCE_MAX)
     if clean is None:
         raise BadRequest(f"confidence must be a number from {CONFIDENCE_MIN:g} to "
                          f"{CONFIDENCE_MAX:g}", code="bad_confidence")
@@ -139,7 +143,7 @@ def expected_rows(value: Any) -> int | None:
 def half_width(value: Any) -> float:
     """The ± of a target accuracy: a number above 0 and at most ``HALF_WIDTH_MAX``.
     Code ``bad_accuracy`` (the field lives inside ``accuracy``)."""
-    clean = _finite_number(value, 0.0, HALF_WIDTH_MAX)
+    clean = finite_in_range(value, 0.0, HALF_WIDTH_MAX)
     if clean is None or clean <= 0:
         raise BadRequest(f"accuracy.half_width must be a number above 0 and at most "
                          f"{HALF_WIDTH_MAX:g}", code="bad_accuracy")
@@ -197,6 +201,6 @@ def printable(sql: Any) -> str:
 __all__ = [
     "CONFIDENCE_DEFAULT", "CONFIDENCE_MAX", "CONFIDENCE_MIN", "EPSILON_MAX", "EPSILON_MIN",
     "EXPECTED_ROWS_MAX", "EXPECTED_ROWS_MIN", "HALF_WIDTH_MAX", "SQL_MAX_CHARS", "confidence",
-    "epsilon", "expected_rows", "half_width", "is_scalar_text", "printable",
+    "epsilon", "expected_rows", "finite_in_range", "half_width", "is_scalar_text", "printable",
     "sql_text",
 ]
