@@ -30,6 +30,7 @@ DIVERGENT_ACCEPTS = {  # SmartNoise accepts, we refuse
     "SELECT PI(), RAND(), POWER(AVG(age), 2) FROM PUMS.PUMS": "RAND() is not on the allow-list: a release must be reproducible from its plan",
     "SELECT COUNT(DeviceID) AS Devices FROM Telemetry.Crashes": "COUNT(unit): the unit is usable only as COUNT(DISTINCT unit)",
     "SELECT SUM(Crashes) AS Crashes, COUNT(DeviceID) AS Devices FROM Telemetry.Crashes": "COUNT(unit): the unit is usable only as COUNT(DISTINCT unit)",
+    "SELECT sex as educ, educ as sex, COUNT(*) AS n FROM PUMS.PUMS GROUP BY sex, educ HAVING sex > 2": "educ is text: DuckDB would convert each released key to a number (implicit_cast, issue 12)",
 }
 DIVERGENT_REFUSALS = {  # SmartNoise refuses, we accept
     "SELECT SUM(Age + Income) FROM PUMS.PUMS": "identifiers are case-insensitive and bounds of Age + Income are derived",

@@ -28,6 +28,7 @@ import math
 
 from sqlglot import exp
 
+from query_guard.allow_lists import DATE_PART_OF
 from query_guard.errors import ImplicitCastError
 from query_guard.literals import FIRST_DAY, LAST_DAY, date_literal, is_number, is_string, parse_date
 from query_guard.rules.type_bounds import NUMERIC, Typer
@@ -76,11 +77,44 @@ def _rewrite(node: exp.Expr, typer: Typer) -> exp.Expr:
             node.set(key, [_rewrite(v, typer) if isinstance(v, exp.Expr) else v for v in value])
     if numeric_operand and not _is_double(node.this):
         node.set("this", to_double(node.this))  # ROUND(BIGINT, -n) overflows in DuckDB
+    _type_null_argument(node)
     if type(node) is exp.Cast:
         return exp.TryCast(this=node.this, to=node.to)
     if isinstance(node, (exp.DateTrunc, exp.TimestampTrunc)):
         return _safe_date_trunc(node)
     return node
+
+
+#: Functions whose NULL argument DuckDB cannot bind (several overloads): typed NULL.
+_NULL_ARGUMENT = {
+    **{kind: ("this", "DATE") for kind in DATE_PART_OF},
+    exp.Extract: ("expression", "DATE"),
+    exp.DateTrunc: ("this", "DATE"),
+    exp.TimestampTrunc: ("this", "DATE"),
+    exp.Upper: ("this", "VARCHAR"),
+    exp.Lower: ("this", "VARCHAR"),
+    exp.Trim: ("this", "VARCHAR"),
+    exp.Length: ("this", "VARCHAR"),
+    exp.Substring: ("this", "VARCHAR"),
+    exp.Floor: ("this", "DOUBLE"),
+    exp.Ceil: ("this", "DOUBLE"),
+    exp.Round: ("this", "DOUBLE"),
+    exp.Sqrt: ("this", "DOUBLE"),
+}
+
+
+def _type_null_argument(node: exp.Expr) -> None:
+    """``year(NULL)`` is a binder error in DuckDB; ``year(CAST(NULL AS DATE))`` is NULL."""
+    spec = _NULL_ARGUMENT.get(type(node))
+    if spec is None:
+        return
+    key, kind = spec
+    if isinstance(_unparen_opt(node.args.get(key)), exp.Null):
+        node.set(key, exp.TryCast(this=exp.Null(), to=exp.DataType.build(kind)))
+
+
+def _unparen_opt(node: object) -> object:
+    return _unparen(node) if isinstance(node, exp.Expr) else node
 
 
 def _is_double(node: exp.Expr) -> bool:
