@@ -12,8 +12,9 @@ Accounting: basic composition, Σε ≤ ε_cap and Σδ ≤ δ_cap over the (ε,
 release (``privacy.accounting.Charge``). It is valid when each ε is chosen after seeing the
 earlier answers and the stopping rule depends on them (Rogers, Roth, Ullman, Vadhan 2016,
 "Privacy odometers and filters", basic composition is a valid filter), which is exactly how
-many researchers' queries arrive. It is looser than an approval's zCDP route for many small
-queries; a fixed-route zCDP filter could replace it once ``privacy.accounting`` offers one.
+many researchers' queries arrive. It is also the fixed route ``privacy.accounting.choose_route``
+gives for a cap's terms (no per-query cap → basic). It is looser than an approval's zCDP
+route for many small queries.
 
 Where the cap in force comes from (the newest decision wins):
 
