@@ -22,7 +22,7 @@ import sqlite3
 from typing import TYPE_CHECKING, Any, Final
 
 from query_guard.scenario import AGGREGATE_KINDS
-from sandbox import approvals, authz, datasets, fields, workflow
+from sandbox import approvals, authz, datasets, fields, request_limits, workflow
 from sandbox.approvals import get_approval, list_approvals  # noqa: F401  (part of this API)
 from sandbox.clock import iso, parse_iso
 from sandbox.errors import BadRequest, NotFound, Suspended
@@ -249,7 +249,9 @@ def decide(sb: Sandbox, user: User | None, application_id: Any, body: dict[str, 
         return {"application_id": row["id"], "status": "rejected", "approval_id": None}
     epsilon_total = fields.number(body, "epsilon_total", low=0, high=1000)
     delta_total = fields.number(body, "delta_total", low=0, high=0.01, low_open=False)
-    per_query = fields.number(body, "epsilon_per_query", low=0, high=epsilon_total)
+    # a cap below the smallest ε a query may use would make an approval that can never run
+    per_query = fields.number(body, "epsilon_per_query", low=request_limits.EPSILON_MIN, high=epsilon_total,
+                              low_open=False)
     expires_at = parse_expiry(body.get("expires"), sb)
     scope = _narrowed_scope(body, json.loads(row["request_json"]), conn)
     approval_id = grant(sb, user, row["id"], scope, epsilon_total=epsilon_total, delta_total=delta_total,

@@ -11,6 +11,7 @@ import sqlite3
 from typing import Any, Final
 
 from sandbox.errors import BadRequest, NotFound, SandboxError
+from sandbox.request_limits import finite_in_range
 from sandbox.users import get_user
 
 MAX_TEXT: Final = 5000
@@ -62,9 +63,10 @@ def names(value: Any, what: str) -> list[str]:
 def number(body: dict[str, Any], name: str, *, low: float, high: float, low_open: bool = True) -> float:
     """A finite number in (low, high] (or [low, high] with ``low_open=False``); ``bad_<name>``."""
     value = body.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    # never OverflowError: a 401-digit integer is simply out of range
+    if finite_in_range(value, -math.inf, math.inf) is None:
         raise BadRequest(f"{name} is required and must be a number", code=f"bad_{name}")
-    if (value <= low if low_open else value < low) or value > high:
+    if finite_in_range(value, low, high) is None or (low_open and value == low):
         raise BadRequest(f"{name} must be {'above' if low_open else 'at least'} {low:g} and at most {high:g}",
                          code=f"bad_{name}")
     return float(value)

@@ -3,7 +3,7 @@
 Nothing runs and nothing is charged: the answer depends only on the checked plan, the
 approval and the requested ε or target accuracy (``privacy.preview``), never on data.
 The approval, the request's ranges (``sandbox.request_limits``), the guard and the
-calibration are the real query's own steps (``Sandbox._prepare``): a refusal is logged as
+calibration are the real query's own steps (``Sandbox.prepare_or_log``): a refusal is logged as
 one, so previews cannot probe the scope for free.
 """
 
@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import privacy
-from query_guard import GuardError
 from sandbox import ledger, request_limits
-from sandbox.errors import BadRequest, SandboxError
-from sandbox.service import DEFAULT_CONFIDENCE, Prepared, QueryRefused, QueryRequest, Sandbox
+from sandbox.errors import BadRequest
+from sandbox.service import DEFAULT_CONFIDENCE, Prepared, QueryRequest, Sandbox
 from sandbox.users import User
 from sandbox.workflow import Approval
 
@@ -48,24 +47,10 @@ class PreviewRequest:
 
 def checked_plan(sb: Sandbox, user: User, req: QueryRequest,
                  check: Callable[[], None] | None = None) -> tuple[Approval, Prepared]:
-    """The steps of ``Sandbox.run_query`` up to the charge: approval, the request's ranges
-    (``sandbox.request_limits``), guard and calibration (``Sandbox._prepare``), then the
-    caller's own ``check``. Every refusal is logged as a query's is, so previews and dummy
-    runs cannot probe the scope for free, and the refusal log stores printable text even
-    when the SQL is not valid Unicode (issue 12, finding 4)."""
-    conn = sb.conn()
-    approval = sb._approval_or_log(conn, user, req)
-    try:
-        prepared = sb._prepare(conn, approval, req)
-        if check is not None:
-            check()
-    except (SandboxError, GuardError) as err:
-        sb._log_refusal(conn, user, req, approval.id, err.code, err.message,
-                        getattr(err, "position", None))
-        if isinstance(err, GuardError):
-            raise QueryRefused(err) from None
-        raise
-    return approval, prepared
+    """The steps of ``Sandbox.run_query`` up to the charge (``Sandbox.prepare_or_log``),
+    then the caller's own ``check``. Every refusal is logged as a query's is, so previews
+    and dummy runs cannot probe the scope for free (issue 12, finding 4)."""
+    return sb.prepare_or_log(user, req, None if check is None else lambda _a, _p: check())
 
 
 def query_delta(approval: Approval) -> float:
@@ -109,7 +94,7 @@ def preview_query(sb: Sandbox, user: User, req: PreviewRequest) -> dict[str, Any
     budget = ledger.budget(sb.conn(), approval.id)
     within_cap = epsilon <= approval.epsilon_per_query + ledger.TOLERANCE
     affordable = within_cap and privacy.fits(budget.totals, pv.charge, budget.epsilon_total,
-                                             budget.delta_total, pure=budget.pure_dp)
+                                             budget.delta_total, pure=budget.pure_dp, route=budget.route)
     body = pv.as_dict()
     columns: dict[str, dict[str, Any]] = body["columns"]  # type: ignore[assignment]
     for col in columns.values():

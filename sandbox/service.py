@@ -34,6 +34,7 @@ import secrets
 import sqlite3
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,15 +199,7 @@ class Sandbox:
         generic ``query_failed``, and the charge stands either way.
         """
         conn = self.conn()
-        approval = self._approval_or_log(conn, user, req)
-        try:
-            prepared = self._prepare(conn, approval, req)
-        except (SandboxError, GuardError) as err:
-            self._log_refusal(conn, user, req, approval.id, err.code, err.message,
-                              getattr(err, "position", None))
-            if isinstance(err, GuardError):
-                raise QueryRefused(err) from None
-            raise
+        approval, prepared = self.prepare_or_log(user, req)
         cached = _released(conn, prepared.cache_key)
         if cached is not None:
             return self._serve_cached(conn, user, approval.id, cached)
@@ -216,7 +209,7 @@ class Sandbox:
                 engine_run = slot.__enter__()
             except EngineBusy as err:
                 # No engine was reserved: nothing was read and nothing is charged.
-                self._log_refusal(conn, user, req, approval.id, err.code, err.message, None)
+                self.log_refusal(user, req, approval.id, err.code, err.message, None)
                 raise
             try:
                 started = self._start(conn, user, req, approval, prepared)
@@ -233,6 +226,26 @@ class Sandbox:
                     raise QueryFailed(started.query_id) from None
             finally:
                 slot.__exit__(None, None, None)
+
+    def prepare_or_log(self, user: User, req: QueryRequest,
+                       check: Callable[[workflow.Approval, Prepared], None] | None = None,
+                       ) -> tuple[workflow.Approval, Prepared]:
+        """The steps before the charge, shared by queries, previews and dummy runs: the
+        approval, the request's ranges, the guard, the calibration and the empty-table run,
+        then the caller's own ``check``. Every refusal is logged (and counts toward the
+        automatic suspension), so no interface can probe the scope for free."""
+        conn = self.conn()
+        approval = self._approval_or_log(conn, user, req)
+        try:
+            prepared = self._prepare(conn, approval, req)
+            if check is not None:
+                check(approval, prepared)
+        except (SandboxError, GuardError) as err:
+            self.log_refusal(user, req, approval.id, err.code, err.message, getattr(err, "position", None))
+            if isinstance(err, GuardError):
+                raise QueryRefused(err) from None
+            raise
+        return approval, prepared
 
     def _prepare(self, conn: sqlite3.Connection, approval: workflow.Approval, req: QueryRequest) -> Prepared:
         """Everything decided from the request, the approval and the catalog: no data read."""
@@ -312,7 +325,7 @@ class Sandbox:
                     "budget_after": _budget_after(budget),
                 })
         except SandboxError as err:  # suspended, or over budget: refused, nothing charged
-            self._log_refusal(conn, user, req, approval.id, err.code, err.message, None)
+            self.log_refusal(user, req, approval.id, err.code, err.message, None)
             raise
         return Started(query_id, entry.seq, budget)
 
@@ -388,7 +401,7 @@ class Sandbox:
         try:
             return workflow.active_approval(conn, user, req.approval_id, now=self.now)
         except SandboxError as err:
-            self._log_refusal(conn, user, req, None, err.code, err.message, None)
+            self.log_refusal(user, req, None, err.code, err.message, None)
             raise
 
     def _epsilon(self, approval: workflow.Approval, requested: Any) -> float:
@@ -413,7 +426,10 @@ class Sandbox:
         response["budget"] = ledger.budget(conn, approval_id).as_dict()
         return response
 
-    def _log_refusal(self, conn, user, req, approval_id, code, message, position) -> None:
+    def log_refusal(self, user: User, req: QueryRequest, approval_id: int | None, code: str, message: str,
+                    position: Any = None) -> None:
+        """Log a refused request (nothing read, nothing charged) and run the suspension hook."""
+        conn = self.conn()
         query_id = "q_" + secrets.token_hex(8)
         sql = request_limits.printable(str(req.sql))[:20000]  # storable even if the text is not
         with transaction(conn):

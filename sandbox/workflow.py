@@ -237,7 +237,9 @@ SETTINGS: Final[dict[str, Setting]] = SETTING_GROUP.settings
 
 # -- automatic suspension (第二十六条) -----------------------------------------------------------
 #: Refusal codes that mean "tried to use data outside the approved scenario".
-OUT_OF_SCOPE_CODES: Final = ("out_of_scope", "identifier_column")
+#: Refusals that count toward automatic suspension: attempts outside the scenario, and
+#: SQL text that is not valid Unicode (no editor produces it; a probe of the server does).
+OUT_OF_SCOPE_CODES: Final = ("out_of_scope", "identifier_column", "invalid_sql_text")
 
 
 def after_refusal(conn: sqlite3.Connection, user: User, code: str, *, now: Clock, audit: AuditFn) -> int | None:
