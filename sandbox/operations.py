@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox import applications, authz, catalog, datasets, fields, risk_scan, users
+from sandbox import applications, authz, catalog, dataset_caps, datasets, fields, risk_scan, users
 from sandbox.at_rest import rotate_master_key
 from sandbox.errors import BadRequest, NotFound
 from sandbox.service import Sandbox
@@ -49,6 +49,7 @@ class SandboxAdmin:
                 "tier": version.tier, "rows": version.row_count, "units": version.unit_count,
                 "encrypted": version.encrypted, "risk": risk_scan.summary(version.risk_report),
             })
+            dataset_caps.log_policy_cap(self.sb, conn, actor, version)  # a cap the policy declares
         return version
 
     def acknowledge_risk(self, owner: User, name: str, note: str = "") -> dict[str, Any]:

@@ -43,7 +43,7 @@ import privacy
 import query_guard
 from privacy import PrivacyError, calibrate, release
 from query_guard import GuardError, QueryPlan
-from sandbox import datasets, ledger, postprocess, request_limits, workflow
+from sandbox import dataset_caps, datasets, ledger, postprocess, request_limits, workflow
 from sandbox.clock import Clock, iso, utc_now
 from sandbox.engine import Engine, EngineLimits
 from sandbox.engine_pool import EngineBusy, EnginePool, PoolSettings
@@ -408,10 +408,10 @@ class Sandbox:
         return request_limits.epsilon(requested, approval.epsilon_per_query)
 
     def _ensure_affordable(self, conn, approval_id: int, version_ids: list[int], planned) -> None:
-        """The approval's budget and every global cap on the versions read must fit the charge."""
+        """The approval's budget and the cap of every dataset read must fit the charge."""
         ledger.ensure_affordable(ledger.budget(conn, approval_id), planned.epsilon, planned.delta,
                                  rho=planned.rho, rho_delta=planned.rho_delta)
-        ledger.ensure_within_global_caps(conn, version_ids, planned)
+        dataset_caps.ensure_within(conn, version_ids, planned)  # the collusion cap, all versions
 
     def _serve_cached(self, conn, user, approval_id, cached) -> dict[str, Any]:
         """The same plan on the same data version: the earlier release, free (defeats averaging)."""

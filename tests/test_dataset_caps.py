@@ -239,7 +239,8 @@ def test_api_owner_sets_and_everyone_reads(demo):
     assert got["cap"]["set_by"] == "owner" and got["cap"]["reason"] == "a third project approved"
     assert [c["source"] for c in got["history"]] == ["owner", "policy"]
     assert got["default"] == {"epsilon_total": 20.0, "delta_total": 1e-5}
-    (entry,) = audit_entries(sb, "dataset.budget_cap_set")
+    policy_entry, entry = audit_entries(sb, "dataset.budget_cap_set")  # registration, then the PUT
+    assert policy_entry["details"]["source"] == "policy"
     assert entry["actor"] == "owner" and entry["seq"] == r.json["audit_seq"]
     d = entry["details"]
     assert d["old"] == {"epsilon_total": 30.0, "delta_total": 1e-5, "source": "policy"}
@@ -271,7 +272,8 @@ def test_only_the_datasets_owner_may_set(demo):
     assert client.put("/api/v1/datasets/nothing/budget-cap", json=body,
                       headers=bearer(creds["owner"]["token"])).status_code == 404
     assert dataset_caps.status(sb.conn(), "residents").cap.epsilon_total == 30.0
-    assert audit_entries(sb, "dataset.budget_cap_set") == []
+    # only the demo policy's own cap, logged at registration
+    assert [e["details"]["source"] for e in audit_entries(sb, "dataset.budget_cap_set")] == ["policy"]
     with pytest.raises(Forbidden):
         dataset_caps.set_cap(sb, find_user(sb.conn(), "owner2"), "residents", body)
 
@@ -310,7 +312,7 @@ def test_cli_shows_and_sets(demo):
     assert done.exit_code == 0, done.output
     assert json.loads(done.output)["cap"]["epsilon_total"] == 8.0
     assert dataset_caps.status(sb.conn(), "clinic_visits").cap.reason == "quarterly review"
-    (entry,) = audit_entries(sb, "dataset.budget_cap_set")
+    entry = audit_entries(sb, "dataset.budget_cap_set")[-1]
     assert entry["actor"] == "owner" and entry["details"]["reason"] == "quarterly review"
     assert runner.invoke(cli, ["datasets", "cap", "clinic_visits", "--data-dir", root, "--epsilon", "8"]).exit_code == 2
     no_reason = runner.invoke(cli, ["datasets", "cap", "clinic_visits", "--data-dir", root, "--epsilon", "8",

@@ -69,6 +69,14 @@ ERROR_HEADLINES: Final = {
     "conflict": lazy_gettext("Already done"),
     "invalid_policy": lazy_gettext("The policy is not valid"),
     "engine_error": lazy_gettext("The query could not be run"),
+    "query_failed": lazy_gettext("The query failed after its budget was charged"),
+    "engine_rejected": lazy_gettext("The engine cannot run this query"),
+    "dataset_budget_exceeded": lazy_gettext("The dataset's total privacy budget is spent"),
+    "invalid_sql_text": lazy_gettext("The SQL text is not valid"),
+    "implicit_cast": lazy_gettext("A value does not match its column's type"),
+    "limit_out_of_range": lazy_gettext("LIMIT is too large"),
+    "too_many_groups": lazy_gettext("Too many groups for one release"),
+    "bad_confidence": lazy_gettext("Invalid confidence level"),
 }
 
 

@@ -357,8 +357,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "body": "QueryRequest",
         "ok": "QueryResponse",
         "errors": {
-            "408": "query_timeout: the query passed its wall-clock limit and was stopped (charged).",
-            "422": "query_memory_limit: the query passed its memory limit and was stopped (charged).",
+            "409": "budget_exceeded / dataset_budget_exceeded: over the approval's or the dataset's "
+                   "budget (not charged).",
+            "500": "query_failed: the query failed after its charge (time or memory limit, engine error); "
+                   "the charge stands and no cause is given, since it could depend on the data.",
             "503": "engine_busy: every query engine stayed busy; try again (not charged).",
         },
     },
