@@ -90,9 +90,14 @@ def main() -> None:
                                           "purpose": "bench", "commitment_accepted": True})
         approval = admin.approve(owner, app_id, {"datasets": ["residents", "clinic_visits"]},
                                  epsilon_total=1e9, delta_total=1e-3, epsilon_per_query=10.0)
+        from sandbox import ledger
         from sandbox.datasets import latest_versions
+        from sandbox.workspace import transaction
 
         versions = {v.name: v for v in latest_versions(conn)}
+        with transaction(conn):  # lift the collusion cap: the runs spend far more than a study
+            for v in versions.values():
+                ledger.set_global_cap(conn, v.version_id, 1e9, 0.5, now=sb.now)
         raw_tables = {name: sb.tables.get(v) for name, v in versions.items()}
         raw = duckdb.connect()
         for name, table in raw_tables.items():
