@@ -80,9 +80,11 @@ def _visit_rows(variant: str) -> list[dict[str, Any]]:
              "cost": costs[i % len(costs)]} for i in range(36)]
 
 
-#: date32 values Python's ``datetime.date`` cannot hold (year 10000, year 0, year 275 760),
-#: as days since 1970-01-01: legal in Arrow, Parquet and DuckDB.
-BEYOND_PYTHON_DATES = [2_932_897, -719_163 - 1, 100_000_000]
+#: date32 values Python's ``datetime.date`` cannot hold, as days since 1970-01-01: legal in
+#: Arrow, Parquet and DuckDB: years 10000, 0 and 275 760; years ±5.4 million (beyond
+#: DuckDB's TIMESTAMP range); DuckDB's last finite dates; its 'infinity' and '-infinity'.
+BEYOND_PYTHON_DATES = [2_932_897, -719_163 - 1, 100_000_000, 2_000_000_000, -2_000_000_000,
+                       2**31 - 2, -(2**31 - 2), 2**31 - 1, -(2**31 - 1)]
 
 
 def _date_array(values: list[Any]) -> pa.Array:

@@ -2,9 +2,11 @@
 
 D is the demo workspace; each D′ is D plus ONE person (``tests/neighbours.py``): one
 ``residents`` row and more ``clinic_visits`` rows than the contribution caps allow, with
-values beyond every bound, NULLs, dates at and outside the declared range, very long
-non-ASCII text, quotes, backslashes, NUL and emoji (variant ``extreme``), or NULL in every
-nullable column with the remaining visits at the bounds (variant ``nulls``).
+values beyond every bound (age 2**62, income and cost ±1.8e308, ±inf, NaN, -0.0), dates at
+and outside the declared range down to dates Python cannot represent (years 0, 10000,
+±5.4 million, DuckDB's ±infinity), very long non-ASCII text, quotes, backslashes, NUL and
+emoji, the largest int64 as privacy unit (variant ``extreme``); or NULL in every nullable
+column with the remaining visits at the bounds (variant ``nulls``).
 
 Every request is sent through ``Sandbox.run_query`` to D and to each D′ and reduced to
 what may not depend on the data (DESIGN.md, "The walk of one query", first invariant):
@@ -367,6 +369,14 @@ HANDWRITTEN = [
     "SELECT CAST(CAST(visit_date AS VARCHAR) AS DATE) AS k, COUNT(*) FROM clinic_visits GROUP BY k",
     "SELECT IF(cost > 1e300, visit_date, NULL) AS k, COUNT(*) FROM clinic_visits GROUP BY k",
     "SELECT MEDIAN(visit_date - DATE '2023-01-01') FROM clinic_visits",
+    "SELECT COUNT(*) FROM clinic_visits WHERE date_trunc('week', visit_date) > DATE '2020-01-01'",
+    "SELECT COUNT(*) FROM clinic_visits WHERE CASE WHEN cost > 1e300 THEN date_trunc('month', visit_date) > "
+    "DATE '2020-01-01' ELSE false END",
+    "SELECT AVG(year(date_trunc('year', visit_date))) FROM clinic_visits",
+    "SELECT COUNT(*) FROM clinic_visits WHERE year(visit_date) * year(visit_date) * year(visit_date) * "
+    "year(visit_date) > 0",
+    "SELECT COUNT(*) FROM clinic_visits WHERE CAST(visit_date AS VARCHAR) = 'infinity'",
+    "SELECT COUNT(*) FROM clinic_visits WHERE CAST(CAST(visit_date AS VARCHAR) AS DATE) > DATE '2020-01-01'",
     "SELECT COUNT(*) FROM residents -- \ud800",
     "SELECT COUNT(*) FROM residents WHERE district = '\ud800'",
 ]
