@@ -1,0 +1,137 @@
+"""Timing side channel: can one person's row change a release's latency measurably?
+
+    python bench/bench_timing.py --rows 200000 --runs 300
+
+The attacker's query applies the costliest row-level expression the guard accepts only
+where quasi-identifiers match one person (``CASE WHEN <that person> THEN <costly> ELSE
+false END``). We time the whole service walk (guard, charge, engine, noise, audit) in
+process, which is more precise than anything a caller sees over HTTP, for two forms of
+the same query, interleaved run by run:
+
+* **match**: the condition matches exactly one row (D′: the person is there);
+* **no match**: the same condition with a value nobody has (D: the person is not).
+
+It prints medians, p90s, the shift, the accuracy of the best single-threshold guess from
+one observation (50 % = no information), and how many charged queries an attacker would
+need to see the median shift at two standard errors. Writes bench/results/timing.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sandbox import ledger  # noqa: E402
+from sandbox.datasets import latest_versions  # noqa: E402
+from sandbox.demo import setup_demo  # noqa: E402
+from sandbox.operations import SandboxAdmin  # noqa: E402
+from sandbox.service import QueryRequest  # noqa: E402
+from sandbox.users import find_user  # noqa: E402
+from sandbox.workspace import transaction  # noqa: E402
+
+#: The costliest row-level work the guard accepts on text (docs/guard.md, "Total
+#: expressions"): concatenation and case mapping, then a LIKE with a 100-character pattern.
+COSTLY = "UPPER({t} || {t} || {t} || {t} || {t} || {t} || {t} || {t}) LIKE '{pattern}'"
+
+
+def best_threshold_accuracy(a: list[float], b: list[float]) -> float:
+    """The best accuracy of guessing 'a' vs 'b' from one time by a single threshold."""
+    labelled = sorted([(x, 0) for x in a] + [(x, 1) for x in b])
+    n_a, n_b = len(a), len(b)
+    best, below_a, below_b = 0.5, 0, 0
+    for _x, label in labelled:
+        below_a += label == 0
+        below_b += label == 1
+        # guess 'a' below the threshold, 'b' above (and the mirror)
+        acc = (below_a / n_a + (n_b - below_b) / n_b) / 2
+        best = max(best, acc, 1 - acc)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--runs", type=int, default=300)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "timing.json")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"building a demo workspace with {args.rows:,} residents …", file=sys.stderr)
+        sb, _creds = setup_demo(Path(tmp) / "ws", rows=args.rows, url="-", say=lambda _m: None)
+        conn = sb.conn()
+        researcher, owner = find_user(conn, "researcher"), find_user(conn, "owner")
+        admin = SandboxAdmin(sb)
+        app_id = admin.apply(researcher, {"datasets": ["residents"], "scenario": "timing", "purpose": "bench",
+                                          "commitment_accepted": True})
+        approval = admin.approve(owner, app_id, {"datasets": ["residents"]},
+                                 epsilon_total=1000.0, delta_total=1e-6, epsilon_per_query=1.0)
+        versions = {v.name: v for v in latest_versions(conn)}
+        with transaction(conn):  # lift the collusion cap for the runs
+            for v in versions.values():
+                ledger.set_global_cap(conn, v.version_id, 1e9, 0.5, now=sb.now)
+        table = sb.tables.get(versions["residents"]).to_pydict()
+        # a person unique on (age, district, income): the target
+        seen: dict[tuple, int] = {}
+        for i, key in enumerate(zip(table["age"], table["district"], table["income"], strict=True)):
+            seen[key] = -1 if key in seen else i
+        target = next(i for i in seen.values() if i >= 0)
+        age, district, income = table["age"][target], table["district"][target], table["income"][target]
+        pattern = ("%" + "_" * 98 + "%")[:100]
+        costly = COSTLY.format(t="employment", pattern=pattern)
+        template = ("SELECT COUNT(*) FROM residents WHERE CASE WHEN age = {age} AND district = '{d}' "
+                    "AND income = {income!r} THEN {costly} ELSE false END")
+        forms = {
+            "match": template.format(age=age, d=district, income=income, costly=costly),
+            "no match": template.format(age=age, d=district, income=income + 0.5, costly=costly),
+        }
+        times: dict[str, list[float]] = {k: [] for k in forms}
+        counter = iter(range(10**9))
+        for sql in forms.values():  # warm-up: table load, empty-table check, calibration
+            sb.run_query(researcher, QueryRequest(approval, sql, 0.01, 0.95))
+        print(f"timing {args.runs} interleaved runs of each form …", file=sys.stderr)
+        for _ in range(args.runs):
+            for name, sql in forms.items():
+                confidence = 0.9 - next(counter) * 1e-9  # a new cache key: a real, charged run
+                t = time.perf_counter()
+                sb.run_query(researcher, QueryRequest(approval, sql, 0.01, confidence))
+                times[name].append((time.perf_counter() - t) * 1000)
+
+    def q(xs: list[float], p: float) -> float:
+        s = sorted(xs)
+        return s[min(len(s) - 1, round(p * (len(s) - 1)))]
+
+    match, none = times["match"], times["no match"]
+    shift = statistics.median(match) - statistics.median(none)
+    sd = statistics.pstdev(none)
+    needed = float("inf") if shift <= 0 else (2 * 1.2533 * sd / shift) ** 2  # median's s.e. ≈ 1.2533 σ/√n
+    result = {
+        "rows": args.rows, "runs": args.runs, "machine": platform.platform(),
+        "median_ms": {"match": round(statistics.median(match), 3), "no match": round(statistics.median(none), 3)},
+        "p90_ms": {"match": round(q(match, 0.9), 3), "no match": round(q(none, 0.9), 3)},
+        "sd_ms": round(sd, 3),
+        "median_shift_ms": round(shift, 4),
+        "one_observation_accuracy": round(best_threshold_accuracy(match, none), 3),
+        "queries_to_see_the_shift": None if needed == float("inf") else round(needed),
+    }
+    print(f"\n{'form':<10}{'median ms':>11}{'p90 ms':>9}")
+    for name in forms:
+        print(f"{name:<10}{result['median_ms'][name]:>11.3f}{result['p90_ms'][name]:>9.3f}")
+    print(f"median shift {result['median_shift_ms']:+.4f} ms (sd {result['sd_ms']:.3f} ms); best one-observation "
+          f"guess {result['one_observation_accuracy']:.1%}; ~{result['queries_to_see_the_shift']} charged "
+          "queries to see the shift at 2 s.e.")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
