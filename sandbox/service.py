@@ -203,29 +203,25 @@ class Sandbox:
         cached = _released(conn, prepared.cache_key)
         if cached is not None:
             return self._serve_cached(conn, user, approval.id, cached)
-        with self._single_flight(prepared.cache_key):
+        with self._single_flight(prepared.cache_key), contextlib.ExitStack() as engine:
             try:
-                slot = self.executor.slot()
-                engine_run = slot.__enter__()
+                engine_run = engine.enter_context(self.executor.slot())
             except EngineBusy as err:
                 # No engine was reserved: nothing was read and nothing is charged.
                 self.log_refusal(user, req, approval.id, err.code, err.message, None)
                 raise
+            started = self._start(conn, user, req, approval, prepared)
+            if isinstance(started, dict):
+                return started  # released meanwhile: served from the cache
             try:
-                started = self._start(conn, user, req, approval, prepared)
-                if isinstance(started, dict):
-                    return started  # released meanwhile: served from the cache
-                try:
-                    return self._finish(conn, user, req, approval, prepared, started, engine_run)
-                except BaseException as err:
-                    self._log_failure(conn, user, approval, started, err)
-                    if isinstance(err, datasets.DataIntegrityError):
-                        # a tampered or damaged file: about the deployment, not any
-                        # person's record, and the operator must be told (charged still)
-                        raise
-                    raise QueryFailed(started.query_id) from None
-            finally:
-                slot.__exit__(None, None, None)
+                return self._finish(conn, user, req, approval, prepared, started, engine_run)
+            except Exception as err:  # anything at all: the charge stands, one outcome
+                self._log_failure(conn, user, approval, started, err)
+                if isinstance(err, datasets.DataIntegrityError):
+                    # a tampered or damaged file: about the deployment, not any
+                    # person's record, and the operator must be told (charged still)
+                    raise
+                raise QueryFailed(started.query_id) from None
 
     def prepare_or_log(self, user: User, req: QueryRequest,
                        check: Callable[[workflow.Approval, Prepared], None] | None = None,
@@ -444,7 +440,7 @@ class Sandbox:
             })
             workflow.after_refusal(conn, user, code, now=self.now, audit=self.audit)
 
-    def _log_failure(self, conn, user, approval, s: Started, err: BaseException) -> None:
+    def _log_failure(self, conn, user, approval, s: Started, err: Exception) -> None:
         """Any failure after the charge: one generic outcome, logged against the start.
 
         The cause goes to the operator's log only: it may depend on the data (an engine
