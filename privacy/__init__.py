@@ -4,7 +4,7 @@ from privacy.accounting import Charge, Spent, Totals, fits, per_query_delta, spe
 from privacy.allocation import NoisePlan, NoiseSpec, calibrate
 from privacy.errors import AccuracyError, BudgetError, PrivacyError
 from privacy.preview import ColumnAccuracy, Preview, epsilon_for_accuracy, preview
-from privacy.release import MechanismRecord, Release, check_plan_size, planned_components, release
+from privacy.release import MechanismRecord, Release, check_plan, planned_components, release
 
 __all__ = [
     "AccuracyError",
@@ -20,7 +20,7 @@ __all__ = [
     "Spent",
     "Totals",
     "calibrate",
-    "check_plan_size",
+    "check_plan",
     "epsilon_for_accuracy",
     "fits",
     "per_query_delta",

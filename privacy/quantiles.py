@@ -78,6 +78,8 @@ def _quantile_function(lower: float, upper: float, bins: int, fractions: tuple[f
 def quantiles(noisy: Sequence[int], lower: float, upper: float, fractions: Sequence[float]
               ) -> list[float]:
     """Each fraction's quantile read off one consistent noisy histogram (monotone)."""
+    if not upper > lower:  # clamped to one value: every quantile is that value, whatever the data
+        return [float(lower)] * len(fractions)
     counts = consistent_counts(noisy)
     order = sorted(range(len(fractions)), key=lambda i: fractions[i])
     if sum(counts) <= 0:

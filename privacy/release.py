@@ -123,7 +123,7 @@ def release(
     n_rows = len(exact.get("__rows", []))
     exact_index = {_key([exact[c][i] for c in key_cols]): i for i in range(n_rows)}
 
-    check_plan_size(plan)  # PRIVACY: a size refusal is decided from the plan, never the data
+    check_plan(plan)  # PRIVACY: refusals are decided from the plan, never the data
     groups, partition_counts, notes = _groups(plan, exact, exact_index, noise)
     rows_idx = [exact_index.get(_key(g)) for g in groups]
     alpha = 1 - confidence
@@ -186,13 +186,29 @@ def max_released_groups(plan: QueryPlan) -> int:
     return min(MAX_GROUPS, MAX_NOISED_VALUES // _bins(plan))
 
 
-def check_plan_size(plan: QueryPlan) -> None:
-    """Refuse, from the plan alone, a release over public domains that would be too large.
+#: The nodes a derived output (arithmetic over released aggregates) may hold: ``_eval``.
+DERIVED_NODES = (exp.Paren, exp.Column, exp.Identifier, exp.Literal, exp.Neg, exp.Add, exp.Sub, exp.Mul, exp.Div)
 
-    Groups found by partition selection are not known before the data is read; there
-    the release keeps the :func:`max_released_groups` groups with the largest noisy
-    counts and says so in a note (post-processing), so no refusal depends on the data.
+
+def check_plan(plan: QueryPlan) -> None:
+    """Refuse, from the plan alone, what the release could not do whatever the data.
+
+    PRIVACY: decided before the charge and before any data is read, so a refusal never
+    depends on the data. Two things: a derived output ``_eval`` cannot compute, and a
+    release over public domains that would be too large. Groups found by partition
+    selection are not known in advance; there the release keeps the
+    :func:`max_released_groups` groups with the largest noisy counts and says so in a note
+    (post-processing).
     """
+    for oc in plan.outputs:
+        if oc.source != "derived" or oc.expression is None:
+            continue
+        for node in oc.expression.walk():
+            if not isinstance(node, DERIVED_NODES) or (isinstance(node, exp.Literal) and node.is_string):
+                raise PrivacyError(
+                    f"output {oc.name!r}: {node.sql()} cannot be computed on released aggregates; "
+                    "use +, -, * and / with numbers, or compute it from the released figures yourself",
+                    code="unsupported_expression")
     if not plan.group_keys or plan.needs_partition_selection:
         return
     size = math.prod(len(k.public_domain or ()) for k in plan.group_keys)

@@ -255,7 +255,7 @@ class Sandbox:
         used = [v for v in versions if v.name in plan.datasets]
         try:
             noise = calibrate(plan, epsilon, delta, pure=pure)  # data-independent: the exact charge
-            privacy.check_plan_size(plan)
+            privacy.check_plan(plan)
         except PrivacyError as err:
             raise BadRequest(err.message, code=err.code) from None
         try:

@@ -91,11 +91,10 @@ ACCEPTED = [case for case in all_cases() if case.outcome == "accept"]
 SCENARIO_NAMES = ("default", "narrow")  # the approvals ``build_env`` grants
 #: Accepted fixtures that are charged and then fail on every dataset alike (no oracle,
 #: but a charge for nothing; reported, not fixed here: privacy/ is another owner's).
-NOT_RELEASED = {
-    "SELECT COUNT(*) * 5 AS c, POWER(SUM(age), 2), 3 AS three, PI() FROM residents":
-        "privacy/release.py _eval supports only + - * / and negation over noisy aggregates, "
-        "but the guard accepts POWER(SUM(age), 2) as a derived output: charged query_failed "
-        "(unsupported_expression) on D and D′ alike",
+#: Accepted by the guard, refused by the service before the charge (the same on D and D′):
+#: derived outputs the release cannot compute (``privacy.check_plan``).
+REFUSED_BEFORE_CHARGE = {
+    "SELECT COUNT(*) * 5 AS c, POWER(SUM(age), 2), 3 AS three, PI() FROM residents": "unsupported_expression",
 }
 
 
@@ -123,10 +122,10 @@ def test_accepted_guard_fixture_has_one_outcome_on_neighbours(pair, case):
         pytest.skip(f"fixture targets scenario {scenario!r}, which no approval here has")
     result = compare(pair, case.sql, scenario, "fixture")
     # An accepted fixture reaches the data and is released (else the comparison proves little).
-    known = NOT_RELEASED.get(case.sql)
-    if known and result.status != "released":
-        pytest.xfail(known)
-    assert not known, f"{case.id} is released now: remove it from NOT_RELEASED"
+    code = REFUSED_BEFORE_CHARGE.get(case.sql)
+    if code is not None:
+        assert (result.status, result.code, result.epsilon) == ("refused", code, 0), result.short()
+        return
     assert result.status == "released", f"{case.id}: accepted by the guard but {result.short()}"
 
 
@@ -411,12 +410,11 @@ def test_generated_adversarial_query_is_refused_or_identical_on_neighbours(pair,
     compare(pair, sql, kind="gen-adv")
 
 
-# -- accepted, charged, and failing on every dataset alike ----------------------------------------
-#: Not an oracle (the failure follows from the plan, the same on D and D′), but a charge for
-#: nothing: the issue asks that whatever can fail be decided before the data is read.
-#: Reported, not fixed here (privacy/ is edited by another owner). xfail(strict): when the
-#: bug is fixed, these XPASS and must move to the cases above.
-FAILS_AFTER_CHARGE = {
+# -- accepted by the guard, never a failure after the charge ----------------------------------------
+#: Once found as charged failures on every dataset alike (not an oracle, but a charge for
+#: nothing): now decided before the data is read. Degenerate quantile bounds are released as
+#: the one possible value; derived outputs the release cannot compute are refused, free.
+DECIDED_BEFORE_CHARGE = {
     "SELECT MEDIAN(0 * age) FROM residents": "degenerate bounds [0, 0]",
     "SELECT MEDIAN(LEAST(GREATEST(age, 5), 5)) FROM residents": "degenerate bounds [5, 5]",
     "SELECT MEDIAN(LEAST(GREATEST(CASE WHEN age > 100 THEN 1 / 0 ELSE 0 END, 0), 10)) FROM residents":
@@ -427,13 +425,7 @@ FAILS_AFTER_CHARGE = {
 }
 
 
-@pytest.mark.parametrize("sql", [
-    pytest.param(sql, id=why, marks=pytest.mark.xfail(strict=True, reason=(
-        "accepted by the guard, then charged query_failed on D and D′ alike: "
-        + ("privacy/quantiles.py _quantile_function: OpenDP 'bin_edges must be increasing' when the "
-           "measurement's lower == upper" if "MEDIAN" in sql else
-           "privacy/release.py _eval raises unsupported_expression for a derived output other than "
-           "+ - * / and negation")))) for sql, why in FAILS_AFTER_CHARGE.items()])
-def test_accepted_query_is_released_not_charged_for_a_failure(pair, sql):
-    result = compare(pair, sql, kind="fails-after-charge")
-    assert result.status == "released", result.short()
+@pytest.mark.parametrize("sql", [pytest.param(sql, id=why) for sql, why in DECIDED_BEFORE_CHARGE.items()])
+def test_accepted_query_never_fails_after_its_charge(pair, sql):
+    result = compare(pair, sql, kind="decided-before-charge")
+    assert result.status == "released" or (result.status == "refused" and result.epsilon == 0), result.short()
