@@ -230,9 +230,29 @@ def _conform(table: pa.Table, policy: DatasetPolicy) -> pa.Table:
                 arr = arr.cast(want)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 raise PolicyError(f"{policy.name}: column {col.name!r} cannot be read as {col.type}") from None
+        if col.text_limit is not None:
+            _check_text_length(policy.name, col.name, arr, col.text_limit)
         arrays.append(arr)
         names.append(col.name)
     return pa.table(arrays, names=names)
+
+
+def _check_text_length(dataset: str, column: str, arr: pa.ChunkedArray | pa.Array, limit: int) -> None:
+    """Refuse text longer than the column's limit, naming the first such row.
+
+    PRIVACY: the guard bounds the work per character of row-level expressions; this bounds
+    the characters, so one person's row can change a query's time only a little.
+    """
+    lengths = pc.utf8_length(arr)
+    longest = pc.max(lengths).as_py()
+    if longest is None or longest <= limit:
+        return
+    row = pc.index(pc.greater(lengths, limit), True).as_py()
+    raise PolicyError(
+        f"{dataset}: column {column!r} row {row + 1} holds text longer than the limit of {limit:,} "
+        f"characters (the longest value has {longest:,}); declare max_length in [columns.{column}] to "
+        "accept longer text (it lets one person's row change query times more; docs/privacy.md), "
+        "or shorten the values")
 
 
 def _version_from_row(row: sqlite3.Row) -> DatasetVersion:

@@ -25,6 +25,11 @@ from sandbox.errors import PolicyError
 
 TIERS = ("not_open", "conditional", "unconditional")
 COLUMN_TYPES = ("int", "float", "text", "date", "bool")
+#: The longest text value a column may hold unless its policy declares ``max_length``.
+#: PRIVACY: a row's text length bounds the time row-level expressions spend on it, so it
+#: bounds how much one person's row can change a query's latency (docs/privacy.md, timing).
+DEFAULT_TEXT_MAX_LENGTH = 1000
+TEXT_MAX_LENGTH_LIMIT = 1_000_000
 SENSITIVITIES = ("identifier", "quasi_identifier", "sensitive", "public")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 EPOCH = dt.date(1970, 1, 1)
@@ -41,6 +46,14 @@ class ColumnPolicy:
     bounds: tuple[Any, Any] | None = None
     public_values: tuple[Any, ...] | None = None
     description: str = ""
+    max_length: int | None = None  # text only; None means DEFAULT_TEXT_MAX_LENGTH
+
+    @property
+    def text_limit(self) -> int | None:
+        """The longest value a text column may hold (None for other types)."""
+        if self.type != "text":
+            return None
+        return self.max_length if self.max_length is not None else DEFAULT_TEXT_MAX_LENGTH
 
     def numeric_bounds(self) -> tuple[float, float] | None:
         """Bounds as numbers; dates become days since 1970-01-01 (what the guard uses)."""
@@ -276,6 +289,15 @@ def _parse_column(name: str, spec: dict[str, Any], loc: _Locator, section: str) 
         if sensitivity == "identifier":
             raise loc.fail("an identifier column cannot have public values", section, "public_values")
         public_values = tuple(raw)
+    max_length = None
+    if "max_length" in spec:
+        raw = spec["max_length"]
+        if ctype != "text":
+            raise loc.fail(f"max_length only applies to text columns, not {ctype}", section, "max_length")
+        if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= TEXT_MAX_LENGTH_LIMIT:
+            raise loc.fail(f"must be a whole number of characters from 1 to {TEXT_MAX_LENGTH_LIMIT:,}",
+                           section, "max_length")
+        max_length = raw
     return ColumnPolicy(
         name=name,
         type=ctype,
@@ -283,6 +305,7 @@ def _parse_column(name: str, spec: dict[str, Any], loc: _Locator, section: str) 
         bounds=bounds,
         public_values=public_values,
         description=str(spec.get("description", "")),
+        max_length=max_length,
     )
 
 

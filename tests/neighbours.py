@@ -40,7 +40,8 @@ EPSILON = 0.05
 #: The person added to D′: the largest id an int64 privacy unit can hold.
 EXTRA_ID = 2**63 - 1
 
-LONG = ("济南·Ωμέγα·עברית·العربية·😀🇨🇳‮" * 300)[:6000]  # very long, non-ASCII, RTL, emoji, flags
+# very long (the default text limit, sandbox.policy.DEFAULT_TEXT_MAX_LENGTH), non-ASCII, RTL, emoji, flags
+LONG = ("济南·Ωμέγα·עברית·العربية·😀🇨🇳‮" * 300)[:1000]
 ODD = "O'Brien \"q\" \\ \\\\ %_ ' OR 1=1 -- /* */ ; \t\n\r\x00 \u200b 😀"
 NUL = "\x00"
 

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from audit_log.replay import compare_with_ledger, replay
-from sandbox import console_queries
+from sandbox import console_queries, datasets
 from sandbox.errors import BadRequest, BudgetExceeded, EngineFailure
 from sandbox.operations import SandboxAdmin
 from sandbox.service import QueryFailed, QueryRequest
@@ -365,3 +365,33 @@ def test_an_unaffordable_query_is_a_logged_refusal(sb, researcher):
     with pytest.raises(BudgetExceeded):
         sb.run_query(researcher, QueryRequest(aid, "SELECT COUNT(*) FROM clinic_visits", 0.5))
     assert actions(sb, aid) == ["query.started", "query.released", "query.refused"]
+
+
+# -- timing: one row's cost is bounded ----------------------------------------------------------
+def test_text_longer_than_the_column_limit_is_refused_at_registration(sb):
+    """The guard bounds the work per character of a row expression; registration bounds the
+    characters (default 1,000), so one person's row can move a query's time only a little."""
+    import pyarrow as pa
+
+    from sandbox.demo import policy_text
+    from sandbox.errors import PolicyError
+    from sandbox.policy import DEFAULT_TEXT_MAX_LENGTH, parse_policy
+
+    admin = SandboxAdmin(sb)
+    text = policy_text("residents")
+    policy = parse_policy(text, "residents.toml")
+    assert policy.columns["district"].text_limit == DEFAULT_TEXT_MAX_LENGTH
+    table = sb.tables.get(datasets.get_version(sb.conn(), "residents"))
+    table = table.select([c for c in table.column_names if c in policy.columns])
+    names = table.column("name").to_pylist()
+    names[7] = "长" * (DEFAULT_TEXT_MAX_LENGTH + 1)
+    long_table = table.set_column(table.column_names.index("name"), "name", pa.array(names))
+    with pytest.raises(PolicyError) as err:
+        admin.add_dataset("residents", long_table, text)
+    assert "'name' row 8" in err.value.message and "max_length" in err.value.message
+    declared = text.replace('[columns.name]\ntype = "text"', '[columns.name]\ntype = "text"\nmax_length = 2000')
+    assert parse_policy(declared, "residents.toml").columns["name"].text_limit == 2000
+    admin.add_dataset("residents", long_table, declared)  # accepted once the owner declares it
+    with pytest.raises(PolicyError, match="max_length only applies to text"):
+        parse_policy(text.replace('[columns.age]\ntype = "int"', '[columns.age]\ntype = "int"\nmax_length = 5'),
+                     "residents.toml")
