@@ -44,8 +44,8 @@ def ident(value: Any, what: str) -> int:
         raise NotFound(f"no {what} {value}")
     if isinstance(value, int):
         result = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit():
-        result = int(value)
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        result = int(value)  # at most 19 digits: int() refuses over 4,300, and 2**63 has 19
     else:
         raise NotFound(f"no {what} {value}")
     if not 0 <= result < 2**63:  # beyond SQLite integers: cannot exist

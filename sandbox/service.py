@@ -513,9 +513,19 @@ def _num(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+#: The integers canonical JSON (RFC 8785, I-JSON) holds exactly; beyond, a value is text.
+JSON_SAFE_INTEGER = 2**53 - 1
+
+
 def _jsonable(rows: list[list[Any]]) -> list[list[Any]]:
-    out = []
-    for row in rows:
-        out.append([v if v is None or isinstance(v, str | int | float | bool) else str(v) for v in row])
-    return out
+    """Released values as the audit log and the response can hold them, never raising:
+    dates and other types as text, integers beyond ±(2⁵³ − 1) as text (exact)."""
+    def one(v: Any) -> Any:
+        if isinstance(v, bool) or v is None or isinstance(v, str | float):
+            return v
+        if isinstance(v, int):
+            return v if -JSON_SAFE_INTEGER <= v <= JSON_SAFE_INTEGER else str(v)
+        return str(v)
+
+    return [[one(v) for v in row] for row in rows]
 

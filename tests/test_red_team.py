@@ -7,7 +7,8 @@ escape the approved scope. Every attack tried is kept here:
 
 * defended: a normal test asserting the defence (refused before any charge with the same
   code on D and D′, or the same outcome class, charge and audit actions on both);
-* still open: ``xfail(strict=True, reason=<finding>)``, so it flips when fixed.
+* still open: ``xfail(strict=True, reason=<finding>)``, so it flips when fixed (none open
+  now: the DECIMAL oracle, the 2^53 key and the 4,301-digit id were found here and fixed).
 
 D is the demo data; each D′ is D plus one person (``tests/neighbours.py``, reused not
 edited): ``extreme`` (values beyond every bound; its text is cut to 300 characters here so
@@ -38,6 +39,7 @@ from neighbours import (
 )
 
 from sandbox.demo import setup_demo
+from sandbox.errors import EngineFailure
 from sandbox.operations import SandboxAdmin
 from sandbox.rate_limits import SETTING_GROUP as RATE_SETTINGS
 from sandbox.service import QueryFailed, QueryRequest
@@ -203,7 +205,7 @@ def test_function_extreme_is_refused_or_identical(pair, sql):
     assert_same(pair, sql)
 
 
-# -- 3. FINDING: DECIMAL(w, s) type mixes raise per row ------------------------------------------
+# -- 3. was a FINDING (fixed): DECIMAL(w, s) type mixes raised per row -----------------------------
 #: DuckDB compares DECIMALs of different scales (or a DECIMAL with a BIGINT column, or with
 #: a 39-digit literal) in a common DECIMAL type, and clamps an aggregated DECIMAL with
 #: ``LEAST(GREATEST(v, lo), hi)`` in the DECIMAL's own type. A value that does not fit
@@ -235,14 +237,9 @@ DECIMAL_ORACLES = [
     "SELECT AVG(CAST(CASE WHEN age > 100 THEN 1 ELSE income + 10 END AS DECIMAL(38,37))) FROM residents",
     "SELECT STDDEV(CAST(CASE WHEN age > 100 THEN 1 ELSE income + 10 END AS DECIMAL(38,37))) FROM residents",
 ]
-DECIMAL_REASON = (
-    "FINDING: a DECIMAL(w,s) type mix raises per row in DuckDB (ConversionException): released on D, "
-    "charged query_failed on D′[extreme]; query_guard/rules/safe_arithmetic.py widens only arithmetic "
-    "operands to DOUBLE, not comparison/IN/BETWEEN/NULLIF operands nor the clamp of an aggregated "
-    "DECIMAL (query_guard/rules/clamp_values.py)")
+#: Fixed in query_guard/rules/safe_arithmetic.py: a DECIMAL cast is rounded, then used as DOUBLE.
 
 
-@pytest.mark.xfail(strict=True, reason=DECIMAL_REASON)
 @pytest.mark.parametrize("sql", DECIMAL_ORACLES)
 def test_decimal_type_mix_is_no_oracle(pair, sql):
     assert_same(pair, sql)
@@ -271,10 +268,6 @@ def _income_probe(cond: str, threshold: float) -> str:
             "THEN 1 END AS DECIMAL(38,37)) < 20")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING: on D itself, one resident isolated by quasi-identifiers: the outcome (released vs "
-    "charged query_failed) of `CAST(CASE WHEN <qi> AND income > X THEN 1 END AS DECIMAL(38,37)) < 20` "
-    "tells whether their income is above X, for ε = 0.001 per query (binary search recovers it)"))
 def test_decimal_oracle_cannot_learn_one_residents_income(pair):
     cond, income = _unique_resident(pair.tables[0])
     below = outcome(pair.d, _income_probe(cond, income - 1.0), epsilon=0.001)
@@ -390,8 +383,10 @@ def test_partition_quantile_distinct_join_is_refused_or_identical(pair, sql):
 
 #: Accepted, charged, then failing on every dataset alike: no oracle (the same on D and D′),
 #: but a charge for nothing, and "post-processing never raises" does not hold.
+#: Were charged and then failed on every dataset (fixed: integers beyond ±(2^53 − 1) are
+#: released as text; DECIMAL casts are used as DOUBLE).
 CHARGED_FOR_NOTHING = [
-    # a released integer group key ≥ 2^53: audit_log canonical JSON (RFC 8785 I-JSON) refuses it
+    # a released integer group key ≥ 2^53: audit_log canonical JSON (RFC 8785 I-JSON) refused it
     # in the query.released entry (EntryError) → query_failed after the charge
     "SELECT CAST(income * 0 + 9007199254740993 AS BIGINT) AS k, COUNT(*) FROM residents GROUP BY k",
     "SELECT CAST(age * 0 + 9007199254740993 AS BIGINT) AS k, COUNT(*) FROM residents GROUP BY k",
@@ -400,10 +395,6 @@ CHARGED_FOR_NOTHING = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING: accepted, charged, then query_failed on D and D′ alike (charged for nothing): a released "
-    "integer key ≥ 2^53 is refused by audit_log/canonical.py (I-JSON) when sandbox/service.py _finish "
-    "appends query.released (_jsonable keeps the int); MEDIAN of a DECIMAL(38,37) fails in its clamp"))
 @pytest.mark.parametrize("sql", CHARGED_FOR_NOTHING)
 def test_accepted_query_is_not_charged_for_a_certain_failure(pair, sql):
     assert_same(pair, sql)
@@ -453,14 +444,9 @@ BAD_FIELDS = [
     ("sql-deep-parens", "sql", json.dumps("SELECT COUNT(*) FROM residents WHERE " + "(" * 5000 + "1=1"
                                           + ")" * 5000)),
 ]
-#: An id of more than 4300 digits as a *string*: ``int()`` refuses it (Python's
-#: int_max_str_digits) with a ValueError that nothing catches.
-LONG_ID_REASON = (
-    "FINDING: approval_id = a string of 4301+ ASCII digits → 500 internal on all three endpoints, no "
-    "query.refused entry (unlogged, not counted toward suspension; the alerts hook errors too): "
-    "sandbox/fields.py ident() calls int(value) before its range check, ValueError escapes")
-BAD_FIELDS = [pytest.param(*b, id=b[0], marks=pytest.mark.xfail(strict=True, reason=LONG_ID_REASON))
-              if b[0] == "appr-long" else pytest.param(*b, id=b[0]) for b in BAD_FIELDS]
+#: Was a FINDING (fixed in sandbox/fields.py ident): an id of more than 4300 digits as a
+#: *string* made ``int()`` raise (Python's int_max_str_digits): an unlogged 500.
+BAD_FIELDS = [pytest.param(*b, id=b[0]) for b in BAD_FIELDS]
 #: Odd but legal SQL text: accepted and released like any query (never a 5xx).
 ODD_SQL = [
     "SELECT COUNT(*) FROM residents WHERE district = '\x00'",
@@ -622,14 +608,19 @@ def _spent(env: Env, approval_id: int) -> tuple[float, int]:
     return float(row[0]), int(row[1])
 
 
-def test_parallel_failing_queries_never_overspend(pair):
-    """12 distinct queries that each fail after the charge (the 2^53 key), ε 0.4 each, on an
-    approval of ε 1: at most two are charged; every charge has a start and an outcome entry."""
+def test_parallel_failing_queries_never_overspend(pair, monkeypatch):
+    """12 distinct queries that each fail after the charge (the engine raises), ε 0.4 each, on
+    an approval of ε 1: at most two are charged; every charge has a start and an outcome entry."""
     env = pair.d
     aid = _small_approval(env, 1.0, 0.4)
     seq = env.sb.conn().execute("SELECT COALESCE(MAX(seq), 0) FROM audit_entries").fetchone()[0]
-    sqls = [f"SELECT CAST(income * 0 + 9007199254740993 AS BIGINT) + {i} AS k, COUNT(*) FROM residents GROUP BY k"
-            for i in range(12)]
+
+    def fail(*_a, **_k):
+        threading.Event().wait(0.02)
+        raise EngineFailure("the query could not be executed by the engine")
+
+    monkeypatch.setattr(env.sb.executor, "run", fail)
+    sqls = [f"SELECT COUNT(*) FROM residents WHERE age > {i}" for i in range(12)]
     codes = _parallel(env, aid, sqls, 0.4)
     spent, charges = _spent(env, aid)
     assert spent <= 1.0 + 1e-9 and charges <= 2, (spent, charges, codes)
@@ -638,7 +629,7 @@ def test_parallel_failing_queries_never_overspend(pair):
         "SELECT json_extract(entry, '$.action') FROM audit_entries WHERE seq > ? AND "
         "json_extract(entry, '$.details.approval_id') = ?", (seq, aid))]
     assert actions.count("query.started") == charges
-    assert actions.count("query.failed") + actions.count("query.released") == charges
+    assert actions.count("query.failed") == charges
     assert actions.count("query.refused") == 12 - charges
 
 

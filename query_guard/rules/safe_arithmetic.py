@@ -3,7 +3,9 @@
 Why: an error that happens only for some rows tells the researcher those rows exist
 (``WHERE person_id = 42 AND 1 / (age - 37) > 0``). By construction here:
 
-* ``CAST`` becomes ``TRY_CAST`` (NULL instead of a conversion error);
+* ``CAST`` becomes ``TRY_CAST`` (NULL instead of a conversion error); a DECIMAL(w, s)
+  cast becomes ``TRY_CAST(TRY_CAST(x AS DECIMAL(w, s)) AS DOUBLE)``, since mixed DECIMALs
+  meet in a common DECIMAL type where a value that does not fit raises row by row;
 * ``x / y``, ``x // y`` and ``x % y`` become ``CASE WHEN y = 0 THEN NULL ELSE … END``
   (DuckDB raises on integer and ``//`` division by zero); ``x // y`` becomes
   ``TRUNC(x / y)`` in DOUBLE, DuckDB's integer-division semantics;
@@ -78,6 +80,11 @@ def _rewrite(node: exp.Expr, typer: Typer) -> exp.Expr:
     if numeric_operand and not _is_double(node.this):
         node.set("this", to_double(node.this))  # ROUND(BIGINT, -n) overflows in DuckDB
     _type_null_argument(node)
+    if isinstance(node, (exp.Cast, exp.TryCast)) and node.to.this == exp.DType.DECIMAL:
+        # A DECIMAL(w, s) value meets other values in a common DECIMAL type, where a value
+        # that does not fit raises row by row (``CAST(1 AS DECIMAL(38,37)) = age`` fails only
+        # where age ≥ 10: an oracle). The value is rounded to s places, then used as DOUBLE.
+        return exp.TryCast(this=exp.TryCast(this=node.this, to=node.to), to=exp.DataType.build("DOUBLE"))
     if type(node) is exp.Cast:
         return exp.TryCast(this=node.this, to=node.to)
     if isinstance(node, (exp.DateTrunc, exp.TimestampTrunc)):
