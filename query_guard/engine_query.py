@@ -87,7 +87,7 @@ def build_engine_query(
     """
     src_items: list[exp.Expr] = []
     for key in keys:
-        src_items.append(exp.alias_(key.expr.copy(), key.column, copy=False))
+        src_items.append(exp.alias_(total(key.expr.copy()), key.column, copy=False))
     value_column: dict[str, str] = {}
     by_sql: dict[str, str] = {}  # AVG(x) and MEDIAN(x) share one clamped column
     for call in calls:
@@ -96,7 +96,7 @@ def build_engine_query(
             text = spec.expr.sql("duckdb")
             if text not in by_sql:
                 by_sql[text] = f"__v{len(by_sql)}"
-                src_items.append(exp.alias_(spec.expr, by_sql[text], copy=False))
+                src_items.append(exp.alias_(total(spec.expr), by_sql[text], copy=False))
             value_column[call.id] = by_sql[text]
     if not src_items:
         src_items.append(exp.alias_(exp.Literal.number(1), "__one", copy=False))
@@ -166,12 +166,12 @@ def _source(
     src = exp.select(*items, copy=False).from_(
         exp.alias_(exp.to_table(name0), alias0, table=True, copy=False), copy=False
     )
-    where: list[exp.Expr] = [exp.paren(f.copy(), copy=False) for f in filters]
+    where: list[exp.Expr] = [total(f.copy()) for f in filters]
     if join is not None:
         name1, alias1 = bases[1]
         on = [join.on.copy()]
         if with_right_filters:
-            on += [exp.paren(f.copy(), copy=False) for f in join.right_filters]
+            on += [total(f.copy()) for f in join.right_filters]
         if kept is not None and join.side == "LEFT" and bounding.rowid is not None and bounding.rowid.table == alias1:
             on.append(kept)
         elif kept is not None:
@@ -199,12 +199,25 @@ def _keep_ctes(
         exp.alias_(bounding.unit.copy(), "__unit", copy=False),
         exp.alias_(bounding.rowid.copy(), "__rowid", copy=False),
     ]
-    items += [exp.alias_(k.expr.copy(), k.column, copy=False) for k in keys]
+    items += [exp.alias_(total(k.expr.copy()), k.column, copy=False) for k in keys]
     content = [c.copy() for c in bounding.content] or [bounding.rowid.copy()]
     items.append(exp.alias_(_hash([*content, seed.copy()]), "__rh", copy=False))
     src = _source(bases, join, items, (), None, bounding, with_right_filters=False)
     columns = ["__unit", "__rowid", *[k.column for k in keys], "__rh"]
     return [("__ksrc", src), *_bounding_ctes(columns, keys, bounding, _domain_filter(keys))]
+
+
+def total(expr: exp.Expr) -> exp.Expr:
+    """``TRY(expr)``: NULL on a row where ``expr`` raises (a filter then drops the row).
+
+    PRIVACY: defence in depth. The guard's rules already make every accepted expression
+    total (docs/guard.md, "Total expressions"); should one be missed, a run-time error on
+    some rows would still become NULL, not a failure whose occurrence depends on the data.
+    A bare column cannot raise and stays as it is.
+    """
+    if isinstance(expr, exp.Column):
+        return expr
+    return exp.func("TRY", expr.unnest() if isinstance(expr, exp.Paren) else expr)
 
 
 def _clean(query: exp.Select) -> exp.Select:

@@ -395,3 +395,33 @@ def test_text_longer_than_the_column_limit_is_refused_at_registration(sb):
     with pytest.raises(PolicyError, match="max_length only applies to text"):
         parse_policy(text.replace('[columns.age]\ntype = "int"', '[columns.age]\ntype = "int"\nmax_length = 5'),
                      "residents.toml")
+
+
+# -- defence in depth: a missed raiser still cannot fail the query -----------------------------
+def test_row_expressions_in_the_engine_query_run_under_try(sb):
+    """Should a guard rule miss an expression that raises on some rows, the engine query's
+    filters, keys and values run under DuckDB's TRY: NULL on that row, never an error."""
+    import duckdb
+    import sqlglot
+
+    from query_guard.engine_query import total
+
+    raiser = sqlglot.parse_one("CASE WHEN a > 10 THEN CAST('garbage' AS DATE) = DATE '2024-01-01' "
+                               "ELSE TRUE END", read="duckdb")
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES (1), (50)) v(a)")
+    with pytest.raises(duckdb.Error):
+        con.execute(f"SELECT COUNT(*) FROM t WHERE {raiser.sql('duckdb')}").fetchall()
+    assert con.execute(f"SELECT COUNT(*) FROM t WHERE {total(raiser).sql('duckdb')}").fetchall() == [(1,)]
+    plan = __import__("query_guard").plan(
+        "SELECT district, AVG(income) FROM residents WHERE age + 1 > 30 GROUP BY district",
+        sb_scenario(sb), datasets.build_catalog(datasets.latest_versions(sb.conn())))
+    assert "TRY(" in plan.engine_sql("duckdb")
+
+
+def sb_scenario(sb):
+    from sandbox import workflow
+
+    researcher = find_user(sb.conn(), "researcher")
+    aid = new_approval(sb)
+    return workflow.active_approval(sb.conn(), researcher, aid, now=sb.now).scenario
