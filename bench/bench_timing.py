@@ -39,8 +39,9 @@ from sandbox.users import find_user  # noqa: E402
 from sandbox.workspace import transaction  # noqa: E402
 
 #: The costliest row-level work the guard accepts on text (docs/guard.md, "Total
-#: expressions"): concatenation and case mapping, then a LIKE with a 100-character pattern.
-COSTLY = "UPPER({t} || {t} || {t} || {t} || {t} || {t} || {t} || {t}) LIKE '{pattern}'"
+#: expressions"): LIKE over two text columns of up to 1,000 characters each with a
+#: 100-character backtracking pattern, 200,000 steps (``MAX_LIKE_STEPS``).
+COSTLY = "UPPER({t} || {t}) LIKE '{pattern}'"
 
 
 def best_threshold_accuracy(a: list[float], b: list[float]) -> float:
@@ -86,7 +87,7 @@ def main() -> None:
         target = next(i for i in seen.values() if i >= 0)
         age, district, income = table["age"][target], table["district"][target], table["income"][target]
         pattern = ("%" + "_" * 98 + "%")[:100]
-        costly = COSTLY.format(t="employment", pattern=pattern)
+        costly = COSTLY.format(t="district", pattern=pattern)
         template = ("SELECT COUNT(*) FROM residents WHERE CASE WHEN age = {age} AND district = '{d}' "
                     "AND income = {income!r} THEN {costly} ELSE false END")
         forms = {

@@ -14,6 +14,12 @@ ColumnType = Literal["int", "float", "text", "date", "bool"]
 Sensitivity = Literal["identifier", "quasi_identifier", "sensitive", "public"]
 
 
+#: The longest text value a column holds unless its policy declares ``max_length``
+#: (``sandbox.policy`` enforces it at registration). The guard bounds the text a row
+#: expression can build from it, and so one row's share of a query's time (issue 12).
+DEFAULT_TEXT_MAX_LENGTH = 1000
+
+
 @dataclass(frozen=True)
 class ColumnInfo:
     """One column ("information item", 第十四条) and its owner-declared policy."""
@@ -26,6 +32,7 @@ class ColumnInfo:
     # Owner-declared public domain: every key is released, empty groups included.
     public_values: tuple[str | int | float | bool, ...] | None = None
     nullable: bool = True
+    max_length: int | None = None  # text: the longest value (None: DEFAULT_TEXT_MAX_LENGTH)
 
     @property
     def is_identifier(self) -> bool:

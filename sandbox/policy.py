@@ -21,14 +21,14 @@ from typing import Any
 import pyarrow as pa
 
 from query_guard import ColumnInfo, TableInfo
+from query_guard.catalog import DEFAULT_TEXT_MAX_LENGTH
 from sandbox.errors import PolicyError
 
 TIERS = ("not_open", "conditional", "unconditional")
 COLUMN_TYPES = ("int", "float", "text", "date", "bool")
-#: The longest text value a column may hold unless its policy declares ``max_length``.
-#: PRIVACY: a row's text length bounds the time row-level expressions spend on it, so it
-#: bounds how much one person's row can change a query's latency (docs/privacy.md, timing).
-DEFAULT_TEXT_MAX_LENGTH = 1000
+#: ``DEFAULT_TEXT_MAX_LENGTH`` (from the guard's catalog): the longest text value a column
+#: may hold unless its policy declares ``max_length``. PRIVACY: with the guard's bounds on
+#: the work per character it bounds how much one person's row can change a query's time.
 TEXT_MAX_LENGTH_LIMIT = 1_000_000
 SENSITIVITIES = ("identifier", "quasi_identifier", "sensitive", "public")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -95,6 +95,7 @@ class DatasetPolicy:
                 lower=bounds[0] if bounds else None,
                 upper=bounds[1] if bounds else None,
                 public_values=col.public_values,
+                max_length=col.text_limit,
             )
         return TableInfo(
             name=self.name,

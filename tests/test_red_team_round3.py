@@ -232,36 +232,27 @@ def _timed(env: Env, sql: str) -> tuple[Outcome, float]:
     return out, time.perf_counter() - start
 
 
-def test_like_bomb_is_accepted_by_the_guard(pair):
-    """The building block: the guard's limits (20,000 characters, 4,000 nodes after inlining,
-    LIKE pattern ≤ 100 characters) all hold, and the query is accepted and released."""
+def test_like_bomb_is_refused_before_any_charge(pair):
+    """Was the building block of the timing findings below (the guard's limits on text,
+    nodes and pattern all held, and one matching row built 28.8 M characters). Now the
+    guard bounds the characters a row expression builds (``MAX_TEXT_CHARS``) and LIKE's
+    steps per row (``MAX_LIKE_STEPS``): refused, free, the same on D and D′."""
     assert len(like_bomb("income > 1e300")) < 20_000 and len(BOMB_PATTERN) <= 100
     on_d = outcome(pair.d, like_bomb("income > 1e300", "accepted"), epsilon=0.001)
-    assert on_d.status == "released", on_d.short()
+    on_x = outcome(pair.extreme, like_bomb("income > 1e300", "accepted"), epsilon=0.001)
+    assert (on_d.status, on_d.code, on_d.epsilon) == ("refused", "too_complex", 0), on_d.short()
+    assert on_x == on_d, (on_d.short(), on_x.short())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING: timing oracle on one row. like_bomb('income > 1e300') takes ~3 s longer on D′ "
-    "(one matching person) than on D; outcome class, charge and log are identical, but latency "
-    "answers 'does this one person match?' per query at ε 0.001. Cause: CTE inlining copies a "
-    "literal into every reference (query_guard inlining + limit_size count nodes, not characters "
-    "of the engine SQL), so a 20,000-character request builds a 28.8 M-character string per "
-    "matching row; LIKE with '_' after '%' is O(length × pattern) in DuckDB. docs/privacy.md "
-    "'Timing' claims the characters a row expression can work on are bounded by max_length"))
 def test_one_row_cannot_cost_seconds(pair):
+    """Was a FINDING: ~3 s more on D′ (one matching person) than on D."""
     _out_d, t_d = _timed(pair.d, like_bomb("income > 1e300", "t1"))
     _out_x, t_x = _timed(pair.extreme, like_bomb("income > 1e300", "t1"))
     assert t_x - t_d < 0.5, f"D {t_d:.2f} s, D′ {t_x:.2f} s"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING: the timing oracle becomes an outcome oracle at the engine's time limit. With the "
-    "limit at 2 s (30 s in production: ~10 matching rows, e.g. one person's visits through a "
-    "join), like_bomb is 'released' on D and '500 query_failed' on D′; the failure is charged "
-    "and logged against its start (decision 0008), but released vs failed is still one bit on "
-    "one person. Same cause as the timing finding (sandbox/engine.py time limit; per-row cost "
-    "unbounded through CTE-inlined literals)"))
 def test_time_limit_is_not_an_outcome_oracle(pair):
+    """Was a FINDING: at a 2 s engine limit the bomb was released on D and failed on D′."""
     saved = {env.name: env.sb.engine.limits for env in (pair.d, pair.extreme)}
     try:
         for env in (pair.d, pair.extreme):
@@ -271,7 +262,7 @@ def test_time_limit_is_not_an_outcome_oracle(pair):
     finally:
         for env in (pair.d, pair.extreme):
             env.sb.engine.limits = saved[env.name]
-    assert on_d.status == "released", on_d.short()
+    assert on_d.status != "failed", on_d.short()
     assert (on_x.status, on_x.code) == (on_d.status, on_d.code), (on_d.short(), on_x.short())
 
 
@@ -295,16 +286,11 @@ def _versions(env: Env):
     return datasets.latest_versions(env.sb.conn())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING: exact income by timing, no D′ needed. On D, with a quasi-identifier condition "
-    "matching one resident, like_bomb('<qi> AND income > x') is ~3 s slower (11 s vs 8 s) when x is below "
-    "that resident's income than when above: one bit per query at ε 0.001, a binary search "
-    "recovers the income in ~25 queries (ε 0.025). Same cause as test_one_row_cannot_cost_seconds"))
 def test_timing_cannot_learn_one_residents_income(pair):
     cond, income = _unique_resident(pair.d)
     _below, t_below = _timed(pair.d, like_bomb(f"{cond} AND income > {income - 1.0!r}", "i1"))
     _above, t_above = _timed(pair.d, like_bomb(f"{cond} AND income > {income + 1.0!r}", "i2"))
-    assert _below.status == _above.status == "released", (_below.short(), _above.short())
+    assert (_below.status, _below.code) == (_above.status, _above.code), (_below.short(), _above.short())
     assert abs(t_below - t_above) < 0.5, f"income below: {t_below:.2f} s, above: {t_above:.2f} s"
 
 
@@ -481,3 +467,17 @@ def test_crash_between_charge_and_outcome_is_an_open_start(pair):
 
 
 assert EPSILON > 0 and math.isfinite(EPSILON)
+
+
+def test_row_work_is_bounded_at_the_guard(pair):
+    """The bound itself: LIKE over two 1,000-character columns with a 100-character pattern
+    (200,000 steps a row) is accepted; a third column, or a 1,001-step-longer text, is not;
+    a concatenation past 10,000 characters is refused whatever follows."""
+    pattern = ("%" + "_a" * 49 + "%")[:100]
+    ok = f"SELECT COUNT(*) FROM residents WHERE district || district LIKE '{pattern}'"
+    too_long = f"SELECT COUNT(*) FROM residents WHERE district || district || sex LIKE '{pattern}'"
+    concat = "SELECT COUNT(*) FROM residents WHERE " + " || ".join(["district"] * 11) + " = 'x'"
+    assert outcome(pair.d, ok, epsilon=0.001).status == "released"
+    for sql in (too_long, concat):
+        out = outcome(pair.d, sql, epsilon=0.001)
+        assert (out.status, out.code, out.epsilon) == ("refused", "too_complex", 0), out.short()

@@ -23,6 +23,9 @@ MAX_DEPTH = 64
 #: after CTEs and subqueries are inlined (their expressions are substituted)
 MAX_FLAT_NODES = 4_000
 MAX_FLAT_DEPTH = 120
+#: characters of string literals after inlining: a CTE's literal is copied into every
+#: reference, so 20,000 characters of SQL could become tens of megabytes for the engine
+MAX_FLAT_LITERAL_CHARS = 100_000
 #: LIMIT n: at most this many released rows (``rules/split_aggregates.py``). A bigger
 #: number would only reach the engine's post-processing, which raises on integers past
 #: BIGINT (issue 12, finding 5); no released table is near this size.
@@ -69,11 +72,20 @@ def limit_tree(tree: exp.Expr, ctx: Context, *, flat: bool = False) -> None:
     """Node count and depth, computed with an explicit stack (no recursion)."""
     max_nodes = MAX_FLAT_NODES if flat else MAX_NODES
     max_depth = MAX_FLAT_DEPTH if flat else MAX_DEPTH
-    count = 0
+    count = literal_chars = 0
     stack: list[tuple[exp.Expr, int]] = [(tree, 1)]
     while stack:
         node, depth = stack.pop()
         count += 1
+        if flat and isinstance(node, exp.Literal) and node.is_string:
+            literal_chars += len(str(node.this))
+            if literal_chars > MAX_FLAT_LITERAL_CHARS:
+                ctx.refuse(
+                    LimitError,
+                    f"text literals of more than {MAX_FLAT_LITERAL_CHARS:,} characters once CTEs and"
+                    " subqueries are inlined (each reference copies the literal)",
+                    node,
+                )
         if count > max_nodes:
             ctx.refuse(
                 LimitError,

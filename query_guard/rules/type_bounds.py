@@ -21,6 +21,7 @@ from sqlglot import exp
 
 from query_guard import intervals as iv
 from query_guard.allow_lists import DATE_PART_OF
+from query_guard.catalog import DEFAULT_TEXT_MAX_LENGTH
 from query_guard.context import Context
 from query_guard.errors import ImplicitCastError, LimitError, TypeMismatchError
 from query_guard.literals import is_number, is_string, parse_date
@@ -34,6 +35,14 @@ FLOAT_TYPES = frozenset({exp.DType.FLOAT, exp.DType.DOUBLE, exp.DType.DECIMAL})
 TEXT_TYPES = frozenset({exp.DType.TEXT, exp.DType.VARCHAR, exp.DType.CHAR})
 #: Longest LIKE pattern: bounds the per-row cost of matching (timing, issue 12).
 MAX_PATTERN_CHARS = 100
+#: The most characters one text expression may build for one row (concatenation), from its
+#: columns' declared ``max_length`` and its literals: bounds one row's work (timing).
+MAX_TEXT_CHARS = 10_000
+#: LIKE's worst case is (text length) × (pattern length) steps per row (DuckDB matches
+#: ``%…_…`` patterns by backtracking, ~1 ns a step): at most this many per row (~0.2 ms).
+MAX_LIKE_STEPS = 200_000
+#: A number or date turned into text has at most this many characters.
+NON_TEXT_CHARS = 40
 #: DECIMAL(width, scale) as DuckDB accepts it (a wider one is a binder error).
 MAX_DECIMAL_WIDTH = 38
 DATE_PART_RANGE = {
@@ -171,6 +180,16 @@ class Typer:
                     f" limit of {MAX_PATTERN_CHARS}",
                     pattern,
                 )
+            steps = self.text_chars(node.this) * max(1, len(str(pattern.this)))
+            if steps > MAX_LIKE_STEPS:
+                ctx.refuse(
+                    LimitError,
+                    f"LIKE over text of up to {self.text_chars(node.this):,} characters with a pattern of"
+                    f" {len(str(pattern.this))}: up to {steps:,} steps per row, past the limit of"
+                    f" {MAX_LIKE_STEPS:,} (one row's cost must stay small: its time could tell"
+                    " whether it matched); match shorter text or a shorter pattern",
+                    node,
+                )
             return Info("bool", 0, 1)
         if isinstance(node, (exp.And, exp.Or)):
             self._predicate(node.this, node.key.upper())
@@ -204,8 +223,40 @@ class Typer:
         if isinstance(node, (exp.DPipe, exp.Concat)):
             for child in node.iter_expressions():
                 self.infer(child)
+            chars = self.text_chars(node)
+            if chars > MAX_TEXT_CHARS:
+                ctx.refuse(
+                    LimitError,
+                    f"{show(node, 40)}: builds text of up to {chars:,} characters per row, past"
+                    f" the limit of {MAX_TEXT_CHARS:,} (one row's cost must stay small: its time"
+                    " could tell whether it matched)",
+                    node,
+                )
             return Info("text")
         ctx.refuse(TypeMismatchError, f"{node.key.upper()}: cannot type this expression", node)
+
+    def text_chars(self, node: exp.Expr) -> int:
+        """An upper bound on the characters ``node`` yields for one row: a text column's
+        declared ``max_length``, a literal's length, a concatenation's sum, a choice's
+        largest branch, a number or date as text ``NON_TEXT_CHARS``."""
+        if isinstance(node, exp.Paren):
+            return self.text_chars(node.this)
+        if isinstance(node, exp.Literal):
+            return len(str(node.this)) if node.is_string else NON_TEXT_CHARS
+        if isinstance(node, exp.Column):
+            found = base_column(node, self.bases)
+            if found is None or found[1].type != "text":
+                return NON_TEXT_CHARS
+            return found[1].max_length or DEFAULT_TEXT_MAX_LENGTH
+        if isinstance(node, (exp.DPipe, exp.Concat)):
+            return sum(self.text_chars(c) for c in node.iter_expressions())
+        if isinstance(node, (exp.Case, exp.If, exp.Coalesce, exp.Nullif, exp.Least, exp.Greatest)):
+            parts = [c for c in node.iter_expressions()
+                     if not (isinstance(node, (exp.Case, exp.If)) and c is node.this)]
+            return max([self.text_chars(c) for c in parts] or [0])
+        children = list(node.iter_expressions())
+        # UPPER/LOWER/TRIM/SUBSTRING/casts: no longer than their input; WHEN pairs, others: sum
+        return sum(self.text_chars(c) for c in children) if children else NON_TEXT_CHARS
 
     # -- helpers ------------------------------------------------------------------
     def _numeric(self, node: exp.Expr, parent: exp.Expr) -> Info:
