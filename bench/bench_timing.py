@@ -6,7 +6,8 @@ The attacker's query applies the costliest row-level expression the guard accept
 where quasi-identifiers match one person (``CASE WHEN <that person> THEN <costly> ELSE
 false END``). We time the whole service walk (guard, charge, engine, noise, audit) in
 process, which is more precise than anything a caller sees over HTTP, for two forms of
-the same query, interleaved run by run:
+the same query, interleaved run by run, and a third that matches a whole district (to
+measure one row's cost over many rows):
 
 * **match**: the condition matches exactly one row (D′: the person is there);
 * **no match**: the same condition with a value nobody has (D: the person is not).
@@ -39,9 +40,9 @@ from sandbox.users import find_user  # noqa: E402
 from sandbox.workspace import transaction  # noqa: E402
 
 #: The costliest row-level work the guard accepts on text (docs/guard.md, "Total
-#: expressions"): LIKE over two text columns of up to 1,000 characters each with a
-#: 100-character backtracking pattern, 200,000 steps (``MAX_LIKE_STEPS``).
-COSTLY = "UPPER({t} || {t}) LIKE '{pattern}'"
+#: expressions"): LIKE over 2,000 characters (a 1,000-character literal and a text column of
+#: up to 1,000) with a 25-character backtracking pattern: 50,000 steps (``MAX_LIKE_STEPS``).
+COSTLY = "'{filler}' || {t} LIKE '{pattern}'"
 
 
 def best_threshold_accuracy(a: list[float], b: list[float]) -> float:
@@ -86,21 +87,30 @@ def main() -> None:
             seen[key] = -1 if key in seen else i
         target = next(i for i in seen.values() if i >= 0)
         age, district, income = table["age"][target], table["district"][target], table["income"][target]
-        pattern = ("%" + "_" * 98 + "%")[:100]
-        costly = COSTLY.format(t="district", pattern=pattern)
+        # 1,000 literal characters + the district (≤ 1,000) = 2,000, × a 25-character pattern =
+        # MAX_LIKE_STEPS; the pattern backtracks over the literal's run of 'a's at every position
+        pattern = "%" + "a_" * 11 + "b%"
+        costly = COSTLY.format(filler="a" * 1000, t="district", pattern=pattern)
         template = ("SELECT COUNT(*) FROM residents WHERE CASE WHEN age = {age} AND district = '{d}' "
                     "AND income = {income!r} THEN {costly} ELSE false END")
+        many = sum(1 for d in table["district"] if d == district)
         forms = {
             "match": template.format(age=age, d=district, income=income, costly=costly),
             "no match": template.format(age=age, d=district, income=income + 0.5, costly=costly),
+            # every resident of the district: the per-row cost, measured over many rows
+            "district": (f"SELECT COUNT(*) FROM residents WHERE CASE WHEN district = '{district}' "
+                         f"THEN {costly} ELSE false END"),
         }
         times: dict[str, list[float]] = {k: [] for k in forms}
         counter = iter(range(10**9))
         for sql in forms.values():  # warm-up: table load, empty-table check, calibration
             sb.run_query(researcher, QueryRequest(approval, sql, 0.01, 0.95))
         print(f"timing {args.runs} interleaved runs of each form …", file=sys.stderr)
-        for _ in range(args.runs):
-            for name, sql in forms.items():
+        order = list(forms.items())
+        for run in range(args.runs):
+            # alternate the order, so that neither form always follows the other (a write
+            # or a checkpoint left by the previous query would otherwise bias one side)
+            for name, sql in (order if run % 2 == 0 else order[::-1]):
                 confidence = 0.9 - next(counter) * 1e-9  # a new cache key: a real, charged run
                 t = time.perf_counter()
                 sb.run_query(researcher, QueryRequest(approval, sql, 0.01, confidence))
@@ -113,22 +123,28 @@ def main() -> None:
     match, none = times["match"], times["no match"]
     shift = statistics.median(match) - statistics.median(none)
     sd = statistics.pstdev(none)
-    needed = float("inf") if shift <= 0 else (2 * 1.2533 * sd / shift) ** 2  # median's s.e. ≈ 1.2533 σ/√n
+    # one row's cost, from the district's rows (the single-row shift is below the noise)
+    per_row = max(0.0, statistics.median(times["district"]) - statistics.median(none)) / max(1, many)
+    # queries to see a one-row shift at two standard errors of a median (≈ 1.2533 σ/√n), per form
+    needed = float("inf") if per_row <= 0 else (2 * 1.2533 * sd / per_row) ** 2
     result = {
         "rows": args.rows, "runs": args.runs, "machine": platform.platform(),
-        "median_ms": {"match": round(statistics.median(match), 3), "no match": round(statistics.median(none), 3)},
-        "p90_ms": {"match": round(q(match, 0.9), 3), "no match": round(q(none, 0.9), 3)},
+        "median_ms": {k: round(statistics.median(v), 3) for k, v in times.items()},
+        "p90_ms": {k: round(q(v, 0.9), 3) for k, v in times.items()},
         "sd_ms": round(sd, 3),
         "median_shift_ms": round(shift, 4),
+        "district_rows": many,
+        "per_row_ms": round(per_row, 5),
         "one_observation_accuracy": round(best_threshold_accuracy(match, none), 3),
         "queries_to_see_the_shift": None if needed == float("inf") else round(needed),
     }
     print(f"\n{'form':<10}{'median ms':>11}{'p90 ms':>9}")
     for name in forms:
         print(f"{name:<10}{result['median_ms'][name]:>11.3f}{result['p90_ms'][name]:>9.3f}")
-    print(f"median shift {result['median_shift_ms']:+.4f} ms (sd {result['sd_ms']:.3f} ms); best one-observation "
-          f"guess {result['one_observation_accuracy']:.1%}; ~{result['queries_to_see_the_shift']} charged "
-          "queries to see the shift at 2 s.e.")
+    print(f"one-row median shift {result['median_shift_ms']:+.4f} ms (sd {result['sd_ms']:.3f} ms); best "
+          f"one-observation guess {result['one_observation_accuracy']:.1%}; one row costs "
+          f"{result['per_row_ms'] * 1000:.2f} µs (over {many:,} rows), so ~{result['queries_to_see_the_shift']:,} "
+          "charged queries of each form would show it at 2 s.e.")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
     print(f"wrote {args.out}")

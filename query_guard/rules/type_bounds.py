@@ -39,8 +39,9 @@ MAX_PATTERN_CHARS = 100
 #: columns' declared ``max_length`` and its literals: bounds one row's work (timing).
 MAX_TEXT_CHARS = 10_000
 #: LIKE's worst case is (text length) × (pattern length) steps per row (DuckDB matches
-#: ``%…_…`` patterns by backtracking, ~1 ns a step): at most this many per row (~0.2 ms).
-MAX_LIKE_STEPS = 200_000
+#: ``%…_…`` patterns by backtracking, ~0.3 ns a step): at most this many per row, ~15 µs
+#: (bench/bench_timing.py measured 62 µs at 200,000; docs/privacy.md, "Timing").
+MAX_LIKE_STEPS = 50_000
 #: A number or date turned into text has at most this many characters.
 NON_TEXT_CHARS = 40
 #: DECIMAL(width, scale) as DuckDB accepts it (a wider one is a binder error).
