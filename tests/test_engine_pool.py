@@ -260,3 +260,59 @@ def test_a_timed_out_query_is_charged_logged_and_answered_as_a_generic_failure(w
     while not all(_gone(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert all(_gone(p) for p in pids)
+
+
+def test_the_log_replays_to_the_ledger_through_timeouts_and_worker_kills(workspace, monkeypatch):
+    """Issue 12, "budget arithmetic in any failure mode", with real worker processes: a
+    release, a timeout, a worker killed with SIGKILL mid-query and another release; every
+    request that reached the data is charged and logged, and replay equals the ledger."""
+    import signal
+
+    from audit_log.replay import compare_with_ledger, replay
+    from sandbox import console_queries, service
+    from sandbox.operations import SandboxAdmin
+    from sandbox.service import QueryFailed, QueryRequest
+    from sandbox.users import find_user
+
+    sb = Sandbox(workspace, limits=EngineLimits(timeout_seconds=2.0), pool=PoolSettings(workers=1, grace_seconds=0.5))
+    try:
+        conn = sb.conn()
+        researcher, owner = find_user(conn, "researcher"), find_user(conn, "owner")
+        admin = SandboxAdmin(sb)
+        app = admin.apply(researcher, {"datasets": ["residents"], "scenario": "replay under failures",
+                                       "purpose": "test", "commitment_accepted": True})
+        aid = admin.approve(owner, app, {"datasets": ["residents"]}, epsilon_total=5.0, delta_total=1e-6,
+                            epsilon_per_query=0.5)
+        sb.run_query(researcher, QueryRequest(aid, "SELECT COUNT(*) FROM residents WHERE age > 20", 0.1))
+        real_request = service.engine_request
+        monkeypatch.setattr(service, "engine_request", lambda plan, used: EngineRequest(tuple(used), STUCK))
+        monkeypatch.setattr(service, "check_on_empty", lambda engine, req: None)
+        with pytest.raises(QueryFailed):  # the wall clock: killed by the parent, charged
+            sb.run_query(researcher, QueryRequest(aid, "SELECT COUNT(*) FROM residents WHERE age > 21", 0.1))
+        failures: list[BaseException] = []
+
+        def stuck() -> None:
+            try:
+                sb.run_query(researcher, QueryRequest(aid, "SELECT COUNT(*) FROM residents WHERE age > 22", 0.1))
+            except BaseException as err:  # noqa: BLE001 - checked below
+                failures.append(err)
+
+        thread = threading.Thread(target=stuck)
+        thread.start()
+        time.sleep(0.8)
+        for pid in sb.executor.pids():  # type: ignore[union-attr]
+            os.kill(pid, signal.SIGKILL)  # the worker dies mid-query
+        thread.join(timeout=60)
+        assert [type(e) for e in failures] == [QueryFailed]
+        monkeypatch.setattr(service, "engine_request", real_request)
+        sb.run_query(researcher, QueryRequest(aid, "SELECT COUNT(*) FROM residents WHERE age > 23", 0.1))
+        log = [json.loads(r[0]) for r in conn.execute("SELECT entry FROM audit_entries ORDER BY seq")]
+        mine = [e["action"] for e in log if e["details"].get("approval_id") == aid and e["action"].startswith("query.")]
+        assert mine == ["query.started", "query.released", "query.started", "query.failed",
+                        "query.started", "query.failed", "query.started", "query.released"]
+        report = replay(log)
+        assert report["inconsistencies"] == []
+        assert compare_with_ledger(report, console_queries.ledger_sums(conn)) == []
+        assert ledger.budget(conn, aid).epsilon_spent == pytest.approx(0.4)
+    finally:
+        sb.close()
