@@ -24,7 +24,7 @@ from sandbox.engine import with_rowid
 from sandbox.errors import BadRequest
 from sandbox.policy import ColumnPolicy, DatasetPolicy
 from sandbox.preview import checked_plan
-from sandbox.service import QueryRequest, Sandbox, _jsonable, _num
+from sandbox.service import QueryRequest, Sandbox, finite_or_none, jsonable_rows
 from sandbox.users import User
 from sandbox.workspace import transaction
 
@@ -114,10 +114,10 @@ def run_dummy(sb: Sandbox, user: User, req: QueryRequest) -> dict[str, Any]:
         "dummy": True,
         "query_id": query_id,
         "columns": columns,
-        "rows": _jsonable(rows),
+        "rows": jsonable_rows(rows),
         "accuracy": {
             c: {"confidence": rel.confidence, "method": rel.methods.get(c, ""),
-                "intervals": [None if iv is None else [_num(iv[0]), _num(iv[1])] for iv in intervals[c]]}
+                "intervals": [None if iv is None else [finite_or_none(iv[0]), finite_or_none(iv[1])] for iv in intervals[c]]}
             for c in columns if c in rel.methods
         },
         "epsilon_spent": 0.0,

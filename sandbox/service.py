@@ -333,7 +333,7 @@ class Sandbox:
                       pure=p.pure, noise=p.noise)
         del exact  # PRIVACY: exact values go no further
         columns, rows, intervals, notes = postprocess.apply(p.plan, rel, self.engine)
-        rows = _jsonable(rows)
+        rows = jsonable_rows(rows)
         with transaction(conn):
             entry = self.audit(conn, user, "query.released", f"query/{s.query_id}", {
                 "query_id": s.query_id,
@@ -354,7 +354,7 @@ class Sandbox:
                     c: {
                         "confidence": rel.confidence,
                         "method": rel.methods.get(c, ""),
-                        "intervals": [None if iv is None else [_num(iv[0]), _num(iv[1])] for iv in intervals[c]],
+                        "intervals": [None if iv is None else [finite_or_none(iv[0]), finite_or_none(iv[1])] for iv in intervals[c]],
                     }
                     for c in columns if c in rel.methods
                 },
@@ -509,7 +509,8 @@ def _cache_key(plan: QueryPlan, versions, approval_id: int, epsilon: float, delt
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def _num(x: float) -> float | None:
+def finite_or_none(x: float | None) -> float | None:
+    """A float for JSON, or None when it is missing or not finite."""
     return None if x is None or not math.isfinite(x) else float(x)
 
 
@@ -517,7 +518,7 @@ def _num(x: float) -> float | None:
 JSON_SAFE_INTEGER = 2**53 - 1
 
 
-def _jsonable(rows: list[list[Any]]) -> list[list[Any]]:
+def jsonable_rows(rows: list[list[Any]]) -> list[list[Any]]:
     """Released values as the audit log and the response can hold them, never raising:
     dates and other types as text, integers beyond ±(2⁵³ − 1) as text (exact)."""
     def one(v: Any) -> Any:
