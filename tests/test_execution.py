@@ -131,3 +131,31 @@ def test_bounding_happens_before_the_filter(engine):
     base_rows = dict(zip(base["__g0"], base["__rows"], strict=True))
     extra = sorted(n - base_rows.get(d, 0) for d, n in zip(out["__g0"], out["__rows"], strict=True))
     assert [e for e in extra if e] == [10, 10, 10]
+
+
+def test_the_groups_a_person_keeps_are_chosen_per_person(demo):
+    """Issue 13 (bias): with L0 = 3 the groups a person keeps were chosen by the key's hash
+    alone, so everyone above the bound dropped the *same* departments (外科 kept 72 % of its
+    visits, 眼科 100 %). Chosen per person, every department keeps about the same share."""
+    import duckdb
+
+    from sandbox import datasets, workflow
+    from sandbox.execution import InProcessExecutor
+    from sandbox.users import find_user
+
+    sb, creds = demo
+    conn = sb.conn()
+    researcher = find_user(conn, "researcher")
+    approval = workflow.active_approval(conn, researcher, creds["researcher"]["approval_id"], now=sb.now)
+    versions = datasets.latest_versions(conn)
+    p = plan("SELECT department, COUNT(*) FROM clinic_visits GROUP BY department", approval.scenario,
+             datasets.build_catalog(versions))
+    bounded = InProcessExecutor(sb.engine, sb.tables).run(engine_request(p, versions)).to_pydict()
+    key = p.group_keys[0].column
+    table = sb.tables.get(next(v for v in versions if v.name == "clinic_visits"))
+    con = duckdb.connect()
+    con.register("v", table)
+    truth = dict(con.execute("SELECT department, COUNT(*) FROM v GROUP BY 1").fetchall())
+    kept = {k: n / truth[k] for k, n in zip(bounded[key], bounded["__rows"], strict=True) if k in truth}
+    assert len(kept) == len(truth)
+    assert max(kept.values()) - min(kept.values()) < 0.08, kept
