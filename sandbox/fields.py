@@ -63,8 +63,9 @@ def names(value: Any, what: str) -> list[str]:
 def number(body: dict[str, Any], name: str, *, low: float, high: float, low_open: bool = True) -> float:
     """A finite number in (low, high] (or [low, high] with ``low_open=False``); ``bad_<name>``."""
     value = body.get(name)
-    # never OverflowError: a 401-digit integer is simply out of range
-    if finite_in_range(value, -math.inf, math.inf) is None:
+    # never OverflowError: a 401-digit integer is a number, simply out of range
+    if isinstance(value, bool) or not isinstance(value, int | float) or (
+            isinstance(value, float) and not math.isfinite(value)):
         raise BadRequest(f"{name} is required and must be a number", code=f"bad_{name}")
     if finite_in_range(value, low, high) is None or (low_open and value == low):
         raise BadRequest(f"{name} must be {'above' if low_open else 'at least'} {low:g} and at most {high:g}",

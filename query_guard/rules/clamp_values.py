@@ -128,9 +128,12 @@ def fixed_point(magnitude: float, value_type: str) -> int:
     >>> fixed_point(500000.0, "float"), fixed_point(1.0, "float"), fixed_point(100, "int")
     (2, 1048576, 1)
     """
-    if value_type == "int" or magnitude <= 0:
+    if value_type == "int" or not magnitude > 0:
         return 1
-    exponent = math.floor(math.log2(FIXED_POINT_TARGET / magnitude))
+    ratio = FIXED_POINT_TARGET / magnitude
+    if not math.isfinite(ratio):  # a subnormal magnitude (1e-320): the largest scale
+        return MAX_FIXED_POINT
+    exponent = math.floor(math.log2(ratio))
     return int(min(max(2**exponent, 1), MAX_FIXED_POINT)) if exponent > 0 else 1
 
 

@@ -31,8 +31,8 @@ def _int_arg(name: str, default: int | None = None) -> int:
         value = int(raw)
     except ValueError:
         raise BadRequest(f"query parameter {name!r} must be an integer") from None
-    if value < 0:
-        raise BadRequest(f"query parameter {name!r} must not be negative")
+    if not 0 <= value < 2**63:  # SQLite integers
+        raise BadRequest(f"query parameter {name!r} must be an integer from 0 to {2**63 - 1}")
     return value
 
 

@@ -37,9 +37,13 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     >>> nice_ticks(0, 97)
     [0, 20, 40, 60, 80, 100]
     """
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return []  # a release can hold values near the float range: no ticks, never a 500
     if high <= low:
         high = low + 1
     raw = (high - low) / max(1, count)
+    if not math.isfinite(raw) or raw <= 0:
+        return [low, high]  # the span overflows a double (e.g. -1e308 .. 1e308)
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
     start = math.floor(low / step) * step

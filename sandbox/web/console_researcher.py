@@ -203,17 +203,22 @@ def query():
 
 
 def _form_request() -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The workbench form: its raw fields, and an error if ε or the confidence is not valid."""
+    """The workbench form: its raw fields, with ε and the confidence read as numbers where
+    they are numbers. Nothing is refused here: the service checks the ranges
+    (``sandbox.request_limits``) and logs every refusal, as for the API."""
     raw: dict[str, Any] = {"sql": request.form.get("sql", ""), "approval_raw": request.form.get("approval_id") or None,
            "epsilon": request.form.get("epsilon", "").strip(), "confidence": request.form.get("confidence", "0.95")}
-    try:
-        raw["eps"] = float(raw["epsilon"]) if raw["epsilon"] else None
-        raw["conf"] = float(raw["confidence"])
-        if raw["conf"] not in CONFIDENCES:
-            raise ValueError
-    except ValueError:
-        return raw, {"code": "bad_epsilon", "message": _("ε must be a number, for example 0.5.")}
+    raw["eps"] = _number_or_text(raw["epsilon"]) if raw["epsilon"] else None
+    raw["conf"] = _number_or_text(raw["confidence"])
     return raw, None
+
+
+def _number_or_text(text: str) -> float | str:
+    """A form field as a float when it reads as one, else the text (refused downstream)."""
+    try:
+        return float(text) if text.isascii() and len(text) <= 40 else text
+    except ValueError:
+        return text
 
 
 def _refusal(err: SandboxError) -> dict[str, Any]:
@@ -266,10 +271,9 @@ def history():
     status = request.args.get("status") or None
     if status not in (None, "released", "refused", "failed"):
         status = None
-    try:
-        approval_id = int(request.args["approval"]) if request.args.get("approval") else None
-    except ValueError:
-        approval_id = None
+    raw_approval = request.args.get("approval") or ""
+    approval_id = int(raw_approval) if raw_approval.isascii() and raw_approval.isdigit() and len(raw_approval) <= 18 \
+        else None
     records = console_queries.query_history(sandbox().conn(), user, approval_id=approval_id, status=status,
                                             before=request.args.get("before") or None)
     return render_template("researcher/history.html", records=records, status=status, approval_id=approval_id,
