@@ -117,6 +117,9 @@ RULES: Final[Mapping[str, Rule]] = {
                          reads="dataset.read"),
     "dataset.risk.read": Rule("read a dataset's risk report", _g(owner="dataset_owner", regulator=ANY),
                               reads="dataset.read"),
+    # issue 13: exact shares and percentiles of the data (PRIVACY: never researchers)
+    "dataset.bounding.read": Rule("read a dataset's bounding report", _g(owner="dataset_owner", regulator=ANY),
+                                  reads="dataset.read"),
     "dataset.risk.ack": Rule("acknowledge a risk report and publish", _g(owner="dataset_owner"),
                              reads="dataset.read"),
     # issue 12: the collusion cap is the owner's decision alone (the regulator may suspend)

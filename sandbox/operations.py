@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox import applications, authz, catalog, dataset_caps, datasets, fields, risk_scan, users
+from sandbox import (
+    applications,
+    authz,
+    bounding_report,
+    catalog,
+    dataset_caps,
+    datasets,
+    fields,
+    risk_scan,
+    users,
+)
 from sandbox.at_rest import rotate_master_key
 from sandbox.errors import BadRequest, NotFound
 from sandbox.service import Sandbox
@@ -44,6 +54,7 @@ class SandboxAdmin:
                 conn, self.sb.ws.data_dir, name, table, policy_text, policy_path=policy_path,
                 now=self.sb.now, encryptor=self.sb.encryptor(), progress=progress,
             )
+            version = bounding_report.store(conn, version, table, progress=progress)  # owner-only figures
             self.sb.audit(conn, actor, "dataset.registered", f"dataset/{name}", {
                 "name": name, "version": version.version, "content_hash": version.content_hash,
                 "tier": version.tier, "rows": version.row_count, "units": version.unit_count,
