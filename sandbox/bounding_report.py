@@ -299,3 +299,34 @@ def store(conn: sqlite3.Connection, version: DatasetVersion, table: pa.Table, *,
     conn.execute("UPDATE dataset_versions SET risk_report = ? WHERE id = ?",
                  (json.dumps(risk, ensure_ascii=False), version.version_id))
     return datasets.get_version(conn, version.name, version_id=version.version_id)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def text_lines(result: Mapping[str, Any]) -> list[str]:
+    """The report as plain text for ``sandbox datasets bounds``."""
+    r = result["report"]
+    d, s = r["declared"], r["suggested"]
+    out = [f"{result['dataset']} version {result['version']}: {r['rows']:,} rows, {r['persons']:,} persons",
+           f"declared: L0 = {d['max_partitions']}, L∞ = {d['max_rows_per_partition']}"
+           + (" (one row per person)" if d["one_row_per_unit"] else ""),
+           f"suggested: L0 = {s['max_partitions']}, L∞ = {s['max_rows_per_partition']}"
+           + ("" if s["meets_target"] else "  (no candidate keeps 99 % of rows)"),
+           f"rule: {r['rule']}"]
+    for k in r["group_keys"]:
+        out.append(f"\nGROUP BY {k['key'] or '(none)'}"
+                   + (f": declared bounds keep {_pct(k['declared_rows_kept_share'])} of rows"
+                      if "declared_rows_kept_share" in k else ""))
+        for label, field in (("L0", "l0"), ("L∞", "l_inf")):
+            for c in k.get(field, []):
+                out.append(f"  {label} = {c['bound']:<3} persons above {_pct(c['persons_share']):>8}  "
+                           f"rows dropped {_pct(c['rows_dropped_share']):>8}")
+    for c in r["columns"]:
+        sug = c["suggested"]
+        out.append(f"\n{c['column']}: suggested clamp [{sug['lower']:g}, {sug['upper']:g}] (from {sug['from']})")
+        for g in c["ranges"]:
+            out.append(f"  {g['candidate']:<9} [{g['lower']:g}, {g['upper']:g}]  rows clamped "
+                       f"{_pct(g['rows_clamped_share']):>8}  mass removed {_pct(g['mass_removed_share']):>8}")
+    return out

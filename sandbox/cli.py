@@ -256,6 +256,28 @@ def datasets_risk(data_dir: Path | None, name: str, as_json: bool) -> None:
     click.echo(json.dumps(report, indent=2, ensure_ascii=False))
 
 
+@datasets.command("bounds")
+@DATA_DIR
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def datasets_bounds(data_dir: Path | None, name: str, as_json: bool) -> None:
+    """Show NAME's bounding report: what candidate contribution bounds and clamp ranges would
+    cut, and suggested bounds (owner's figures, exact; docs/privacy.md)."""
+    from sandbox import bounding_report
+    from sandbox.service import Sandbox
+    from sandbox.workspace import Workspace
+
+    try:
+        sb = Sandbox(Workspace.open(data_dir))
+        result = bounding_report.read(sb, _owner_of(sb, name), name)
+    except SandboxError as err:
+        fail(err.message)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    click.echo("\n".join(bounding_report.text_lines(result)))
+
+
 @datasets.command("ack")
 @DATA_DIR
 @click.argument("name")

@@ -146,6 +146,9 @@ TABLE: list[Row] = [
         {"answer": "matrix answer"}, **REGULATOR_ONLY),
     # -- datasets: risk reports and tiers (第十、十一、十二条) ----------------------------------------
     row("api_workflow.get_risk", "GET", "/api/v1/datasets/{dataset}/risk", **DATASET_ADMIN),
+    # issue 13: exact figures of the data, so the owner and the regulator only (PRIVACY)
+    row("api_workflow.get_bounding_report", "GET", "/api/v1/datasets/{dataset}/bounding-report",
+        **DATASET_ADMIN),
     # the versions are already published: past authorization, refused by state
     row("api_workflow.post_risk_ack", "POST", "/api/v1/datasets/{dataset}/risk/ack", {"note": "read it"},
         researcher="403 403", owner="409 403", regulator="403 403", admin="403 403", anonymous="401 401"),

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from sandbox import (
     alerts,
     applications,
+    bounding_report,
     catalog,
     dataset_caps,
     objections,
@@ -160,6 +161,11 @@ def post_tier(name: str):
 @bp.get("/api/v1/datasets/<name>/risk")
 def get_risk(name: str):
     return jsonify(catalog.risk_report(sandbox(), g.user, name))
+
+
+@bp.get("/api/v1/datasets/<name>/bounding-report")
+def get_bounding_report(name: str):
+    return jsonify(bounding_report.read(sandbox(), g.user, name))
 
 
 @bp.post("/api/v1/datasets/<name>/risk/ack")

@@ -396,6 +396,11 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "summary": "Re-identification risk report (owner).",
         "tag": "catalog",
     },
+    ("get", "/api/v1/datasets/<name>/bounding-report"): {
+        "summary": "Bounding report: what candidate L0/L∞ and clamp ranges would cut, suggested bounds "
+                   "(owner, regulator; exact figures, never researchers).",
+        "tag": "catalog",
+    },
     ("post", "/api/v1/datasets/<name>/risk/ack"): {
         "summary": "Acknowledge a risk report (owner).",
         "tag": "catalog",
