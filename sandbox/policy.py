@@ -32,6 +32,11 @@ COLUMN_TYPES = ("int", "float", "text", "date", "bool")
 TEXT_MAX_LENGTH_LIMIT = 1_000_000
 SENSITIVITIES = ("identifier", "quasi_identifier", "sensitive", "public")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+#: Han characters allowed in column names (CJK unified ideographs, extension A, compatibility):
+#: government files head their columns in Chinese, and SQL reaches them as identifiers.
+HAN_CHARACTERS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+#: Column names: as dataset names, or with Han characters (``区县``, ``统一社会信用代码``).
+COLUMN_NAME_RE = re.compile(rf"^[a-z{HAN_CHARACTERS}][a-z0-9_{HAN_CHARACTERS}]{{0,62}}$")
 EPOCH = dt.date(1970, 1, 1)
 #: The ranges of a collusion cap, as those of an approval's budget (docs/workflow.md).
 CAP_EPSILON_MAX = 1000.0
@@ -117,7 +122,8 @@ class _Locator:
         self.path = path
 
     def line(self, section: str, key: str | None = None) -> int | None:
-        header = re.compile(r"^\s*\[\s*" + re.escape(section).replace(r"\.", r"\s*\.\s*") + r"\s*\]")
+        parts = (r'\s*\.\s*').join(r'"?' + re.escape(p) + r'"?' for p in section.split("."))
+        header = re.compile(r"^\s*\[\s*" + parts + r"\s*\]")
         start = None
         for i, text in enumerate(self.lines):
             if header.match(text):
@@ -195,8 +201,9 @@ def parse_policy(text: str, path: str = "<policy>") -> DatasetPolicy:
     columns: dict[str, ColumnPolicy] = {}
     for col_name, spec in raw_columns.items():
         section = f"columns.{col_name}"
-        if not NAME_RE.match(col_name):
-            raise loc.fail("column names must be lower-case letters, digits and _", section)
+        if not COLUMN_NAME_RE.match(col_name):
+            raise loc.fail("column names must be lower-case letters, digits, _ and Han characters "
+                           "(a non-ASCII name is quoted in TOML: [columns.\"区县\"])", section)
         if not isinstance(spec, dict):
             raise loc.fail("must be a table", section)
         columns[col_name] = _parse_column(col_name, spec, loc, section)
