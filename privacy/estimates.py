@@ -16,7 +16,7 @@ from typing import Any
 
 from privacy.allocation import NoiseSpec
 from privacy.mechanisms import accuracy
-from privacy.quantiles import cumulative_band, quantile_interval, quantiles
+from privacy.quantiles import quantiles, rank_interval
 from privacy.sensitivity import centre
 from query_guard.plan import Measurement
 
@@ -55,7 +55,7 @@ def values(n: Noisy) -> list[Any]:
     if m.kind == "quantile":
         size = m.bins
         hist = n.stats["hist"]
-        return [quantiles(hist[g * size:(g + 1) * size], lo, hi, m.quantiles)
+        return [quantiles(hist[g * size:(g + 1) * size], lo, hi, m.quantiles, m.bin_layout)
                 for g in range(len(hist) // size if size else 0)]
     c = centre(m).value
     sums = [v / m.fixed_point for v in n.stats["csum"]]
@@ -100,9 +100,9 @@ def intervals(n: Noisy, alpha: float) -> list[Any]:
     if m.kind == "quantile":
         spec = n.specs["hist"]
         size = m.bins
-        band = cumulative_band(spec.family, spec.scale, size, alpha)
         hist = n.stats["hist"]
-        return [[quantile_interval(hist[g * size:(g + 1) * size], lo, hi, f, band) for f in m.quantiles]
+        return [[rank_interval(hist[g * size:(g + 1) * size], lo, hi, f, spec.family, spec.scale,
+                               alpha, m.bin_layout) for f in m.quantiles]
                 for g in range(len(hist) // size if size else 0)]
     c = centre(m).value
     sums = [v / m.fixed_point for v in n.stats["csum"]]
@@ -164,6 +164,7 @@ def method(n: Noisy) -> str:
         return (f"from noisy centred sum of squares, centred sum and count ({fam}); "
                 "interval: each part's OpenDP interval at α/3, combined by interval "
                 "arithmetic")
-    return (f"from one noisy histogram ({fam}, {n.m.bins} bins; isotonic fit, OpenDP "
-            "make_quantiles_from_counts); interval: bins bracketing the quantile when the "
-            "cumulative noise stays within its Doob–Chernoff bound")
+    grid = "equal + asinh-scaled" if n.m.bin_layout == "linear_asinh" else "equal"
+    return (f"from one noisy histogram ({fam}, {n.m.bins} {grid} bins; isotonic fit, OpenDP "
+            "make_quantiles_from_counts); interval: the bins whose noisy cumulative count "
+            "is within its α/2 normal bound of the quantile's rank, on each side")

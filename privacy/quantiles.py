@@ -1,7 +1,9 @@
 """Quantiles from one noisy histogram per group: several fractions, one budget, monotone.
 
-The engine gives, per group, the histogram of the clamped value over ``bins`` equal bins
-of [lower, upper]. One OpenDP measurement adds noise to every bin of every group (see
+The engine gives, per group, the histogram of the clamped value over ``bins`` bins of
+[lower, upper]: equal bins (``layout="linear"``) or, for plans from the planner, the
+merged equal + asinh grid of :mod:`query_guard.histogram` (``"linear_asinh"``), which is
+finer where the mass of a skewed column sits. One OpenDP measurement adds noise to every bin of every group (see
 :mod:`privacy.release`); everything below is post-processing of those noisy counts:
 
 1. the noisy cumulative counts are made monotone by isotonic regression (pool adjacent
@@ -11,7 +13,17 @@ of [lower, upper]. One OpenDP measurement adds noise to every bin of every group
    every fraction off the same counts, so the quantiles are monotone in the fraction by
    construction and all fractions share one budget.
 
-Interval. Let Z_k be the sum of the first k bins' noise. By Doob's maximal inequality
+Interval (:func:`rank_interval`, what releases use). Let Ñ_k be the noisy count of bins
+0..k, T the noisy total and W_k = (Ñ_k − f·T) − (true N_k − f·N), a weighted sum of the
+bins' independent noises with variance v·((k+1)(1−f)² + (bins−k−1)f²). QUANTILE_CONT's
+two order statistics lie in bins j1 ≤ j2 with N_j1 − fN ≥ −1 and N_(j2−1) − fN ≤ 1. The
+interval runs from the first bin k with Ñ_k − f·T + a_k ≥ −1 to the last bin k with
+Ñ_(k−1) − f·T − a_(k−1) < 1; it misses the truth only if W_j1 < −a_j1 or
+W_(j2−1) ≥ a_(j2−1): one fixed position each, so with a_k = z_(1−α/2)·sd(W_k) (normal
+approximation of a sum of many independent noises) each side fails with probability
+≈ α/2, and the coverage is ≈ 1 − α rather than the ≈ 1 of a simultaneous band.
+
+Band (:func:`cumulative_band`, kept for comparison). Let Z_k be the sum of the first k bins' noise. By Doob's maximal inequality
 applied to exp(t·Z_k) and a Chernoff bound on the noise's moment generating function,
 P(max_k |Z_k| > E) ≤ 2 min_t e^(−tE) M(t)^bins. Under that event every true
 cumulative count is within E of the noisy one, which brackets the bin holding the true
@@ -25,9 +37,13 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from statistics import NormalDist
 
 from privacy.features import dp
-from privacy.mechanisms import Family
+from privacy.mechanisms import Family, noise_variance
+from query_guard import histogram
+
+Layout = str  # "linear" | "linear_asinh" (query_guard.plan.Measurement.bin_layout)
 
 
 def isotonic(values: Sequence[float]) -> list[float]:
@@ -63,20 +79,39 @@ def consistent_counts(noisy: Sequence[int]) -> list[float]:
     return counts
 
 
-def edges(lower: float, upper: float, bins: int) -> list[float]:
+@functools.lru_cache(maxsize=256)
+def edges(lower: float, upper: float, bins: int, layout: Layout = "linear") -> list[float]:
+    """The bins + 1 edges of the histogram the engine computed (public: from the bounds)."""
+    if layout == "linear_asinh" and bins == histogram.HIST_BINS:
+        return histogram.bin_edges(lower, upper)
     width = (upper - lower) / bins
     return [lower + i * width for i in range(bins)] + [upper]
 
 
+def _strict(cut: Sequence[float], counts: Sequence[float]) -> tuple[list[float], list[float]]:
+    """Drop empty-width bins (a tie of the two grids), moving their counts to the next bin."""
+    out_e, out_c, carry = [cut[0]], [], 0.0
+    for right, c in zip(cut[1:], counts, strict=True):
+        if right > out_e[-1]:
+            out_e.append(right)
+            out_c.append(c + carry)
+            carry = 0.0
+        else:
+            carry += c
+    if out_c:
+        out_c[-1] += carry
+    return out_e, out_c
+
+
 @functools.lru_cache(maxsize=256)
-def _quantile_function(lower: float, upper: float, bins: int, fractions: tuple[float, ...]):
+def _quantile_function(cut: tuple[float, ...], fractions: tuple[float, ...]):
     return dp.t.make_quantiles_from_counts(
-        bin_edges=edges(lower, upper, bins), alphas=list(fractions), interpolation="linear"
+        bin_edges=list(cut), alphas=list(fractions), interpolation="linear"
     )
 
 
-def quantiles(noisy: Sequence[int], lower: float, upper: float, fractions: Sequence[float]
-              ) -> list[float]:
+def quantiles(noisy: Sequence[int], lower: float, upper: float, fractions: Sequence[float],
+              layout: Layout = "linear") -> list[float]:
     """Each fraction's quantile read off one consistent noisy histogram (monotone)."""
     if not upper > lower:  # clamped to one value: every quantile is that value, whatever the data
         return [float(lower)] * len(fractions)
@@ -84,8 +119,8 @@ def quantiles(noisy: Sequence[int], lower: float, upper: float, fractions: Seque
     order = sorted(range(len(fractions)), key=lambda i: fractions[i])
     if sum(counts) <= 0:
         return [(lower + upper) / 2] * len(fractions)
-    ranked = _quantile_function(float(lower), float(upper), len(noisy),
-                                tuple(float(fractions[i]) for i in order))(counts)
+    cut, counts = _strict(edges(float(lower), float(upper), len(noisy), layout), counts)
+    ranked = _quantile_function(tuple(cut), tuple(float(fractions[i]) for i in order))(counts)
     out = [0.0] * len(fractions)
     for i, value in zip(order, ranked, strict=True):
         out[i] = min(upper, max(lower, float(value))) if math.isfinite(value) else (lower + upper) / 2
@@ -132,10 +167,10 @@ def cumulative_band(family: Family, scale: float, bins: int, alpha: float) -> fl
 
 
 def quantile_interval(noisy: Sequence[int], lower: float, upper: float, fraction: float,
-                      band: float) -> tuple[float, float]:
+                      band: float, layout: Layout = "linear") -> tuple[float, float]:
     """Bin edges bracketing the true ``fraction``-quantile when the band holds."""
     bins = len(noisy)
-    cut = edges(lower, upper, bins)
+    cut = edges(float(lower), float(upper), bins, layout)
     prefix, total = [], 0.0
     for v in noisy:
         total += v
@@ -154,6 +189,37 @@ def quantile_interval(noisy: Sequence[int], lower: float, upper: float, fraction
             hi_bin = k
             break
     lo_bin = min(lo_bin, bins - 1)
+    if lo_bin > hi_bin:
+        lo_bin, hi_bin = hi_bin, lo_bin
+    return cut[lo_bin], cut[hi_bin + 1]
+
+
+def rank_interval(noisy: Sequence[int], lower: float, upper: float, fraction: float,
+                  family: Family, scale: float, alpha: float, layout: Layout = "linear"
+                  ) -> tuple[float, float]:
+    """Bin edges bracketing the true ``fraction``-quantile with probability ≈ 1 − alpha.
+
+    See the module docstring: one position per side, so the two tails at α/2 each.
+    """
+    bins = len(noisy)
+    if not upper > lower or bins == 0:
+        return float(lower), float(upper)
+    cut = edges(float(lower), float(upper), bins, layout)
+    f = min(1.0, max(0.0, fraction))
+    z = NormalDist().inv_cdf(1 - alpha / 2)
+    v = noise_variance(family, scale)
+    total = float(sum(noisy))
+    centred, running = [], 0.0
+    for k, h in enumerate(noisy):
+        running += h
+        sd = math.sqrt(v * ((k + 1) * (1 - f) ** 2 + (bins - k - 1) * f * f))
+        centred.append((running - f * total, z * sd))
+    lo_bin = next((k for k, (c, a) in enumerate(centred) if c + a >= -1), bins - 1)
+    hi_bin = 0
+    for k in range(1, bins):
+        c, a = centred[k - 1]
+        if c - a < 1:
+            hi_bin = k
     if lo_bin > hi_bin:
         lo_bin, hi_bin = hi_bin, lo_bin
     return cut[lo_bin], cut[hi_bin + 1]

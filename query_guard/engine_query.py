@@ -34,11 +34,12 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from query_guard import histogram
 from query_guard.rules.bound_contributions import Bounding
 from query_guard.rules.clamp_values import ValueSpec, number
 from query_guard.shape import AggCall
 
-HIST_BINS = 1024
+HIST_BINS = histogram.HIST_BINS
 
 
 @dataclass(frozen=True)
@@ -387,19 +388,8 @@ def _histogram(value: exp.Expr, spec: ValueSpec) -> exp.Expr:
     lo, hi = float(spec.lower or 0.0), float(spec.upper or 0.0)
     if hi <= lo:
         bin_expr: exp.Expr = exp.Literal.number(0)
-    else:
-        scaled = exp.Mul(
-            this=exp.Div(
-                this=exp.paren(exp.Sub(this=value, expression=number(lo))),
-                expression=number(hi - lo),
-            ),
-            expression=exp.Literal.number(HIST_BINS),
-        )
-        floored = exp.TryCast(this=exp.Floor(this=scaled), to=exp.DataType.build("INT"))
-        bin_expr = exp.Least(
-            this=exp.Greatest(this=floored, expressions=[exp.Literal.number(0)]),
-            expressions=[exp.Literal.number(HIST_BINS - 1)],
-        )
+    else:  # equal + asinh grids (query_guard.histogram): finer where skewed mass sits
+        bin_expr = histogram.bin_sql(value, lo, hi, number)
     # A NULL value has no bin: keep the bin NULL so histogram() skips it.
     guarded = exp.Case(
         ifs=[exp.If(this=exp.Is(this=value.copy(), expression=exp.Null()), true=exp.Null())],

@@ -23,7 +23,8 @@ Statistic meanings (all computed on bounded rows, after clamping):
   (FLOOR, so each row's term is at most ``max(lower², upper²) * fixed_point``).
 * ``hist``: for quantiles, ``histogram(bin)`` (a MAP bin→count) where
   ``bin = CAST(FLOOR((clamp(x) - lower) / (upper - lower) * bins) AS INT)`` clipped to
-  ``[0, bins-1]``.
+  ``[0, bins-1]`` for ``bin_layout == "linear"``; for ``"linear_asinh"`` (what the
+  planner emits) the bin of :func:`query_guard.histogram.bin_index` (equal + asinh grids).
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ class Measurement:
     value_type: Literal["int", "float"] = "int"
     quantiles: tuple[float, ...] = ()  # for kind == "quantile"
     bins: int = 0  # for kind == "quantile": histogram resolution
+    # "linear": equal bins of [lower, upper]; "linear_asinh": query_guard.histogram's grid
+    bin_layout: Literal["linear", "linear_asinh"] = "linear"
     expression_sql: str = ""  # the clamped value expression, for audit and display
     dataset: str = ""  # the dataset whose privacy unit is bounded
     # variance/stddev: 1 for the sample (VARIANCE, VAR_SAMP, STDDEV, STDDEV_SAMP),

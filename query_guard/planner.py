@@ -180,6 +180,7 @@ def _plan(ctx: Context) -> QueryPlan:
                 value_type="float" if spec.value_type == "float" else "int",
                 quantiles=call.quantiles,
                 bins=HIST_BINS if call.kind == "quantile" else 0,
+                bin_layout="linear_asinh" if call.kind == "quantile" else "linear",
                 expression_sql=spec.expr.sql("duckdb") if spec.expr is not None else "*",
                 dataset=bounding.dataset,
                 ddof=call.ddof,
