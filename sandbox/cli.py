@@ -185,19 +185,25 @@ def datasets() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--policy", "policy_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The dataset's TOML policy.")
-def datasets_add(data_dir: Path | None, name: str, file: Path, policy_path: Path) -> None:
-    """Register FILE (Parquet or CSV) as a new version of dataset NAME."""
+@click.option("--encoding", type=click.Choice(["utf-8", "utf-8-sig", "gbk", "gb18030"], case_sensitive=False),
+              default=None, help="A CSV file's text encoding (default: detected).")
+def datasets_add(data_dir: Path | None, name: str, file: Path, policy_path: Path, encoding: str | None) -> None:
+    """Register FILE (CSV, .xlsx or Parquet) as a new version of dataset NAME; its cells are
+    read as the policy's column types (a code declared text stays text)."""
     from sandbox.datasets import read_data_file
     from sandbox.operations import SandboxAdmin
+    from sandbox.policy import parse_policy
     from sandbox.service import Sandbox
     from sandbox.workspace import Workspace
 
     try:
         sb = Sandbox(Workspace.open(data_dir))
+        policy_text = policy_path.read_text(encoding="utf-8")
+        types = {c.name: c.type for c in parse_policy(policy_text, str(policy_path)).columns.values()}
         click.echo(f"reading {file} …", err=True)
-        table = read_data_file(file)
+        table = read_data_file(file, types=types, encoding=encoding)
         version = SandboxAdmin(sb).add_dataset(
-            name, table, policy_path.read_text(encoding="utf-8"), policy_path=str(policy_path),
+            name, table, policy_text, policy_path=str(policy_path),
             progress=lambda m: click.echo(m + " …", err=True),
         )
     except SandboxError as err:
@@ -206,6 +212,41 @@ def datasets_add(data_dir: Path | None, name: str, file: Path, policy_path: Path
                f"persons, {version.content_hash}" + (" (encrypted at rest)" if version.encrypted else ""))
     click.echo(f"not yet published: review the risk scan with `sandbox datasets risk {name}`, then publish "
                f"it with `sandbox datasets ack {name} --note ...` (第十二条)")
+
+
+@datasets.command("draft")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", default=None, help="Dataset name (default: from the file name).")
+@click.option("--owner", default="CHANGE_ME", show_default=True, help="The owner's username.")
+@click.option("--unit", "privacy_unit", default=None, help="The privacy-unit column (default: guessed).")
+@click.option("--tier", type=click.Choice(["not_open", "conditional", "unconditional"]), default="conditional",
+              show_default=True)
+@click.option("--encoding", type=click.Choice(["utf-8", "utf-8-sig", "gbk", "gb18030"], case_sensitive=False),
+              default=None, help="A CSV file's text encoding (default: detected).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the policy here (default: standard output).")
+def datasets_draft(file: Path, name: str | None, owner: str, privacy_unit: str | None, tier: str,
+                   encoding: str | None, output: Path | None) -> None:
+    """Draft a policy TOML from FILE for its owner to review: inferred types, suggested bounds,
+    public values for low-cardinality columns, identifier and quasi-identifier guesses."""
+    from sandbox.file_readers import read_bytes_with_encoding
+    from sandbox.policy_draft import dataset_name, draft_policy
+
+    try:
+        table, used = read_bytes_with_encoding(file.read_bytes(), file.name, encoding=encoding)
+        draft = draft_policy(table, name=name or dataset_name(file.stem), owner=owner, title=file.stem,
+                             tier=tier, privacy_unit=privacy_unit,
+                             source_notes=(f"source: {file.name}" + (f", read as {used}" if used else ""),))
+    except SandboxError as err:
+        fail(err.message)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--unit") from None
+    if output is None:
+        click.echo(draft.toml(), nl=False)
+    else:
+        output.write_text(draft.toml(), encoding="utf-8")
+        click.echo(f"wrote {output}: review it, then `sandbox datasets add {draft.name} {file} --policy {output}`",
+                   err=True)
 
 
 @datasets.command("list")

@@ -27,15 +27,14 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 import keys
 from query_guard import Catalog
-from sandbox import risk_scan
+from sandbox import file_readers, risk_scan
 from sandbox.clock import Clock, iso
 from sandbox.engine import with_rowid
-from sandbox.errors import BadRequest, NotFound, PolicyError, SandboxError
+from sandbox.errors import NotFound, PolicyError, SandboxError
 from sandbox.policy import DatasetPolicy, check_against, parse_policy
 
 log = logging.getLogger(__name__)
@@ -97,16 +96,10 @@ class DatasetVersion:
         return json.loads(self.risk_report_json or "{}")
 
 
-def read_data_file(path: Path) -> pa.Table:
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            return pq.read_table(path)
-        if suffix == ".csv":
-            return pacsv.read_csv(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise BadRequest(f"cannot read {path.name}: {exc}") from None
-    raise BadRequest(f"unsupported data file {path.name!r}: use .parquet or .csv")
+def read_data_file(path: Path, *, types: dict[str, str] | None = None, encoding: str | None = None) -> pa.Table:
+    """CSV (UTF-8, GBK, GB18030), .xlsx or Parquet, cells converted to the policy's ``types``
+    (see :mod:`sandbox.file_readers`)."""
+    return file_readers.read_file(path, types=types, encoding=encoding)
 
 
 def register_dataset(
