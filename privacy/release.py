@@ -17,10 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlglot
 from sqlglot import exp
 
 from privacy.accounting import Charge
 from privacy.allocation import PARTITIONS, FamilyChoice, NoisePlan, NoiseSpec, calibrate
+from privacy.constraints import Range, constrain_intervals, constrain_values, public_range
 from privacy.errors import PrivacyError
 from privacy.estimates import Noisy, intervals, method, values
 from privacy.mechanisms import (
@@ -29,7 +31,7 @@ from privacy.mechanisms import (
     noisy_vector,
 )
 from privacy.sensitivity import NOISED_STATS, exact_vector
-from query_guard.plan import QueryPlan
+from query_guard.plan import Measurement, OutputColumn, QueryPlan
 
 MAX_GROUPS = 100_000
 MAX_NOISED_VALUES = 2_000_000  # groups × histogram bins: keeps one release's noise bounded
@@ -68,6 +70,12 @@ class Release:
     rho_delta: float = 0.0
     family: str = "laplace"
     notes: list[str] = field(default_factory=list)
+    #: per measured or derived column, the range its true figure lies in by the public
+    #: bounds (:func:`privacy.constraints.public_range`; None: open on that side)
+    ranges: dict[str, Range] = field(default_factory=dict)
+    #: what :func:`reinterval` needs to give the intervals at another confidence: the
+    #: noisy statistics and their noise scales (JSON; None when too large to keep)
+    state: dict[str, Any] | None = None
 
     @property
     def charge(self) -> Charge:
@@ -126,7 +134,6 @@ def release(
     check_plan(plan)  # PRIVACY: refusals are decided from the plan, never the data
     groups, partition_counts, notes = _groups(plan, exact, exact_index, noise)
     rows_idx = [exact_index.get(_key(g)) for g in groups]
-    alpha = 1 - confidence
 
     noisy: dict[str, Noisy] = {}
     for m in plan.measurements:
@@ -144,11 +151,21 @@ def release(
                 specs[stat] = spec
         noisy[m.id] = Noisy(m, stats, specs, m.id in noise.count_from_partitions)
     del exact  # PRIVACY: nothing exact below this line
+    columns, rows, out_intervals, out_methods, hidden = _table(plan, groups, noisy, 1 - confidence)
+    c = noise.charge
+    return Release(columns, rows, out_intervals, out_methods, confidence, c.epsilon, c.delta,
+                   [_record(s) for s in noise.specs], frozenset(hidden), c.rho, c.rho_delta,
+                   noise.family, notes, output_ranges(plan), _state(plan, noisy, len(groups), confidence))
 
-    point = {mid: values(n) for mid, n in noisy.items()}
+
+def _table(plan: QueryPlan, groups: list[tuple[Any, ...]], noisy: dict[str, Noisy], alpha: float
+           ) -> tuple[list[str], list[list[Any]], dict[str, list[Any]], dict[str, str], set[str]]:
+    """The released table from the noisy statistics: values, intervals and methods, with
+    what is public respected (:mod:`privacy.constraints`; post-processing only)."""
+    point = {mid: constrain_values(n.m, values(n)) for mid, n in noisy.items()}
     columns: list[str] = []
     rows: list[list[Any]] = [[] for _ in groups]
-    out_intervals: dict[str, list[tuple[float, float] | None]] = {}
+    out_intervals: dict[str, list[Any]] = {}
     out_methods: dict[str, str] = {}
     hidden = set()
     key_pos = {k.column: i for i, k in enumerate(plan.group_keys)}
@@ -161,7 +178,7 @@ def release(
             out_intervals[oc.name] = [None] * len(groups)
         elif oc.source == "measure":
             col_vals = _pick(point[oc.ref], oc.index)
-            out_intervals[oc.name] = _pick(intervals(noisy[oc.ref], alpha), oc.index)
+            out_intervals[oc.name] = _pick(_intervals(noisy[oc.ref], alpha), oc.index)
             out_methods[oc.name] = method(noisy[oc.ref])
         else:
             col_vals, ivs, parts = _derived(oc.expression, noisy, point, alpha, len(groups))
@@ -171,10 +188,96 @@ def release(
                 f"{parts} part(s)' intervals, each at α/{parts}")
         for r, v in enumerate(col_vals):
             rows[r].append(v)
-    c = noise.charge
-    return Release(columns, rows, out_intervals, out_methods, confidence, c.epsilon, c.delta,
-                   [_record(s) for s in noise.specs], frozenset(hidden), c.rho, c.rho_delta,
-                   noise.family, notes)
+    return columns, rows, out_intervals, out_methods, hidden
+
+
+def _intervals(n: Noisy, alpha: float) -> list[Any]:
+    """OpenDP's intervals for the noise, clipped to what the public bounds allow."""
+    return constrain_intervals(n.m, intervals(n, alpha))
+
+
+def output_ranges(plan: QueryPlan) -> dict[str, Range]:
+    """Per measured column, the public range of its true figure; derived: none known."""
+    by_id = {m.id: m for m in plan.measurements}
+    return {oc.name: public_range(by_id[oc.ref]) if oc.source == "measure" and oc.ref in by_id
+            else (None, None) for oc in plan.outputs if oc.source != "group"}
+
+
+#: Above this many noisy integers a release keeps no state for :func:`reinterval` (its
+#: intervals then stay at the confidence it was released at).
+MAX_STATE_VALUES = 500_000
+STATE_VERSION = 1
+
+
+def _state(plan: QueryPlan, noisy: dict[str, Noisy], n_groups: int, confidence: float) -> dict[str, Any] | None:
+    """The noisy statistics and noise scales, as JSON, for :func:`reinterval`.
+
+    PRIVACY: noisy values only (the exact ones are gone); kept with the release in the
+    store, never shown (the service strips it from what it returns)."""
+    if sum(len(v) for n in noisy.values() for v in n.stats.values()) > MAX_STATE_VALUES:
+        return None
+    return {
+        "v": STATE_VERSION,
+        "confidence": confidence,
+        "groups": n_groups,
+        "outputs": [[oc.name, oc.source, oc.ref, oc.index,
+                     oc.expression.sql() if oc.expression is not None else None] for oc in plan.outputs],
+        "measurements": {
+            mid: {
+                "m": {"kind": n.m.kind, "lower": n.m.lower, "upper": n.m.upper,
+                      "fixed_point": n.m.fixed_point, "value_type": n.m.value_type,
+                      "quantiles": list(n.m.quantiles), "bins": n.m.bins, "ddof": n.m.ddof},
+                "stats": {k: [int(x) for x in v] for k, v in n.stats.items()},
+                "noise": {k: [s.family, s.scale, s.unit] for k, s in n.specs.items()},
+                "from_partitions": n.from_partitions,
+            }
+            for mid, n in noisy.items()
+        },
+    }
+
+
+def reinterval(state: Mapping[str, Any], confidence: float) -> dict[str, list[Any]]:
+    """The intervals of a release at another ``confidence``, from its stored noisy
+    statistics and noise scales (:attr:`Release.state`): the same noisy values, so free
+    (post-processing; issue 13). Per measured or derived column, one interval per released
+    group, in the release's group order (before HAVING, ORDER BY and LIMIT).
+
+    Raises :class:`PrivacyError` (``bad_state``) when the state is not one this version
+    wrote, and ``bad_confidence`` like :func:`release`.
+    """
+    if not 0.5 <= confidence < 1:
+        raise PrivacyError("confidence must be between 0.5 and 1", code="bad_confidence")
+    try:
+        if state.get("v") != STATE_VERSION:
+            raise ValueError("version")
+        noisy: dict[str, Noisy] = {}
+        for mid, rec in state["measurements"].items():
+            mf = rec["m"]
+            m = Measurement(mid, mf["kind"], {}, 1, 1, mf["lower"], mf["upper"], int(mf["fixed_point"]),
+                            mf["value_type"], tuple(mf["quantiles"]), int(mf["bins"]), ddof=int(mf["ddof"]))
+            specs = {k: NoiseSpec(mid, k, fam, 0.0, float(scale), None, None, unit=float(unit))
+                     for k, (fam, scale, unit) in rec["noise"].items()}
+            noisy[mid] = Noisy(m, {k: [int(x) for x in v] for k, v in rec["stats"].items()}, specs,
+                               bool(rec["from_partitions"]))
+        outputs = [OutputColumn(name, source, ref, int(index),
+                                sqlglot.parse_one(expr) if expr is not None else None)
+                   for name, source, ref, index, expr in state["outputs"]]
+        groups: list[tuple[Any, ...]] = [()] * int(state["groups"])
+        alpha = 1 - confidence
+        out: dict[str, list[Any]] = {}
+        for oc in outputs:
+            if oc.source == "measure":
+                out[oc.name] = _pick(_intervals(noisy[oc.ref], alpha), oc.index)
+            elif oc.source == "derived":
+                out[oc.name] = _derived(oc.expression, noisy, {mid: constrain_values(n.m, values(n))
+                                                                for mid, n in noisy.items()},
+                                        alpha, len(groups))[1]
+        return out
+    except PrivacyError:
+        raise
+    except Exception as err:  # a state written by another version, or damaged
+        raise PrivacyError(f"the release's stored state cannot be read ({type(err).__name__})",
+                           code="bad_state") from None
 
 
 def _bins(plan: QueryPlan) -> int:
@@ -260,7 +363,7 @@ def _derived(expression: exp.Expression | None, noisy: dict[str, Noisy], point: 
         raise PrivacyError("derived output without an expression", code="internal_error")
     parts = sorted({c.name for c in expression.find_all(exp.Column)})
     k = max(1, len(parts))
-    ivs = {p: intervals(noisy[p], alpha / k) for p in parts if p in noisy}
+    ivs = {p: _intervals(noisy[p], alpha / k) for p in parts if p in noisy}
     out_v, out_i = [], []
     for r in range(n):
         v, iv = _eval(expression, point, ivs, r)
@@ -309,4 +412,4 @@ def _eval(node: exp.Expression, values: Mapping[str, list[Any]],
     raise PrivacyError(f"unsupported derived expression: {node.sql()}", code="unsupported_expression")
 
 
-__all__ = ["MechanismRecord", "Release", "planned_components", "release"]
+__all__ = ["MechanismRecord", "Release", "output_ranges", "planned_components", "reinterval", "release"]
