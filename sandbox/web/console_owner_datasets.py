@@ -46,7 +46,7 @@ from flask import (
 from flask_babel import gettext as _
 
 import keys
-from sandbox import catalog, dataset_caps, risk_scan
+from sandbox import bounding_report, catalog, dataset_caps, risk_scan
 from sandbox.clock import iso, parse_iso
 from sandbox.errors import BadRequest, NotFound, PolicyError, SandboxError
 from sandbox.operations import SandboxAdmin
@@ -338,9 +338,11 @@ def dataset(name: str):
         entry = catalog.get_entry(sandbox(), user, name)
         risk = catalog.risk_report(sandbox(), user, name)
         cap = dataset_caps.read(sandbox(), user, name)
+        bounds = bounding_report.read(sandbox(), user, name)  # PRIVACY: owner and regulator only
     except NotFound:
         abort(404)
-    return render_template("owner/dataset.html", entry=entry, risk=risk, tiers=TIERS, error=None, cap=cap)
+    return render_template("owner/dataset.html", entry=entry, risk=risk, tiers=TIERS, error=None, cap=cap,
+                           bounds=bounds)
 
 
 @bp.post("/<name>/acknowledge")
