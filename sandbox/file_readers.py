@@ -24,6 +24,7 @@ import csv
 import datetime as dt
 import io
 import re
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -177,7 +178,7 @@ def _xlsx_cells(file: str, data: bytes) -> tuple[list[str], list[list[str | None
 
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
+    except (InvalidFileException, zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
         raise FileReadError(file, f"not a readable .xlsx workbook ({exc})") from None
     try:
         rows = book.worksheets[0].iter_rows(values_only=True)
