@@ -26,6 +26,7 @@ Invariant: no figure leaves unless its charge and its audit entries are committe
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -44,6 +45,7 @@ import query_guard
 from privacy import PrivacyError, calibrate, release
 from query_guard import GuardError, QueryPlan
 from sandbox import dataset_caps, datasets, ledger, postprocess, request_limits, workflow
+from sandbox.accuracy import ACCURACY_NOTE, STATE, accuracy, with_confidence
 from sandbox.clock import Clock, iso, utc_now
 from sandbox.engine import Engine, EngineLimits
 from sandbox.engine_pool import EngineBusy, EnginePool, PoolSettings
@@ -202,7 +204,7 @@ class Sandbox:
         approval, prepared = self.prepare_or_log(user, req)
         cached = _released(conn, prepared.cache_key)
         if cached is not None:
-            return self._serve_cached(conn, user, approval.id, cached)
+            return self._serve_cached(conn, user, approval.id, cached, prepared.confidence)
         with self._single_flight(prepared.cache_key), contextlib.ExitStack() as engine:
             try:
                 engine_run = engine.enter_context(self.executor.slot())
@@ -266,7 +268,7 @@ class Sandbox:
                 "datasets' declared types: check function arguments and types); nothing was "
                 "charged", code="engine_rejected") from None
         return Prepared(sql, plan, epsilon, delta, confidence, pure, used, noise,
-                        _cache_key(plan, used, approval.id, epsilon, delta, confidence))
+                        _cache_key(plan, used, approval.id, epsilon, delta))
 
     def _check_on_empty(self, plan: QueryPlan, used: list[datasets.DatasetVersion]) -> None:
         """``execution.check_on_empty``, once per plan and dataset versions (a few ms each)."""
@@ -294,7 +296,7 @@ class Sandbox:
                 workflow.active_approval(conn, user, approval.id, now=self.now)  # suspended meanwhile?
                 cached = _released(conn, p.cache_key)
                 if cached is not None:
-                    return self._serve_cached(conn, user, approval.id, cached)
+                    return self._serve_cached(conn, user, approval.id, cached, p.confidence)
                 self._ensure_affordable(conn, approval.id, version_ids, planned)
                 # 'failed' until the release replaces it: a crash after the charge leaves
                 # an honest row (charged, nothing released).
@@ -332,7 +334,7 @@ class Sandbox:
         rel = release(p.plan, exact, epsilon=p.epsilon, delta=p.delta, confidence=p.confidence,
                       pure=p.pure, noise=p.noise)
         del exact  # PRIVACY: exact values go no further
-        columns, rows, intervals, notes = postprocess.apply(p.plan, rel, self.engine)
+        columns, rows, intervals, notes, order = _postprocess(p.plan, rel, self.engine)
         rows = jsonable_rows(rows)
         with transaction(conn):
             entry = self.audit(conn, user, "query.released", f"query/{s.query_id}", {
@@ -350,14 +352,8 @@ class Sandbox:
                 "query_id": s.query_id,
                 "columns": columns,
                 "rows": rows,
-                "accuracy": {
-                    c: {
-                        "confidence": rel.confidence,
-                        "method": rel.methods.get(c, ""),
-                        "intervals": [None if iv is None else [finite_or_none(iv[0]), finite_or_none(iv[1])] for iv in intervals[c]],
-                    }
-                    for c in columns if c in rel.methods
-                },
+                "accuracy": accuracy(rel.confidence, rel.methods, rel.ranges, columns, intervals),
+                "accuracy_note": ACCURACY_NOTE,
                 "epsilon_spent": rel.epsilon,
                 "delta_spent": rel.delta,
                 "rho_spent": rel.rho,
@@ -368,10 +364,12 @@ class Sandbox:
                 "cached": False,
                 "notes": [*p.plan.notes, *rel.notes, *notes],
             }
+            # The noisy state (never shown) lets another confidence be served from the cache.
+            stored = {**response, STATE: None if rel.state is None else {**rel.state, "order": order}}
             conn.execute(
                 "UPDATE queries SET status = 'released', error_code = NULL, cache_key = ?, response_json = ?, "
                 "audit_seq = ? WHERE id = ?",
-                (p.cache_key, json.dumps(response, ensure_ascii=False), entry.seq, s.query_id),
+                (p.cache_key, json.dumps(stored, ensure_ascii=False), entry.seq, s.query_id),
             )
         return response
 
@@ -409,13 +407,16 @@ class Sandbox:
                                  rho=planned.rho, rho_delta=planned.rho_delta)
         dataset_caps.ensure_within(conn, version_ids, planned)  # the collusion cap, all versions
 
-    def _serve_cached(self, conn, user, approval_id, cached) -> dict[str, Any]:
-        """The same plan on the same data version: the earlier release, free (defeats averaging)."""
+    def _serve_cached(self, conn, user, approval_id, cached, confidence: float) -> dict[str, Any]:
+        """The same plan on the same data version: the earlier release, free (defeats averaging).
+
+        At another confidence: the same noisy values, with intervals recomputed from the
+        stored noisy statistics and noise scales (``with_confidence``), free as well."""
         # Recorded for the averaging alert (sandbox.alerts): a cached answer leaves no
         # other trace in the store, whichever interface asked.
         conn.execute("INSERT INTO query_repeats (query_id, user_id, approval_id, created_at) VALUES (?,?,?,?)",
                      (cached["id"], user.id, approval_id, iso(self.now())))
-        response = json.loads(cached["response_json"])
+        response = with_confidence(json.loads(cached["response_json"]), confidence)
         response["cached"] = True
         response["epsilon_spent"] = 0.0
         response["delta_spent"] = 0.0
@@ -485,6 +486,18 @@ def _released(conn: sqlite3.Connection, cache_key: str) -> sqlite3.Row | None:
     ).fetchone()
 
 
+def _postprocess(plan: QueryPlan, rel: privacy.Release, engine: Engine
+                 ) -> tuple[list[str], list[list[Any]], dict[str, list[Any]], list[str], list[int]]:
+    """``postprocess.apply``, also returning which released rows it kept, in order (kept
+    with the release so another confidence's intervals can be put in the same order).
+    The row numbers ride through ``apply`` in place of the intervals, which it only
+    reorders."""
+    numbered = dataclasses.replace(rel, intervals={c: list(range(len(rel.rows))) for c in rel.columns})
+    columns, rows, picked, notes = postprocess.apply(plan, numbered, engine)
+    order = [int(r) for r in picked[columns[0]]] if columns else list(range(len(rows)))
+    return columns, rows, {c: [rel.intervals[c][r] for r in order] for c in columns}, notes, order
+
+
 def _budget_after(budget) -> dict[str, Any]:
     """The approval's spent budget as logged with each charge: enough for a regulator to
     recompute the accountant's figure from the log (``sandbox audit replay``)."""
@@ -501,12 +514,18 @@ def _open_keyring(ws: Workspace):
     return keys.KeyRing.open_or_create(ws.keys_dir)
 
 
-def _cache_key(plan: QueryPlan, versions, approval_id: int, epsilon: float, delta: float, confidence: float) -> str:
+def _cache_key(plan: QueryPlan, versions, approval_id: int, epsilon: float, delta: float) -> str:
+    """The release cache's key. Not the confidence: another confidence is the same noisy
+    release with other intervals (``with_confidence``), free (issue 13)."""
     material = json.dumps(
         [plan.fingerprint, sorted(v.content_hash for v in versions), approval_id, repr(epsilon), repr(delta),
-         repr(confidence)],
+         CACHE_KEY_VERSION],
     )
     return hashlib.sha256(material.encode()).hexdigest()
+
+
+#: Bumped when the key's material changes (2: without the confidence, issue 13).
+CACHE_KEY_VERSION = 2
 
 
 def finite_or_none(x: float | None) -> float | None:
