@@ -11,13 +11,16 @@ suggestion is written with the figures it came from as TOML comments, so the own
   when the name says place, age, sex, birth, ethnicity, occupation, education or industry;
   ``sensitive`` otherwise. The privacy unit is never an identifier (the policy forbids it;
   the guard never lets it into a query);
-- **bounds** for numbers and dates: [0 or a rounded 0.5th percentile, the 99.5th percentile
-  rounded up to two significant digits], with the share of rows a clamp would change;
+- **bounds** for numbers: the clamp range the bounding report suggests
+  (:mod:`sandbox.bounding_report`: the narrowest of [0, P90] … [0, max] keeping 99 % of the
+  value mass, rounded away from zero), with the shares of rows and mass it cuts; for dates,
+  the whole years the data spans;
 - **public values** for columns of at most :data:`PUBLIC_MAX` distinct values, each held by
   at least ``risk_scan.K_MIN`` units (a rarer value would be disclosed by being listed);
-- **contribution bounds**: one row per unit when that is so; otherwise ``max_partitions``
-  from the 95th percentile of the distinct values a unit has in a grouping column and
-  ``max_rows_per_partition`` from the 95th percentile of a unit's rows in the finest grouping.
+- **contribution bounds**: one row per unit when that is so; otherwise the L0 and L∞ the
+  bounding report suggests over the public-value columns as group keys (the smallest keeping
+  99 % of the rows; when none of its candidates does, L0 is the most groups a unit has),
+  with the spread of rows per unit as comments.
 
 PRIVACY: the draft holds figures of the data (bounds, public values). It is for the owner
 only and is not stored by the sandbox.
@@ -29,7 +32,7 @@ import datetime as dt
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import numpy as np
@@ -37,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from query_guard.catalog import DEFAULT_TEXT_MAX_LENGTH
-from sandbox import risk_scan
+from sandbox import bounding_report, risk_scan
 from sandbox.policy import NAME_RE
 
 PUBLIC_MAX: Final = 50
@@ -161,26 +164,15 @@ def nice_down(x: float) -> float:
 
 
 def _bounds(col: pa.ChunkedArray, ctype: str) -> tuple[tuple[Any, Any] | None, list[str]]:
+    """Dates: the whole years the values span (numbers take the bounding report's clamp)."""
     values = col.drop_null()
     if len(values) == 0:
         return None, ["no values: declare bounds by hand"]
-    if ctype == "date":
-        days = values.cast(pa.date32()).cast(pa.int32()).to_numpy()
-        lo = dt.date(1970, 1, 1) + dt.timedelta(days=int(days.min()))
-        hi = dt.date(1970, 1, 1) + dt.timedelta(days=int(days.max()))
-        return (dt.date(lo.year, 1, 1).isoformat(), dt.date(hi.year, 12, 31).isoformat()), [
-            f"observed {lo} to {hi}; suggested: whole years around them"]
-    data = values.cast(pa.float64()).to_numpy()
-    vmin, vmax = float(data.min()), float(data.max())
-    lo = 0.0 if vmin >= 0 else nice_down(float(np.quantile(data, 0.005)))
-    hi = nice_up(float(np.quantile(data, 0.995)))
-    if hi <= lo:
-        hi = lo + 1
-    clamped = float(((data < lo) | (data > hi)).mean())
-    convert = int if ctype == "int" else float
-    return (convert(lo), convert(hi)), [
-        f"observed {vmin:g} to {vmax:g}; the suggested bounds change {clamped:.2%} of the values "
-        "by clamping (the interval covers the noise, not this)"]
+    days = values.cast(pa.date32()).cast(pa.int32()).to_numpy()
+    lo = dt.date(1970, 1, 1) + dt.timedelta(days=int(days.min()))
+    hi = dt.date(1970, 1, 1) + dt.timedelta(days=int(days.max()))
+    return (dt.date(lo.year, 1, 1).isoformat(), dt.date(hi.year, 12, 31).isoformat()), [
+        f"observed {lo} to {hi}; suggested: whole years around them"]
 
 
 def _public_values(table: pa.Table, name: str, unit: str) -> tuple[tuple[Any, ...] | None, list[str]]:
@@ -203,24 +195,39 @@ def _p95(counts: pa.Array) -> int:
     return max(1, int(math.ceil(float(np.quantile(counts.to_numpy(), 0.95))))) if len(counts) else 1
 
 
-def _contribution(table: pa.Table, unit: str, groupings: list[str]) -> tuple[bool, int, int, list[str]]:
+def _contribution(table: pa.Table, unit: str, report: dict[str, Any]) -> tuple[bool, int, int, list[str]]:
     per_unit = table.group_by([unit]).aggregate([([], "count_all")]).column("count_all")
     if pc.max(per_unit).as_py() == 1:
         return True, 1, 1, ["one row per unit: no bounding pass is needed"]
     notes = [f"rows per unit: median {int(np.median(per_unit.to_numpy()))}, 95th percentile "
              f"{_p95(per_unit)}, most {pc.max(per_unit).as_py()}"]
-    if not groupings:
-        return False, min(1000, _p95(per_unit)), 1, notes
-    l0 = 1
-    for name in groupings:
-        spans = (table.select([unit, name]).group_by([unit, name]).aggregate([])
-                 .group_by([unit]).aggregate([([], "count_all")]).column("count_all"))
-        l0 = max(l0, _p95(spans))
-        notes.append(f"grouping by {name}: a unit spans {_p95(spans)} value(s) (95th percentile)")
-    finest = table.group_by([unit, *groupings]).aggregate([([], "count_all")]).column("count_all")
-    notes.append(f"rows of a unit in one group of ({', '.join(groupings)}): {_p95(finest)} (95th percentile); "
-                 "a coarser grouping keeps fewer of a unit's rows: see the bounding report")
-    return False, min(1000, l0), min(1000, _p95(finest)), notes
+    suggested = report["suggested"]
+    for key in report["group_keys"]:
+        if key["key"]:
+            notes.append(f"grouping by {key['key']}: a unit has rows in at most {key['max_groups_per_person']} "
+                         f"group(s) and at most {key['max_rows_per_group']} row(s) in one")
+    notes.append(f"bounding report ({report['rule']}): L0 = {suggested['max_partitions']}, "
+                 f"L∞ = {suggested['max_rows_per_partition']}"
+                 + ("" if suggested["meets_target"] else "; no candidate keeps 99 % of the rows"))
+    l0 = int(suggested["max_partitions"])
+    spans = [k["max_groups_per_person"] for k in report["group_keys"] if k["key"]]
+    if not suggested["meets_target"] and spans and max(spans) > l0:
+        l0 = min(1000, max(spans))  # beyond the report's candidates: keep every unit's groups
+        notes.append(f"L0 raised to {l0}, the most groups a unit has, so that no unit loses a group")
+    return False, l0, int(suggested["max_rows_per_partition"]), notes
+
+
+def _with_clamp(col: ColumnDraft, clamp: dict[str, Any]) -> ColumnDraft:
+    sug = clamp["suggested"]
+    lo, hi = sug["lower"], sug["upper"]
+    if not lo < hi:
+        hi = lo + 1
+    pick = next(r for r in clamp["ranges"] if r["candidate"] == sug["from"])
+    convert = int if col.type == "int" else float
+    note = (f"observed {clamp['min']:g} to {clamp['max']:g}; the bounding report suggests the clamp of "
+            f"{sug['from']}: it changes {pick['rows_clamped_share']:.2%} of the values and removes "
+            f"{pick['mass_removed_share']:.2%} of the value mass (the interval covers the noise, not this)")
+    return replace(col, bounds=(convert(lo), convert(hi)), notes=(*col.notes, note))
 
 
 def draft_policy(table: pa.Table, *, name: str, owner: str = "CHANGE_ME", title: str = "",
@@ -252,7 +259,7 @@ def draft_policy(table: pa.Table, *, name: str, owner: str = "CHANGE_ME", title:
             sensitivity = "quasi_identifier"
             notes.append("the name suggests a quasi-identifier (place, age, sex, birth, occupation…)")
         bounds = public = max_length = None
-        if ctype in ("int", "float", "date") and sensitivity != "identifier" and col_name != unit:
+        if ctype == "date" and sensitivity != "identifier" and col_name != unit:
             bounds, more = _bounds(col, ctype)
             notes += more
         if ctype in ("text", "int", "bool") and sensitivity != "identifier" and col_name != unit:
@@ -266,7 +273,14 @@ def draft_policy(table: pa.Table, *, name: str, owner: str = "CHANGE_ME", title:
         if pa.types.is_timestamp(col.type):
             notes.append("holds times of day: the policy's date type keeps the day only")
         columns.append(ColumnDraft(col_name, ctype, sensitivity, bounds, public, max_length, tuple(notes)))
-    one_row, l0, linf, bound_notes = _contribution(table, unit, groupings)
+    numeric = [c.name for c in columns if c.type in ("int", "float") and c.sensitivity != "identifier"
+               and c.name != unit]
+    report = bounding_report.build_report(
+        table, privacy_unit=unit, group_keys=groupings, numeric=dict.fromkeys(numeric),
+        integer_columns=[c.name for c in columns if c.type == "int"])
+    clamps = {c["column"]: c for c in report["columns"]}
+    columns = [_with_clamp(c, clamps[c.name]) if c.name in clamps else c for c in columns]
+    one_row, l0, linf, bound_notes = _contribution(table, unit, report)
     qis = [c.name for c in columns if c.sensitivity == "quasi_identifier"]
     unique = risk_scan.uniqueness(table, qis, unit)
     notes = [
