@@ -21,6 +21,8 @@ masked: the report itself must not become a copy of the identifiers.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -59,6 +61,81 @@ NAME_PATTERN: Final = (
 )
 
 
+# -- enterprise and other identifiers (issue 13) --------------------------------------------------
+#: GB 32100-2015 统一社会信用代码: 31 code characters (no I O S V Z) and the weights of §4.3.
+CREDIT_CHARS: Final = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+CREDIT_WEIGHTS: Final = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+#: GB 11714-1997 组织机构代码: weights of the eight body characters.
+ORG_WEIGHTS: Final = (3, 7, 9, 10, 5, 8, 4, 2)
+#: Share of a column's candidates (right shape) whose check digit must validate before the
+#: column is reported: a check passes by chance for 1 in 10 (Luhn), 11 or 31 random values, so
+#: a column of order numbers or amounts stays below it while a column of real codes is near 100 %.
+CHECKSUM_SHARE: Final = 0.5
+_C = "0-9A-HJ-NPQRTUWXY"
+_CREDIT_BODY = rf"[1-9ANY][{_C}]\d{{6}}[{_C}]{{10}}"
+CREDIT_CODE_PATTERN: Final = rf"(?:^|[^0-9A-Za-z])(?P<v>{_CREDIT_BODY})(?:[^0-9A-Za-z]|$)"
+# Whole values may omit the hyphen; inside text only the printed form XXXXXXXX-X counts (a bare
+# 9-digit number in a note is far more often an amount or a serial).
+ORG_CODE_PATTERN: Final = (r"^\s*(?P<v>[0-9A-Z]{8}-?[0-9X])\s*$"
+                           r"|(?:^|[^0-9A-Za-z-])(?P<w>[0-9A-Z]{8}-[0-9X])(?:[^0-9A-Za-z-]|$)")
+# 16–19 digits, optionally grouped by 4 with spaces or hyphens; issuer digits 3–6 or 9 (UnionPay 62,
+# Visa 4, Mastercard 5, JCB 35, domestic 9).
+BANK_CARD_PATTERN: Final = r"(?:^|[^0-9A-Za-z])(?P<v>[3-69]\d{3}(?:[ -]?\d{4}){3}(?:[ -]?\d{1,3})?)(?:[^0-9A-Za-z]|$)"
+#: Licence-plate province abbreviations (GA 36-2018).
+PROVINCES: Final = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
+_PL = "A-HJ-NP-Z"
+PLATE_PATTERN: Final = (  # new-energy (8 characters, D/F) first, then ordinary and 挂/学/警/港/澳
+    rf"(?P<v>[{PROVINCES}][{_PL}][·•]?(?:[DF][{_PL}0-9]\d{{4}}|\d{{5}}[DF]|[{_PL}0-9]{{4}}[{_PL}0-9挂学警港澳]))"
+    r"(?:[^A-Za-z0-9]|$)"
+)
+EMAIL_PATTERN: Final = (r"(?:^|[^A-Za-z0-9._%+\-])(?P<v>[A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9\-]+"
+                        r"(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24})(?:[^A-Za-z0-9]|$)")
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+IPV4_PATTERN: Final = rf"(?:^|[^0-9.])(?P<v>{_OCTET}(?:\.{_OCTET}){{3}})(?:[^0-9.]|$)"
+_H = "[0-9A-Fa-f]{1,4}"
+IPV6_PATTERN: Final = (rf"(?:^|[^0-9A-Za-z:])(?P<v>(?:{_H}:){{7}}{_H}|(?:{_H}:){{1,6}}:(?:{_H}:){{0,5}}{_H})"
+                       r"(?:[^0-9A-Za-z:]|$)")
+_NUM = "[0-9０-９一二三四五六七八九十百零〇]+"
+# A detailed address: a road and a house number (路/街/巷 … N号), optionally building, unit, room;
+# or an estate with a building number. A district or street name alone is not detailed.
+ADDRESS_PATTERN: Final = (
+    rf"(?P<v>\p{{Han}}*?(?:路|街|大街|大道|巷|胡同|弄){_NUM}号(?:院|楼)?"
+    rf"(?:[0-9０-９A-Za-z\-]+(?:号楼|栋|幢|座|单元|层|楼|室|户))*"
+    rf"|\p{{Han}}*?(?:小区|花园|家园|公寓|大厦|新村|苑){_NUM}(?:号楼|栋|幢|座)(?:[0-9０-９\-]+(?:单元|层|楼|室|户|号))*)"
+)
+_LEGAL_FORM = "(?:股份有限公司|有限责任公司|有限公司|专业合作社|股份合作社|经济合作社|集团公司)"
+#: A company name anywhere: a name part and a legal form that only companies carry.
+COMPANY_PATTERN: Final = rf"(?P<v>[\p{{Han}}A-Za-z0-9·]{{2,40}}?{_LEGAL_FORM}(?:[（(]\p{{Han}}{{1,12}}[）)])?)"
+#: A whole value ending in a weaker suffix (厂, 店, 集团 …): a name only if the column is full of them.
+COMPANY_WHOLE_PATTERN: Final = (r"^\s*[\p{Han}A-Za-z0-9·（）()]{2,40}?(?:公司|集团|合作社|个体工商户|厂|店|商行|经营部|门市部"
+                                r"|事务所|工作室|超市)(?:[（(][^）)]{1,20}[）)])?\s*$")
+# An enterprise *type* (企业类型), not a name: 有限责任公司, 股份有限公司, 类型为有限公司 ...
+COMPANY_TYPE_PATTERN: Final = (rf"(?:^|为|是|属|型|：|:|、|或|和|及)(?:一人|国有独资|自然人独资|自然人投资或控股|法人独资|外商独资"
+                               rf"|中外合资|中外合作|私营|集体|农民|股份|有限|责任)*{_LEGAL_FORM}(?:[（(][^）)]*[）)])?$")
+_PERSON = "(?:" + "|".join(COMPOUND_SURNAMES) + "|[" + SURNAMES + r"])\p{Han}{1,2}"
+LEGAL_REP_PATTERN: Final = rf"(?:法定代表人|法人代表|法人|负责人|经营者)(?:姓名)?[\s:：为是]*(?P<v>{_PERSON})"
+#: Column headers that say the column holds legal representatives (or operators) of enterprises.
+LEGAL_REP_HEADER: Final = re.compile(r"法定代表人|法人代表|^法人$|法人姓名|负责人|经营者|legal.?(?:rep|person)|representative",
+                                     re.IGNORECASE)
+# One cheap pass decides whether a column needs the enterprise/contact detectors at all:
+# a superset of what any of them can match.
+TRIGGER_PATTERN: Final = "|".join((
+    r"[0-9A-Z]{8}", r"\d{4}[ -]\d{4}[ -]\d{4}", "@", r"\d\.\d{1,3}\.\d", r"[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:",
+    rf"[{PROVINCES}][{_PL}]", rf"(?:路|街|巷|弄|胡同|大道){_NUM}号", rf"{_NUM}(?:号楼|栋|幢|座)",
+    "公司|合作社|集团|工商户|法定代表人|法人|负责人|经营者",
+    r"(?:厂|店|商行|经营部|门市部|事务所|工作室|超市)(?:[（(][^）)]{1,20}[）)])?\s*$",
+))
+#: How each kind reads in the report's problems (and in the console).
+KIND_LABELS: Final = {
+    "resident_id": "resident ID numbers", "mobile": "mobile numbers", "chinese_name": "personal names",
+    "credit_code": "unified social credit codes (统一社会信用代码)",
+    "organization_code": "organization codes (组织机构代码)", "company_name": "company names",
+    "legal_representative": "legal representatives' names", "bank_card": "bank card numbers",
+    "licence_plate": "licence plates", "address": "detailed addresses", "email": "e-mail addresses",
+    "ip_address": "IP addresses",
+}
+
+
 def resident_id_valid(value: str) -> bool:
     """Whether an 18-character resident ID number has the right ISO 7064 MOD 11-2 check digit.
 
@@ -83,6 +160,105 @@ def _valid_ids(values: list[str]) -> np.ndarray:
     return check == raw[:, 17]
 
 
+def credit_code_valid(value: str) -> bool:
+    """Whether an 18-character 统一社会信用代码 has the right check character (GB 32100-2015 §4.3).
+
+    C18 = 31 − (Σ Ci·Wi mod 31), over the 31 code characters 0–9 A–Y without I O S V Z.
+
+    >>> credit_code_valid("91350100M000100Y43")   # the example printed in GB 32100-2015
+    True
+    >>> credit_code_valid("91350100M000100Y44")
+    False
+    """
+    if len(value) != 18 or any(c not in CREDIT_CHARS for c in value.upper()):
+        return False
+    value = value.upper()
+    total = sum(CREDIT_CHARS.index(c) * w for c, w in zip(value[:17], CREDIT_WEIGHTS, strict=True))
+    return CREDIT_CHARS[(31 - total % 31) % 31] == value[17]
+
+
+def organization_code_valid(value: str) -> bool:
+    """Whether a 9-character 组织机构代码 (``XXXXXXXX-X`` or without the hyphen) checks (GB 11714-1997).
+
+    C9 = 11 − (Σ Ci·Wi mod 11), 10 written ``X`` and 11 written ``0``; letters count A = 10 … Z = 35.
+
+    >>> organization_code_valid("M000100Y-4")
+    True
+    >>> organization_code_valid("600037341")
+    True
+    >>> organization_code_valid("600037342")
+    False
+    """
+    value = value.replace("-", "").upper()
+    if len(value) != 9 or not value[:8].isalnum() or not value.isascii():
+        return False
+    total = sum(int(c, 36) * w for c, w in zip(value[:8], ORG_WEIGHTS, strict=True))
+    return "0123456789X0"[11 - total % 11] == value[8]
+
+
+def luhn_valid(value: str) -> bool:
+    """Whether a card number passes the Luhn check (ISO/IEC 7812-1 Annex B).
+
+    >>> luhn_valid("6222021234567890128")
+    True
+    >>> luhn_valid("6222021234567890127")
+    False
+    """
+    digits = [int(c) for c in value if c.isdigit()]
+    if len(digits) != len(value.replace(" ", "").replace("-", "")):
+        return False
+    total = sum(d if i % 2 == 0 else (d * 2 - 9 if d > 4 else d * 2) for i, d in enumerate(reversed(digits)))
+    return total % 10 == 0
+
+
+def _char_matrix(values: pa.Array, width: int) -> np.ndarray:
+    """ASCII strings of one length → an (n, width) uint8 matrix, without a Python loop."""
+    values = pc.cast(values, pa.string())
+    if len(values) == 0:
+        return np.zeros((0, width), dtype=np.uint8)
+    values = pa.concat_arrays([values])  # offset 0, no slicing surprises
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[: len(values) + 1]
+    data = np.frombuffer(values.buffers()[2], dtype=np.uint8)
+    return data[offsets[0]: offsets[0] + len(values) * width].reshape(-1, width)
+
+
+def _code_values(chars: str) -> np.ndarray:
+    table = np.full(256, -1, dtype=np.int64)
+    for i, c in enumerate(chars):
+        table[ord(c)] = i
+    return table
+
+
+_CREDIT_TABLE = _code_values("0123456789ABCDEFGHJKLMNPQRTUWXY")
+_BASE36_TABLE = _code_values("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _valid_credit_codes(values: pa.Array) -> np.ndarray:
+    """Vectorised :func:`credit_code_valid` for upper-case values matching ``_CREDIT_BODY``."""
+    m = _CREDIT_TABLE[_char_matrix(values, 18)]
+    if m.size == 0:
+        return np.zeros(0, dtype=bool)
+    check = (31 - (m[:, :17] * np.array(CREDIT_WEIGHTS)).sum(axis=1) % 31) % 31
+    return np.asarray((m.min(axis=1) >= 0) & (check == m[:, 17]), dtype=bool)
+
+
+def _valid_org_codes(values: pa.Array) -> np.ndarray:
+    """Vectorised :func:`organization_code_valid` for 9 upper-case characters (hyphen removed)."""
+    raw = _char_matrix(values, 9)
+    m = _BASE36_TABLE[raw]
+    if m.size == 0:
+        return np.zeros(0, dtype=bool)
+    expected = np.frombuffer(b"0123456789X0", dtype=np.uint8)[11 - (m[:, :8] * np.array(ORG_WEIGHTS)).sum(axis=1) % 11]
+    return np.asarray((m[:, :8].min(axis=1) >= 0) & (expected == raw[:, 8]), dtype=bool)
+
+
+def _luhn(values: pa.Array) -> np.ndarray:
+    """Vectorised :func:`luhn_valid` for 16–19 digit strings (left-padded with zeros to 19)."""
+    digits = _char_matrix(pc.utf8_lpad(values, 19, "0"), 19).astype(np.int64) - ord("0")
+    doubled = digits[:, -2::-2] * 2
+    total = digits[:, ::-2].sum(axis=1) + (doubled - 9 * (doubled > 9)).sum(axis=1)
+    return np.asarray(total % 10 == 0, dtype=bool)
+
 def mask(value: str) -> str:
     """Keep the first and last characters, hide the rest (examples in a report).
 
@@ -99,7 +275,7 @@ def mask(value: str) -> str:
 @dataclass(frozen=True)
 class Finding:
     column: str
-    kind: str  # resident_id | mobile | chinese_name
+    kind: str  # a key of KIND_LABELS
     matches: int
     scanned: int
     embedded: bool  # found inside longer text rather than as whole values
@@ -140,14 +316,106 @@ def _as_text(arr: pa.Array) -> pa.Array | None:
     return None
 
 
-def _extracted(text: pa.Array, pattern: str) -> tuple[list[str], int]:
-    """Matched values and how many of them were the whole (stripped) value."""
+def _extract(text: pa.Array, pattern: str, fields: tuple[str, ...] = ("v",)) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """Row-aligned: which rows match, whether the match is the whole value, the matched value (or null)."""
     found = pc.extract_regex(text, pattern)
-    ok = found.is_valid()
-    values = pc.struct_field(found.filter(ok), "v").to_pylist()
-    whole = pc.sum(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text.filter(ok))),
-                            pc.utf8_length(pa.array(values, pa.string())))).as_py() or 0
-    return values, int(whole)
+    values = pc.struct_field(found, fields[0])
+    for extra in fields[1:]:
+        values = pc.coalesce(values, pc.struct_field(found, extra))
+    hit = pc.fill_null(pc.is_valid(values), False).to_numpy(zero_copy_only=False)
+    whole = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), pc.utf8_length(values)), False)
+    return np.asarray(hit, dtype=bool), np.asarray(whole.to_numpy(zero_copy_only=False), dtype=bool), values
+
+
+def _scatter(hit: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Row mask of the hits whose (compacted) check result is True."""
+    out = np.zeros(len(hit), dtype=bool)
+    out[np.flatnonzero(hit)] = valid
+    return out
+
+
+def _first(values: pa.Array, rows: np.ndarray) -> str:
+    return mask(str(values[int(np.flatnonzero(rows)[0])].as_py()).strip())
+
+
+def _checked(text: pa.Array, pattern: str, check: Any, fields: tuple[str, ...] = ("v",),
+             clean: str = "") -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """Rows whose match has a valid check digit, if the column passes ``CHECKSUM_SHARE``."""
+    hit, whole, values = _extract(text, pattern, fields)
+    candidates = values.filter(pa.array(hit))
+    if clean:
+        candidates = pc.replace_substring_regex(candidates, clean, "")
+    good = _scatter(hit, check(pc.utf8_upper(candidates)) if len(candidates) else np.zeros(0, dtype=bool))
+    if good.sum() < CHECKSUM_SHARE * hit.sum():
+        good[:] = False  # mostly failing checks: serials or amounts of the same shape, not codes
+    return good, whole, values
+
+
+def _resident_ids(values: pa.Array) -> np.ndarray:
+    """Which values are whole, valid resident ID numbers (so they are not also cards or credit codes)."""
+    shaped = np.asarray(pc.match_substring_regex(values, "^" + _ID_BODY + "$").to_numpy(zero_copy_only=False),
+                        dtype=bool)
+    raw = _char_matrix(pc.utf8_upper(values.filter(pa.array(shaped))), 18)
+    digits = raw[:, :17].astype(np.int64) - ord("0")
+    check = np.frombuffer(ID_CHECK.encode(), dtype=np.uint8)[(digits * np.array(ID_WEIGHTS)).sum(axis=1) % 11]
+    return _scatter(shaped, check == raw[:, 17])
+
+
+def _credit_codes(values: pa.Array) -> np.ndarray:
+    return _valid_credit_codes(values) & ~_resident_ids(values)
+
+
+def _bank_cards(values: pa.Array) -> np.ndarray:
+    """Luhn-valid, and not an 18-digit resident ID or credit code that happens to pass Luhn too."""
+    ok = _luhn(values)
+    eighteen = np.asarray(pc.equal(pc.utf8_length(values), 18).to_numpy(zero_copy_only=False), dtype=bool)
+    if eighteen.any():
+        codes = values.filter(pa.array(eighteen))
+        ok[eighteen] &= ~(_resident_ids(codes) | _valid_credit_codes(codes))
+    return ok
+
+
+def _digit_findings(text: pa.Array) -> dict[str, tuple[np.ndarray, np.ndarray, pa.Array]]:
+    return {
+        "credit_code": _checked(text, CREDIT_CODE_PATTERN, _credit_codes),
+        "organization_code": _checked(text, ORG_CODE_PATTERN, _valid_org_codes, ("v", "w"), clean="-"),
+        "bank_card": _checked(text, BANK_CARD_PATTERN, _bank_cards, clean="[ -]"),
+    }
+
+
+def _valid_ips(values: pa.Array) -> np.ndarray:
+    """IPv6 candidates that parse (checked once per distinct value) and are not loopback/unspecified."""
+    distinct = pc.unique(values).to_pylist()
+    ok = []
+    for v in distinct:
+        try:
+            ok.append(not ipaddress.ip_address(v).is_loopback and not ipaddress.ip_address(v).is_unspecified)
+        except ValueError:
+            ok.append(False)
+    return np.asarray(pc.is_in(values, pa.array([v for v, good in zip(distinct, ok, strict=True) if good],
+                                               pa.string())).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _text_findings(text: pa.Array, scanned: int) -> dict[str, tuple[np.ndarray, np.ndarray, pa.Array]]:
+    out = {}
+    for kind, pattern in (("licence_plate", PLATE_PATTERN), ("email", EMAIL_PATTERN), ("address", ADDRESS_PATTERN)):
+        out[kind] = _extract(text, pattern)
+    v4, whole4, values4 = _extract(text, IPV4_PATTERN)
+    v6, whole6, values6 = _extract(text, IPV6_PATTERN)
+    v6 = _scatter(v6, _valid_ips(values6.filter(pa.array(v6)))) if v6.any() else v6
+    out["ip_address"] = (v4 | v6, np.where(v4, whole4, whole6), pc.coalesce(values4, values6))
+    hit, whole, values = _extract(text, COMPANY_PATTERN)
+    if hit.any():  # an enterprise type (有限责任公司, 类型为股份有限公司) is not a name
+        hit &= ~np.asarray(pc.fill_null(pc.match_substring_regex(values, COMPANY_TYPE_PATTERN), False)
+                           .to_numpy(zero_copy_only=False), dtype=bool)
+    weak = np.asarray(pc.match_substring_regex(text, COMPANY_WHOLE_PATTERN).to_numpy(zero_copy_only=False), dtype=bool)
+    if weak.sum() >= NAME_SHARE * scanned and pc.count_distinct(text.filter(pa.array(weak))).as_py() >= NAME_DISTINCT:
+        values = pc.if_else(pa.array(hit), values, pc.utf8_trim_whitespace(text))
+        whole = np.where(hit, whole, weak)
+        hit = hit | weak
+    out["company_name"] = (hit, whole, values)
+    out["legal_representative"] = _extract(text, LEGAL_REP_PATTERN)
+    return out
 
 
 def scan_column(name: str, column: pa.ChunkedArray | pa.Array, declared: str,
@@ -157,23 +425,48 @@ def scan_column(name: str, column: pa.ChunkedArray | pa.Array, declared: str,
     if text is None or len(text) == 0:
         return []
     scanned = len(text)
+    is_text = pa.types.is_string(text.type) or pa.types.is_large_string(text.type)
     findings = []
-    ids, whole = _extracted(text, ID_PATTERN)
-    valid = [v for v, ok in zip(ids, _valid_ids(ids), strict=True) if ok]
-    if valid:
-        findings.append(Finding(name, "resident_id", len(valid), scanned, whole < len(ids), declared,
-                                mask(valid[0])))
-    phones, whole = _extracted(text, MOBILE_PATTERN)
-    if phones:
-        findings.append(Finding(name, "mobile", len(phones), scanned, whole < len(phones), declared,
-                                mask(phones[0])))
-    if pa.types.is_string(text.type) or pa.types.is_large_string(text.type):
+    id_hit, id_whole, id_values = _extract(text, ID_PATTERN)
+    ids = _scatter(id_hit, _valid_ids(id_values.filter(pa.array(id_hit)).to_pylist()))
+    if ids.any():
+        findings.append(Finding(name, "resident_id", int(ids.sum()), scanned, bool((ids & ~id_whole).any()),
+                                declared, _first(id_values, ids)))
+    phones, phone_whole, phone_values = _extract(text, MOBILE_PATTERN)
+    if phones.any():
+        findings.append(Finding(name, "mobile", int(phones.sum()), scanned, bool((phones & ~phone_whole).any()),
+                                declared, _first(phone_values, phones)))
+    hinted = bool(LEGAL_REP_HEADER.search(name))
+    if is_text:
         is_name = pc.match_substring_regex(pc.utf8_trim_whitespace(text), NAME_PATTERN)
         names = text.filter(is_name)
         distinct = pc.count_distinct(names).as_py() if len(names) else 0
-        if len(names) >= NAME_SHARE * scanned and distinct >= NAME_DISTINCT:
-            findings.append(Finding(name, "chinese_name", len(names), scanned, False, declared,
-                                    mask(str(names[0].as_py()).strip())))
+        if len(names) >= NAME_SHARE * scanned and (distinct >= NAME_DISTINCT or hinted and distinct):
+            findings.append(Finding(name, "legal_representative" if hinted else "chinese_name", len(names),
+                                    scanned, False, declared, mask(str(names[0].as_py()).strip())))
+    # PERF: a value that is wholly a resident ID or a mobile number holds nothing else to look for.
+    findings += _enterprise_findings(name, text, declared, scanned, is_text,
+                                     (ids & id_whole) | (phones & phone_whole))
+    return findings
+
+
+def _enterprise_findings(name: str, text: pa.Array, declared: str, scanned: int,
+                         is_text: bool, done: np.ndarray) -> list[Finding]:
+    """Enterprise, card, plate, address, e-mail and IP findings; only rows passing one cheap trigger."""
+    trigger = np.asarray(pc.fill_null(pc.match_substring_regex(text, TRIGGER_PATTERN), False)
+                         .to_numpy(zero_copy_only=False), dtype=bool) & ~done
+    if not trigger.any():
+        return []
+    rows = pa.array(trigger)
+    candidates = text.filter(rows)
+    results = _digit_findings(candidates)
+    if is_text and not pc.all(pc.ascii_is_alnum(candidates)).as_py():
+        results.update(_text_findings(candidates, scanned))
+    findings = []
+    for kind, (hit, whole, values) in results.items():
+        if hit.any():
+            findings.append(Finding(name, kind, int(hit.sum()), scanned, bool((hit & ~whole).any()), declared,
+                                    _first(values, hit)))
     return findings
 
 
@@ -214,7 +507,7 @@ def scan(table: pa.Table, sensitivities: Mapping[str, str], *, privacy_unit: str
     qis = [c for c in table.column_names if sensitivities.get(c) == "quasi_identifier"]
     unique = uniqueness(table, qis, privacy_unit)
     problems = [
-        f"column {f.column!r} holds what look like {f.kind.replace('_', ' ')}s "
+        f"column {f.column!r} holds what look like {KIND_LABELS.get(f.kind, f.kind)} "
         f"({f.matches} of {f.scanned} values{' inside text' if f.embedded else ''}) but is declared "
         f"{f.declared!r}; declare it identifier or remove it"
         for f in findings if f.severity == "high"
