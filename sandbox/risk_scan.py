@@ -212,12 +212,14 @@ def luhn_valid(value: str) -> bool:
 
 
 def _char_matrix(values: pa.Array, width: int) -> np.ndarray:
-    """ASCII strings of one length → an (n, width) uint8 matrix, without a Python loop."""
+    """ASCII strings of one length → an (n, width) uint8 matrix, read from Arrow's buffers."""
     values = pc.cast(values, pa.string())
     if len(values) == 0:
         return np.zeros((0, width), dtype=np.uint8)
-    values = pa.concat_arrays([values])  # offset 0, no slicing surprises
-    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[: len(values) + 1]
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset: values.offset + len(values) + 1]
+    if values.null_count or (np.diff(offsets) != width).any():  # not expected from our patterns; be safe
+        return np.array([(v or "").encode()[:width].ljust(width, b"\0") for v in values.to_pylist()],
+                        dtype=f"S{width}").view(np.uint8).reshape(-1, width)
     data = np.frombuffer(values.buffers()[2], dtype=np.uint8)
     return data[offsets[0]: offsets[0] + len(values) * width].reshape(-1, width)
 
@@ -321,7 +323,8 @@ def _extract(text: pa.Array, pattern: str, fields: tuple[str, ...] = ("v",)) -> 
     found = pc.extract_regex(text, pattern)
     values = pc.struct_field(found, fields[0])
     for extra in fields[1:]:
-        values = pc.coalesce(values, pc.struct_field(found, extra))
+        # a group outside the matching alternative comes back as "", not null
+        values = pc.if_else(pc.greater(pc.utf8_length(values), 0), values, pc.struct_field(found, extra))
     hit = pc.fill_null(pc.is_valid(values), False).to_numpy(zero_copy_only=False)
     whole = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), pc.utf8_length(values)), False)
     return np.asarray(hit, dtype=bool), np.asarray(whole.to_numpy(zero_copy_only=False), dtype=bool), values
