@@ -62,12 +62,17 @@ def accuracy(confidence: float, methods: Mapping[str, str], ranges: Mapping[str,
     return out
 
 
+def without_state(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored response as it may be shown: without the noisy state."""
+    return {k: v for k, v in stored.items() if k != STATE}
+
+
 def with_confidence(stored: Mapping[str, Any], confidence: float) -> dict[str, Any]:
     """A stored response as returned at ``confidence``: the same rows, the intervals and
     flags recomputed when the confidence differs. Never raises on a stored response:
     when its state is missing (too large to keep, or a release older than this) the
     intervals stay at their own confidence and a note says so."""
-    response = {k: v for k, v in stored.items() if k != STATE}
+    response = without_state(stored)
     acc = response.get("accuracy") or {}
     current = next((a.get("confidence") for a in acc.values() if isinstance(a, dict)), None)
     if not acc or current is None or confidence == current:
@@ -92,4 +97,4 @@ def with_confidence(stored: Mapping[str, Any], confidence: float) -> dict[str, A
     return response
 
 
-__all__ = ["ACCURACY_NOTE", "STATE", "accuracy", "with_confidence"]
+__all__ = ["ACCURACY_NOTE", "STATE", "accuracy", "with_confidence", "without_state"]

@@ -250,7 +250,9 @@ def test_researcher_runs_a_grouped_query_and_gets_table_chart_budget_receipt(app
     page = text(c.get(resp.headers["Location"]))
     assert 'id="result-table"' in page and page.count("<tr>") > 5
     assert '<svg class="chart bars"' in page and 'class="whisker"' in page
-    assert "± " in page
+    # intervals as [lower, upper] (issue 13: clipped intervals are lopsided, never "±")
+    assert re.search(r'<span class="acc"[^>]*>\[[-0-9.,e+]+, [-0-9.,e+]+\]</span>', page) and "± " not in page
+    assert 'id="interval-note"' in page and "not the bias that bounding and clamping introduce" in page
     after = sb.budget(find_user(sb.conn(), "researcher"), approval)["epsilon"]["remaining"]
     assert after == pytest.approx(before - 0.5)
     assert f'id="budget-left">{after:g}<' in page

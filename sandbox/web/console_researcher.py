@@ -18,7 +18,8 @@ from typing import Any, Final
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from sandbox import applications, catalog, console_queries, operations
+from sandbox import applications, catalog, console_queries, operations, request_limits
+from sandbox.accuracy import with_confidence, without_state
 from sandbox.clock import iso
 from sandbox.errors import SandboxError
 from sandbox.service import QueryRequest
@@ -73,7 +74,9 @@ def _is_number(v: Any) -> bool:
 
 
 def result_view(response: dict[str, Any]) -> dict[str, Any]:
-    """Table cells with ± accuracy, and one bar chart per released numeric column."""
+    """Table cells with their intervals as ``[lower, upper]`` (never "±": intervals are
+    clipped to the bounds, so often lopsided) and a "not informative" badge where the API
+    flags one, and one bar chart per released numeric column."""
     columns: list[str] = response.get("columns") or []
     rows: list[list[Any]] = response.get("rows") or []
     accuracy: dict[str, Any] = response.get("accuracy") or {}
@@ -82,14 +85,15 @@ def result_view(response: dict[str, Any]) -> dict[str, Any]:
     for r, row in enumerate(rows):
         cells = []
         for c, value in zip(columns, row, strict=False):
-            iv = None
+            iv, flag = None, False
             if c in accuracy:
                 ivs = accuracy[c].get("intervals") or []
                 iv = ivs[r] if r < len(ivs) else None
-            half = (iv[1] - iv[0]) / 2 if iv and _is_number(iv[0]) and _is_number(iv[1]) else None
+                flags = accuracy[c].get("not_informative") or []
+                flag = bool(flags[r]) if r < len(flags) else False
             cells.append({"value": value, "text": console_charts.fmt(value) if _is_number(value) else value,
-                          "numeric": _is_number(value), "interval": iv, "half": half,
-                          "half_text": console_charts.fmt(half, 3) if half is not None else None})
+                          "numeric": _is_number(value), "interval": iv,
+                          "interval_text": _interval_text(iv), "not_informative": flag})
         table.append(cells)
     keys = [i for i, c in enumerate(columns) if c not in accuracy]
     measures = [i for i, c in enumerate(columns) if c in accuracy and any(_is_number(row[i]) for row in rows)]
@@ -109,7 +113,18 @@ def result_view(response: dict[str, Any]) -> dict[str, Any]:
             ),
         })
     return {"columns": columns, "table": table, "charts": charts, "confidence_pct": pct,
-            "methods": {c: a.get("method", "") for c, a in accuracy.items()}}
+            "methods": {c: a.get("method", "") for c, a in accuracy.items()},
+            "any_not_informative": any(cell["not_informative"] for row in table for cell in row),
+            "has_intervals": bool(accuracy)}
+
+
+def _interval_text(iv: Any) -> str | None:
+    """``[lower, upper]`` as shown; an open end (no finite bound) as −∞ / ∞."""
+    if not isinstance(iv, list | tuple) or len(iv) != 2:
+        return None
+    lo = console_charts.fmt(iv[0]) if _is_number(iv[0]) else "−∞"
+    hi = console_charts.fmt(iv[1]) if _is_number(iv[1]) else "∞"
+    return f"[{lo}, {hi}]"
 
 
 def budget_view(approval: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -195,11 +210,24 @@ def query():
         result, sql = record.response, record.sql
         approval_raw = approval_raw or str(record.approval_id)
         epsilon = epsilon or f"{record.epsilon:g}"
+        confidence = _confidence_arg(request.args.get("confidence"))
+        # A cached release asked for at another confidence: the same noisy values with
+        # intervals recomputed from the stored state (free post-processing, issue 13).
+        result = with_confidence(result, confidence) if confidence is not None else without_state(result)
     if epsilon is None:
         epsilon = _default_epsilon(_pick(_approvals(user), approval_raw))
+    shown = next((a.get("confidence") for a in (result or {}).get("accuracy", {}).values()), None)
     return _workbench(approval_raw=approval_raw, sql=sql, epsilon=epsilon,
-                      confidence=request.args.get("confidence", "0.95"), result=result,
-                      cached=request.args.get("cached") == "1")
+                      confidence=request.args.get("confidence") or (f"{shown:g}" if shown else "0.95"),
+                      result=result, cached=request.args.get("cached") == "1")
+
+
+def _confidence_arg(raw: str | None) -> float | None:
+    """The ``confidence`` of a result link, when it is one the service accepts; else None."""
+    try:
+        return request_limits.confidence(float(raw)) if raw and raw.isascii() and len(raw) <= 20 else None
+    except (ValueError, SandboxError):
+        return None
 
 
 def _form_request() -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -239,6 +267,9 @@ def run():
             params = {"approval": raw["approval_raw"], "result": response["query_id"]}
             if response.get("cached"):
                 params["cached"] = "1"
+                shown = next((a.get("confidence") for a in response.get("accuracy", {}).values()), None)
+                if shown is not None:
+                    params["confidence"] = f"{shown:g}"  # the release at the confidence asked for
             return redirect(url_for("researcher.query", **params), code=303)
     return _workbench(approval_raw=raw["approval_raw"], sql=raw["sql"], epsilon=raw["epsilon"],
                       confidence=raw["confidence"], error=error, status=400)
