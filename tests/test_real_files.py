@@ -220,3 +220,53 @@ def test_draft_refuses_an_unknown_unit():
     with pytest.raises(ValueError, match="not a column"):
         draft_policy(table, name="t", privacy_unit="nope")
     assert issubclass(FileReadError, SandboxError)
+
+
+def _form_values(html: str) -> dict[str, str]:
+    """What the browser would post: inputs, selected options, checked boxes and textareas."""
+    import html as html_lib
+    import re
+
+    form = html[html.index('id="policy-form"'):]
+    values = {m[0]: html_lib.unescape(m[1]) for m in re.findall(r'<input id="[^"]*" name="([^"]+)" value="([^"]*)"', form)}
+    for name, body in re.findall(r'<select id="[^"]*" name="([^"]+)"[^>]*>(.*?)</select>', form, re.S):
+        chosen = re.search(r'<option(?: value="([^"]*)")? selected>([^<]*)</option>', body)
+        if chosen:
+            values[name] = html_lib.unescape(chosen[1] or chosen[2])
+    for name, body in re.findall(r'<textarea id="[^"]*" name="([^"]+)"[^>]*>([^<]*)</textarea>', form):
+        values[name] = html_lib.unescape(body)
+    if re.search(r'name="one_row_per_unit" value="1" checked', form):
+        values["one_row_per_unit"] = "1"
+    values["policy_text"] = ""
+    return values
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_console_upload_drafts_the_policy_form_from_an_xlsx(demo_template, tmp_path, lang):
+    import io
+
+    from sandbox.web import create_app
+    from tests.test_console import client_for, token
+    from tests.test_workflow_support import demo_copy
+
+    sb, _creds = demo_copy(demo_template, tmp_path)
+    c = client_for(create_app(sb, {"TESTING": True}), "owner", lang=lang)
+    page = c.get("/owner/datasets/new").get_data(as_text=True)
+    assert 'accept=".csv,.xlsx,.parquet"' in page
+    resp = c.post("/owner/datasets/new", data={"csrf_token": token(page), "name": "permits",
+                                               "file": (io.BytesIO((FILES_DIR / "permits.xlsx").read_bytes()),
+                                                        "permits.xlsx")}, content_type="multipart/form-data")
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    form = c.get(resp.headers["Location"]).get_data(as_text=True)
+    assert 'id="draft-note"' in form and 'id="draft-toml"' in form
+    assert ("建议的依据" if lang == "zh-CN" else "Why these suggestions") in form
+    values = _form_values(form)
+    assert values["privacy_unit"] == "人员编号" and values["col:申请人电话:sensitivity"] == "identifier"
+    assert values["col:区县:public_values"].splitlines()[0] == "历下区"
+    assert values["col:收费金额_元:high"] == "300"
+    ok = c.post(resp.headers["Location"], data={"csrf_token": token(form), **values, "title": "Permits"})
+    assert ok.status_code == 303, ok.get_data(as_text=True)[-3000:]
+    version = SandboxAdmin(sb).sb.conn().execute(
+        "SELECT row_count FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id WHERE d.name = 'permits'"
+    ).fetchone()
+    assert version["row_count"] == 300

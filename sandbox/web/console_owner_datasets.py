@@ -3,9 +3,10 @@
 Registering is two steps, so the owner declares each column with the file's columns in
 front of them:
 
-1. ``POST /owner/datasets/new`` with the file: it is parsed in memory (CSV or Parquet),
-   its columns are listed with a suggested type and — from the risk scan's identifier
-   patterns (第十二条) — a suggested sensitivity, and it is staged **encrypted** (a fresh
+1. ``POST /owner/datasets/new`` with the file: it is parsed in memory (CSV in UTF-8, GBK
+   or GB18030, .xlsx or Parquet, :mod:`sandbox.file_readers`), a policy is drafted from it
+   (:mod:`sandbox.policy_draft`, as ``sandbox datasets draft``: types, bounds, public values,
+   identifier guesses from the risk scan, 第十二条) to pre-fill the form, and it is staged **encrypted** (a fresh
    data key wrapped by the workspace master key, as registered data is) under
    ``console-uploads/`` for at most :data:`STAGING_TTL`.
 2. ``POST /owner/datasets/new/policy``: the policy form becomes a TOML policy (or the
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import io
 import json
 import re
 import secrets
@@ -30,8 +30,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from flask import (
     Blueprint,
     abort,
@@ -46,11 +44,11 @@ from flask import (
 from flask_babel import gettext as _
 
 import keys
-from sandbox import bounding_report, catalog, dataset_caps, risk_scan
+from sandbox import bounding_report, catalog, dataset_caps, file_readers, policy_draft, risk_scan
 from sandbox.clock import iso, parse_iso
-from sandbox.errors import BadRequest, NotFound, PolicyError, SandboxError
+from sandbox.errors import NotFound, PolicyError, SandboxError
 from sandbox.operations import SandboxAdmin
-from sandbox.policy import COLUMN_TYPES, NAME_RE, SENSITIVITIES, TIERS, parse_policy
+from sandbox.policy import COLUMN_NAME_RE, COLUMN_TYPES, NAME_RE, SENSITIVITIES, TIERS, parse_policy
 from sandbox.web.console import role_required, sandbox, signed_in
 
 bp = Blueprint("owner_datasets", __name__, url_prefix="/owner/datasets")
@@ -128,45 +126,31 @@ def unstage(token: str) -> None:
 
 
 # -- reading and describing the file ---------------------------------------------------------------
-def read_table(data: bytes, filename: str) -> pa.Table:
-    """A data file from memory, like ``datasets.read_data_file`` but never touching disk."""
-    name = filename.lower()
-    try:
-        if data[:4] == b"PAR1" or name.endswith(".parquet"):
-            return pq.read_table(io.BytesIO(data))
-        if name.endswith(".csv"):
-            return pacsv.read_csv(io.BytesIO(data))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise BadRequest(_("Cannot read %(file)s: %(why)s", file=filename, why=str(exc).splitlines()[0])) from None
-    raise BadRequest(_("Unsupported file %(file)s: upload a .csv or .parquet file.", file=filename))
+def read_table(data: bytes, filename: str, types: dict[str, str] | None = None) -> pa.Table:
+    """A data file from memory (CSV in UTF-8/GBK/GB18030, .xlsx, Parquet), like
+    ``datasets.read_data_file`` but never touching disk; cells read as the policy's ``types``."""
+    return file_readers.read_bytes(data, filename, types=types)
 
 
-def policy_type(arrow_type: pa.DataType) -> str:
-    if pa.types.is_dictionary(arrow_type):
-        arrow_type = arrow_type.value_type
-    if pa.types.is_boolean(arrow_type):
-        return "bool"
-    if pa.types.is_integer(arrow_type):
-        return "int"
-    if pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
-        return "float"
-    if pa.types.is_date(arrow_type) or pa.types.is_timestamp(arrow_type):
-        return "date"
-    return "text"
-
-
-def describe(table: pa.Table) -> list[dict[str, Any]]:
-    """Each column with its suggested policy type and sensitivity (identifier if it looks like one)."""
+def describe(table: pa.Table, name: str, owner: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Each column with its drafted type, sensitivity, bounds and public values
+    (:mod:`sandbox.policy_draft`, the same draft as ``sandbox datasets draft``), and the draft."""
+    draft = policy_draft.draft_policy(table, name=name, owner=owner)
     out = []
-    for name in table.column_names:
-        findings = risk_scan.scan_column(name, table.column(name), "sensitive", sample_rows=SCAN_ROWS)
+    for col in draft.columns:
+        findings = risk_scan.scan_column(col.name, table.column(col.name), "sensitive", sample_rows=SCAN_ROWS)
         out.append({
-            "name": name, "arrow_type": str(table.schema.field(name).type),
-            "type": policy_type(table.schema.field(name).type),
-            "sensitivity": "identifier" if findings else "sensitive",
-            "findings": sorted({f.kind for f in findings}), "valid_name": bool(NAME_RE.match(name)),
+            "name": col.name, "arrow_type": str(table.schema.field(col.name).type), "type": col.type,
+            "sensitivity": col.sensitivity, "findings": sorted({f.kind for f in findings}),
+            "valid_name": bool(COLUMN_NAME_RE.match(col.name)),
+            "low": "" if col.bounds is None else str(col.bounds[0]),
+            "high": "" if col.bounds is None else str(col.bounds[1]),
+            "public_values": "\n".join(str(v) for v in col.public_values or ()), "notes": list(col.notes),
         })
-    return out
+    summary = {"privacy_unit": draft.privacy_unit, "one_row_per_unit": draft.one_row_per_unit,
+               "max_partitions": draft.max_partitions, "max_rows_per_partition": draft.max_rows_per_partition,
+               "toml": draft.toml()}
+    return out, summary
 
 
 # -- the policy form → TOML ------------------------------------------------------------------------
@@ -203,7 +187,8 @@ def policy_toml(form, columns: list[str], *, name: str, owner: str) -> str:
         lines.append(f"{key} = {_toml_scalar(form.get(key, '1') or '1', 'int')}")
     for col in columns:
         ctype = form.get(f"col:{col}:type", "text")
-        lines += ["", f"[columns.{col}]", f"type = {_toml_str(ctype)}",
+        key = col if re.fullmatch(r"[A-Za-z0-9_-]+", col) else _toml_str(col)  # 区县 is quoted in TOML
+        lines += ["", f"[columns.{key}]", f"type = {_toml_str(ctype)}",
                   f"sensitivity = {_toml_str(form.get(f'col:{col}:sensitivity', 'sensitive'))}"]
         lo, hi = form.get(f"col:{col}:low", "").strip(), form.get(f"col:{col}:high", "").strip()
         if lo or hi:
@@ -264,9 +249,9 @@ def upload():
         except SandboxError as err:
             error = err.message
         else:
-            columns = describe(table)
+            columns, draft = describe(table, name, user.username)
             token = stage(data, {"owner_id": user.id, "name": name, "filename": file.filename,
-                                 "rows": table.num_rows, "columns": columns})
+                                 "rows": table.num_rows, "columns": columns, "draft": draft})
             session["upload"] = token
             return redirect(url_for("owner_datasets.policy", token=token), code=303)
     return render_template("owner/dataset_upload.html", error=error, name=name), 400
@@ -280,9 +265,14 @@ def _policy_page(meta: dict[str, Any], token: str, form: dict[str, Any] | None, 
         form = {"title": "", "title_zh": "", "description": "", "tier": "conditional", "privacy_unit": unit,
                 "update_frequency": "monthly", "one_row_per_unit": "", "max_partitions": "1",
                 "max_rows_per_partition": "1", "policy_text": ""}
+        draft = meta.get("draft") or {}
+        if draft:  # the draft's suggestions (policy_draft), for the owner to review
+            form.update(privacy_unit=draft["privacy_unit"], one_row_per_unit="1" if draft["one_row_per_unit"] else "",
+                        max_partitions=str(draft["max_partitions"]),
+                        max_rows_per_partition=str(draft["max_rows_per_partition"]))
         for c in meta["columns"]:
-            form[f"col:{c['name']}:type"] = c["type"]
-            form[f"col:{c['name']}:sensitivity"] = c["sensitivity"]
+            for key in ("type", "sensitivity", "low", "high", "public_values"):
+                form[f"col:{c['name']}:{key}"] = c.get(key, "")
     return render_template("owner/dataset_policy.html", meta=meta, token=token, form=form, error=error,
                            field=field, tiers=TIERS, types=COLUMN_TYPES, sensitivities=SENSITIVITIES,
                            frequencies=FREQUENCIES), status
@@ -316,7 +306,7 @@ def register(token: str):
         if parse_policy(text, path).owner != user.username:
             # SECURITY: an owner registers data for themselves only, never in another's name.
             raise PolicyError(_("%(path)s: dataset.owner must be you (%(me)s).", path=path, me=user.username))
-        table = read_table(data, meta["filename"])
+        table = read_table(data, meta["filename"], {c.name: c.type for c in parse_policy(text, path).columns.values()})
         version = SandboxAdmin(sandbox()).add_dataset(meta["name"], table, text, policy_path=path, actor=user)
     except SandboxError as err:
         message = err.message
