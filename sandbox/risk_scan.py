@@ -5,10 +5,18 @@ Pure functions over an Arrow table and its policy; no I/O. Two questions:
 1. **Does any column hold direct identifiers?** Values that look like 18-digit resident
    ID numbers (GB 11643-1999: area code, birth date, sequence, and an ISO 7064 MOD 11-2
    check digit that must be right), mainland mobile numbers (``1[3-9]`` + 9 digits) or
-   Chinese personal names (a common surname followed by one or two Han characters). Text and
-   integer columns are scanned, whole values and values embedded in free text alike. A
-   column already declared ``identifier`` is reported as ``declared`` (the guard never lets
-   it into a query); anywhere else it is a ``high`` finding.
+   Chinese personal names (a common surname followed by one or two Han characters); and, for
+   the enterprise data most bureaus hold (issue 13), 统一社会信用代码 (GB 32100-2015 check
+   character), 组织机构代码 (GB 11714-1997 check character), company names (a legal form such
+   as 有限公司 or 专业合作社; shop-like suffixes only in a column full of them), legal
+   representatives (a header such as 法定代表人 over personal names, or 法定代表人张三 in
+   text), bank card numbers (16–19 digits, Luhn), licence plates (GA 36-2018, new-energy
+   included), detailed addresses (a road and a house number, or an estate and a building),
+   e-mail and IPv4/IPv6 addresses. Text and integer columns are scanned, whole values and
+   values embedded in free text alike. A column already declared ``identifier`` is reported
+   as ``declared`` (the guard never lets it into a query); anywhere else it is a ``high``
+   finding. Check-digit kinds are reported only when most of a column's same-shaped values
+   validate (``CHECKSUM_SHARE``), so serials and amounts that pass a check by chance do not.
 2. **How unique are people on their quasi-identifiers?** Over the policy's
    ``quasi_identifier`` columns: the smallest number of persons sharing one combination (the
    dataset's *k* in k-anonymity, Sweeney 2002), the number and share of persons who are
