@@ -110,12 +110,24 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "method": {"type": "string"},
             "intervals": {
                 "type": "array",
+                "description": "Per row, [lower, upper] at the confidence (clipped to the public "
+                               "bounds, so not symmetric in general); null ends are unbounded.",
                 "items": {
                     "oneOf": [
                         {"type": "null"},
                         {"type": "array", "items": NULLABLE_NUMBER, "minItems": 2, "maxItems": 2},
                     ]
                 },
+            },
+            "public_range": {
+                "type": "array", "items": NULLABLE_NUMBER, "minItems": 2, "maxItems": 2,
+                "description": "The range the declared bounds allow for the true figure "
+                               "(null: open on that side).",
+            },
+            "not_informative": {
+                "type": "array", "items": {"type": "boolean"},
+                "description": "Per row: the interval covers at least half of public_range "
+                               "(open ranges: it reaches zero), or is missing.",
             },
         },
     },
@@ -167,6 +179,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "receipt": _ref("Receipt"),
             "cached": {"type": "boolean"},
             "notes": {"type": "array", "items": {"type": "string"}},
+            "accuracy_note": {"type": "string",
+                              "description": "What the intervals cover: the noise, not the bias "
+                                             "of bounding and clamping."},
         },
     },
     "PreviewResponse": {
