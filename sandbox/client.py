@@ -7,7 +7,9 @@
     >>> t.to_pandas()                                               # doctest: +SKIP
 
 ``query`` returns a ``pyarrow.Table``: the released columns, and for every noisy column
-``<col>_lower`` / ``<col>_upper`` (its confidence interval at ``confidence``). The release's
+``<col>_lower`` / ``<col>_upper`` (its confidence interval at ``confidence``; it covers the
+noise only, not the bias of bounding and clamping) and ``<col>_not_informative`` (the
+interval covers most of what the figure can be). The release's
 query id, ε spent, cache flag, budget and signed receipt are in the schema metadata
 (``release_info(table)`` decodes them). Errors raise ``ClientError`` carrying the API's
 ``code``, ``message`` and, for refused SQL, ``position``.
@@ -173,6 +175,10 @@ def to_table(release: dict[str, Any]) -> pa.Table:
         arrays[f"{name}_upper"] = pa.array(
             [None if iv is None else iv[1] for iv in intervals], pa.float64()
         )
+        if "not_informative" in acc:
+            arrays[f"{name}_not_informative"] = pa.array(
+                [bool(f) for f in acc["not_informative"]], pa.bool_()
+            )
     info = {
         k: release.get(k)
         for k in (
@@ -183,10 +189,12 @@ def to_table(release: dict[str, Any]) -> pa.Table:
             "budget",
             "receipt",
             "notes",
+            "accuracy_note",
         )
     }
     info["confidence"] = {c: a.get("confidence") for c, a in accuracy.items()}
     info["method"] = {c: a.get("method") for c, a in accuracy.items()}
+    info["public_range"] = {c: a.get("public_range") for c, a in accuracy.items()}
     table = pa.table(arrays) if arrays else pa.table({})
     return table.replace_schema_metadata(
         {METADATA_KEY: json.dumps(info, ensure_ascii=False).encode()}

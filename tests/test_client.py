@@ -47,7 +47,10 @@ def test_query_returns_arrow_table_with_intervals(api, server):
         "SELECT district, AVG(income) FROM residents GROUP BY district", approval, epsilon=0.5
     )
     assert isinstance(t, pa.Table)
-    assert t.column_names == ["district", "AVG(income)", "AVG(income)_lower", "AVG(income)_upper"]
+    assert t.column_names == ["district", "AVG(income)", "AVG(income)_lower", "AVG(income)_upper",
+                              "AVG(income)_not_informative"]  # issue 13: the flag per row
+    assert t.schema.field("AVG(income)_not_informative").type == pa.bool_()
+    assert "noise" in release_info(t)["accuracy_note"]
     assert t.num_rows == 12
     assert t.schema.field("district").type == pa.string()
     assert t.schema.field("AVG(income)_lower").type == pa.float64()
