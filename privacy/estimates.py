@@ -108,14 +108,33 @@ def intervals(n: Noisy, alpha: float) -> list[Any]:
     sums = [v / m.fixed_point for v in n.stats["csum"]]
     counts = n.stats["count"]
     if m.kind == "mean":
-        a_s, a_c = n.half("csum", alpha / 2), n.half("count", alpha / 2)
-        return [_mean_interval(c, s, a_s, k, a_c, lo, hi) for s, k in zip(sums, counts, strict=True)]
-    a_q, a_s, a_c = (n.half(s, alpha / 3) for s in ("csumsq", "csum", "count"))
+        out_m = []
+        for s, k in zip(sums, counts, strict=True):
+            out_m.append(min((_mean_interval(c, s, n.half("csum", alpha * w), k,
+                                             n.half("count", alpha * (1 - w)), lo, hi)
+                              for w in SPLITS), key=lambda iv: iv[1] - iv[0]))
+        return out_m
     out = []
     for q, s, k in zip(n.stats["csumsq"], sums, counts, strict=True):
-        v_lo, v_hi = _variance_interval(q / m.fixed_point, a_q, s, a_s, k, a_c, lo, hi, _ddof(m))
+        best = None
+        for wq, ws in SPLITS_3:
+            a_q, a_s = n.half("csumsq", alpha * wq), n.half("csum", alpha * ws)
+            a_c = n.half("count", alpha * (1 - wq - ws))
+            iv = _variance_interval(q / m.fixed_point, a_q, s, a_s, k, a_c, lo, hi, _ddof(m))
+            best = iv if best is None or iv[1] - iv[0] < best[1] - best[0] else best
+        assert best is not None
+        v_lo, v_hi = best
         out.append((math.sqrt(v_lo), math.sqrt(v_hi)) if m.kind == "stddev" else (v_lo, v_hi))
     return out
+
+
+#: Shares of α for a value made of several noisy parts. Any split is a valid union bound;
+#: the narrowest interval over this fixed list is chosen from the noisy values
+#: (post-processing). With α/k each the parts that barely matter (the count of a mean over
+#: many rows) waste α and the interval over-covers (99 % for a 95 % mean, measured).
+SPLITS = (0.5, 0.75, 0.9, 0.97, 0.99)
+SPLITS_3 = tuple((a, b) for a in (0.34, 0.5, 0.75, 0.9, 0.97, 0.98)
+                 for b in (0.01, 0.02, 0.05, 0.1, 0.33) if a + b < 1)
 
 
 def _mean_interval(c: float, s: float, a_s: float, k: float, a_c: float, lo: float, hi: float
