@@ -136,9 +136,13 @@ CONSERVATIVE = {("mean", False), ("variance", False), ("stddev", False), ("quant
 @pytest.mark.parametrize(("kind", "family", "epsilon", "private_key"), CASES,
                          ids=[f"{k}-{f}{'-selected' if p else ''}" for k, f, _, p in CASES])
 def test_interval_coverage_is_near_95_percent(kind, family, epsilon, private_key):
-    rate = coverage(kind, family, epsilon, private_key)
-    high = 1.0 if (kind, private_key) in CONSERVATIVE else HIGH
-    assert LOW <= rate <= high, f"{kind}/{family}: {rate:.1%} of {RUNS} intervals hold the truth"
+    conservative = (kind, private_key) in CONSERVATIVE
+    # the two-sided 93–97 % cases are cheap: 4,000 releases put the band at ±5.8 standard
+    # errors, so the test does not fail by chance (at 1,000 it would, ~1 run in 45)
+    runs = RUNS if conservative else 4 * RUNS
+    rate = coverage(kind, family, epsilon, private_key, runs)
+    high = 1.0 if conservative else HIGH
+    assert LOW <= rate <= high, f"{kind}/{family}: {rate:.1%} of {runs} intervals hold the truth"
 
 
 if __name__ == "__main__":  # python tests/test_coverage.py: the table for docs/benchmarks.md
