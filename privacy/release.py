@@ -10,6 +10,7 @@ function; only the released (noisy) values do.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -224,9 +225,7 @@ def _state(plan: QueryPlan, noisy: dict[str, Noisy], n_groups: int, confidence: 
                      oc.expression.sql() if oc.expression is not None else None] for oc in plan.outputs],
         "measurements": {
             mid: {
-                "m": {"kind": n.m.kind, "lower": n.m.lower, "upper": n.m.upper,
-                      "fixed_point": n.m.fixed_point, "value_type": n.m.value_type,
-                      "quantiles": list(n.m.quantiles), "bins": n.m.bins, "ddof": n.m.ddof},
+                "m": _measurement_json(n.m),
                 "stats": {k: [int(x) for x in v] for k, v in n.stats.items()},
                 "noise": {k: [s.family, s.scale, s.unit] for k, s in n.specs.items()},
                 "from_partitions": n.from_partitions,
@@ -234,6 +233,15 @@ def _state(plan: QueryPlan, noisy: dict[str, Noisy], n_groups: int, confidence: 
             for mid, n in noisy.items()
         },
     }
+
+
+def _measurement_json(m: Measurement) -> dict[str, Any]:
+    """Every field of ``m`` (all JSON values: numbers, text, tuples of numbers, the stats map)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(m):
+        v = getattr(m, f.name)
+        out[f.name] = list(v) if isinstance(v, tuple) else dict(v) if isinstance(v, Mapping) else v
+    return out
 
 
 def reinterval(state: Mapping[str, Any], confidence: float) -> dict[str, list[Any]]:
@@ -252,9 +260,7 @@ def reinterval(state: Mapping[str, Any], confidence: float) -> dict[str, list[An
             raise ValueError("version")
         noisy: dict[str, Noisy] = {}
         for mid, rec in state["measurements"].items():
-            mf = rec["m"]
-            m = Measurement(mid, mf["kind"], {}, 1, 1, mf["lower"], mf["upper"], int(mf["fixed_point"]),
-                            mf["value_type"], tuple(mf["quantiles"]), int(mf["bins"]), ddof=int(mf["ddof"]))
+            m = Measurement(**{k: tuple(v) if isinstance(v, list) else v for k, v in rec["m"].items()})
             specs = {k: NoiseSpec(mid, k, fam, 0.0, float(scale), None, None, unit=float(unit))
                      for k, (fam, scale, unit) in rec["noise"].items()}
             noisy[mid] = Noisy(m, {k: [int(x) for x in v] for k, v in rec["stats"].items()}, specs,
