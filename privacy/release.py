@@ -296,7 +296,14 @@ def max_released_groups(plan: QueryPlan) -> int:
 
 
 #: The nodes a derived output (arithmetic over released aggregates) may hold: ``_eval``.
-DERIVED_NODES = (exp.Paren, exp.Column, exp.Identifier, exp.Literal, exp.Neg, exp.Add, exp.Sub, exp.Mul, exp.Div)
+DERIVED_NODES = (exp.Paren, exp.Column, exp.Identifier, exp.Literal, exp.Neg, exp.Add, exp.Sub, exp.Mul, exp.Div,
+                 exp.Round, exp.Floor, exp.Ceil, exp.Abs, exp.Sqrt, exp.Cast, exp.TryCast, exp.DataType,
+                 exp.DataTypeParam)
+#: Casts of a released figure the release computes (to a number; text and dates are not figures).
+DERIVED_CAST_TYPES = frozenset({exp.DType.TINYINT, exp.DType.SMALLINT, exp.DType.INT, exp.DType.BIGINT,
+                                exp.DType.INT128, exp.DType.FLOAT, exp.DType.DOUBLE, exp.DType.DECIMAL})
+_INTEGER_CASTS = frozenset({exp.DType.TINYINT, exp.DType.SMALLINT, exp.DType.INT, exp.DType.BIGINT,
+                            exp.DType.INT128})
 
 
 def check_plan(plan: QueryPlan) -> None:
@@ -313,10 +320,14 @@ def check_plan(plan: QueryPlan) -> None:
         if oc.source != "derived" or oc.expression is None:
             continue
         for node in oc.expression.walk():
-            if not isinstance(node, DERIVED_NODES) or (isinstance(node, exp.Literal) and node.is_string):
+            cast_ok = not isinstance(node, exp.Cast | exp.TryCast) or node.to.this in DERIVED_CAST_TYPES
+            round_ok = not isinstance(node, exp.Round) or _round_digits(node) is not None
+            if (not isinstance(node, DERIVED_NODES) or (isinstance(node, exp.Literal) and node.is_string)
+                    or not cast_ok or not round_ok):
                 raise PrivacyError(
                     f"output {oc.name!r}: {node.sql()} cannot be computed on released aggregates; "
-                    "use +, -, * and / with numbers, or compute it from the released figures yourself",
+                    "use +, -, *, /, ROUND, FLOOR, CEIL, ABS, SQRT and casts to numbers, or compute "
+                    "it from the released figures yourself",
                     code="unsupported_expression")
     if not plan.group_keys or plan.needs_partition_selection:
         return
@@ -415,7 +426,65 @@ def _eval(node: exp.Expression, values: Mapping[str, list[Any]],
             return a / b, (-math.inf, math.inf)
         quots = [x / y for x in ia for y in ib]
         return a / b, (min(quots), max(quots))
+    if isinstance(node, exp.Round | exp.Floor | exp.Ceil | exp.Abs | exp.Sqrt | exp.Cast | exp.TryCast):
+        v, iv = _eval(node.this, values, intervals, r)
+        if v is None or iv is None:
+            return None, None
+        return _unary(node, v), _unary_interval(node, iv)
     raise PrivacyError(f"unsupported derived expression: {node.sql()}", code="unsupported_expression")
+
+
+def _round_digits(node: exp.Round) -> int | None:
+    """ROUND's decimals: 0 when absent, else an integer literal (None: not computable)."""
+    d = node.args.get("decimals")
+    if d is None:
+        return 0
+    text = d.sql()
+    return int(text) if text.lstrip("-").isdigit() and abs(int(text)) <= 20 else None
+
+
+def _round_half_away(x: float, digits: int) -> float:
+    """DuckDB's ROUND: half away from zero."""
+    if not math.isfinite(x):
+        return x
+    scale = 10.0 ** digits
+    return math.copysign(math.floor(abs(x) * scale + 0.5) / scale, x)
+
+
+def _unary(node: exp.Expression, x: float) -> float | None:
+    """A function of one released figure, total: non-finite stays non-finite (NULL later)."""
+    if not math.isfinite(x):
+        return x
+    if isinstance(node, exp.Round):
+        return _round_half_away(x, _round_digits(node) or 0)
+    if isinstance(node, exp.Floor):
+        return float(math.floor(x))
+    if isinstance(node, exp.Ceil):
+        return float(math.ceil(x))
+    if isinstance(node, exp.Abs):
+        return abs(x)
+    if isinstance(node, exp.Sqrt):
+        return math.sqrt(x) if x >= 0 else None
+    kind = node.to.this  # a cast
+    if kind in _INTEGER_CASTS:
+        return _round_half_away(x, 0)
+    if kind == exp.DType.DECIMAL:
+        params = node.to.expressions
+        scale = int(params[1].sql()) if len(params) > 1 else 0
+        return _round_half_away(x, scale)
+    return x
+
+
+def _unary_interval(node: exp.Expression, iv: tuple[float, float]) -> tuple[float, float] | None:
+    """The interval's image: every function here is monotone, except ABS (folded at 0)."""
+    lo, hi = iv
+    if isinstance(node, exp.Abs):
+        return (0.0 if lo <= 0 <= hi else min(abs(lo), abs(hi))), max(abs(lo), abs(hi))
+    if isinstance(node, exp.Sqrt):
+        return math.sqrt(max(lo, 0.0)) if math.isfinite(lo) else 0.0, \
+            (math.sqrt(max(hi, 0.0)) if math.isfinite(hi) else math.inf)
+    f_lo, f_hi = _unary(node, lo), _unary(node, hi)
+    return (lo if f_lo is None else f_lo), (hi if f_hi is None else f_hi)
 
 
 __all__ = ["MechanismRecord", "Release", "output_ranges", "planned_components", "reinterval", "release"]
