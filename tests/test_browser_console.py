@@ -175,7 +175,7 @@ def test_researcher_runs_a_grouped_query_by_keyboard(page, live):
 
     rows = page.locator("#result-table tbody tr")
     assert rows.count() == 12  # the public domain of district: every group, empty ones too
-    assert page.locator("#result-table td .acc").first.inner_text().startswith("±")
+    assert page.locator("#result-table td .acc").first.inner_text().startswith("[")  # [lower, upper], never ±
     assert page.locator("#result-charts svg.chart.bars rect.bar").count() >= 12
     assert page.locator("#result-charts .whisker").count() >= 12
     tabs = page.locator("#result-charts [role=tab]")
