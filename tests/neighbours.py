@@ -232,3 +232,54 @@ def outcome(env: Env, sql: str, scenario: str = "default", epsilon: float = EPSI
         "SELECT json_extract(entry, '$.action') FROM audit_entries WHERE seq > ? ORDER BY seq", (seq0,)))
     return Outcome(status, code, round(eps1 - eps0, 12), round(delta1 - delta0, 18), actions,
                    columns, cached)
+
+
+# -- a pair of neighbouring workspaces, shared by the differential and red-team tests --------------
+@dataclass
+class Pair:
+    """D and its neighbours D′ (D plus one person, one workspace per variant)."""
+
+    d: Env
+    neighbours: list[Env]
+    tables: tuple[pa.Table, pa.Table] = ()  # type: ignore[assignment]  # D's residents and visits
+
+    @property
+    def extreme(self) -> Env:
+        return self.neighbours[0]
+
+
+def build_pair(template: Path, root: Path, variants: tuple[str, ...], rows: int,
+               shape: Any = None) -> Pair:
+    """D, and one D′ per variant with D's bounding seeds; ``shape`` (table → table), if
+    given, is applied to each D′ table (e.g. to cut text to a length limit)."""
+    residents, visits = demo_tables(rows)
+    d = build_env(template, root / "D", "D", rows, (residents, visits))
+    neighbours = []
+    for variant in variants:
+        tables = add_person(residents, visits, variant)
+        if shape is not None:
+            tables = (shape(tables[0]), shape(tables[1]))
+        env = build_env(template, root / variant, f"D′[{variant}]", rows, tables)
+        share_bounding_seeds(d, env)
+        neighbours.append(env)
+    return Pair(d, neighbours, (residents, visits))
+
+
+def close_pair(pair: Pair) -> None:
+    for env in (pair.d, *pair.neighbours):
+        env.sb.close()
+
+
+def assert_same(pair: Pair, sql: str, *, allow_failed: bool = False) -> Outcome:
+    """Identical outcome class, charge and audit actions on D and every D′; no stray exception;
+    unless ``allow_failed``, no accepted query is charged and then fails."""
+    on_d = outcome(pair.d, sql)
+    others = [(env.name, outcome(env, sql)) for env in pair.neighbours]
+    diffs = [f"{name}: {o.short()}" for name, o in others if o != on_d]
+    assert not diffs, f"outcome differs for {sql!r}\n  D: {on_d.short()}\n  " + "\n  ".join(diffs)
+    assert on_d.status != "error", f"{sql!r}: an exception escaped: {on_d.short()}"
+    if not allow_failed:
+        assert on_d.status != "failed", f"{sql!r}: charged and failed on every dataset: {on_d.short()}"
+    if on_d.status == "refused":
+        assert on_d.epsilon == 0 and on_d.actions == ("query.refused",), on_d.short()
+    return on_d

@@ -23,19 +23,16 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from neighbours import (
-    Env,
     Outcome,
-    add_person,
-    build_env,
-    demo_tables,
+    Pair,
+    build_pair,
+    close_pair,
     outcome,
-    share_bounding_seeds,
 )
 from test_guard_support import all_cases
 
@@ -46,30 +43,15 @@ VARIANTS = ("extreme", "nulls")
 STATS: Counter[tuple[str, str]] = Counter()
 
 
-@dataclass
-class Pair:
-    d: Env
-    neighbours: list[Env]
-
-
 @pytest.fixture(scope="module")
 def pair(demo_template, tmp_path_factory) -> Pair:
     """D and the D′ variants, each with fresh approvals (so caches never cross tests' cases)."""
-    root = tmp_path_factory.mktemp("neighbours")
-    residents, visits = demo_tables(DEMO_ROWS)
-    d = build_env(demo_template, root / "D", "D", DEMO_ROWS, (residents, visits))
-    neighbours = []
-    for variant in VARIANTS:
-        env = build_env(demo_template, root / variant, f"D′[{variant}]", DEMO_ROWS,
-                        add_person(residents, visits, variant))
-        share_bounding_seeds(d, env)
-        neighbours.append(env)
-    yield Pair(d, neighbours)
+    built = build_pair(demo_template, tmp_path_factory.mktemp("neighbours"), VARIANTS, DEMO_ROWS)
+    yield built
     if os.environ.get("NEIGHBOURS_STATS"):
         for (test, cls), n in sorted(STATS.items()):
             print(f"{test:>12} {cls:<40} {n}")
-    for env in (d, *neighbours):
-        env.sb.close()
+    close_pair(built)
 
 
 def compare(pair: Pair, sql: str, scenario: str = "default", kind: str = "") -> Outcome:

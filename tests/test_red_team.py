@@ -30,12 +30,10 @@ import pytest
 from neighbours import (
     EPSILON,
     Env,
-    Outcome,
-    add_person,
-    build_env,
-    demo_tables,
+    assert_same,
+    build_pair,
+    close_pair,
     outcome,
-    share_bounding_seeds,
 )
 
 from sandbox.demo import setup_demo
@@ -63,44 +61,11 @@ def _short_text(table: pa.Table, limit: int = 300) -> pa.Table:
     return pa.table(cols).cast(table.schema)
 
 
-class Pair:
-    def __init__(self, d: Env, neighbours: list[Env], tables: tuple[pa.Table, pa.Table]):
-        self.d, self.neighbours, self.tables = d, neighbours, tables
-
-
 @pytest.fixture(scope="module")
 def pair(demo_template, tmp_path_factory):
-    root = tmp_path_factory.mktemp("red-team")
-    residents, visits = demo_tables(DEMO_ROWS)
-    d = build_env(demo_template, root / "D", "D", DEMO_ROWS, (residents, visits))
-    neighbours = []
-    for variant in VARIANTS:
-        res, vis = add_person(residents, visits, variant)
-        env = build_env(demo_template, root / variant, f"D′[{variant}]", DEMO_ROWS,
-                        (_short_text(res), _short_text(vis)))
-        share_bounding_seeds(d, env)
-        neighbours.append(env)
-    yield Pair(d, neighbours, (residents, visits))
-    for env in (d, *neighbours):
-        env.sb.close()
-
-
-def outcomes(pair: Pair, sql: str) -> tuple[Outcome, list[tuple[str, Outcome]]]:
-    return outcome(pair.d, sql), [(env.name, outcome(env, sql)) for env in pair.neighbours]
-
-
-def assert_same(pair: Pair, sql: str, *, allow_failed: bool = False) -> Outcome:
-    """Identical outcome class, charge and audit actions on D and every D′; no stray exception;
-    unless ``allow_failed``, no accepted query is charged and then fails."""
-    on_d, others = outcomes(pair, sql)
-    diffs = [f"{name}: {o.short()}" for name, o in others if o != on_d]
-    assert not diffs, f"outcome differs for {sql!r}\n  D: {on_d.short()}\n  " + "\n  ".join(diffs)
-    assert on_d.status != "error", f"{sql!r}: an exception escaped: {on_d.short()}"
-    if not allow_failed:
-        assert on_d.status != "failed", f"{sql!r}: charged and failed on every dataset: {on_d.short()}"
-    if on_d.status == "refused":
-        assert on_d.epsilon == 0 and on_d.actions == ("query.refused",), on_d.short()
-    return on_d
+    built = build_pair(demo_template, tmp_path_factory.mktemp("red-team"), VARIANTS, DEMO_ROWS, _short_text)
+    yield built
+    close_pair(built)
 
 
 # -- 1. implicit casts and type mixes -------------------------------------------------------------

@@ -28,11 +28,10 @@ from neighbours import (
     EPSILON,
     Env,
     Outcome,
-    add_person,
-    build_env,
-    demo_tables,
+    assert_same,
+    build_pair,
+    close_pair,
     outcome,
-    share_bounding_seeds,
 )
 
 from audit_log.replay import compare_with_ledger, replay
@@ -48,43 +47,11 @@ from tests.conftest import DEMO_ROWS
 VARIANTS = ("extreme", "nulls")
 
 
-class Pair:
-    def __init__(self, d: Env, neighbours: list[Env]):
-        self.d, self.neighbours = d, neighbours
-
-    @property
-    def extreme(self) -> Env:
-        return self.neighbours[0]
-
-
 @pytest.fixture(scope="module")
 def pair(demo_template, tmp_path_factory):
-    root = tmp_path_factory.mktemp("red-team-3")
-    residents, visits = demo_tables(DEMO_ROWS)
-    d = build_env(demo_template, root / "D", "D", DEMO_ROWS, (residents, visits))
-    neighbours = []
-    for variant in VARIANTS:
-        env = build_env(demo_template, root / variant, f"D′[{variant}]", DEMO_ROWS,
-                        add_person(residents, visits, variant))
-        share_bounding_seeds(d, env)
-        neighbours.append(env)
-    yield Pair(d, neighbours)
-    for env in (d, *neighbours):
-        env.sb.close()
-
-
-def assert_same(pair: Pair, sql: str, *, allow_failed: bool = False) -> Outcome:
-    """Same outcome class, charge and audit actions on D and every D′; nothing escapes."""
-    on_d = outcome(pair.d, sql)
-    others = [(env.name, outcome(env, sql)) for env in pair.neighbours]
-    diffs = [f"{name}: {o.short()}" for name, o in others if o != on_d]
-    assert not diffs, f"outcome differs for {sql!r}\n  D: {on_d.short()}\n  " + "\n  ".join(diffs)
-    assert on_d.status != "error", f"{sql!r}: an exception escaped: {on_d.short()}"
-    if not allow_failed:
-        assert on_d.status != "failed", f"{sql!r}: charged and failed on every dataset: {on_d.short()}"
-    if on_d.status == "refused":
-        assert on_d.epsilon == 0 and on_d.actions == ("query.refused",), on_d.short()
-    return on_d
+    built = build_pair(demo_template, tmp_path_factory.mktemp("red-team-3"), VARIANTS, DEMO_ROWS)
+    yield built
+    close_pair(built)
 
 
 # -- 1. errors inside aggregates, clamping, fixed point and histograms ------------------------------
