@@ -9,7 +9,6 @@ one, so previews cannot probe the scope for free.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import privacy
 from sandbox import ledger, request_limits
 from sandbox.errors import BadRequest
-from sandbox.service import DEFAULT_CONFIDENCE, Prepared, QueryRequest, Sandbox
+from sandbox.service import DEFAULT_CONFIDENCE, Prepared, QueryRequest, Sandbox, finite_or_none
 from sandbox.users import User
 from sandbox.workflow import Approval
 
@@ -58,10 +57,6 @@ def query_delta(approval: Approval) -> float:
     return privacy.per_query_delta(approval.delta_total, pure=ledger.is_pure(approval))
 
 
-def _num(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
-
-
 def preview_query(sb: Sandbox, user: User, req: PreviewRequest) -> dict[str, Any]:
     """Cost, expected accuracy per output column, and whether the budget affords it."""
     clean: dict[str, Any] = {}
@@ -98,7 +93,7 @@ def preview_query(sb: Sandbox, user: User, req: PreviewRequest) -> dict[str, Any
     body = pv.as_dict()
     columns: dict[str, dict[str, Any]] = body["columns"]  # type: ignore[assignment]
     for col in columns.values():
-        col["half_width"] = _num(col["half_width"])
+        col["half_width"] = finite_or_none(col["half_width"])
     return {
         "preview": True,
         "epsilon": epsilon,

@@ -230,7 +230,7 @@ def _confidence_arg(raw: str | None) -> float | None:
         return None
 
 
-def _form_request() -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _form_request() -> dict[str, Any]:
     """The workbench form: its raw fields, with ε and the confidence read as numbers where
     they are numbers. Nothing is refused here: the service checks the ranges
     (``sandbox.request_limits``) and logs every refusal, as for the API."""
@@ -238,7 +238,7 @@ def _form_request() -> tuple[dict[str, Any], dict[str, Any] | None]:
            "epsilon": request.form.get("epsilon", "").strip(), "confidence": request.form.get("confidence", "0.95")}
     raw["eps"] = _number_or_text(raw["epsilon"]) if raw["epsilon"] else None
     raw["conf"] = _number_or_text(raw["confidence"])
-    return raw, None
+    return raw
 
 
 def _number_or_text(text: str) -> float | str:
@@ -256,21 +256,20 @@ def _refusal(err: SandboxError) -> dict[str, Any]:
 @bp.post("/query")
 @role_required("researcher")
 def run():
-    raw, error = _form_request()
-    if error is None:
-        try:
-            response = sandbox().run_query(signed_in(), QueryRequest(raw["approval_raw"], raw["sql"], raw["eps"],
-                                                                        raw["conf"]))
-        except SandboxError as err:
-            error = _refusal(err)
-        else:
-            params = {"approval": raw["approval_raw"], "result": response["query_id"]}
-            if response.get("cached"):
-                params["cached"] = "1"
-                shown = next((a.get("confidence") for a in response.get("accuracy", {}).values()), None)
-                if shown is not None:
-                    params["confidence"] = f"{shown:g}"  # the release at the confidence asked for
-            return redirect(url_for("researcher.query", **params), code=303)
+    raw = _form_request()
+    try:
+        response = sandbox().run_query(signed_in(), QueryRequest(raw["approval_raw"], raw["sql"], raw["eps"],
+                                                                    raw["conf"]))
+    except SandboxError as err:
+        error = _refusal(err)
+    else:
+        params = {"approval": raw["approval_raw"], "result": response["query_id"]}
+        if response.get("cached"):
+            params["cached"] = "1"
+            shown = next((a.get("confidence") for a in response.get("accuracy", {}).values()), None)
+            if shown is not None:
+                params["confidence"] = f"{shown:g}"  # the release at the confidence asked for
+        return redirect(url_for("researcher.query", **params), code=303)
     return _workbench(approval_raw=raw["approval_raw"], sql=raw["sql"], epsilon=raw["epsilon"],
                       confidence=raw["confidence"], error=error, status=400)
 
@@ -283,14 +282,13 @@ def preview_cost():
         abort(404)
     from sandbox.preview import PreviewRequest, preview_query
 
-    raw, error = _form_request()
-    estimate = None
-    if error is None:
-        try:
-            estimate = preview_query(sandbox(), signed_in(),
-                                     PreviewRequest(raw["approval_raw"], raw["sql"], raw["eps"], raw["conf"]))
-        except SandboxError as err:
-            error = _refusal(err)
+    raw = _form_request()
+    estimate, error = None, None
+    try:
+        estimate = preview_query(sandbox(), signed_in(),
+                                 PreviewRequest(raw["approval_raw"], raw["sql"], raw["eps"], raw["conf"]))
+    except SandboxError as err:
+        error = _refusal(err)
     return _workbench(approval_raw=raw["approval_raw"], sql=raw["sql"], epsilon=raw["epsilon"],
                       confidence=raw["confidence"], error=error, estimate=estimate, status=400 if error else 200)
 
