@@ -122,6 +122,15 @@ RULES: Final[Mapping[str, Rule]] = {
                                   reads="dataset.read"),
     "dataset.risk.ack": Rule("acknowledge a risk report and publish", _g(owner="dataset_owner"),
                              reads="dataset.read"),
+    # issue 14: raising a tier or publishing needs the regulator's co-signature (第十、十二条)
+    "review.list": Rule("list publication and tier reviews (own datasets' / all)",
+                        _g(owner=ANY, regulator=ANY)),
+    "review.read": Rule("read a publication or tier review", _g(owner="dataset_owner", regulator=ANY)),
+    "review.decide": Rule("co-sign or reject a publication or tier review", _g(regulator=ANY),
+                          reads="review.read"),
+    "review.answer": Rule("answer a regulator's tier proposal", _g(owner="dataset_owner"), reads="review.read"),
+    "review.expert": Rule("record the expert review of a disputed tier proposal", _g(regulator=ANY),
+                          reads="review.read"),
     # issue 12: the collusion cap is the owner's decision alone (the regulator may suspend)
     "dataset.budget_cap": Rule("set a dataset's total privacy budget (collusion cap)",
                                _g(owner="dataset_owner"), reads="dataset.read"),

@@ -3,14 +3,21 @@
 Visibility follows the tiers: unconditional and conditional datasets are listed for
 everybody, without login; not-open datasets, and datasets whose risk report their owner has
 not yet acknowledged, only for their owner and regulators. Unconditional data downloads
-directly (CSV or Parquet); conditional data is reachable only through the sandbox; not-open
-data never leaves. A tier change needs a basis (第十条); moving not-open data up records
-its de-identification step (第十一条); both are logged and shown as the tier history.
+through its co-signed de-identified derivative only (CSV or Parquet; identifiers dropped,
+quasi-identifiers generalised to the owner's k-anonymity target: :mod:`sandbox.deidentify`);
+conditional data is reachable only through the sandbox; not-open data never leaves.
+PRIVACY: no path here ever serves a stored version's file.
+
+Lowering a tier is immediate, with a basis (第十条). Raising one, and publishing a version
+that needs review, goes through :mod:`sandbox.publication`: basis, a fresh risk scan of what
+would be published, the regulator's co-signature; the tier history shows both signers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import sqlite3
 from typing import TYPE_CHECKING, Any, Final
 
@@ -18,9 +25,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 import audit_log.store as audit_store
-from sandbox import authz, datasets, fields, risk_scan
+from sandbox import authz, datasets, fields, publication, risk_scan
 from sandbox.clock import iso
-from sandbox.errors import BadRequest, NotFound
+from sandbox.errors import BadRequest, NotFound, SandboxError
 from sandbox.fields import conflict, username_of
 from sandbox.policy import TIERS
 from sandbox.users import User
@@ -77,7 +84,19 @@ def _tier_history(conn: sqlite3.Connection, dataset_id: int) -> list[dict[str, A
     rows = conn.execute("SELECT * FROM dataset_tier_changes WHERE dataset_id = ? ORDER BY id", (dataset_id,))
     return [{"tier_change_id": r["id"], "from": r["from_tier"], "to": r["to_tier"], "basis": r["basis"],
              "deidentification": r["deidentification"] or None, "by": username_of(conn, r["changed_by"]),
+             "signed_by": username_of(conn, r["signed_by"]), "review_id": r["review_id"],
              "at": r["created_at"]} for r in rows]
+
+
+def _open_release(conn: sqlite3.Connection, version: datasets.DatasetVersion | None) -> dict[str, Any] | None:
+    """The co-signed derivative an unconditional download serves: its recipe and hash."""
+    if version is None:
+        return None
+    der = publication.open_derivative(conn, version.version_id)
+    if der is None:
+        return None
+    return {"recipe": json.loads(der["recipe_json"]), "content_hash": der["content_hash"], "rows": der["rows"],
+            "review_id": der["review_id"], "k_target": der["k_target"]}
 
 
 def entry(conn: sqlite3.Connection, row: sqlite3.Row, *, privileged: bool) -> dict[str, Any]:
@@ -87,6 +106,7 @@ def entry(conn: sqlite3.Connection, row: sqlite3.Row, *, privileged: bool) -> di
     published = [v for v in versions if v.published]
     current = published[-1] if published else latest
     policy = current.policy if current else None
+    open_release = _open_release(conn, published[-1] if published else None) if row["tier"] == "unconditional" else None
     out: dict[str, Any] = {
         "name": row["name"], "title": row["title"], "title_zh": policy.title_zh if policy else "",
         "description": policy.description if policy else "", "owner": username_of(conn, row["owner_id"]),
@@ -107,9 +127,10 @@ def entry(conn: sqlite3.Connection, row: sqlite3.Row, *, privileged: bool) -> di
             for v in versions
         ],
         "tier_history": _tier_history(conn, row["id"]),
+        "open_release": open_release,
         "access": {
             "download": ({f: f"/api/v1/datasets/{row['name']}/download?format={f}" for f in DOWNLOAD_FORMATS}
-                         if row["tier"] == "unconditional" and published else None),
+                         if row["tier"] == "unconditional" and open_release else None),
             "sandbox": row["tier"] in ("conditional", "unconditional") and bool(published),
         },
     }
@@ -183,7 +204,17 @@ def download(sb: Sandbox, user: User | None, name: str, fmt: str) -> tuple[bytes
     conn = sb.conn()
     version = datasets.latest_versions(conn)
     v = next(x for x in version if x.dataset_id == row["id"])
-    plain = datasets.read_plaintext(sb.ws.data_dir, v, sb.tables.decryptor)
+    # PRIVACY: only the co-signed de-identified derivative leaves, never the stored version
+    # (第八、十一条; issue 14): identifiers dropped, quasi-identifiers generalised to k.
+    der = publication.open_derivative(conn, v.version_id)
+    if der is None:
+        raise SandboxError(f"{v.name} version {v.version} has no co-signed de-identified release; the owner "
+                           "submits one and the regulator signs it (POST /api/v1/datasets/<name>/risk/ack)",
+                           code="no_open_release", status=409)
+    plain = (sb.ws.data_dir / der["file_name"]).read_bytes()
+    if "sha256:" + hashlib.sha256(plain).hexdigest() != der["content_hash"]:
+        raise datasets.DataIntegrityError(f"the de-identified release of {v.name} ({der['file_name']}) does not "
+                                          "match its recorded hash; it was not served")
     if fmt == "parquet":
         payload = plain
     else:
@@ -194,10 +225,11 @@ def download(sb: Sandbox, user: User | None, name: str, fmt: str) -> tuple[bytes
         audit_store.append(
             conn, actor=user.username if user else "anonymous", role=authz.role_of(user),
             action="dataset.downloaded", subject=f"dataset/{v.name}",
-            details={"dataset": v.name, "version": v.version, "content_hash": v.content_hash, "format": fmt},
+            details={"dataset": v.name, "version": v.version, "content_hash": v.content_hash, "format": fmt,
+                     "derivative_sha256": der["content_hash"], "review_id": der["review_id"]},
             now=sb.now(),
         )
-    return payload, DOWNLOAD_FORMATS[fmt], f"{v.name}-v{v.version}.{fmt}"
+    return payload, DOWNLOAD_FORMATS[fmt], f"{v.name}-v{v.version}-deidentified.{fmt}"
 
 
 # -- tiers (第十、十一条) ------------------------------------------------------------------------
@@ -210,11 +242,13 @@ def change_tier(sb: Sandbox, user: User | None, name: str, body: dict[str, Any])
     if tier == row["tier"]:
         raise conflict(f"{row['name']!r} is already {tier}")
     basis = fields.text(body, "basis")  # 第十条: a tier decision states its basis
+    if publication.is_raise(row["tier"], tier):
+        # More open: basis → fresh scan of what would be published → the regulator's co-signature.
+        if user.role == "regulator":
+            return publication.propose(sb, user, row, tier, body)  # 第十条 修改意见; the owner answers
+        v = _newest_published(sb.conn(), row)
+        return publication.submit(sb, user, row, v, kind="tier_change", to_tier=tier, body=body)
     deidentification = fields.text(body, "deidentification", required=False)
-    if row["tier"] == "not_open" and not deidentification:
-        # 第十一条: not-open data may open only after de-identification; record the step.
-        raise BadRequest("moving not-open data to a more open tier needs the de-identification step "
-                         "that was taken (field deidentification, 第十一条)", code="deidentification_required")
     conn = sb.conn()
     leftovers = []
     with transaction(conn):
@@ -236,6 +270,14 @@ def change_tier(sb: Sandbox, user: User | None, name: str, body: dict[str, Any])
     return {"dataset": row["name"], "tier": tier, "tier_change_id": cur.lastrowid}
 
 
+def _newest_published(conn: sqlite3.Connection, row: sqlite3.Row) -> datasets.DatasetVersion:
+    versions = [v for v in datasets.all_versions(conn, row["id"]) if v.published]
+    if not versions:
+        raise conflict(f"{row['name']!r} has no published version yet: publish one first "
+                       f"(POST /api/v1/datasets/{row['name']}/risk/ack), then change its tier")
+    return versions[-1]
+
+
 # -- risk reports (第十二条) ---------------------------------------------------------------------
 def _latest_any(conn: sqlite3.Connection, dataset_id: int) -> datasets.DatasetVersion:
     return datasets.all_versions(conn, dataset_id)[-1]
@@ -253,18 +295,26 @@ def risk_report(sb: Sandbox, user: User | None, name: str) -> dict[str, Any]:
 
 
 def acknowledge_risk(sb: Sandbox, user: User | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
-    """The owner has read the report; the newest version is published (queryable, listed)."""
+    """The owner has read the report: the newest version is published (queryable, listed), or,
+    when it needs review (:func:`sandbox.publication.review_reason`), submitted to the regulator."""
     row = _visible_row(sb, user, "dataset.risk.ack", name)
     assert user is not None
     note = fields.text(body, "note", required=False)
     conn = sb.conn()
+    v = _latest_any(conn, row["id"])
+    if v.published:
+        raise conflict(f"{v.name} version {v.version} is already published")
+    if "version" in body and body["version"] != v.version:
+        raise conflict(f"the newest version of {v.name} is {v.version}, not {body['version']}")
+    if publication.review_reason(conn, row["id"], row["tier"], v) is not None:
+        # 第十二条: the regulator reviews before anything opens; the owner's step is the submission.
+        result = publication.submit(sb, user, row, v, kind="publication", to_tier=row["tier"], body=body)
+        return {**result, "published": False}
     with transaction(conn):
         v = _latest_any(conn, row["id"])
         if v.published:
             raise conflict(f"{v.name} version {v.version} is already published")
         report = v.risk_report
-        if "version" in body and body["version"] != v.version:
-            raise conflict(f"the newest version of {v.name} is {v.version}, not {body['version']}")
         datasets.publish(conn, v.version_id, user.id, note, now=sb.now)
         sb.audit(conn, user, "dataset.risk_acknowledged", f"dataset/{v.name}", {
             "dataset": v.name, "version": v.version, "content_hash": v.content_hash, "note": note,

@@ -69,12 +69,15 @@ def setup_demo(
                     write_demo_files(rows, res_path, vis_path, bar.update)
             else:
                 write_demo_files(rows, res_path, vis_path)
-            owner = find_user(conn, "owner")
+            owner, regulator = find_user(conn, "owner"), find_user(conn, "regulator")
+            assert owner and regulator
             for name, path in (("residents", res_path), ("clinic_visits", vis_path)):
                 say(f"Registering {name} …")
                 admin.add_dataset(name, pq.read_table(path), policy_text(name),
                                   policy_path=f"sandbox/demo_policies/{name}.toml", actor=owner, progress=say)
-                admin.acknowledge_risk(owner, name, "demo: identifiers are declared and never queryable (第十二条)")
+                # 第十二条: the owner submits, the regulator co-signs (issue 14)
+                admin.publish(owner, name, "demo: identifiers are declared and never queryable (第十二条)",
+                              regulator=regulator, reason="demo: reviewed; sandbox access only")
 
     researcher = find_user(conn, "researcher")
     owner = find_user(conn, "owner")

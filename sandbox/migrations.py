@@ -257,5 +257,56 @@ _V4 = [
     "DROP TABLE dataset_budget_caps",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
+# 5: publication and tier reviews co-signed by the regulator, and the de-identified derivative
+# behind every unconditional download (issue 14; sandbox/publication.py, sandbox/deidentify.py;
+# 第十、十一、十二条).
+_V5 = [
+    """CREATE TABLE publication_reviews (
+        id INTEGER PRIMARY KEY,
+        dataset_id INTEGER NOT NULL REFERENCES datasets(id),
+        version_id INTEGER NOT NULL REFERENCES dataset_versions(id),
+        kind TEXT NOT NULL CHECK (kind IN ('publication', 'tier_change')),
+        from_tier TEXT NOT NULL,
+        to_tier TEXT NOT NULL CHECK (to_tier IN ('not_open', 'conditional', 'unconditional')),
+        basis TEXT NOT NULL DEFAULT '',
+        deidentification TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL CHECK (status IN ('proposed', 'declined', 'expert_reviewed',
+                                               'awaiting_regulator', 'approved', 'rejected')),
+        proposed_by INTEGER REFERENCES users(id),
+        owner_answer TEXT NOT NULL DEFAULT '',
+        expert_review TEXT,
+        submitted_by INTEGER REFERENCES users(id),
+        submitted_at TEXT,
+        scan_json TEXT,
+        scan_passed INTEGER,
+        acknowledged_findings TEXT NOT NULL DEFAULT '',
+        k_target INTEGER,
+        derivative_id INTEGER,
+        owner_signature TEXT,
+        regulator_signature TEXT,
+        decided_by INTEGER REFERENCES users(id),
+        decided_at TEXT,
+        decision_reason TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX publication_reviews_dataset ON publication_reviews(dataset_id, status)",
+    # PRIVACY: the only file an unconditional download ever serves (never the stored version)
+    """CREATE TABLE dataset_derivatives (
+        id INTEGER PRIMARY KEY,
+        version_id INTEGER NOT NULL REFERENCES dataset_versions(id),
+        review_id INTEGER NOT NULL REFERENCES publication_reviews(id),
+        file_name TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        rows INTEGER NOT NULL,
+        recipe_json TEXT NOT NULL,
+        scan_json TEXT NOT NULL,
+        k_target INTEGER NOT NULL,
+        approved_at TEXT,
+        created_at TEXT NOT NULL
+    )""",
+    "ALTER TABLE dataset_tier_changes ADD COLUMN review_id INTEGER REFERENCES publication_reviews(id)",
+    "ALTER TABLE dataset_tier_changes ADD COLUMN signed_by INTEGER REFERENCES users(id)",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -18,6 +18,7 @@ from sandbox import (
     dataset_caps,
     datasets,
     fields,
+    publication,
     risk_scan,
     users,
 )
@@ -63,9 +64,24 @@ class SandboxAdmin:
             dataset_caps.log_policy_cap(self.sb, conn, actor, version)  # a cap the policy declares
         return version
 
-    def acknowledge_risk(self, owner: User, name: str, note: str = "") -> dict[str, Any]:
-        """The owner's acknowledgement of the risk report, which publishes the version (第十二条)."""
-        return catalog.acknowledge_risk(self.sb, owner, name, {"note": note})
+    def acknowledge_risk(self, owner: User, name: str, note: str = "", *,
+                         acknowledge_findings: str = "") -> dict[str, Any]:
+        """The owner's acknowledgement of the risk report, which publishes the version, or submits
+        it for the regulator's co-signature when it needs review (第十二条; issue 14)."""
+        body = {"note": note}
+        if acknowledge_findings:
+            body["acknowledge_findings"] = acknowledge_findings
+        return catalog.acknowledge_risk(self.sb, owner, name, body)
+
+    def publish(self, owner: User, name: str, note: str, *, regulator: User, reason: str = "",
+                acknowledge_findings: str = "") -> dict[str, Any]:
+        """Publish the newest version: the owner's acknowledgement and, when it needs review,
+        the regulator's co-signature (both logged under their own names)."""
+        result = self.acknowledge_risk(owner, name, note, acknowledge_findings=acknowledge_findings or note)
+        if result.get("status") == "awaiting_regulator":
+            result = publication.decide(self.sb, regulator, result["review_id"],
+                                        {"decision": "approve", "reason": reason or note})
+        return result
 
     def apply(self, researcher: User, request: dict[str, Any]) -> int:
         return int(applications.submit(self.sb, researcher, request)["application_id"])

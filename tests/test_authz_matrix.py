@@ -108,6 +108,8 @@ TABLE: list[Row] = [
         ("regulator.alerts", "GET"),
         ("oversight.suspensions", "GET"), ("oversight.suspend", "POST"), ("oversight.lift", "POST"),
         ("oversight.objections", "GET"), ("oversight.file_objection", "POST"), ("oversight.answer", "POST"),
+        ("reviews.index", "GET"), ("reviews.detail", "GET"), ("reviews.decide", "POST"),
+        ("reviews.answer", "POST"), ("reviews.expert", "POST"),
     )],
     # -- queries and budgets (the foundation's endpoints) ------------------------------------
     row("api.post_query", "POST", "/api/v1/queries",
@@ -152,6 +154,17 @@ TABLE: list[Row] = [
     # the versions are already published: past authorization, refused by state
     row("api_workflow.post_risk_ack", "POST", "/api/v1/datasets/{dataset}/risk/ack", {"note": "read it"},
         researcher="403 403", owner="409 403", regulator="403 403", admin="403 403", anonymous="401 401"),
+    # -- publication and tier reviews (issue 14; 第十、十二条): the regulator co-signs; the
+    # reviews here are already approved, so past authorization a decision is refused by state
+    row("api_workflow.list_reviews", "GET", "/api/v1/reviews", **OWNERS_AND_REGULATORS),
+    row("api_workflow.get_review", "GET", "/api/v1/reviews/{review}", **OWNER_OR_REGULATOR),
+    row("api_workflow.post_review_decision", "POST", "/api/v1/reviews/{review}/decision",
+        {"decision": "approve", "reason": "matrix"}, everyone="403 403", regulator="409 409", anonymous="401 401"),
+    row("api_workflow.post_review_answer", "POST", "/api/v1/reviews/{review}/answer",
+        {"accept": False, "reasons": "matrix"}, everyone="403 403", owner="409 404", anonymous="401 401"),
+    row("api_workflow.post_expert_review", "POST", "/api/v1/reviews/{review}/expert-review",
+        {"experts": "matrix", "opinion": "matrix", "outcome": "no_change"}, everyone="403 403",
+        regulator="409 409", anonymous="401 401"),
     # -- the collusion cap (issue 12): public figures; only the dataset's owner sets it ----------
     row("api_workflow.get_budget_cap", "GET", "/api/v1/datasets/{dataset}/budget-cap", **PUBLIC),
     row("api_workflow.put_budget_cap", "PUT", "/api/v1/datasets/{dataset}/budget-cap",
@@ -194,7 +207,7 @@ def fill(value: Any, side: Side, caller: str | None) -> Any:
     slots = {
         "dataset": side.dataset, "researcher": side.researcher, "app_pending": side.app_pending,
         "app_decided": side.app_decided, "approval": side.approval, "suspension": side.suspension,
-        "objection": side.objection, "fresh": f"matrix{next(_fresh)}",
+        "objection": side.objection, "review": side.review, "fresh": f"matrix{next(_fresh)}",
         "account": (caller or "nobody") if mine else "researcher2",
     }
     if value.startswith("{") and value.endswith("}") and value[1:-1] in slots:
@@ -211,7 +224,7 @@ def outcome(resp) -> str:
 def console_path(client, r: Row, side: Side) -> str:
     """A URL for a console endpoint, its arguments taken from the side's objects."""
     values = {"name": side.dataset, "application_id": side.app_decided, "suspension_id": side.suspension,
-              "objection_id": side.objection, "query_id": "q_0", "token": "t", "filename": "sandbox.css"}
+              "objection_id": side.objection, "review_id": side.review, "query_id": "q_0", "token": "t", "filename": "sandbox.css"}
     rule = next(x for x in client.application.url_map.iter_rules(r.endpoint) if r.method in x.methods)
     adapter = client.application.url_map.bind("localhost")
     return adapter.build(r.endpoint, {a: values[a] for a in rule.arguments}, method=r.method)

@@ -410,8 +410,18 @@ def test_owner_registers_a_dataset_reads_the_risk_report_and_publishes(app, demo
     assert "clinic_load" not in [e["name"] for e in catalog.list_entries(sb, None)]
     resp = post(c, "/owner/datasets/clinic_load/acknowledge", {"confirm": "1", "note": "phone is declared"},
                 page="/owner/datasets/clinic_load")
+    # issue 14: a first publication waits for the regulator's co-signature (第十二条)
+    assert resp.status_code == 303 and "/reviews/" in resp.headers["Location"]
+    assert "clinic_load" not in [e["name"] for e in catalog.list_entries(sb, None)]
+    review = resp.headers["Location"].rsplit("/", 1)[1]
+    regulator = client_for(app, "regulator", lang="en")
+    page = text(regulator.get(f"/reviews/{review}"))
+    assert "Co-sign and apply" in page and 'id="review-scan"' in page
+    resp = post(regulator, f"/reviews/{review}/decision", {"decision": "approve", "reason": "scan checked"},
+                page=f"/reviews/{review}")
     assert resp.status_code == 303
     assert "clinic_load" in [e["name"] for e in catalog.list_entries(sb, None)]
+    assert "co-signed" in text(regulator.get(f"/reviews/{review}"))
 
 
 def test_owner_suspends_an_approval_and_the_researcher_is_refused(app, demo):

@@ -32,7 +32,7 @@ def register_canary(sb: Sandbox) -> datasets.DatasetVersion:
     owner = find_user(sb.conn(), "owner")
     admin = SandboxAdmin(sb)
     admin.add_dataset("permits", t, policy, actor=owner)
-    admin.acknowledge_risk(owner, "permits")
+    admin.publish(owner, "permits", "test", regulator=find_user(sb.conn(), "regulator"))  # issue 14: co-signed
     return datasets.get_version(sb.conn(), "permits")
 
 

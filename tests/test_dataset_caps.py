@@ -55,7 +55,7 @@ def add_version(sb, cap: str = "", *, seed: int = 6) -> datasets.DatasetVersion:
     admin = SandboxAdmin(sb)
     owner = find_user(sb.conn(), "owner")
     version = admin.add_dataset("permits", permits_table(seed=seed), policy(cap), actor=owner)
-    admin.acknowledge_risk(owner, "permits", "test")
+    admin.publish(owner, "permits", "test", regulator=find_user(sb.conn(), "regulator"))  # issue 14: co-signed
     return version
 
 

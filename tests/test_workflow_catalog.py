@@ -29,7 +29,7 @@ def register_permits(sb, tier: str, *, acknowledge: bool = True) -> None:
     admin = SandboxAdmin(sb)
     admin.add_dataset("permits", permits_table(), text, actor=owner)
     if acknowledge:
-        admin.acknowledge_risk(owner, "permits", "checked")
+        admin.publish(owner, "permits", "checked", regulator=find_user(sb.conn(), "regulator"))
 
 
 @pytest.fixture
@@ -105,10 +105,19 @@ def test_risk_report_must_be_acknowledged_before_publication(app_client):
     assert client.post("/api/v1/datasets/permits/risk/ack",
                        headers=bearer(creds["regulator"]["token"])).status_code == 403
     mark = audit_size(sb)
+    # issue 14: a first publication is the owner's submission; the regulator co-signs it
     r = client.post("/api/v1/datasets/permits/risk/ack", headers=owner, json={"note": "k is fine"})
-    assert r.status_code == 200 and r.json["published"] is True
-    (entry,) = audit_entries(sb, "dataset.risk_acknowledged", mark)
-    assert (entry["actor"], entry["role"], entry["details"]["note"]) == ("owner", "owner", "k is fine")
+    assert r.status_code == 202 and r.json["published"] is False and r.json["status"] == "awaiting_regulator"
+    (entry,) = audit_entries(sb, "publication.submitted", mark)
+    assert (entry["actor"], entry["role"], entry["details"]["basis"]) == ("owner", "owner", "k is fine")
+    assert "permits" not in names(client.get("/api/v1/catalog"))
+    assert client.post("/api/v1/datasets/permits/risk/ack", headers=owner).status_code == 409  # one at a time
+    r = client.post(f"/api/v1/reviews/{r.json['review_id']}/decision", headers=bearer(creds["regulator"]["token"]),
+                    json={"decision": "approve", "reason": "reviewed (第十二条)"})
+    assert r.status_code == 200 and r.json["status"] == "approved"
+    (entry,) = audit_entries(sb, "dataset.published", mark)
+    assert entry["actor"] == "regulator" and entry["details"]["owner_signature"]["signer"] == "owner"
+    assert entry["details"]["regulator_signature"]["signer"] == "regulator"
     assert "permits" in names(client.get("/api/v1/catalog"))
     assert client.post("/api/v1/datasets/permits/risk/ack", headers=owner).status_code == 409
 
@@ -127,15 +136,26 @@ def test_tier_change_needs_a_basis_and_deidentification_and_is_history(app_clien
     r = client.post("/api/v1/datasets/permits/tier", headers=owner, json={
         "tier": "conditional", "basis": "reassessed 2025 (第十条)",
         "deidentification": "names and addresses removed; fees rounded to 10 yuan"})
+    assert r.status_code == 202 and r.json["status"] == "awaiting_regulator", r.json
+    r = client.post(f"/api/v1/reviews/{r.json['review_id']}/decision", headers=regulator,
+                    json={"decision": "approve", "reason": "basis and scan checked"})
     assert r.status_code == 200, r.json
     (entry,) = audit_entries(sb, "dataset.tier_changed", mark)
-    assert (entry["actor"], entry["details"]["from"], entry["details"]["to"]) == ("owner", "not_open", "conditional")
+    assert (entry["actor"], entry["details"]["from"], entry["details"]["to"]) == ("regulator", "not_open", "conditional")
+    assert entry["details"]["owner_signature"]["signer"] == "owner"
+    # the regulator proposes a more open tier (第十条 修改意见); the owner accepts and submits
     r = client.post("/api/v1/datasets/permits/tier", headers=regulator,
                     json={"tier": "unconditional", "basis": "bureau decision: low risk"})
-    assert r.status_code == 200, r.json
+    assert r.status_code == 202 and r.json["status"] == "proposed", r.json
+    review = r.json["review_id"]
+    r = client.post(f"/api/v1/reviews/{review}/answer", headers=owner,
+                    json={"accept": True, "reasons": "agreed", "k_anonymity": 10})
+    assert r.status_code == 202 and r.json["status"] == "awaiting_regulator", r.json
+    assert client.post(f"/api/v1/reviews/{review}/decision", headers=regulator,
+                       json={"decision": "approve", "reason": "ok"}).status_code == 200
     entry = client.get("/api/v1/catalog/permits").json
-    assert [(h["from"], h["to"], h["by"]) for h in entry["tier_history"]] == [
-        ("not_open", "conditional", "owner"), ("conditional", "unconditional", "regulator")]
+    assert [(h["from"], h["to"], h["by"], h["signed_by"]) for h in entry["tier_history"]] == [
+        ("not_open", "conditional", "owner", "regulator"), ("conditional", "unconditional", "owner", "regulator")]
     assert entry["tier_history"][0]["deidentification"].startswith("names and addresses")
     assert client.post("/api/v1/datasets/permits/tier", headers=bearer(creds["researcher"]["token"]),
                        json={"tier": "not_open", "basis": "x"}).status_code == 403
@@ -148,7 +168,8 @@ def test_unconditional_data_downloads_and_is_logged(app_client):
     r = client.get("/api/v1/datasets/permits/download?format=csv")
     assert r.status_code == 200 and r.mimetype == "text/csv"
     table = pacsv.read_csv(io.BytesIO(r.data))
-    assert table.num_rows == 300 and table.column_names == ["person_id", "district", "fee"]
+    # the de-identified derivative (issue 14): the privacy unit (a pseudonym) is dropped
+    assert table.num_rows == 300 and table.column_names == ["district", "fee"]
     (entry,) = audit_entries(sb, "dataset.downloaded", mark)
     assert (entry["actor"], entry["role"], entry["details"]["format"]) == ("anonymous", "anonymous", "csv")
     r = client.get("/api/v1/datasets/permits/download?format=parquet", headers=bearer(creds["researcher"]["token"]))

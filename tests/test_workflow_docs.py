@@ -16,7 +16,8 @@ ACTIONS = ["application.submitted", "application.rejected", "approval.granted", 
            "suspension.lifted", "dataset.tier_changed", "dataset.risk_acknowledged", "objection.filed",
            "objection.answered", "dataset.registered", "dataset.downloaded", "user.created",
            "user.token_rotated", "key.master_rotated", "alert.raised",
-           "setting.changed"]
+           "setting.changed", "publication.submitted", "publication.proposed", "publication.declined",
+           "publication.expert_reviewed", "publication.rejected", "dataset.published"]
 
 
 def workflow_rules() -> list[tuple[str, str]]:

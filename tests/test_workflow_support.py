@@ -59,6 +59,7 @@ class Side:
     suspended_approval: int = 0
     suspension: int = 0
     objection: int = 0
+    review: int = 0  # the co-signed publication review of the dataset (issue 14)
 
 
 @dataclass
@@ -90,6 +91,9 @@ def _side(sb: Sandbox, admin: SandboxAdmin, researcher: User, owner: User, datas
     side.suspended_approval = existing_approval
     side.suspension = suspensions.create(sb, owner, {"approval_id": existing_approval,
                                                      "reason": "test: suspended"})["suspension_id"]
+    side.review = sb.conn().execute(
+        "SELECT MAX(r.id) FROM publication_reviews r JOIN datasets d ON d.id = r.dataset_id WHERE d.name = ?",
+        (dataset,)).fetchone()[0]
     side.objection = objections.file(sb, researcher, {"target_type": "application",
                                                       "target_id": side.app_decided,
                                                       "text": "test: I object"})["objection_id"]
@@ -105,7 +109,7 @@ def build_world(sb: Sandbox, creds: dict[str, Any]) -> World:
     _, tokens["admin"] = admin.create_user("admin", "admin", "admin-password")
     admin.add_dataset("permits", permits_table(), (FIXTURES / "permits.toml").read_text(encoding="utf-8"),
                       actor=o2)
-    admin.acknowledge_risk(o2, "permits", "test data")
+    admin.publish(o2, "permits", "test data", regulator=find_user(conn, "regulator"))  # issue 14: co-signed
     r1, o1 = find_user(conn, "researcher"), find_user(conn, "owner")
     assert r1 and o1
     own = _side(sb, admin, r1, o1, "residents", creds["researcher"]["approval_id"])

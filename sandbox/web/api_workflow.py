@@ -21,6 +21,7 @@ from sandbox import (
     dataset_caps,
     objections,
     operations,
+    publication,
     suspensions,
     transparency,
 )
@@ -153,9 +154,14 @@ def download(name: str):
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
+def _accepted_if_review(result: dict[str, Any]):
+    """202 when the change waits for the regulator's co-signature (issue 14), 200 when done."""
+    return jsonify(result), (202 if "review_id" in result and result.get("status") != "approved" else 200)
+
+
 @bp.post("/api/v1/datasets/<name>/tier")
 def post_tier(name: str):
-    return jsonify(catalog.change_tier(sandbox(), g.user, name, json_body()))
+    return _accepted_if_review(catalog.change_tier(sandbox(), g.user, name, json_body()))
 
 
 @bp.get("/api/v1/datasets/<name>/risk")
@@ -170,7 +176,33 @@ def get_bounding_report(name: str):
 
 @bp.post("/api/v1/datasets/<name>/risk/ack")
 def post_risk_ack(name: str):
-    return jsonify(catalog.acknowledge_risk(sandbox(), g.user, name, optional_body()))
+    return _accepted_if_review(catalog.acknowledge_risk(sandbox(), g.user, name, optional_body()))
+
+
+# -- publication and tier reviews (第十、十二条; issue 14) ----------------------------------------------
+@bp.get("/api/v1/reviews")
+def list_reviews():
+    return jsonify({"reviews": publication.list_reviews(sandbox(), g.user)})
+
+
+@bp.get("/api/v1/reviews/<review_id>")
+def get_review(review_id: str):
+    return jsonify(publication.get_review(sandbox(), g.user, review_id))
+
+
+@bp.post("/api/v1/reviews/<review_id>/decision")
+def post_review_decision(review_id: str):
+    return jsonify(publication.decide(sandbox(), g.user, review_id, json_body()))
+
+
+@bp.post("/api/v1/reviews/<review_id>/answer")
+def post_review_answer(review_id: str):
+    return _accepted_if_review(publication.answer(sandbox(), g.user, review_id, json_body()))
+
+
+@bp.post("/api/v1/reviews/<review_id>/expert-review")
+def post_expert_review(review_id: str):
+    return jsonify(publication.expert_review(sandbox(), g.user, review_id, json_body()))
 
 
 @bp.get("/api/v1/datasets/<name>/budget-cap")

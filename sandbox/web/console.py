@@ -433,10 +433,11 @@ def init_app(app: Flask) -> None:
         console_public,
         console_regulator,
         console_researcher,
+        console_reviews,
     )
 
     i18n.init_app(app)
     app.register_blueprint(bp)
     for module in (console_public, console_researcher, console_owner, console_owner_datasets,
-                   console_regulator, console_oversight):
+                   console_regulator, console_oversight, console_reviews):
         app.register_blueprint(module.bp)

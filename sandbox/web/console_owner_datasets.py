@@ -339,7 +339,10 @@ def dataset(name: str):
 @role_required("owner")
 def acknowledge(name: str):
     user = signed_in()
-    body: dict[str, Any] = {"note": request.form.get("note", "")}
+    body: dict[str, Any] = {"note": request.form.get("note", ""),
+                            "acknowledge_findings": request.form.get("acknowledge_findings", "")}
+    if request.form.get("k_anonymity", "").strip().isdigit():
+        body["k_anonymity"] = int(request.form["k_anonymity"])
     if request.form.get("version", "").isdigit():
         body["version"] = int(request.form["version"])
     if not request.form.get("confirm"):
@@ -352,15 +355,23 @@ def acknowledge(name: str):
     except SandboxError as err:
         flash(err.message, "error")
     else:
-        flash(_("%(name)s version %(version)s is published.", name=result["dataset"], version=result["version"]),
-              "success")
+        if result.get("published"):
+            flash(_("%(name)s version %(version)s is published.", name=result["dataset"],
+                    version=result["version"]), "success")
+        else:  # issue 14: the regulator co-signs first
+            flash(_("%(name)s version %(version)s is submitted for the regulator's co-signature (review %(id)s).",
+                    name=result["dataset"], version=result["version"], id=result["review_id"]), "success")
+            return redirect(url_for("reviews.detail", review_id=result["review_id"]), code=303)
     return redirect(url_for("owner_datasets.dataset", name=name), code=303)
 
 
 @bp.post("/<name>/tier")
 @role_required("owner")
 def tier(name: str):
-    body = {k: request.form.get(k, "") for k in ("tier", "basis", "deidentification")}
+    body: dict[str, Any] = {k: request.form.get(k, "") for k in ("tier", "basis", "deidentification",
+                                                                  "acknowledge_findings")}
+    if request.form.get("k_anonymity", "").strip().isdigit():
+        body["k_anonymity"] = int(request.form["k_anonymity"])
     try:
         result = catalog.change_tier(sandbox(), signed_in(), name, body)
     except NotFound:
@@ -368,6 +379,9 @@ def tier(name: str):
     except SandboxError as err:
         flash(err.message, "error")
     else:
+        if "review_id" in result:  # a raise: submitted for the regulator's co-signature (issue 14)
+            flash(_("Submitted for the regulator's co-signature."), "success")
+            return redirect(url_for("reviews.detail", review_id=result["review_id"]), code=303)
         flash(_("%(name)s is now %(tier)s.", name=result["dataset"], tier=result["tier"]), "success")
     return redirect(url_for("owner_datasets.dataset", name=name), code=303)
 

@@ -76,6 +76,9 @@ def _overview(verify: dict[str, Any] | None = None):
         "refusals": counts.get("query.refused", 0),
         "suspended": sum(1 for s in suspensions.list_suspensions(sb, user) if s["active"]),
         "open_objections": sum(1 for o in objections.list_objections(sb, user) if o["status"] == "open"),
+        # issue 14: publications and tier raises waiting for the co-signature (第十二条)
+        "reviews": conn.execute("SELECT COUNT(*) FROM publication_reviews WHERE status = 'awaiting_regulator'"
+                                ).fetchone()[0],
     }
     recent = console_queries.timeline(conn, console_queries.TimelineFilter(), limit=8)
     recent_alerts = alert_service.list_alerts(sb, user, limit=5)

@@ -417,7 +417,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "tag": "catalog",
     },
     ("post", "/api/v1/datasets/<name>/risk/ack"): {
-        "summary": "Acknowledge a risk report (owner).",
+        "summary": "Acknowledge a risk report (owner): publishes, or submits for the regulator's "
+                   "co-signature when the version needs review (202).",
         "tag": "catalog",
         "body": "object?",
     },
@@ -434,7 +435,32 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "ok": "BudgetCap",
     },
     ("post", "/api/v1/datasets/<name>/tier"): {
-        "summary": "Change a dataset's tier (owner).",
+        "summary": "Change a dataset's tier: lowering is immediate (owner, regulator); raising is "
+                   "submitted for the regulator's co-signature with a fresh risk scan (owner, 202) or "
+                   "proposed (regulator, 202) (第十、十二条).",
+        "tag": "catalog",
+        "body": "object",
+    },
+    ("get", "/api/v1/reviews"): {
+        "summary": "Publication and tier reviews (owner: own datasets'; regulator: all).",
+        "tag": "catalog",
+    },
+    ("get", "/api/v1/reviews/<review_id>"): {
+        "summary": "One review: scan, de-identification recipe, signatures.",
+        "tag": "catalog",
+    },
+    ("post", "/api/v1/reviews/<review_id>/decision"): {
+        "summary": "Co-sign (approve) or reject a submitted review (regulator).",
+        "tag": "catalog",
+        "body": "object",
+    },
+    ("post", "/api/v1/reviews/<review_id>/answer"): {
+        "summary": "Answer a regulator's tier proposal: accept and submit, or decline with reasons (owner).",
+        "tag": "catalog",
+        "body": "object",
+    },
+    ("post", "/api/v1/reviews/<review_id>/expert-review"): {
+        "summary": "Record the expert review of a declined proposal and its outcome (regulator, 第十条).",
         "tag": "catalog",
         "body": "object",
     },
