@@ -1,4 +1,4 @@
-"""Checkpoints (C2SP tlog-checkpoint) signed as C2SP signed notes with Ed25519.
+"""Checkpoints (C2SP tlog-checkpoint) signed as C2SP signed notes with Ed25519 or SM2.
 
 Checkpoint body (https://c2sp.org/tlog-checkpoint)::
 
@@ -12,6 +12,11 @@ signature ``— <key name> <base64(4-byte key hash || 64-byte Ed25519 signature)
 the key hash is ``SHA-256(name || 0x0A || 0x01 || public key)[:4]`` and the signature is
 over the body bytes exactly. Verifiers ignore signatures by keys they do not know (this is
 how witness cosignatures ride along) and fail on a known key whose signature is bad.
+
+In the ``sm`` profile (issue 17) the note format is the same; the signature is SM2 (DER,
+GB/T 32918.2 with the default distinguishing ID of GM/T 0009) and the key hash uses the
+0xff-escaped SM2 signature type of ``keys.notekeys``. The profile of a log is told by its
+key: a verifier trusting SM2 log keys hashes the tree with SM3 (``tree_hash_for_keys``).
 """
 
 from __future__ import annotations
@@ -23,15 +28,18 @@ from dataclasses import dataclass
 from typing import Final
 
 from audit_log.errors import CheckpointError
-from audit_log.hashing import HASH_SIZE
+from audit_log.hashing import HASH_SIZE, PROFILE_TREE_HASH, TreeHash
 from keys import (
     ALG_ED25519,
+    ALG_SM2,
     KeysError,
     SignatureError,
     Signer,
     VerifierKey,
     check_key_name,
     key_hash,
+    key_profile,
+    note_sigtype,
     public_key_bytes,
     split_pem_public_keys,
     verify_signature,
@@ -157,7 +165,7 @@ def _parse_signature_line(line: str) -> NoteSignature:
 
 
 def note_signature(signer: Signer, text: str) -> NoteSignature:
-    """Sign ``text`` (a note body) as an Ed25519 signed-note signature."""
+    """Sign ``text`` (a note body) as a signed-note signature (Ed25519 or SM2)."""
     return NoteSignature(signer.name, signer.key_id, signer.sign(text.encode()))
 
 
@@ -181,7 +189,8 @@ class LogKey:
 
 
 def load_log_keys(keys: Iterable[str | bytes | LogKey]) -> list[LogKey]:
-    """Accept PEM text (one or more blocks), C2SP vkey strings, raw 32-byte keys."""
+    """Accept PEM text (one or more blocks), C2SP vkey strings, raw 32-byte Ed25519 or
+    65-byte SM2 keys."""
     out: list[LogKey] = []
     for key in keys:
         if isinstance(key, LogKey):
@@ -191,11 +200,16 @@ def load_log_keys(keys: Iterable[str | bytes | LogKey]) -> list[LogKey]:
                 vkey = VerifierKey.parse(key)
             except KeysError as exc:
                 raise CheckpointError(f"bad verifier key: {exc}") from None
-            if vkey.alg != ALG_ED25519:
-                raise CheckpointError("a log key must be an Ed25519 note key (type 0x01)")
+            if vkey.alg not in (ALG_ED25519, ALG_SM2):
+                raise CheckpointError(
+                    "a log key must be a note key (Ed25519 type 0x01 or the SM2 type)"
+                )
             out.append(LogKey(vkey.public_key, vkey.name))
-        elif isinstance(key, bytes) and len(key) == 32:
-            out.append(LogKey(key))
+        elif isinstance(key, bytes) and b"-----BEGIN" not in key:
+            try:
+                out.append(LogKey(public_key_bytes(key)))
+            except KeysError as exc:
+                raise CheckpointError(f"bad public key: {exc}") from None
         else:
             text = key.decode() if isinstance(key, bytes) else key
             try:
@@ -219,7 +233,7 @@ def verify_note(note: str | Note, keys: Iterable[str | bytes | LogKey]) -> tuple
         for key in trusted:
             if key.name is not None and key.name != sig.name:
                 continue
-            if key_hash(sig.name, ALG_ED25519, key.public_key) != sig.key_hash:
+            if key_hash(sig.name, note_sigtype(key.public_key), key.public_key) != sig.key_hash:
                 continue
             try:
                 verify_signature(key.public_key, msg, sig.signature)
@@ -247,6 +261,21 @@ def open_checkpoint(
     return checkpoint
 
 
+def tree_hash_for_keys(keys: Iterable[LogKey]) -> TreeHash:
+    """The tree hash of a log whose trusted keys are ``keys``: SHA-256 for Ed25519 keys,
+    SM3 for SM2 keys (issue 17). Keys of both profiles together are refused: one log is
+    one profile, and guessing would let a key of the other profile choose the hash."""
+    profiles = {key_profile(k.public_key) for k in keys}
+    if len(profiles) != 1:
+        raise CheckpointError(
+            "the trusted log keys mix the international (Ed25519) and SM (SM2) profiles; "
+            "give only the keys of the log's own profile"
+            if profiles
+            else "no trusted log key"
+        )
+    return PROFILE_TREE_HASH[profiles.pop()]
+
+
 def key_ids(note: str) -> list[str]:
     return [sig.key_hash.hex() for sig in Note.parse(note).signatures]
 
@@ -263,5 +292,6 @@ __all__ = [
     "public_key_bytes",
     "sign_checkpoint",
     "sign_note",
+    "tree_hash_for_keys",
     "verify_note",
 ]

@@ -9,11 +9,11 @@ byte, property-tested)::
      "prev": "<64 hex: chain hash of entry seq-1, or 64 zeros for seq 0>"}
 
 ``time`` is RFC 3339 in UTC with exactly six fractional digits and ``Z``, so that string
-order is time order. The Merkle leaf is the canonical bytes (leaf hash = SHA-256(0x00 ||
-bytes), RFC 6962). The chain hash is::
+order is time order. The Merkle leaf is the canonical bytes (leaf hash = H(0x00 ||
+bytes), RFC 6962, H = SHA-256, or SM3 in the ``sm`` profile). The chain hash is::
 
     chain[-1] = 32 zero bytes
-    chain[n]  = SHA-256(chain[n-1] || leaf_hash[n])
+    chain[n]  = H(chain[n-1] || leaf_hash[n])
 
 and every entry names its predecessor's chain hash in ``prev``. The tree proves
 inclusion and append-only growth against a signed root; the chain lets a reader of an
@@ -23,7 +23,6 @@ after the edited entry).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from typing import Any, Final
 
 from audit_log import canonical
 from audit_log.errors import EntryError
-from audit_log.hashing import hash_leaf
+from audit_log.hashing import SHA256, TreeHash
 
 ZERO_CHAIN: Final = bytes(32)
 ZERO_CHAIN_HEX: Final = "0" * 64
@@ -61,9 +60,9 @@ def parse_time(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
-def chain_hash(prev_chain: bytes, leaf_hash: bytes) -> bytes:
-    """chain[n] = SHA-256(chain[n-1] || leaf_hash[n]) (see module docstring)."""
-    return hashlib.sha256(prev_chain + leaf_hash).digest()
+def chain_hash(prev_chain: bytes, leaf_hash: bytes, th: TreeHash = SHA256) -> bytes:
+    """chain[n] = H(chain[n-1] || leaf_hash[n]) (see module docstring)."""
+    return th.digest(prev_chain + leaf_hash)
 
 
 @dataclass(frozen=True)
@@ -167,5 +166,5 @@ def decode(line: bytes) -> dict[str, Any]:
     return result
 
 
-def leaf_hash_of(line: bytes) -> bytes:
-    return hash_leaf(line)
+def leaf_hash_of(line: bytes, th: TreeHash = SHA256) -> bytes:
+    return th.hash_leaf(line)

@@ -1,7 +1,8 @@
 """Merkle proof *verification* (RFC 9162 §2.1.3.2 and §2.1.4.2), pure; raises on failure.
 
 Following pyca/cryptography, verification never returns ``False``: a proof either checks
-or ``ProofError`` is raised.
+or ``ProofError`` is raised. ``th`` is the tree hash (SHA-256 by default, SM3 in the ``sm``
+profile); the algorithms are the RFC's for both.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from audit_log.errors import ProofError
-from audit_log.hashing import HASH_SIZE, hash_children
+from audit_log.hashing import HASH_SIZE, SHA256, TreeHash
 
 
 def _check_hashes(proof: Sequence[bytes], what: str) -> None:
@@ -19,7 +20,7 @@ def _check_hashes(proof: Sequence[bytes], what: str) -> None:
 
 
 def root_from_inclusion_proof(
-    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes]
+    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], th: TreeHash = SHA256
 ) -> bytes:
     """The root implied by an inclusion proof (RFC 9162 §2.1.3.2 steps 1–4)."""
     if not 0 <= index < size:
@@ -30,13 +31,13 @@ def root_from_inclusion_proof(
         if sn == 0:
             raise ProofError("inclusion proof is too long")
         if fn & 1 or fn == sn:
-            r = hash_children(p, r)
+            r = th.hash_children(p, r)
             if not fn & 1:
                 while not fn & 1 and fn != 0:
                     fn >>= 1
                     sn >>= 1
         else:
-            r = hash_children(r, p)
+            r = th.hash_children(r, p)
         fn >>= 1
         sn >>= 1
     if sn != 0:
@@ -45,16 +46,26 @@ def root_from_inclusion_proof(
 
 
 def verify_inclusion(
-    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+    leaf_hash: bytes,
+    index: int,
+    size: int,
+    proof: Sequence[bytes],
+    root: bytes,
+    th: TreeHash = SHA256,
 ) -> None:
     """Raise ``ProofError`` unless ``proof`` shows leaf ``index`` of tree ``size`` has
     ``leaf_hash`` under ``root``."""
-    if root_from_inclusion_proof(leaf_hash, index, size, proof) != root:
+    if root_from_inclusion_proof(leaf_hash, index, size, proof, th) != root:
         raise ProofError("inclusion proof does not lead to the root hash")
 
 
 def verify_consistency(
-    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+    old_size: int,
+    new_size: int,
+    old_root: bytes,
+    new_root: bytes,
+    proof: Sequence[bytes],
+    th: TreeHash = SHA256,
 ) -> None:
     """Raise ``ProofError`` unless the tree of ``new_size`` extends the tree of ``old_size``
     (RFC 9162 §2.1.4.2)."""
@@ -85,14 +96,14 @@ def verify_consistency(
         if sn == 0:
             raise ProofError("consistency proof is too long")
         if fn & 1 or fn == sn:
-            fr = hash_children(c, fr)
-            sr = hash_children(c, sr)
+            fr = th.hash_children(c, fr)
+            sr = th.hash_children(c, sr)
             if not fn & 1:
                 while not fn & 1 and fn != 0:
                     fn >>= 1
                     sn >>= 1
         else:
-            sr = hash_children(sr, c)
+            sr = th.hash_children(sr, c)
         fn >>= 1
         sn >>= 1
     if sn != 0:

@@ -18,7 +18,7 @@ from typing import Any
 
 from audit_log.checkpoint import Checkpoint
 from audit_log.errors import AuditError, ProofError
-from audit_log.hashing import hash_leaf
+from audit_log.hashing import SHA256, TreeHash
 from audit_log.proofs import verify_inclusion
 from audit_log.store import AppendedEntry
 
@@ -81,11 +81,16 @@ def make_receipt(appended: AppendedEntry, query_id: str, origin: str | None = No
 
 
 def verify_receipt(
-    receipt: Receipt, entry: bytes, proof: list[bytes], checkpoint: Checkpoint
+    receipt: Receipt,
+    entry: bytes,
+    proof: list[bytes],
+    checkpoint: Checkpoint,
+    th: TreeHash = SHA256,
 ) -> None:
     """Raise unless ``entry`` is the receipt's entry and ``proof`` includes it in
-    ``checkpoint`` (already signature-checked by the caller)."""
-    if hash_leaf(entry).hex() != receipt.leaf_hash:
+    ``checkpoint`` (already signature-checked by the caller). ``th`` is the log's tree
+    hash (``checkpoint.tree_hash_for_keys`` of the keys that opened the checkpoint)."""
+    if th.hash_leaf(entry).hex() != receipt.leaf_hash:
         raise ReceiptError("the entry does not match the receipt's leaf hash")
     if checkpoint.size < receipt.tree_size:
         raise ProofError(
@@ -99,4 +104,5 @@ def verify_receipt(
         checkpoint.size,
         proof,
         checkpoint.root_hash,
+        th,
     )

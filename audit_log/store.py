@@ -20,6 +20,13 @@ Tables (created by ``SCHEMA_STATEMENTS``, run by ``sandbox.migrations``):
     every signed checkpoint issued (note text, size, root, key id, time).
 ``audit_cosignatures``
     witness cosignature lines received for a checkpoint.
+``audit_params``
+    fixed parameters of the log: ``tree_hash`` = ``sha256`` (the default, also when the
+    row or the table is absent) or ``sm3`` (the ``sm`` cryptography profile, issue 17),
+    set once before the first entry by ``set_tree_hash``, which creates the table
+    (``PARAMS_SCHEMA_STATEMENTS``, idempotent) so that logs made before it need no
+    migration: they have no table and are SHA-256. Every function here hashes with the
+    log's own tree hash, so no caller can mix two in one tree.
 
 Durable appends are bound by one fsync per COMMIT (WAL, ``synchronous=FULL``), so an
 append does as little else as it can: one primary-key read of the last entry, one
@@ -48,7 +55,7 @@ from audit_log import tree
 from audit_log.checkpoint import Checkpoint, Note, sign_checkpoint
 from audit_log.entry import ZERO_CHAIN, chain_hash, encode_entry, format_time
 from audit_log.errors import CheckpointError, EntryError, ProofError, StoreError
-from audit_log.hashing import empty_root, hash_children, hash_leaf
+from audit_log.hashing import PROFILE_TREE_HASH, SHA256, TreeHash, tree_hash
 from keys import Signer
 
 
@@ -110,6 +117,72 @@ SCHEMA_STATEMENTS: list[str] = [
     *_immutable("audit_checkpoints"),
     *_immutable("audit_cosignatures"),
 ]
+
+PARAMS_SCHEMA_STATEMENTS: list[str] = [
+    """CREATE TABLE IF NOT EXISTS audit_params (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+    *(
+        s.replace("CREATE TRIGGER", "CREATE TRIGGER IF NOT EXISTS")
+        for s in _immutable("audit_params")
+    ),
+]
+
+
+def tree_hash_of(conn: sqlite3.Connection) -> TreeHash:
+    """The log's tree hash: ``audit_params.tree_hash``, SHA-256 when unset (logs made
+    before issue 17 have no such row, or no such table)."""
+    try:
+        row = conn.execute("SELECT value FROM audit_params WHERE name = 'tree_hash'").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return SHA256
+        raise
+    return SHA256 if row is None else tree_hash(str(row[0]))
+
+
+# The tree hash of a log with entries never changes (``set_tree_hash`` refuses then), so it
+# is remembered per connection once the log is known to be non-empty: a proof stays one
+# query. The connection itself is kept in the value, so its id cannot be reused meanwhile.
+_tree_hashes: dict[int, tuple[sqlite3.Connection, TreeHash]] = {}
+
+
+def _log_tree_hash(conn: sqlite3.Connection) -> TreeHash:
+    hit = _tree_hashes.get(id(conn))
+    if hit is not None and hit[0] is conn:
+        return hit[1]
+    return tree_hash_of(conn)
+
+
+def _remember_tree_hash(conn: sqlite3.Connection, th: TreeHash) -> None:
+    if id(conn) not in _tree_hashes and len(_tree_hashes) >= _MAX_HEADS:
+        _tree_hashes.pop(next(iter(_tree_hashes)))
+    _tree_hashes[id(conn)] = (conn, th)
+
+
+def set_tree_hash(conn: sqlite3.Connection, name: str) -> None:
+    """Fix the log's tree hash (``sha256`` or ``sm3``) before its first entry.
+
+    Idempotent for the same value; ``StoreError`` if the log already has another one, or
+    already has entries hashed with SHA-256 (the hash of a log never changes).
+    """
+    wanted = tree_hash(name)
+    for statement in PARAMS_SCHEMA_STATEMENTS:
+        conn.execute(statement)
+    current = tree_hash_of(conn)
+    row = conn.execute("SELECT value FROM audit_params WHERE name = 'tree_hash'").fetchone()
+    if row is not None:
+        if current is not wanted:
+            raise StoreError(
+                f"the audit log is hashed with {current.name}; it cannot change to {wanted.name}"
+            )
+        return
+    if wanted is not SHA256 and size(conn) > 0:
+        raise StoreError(
+            f"the audit log already holds SHA-256 entries; it cannot change to {wanted.name}"
+        )
+    conn.execute("INSERT INTO audit_params (name, value) VALUES ('tree_hash', ?)", (wanted.name,))
 
 
 @dataclass(frozen=True)
@@ -214,8 +287,13 @@ _current_size = size  # ``root``, ``inclusion_proof`` … take a ``size`` argume
 def _hashes(conn: sqlite3.Connection, parts: list[list[tree.Node]], tree_size: int) -> list[bytes]:
     """The hash of each part (a fold of stored perfect subtrees), in one query."""
     node = _fetch(conn, dict.fromkeys(n for part in parts for n in part), tree_size)
+    if not any(len(part) > 1 for part in parts):
+        return [node(*part[0]) for part in parts]
+    th = _log_tree_hash(conn)
+    _remember_tree_hash(conn, th)  # the fetch proved the log holds ``tree_size`` > 0 entries
     return [
-        node(*part[0]) if len(part) == 1 else tree.fold([node(*n) for n in part]) for part in parts
+        node(*part[0]) if len(part) == 1 else tree.fold([node(*n) for n in part], th)
+        for part in parts
     ]
 
 
@@ -224,7 +302,7 @@ def root(conn: sqlite3.Connection, size: int | None = None) -> bytes:
     tree_size = _current_size(conn) if size is None else size
     if tree_size <= 0:
         _fetch(conn, (), tree_size)  # raises for a negative size
-        return empty_root()
+        return tree_hash_of(conn).empty_root()
     return _hashes(conn, [tree.perfect_subtrees(0, tree_size)], tree_size)[0]
 
 
@@ -251,6 +329,7 @@ class _Head(NamedTuple):
     size: int
     chain: bytes
     border: tuple[tuple[int, bytes], ...]
+    th: TreeHash
 
 
 # Keyed by id(connection) (sqlite3 connections take no weak references) and only used
@@ -274,18 +353,21 @@ def _head(conn: sqlite3.Connection) -> _Head:
     last entry (one primary-key read), else read from the stored subtrees."""
     last = conn.execute(_LAST_ENTRY).fetchone()
     if last is None:
-        return _Head(0, ZERO_CHAIN, ())
+        return _Head(0, ZERO_CHAIN, (), tree_hash_of(conn))
     tree_size, chain = int(last[0]) + 1, bytes(last[1])
     head = _heads.get(id(conn))
     if head is not None and head.size == tree_size and head.chain == chain:
-        return head  # the chain hash commits to every leaf, so the border is right
+        # the chain hash commits to every leaf (and so to the log), so border and hash are right
+        return head
     nodes = tree.perfect_subtrees(0, tree_size)
     node = _fetch(conn, nodes, tree_size)
-    return _Head(tree_size, chain, tuple((lv, node(lv, i)) for lv, i in nodes))
+    return _Head(
+        tree_size, chain, tuple((lv, node(lv, i)) for lv, i in nodes), _log_tree_hash(conn)
+    )
 
 
 def _grow(
-    border: tuple[tuple[int, bytes], ...], seq: int, leaf: bytes
+    border: tuple[tuple[int, bytes], ...], seq: int, leaf: bytes, th: TreeHash
 ) -> tuple[tuple[tuple[int, bytes], ...], list[tuple[int, int, bytes]]]:
     """The border after appending leaf ``seq``, and the perfect subtrees it completes
     (one per trailing 1 bit of ``seq``) as ``(level, index, hash)`` rows to store."""
@@ -293,7 +375,7 @@ def _grow(
     completed: list[tuple[int, int, bytes]] = []
     level, h = 0, leaf
     while stack and stack[-1][0] == level:
-        h = hash_children(stack.pop()[1], h)
+        h = th.hash_children(stack.pop()[1], h)
         level += 1
         completed.append((level, seq >> level, h))
     stack.append((level, h))
@@ -340,17 +422,19 @@ def append(
         details=details,
         prev=prev.hex(),
     )
-    leaf = hash_leaf(data)
-    chain = chain_hash(prev, leaf)
+    th = head.th
+    leaf = th.hash_leaf(data)
+    chain = chain_hash(prev, leaf, th)
     conn.execute(_INSERT_ENTRY, (seq, time, actor, role, action, subject, data, leaf, chain))
-    border, completed = _grow(head.border, seq, leaf)
+    border, completed = _grow(head.border, seq, leaf, th)
     if len(completed) == 1:
         conn.execute(_INSERT_NODE, completed[0])
     elif completed:
         conn.executemany(_INSERT_NODE, completed)
     if id(conn) not in _heads and len(_heads) >= _MAX_HEADS:
         _heads.pop(next(iter(_heads)))
-    _heads[id(conn)] = _Head(seq + 1, chain, border)
+    _heads[id(conn)] = _Head(seq + 1, chain, border, th)
+    _remember_tree_hash(conn, th)
     return AppendedEntry(seq, leaf.hex(), chain.hex(), seq + 1, time)
 
 
@@ -466,7 +550,16 @@ def issue_checkpoint(conn: sqlite3.Connection, signer: Signer, origin: str, now:
     Idempotent: if the latest checkpoint already covers the current size with the same
     origin and key, it is returned instead of a duplicate. Safe outside a transaction
     (stored subtrees never change, so the size and root read belong together).
+
+    SECURITY: the key must be of the log's profile (Ed25519 for a SHA-256 tree, SM2 for an
+    SM3 tree): verifiers choose the tree hash by the log key's algorithm (``verify``).
     """
+    th = tree_hash_of(conn)
+    if PROFILE_TREE_HASH[signer.profile] is not th:
+        raise StoreError(
+            f"a {signer.algorithm} key cannot sign checkpoints of a {th.name} log: the log "
+            "key must be of the workspace's cryptography profile"
+        )
     tree_size = size(conn)
     latest = conn.execute("SELECT * FROM audit_checkpoints ORDER BY id DESC LIMIT 1").fetchone()
     if (

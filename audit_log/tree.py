@@ -9,7 +9,8 @@ O(log n) lookups whatever the tree size (transparency-dev/merkle ``compact`` ran
 ``NodeReader`` is ``(level, index) -> hash``; ``leaves_node_reader`` builds one from a list
 for tests and small trees. ``inclusion_plan`` (and ``plan`` of ``consistency_ranges``)
 say up front which nodes a proof needs, so ``audit_log.store`` fetches them in one
-indexed query instead of one query per node.
+indexed query instead of one query per node. Every function hashing nodes takes the tree
+hash (``th``, SHA-256 by default, SM3 in the ``sm`` profile).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from audit_log.errors import ProofError
-from audit_log.hashing import empty_root, hash_children
+from audit_log.hashing import SHA256, TreeHash
 
 NodeReader = Callable[[int, int], bytes]
 
@@ -56,25 +57,25 @@ def perfect_subtrees(start: int, end: int) -> list[Node]:
     return parts
 
 
-def fold(parts: Sequence[bytes]) -> bytes:
+def fold(parts: Sequence[bytes], th: TreeHash = SHA256) -> bytes:
     """MTH of adjacent perfect subtrees given left to right: folded from the right, which
     is exactly RFC 9162's recursive definition over their union."""
     result = parts[-1]
     for left in reversed(parts[:-1]):
-        result = hash_children(left, result)
+        result = th.hash_children(left, result)
     return result
 
 
-def subtree_hash(start: int, end: int, node: NodeReader) -> bytes:
+def subtree_hash(start: int, end: int, node: NodeReader, th: TreeHash = SHA256) -> bytes:
     """MTH(D[start:end]) for a range produced by RFC 9162's splits (``start`` aligned)."""
-    return fold([node(level, index) for level, index in perfect_subtrees(start, end)])
+    return fold([node(level, index) for level, index in perfect_subtrees(start, end)], th)
 
 
-def root(size: int, node: NodeReader) -> bytes:
+def root(size: int, node: NodeReader, th: TreeHash = SHA256) -> bytes:
     """MTH(D[0:size]); the empty root for size 0."""
     if size < 0:
         raise ProofError("tree size must not be negative")
-    return empty_root() if size == 0 else subtree_hash(0, size, node)
+    return th.empty_root() if size == 0 else subtree_hash(0, size, node, th)
 
 
 def inclusion_plan(index: int, size: int) -> list[list[Node]]:
@@ -136,25 +137,31 @@ def plan(ranges: Sequence[tuple[int, int]]) -> list[list[Node]]:
     return [perfect_subtrees(start, end) for start, end in ranges]
 
 
-def inclusion_proof(index: int, size: int, node: NodeReader) -> list[bytes]:
+def inclusion_proof(index: int, size: int, node: NodeReader, th: TreeHash = SHA256) -> list[bytes]:
     """PATH(index, D[0:size]) of RFC 9162 §2.1.3.1, leaf side first."""
-    return [fold([node(*n) for n in part]) for part in inclusion_plan(index, size)]
+    return [fold([node(*n) for n in part], th) for part in inclusion_plan(index, size)]
 
 
-def consistency_proof(old_size: int, new_size: int, node: NodeReader) -> list[bytes]:
+def consistency_proof(
+    old_size: int, new_size: int, node: NodeReader, th: TreeHash = SHA256
+) -> list[bytes]:
     """PROOF(old_size, D[0:new_size]) of RFC 9162 §2.1.4.1 (SUBPROOF with b = true).
 
     Empty when ``old_size`` is 0 or equals ``new_size`` (nothing to prove).
     """
-    return [subtree_hash(start, end, node) for start, end in consistency_ranges(old_size, new_size)]
+    return [
+        subtree_hash(start, end, node, th) for start, end in consistency_ranges(old_size, new_size)
+    ]
 
 
-def leaves_node_reader(leaf_hashes: Sequence[bytes]) -> NodeReader:
+def leaves_node_reader(leaf_hashes: Sequence[bytes], th: TreeHash = SHA256) -> NodeReader:
     """A NodeReader over an in-memory list of leaf hashes (all levels precomputed)."""
     levels: list[list[bytes]] = [list(leaf_hashes)]
     while len(levels[-1]) > 1:
         below = levels[-1]
-        levels.append([hash_children(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)])
+        levels.append(
+            [th.hash_children(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
+        )
 
     def node(level: int, index: int) -> bytes:
         try:
@@ -172,25 +179,26 @@ class RootBuilder:
     O(log n) and each push costs amortised one node hash.
     """
 
-    __slots__ = ("_stack", "size")
+    __slots__ = ("_stack", "size", "th")
 
-    def __init__(self) -> None:
+    def __init__(self, th: TreeHash = SHA256) -> None:
         self._stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly decreasing
         self.size = 0
+        self.th = th
 
     def push(self, leaf_hash: bytes) -> None:
         stack = self._stack
         level, h = 0, leaf_hash
         while stack and stack[-1][0] == level:
-            h = hash_children(stack.pop()[1], h)
+            h = self.th.hash_children(stack.pop()[1], h)
             level += 1
         stack.append((level, h))
         self.size += 1
 
     def root(self) -> bytes:
         if not self._stack:
-            return empty_root()
+            return self.th.empty_root()
         h = self._stack[-1][1]
         for _, left in reversed(self._stack[:-1]):
-            h = hash_children(left, h)
+            h = self.th.hash_children(left, h)
         return h

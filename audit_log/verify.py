@@ -18,6 +18,10 @@ How damage is localised: an edit to entry ``k`` changes its leaf hash, so the li
 jump in ``seq``; swapped entries as a ``seq`` that reappears later; an inserted entry as
 a repeated ``seq`` or two entries naming the same predecessor.
 
+The tree and chain hash is the log's: SHA-256 when the trusted keys are Ed25519, SM3 when
+they are SM2 (issue 17, ``checkpoint.tree_hash_for_keys``), so the public key alone is
+enough to verify a log of either profile.
+
 Limits (documented, also in docs/audit.md): an attacker who rewrites a whole suffix,
 recomputing every later ``prev``, is caught by the signed root but cannot be localised to
 one entry; truncation back to an older *genuine* checkpoint is only caught by a witness
@@ -34,10 +38,16 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from audit_log.checkpoint import Checkpoint, LogKey, load_log_keys, open_checkpoint
+from audit_log.checkpoint import (
+    Checkpoint,
+    LogKey,
+    load_log_keys,
+    open_checkpoint,
+    tree_hash_for_keys,
+)
 from audit_log.entry import ZERO_CHAIN, check_canonical
 from audit_log.errors import CheckpointError, EntryError, VerificationError
-from audit_log.hashing import LEAF_PREFIX, NODE_PREFIX, empty_root, hash_children
+from audit_log.hashing import LEAF_PREFIX, NODE_PREFIX, SHA256, TreeHash, tree_hash
 
 _ZERO32 = ZERO_CHAIN
 _PARALLEL_MIN_BYTES = 32 * 1024 * 1024
@@ -56,6 +66,7 @@ class VerifyReport:
     checkpoints: int
     unsigned_tail: int
     encoding_checked: bool = True
+    tree_hash: str = "sha256"
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -68,6 +79,7 @@ class VerifyReport:
             "checkpoints": self.checkpoints,
             "unsigned_tail": self.unsigned_tail,
             "encoding_checked": self.encoding_checked,
+            "tree_hash": self.tree_hash,
         }
 
 
@@ -75,28 +87,43 @@ class VerifyReport:
 Piece = tuple[int, int, bytes]  # (level, first leaf index, hash) of a perfect subtree
 
 
-def _push(stack: list[Piece], level: int, start: int, h: bytes) -> None:
+def _leaf_hashes(lines: Sequence[bytes], th: TreeHash) -> list[bytes]:
+    if th is SHA256:  # the hot loop, without a call per line through ``TreeHash.digest``
+        return [_sha256(LEAF_PREFIX + line).digest() for line in lines]
+    digest = th.digest
+    return [digest(LEAF_PREFIX + line) for line in lines]
+
+
+def _push(stack: list[Piece], level: int, start: int, h: bytes, th: TreeHash = SHA256) -> None:
     """Append a perfect subtree to a compact range, merging it with its left sibling(s)."""
     while stack:
         top_level, top_start, top_hash = stack[-1]
         if top_level != level or top_start % (2 << level) or top_start + (1 << level) != start:
             break
         stack.pop()
-        h = hash_children(top_hash, h)
+        h = th.hash_children(top_hash, h)
         level, start = level + 1, top_start
     stack.append((level, start, h))
 
 
-def _perfect_root(leaves: Sequence[bytes]) -> bytes:
+def _perfect_root(leaves: Sequence[bytes], th: TreeHash = SHA256) -> bytes:
     """Root of a perfect subtree (len(leaves) a power of two), level by level."""
     level = list(leaves)
-    sha256, node = _sha256, NODE_PREFIX
+    node = NODE_PREFIX
+    if th is SHA256:
+        sha256 = _sha256
+        while len(level) > 1:
+            level = [
+                sha256(node + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)
+            ]
+        return level[0]
+    digest = th.digest
     while len(level) > 1:
-        level = [sha256(node + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+        level = [digest(node + level[i] + level[i + 1]) for i in range(0, len(level), 2)]
     return level[0]
 
 
-def _pieces(leaves: Sequence[bytes], first_index: int) -> list[Piece]:
+def _pieces(leaves: Sequence[bytes], first_index: int, th: TreeHash = SHA256) -> list[Piece]:
     """The leaves ``first_index ..`` as maximal aligned perfect subtrees, left to right
     (the compact range of transparency-dev/merkle), which ``_push`` can merge in order."""
     out: list[Piece] = []
@@ -106,18 +133,18 @@ def _pieces(leaves: Sequence[bytes], first_index: int) -> list[Piece]:
         while size > end - pos:
             size >>= 1
         at = pos - first_index
-        out.append((size.bit_length() - 1, pos, _perfect_root(leaves[at : at + size])))
+        out.append((size.bit_length() - 1, pos, _perfect_root(leaves[at : at + size], th)))
         pos += size
     return out
 
 
-def _fold(stack: Sequence[Piece]) -> bytes:
+def _fold(stack: Sequence[Piece], th: TreeHash = SHA256) -> bytes:
     """Root of a compact range that starts at leaf 0 (RFC 9162 MTH)."""
     if not stack:
-        return empty_root()
+        return th.empty_root()
     h = stack[-1][2]
     for _, _, left in reversed(stack[:-1]):
-        h = hash_children(left, h)
+        h = th.hash_children(left, h)
     return h
 
 
@@ -162,6 +189,7 @@ def _scan_chunk(
     problem: str | None,
     wanted: frozenset[int],
     encoding: bool = True,
+    th: TreeHash = SHA256,
 ) -> _Chunk:
     """Check encoding, seq and chain links of ``lines`` and build their compact range.
 
@@ -170,7 +198,8 @@ def _scan_chunk(
     (integrity only: order, chain, tree and signatures are still checked).
     """
     chunk = _Chunk(first_index, len(lines))
-    leaves = [_sha256(LEAF_PREFIX + line).digest() for line in lines]
+    leaves = _leaf_hashes(lines, th)
+    digest = th.digest
     chain = _ZERO32
     for i, line in enumerate(lines):
         try:
@@ -191,11 +220,11 @@ def _scan_chunk(
         ):
             chunk.bad = i
             break
-        chain = _sha256(prev + leaves[i]).digest()
-    chunk.pieces = _pieces(leaves, first_index)
+        chain = digest(prev + leaves[i])
+    chunk.pieces = _pieces(leaves, first_index, th)
     for size in wanted:
         if first_index < size <= first_index + len(lines):
-            chunk.snapshots[size] = _pieces(leaves[: size - first_index], first_index)
+            chunk.snapshots[size] = _pieces(leaves[: size - first_index], first_index, th)
     chunk.last_chain = chain
     if problem and lines and chunk.bad is None:
         chunk.bad, chunk.bad_encoding = len(lines) - 1, problem
@@ -228,12 +257,13 @@ def _scan_range(
     final: bool,
     wanted: frozenset[int],
     encoding: bool = True,
+    hash_name: str = "sha256",
 ) -> _Chunk:
     with open(path, "rb") as fh:
         fh.seek(start)
         data = fh.read(end - start)
     lines, problem = _split_lines(data, final)
-    return _scan_chunk(lines, first_index, problem, wanted, encoding)
+    return _scan_chunk(lines, first_index, problem, wanted, encoding, tree_hash(hash_name))
 
 
 # --------------------------------------------------------------------------- classification
@@ -245,12 +275,13 @@ class _Records:
     sort after ``details``).
     """
 
-    def __init__(self, lines: Sequence[bytes]) -> None:
+    def __init__(self, lines: Sequence[bytes], th: TreeHash = SHA256) -> None:
+        self.th = th
         self.seqs = array("q")
         self.prevs: list[bytes | None] = []
         self.leaves: list[bytes] = []
         for line in lines:
-            self.leaves.append(_sha256(LEAF_PREFIX + line).digest())
+            self.leaves.append(th.hash_leaf(line))
             self.seqs.append(self._seq(line))
             self.prevs.append(self._prev(line))
         self.n = len(self.leaves)
@@ -282,7 +313,7 @@ class _Records:
         if q == 0:
             return self.prevs[0] == _ZERO32
         before = self.prevs[q - 1]
-        return before is not None and self.prevs[q] == _sha256(before + self.leaves[q - 1]).digest()
+        return before is not None and self.prevs[q] == self.th.digest(before + self.leaves[q - 1])
 
 
 def _classify(rec: _Records, p: int) -> VerificationError:
@@ -391,6 +422,7 @@ def _verify_chunks(
     chunks: Sequence[_Chunk],
     cps: list[Checkpoint],
     records: Callable[[], _Records],
+    th: TreeHash = SHA256,
 ) -> VerifyReport:
     found = _first_anomaly(chunks)
     if found is not None:
@@ -407,17 +439,17 @@ def _verify_chunks(
             f"the checkpoint covers {largest.size} entries but the log has {count}: "
             f"entries from {count} on are missing",
         )
-    roots: dict[int, bytes] = {0: empty_root()}
+    roots: dict[int, bytes] = {0: th.empty_root()}
     stack: list[Piece] = []
     for chunk in chunks:
         for size, snapshot in chunk.snapshots.items():
             combined = list(stack)
             for piece in snapshot:
-                _push(combined, *piece)
-            roots[size] = _fold(combined)
+                _push(combined, *piece, th)
+            roots[size] = _fold(combined, th)
         for piece in chunk.pieces:
-            _push(stack, *piece)
-    roots[count] = _fold(stack)
+            _push(stack, *piece, th)
+    roots[count] = _fold(stack, th)
     matched = [cp for cp in cps if roots[cp.size] == cp.root_hash]
     for cp in cps:
         if roots[cp.size] == cp.root_hash:
@@ -446,6 +478,7 @@ def _verify_chunks(
         origin=largest.origin,
         checkpoints=len(cps),
         unsigned_tail=count - largest.size,
+        tree_hash=th.name,
     )
 
 
@@ -457,12 +490,25 @@ def verify_lines(
     origin: str | None = None,
     encoding: bool = True,
 ) -> VerifyReport:
-    """Verify in-memory entry lines (without newlines). Raises ``VerificationError``."""
-    cps = _load_checkpoints(checkpoint_notes, load_log_keys(public_keys), origin)
+    """Verify in-memory entry lines (without newlines). Raises ``VerificationError``.
+
+    The tree hash is the keys' profile's (SHA-256 for Ed25519, SM3 for SM2)."""
+    trusted = load_log_keys(public_keys)
+    th = _tree_hash(trusted)
+    cps = _load_checkpoints(checkpoint_notes, trusted, origin)
     wanted = frozenset(cp.size for cp in cps)
-    chunk = _scan_chunk(lines, 0, None, wanted, encoding)
-    report = _verify_chunks([chunk], cps, lambda: _Records(lines))
+    chunk = _scan_chunk(lines, 0, None, wanted, encoding, th)
+    report = _verify_chunks([chunk], cps, lambda: _Records(lines, th), th)
     return replace(report, encoding_checked=encoding)
+
+
+def _tree_hash(trusted: list[LogKey]) -> TreeHash:
+    if not trusted:
+        return SHA256  # ``_load_checkpoints`` then says what is missing
+    try:
+        return tree_hash_for_keys(trusted)
+    except CheckpointError as exc:
+        raise VerificationError("bad_signature", None, str(exc)) from None
 
 
 def default_checkpoint_path(log_path: Path) -> Path:
@@ -485,31 +531,39 @@ def _ranges(path: Path, pieces: int) -> list[tuple[int, int]]:
 
 
 def _scan_file(
-    path: Path, cps: list[Checkpoint], workers: int | None, encoding: bool
+    path: Path, cps: list[Checkpoint], workers: int | None, encoding: bool, th: TreeHash
 ) -> list[_Chunk]:
     file_size = path.stat().st_size
     if workers is None:
         workers = (os.cpu_count() or 1) if file_size >= _PARALLEL_MIN_BYTES else 1
     wanted = frozenset(cp.size for cp in cps)
     if workers <= 1 or file_size == 0:
-        return [_scan_range(str(path), 0, file_size, 0, True, wanted, encoding)]
+        return [_scan_range(str(path), 0, file_size, 0, True, wanted, encoding, th.name)]
     ranges = _ranges(path, workers * 4)
     with ProcessPoolExecutor(max_workers=workers) as pool:
         counts = list(pool.map(_count_lines, [str(path)] * len(ranges), *zip(*ranges, strict=True)))
         firsts = [sum(counts[:k]) for k in range(len(ranges))]
         futures = [
             pool.submit(
-                _scan_range, str(path), a, b, firsts[k], k == len(ranges) - 1, wanted, encoding
+                _scan_range,
+                str(path),
+                a,
+                b,
+                firsts[k],
+                k == len(ranges) - 1,
+                wanted,
+                encoding,
+                th.name,
             )
             for k, (a, b) in enumerate(ranges)
         ]
         return [f.result() for f in futures]
 
 
-def _file_records(path: Path) -> _Records:
+def _file_records(path: Path, th: TreeHash) -> _Records:
     with open(path, "rb") as fh:
         lines, _ = _split_lines(fh.read(), True)
-    return _Records(lines)
+    return _Records(lines, th)
 
 
 def verify_file(
@@ -544,7 +598,9 @@ def verify_file(
             raise VerificationError(
                 "bad_signature", None, f"cannot read checkpoint {cp_path}: {exc}"
             ) from None
-    cps = _load_checkpoints(notes, load_log_keys(public_keys), origin)  # fail fast
-    chunks = _scan_file(path, cps, workers, encoding)
-    report = _verify_chunks(chunks, cps, lambda: _file_records(path))
+    trusted = load_log_keys(public_keys)
+    th = _tree_hash(trusted)  # SHA-256 for Ed25519 log keys, SM3 for SM2 ones
+    cps = _load_checkpoints(notes, trusted, origin)  # fail fast
+    chunks = _scan_file(path, cps, workers, encoding, th)
+    report = _verify_chunks(chunks, cps, lambda: _file_records(path, th), th)
     return replace(report, encoding_checked=encoding)

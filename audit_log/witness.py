@@ -12,6 +12,10 @@ Cosignature (https://c2sp.org/tlog-cosignature, Ed25519 type)::
     key hash       = SHA-256(name || 0x0A || 0x04 || Ed25519 public key)[:4]
     signature line = "— <name> base64(key hash || u64 big-endian time || signature)"
 
+An SM2 witness (``sm`` profile, issue 17) signs the same message with SM2 and uses the
+0xff-escaped SM2 cosignature type of ``keys.notekeys`` in its key hash; the consistency
+proofs it checks use the log's tree hash (SM3 for a log with SM2 keys).
+
 The first checkpoint ever seen for an origin is trusted on first use (documented in
 docs/audit.md): start the witness when the log starts, or compare the first checkpoint out
 of band.
@@ -30,7 +34,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from audit_log.checkpoint import Checkpoint, LogKey, Note, NoteSignature, open_checkpoint
+from audit_log.checkpoint import (
+    Checkpoint,
+    LogKey,
+    Note,
+    NoteSignature,
+    load_log_keys,
+    open_checkpoint,
+    tree_hash_for_keys,
+)
 from audit_log.entry import format_time
 from audit_log.errors import (
     CheckpointError,
@@ -41,10 +53,10 @@ from audit_log.errors import (
 )
 from audit_log.proofs import verify_consistency
 from keys import (
-    ALG_COSIGNATURE_V1,
     KeysError,
     SignatureError,
     Signer,
+    cosignature_sigtype,
     key_hash,
     public_key_bytes,
     verifier_key,
@@ -62,14 +74,19 @@ def cosign(signer: Signer, checkpoint_body: str, timestamp: int) -> NoteSignatur
     """A cosignature/v1 of ``checkpoint_body`` at ``timestamp`` (POSIX seconds)."""
     if not 0 <= timestamp < 2**63:
         raise WitnessError("cosignature timestamp out of range")
-    kid = key_hash(signer.name, ALG_COSIGNATURE_V1, signer.public_key_bytes)
+    kid = key_hash(
+        signer.name, cosignature_sigtype(signer.public_key_bytes), signer.public_key_bytes
+    )
     sig = signer.sign(cosignature_message(checkpoint_body, timestamp))
     return NoteSignature(signer.name, kid, struct.pack(">Q", timestamp) + sig)
 
 
 def witness_verifier_key(signer: Signer) -> str:
-    """The witness's C2SP vkey (type 0x04), to publish to whoever checks cosignatures."""
-    return verifier_key(signer.name, signer.public_key_bytes, ALG_COSIGNATURE_V1)
+    """The witness's C2SP vkey (type 0x04, or the SM2 cosignature type), to publish to
+    whoever checks cosignatures."""
+    return verifier_key(
+        signer.name, signer.public_key_bytes, cosignature_sigtype(signer.public_key_bytes)
+    )
 
 
 def verify_cosignature(note: str, name: str, public_key: str | bytes) -> int:
@@ -82,11 +99,11 @@ def verify_cosignature(note: str, name: str, public_key: str | bytes) -> int:
     except KeysError as exc:
         raise CheckpointError(f"bad witness key: {exc}") from None
     parsed = Note.parse(note)
-    kid = key_hash(name, ALG_COSIGNATURE_V1, raw)
+    kid = key_hash(name, cosignature_sigtype(raw), raw)
     for sig in parsed.signatures:
         if sig.name != name or sig.key_hash != kid:
             continue
-        if len(sig.signature) != 8 + 64:
+        if len(sig.signature) < 8 + 8 or len(sig.signature) > 8 + 72:
             raise CheckpointError(f"malformed cosignature by {name}")
         (timestamp,) = struct.unpack(">Q", sig.signature[:8])
         try:
@@ -123,6 +140,10 @@ class Witness:
         self.signer = signer
         self.log_keys = list(log_keys)
         self.state_path = Path(state_path)
+        try:
+            self.tree_hash = tree_hash_for_keys(load_log_keys(self.log_keys))
+        except CheckpointError as exc:
+            raise WitnessError(f"log keys refused: {exc}") from None
 
     def _load(self) -> dict[str, Any]:
         if not self.state_path.exists():
@@ -203,7 +224,9 @@ class Witness:
                 new_size=new.size,
             )
         try:
-            verify_consistency(old.size, new.size, old.root_hash, new.root_hash, proof)
+            verify_consistency(
+                old.size, new.size, old.root_hash, new.root_hash, proof, self.tree_hash
+            )
         except ProofError as exc:
             path = self._evidence("fork", old.note, note, now)
             raise ForkError(

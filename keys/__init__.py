@@ -13,7 +13,7 @@ from keys.credentials import (
     token_matches,
     verify_password,
 )
-from keys.envelope import decrypt_blob, encrypt_blob
+from keys.envelope import decrypt_blob, encrypt_blob, key_size
 from keys.errors import (
     DecryptionError,
     KeyNotFound,
@@ -25,24 +25,47 @@ from keys.errors import (
 from keys.notekeys import (
     ALG_COSIGNATURE_V1,
     ALG_ED25519,
+    ALG_SM2,
+    ALG_SM2_COSIGNATURE_V1,
     VerifierKey,
     check_key_name,
+    cosignature_sigtype,
     key_hash,
+    note_sigtype,
+    sigtype_bytes,
     verifier_key,
 )
+from keys.profile import DEFAULT_PROFILE, PROFILE_ALGORITHMS, PROFILES, Profile, check_profile
 from keys.ring import LOG_KEY_NAME, PASSPHRASE_ENV, KeyRing, KeyRotation, PublicKeyInfo
 from keys.signing import (
     Signer,
     fingerprint,
+    key_profile,
     public_key_bytes,
     public_key_pem,
+    signature_algorithm,
     split_pem_public_keys,
     verify_signature,
 )
+from keys.sm3 import sm3
 
 __all__ = [
     "ALG_COSIGNATURE_V1",
     "ALG_ED25519",
+    "ALG_SM2",
+    "ALG_SM2_COSIGNATURE_V1",
+    "DEFAULT_PROFILE",
+    "PROFILES",
+    "PROFILE_ALGORITHMS",
+    "Profile",
+    "check_profile",
+    "cosignature_sigtype",
+    "key_profile",
+    "key_size",
+    "note_sigtype",
+    "signature_algorithm",
+    "sm3",
+    "sigtype_bytes",
     "LOG_KEY_NAME",
     "PASSPHRASE_ENV",
     "TOKEN_PREFIX",

@@ -23,6 +23,12 @@ everything and deletes the generated file.
 Key-encryption: scrypt (RFC 7914, N=2^15, r=8, p=1) derives a 256-bit key-encryption key
 (KEK) from the passphrase; every private key and master key is sealed under the KEK with
 AES-256-GCM, its name and id bound as associated data (so sealed keys cannot be swapped).
+
+Cryptography profile (issue 17): a ring is created for one profile (``keys.profile``) and
+records it (``"profile"`` in ``keyring.json``; absent means ``intl``). In the ``sm``
+profile the KEK is PBKDF2-HMAC-SM3 (600,000 iterations, 128-bit), keys are sealed with
+SM4-GCM, the master and data keys are 128-bit SM4 keys and signing keys are SM2. Opening a
+ring with another profile than its own is refused: one workspace is one profile.
 """
 
 from __future__ import annotations
@@ -41,9 +47,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
-from keys.envelope import KEY_SIZE, derive_key, open_sealed, seal
+from keys.envelope import derive_key, derive_key_sm3, key_size, open_sealed, seal
 from keys.errors import DecryptionError, KeyNotFound, KeysError, PassphraseError
 from keys.notekeys import check_key_name
+from keys.profile import DEFAULT_PROFILE, Profile, check_profile
 from keys.signing import Signer, public_key_pem
 
 log = logging.getLogger(__name__)
@@ -54,6 +61,7 @@ RING_FILE: Final = "keyring.json"
 PASSPHRASE_FILE: Final = "passphrase"
 FORMAT: Final = "sandbox-keyring/v1"
 SCRYPT_N: Final = 2**15
+PBKDF2_ITERATIONS: Final = 600_000
 WRAPPED_MAGIC: Final = b"SBXK\x01"
 
 _CHECK_PLAINTEXT = b"sandbox key ring passphrase check"
@@ -199,19 +207,32 @@ class KeyRing:
         passphrase: bytes | None = None,
         *,
         scrypt_n: int = SCRYPT_N,
+        profile: Profile | str | None = None,
+        pbkdf2_iterations: int = PBKDF2_ITERATIONS,
     ) -> KeyRing:
         """Open the ring in ``keys_dir``, creating it (and its master key) if absent.
 
-        ``scrypt_n`` applies only at creation (tests use a small value); an existing ring
-        keeps the parameters it was created with. Raises ``PassphraseError`` on a wrong or
+        ``scrypt_n`` (``intl``) and ``pbkdf2_iterations`` (``sm``) apply only at creation
+        (tests use small values); an existing ring keeps the parameters it was created
+        with. ``profile`` is the cryptography profile of a new ring (default ``intl``); for
+        an existing ring it must be the ring's own or ``None`` (``KeysError`` otherwise:
+        a workspace cannot change profile). Raises ``PassphraseError`` on a wrong or
         missing passphrase.
         """
+        wanted = None if profile is None else check_profile(profile)
         keys_dir = Path(keys_dir)
         keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = keys_dir / RING_FILE
         with _locked(keys_dir):
             if path.exists():
                 data = cls._load(path)
+                have = data.get("profile", DEFAULT_PROFILE)
+                if wanted is not None and have != wanted:
+                    raise KeysError(
+                        f"the key ring in {keys_dir} belongs to the {have!r} cryptography "
+                        f"profile, not {wanted!r}: a workspace keeps the profile it was "
+                        "created with (create a new workspace for the other profile)"
+                    )
                 pw = _resolve_passphrase(keys_dir, passphrase, create=False)
                 kek = cls._derive(pw, data)
                 try:
@@ -224,9 +245,24 @@ class KeyRing:
                 return cls(keys_dir, kek, data)
             pw = _resolve_passphrase(keys_dir, passphrase, create=True)
             salt = os.urandom(16)
+            chosen = wanted or DEFAULT_PROFILE
+            kdf: dict[str, Any] = {
+                "alg": "scrypt",
+                "salt": _b64(salt),
+                "n": scrypt_n,
+                "r": 8,
+                "p": 1,
+            }
+            if chosen == "sm":
+                kdf = {
+                    "alg": "pbkdf2-hmac-sm3",
+                    "salt": _b64(salt),
+                    "iterations": pbkdf2_iterations,
+                }
             data = {
                 "format": FORMAT,
-                "kdf": {"alg": "scrypt", "salt": _b64(salt), "n": scrypt_n, "r": 8, "p": 1},
+                "profile": chosen,
+                "kdf": kdf,
                 "check": "",
                 "master": {"current": "", "keys": {}},
                 "signers": {},
@@ -254,9 +290,16 @@ class KeyRing:
     @staticmethod
     def _derive(passphrase: bytes, data: dict[str, Any]) -> bytes:
         kdf = data["kdf"]
+        if kdf.get("alg") == "pbkdf2-hmac-sm3":
+            return derive_key_sm3(passphrase, _unb64(kdf["salt"]), iterations=kdf["iterations"])
         if kdf.get("alg") != "scrypt":
             raise KeysError(f"unsupported KDF {kdf.get('alg')!r}")
         return derive_key(passphrase, _unb64(kdf["salt"]), n=kdf["n"], r=kdf["r"], p=kdf["p"])
+
+    @property
+    def profile(self) -> Profile:
+        """The ring's cryptography profile (``intl`` for rings made before issue 17)."""
+        return check_profile(self._data.get("profile", DEFAULT_PROFILE))
 
     def _file_stamp(self) -> tuple[int, int, int]:
         st = (self.keys_dir / RING_FILE).stat()
@@ -316,7 +359,7 @@ class KeyRing:
             raise KeyNotFound(f"the private key {name}/{key_id} was destroyed at rotation")
         public = _unb64(record["public"])
         raw = open_sealed(self._kek, _unb64(record["private"]), _signer_aad(name, public))
-        signer = Signer.from_private_bytes(name, raw)
+        signer = Signer.from_private_bytes(name, raw, record.get("alg", "ed25519"))
         if signer.public_key_bytes != public or signer.key_id.hex() != key_id:
             raise KeysError(f"key ring entry {name}/{key_id} is inconsistent")
         self._signers[(name, key_id)] = signer
@@ -325,13 +368,14 @@ class KeyRing:
     def _add_signer(self, data: dict[str, Any], name: str, now: datetime | None) -> str:
         entry = data["signers"].setdefault(name, {"current": "", "keys": {}})
         while True:
-            signer = Signer.generate(name)
+            signer = Signer.generate(name, data.get("profile", DEFAULT_PROFILE))
             if signer.key_id_hex not in entry["keys"]:  # 4-byte ids: avoid a collision
                 break
         sealed = seal(
             self._kek, signer.private_bytes_raw(), _signer_aad(name, signer.public_key_bytes)
         )
         entry["keys"][signer.key_id_hex] = {
+            "alg": signer.algorithm,
             "public": _b64(signer.public_key_bytes),
             "private": _b64(sealed),
             "created": _now(now),
@@ -396,7 +440,7 @@ class KeyRing:
             master_id = secrets.token_hex(4)
             if master_id not in master["keys"]:
                 break
-        key = os.urandom(KEY_SIZE)
+        key = os.urandom(key_size(data.get("profile", DEFAULT_PROFILE)))
         master["keys"][master_id] = {
             "wrapped": _b64(seal(kek, key, _master_aad(master_id))),
             "created": _now(now),
@@ -425,8 +469,9 @@ class KeyRing:
         return WRAPPED_MAGIC + mid + seal(self._master_key(master_id), data_key, _data_key_aad(mid))
 
     def new_data_key(self) -> tuple[bytes, bytes]:
-        """A fresh 256-bit data key and its wrapped form (store only the wrapped form)."""
-        data_key = os.urandom(KEY_SIZE)
+        """A fresh data key (256-bit AES, or 128-bit SM4 in the ``sm`` profile) and its
+        wrapped form (store only the wrapped form)."""
+        data_key = os.urandom(key_size(self.profile))
         return data_key, self._wrap(data_key, self.master_key_id)
 
     def unwrap_data_key(self, wrapped: bytes) -> bytes:
@@ -468,7 +513,7 @@ class KeyRing:
             raise PassphraseError("the passphrase is empty")
         with self._mutating() as data:
             old_kek = self._kek
-            if scrypt_n is not None:
+            if scrypt_n is not None and data["kdf"]["alg"] == "scrypt":
                 data["kdf"]["n"] = scrypt_n
             data["kdf"]["salt"] = _b64(os.urandom(16))
             new_kek = self._derive(new_passphrase, data)

@@ -37,20 +37,27 @@ def cli() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
+CRYPTO = click.option(
+    "--crypto", type=click.Choice(["intl", "sm"]), default=None,
+    help="Cryptography profile of a new workspace: intl (Ed25519, SHA-256, AES-GCM; the default) "
+         "or sm (SM2, SM3, SM4-GCM, for 密评). Fixed for the workspace's life.")
+
+
 @cli.command()
 @DATA_DIR
-def init(data_dir: Path | None) -> None:
+@CRYPTO
+def init(data_dir: Path | None, crypto: str | None) -> None:
     """Create a workspace (SQLite store, data/ and keys/ folders)."""
     from sandbox.workspace import Workspace
 
     try:
-        ws = Workspace.init(data_dir)
+        ws = Workspace.init(data_dir, crypto)
         from sandbox.service import _open_keyring
 
         _open_keyring(ws)
     except SandboxError as err:
         fail(err.message)
-    click.echo(f"workspace ready at {ws.root}")
+    click.echo(f"workspace ready at {ws.root} (cryptography profile {ws.crypto_profile()})")
 
 
 def _free_port(host: str, port: int) -> int:
@@ -67,7 +74,8 @@ def _free_port(host: str, port: int) -> int:
 @click.option("--rows", type=click.IntRange(1_000, 50_000_000), default=100_000, show_default=True,
               help="Residents to generate.")
 @click.option("--no-serve", is_flag=True, help="Prepare the workspace and exit.")
-def demo(data_dir: Path | None, port: int, rows: int, no_serve: bool) -> None:
+@CRYPTO
+def demo(data_dir: Path | None, port: int, rows: int, no_serve: bool, crypto: str | None) -> None:
     """Create a demo workspace with synthetic data and users, then start the server."""
     from sandbox.demo import setup_demo
 
@@ -80,10 +88,10 @@ def demo(data_dir: Path | None, port: int, rows: int, no_serve: bool) -> None:
 
     try:
         sb, creds = setup_demo(data_dir, rows=rows, url=url, say=lambda m: click.echo(m, err=True),
-                               progress_factory=bar)
+                               progress_factory=bar, crypto=crypto)
     except SandboxError as err:
         fail(err.message)
-    click.echo(f"\nWorkspace: {sb.ws.root}")
+    click.echo(f"\nWorkspace: {sb.ws.root} (cryptography profile {sb.ws.crypto_profile()})")
     click.echo(f"Credentials: {sb.ws.root / 'demo-credentials.json'}")
     for role in ("researcher", "owner", "regulator"):
         c = creds[role]

@@ -389,7 +389,13 @@ def audit_witness(
         click.echo(f"pinned the log key(s) of {ws.root} in {pinned} (trust on first use)", err=True)
     env = os.environ.get(WITNESS_PASSPHRASE_ENV)
     try:
-        wring = keys_lib.KeyRing.open_or_create(state_dir / "keys", env.encode() if env else None)
+        # the witness signs with the log's profile (SM2 cosignatures for an SM2 log, issue 17)
+        log_profile = keys_lib.key_profile(
+            keys_lib.split_pem_public_keys(pinned.read_text(encoding="utf-8"))[0]
+        )
+        wring = keys_lib.KeyRing.open_or_create(
+            state_dir / "keys", env.encode() if env else None, profile=log_profile
+        )
         signer = wring.signer(name)
     except keys_lib.KeysError as err:
         _fail(str(err), as_json)
@@ -473,7 +479,7 @@ def audit_witness(
 def audit_trace(data_dir: Path | None, receipt: str, as_json: bool) -> None:
     """Show the release behind RECEIPT (a file or JSON text), its query and its approval,
     and prove it is in the latest signed checkpoint."""
-    from audit_log.checkpoint import open_checkpoint
+    from audit_log.checkpoint import load_log_keys, open_checkpoint, tree_hash_for_keys
     from audit_log.receipt import Receipt, verify_receipt
 
     path = Path(receipt)
@@ -492,10 +498,11 @@ def audit_trace(data_dir: Path | None, receipt: str, as_json: bool) -> None:
         audit_store.issue_checkpoint(conn, ring.log_signer(), _log_origin(conn), _now())
         note = audit_store.latest_checkpoint(conn)
         assert note is not None
-        cp = open_checkpoint(note, ["".join(i.pem() for i in ring.log_public_keys())])
+        log_keys = load_log_keys(["".join(i.pem() for i in ring.log_public_keys())])
+        cp = open_checkpoint(note, log_keys)
         entry_bytes = audit_store.entry_bytes(conn, rec.log_index)
         proof = audit_store.inclusion_proof(conn, rec.log_index, cp.size)
-        verify_receipt(rec, entry_bytes, proof, cp)
+        verify_receipt(rec, entry_bytes, proof, cp, tree_hash_for_keys(log_keys))
     except AuditError as err:
         _fail(f"the receipt does not check out: {err}", as_json)
     entry = json.loads(entry_bytes)

@@ -40,8 +40,9 @@ def setup_demo(
     url: str,
     say: Callable[[str], None] = print,
     progress_factory: Callable[[int, str], Any] | None = None,
+    crypto: str | None = None,
 ) -> tuple[Sandbox, dict[str, Any]]:
-    ws = Workspace.init(data_dir)
+    ws = Workspace.init(data_dir, crypto)
     sb = Sandbox(ws)
     admin = SandboxAdmin(sb)
     conn = sb.conn()

@@ -49,7 +49,7 @@ from sandbox.accuracy import ACCURACY_NOTE, STATE, accuracy, with_confidence
 from sandbox.clock import Clock, iso, utc_now
 from sandbox.engine import Engine, EngineLimits
 from sandbox.engine_pool import EngineBusy, EnginePool, PoolSettings
-from sandbox.errors import BadRequest, EngineFailure, SandboxError
+from sandbox.errors import BadRequest, EngineFailure, SandboxError, WorkspaceError
 from sandbox.execution import InProcessExecutor, check_on_empty, engine_request
 from sandbox.users import User
 from sandbox.workspace import Workspace, transaction
@@ -509,9 +509,16 @@ def _budget_after(budget) -> dict[str, Any]:
 
 
 def _open_keyring(ws: Workspace):
+    """The workspace's key ring, of the workspace's cryptography profile (a ring of the
+    other profile is refused by ``KeyRing.open_or_create``, as a ``SandboxError``)."""
     import keys
 
-    return keys.KeyRing.open_or_create(ws.keys_dir)
+    try:
+        return keys.KeyRing.open_or_create(ws.keys_dir, profile=ws.crypto_profile())
+    except keys.PassphraseError:
+        raise
+    except keys.KeysError as err:
+        raise WorkspaceError(str(err), code="profile_mismatch") from None
 
 
 def _cache_key(plan: QueryPlan, versions, approval_id: int, epsilon: float, delta: float) -> str:

@@ -1,7 +1,9 @@
 """Users, roles, passwords and API tokens.
 
-SECURITY: passwords are stored only as argon2id hashes and tokens only as SHA-256 hashes
-(``keys``); a wrong username and a wrong password give the same answer.
+SECURITY: passwords are stored only as slow hashes and tokens only as hashes (``keys``):
+Argon2id and SHA-256 in the ``intl`` cryptography profile, PBKDF2-HMAC-SM3 and HMAC-SM3 in
+the ``sm`` profile (issue 17, the workspace's ``crypto_profile``); a wrong username and a
+wrong password give the same answer.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import keys
 from sandbox.clock import Clock, iso
 from sandbox.errors import BadRequest, SandboxError, Unauthorized
+from sandbox.workspace import crypto_profile
 
 ROLES = ("researcher", "owner", "regulator", "admin")
 # Usernames become key names (``owner:<username>``) and audit actors: keep them plain.
@@ -44,7 +47,7 @@ def create_user(
         raise SandboxError(f"the username {username!r} is taken", code="conflict", status=409)
     cur = conn.execute(
         "INSERT INTO users (username, role, display_name, password_hash, created_at) VALUES (?,?,?,?,?)",
-        (username, role, display_name, keys.hash_password(password), iso(now())),
+        (username, role, display_name, keys.hash_password(password, crypto_profile(conn)), iso(now())),
     )
     return User(int(cur.lastrowid), username, role, display_name)  # type: ignore[arg-type]
 
@@ -54,7 +57,7 @@ def issue_token(conn: sqlite3.Connection, user: User, *, now: Clock, label: str 
     token = keys.new_token()
     conn.execute(
         "INSERT INTO api_tokens (user_id, token_hash, label, created_at) VALUES (?,?,?,?)",
-        (user.id, keys.hash_token(token), label, iso(now())),
+        (user.id, keys.hash_token(token, crypto_profile(conn)), label, iso(now())),
     )
     return token
 
@@ -80,24 +83,25 @@ def authenticate_token(conn: sqlite3.Connection, token: str) -> User:
     row = conn.execute(
         "SELECT u.* FROM api_tokens t JOIN users u ON u.id = t.user_id "
         "WHERE t.token_hash = ? AND t.revoked_at IS NULL",
-        (keys.hash_token(token),),
+        (keys.hash_token(token, crypto_profile(conn)),),
     ).fetchone()
     if row is None:
         raise Unauthorized("the API token is not valid; send Authorization: Bearer <token>")
     return _user(row)
 
 
-# A fixed hash to verify against when the user does not exist, so timing does not tell.
-_DUMMY_HASH: str | None = None
+# A fixed hash per profile to verify against when the user does not exist, so timing
+# does not tell.
+_DUMMY_HASHES: dict[str, str] = {}
 
 
 def authenticate_password(conn: sqlite3.Connection, username: str, password: str) -> User:
-    global _DUMMY_HASH
     row = conn.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
     if row is None:
-        if _DUMMY_HASH is None:
-            _DUMMY_HASH = keys.hash_password("not-a-real-password")
-        stored = _DUMMY_HASH
+        profile = crypto_profile(conn)
+        if profile not in _DUMMY_HASHES:
+            _DUMMY_HASHES[profile] = keys.hash_password("not-a-real-password", profile)
+        stored = _DUMMY_HASHES[profile]
     else:
         stored = row["password_hash"]
     try:

@@ -9,6 +9,13 @@ Layout::
 
 Schema changes are versioned migrations (``sandbox.migrations``); a workspace written by a
 newer release is refused instead of being silently misread.
+
+Cryptography profile (issue 17): ``intl`` (default) or ``sm``, chosen by ``sandbox init
+--crypto`` and fixed for the workspace's life. It is recorded three times, each by its
+owner: the ``crypto_profile`` setting (here), the audit log's tree hash (``audit_params``,
+``audit_log.store``) and the key ring (``keyring.json``); ``Workspace.init`` writes the
+first two, the key ring records its own, and ``sandbox.service`` refuses a ring whose
+profile differs from the workspace's.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import audit_log.store as audit_store
+from keys import DEFAULT_PROFILE, PROFILES, Profile
 from sandbox.errors import WorkspaceError
 from sandbox.migrations import MIGRATIONS, SCHEMA_VERSION
 
@@ -84,9 +93,27 @@ class Workspace:
     def connect(self) -> sqlite3.Connection:
         return connect(self.db_path)
 
+    def crypto_profile(self) -> Profile:
+        """The workspace's cryptography profile (``intl`` or ``sm``)."""
+        conn = self.connect()
+        try:
+            return crypto_profile(conn)
+        finally:
+            conn.close()
+
     @classmethod
-    def init(cls, data_dir: str | os.PathLike[str] | None = None) -> Workspace:
-        """Create (or upgrade) a workspace. Idempotent."""
+    def init(
+        cls, data_dir: str | os.PathLike[str] | None = None, crypto: str | None = None
+    ) -> Workspace:
+        """Create (or upgrade) a workspace. Idempotent.
+
+        ``crypto`` is the cryptography profile of a new workspace (``intl`` by default, or
+        ``sm``); for an existing workspace it must be the one it has (``None`` accepts it).
+        """
+        if crypto is not None and crypto not in PROFILES:
+            raise WorkspaceError(
+                f"unknown cryptography profile {crypto!r}: use 'intl' or 'sm'", code="bad_profile"
+            )
         root = resolve_data_dir(data_dir)
         root.mkdir(parents=True, exist_ok=True)
         for sub in ("data", "keys"):
@@ -96,6 +123,7 @@ class Workspace:
         conn = ws.connect()
         try:
             migrate(conn)
+            set_crypto_profile(conn, crypto)
         finally:
             conn.close()
         return ws
@@ -126,10 +154,55 @@ def log_origin(conn: sqlite3.Connection) -> str:
     """
     row = conn.execute("SELECT value FROM settings WHERE name = 'log_origin'").fetchone()
     if row is None:
-        origin = f"data-sandbox.local/log/{secrets.token_hex(6)}"
+        # the ``sm`` profile shows in the origin too (issue 17), for people reading a
+        # checkpoint; verifiers choose the algorithms by the log key, never by this text
+        profile = "sm/" if crypto_profile(conn) == "sm" else ""
+        origin = f"data-sandbox.local/log/{profile}{secrets.token_hex(6)}"
         conn.execute("INSERT OR IGNORE INTO settings (name, value) VALUES ('log_origin', ?)", (origin,))
         row = conn.execute("SELECT value FROM settings WHERE name = 'log_origin'").fetchone()
     return str(row["value"])
+
+
+def crypto_profile(conn: sqlite3.Connection) -> Profile:
+    """The recorded profile; ``intl`` for workspaces made before profiles existed."""
+    row = conn.execute("SELECT value FROM settings WHERE name = 'crypto_profile'").fetchone()
+    value = DEFAULT_PROFILE if row is None else str(row["value"])
+    if value not in PROFILES:
+        raise WorkspaceError(f"the workspace records an unknown cryptography profile {value!r}")
+    return "sm" if value == "sm" else "intl"
+
+
+def set_crypto_profile(conn: sqlite3.Connection, crypto: str | None) -> Profile:
+    """Record the profile once (default ``intl``) with the log's tree hash; refuse a change.
+
+    Moving a workspace between profiles is refused rather than re-keyed (issue 17): every
+    signature, hash and ciphertext in it would have to be remade, and the audit log's
+    history cannot be re-hashed without breaking every checkpoint already published.
+    """
+    row = conn.execute("SELECT value FROM settings WHERE name = 'crypto_profile'").fetchone()
+    if row is not None:
+        have = crypto_profile(conn)
+        if crypto is not None and crypto != have:
+            raise WorkspaceError(
+                f"this workspace uses the {have!r} cryptography profile; a workspace's profile "
+                f"is fixed when it is created and cannot change to {crypto!r}: create a new "
+                f"workspace with `sandbox init --crypto {crypto}` instead",
+                code="profile_fixed",
+            )
+        return have
+    chosen: Profile = "sm" if crypto == "sm" else "intl"
+    with transaction(conn):
+        if audit_store.size(conn) > 0 and chosen != "intl":
+            raise WorkspaceError(
+                "this workspace already has an international (SHA-256) audit log; its "
+                "cryptography profile cannot change to 'sm': create a new workspace",
+                code="profile_fixed",
+            )
+        audit_store.set_tree_hash(conn, "sm3" if chosen == "sm" else "sha256")
+        conn.execute(
+            "INSERT INTO settings (name, value) VALUES ('crypto_profile', ?)", (chosen,)
+        )
+    return chosen
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -14,11 +14,14 @@ import sys
 from datetime import timedelta
 
 import pytest
-from test_audit_support import ORIGIN, T0, create_log, open_db, ring
+from test_audit_support import ORIGIN, T0, create_log, crypto_profile, open_db, ring, th  # noqa: F401 (crypto_profile: fixture)
 
 from audit_log import proofs, store, tree
 from audit_log.errors import ProofError
 from audit_log.verify import verify_file
+
+# Every test here runs once per cryptography profile (issue 17): SHA-256/Ed25519 and SM3/SM2.
+pytestmark = pytest.mark.usefixtures("crypto_profile")
 
 
 def append(conn, i, *, commit=True):
@@ -49,7 +52,7 @@ def assert_consistent(conn, tmp_path):
         assert r["prev"] == prev
         prev = r["chain_hash"]
     leaves = [bytes.fromhex(r["leaf_hash"]) for r in rows]
-    memory = tree.leaves_node_reader(leaves)
+    memory = tree.leaves_node_reader(leaves, th())
     stored = {
         (lv, i): bytes(h) for lv, i, h in conn.execute("SELECT level, idx, hash FROM audit_nodes")
     }
@@ -132,11 +135,11 @@ def test_a_proof_is_one_query(tmp_path):
     statements = traced(conn)
     proof = store.inclusion_proof(conn, 123, 300)
     assert len(statements) == 1
-    proofs.verify_inclusion(leaves[123], 123, 300, proof, root)
+    proofs.verify_inclusion(leaves[123], 123, 300, proof, root, th())
     statements.clear()
     cproof = store.consistency_proof(conn, 77, 300)
     assert len(statements) == 1
-    proofs.verify_consistency(77, 300, store.root(conn, 77), root, cproof)
+    proofs.verify_consistency(77, 300, store.root(conn, 77), root, cproof, th())
     conn.set_trace_callback(None)
     for bad in ((0, 301), (300, 300), (-1, 5)):
         with pytest.raises(ProofError):

@@ -7,15 +7,18 @@ import re
 from datetime import timedelta
 
 import pytest
-from test_audit_support import T0, create_log, fill
+from test_audit_support import T0, create_log, crypto_profile, fill, th  # noqa: F401 (crypto_profile: fixture)
 
 from audit_log import store
 from audit_log.replay import compare_with_ledger, read_jsonl, replay
 from audit_log.report import render_html
 
+# Every test here runs once per cryptography profile (issue 17): SHA-256/Ed25519 and SM3/SM2.
+pytestmark = pytest.mark.usefixtures("crypto_profile")
+
 
 @pytest.fixture(scope="module")
-def log_entries(tmp_path_factory):
+def log_entries(tmp_path_factory, crypto_profile):  # noqa: F811
     d = tmp_path_factory.mktemp("replay")
     conn = create_log(d / "a.db")
     fill(conn, 1000)

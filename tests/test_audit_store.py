@@ -6,15 +6,17 @@ import sqlite3
 from datetime import timedelta
 
 import pytest
-from test_audit_support import ORIGIN, T0, create_log, fill, open_db, ring
+from test_audit_support import ORIGIN, T0, create_log, crypto_profile, fill, open_db, ring, th  # noqa: F401 (crypto_profile: fixture)
 
 from audit_log import proofs, store, tree
 from audit_log.checkpoint import Note, open_checkpoint
 from audit_log.entry import check_canonical
 from audit_log.errors import EntryError, ProofError, StoreError
-from audit_log.hashing import hash_leaf
 from audit_log.receipt import Receipt, ReceiptError, make_receipt, verify_receipt
 from audit_log.witness import cosign
+
+# Every test here runs once per cryptography profile (issue 17): SHA-256/Ed25519 and SM3/SM2.
+pytestmark = pytest.mark.usefixtures("crypto_profile")
 
 
 @pytest.fixture
@@ -47,7 +49,7 @@ def test_append_returns_position_and_hashes(conn):
     rows = store.entries(conn)
     assert [r["seq"] for r in rows] == [0, 1]
     assert rows[0]["prev"] == "0" * 64 and rows[1]["prev"] == first.chain_hash
-    assert rows[1]["leaf_hash"] == hash_leaf(store.entry_bytes(conn, 1)).hex() == second.leaf_hash
+    assert rows[1]["leaf_hash"] == th().hash_leaf(store.entry_bytes(conn, 1)).hex() == second.leaf_hash
     check_canonical(store.entry_bytes(conn, 1))
 
 
@@ -61,7 +63,7 @@ def test_a_rolled_back_transaction_leaves_no_entry(conn):
     conn.execute("BEGIN IMMEDIATE")
     store.append(conn, actor="a", role="r", action="x", subject="s", details={}, now=T0)
     conn.execute("ROLLBACK")
-    assert store.size(conn) == 0 and store.root(conn) == tree.root(0, lambda *a: b"")
+    assert store.size(conn) == 0 and store.root(conn) == tree.root(0, lambda *a: b"", th())
 
 
 def test_bad_details_are_refused_before_writing(conn):
@@ -161,18 +163,18 @@ def test_stored_tree_matches_in_memory_tree_at_every_size(conn, tmp_path):
     signer = ring(tmp_path / "keys").log_signer()
     for i in range(70):
         leaves.append(bytes.fromhex(append_one(conn, i).leaf_hash))
-        node = tree.leaves_node_reader(leaves)
-        assert store.root(conn) == tree.root(len(leaves), node)
+        node = tree.leaves_node_reader(leaves, th())
+        assert store.root(conn) == tree.root(len(leaves), node, th())
     n = len(leaves)
     note = store.issue_checkpoint(conn, signer, ORIGIN, T0)
     cp = open_checkpoint(note, [signer.public_key_pem()], origin=ORIGIN)
     assert cp.size == n and cp.root_hash == store.root(conn)
     for index in range(n):
         proof = store.inclusion_proof(conn, index, n)
-        proofs.verify_inclusion(leaves[index], index, n, proof, cp.root_hash)
+        proofs.verify_inclusion(leaves[index], index, n, proof, cp.root_hash, th())
     for old in range(0, n + 1):
         proof = store.consistency_proof(conn, old, n)
-        proofs.verify_consistency(old, n, store.root(conn, old), cp.root_hash, proof)
+        proofs.verify_consistency(old, n, store.root(conn, old), cp.root_hash, proof, th())
     with pytest.raises(ProofError):
         store.inclusion_proof(conn, 0, n + 1)
 
@@ -200,9 +202,9 @@ def test_receipt_round_trip(conn, tmp_path):
         store.issue_checkpoint(conn, signer, ORIGIN, T0), [signer.public_key_pem()]
     )
     proof = store.inclusion_proof(conn, receipt.log_index, cp.size)
-    verify_receipt(receipt, store.entry_bytes(conn, 4), proof, cp)
+    verify_receipt(receipt, store.entry_bytes(conn, 4), proof, cp, th())
     with pytest.raises(ReceiptError):
-        verify_receipt(receipt, store.entry_bytes(conn, 5), proof, cp)
+        verify_receipt(receipt, store.entry_bytes(conn, 5), proof, cp, th())
     with pytest.raises(ReceiptError):
         Receipt.from_json('{"query_id": "x", "log_index": 3, "leaf_hash": "zz", "tree_size": 4}')
     legacy = dict(receipt.to_dict(), seq=4)
@@ -294,7 +296,7 @@ def test_kill_9_during_appends_leaves_a_verifiable_log(tmp_path):
         for r in released:
             if r["details"]["i"] % 2:
                 assert rows[r["seq"] + 1]["action"] == "query.refused"
-        builder = RootBuilder()
+        builder = RootBuilder(th())
         for r in rows:
             builder.push(bytes.fromhex(r["leaf_hash"]))
         assert store.root(conn) == builder.root()

@@ -1,14 +1,45 @@
 """Helpers shared by the audit tests (no tests here): a log in a fresh SQLite database
-filled with realistic entries, through the same store API the sandbox uses."""
+filled with realistic entries, through the same store API the sandbox uses.
+
+Cryptography profiles (issue 17): a module that imports ``crypto_profile`` and marks
+``pytestmark = pytest.mark.usefixtures("crypto_profile")`` runs every test twice, once
+per profile; ``create_log`` then makes an SHA-256 or SM3 log, ``ring`` an Ed25519 or SM2
+key ring, and ``th()`` is the profile's tree hash for expected values.
+"""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from audit_log import store
-from keys import KeyRing
+from audit_log.hashing import PROFILE_TREE_HASH, TreeHash
+from keys import PROFILES, KeyRing
+
+_current = {"profile": "intl"}
+
+
+def profile() -> str:
+    """The profile the running test was parametrised with (``intl`` outside)."""
+    return _current["profile"]
+
+
+def th() -> TreeHash:
+    """The running profile's tree hash (SHA-256 or SM3)."""
+    return PROFILE_TREE_HASH[profile()]
+
+
+@pytest.fixture(scope="module", params=PROFILES)
+def crypto_profile(request) -> Iterator[str]:
+    _current["profile"] = request.param
+    try:
+        yield request.param
+    finally:
+        _current["profile"] = "intl"
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 ORIGIN = "sandbox.jinan.example/audit"
@@ -27,12 +58,16 @@ def create_log(path: Path) -> sqlite3.Connection:
     conn.execute("BEGIN")
     for statement in store.SCHEMA_STATEMENTS:
         conn.execute(statement)
+    if profile() == "sm":
+        store.set_tree_hash(conn, "sm3")
     conn.execute("COMMIT")
     return conn
 
 
 def ring(path: Path) -> KeyRing:
-    return KeyRing.open_or_create(path, b"test passphrase", scrypt_n=2**10)
+    return KeyRing.open_or_create(
+        path, b"test passphrase", scrypt_n=2**10, profile=profile(), pbkdf2_iterations=1000
+    )
 
 
 def fill(conn: sqlite3.Connection, count: int, start: int = 0) -> None:

@@ -10,18 +10,21 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_audit_support import ORIGIN, T0, create_log, fill, ring
+from test_audit_support import ORIGIN, T0, create_log, crypto_profile, fill, ring, th  # noqa: F401 (crypto_profile: fixture)
 
 from audit_log import store
 from audit_log.checkpoint import Checkpoint, sign_checkpoint
 from audit_log.errors import DAMAGE_KINDS, VerificationError
 from audit_log.verify import verify_file, verify_lines
 
+# Every test here runs once per cryptography profile (issue 17): SHA-256/Ed25519 and SM3/SM2.
+pytestmark = pytest.mark.usefixtures("crypto_profile")
+
 N = 1200
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, crypto_profile):  # noqa: F811
     d = tmp_path_factory.mktemp("verify")
     conn = create_log(d / "audit.db")
     keyring = ring(d / "keys")
@@ -173,18 +176,17 @@ def test_older_checkpoint_from_another_history(exported, tmp_path):
 
 def test_checkpoint_alone_disagreeing_after_a_suffix_rewrite(exported):
     from audit_log.entry import Entry, chain_hash
-    from audit_log.hashing import hash_leaf
 
     lines = list(exported["lines"][:700])
     prev = bytes.fromhex(json.loads(lines[699])["prev"])
-    prev = chain_hash(prev, hash_leaf(lines[699]))
+    prev = chain_hash(prev, th().hash_leaf(lines[699]), th())
     rewritten = []
     for line in exported["lines"][700:]:
         obj = json.loads(line)
         obj["prev"] = prev.hex()
         obj["actor"] = "rewritten"
         data = Entry(**obj).encode()
-        prev = chain_hash(prev, hash_leaf(data))
+        prev = chain_hash(prev, th().hash_leaf(data), th())
         rewritten.append(data)
     err = check_any(exported, lines + rewritten)
     assert err.kind == "edited" and "rewritten" in err.message
@@ -242,12 +244,11 @@ def test_unsigned_tail_is_reported(exported):
 
 
 def _root_of(lines):
-    from audit_log.hashing import hash_leaf
     from audit_log.tree import RootBuilder
 
-    b = RootBuilder()
+    b = RootBuilder(th())
     for line in lines:
-        b.push(hash_leaf(line))
+        b.push(th().hash_leaf(line))
     return b.root()
 
 
@@ -317,19 +318,19 @@ def test_parallel_scan_finds_the_same_damage(exported, tmp_path, name, damage, k
 def test_compact_ranges_of_any_split_give_the_rfc_root(size, cuts):
     """Roots from chunk-local aligned subtrees, merged in order, equal the RFC 9162 root."""
     from audit_log import tree
-    from audit_log.hashing import hash_leaf
     from audit_log.verify import _fold, _push
 
-    leaves = [hash_leaf(i.to_bytes(4, "big")) for i in range(size)]
+    h = th()
+    leaves = [h.hash_leaf(i.to_bytes(4, "big")) for i in range(size)]
     bounds = sorted({0, size, *[c % size for c in cuts]})
     stack: list = []
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         local: list = []
         for i in range(a, b):
-            _push(local, 0, i, leaves[i])
+            _push(local, 0, i, leaves[i], h)
         for piece in local:
-            _push(stack, *piece)
-    assert _fold(stack) == tree.root(size, tree.leaves_node_reader(leaves))
+            _push(stack, *piece, h)
+    assert _fold(stack, h) == tree.root(size, tree.leaves_node_reader(leaves, h), h)
 
 
 @pytest.mark.parametrize(
@@ -366,7 +367,6 @@ def test_integrity_only_mode_still_catches_every_change(exported, tmp_path, dama
 def test_integrity_only_mode_does_not_see_a_signed_non_canonical_entry(exported):
     """The trade-off, pinned: a whitespace-padded entry signed by the log passes only in
     integrity-only mode."""
-    from audit_log.hashing import hash_leaf
     from audit_log.tree import RootBuilder
 
     lines = [
@@ -380,10 +380,10 @@ def test_integrity_only_mode_does_not_see_a_signed_non_canonical_entry(exported)
     for line in lines:
         line = line.replace(json.loads(line)["prev"].encode(), prev.hex().encode())
         fixed.append(line)
-        prev = chain_hash(prev, hash_leaf(line))
-    builder = RootBuilder()
+        prev = chain_hash(prev, th().hash_leaf(line), th())
+    builder = RootBuilder(th())
     for line in fixed:
-        builder.push(hash_leaf(line))
+        builder.push(th().hash_leaf(line))
     note = sign_checkpoint(Checkpoint(ORIGIN, 10, builder.root()), exported["ring"].log_signer())
     assert verify_lines(fixed, [exported["pem"]], [note], encoding=False).entries == 10
     with pytest.raises(VerificationError) as info:

@@ -4,12 +4,15 @@ and rollbacks loudly (with evidence), keep state the log cannot touch."""
 from __future__ import annotations
 
 import pytest
-from test_audit_support import ORIGIN, T0, create_log, fill, ring
+from test_audit_support import ORIGIN, T0, create_log, crypto_profile, fill, ring, th  # noqa: F401 (crypto_profile: fixture)
 
 from audit_log import store
 from audit_log.checkpoint import Checkpoint, sign_checkpoint
 from audit_log.errors import ForkError, RollbackError, WitnessError
 from audit_log.witness import Witness, cosigned_note, verify_cosignature
+
+# Every test here runs once per cryptography profile (issue 17): SHA-256/Ed25519 and SM3/SM2.
+pytestmark = pytest.mark.usefixtures("crypto_profile")
 
 
 @pytest.fixture

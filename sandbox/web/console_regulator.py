@@ -18,7 +18,7 @@ from flask import Blueprint, render_template, request
 from flask_babel import gettext as _
 
 import audit_log.store as audit_store
-from audit_log.checkpoint import Note, open_checkpoint
+from audit_log.checkpoint import Note, load_log_keys, open_checkpoint, tree_hash_for_keys
 from audit_log.errors import AuditError, VerificationError
 from audit_log.receipt import Receipt, verify_receipt
 from audit_log.replay import compare_with_ledger, replay
@@ -168,10 +168,11 @@ def trace_receipt(sb: Sandbox, user, data: Any) -> dict[str, Any]:
     conn = sb.conn()
     if rec.log_index >= audit_store.size(conn):
         raise AuditError(_("The log has no entry %(seq)s.", seq=rec.log_index))
-    cp = open_checkpoint(sb.issue_checkpoint(), _log_keys(sb), origin=sb.log_origin)
+    log_keys = load_log_keys(_log_keys(sb))
+    cp = open_checkpoint(sb.issue_checkpoint(), log_keys, origin=sb.log_origin)
     entry_bytes = audit_store.entry_bytes(conn, rec.log_index)
     proof = audit_store.inclusion_proof(conn, rec.log_index, cp.size)
-    verify_receipt(rec, entry_bytes, proof, cp)
+    verify_receipt(rec, entry_bytes, proof, cp, tree_hash_for_keys(log_keys))
     entry = json.loads(entry_bytes)
     details = entry.get("details") or {}
     if entry.get("action") != "query.released" or details.get("query_id") != rec.query_id:
