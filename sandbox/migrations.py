@@ -308,5 +308,20 @@ _V5 = [
     "ALTER TABLE dataset_tier_changes ADD COLUMN signed_by INTEGER REFERENCES users(id)",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
+# 6: a researcher's saved queries in the console's workbench (issue 15; sandbox/saved_queries.py):
+# only the researcher's own SQL text, never data or results; one row per (user, name).
+_V6 = [
+    """CREATE TABLE saved_queries (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        name TEXT NOT NULL,
+        sql TEXT NOT NULL,
+        approval_id INTEGER REFERENCES approvals(id),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (user_id, name)
+    )""",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
 SCHEMA_VERSION = max(MIGRATIONS)

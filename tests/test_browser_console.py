@@ -154,18 +154,18 @@ def shoot(page, name: str) -> None:
 def test_researcher_runs_a_grouped_query_by_keyboard(page, live):
     login(page, live, "researcher")
     assert page.url.endswith("/query")
-    assert page.locator(".editor.is-enhanced").count() == 1  # the highlighter took over
+    page.wait_for_selector(".editor.is-enhanced .cm-editor")  # CodeMirror took over the textarea
     assert_fields_labelled(page)
     left_before = number(page.inner_text("#budget-left"))
 
-    editor = page.locator("#sql")
-    editor.focus()
+    editor = page.locator(".cm-content")
+    editor.click()
     page.keyboard.press("Control+A")
-    page.keyboard.type(GROUPED)
-    assert page.locator(".editor-highlight .sql-tbl").first.inner_text() == "residents"
-    # Tab order from the editor: ε, confidence, (preview), run — no focus trap in the editor.
+    page.keyboard.insert_text(GROUPED)
+    assert page.locator(".cm-content .tok-keyword").first.inner_text() == "SELECT"
+    # Tab order from the editor: ε, confidence, format, (preview), run — no focus trap in the editor.
     order = []
-    for _ in range(4):
+    for _ in range(5):
         page.keyboard.press("Tab")
         order.append(page.evaluate("document.activeElement.id"))
     assert order[:2] == ["epsilon", "confidence"] and "run" in order
@@ -196,18 +196,20 @@ def test_researcher_runs_a_grouped_query_by_keyboard(page, live):
 
 def test_out_of_scope_query_shows_the_refusal_at_its_position(page, live):
     login(page, live, "researcher")
-    page.fill("#sql", OUT_OF_SCOPE)
+    page.locator(".cm-content").click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(OUT_OF_SCOPE)
     page.click("#run")
     refusal = page.wait_for_selector("#refusal")
     assert refusal.get_attribute("role") == "alert"
     assert re.search(r"4\D+7", page.inner_text("#refusal-position"))
     assert page.inner_text("#refusal-sql mark.sql-error") == "phone"
     # The editor marks the same token, and focuses it, until the text changes.
-    assert page.inner_text(".editor-highlight mark.sql-error") == "phone"
-    assert page.evaluate("document.activeElement.id") == "sql"
-    assert page.get_attribute("#sql", "aria-invalid") == "true"
+    assert page.inner_text(".cm-editor .cm-refusal") == "phone"
+    assert page.evaluate("document.activeElement.classList.contains('cm-content')")
+    assert page.get_attribute(".cm-content", "aria-invalid") == "true"
     page.keyboard.type(" ")
-    assert page.locator(".editor-highlight mark.sql-error").count() == 0
+    assert page.locator(".cm-editor .cm-refusal").count() == 0
 
 
 # -- owner --------------------------------------------------------------------------------------

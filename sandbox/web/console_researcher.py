@@ -15,15 +15,22 @@ import json
 import math
 from typing import Any, Final
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from sandbox import applications, catalog, console_queries, operations, request_limits
+from sandbox import (
+    applications,
+    catalog,
+    console_queries,
+    operations,
+    request_limits,
+    saved_queries,
+)
 from sandbox.accuracy import with_confidence, without_state
 from sandbox.clock import iso
 from sandbox.errors import SandboxError
 from sandbox.service import QueryRequest
-from sandbox.web import console_charts, console_sql, i18n
+from sandbox.web import console_charts, console_editor, console_sql, i18n
 from sandbox.web.console import role_required, sandbox, signed_in
 
 bp = Blueprint("researcher", __name__)
@@ -167,10 +174,16 @@ def _pick(approvals: list[dict[str, Any]], raw: str | None) -> dict[str, Any] | 
 
 def _workbench(*, approval_raw: str | None, sql: str, epsilon: str, confidence: str,
                result: dict[str, Any] | None = None, cached: bool = False, error: dict[str, Any] | None = None,
-               estimate: dict[str, Any] | None = None, status: int = 200):
+               estimate: dict[str, Any] | None = None, status: int = 200, notice: str | None = None,
+               save_name: str = "", save_error: str | None = None):
     user = signed_in()
     approvals = _approvals(user)
     approval = _pick(approvals, approval_raw)
+    if approval is None and approval_raw is not None and approvals:
+        # An approval id that is not one of this researcher's (or mistyped): say so, and
+        # open the default one rather than a page claiming there is no approval at all.
+        notice = _("Approval #%(id)s is not one of yours; showing your current approval.", id=approval_raw[:20])
+        approval = _pick(approvals, None)
     schema = schema_for(approval, user)
     tables = [d["name"] for d in schema]
     columns = sorted({c["name"] for d in schema for c in d["columns"]})
@@ -178,9 +191,13 @@ def _workbench(*, approval_raw: str | None, sql: str, epsilon: str, confidence: 
         pos = error["position"]
         error["sql_html"] = console_sql.highlight(sql, tables=tables, columns=columns,
                                                   error=(pos.get("line"), pos.get("column")))
-    recent = console_queries.query_history(sandbox().conn(), user, limit=6)
+    recent = console_queries.query_history(sandbox().conn(), user, limit=8)
     return render_template(
         "researcher/query.html", approvals=approvals, approval=approval, schema=schema, sql=sql,
+        notice=notice, save_name=save_name, save_error=save_error,
+        saved=saved_queries.list_saved(sandbox().conn(), user),
+        editor_schema=console_editor.schema_json(schema, zh=i18n_zh()),
+        editor_functions=console_editor.functions_for(approval),
         epsilon=epsilon, confidence=confidence, confidences=CONFIDENCES, result=result,
         view=result_view(result) if result else None, cached=cached, error=error,
         budget=budget_view(approval), recent=recent,
@@ -203,6 +220,21 @@ def query():
     approval_raw = request.args.get("approval")
     epsilon = request.args.get("epsilon")
     result_id = request.args.get("result")
+    opened = request.args.get("open")  # a past query (released or refused) back in the editor
+    saved_id = request.args.get("saved")
+    if opened:
+        record = console_queries.get_query(sandbox().conn(), user, opened)
+        if record is None:
+            abort(404)
+        sql, approval_raw = record.sql, approval_raw or (str(record.approval_id) if record.approval_id else None)
+        epsilon = epsilon or f"{record.epsilon:g}"
+    elif saved_id:
+        try:
+            item = saved_queries.get_saved(sandbox().conn(), user, _int_arg(saved_id))
+        except SandboxError:
+            abort(404)
+        sql = item.sql
+        approval_raw = approval_raw or (str(item.approval_id) if item.approval_id else None)
     if result_id:
         record = console_queries.get_query(sandbox().conn(), user, result_id)
         if record is None or record.response is None:
@@ -220,6 +252,27 @@ def query():
     return _workbench(approval_raw=approval_raw, sql=sql, epsilon=epsilon,
                       confidence=request.args.get("confidence") or (f"{shown:g}" if shown else "0.95"),
                       result=result, cached=request.args.get("cached") == "1")
+
+
+def _int_arg(raw: str) -> int:
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else -1
+
+
+def i18n_zh() -> bool:
+    return i18n.current() == "zh_CN"
+
+
+def _save_error(err: SandboxError) -> str:
+    """The rule a refused save broke, in the reader's language."""
+    messages = {
+        "saved_query_name_required": _("Give the query a name to save it."),
+        "saved_query_name_too_long": _("The name is longer than %(n)s characters.", n=saved_queries.MAX_NAME),
+        "saved_query_sql_required": _("There is no SQL to save."),
+        "saved_query_too_long": _("The SQL is longer than %(n)s characters.", n=f"{saved_queries.MAX_SQL:,}"),
+        "saved_query_limit": _("You have %(n)s saved queries, the most allowed; delete one first.",
+                               n=saved_queries.MAX_PER_USER),
+    }
+    return messages.get(err.code, err.message)
 
 
 def _confidence_arg(raw: str | None) -> float | None:
@@ -291,6 +344,44 @@ def preview_cost():
         error = _refusal(err)
     return _workbench(approval_raw=raw["approval_raw"], sql=raw["sql"], epsilon=raw["epsilon"],
                       confidence=raw["confidence"], error=error, estimate=estimate, status=400 if error else 200)
+
+
+@bp.post("/query/format")
+@role_required("researcher")
+def format_query():
+    """The SQL pretty-printed by sqlglot; nothing is run, charged or logged. Text that does
+    not parse comes back unchanged with the parser's message (input is never lost)."""
+    raw = _form_request()
+    formatted = console_editor.format_sql(raw["sql"])
+    return _workbench(approval_raw=raw["approval_raw"], sql=formatted.sql, epsilon=raw["epsilon"],
+                      confidence=raw["confidence"], notice=formatted.error)
+
+
+@bp.post("/query/save")
+@role_required("researcher")
+def save_query():
+    raw = _form_request()
+    name = request.form.get("save_name", "")
+    approval_id = _int_arg(raw["approval_raw"] or "")
+    try:
+        item = saved_queries.save(sandbox(), signed_in(), name, raw["sql"], approval_id if approval_id > 0 else None)
+    except SandboxError as err:
+        return _workbench(approval_raw=raw["approval_raw"], sql=raw["sql"], epsilon=raw["epsilon"],
+                          confidence=raw["confidence"], save_name=name, save_error=_save_error(err),
+                          status=400)
+    flash(_("Saved as “%(name)s”.", name=item.name), "ok")
+    return redirect(url_for("researcher.query", approval=raw["approval_raw"], saved=item.id), code=303)
+
+
+@bp.post("/query/saved/<int:ident>/delete")
+@role_required("researcher")
+def delete_saved(ident: int):
+    try:
+        saved_queries.delete(sandbox(), signed_in(), ident)
+    except SandboxError:
+        abort(404)
+    flash(_("The saved query was deleted."), "ok")
+    return redirect(url_for("researcher.query", approval=request.form.get("approval_id") or None), code=303)
 
 
 @bp.get("/history")
