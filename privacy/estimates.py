@@ -1,10 +1,12 @@
 """From noisy statistics to released values and their intervals (post-processing only).
 
-Every interval is built from OpenDP's accuracy functions for the noise actually added
-(``discrete_laplacian_scale_to_accuracy`` / ``discrete_gaussian_scale_to_accuracy``):
-P(|noise| > a) ≤ α. A value made of several noisy parts (mean, variance, quantiles,
-derived columns) gives each part α/k (a union bound over k parts), so the interval
-holds with probability ≥ 1 − α, and its ``method`` says how it was obtained.
+Counts and sums take their intervals from OpenDP's accuracy functions for the noise
+actually added (``discrete_laplacian_scale_to_accuracy`` /
+``discrete_gaussian_scale_to_accuracy``): P(|noise| > a) ≤ α. Means and variances, ratios
+of several noisy parts, invert a test on the parts' joint noise
+(:mod:`privacy.inversion`), so that their coverage is the stated one rather than the
+≈ 99 % of a union bound; quantiles read the noisy histogram's cumulative counts
+(:func:`privacy.quantiles.rank_interval`). Each ``method`` says how it was obtained.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from privacy.allocation import NoiseSpec
-from privacy.mechanisms import accuracy
+from privacy.inversion import mean_intervals, variance_intervals
+from privacy.mechanisms import Family, half_width
 from privacy.quantiles import quantiles, rank_interval
 from privacy.sensitivity import centre
 from query_guard.plan import Measurement
@@ -37,7 +40,7 @@ class Noisy:
     def half(self, stat: str, alpha: float) -> float:
         """Half-width of statistic ``stat`` at level alpha, in output units."""
         s = self.specs[stat]
-        return accuracy(s.family, s.scale, alpha) / s.unit
+        return half_width(s.family, s.scale, alpha) / s.unit
 
     def family_name(self) -> str:
         return FAMILY_NAMES[next(iter(self.specs.values())).family]
@@ -108,44 +111,59 @@ def intervals(n: Noisy, alpha: float) -> list[Any]:
     sums = [v / m.fixed_point for v in n.stats["csum"]]
     counts = n.stats["count"]
     if m.kind == "mean":
-        out_m = []
-        for s, k in zip(sums, counts, strict=True):
-            out_m.append(min((_mean_interval(c, s, n.half("csum", alpha * w), k,
-                                             n.half("count", alpha * (1 - w)), lo, hi)
-                              for w in SPLITS), key=lambda iv: iv[1] - iv[0]))
-        return out_m
+        return mean_intervals(c, sums, counts, _scales(n, ("csum", "count")),
+                              _steps(n, ("csum", "count")), _family(n), alpha, lo, hi)
+    qs = [q / m.fixed_point for q in n.stats["csumsq"]]
+    ddof = _ddof(m)
+    pivot = variance_intervals(qs, sums, counts, _scales(n, ("csumsq", "csum", "count")),
+                               _steps(n, ("csumsq", "csum", "count")), _family(n), alpha,
+                               (hi - lo) ** 2 / 2, ddof)
     out = []
-    for q, s, k in zip(n.stats["csumsq"], sums, counts, strict=True):
-        best = None
-        for wq, ws in SPLITS_3:
-            a_q, a_s = n.half("csumsq", alpha * wq), n.half("csum", alpha * ws)
-            a_c = n.half("count", alpha * (1 - wq - ws))
-            iv = _variance_interval(q / m.fixed_point, a_q, s, a_s, k, a_c, lo, hi, _ddof(m))
-            best = iv if best is None or iv[1] - iv[0] < best[1] - best[0] else best
-        assert best is not None
-        v_lo, v_hi = best
+    for q, s, k, iv in zip(qs, sums, counts, pivot, strict=True):
+        a_c = n.half("count", alpha / 3)
+        if k - a_c < max(2.0, 10 * a_c):
+            # the first-order pivot needs the count known to ~10 %: otherwise the union
+            # bound over the box of the parts' intervals (conservative, always valid)
+            iv = _variance_box(n, q, s, k, alpha, lo, hi, ddof)
+        top = _max_variance(lo, hi, max(1.0 + ddof, k - a_c), ddof)
+        v_lo, v_hi = max(0.0, min(iv[0], top)), max(0.0, min(iv[1], top))
         out.append((math.sqrt(v_lo), math.sqrt(v_hi)) if m.kind == "stddev" else (v_lo, v_hi))
     return out
 
 
-#: Shares of α for a value made of several noisy parts. Any split is a valid union bound;
-#: the narrowest interval over this fixed list is chosen from the noisy values
-#: (post-processing). With α/k each the parts that barely matter (the count of a mean over
-#: many rows) waste α and the interval over-covers (99 % for a 95 % mean, measured).
-SPLITS = (0.5, 0.75, 0.9, 0.97, 0.99)
+def _family(n: Noisy) -> Family:
+    return next(iter(n.specs.values())).family
+
+
+def _scales(n: Noisy, stats: tuple[str, ...]) -> Any:
+    """Each statistic's noise scale in output units."""
+    return tuple(n.specs[st].scale / n.specs[st].unit for st in stats)
+
+
+def _steps(n: Noisy, stats: tuple[str, ...]) -> Any:
+    """Each statistic's grid step (one noised integer) in output units."""
+    return tuple(1.0 / n.specs[st].unit for st in stats)
+
+
+def _variance_box(n: Noisy, q: float, s: float, k: float, alpha: float, lo: float, hi: float,
+                  ddof: int) -> Interval:
+    """The variance over the box of its parts' intervals, α split among them (the
+    narrowest of a fixed list of splits; a union bound, so valid whatever the count)."""
+    best = None
+    for wq, ws in SPLITS_3:
+        a_q, a_s = n.half("csumsq", alpha * wq), n.half("csum", alpha * ws)
+        a_c = n.half("count", alpha * (1 - wq - ws))
+        iv = _variance_interval(q, a_q, s, a_s, k, a_c, lo, hi, ddof)
+        best = iv if best is None or iv[1] - iv[0] < best[1] - best[0] else best
+    assert best is not None
+    return best
+
+
+#: Shares of α among a variance's three parts for the fallback box interval. Any split is a
+#: valid union bound; the narrowest over this fixed list is chosen from the noisy values
+#: (post-processing).
 SPLITS_3 = tuple((a, b) for a in (0.34, 0.5, 0.75, 0.9, 0.97, 0.98)
                  for b in (0.01, 0.02, 0.05, 0.1, 0.33) if a + b < 1)
-
-
-def _mean_interval(c: float, s: float, a_s: float, k: float, a_c: float, lo: float, hi: float
-                   ) -> Interval:
-    """μ = c + S/C with S ∈ [s ± a_s], C ∈ [k ± a_c], C ≥ 1; clipped to [lo, hi]."""
-    k_lo = max(1.0, k - a_c)
-    if k + a_c < 1:
-        return (lo, hi)
-    ends = [c + (s + ds) / kk for ds in (-a_s, a_s) for kk in (k_lo, k + a_c)]
-    low, high = max(lo, min(ends)), min(hi, max(ends))
-    return (low, high) if low <= high else (lo, hi)
 
 
 def _variance_interval(q: float, a_q: float, s: float, a_s: float, k: float, a_c: float,
@@ -177,12 +195,12 @@ def method(n: Noisy) -> str:
         return f"{fam} noise; interval from OpenDP's accuracy function"
     if kind == "mean":
         return (f"c + noisy centred sum / noisy count ({fam}, budget split to minimise the "
-                "worst-case error); interval: each part's OpenDP interval at α/2, combined "
-                "by interval arithmetic, clipped to the bounds")
+                "worst-case error); interval: the means a test on the joint noise of sum and "
+                "count keeps at level α (Fieller's ratio interval), clipped to the bounds")
     if kind in ("variance", "stddev"):
         return (f"from noisy centred sum of squares, centred sum and count ({fam}); "
-                "interval: each part's OpenDP interval at α/3, combined by interval "
-                "arithmetic")
+                "interval: the values a first-order test on the joint noise of the three "
+                "keeps at level α (interval arithmetic at α/3 each when the count is small)")
     grid = "equal + asinh-scaled" if n.m.bin_layout == "linear_asinh" else "equal"
     return (f"from one noisy histogram ({fam}, {n.m.bins} {grid} bins; isotonic fit, OpenDP "
             "make_quantiles_from_counts); interval: the bins whose noisy cumulative count "

@@ -372,9 +372,15 @@ def accuracy(family: Family, scale: float, alpha: float) -> float:
     return float(dp.discrete_gaussian_scale_to_accuracy(scale=scale, alpha=alpha))
 
 
-def discrete_laplace_accuracy(scale: float, alpha: float) -> float:
-    """Half-width a with P(|noise| > a) ≤ alpha (OpenDP's accuracy function)."""
-    return accuracy("laplace", scale, alpha)
+def half_width(family: Family, scale: float, alpha: float) -> float:
+    """The least integer h with P(|noise| > h) ≤ alpha, for a closed interval ± h.
+
+    OpenDP's accuracy a bounds P(|noise| ≥ a) ≤ alpha (its docs: α = P[Y ≥ accuracy]).
+    The noise is an integer, so |noise| ≤ ⌈a⌉ − 1 with probability ≥ 1 − alpha. Using a
+    itself made discrete-Gaussian intervals (whose a is an integer) one unit too wide:
+    96.4 % coverage for a 95 % count at scale 14, 95.0 % with ⌈a⌉ − 1."""
+    a = accuracy(family, scale, alpha)
+    return max(0.0, math.ceil(a) - 1.0) if math.isfinite(a) else a
 
 
 def noise_variance(family: Family, scale: float) -> float:

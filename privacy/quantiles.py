@@ -197,9 +197,14 @@ def quantile_interval(noisy: Sequence[int], lower: float, upper: float, fraction
 def rank_interval(noisy: Sequence[int], lower: float, upper: float, fraction: float,
                   family: Family, scale: float, alpha: float, layout: Layout = "linear"
                   ) -> tuple[float, float]:
-    """Bin edges bracketing the true ``fraction``-quantile with probability ≈ 1 − alpha.
+    """Where the true ``fraction``-quantile lies, with probability ≈ 1 − alpha.
 
-    See the module docstring: one position per side, so the two tails at α/2 each.
+    See the module docstring: one position per side, so the two tails at α/2 each. The
+    bracketing bins are found from the noisy cumulative counts; each end is then placed
+    inside its bin by linear interpolation of those counts (the same reading of a bin as
+    the released figure's: values spread evenly within it). Whole bins would hold the truth
+    far more often than stated wherever a bin holds more ranks than the noise moves
+    (97.8 % for a 95 % interval on the coverage test's incomes).
     """
     bins = len(noisy)
     if not upper > lower or bins == 0:
@@ -209,17 +214,38 @@ def rank_interval(noisy: Sequence[int], lower: float, upper: float, fraction: fl
     z = NormalDist().inv_cdf(1 - alpha / 2)
     v = noise_variance(family, scale)
     total = float(sum(noisy))
-    centred, running = [], 0.0
+    # centred[k + 1]: (Ñ_k − f·T, its half-width) at the right edge of bin k; centred[0]
+    # is the left edge of bin 0 (no bin counted yet)
+    centred = [(-f * total, z * math.sqrt(v * bins * f * f))]
+    running = 0.0
     for k, h in enumerate(noisy):
         running += h
         sd = math.sqrt(v * ((k + 1) * (1 - f) ** 2 + (bins - k - 1) * f * f))
         centred.append((running - f * total, z * sd))
-    lo_bin = next((k for k, (c, a) in enumerate(centred) if c + a >= -1), bins - 1)
-    hi_bin = 0
-    for k in range(1, bins):
-        c, a = centred[k - 1]
-        if c - a < 1:
-            hi_bin = k
-    if lo_bin > hi_bin:
-        lo_bin, hi_bin = hi_bin, lo_bin
-    return cut[lo_bin], cut[hi_bin + 1]
+    upper_c = [c + a for c, a in centred]  # the most the true centred cumulative may be
+    lower_c = [c - a for c, a in centred]  # the least
+    # lower end: where the upper confidence cumulative first reaches −1
+    lo_x = float(cut[-1])
+    for i in range(bins + 1):
+        if upper_c[i] >= -1:
+            lo_x = float(cut[i]) if i == 0 else _cross(cut, i - 1, upper_c[i - 1], upper_c[i], -1)
+            break
+    # upper end: past the last point where the lower confidence cumulative is below 1
+    hi_x = float(cut[0])
+    for i in range(bins, -1, -1):
+        if lower_c[i] < 1:
+            hi_x = float(cut[i]) if i == bins else _cross(cut, i, lower_c[i], lower_c[i + 1], 1)
+            break
+    if lo_x > hi_x:
+        lo_x, hi_x = hi_x, lo_x
+    return lo_x, hi_x
+
+
+def _cross(cut: Sequence[float], k: int, left: float, right: float, level: float) -> float:
+    """Where, inside bin k, a cumulative going from ``left`` (its left edge) to ``right``
+    (its right edge) linearly reaches ``level``; an end of the bin when it does not."""
+    a, b = float(cut[k]), float(cut[k + 1])
+    if right == left:
+        return b if right < level else a
+    share = min(1.0, max(0.0, (level - left) / (right - left)))
+    return a + share * (b - a)
