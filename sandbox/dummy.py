@@ -20,11 +20,12 @@ import pyarrow as pa
 
 import privacy
 from sandbox import postprocess
+from sandbox.accuracy import ACCURACY_NOTE, accuracy
 from sandbox.engine import with_rowid
 from sandbox.errors import BadRequest
 from sandbox.policy import ColumnPolicy, DatasetPolicy
 from sandbox.preview import checked_plan
-from sandbox.service import QueryRequest, Sandbox, finite_or_none, jsonable_rows
+from sandbox.service import QueryRequest, Sandbox, jsonable_rows
 from sandbox.users import User
 from sandbox.workspace import transaction
 
@@ -115,11 +116,9 @@ def run_dummy(sb: Sandbox, user: User, req: QueryRequest) -> dict[str, Any]:
         "query_id": query_id,
         "columns": columns,
         "rows": jsonable_rows(rows),
-        "accuracy": {
-            c: {"confidence": rel.confidence, "method": rel.methods.get(c, ""),
-                "intervals": [None if iv is None else [finite_or_none(iv[0]), finite_or_none(iv[1])] for iv in intervals[c]]}
-            for c in columns if c in rel.methods
-        },
+        # the same shape as a real release's (intervals, public range, not_informative)
+        "accuracy": accuracy(rel.confidence, rel.methods, rel.ranges, columns, intervals),
+        "accuracy_note": ACCURACY_NOTE,
         "epsilon_spent": 0.0,
         "delta_spent": 0.0,
         "would_cost": {"epsilon": rel.epsilon, "delta": rel.delta, "rho": rel.rho},

@@ -99,6 +99,14 @@ def test_dummy_run_is_free_marked_and_never_reads_the_data(client, creds, demo, 
     body = r.json
     assert body["dummy"] is True and body["receipt"]["dummy"] is True and body["epsilon_spent"] == 0
     assert len(body["rows"]) == 8 and "dummy run" in body["notes"][0]
+    # the same accuracy shape as a real release: [lower, upper], public range, flags, note
+    acc = body["accuracy"]
+    assert set(acc) == {body["columns"][1], body["columns"][2]}
+    for col in acc.values():
+        assert len(col["intervals"]) == len(col["not_informative"]) == 8
+        assert all(isinstance(f, bool) for f in col["not_informative"])
+        assert len(col["public_range"]) == 2
+    assert "bias that bounding introduces" in body["accuracy_note"]
     assert budget(client, creds)["epsilon"]["spent"] == before
     assert audit_count(sb, "query.dummy") == 1
 
