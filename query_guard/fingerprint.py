@@ -18,7 +18,7 @@ from sqlglot import exp
 
 from query_guard.plan import GroupKey, Measurement, OrderItem, OutputColumn
 
-FINGERPRINT_VERSION = "query_guard/1"
+FINGERPRINT_VERSION = "query_guard/2"  # 2: the histogram layout is part of a measurement
 
 
 def fingerprint(
@@ -55,6 +55,7 @@ def fingerprint(
                 m.value_type,
                 list(m.quantiles),
                 m.bins,
+                m.bin_layout,
                 m.ddof,
             ]
             for m in measurements

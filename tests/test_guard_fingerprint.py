@@ -92,3 +92,23 @@ def test_doctests(name):
 )
 def test_evaluate_post_processing(expr, env, value):
     assert evaluate(parse_one(expr, read="duckdb"), env) == value
+
+
+def test_everything_that_shapes_the_release_is_in_the_fingerprint():
+    """Two plans whose releases would differ never share a cache key: the histogram layout
+    of a quantile included (a release read off other bins is another release)."""
+    import dataclasses
+
+    from query_guard.fingerprint import fingerprint
+
+    p = plan("SELECT QUANTILE_CONT(cost, 0.5) FROM clinic_visits", SCENARIOS["default"], CATALOG)
+
+    def again(**change):
+        ms = [dataclasses.replace(m, **change) for m in p.measurements]
+        return fingerprint(p.engine_query, [], p.datasets, p.group_keys, ms, p.outputs, p.having,
+                           p.order_by, p.limit)
+
+    same = again()
+    assert again(bin_layout="linear") != same
+    assert again(bins=64) != same
+    assert again(upper=1.0) != same
