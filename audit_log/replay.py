@@ -84,7 +84,10 @@ def _approval(approvals: dict[str, dict[str, Any]], approval_id: Any) -> dict[st
 def _check_budget_after(rec: dict[str, Any], seq: Any, reported: Any) -> None:
     spent_e, spent_d = rec["epsilon_spent"], rec["delta_spent"]
     granted = rec["granted"] or {}
-    total_e, total_d = as_number(granted.get("epsilon_total")), as_number(granted.get("delta_total"))
+    total_e, total_d = (
+        as_number(granted.get("epsilon_total")),
+        as_number(granted.get("delta_total")),
+    )
     problems = []
     if isinstance(reported, Mapping) and "epsilon_spent_basic" in reported:
         # The accountant runs one filter per approval on a fixed route (decision 0007): the
@@ -96,9 +99,14 @@ def _check_budget_after(rec: dict[str, Any], seq: Any, reported: Any) -> None:
             ("rho_spent", rec.get("rho_spent")),
         ]
         reported_e = as_number(reported.get("epsilon_spent"))
-        if (reported.get("route", "basic") == "basic" and reported_e is not None
-                and reported_e > spent_e * (1 + 1e-9) + 1e-12):
-            problems.append(f"epsilon_spent reported {reported_e:g} exceeds basic composition {spent_e:g}")
+        if (
+            reported.get("route", "basic") == "basic"
+            and reported_e is not None
+            and reported_e > spent_e * (1 + 1e-9) + 1e-12
+        ):
+            problems.append(
+                f"epsilon_spent reported {reported_e:g} exceeds basic composition {spent_e:g}"
+            )
         for name, expected in checks:
             value = as_number(reported.get(name))
             if value is not None and expected is not None and not agree(value, expected):
@@ -233,9 +241,14 @@ def replay(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             {"approval_id": rec["approval_id"], **item}
             for rec in approvals.values()
             for item in rec["inconsistencies"]
-        ] + [
-            {"approval_id": None, "seq": seq, "message": f"an outcome names start entry {seq}, "
-             "which is not a query.started entry earlier in the log"}
+        ]
+        + [
+            {
+                "approval_id": None,
+                "seq": seq,
+                "message": f"an outcome names start entry {seq}, "
+                "which is not a query.started entry earlier in the log",
+            }
             for seq in unmatched
         ],
         "ledger_differences": [],

@@ -5,6 +5,7 @@ never returns ``False``.
 """
 
 from keys.credentials import (
+    TOKEN_MAC_KEY,
     TOKEN_PREFIX,
     hash_password,
     hash_token,
@@ -47,7 +48,7 @@ from keys.signing import (
     split_pem_public_keys,
     verify_signature,
 )
-from keys.sm3 import sm3
+from keys.sm3 import sm3, sm3_stream
 
 __all__ = [
     "ALG_COSIGNATURE_V1",
@@ -65,9 +66,11 @@ __all__ = [
     "note_sigtype",
     "signature_algorithm",
     "sm3",
+    "sm3_stream",
     "sigtype_bytes",
     "LOG_KEY_NAME",
     "PASSPHRASE_ENV",
+    "TOKEN_MAC_KEY",
     "TOKEN_PREFIX",
     "DecryptionError",
     "KeyNotFound",

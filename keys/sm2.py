@@ -16,16 +16,19 @@ from __future__ import annotations
 
 from typing import Final
 
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from tongsuopy.crypto import hashes as ts_hashes
 from tongsuopy.crypto import serialization as ts_serialization
 from tongsuopy.crypto.asymciphers import ec as ts_ec
-from tongsuopy.crypto.exceptions import InvalidSignature, UnsupportedAlgorithm
+from tongsuopy.crypto.exceptions import InternalError, InvalidSignature, UnsupportedAlgorithm
 
 from keys.errors import KeysError, SignatureError
 
 SM2_PUBLIC_KEY_SIZE: Final = 65
 SM2_PRIVATE_KEY_SIZE: Final = 32
-SM2_MAX_SIGNATURE_SIZE: Final = 72  # DER SEQUENCE of two INTEGERs of at most 33 bytes
 DEFAULT_DISTINGUISHING_ID: Final = b"1234567812345678"
 _N: Final = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
 _ALGORITHM = ts_ec.ECDSA(ts_hashes.SM3())  # SM2 with SM3 and the default ID on an SM2 key
@@ -78,13 +81,22 @@ def _load_public(raw: bytes) -> ts_ec.EllipticCurvePublicKey:
 
 
 def sm2_verify(public_key: bytes, msg: bytes, sig: bytes) -> None:
-    """Raise ``SignatureError`` unless ``sig`` (DER) is a valid SM2 signature of ``msg``."""
+    """Raise ``SignatureError`` unless ``sig`` (DER) is a valid SM2 signature of ``msg``.
+
+    SECURITY: only the canonical DER of ``(r, s)`` with 1 <= r, s < n is accepted (GB/T
+    32918.2 §7.1 B1, B2), checked before the library sees it, so a signature has exactly
+    one encoding (no malleable re-encodings in a signed note).
+    """
     key = _load_public(public_key)
-    if not 8 <= len(sig) <= SM2_MAX_SIGNATURE_SIZE:
+    try:
+        r, s = decode_dss_signature(sig)
+    except ValueError:
+        raise SignatureError("signature verification failed") from None
+    if not (1 <= r < _N and 1 <= s < _N) or encode_dss_signature(r, s) != sig:
         raise SignatureError("signature verification failed")
     try:
         key.verify(sig, msg, _ALGORITHM)
-    except (InvalidSignature, ValueError):
+    except (InvalidSignature, ValueError, InternalError):
         raise SignatureError("signature verification failed") from None
 
 

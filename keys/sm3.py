@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 
@@ -39,3 +40,24 @@ def _hashlib_sm3() -> Callable[[bytes], bytes] | None:
 
 sm3: Callable[[bytes], bytes] = _hashlib_sm3() or sm3_cryptography
 """SM3 digest (32 bytes) of ``data``."""
+
+
+class _CryptographySM3:
+    """``hashlib``-like streaming SM3 over ``cryptography`` (where hashlib has none)."""
+
+    def __init__(self) -> None:
+        self._h = hashes.Hash(hashes.SM3())
+
+    def update(self, data: bytes) -> None:
+        self._h.update(data)
+
+    def hexdigest(self) -> str:
+        return self._h.finalize().hex()
+
+
+def sm3_stream() -> Any:
+    """A streaming SM3 object with ``update`` and ``hexdigest`` (for files)."""
+    try:
+        return hashlib.new("sm3")
+    except ValueError:
+        return _CryptographySM3()

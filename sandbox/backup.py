@@ -10,9 +10,10 @@ Backup (safe while ``sandbox serve`` runs):
 3. copy ``data/``, ``keys/`` and the other workspace files (after the snapshot: data files
    are written before the catalog rows naming them, and the key ring keeps retired keys,
    so every file the snapshot refers to is present);
-4. write ``manifest.json``: SHA-256 and size of every file, the audit log size, the latest
-   signed checkpoint and the per-approval ledger sums, into a tar.gz written atomically
-   with mode 0600 (it holds the key ring).
+4. write ``manifest.json``: SHA-256 (SM3 in the ``sm`` cryptography profile, issue 17)
+   and size of every file, the audit log size, the latest signed checkpoint (Ed25519 or
+   SM2) and the per-approval ledger sums, into a tar.gz written atomically with mode 0600
+   (it holds the key ring).
 
 Restore refuses a non-empty target without ``force`` (the old folder is then moved aside,
 never deleted), extracts only regular files the manifest lists (no links, no absolute or
@@ -86,12 +87,21 @@ class RestoreReport:
     ledger_differences: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
+def _file_hasher(name: str) -> Any:
+    """A streaming hash object: ``sha256``, or ``sm3`` (the ``sm`` profile's file hash)."""
+    if name == "sm3":
+        import keys
+
+        return keys.sm3_stream()
+    return hashlib.sha256()
+
+
+def _hash_file(path: Path, name: str = "sha256") -> str:
+    h = _file_hasher(name)
     with open(path, "rb") as fh:
         while block := fh.read(CHUNK):
             h.update(block)
-    return h.hexdigest()
+    return str(h.hexdigest())
 
 
 def ledger_sums(conn: sqlite3.Connection) -> dict[str, tuple[float, float]]:
@@ -108,7 +118,7 @@ def _sign_checkpoint(ws: Workspace, conn: sqlite3.Connection, now: datetime) -> 
     from sandbox.workspace import log_origin as _log_origin
 
     try:
-        ring = keys.KeyRing.open_or_create(ws.keys_dir)
+        ring = keys.KeyRing.open_or_create(ws.keys_dir, profile=ws.crypto_profile())
         audit_store.issue_checkpoint(conn, ring.log_signer(), _log_origin(conn), now)
     except (keys.KeysError, AuditError) as err:
         raise BackupError(
@@ -217,9 +227,10 @@ def backup(
         for suffix in ("-wal", "-shm"):
             Path(str(snap) + suffix).unlink(missing_ok=True)
         files = [(DB_NAME, snap), *_workspace_files(ws.root)]
+        file_hash = "sm3" if ws.crypto_profile() == "sm" else "sha256"
         entries: dict[str, dict[str, Any]] = {
             rel: {
-                "sha256": _sha256_file(p),
+                file_hash: _hash_file(p, file_hash),
                 "size": p.stat().st_size,
                 "mode": f"{p.stat().st_mode & 0o777:o}",
             }
@@ -302,7 +313,8 @@ def _extract(archive: Path, staging: Path, manifest: dict[str, Any]) -> int:
                 )
             target = staging / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            h = hashlib.sha256()
+            file_hash = "sm3" if "sm3" in expected[name] else "sha256"
+            h = _file_hasher(file_hash)
             src = tar.extractfile(member)
             assert src is not None
             mode = int(str(expected[name].get("mode", "600")), 8) & 0o777
@@ -314,9 +326,10 @@ def _extract(archive: Path, staging: Path, manifest: dict[str, Any]) -> int:
                 while block := src.read(CHUNK):
                     h.update(block)
                     dst.write(block)
-            if h.hexdigest() != expected[name]["sha256"]:
+            if h.hexdigest() != expected[name][file_hash]:
                 raise BackupError(
-                    f"{name}: SHA-256 does not match the manifest", code="hash_mismatch"
+                    f"{name}: {file_hash.upper()} does not match the manifest",
+                    code="hash_mismatch",
                 )
             seen.add(name)
         # Read to the end of the compressed stream: gzip checks its CRC and length only

@@ -58,8 +58,8 @@ def _workspace(data_dir: Path | None):  # -> (Workspace, Connection)
 
 
 def _keyring(ws) -> keys_lib.KeyRing:
-    try:
-        return keys_lib.KeyRing.open_or_create(ws.keys_dir)
+    try:  # a ring of another profile than the workspace's is refused (issue 17)
+        return keys_lib.KeyRing.open_or_create(ws.keys_dir, profile=ws.crypto_profile())
     except keys_lib.KeysError as err:
         _fail(str(err))
         raise  # unreachable

@@ -22,6 +22,14 @@ def demo_template(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def demo_template_sm(tmp_path_factory) -> Path:
+    """The same demo workspace in the ``sm`` cryptography profile (SM2, SM3, SM4; issue 17)."""
+    root = tmp_path_factory.mktemp("demo-template-sm") / "ws"
+    setup_demo(root, rows=DEMO_ROWS, url="http://127.0.0.1:0", say=lambda _m: None, crypto="sm")
+    return root
+
+
 @pytest.fixture
 def demo(demo_template, tmp_path):
     """(Sandbox, credentials) over a fresh copy of the demo workspace."""

@@ -1,4 +1,7 @@
-"""``sandbox backup`` / ``sandbox restore`` (issue 8): consistent, hashed, verified."""
+"""``sandbox backup`` / ``sandbox restore`` (issue 8): consistent, hashed, verified.
+
+Every test runs once per cryptography profile (issue 17): SHA-256 file hashes and an
+Ed25519 checkpoint, or SM3 file hashes and an SM2 checkpoint."""
 
 from __future__ import annotations
 
@@ -12,13 +15,29 @@ import pytest
 from click.testing import CliRunner
 
 import audit_log.store as audit_store
+import keys
 from audit_log.replay import read_jsonl
 from sandbox.backup import BackupError, backup, read_manifest, restore
 from sandbox.cli_backup import backup_command, restore_command
 from sandbox.service import Sandbox
 from sandbox.users import find_user
 from sandbox.workspace import Workspace
-from tests.conftest import bearer
+from tests.conftest import DEMO_ROWS, bearer
+
+
+@pytest.fixture(params=keys.PROFILES)
+def demo(request, tmp_path):
+    """conftest's ``demo`` over the ``intl`` template or its ``sm`` twin."""
+    import shutil
+
+    from sandbox.demo import setup_demo
+
+    profile = request.param
+    template = request.getfixturevalue("demo_template" if profile == "intl" else "demo_template_sm")
+    root = tmp_path / "ws"
+    shutil.copytree(template, root)
+    return setup_demo(root, rows=DEMO_ROWS, url="http://127.0.0.1:0", say=lambda _m: None)
+
 
 QUERIES = [
     "SELECT COUNT(*) FROM residents",
@@ -68,6 +87,11 @@ def test_backup_then_restore_elsewhere_verifies_and_ledger_equals_log(
     assert archive.exists() and (archive.stat().st_mode & 0o777) == 0o600
     manifest = read_manifest(archive)
     assert {"sandbox.db", "keys/keyring.json"} <= set(manifest["files"])
+    file_hash = {"intl": "sha256", "sm": "sm3"}[sb.ws.crypto_profile()]
+    assert all(set(f) == {file_hash, "size", "mode"} for f in manifest["files"].values())
+    signer = keys.KeyRing.open_or_create(sb.ws.keys_dir).log_signer()
+    assert signer.algorithm == {"intl": "ed25519", "sm": "sm2"}[sb.ws.crypto_profile()]
+    assert f" {signer.name} " in manifest["audit"]["checkpoint"]
     assert any(name.startswith("data/") for name in manifest["files"])
     assert manifest["audit"]["size"] == report.audit_size == audit_store.size(sb.conn())
     assert manifest["audit"]["checkpoint_size"] == report.audit_size  # fresh checkpoint covers all

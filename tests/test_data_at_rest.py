@@ -1,7 +1,8 @@
 """Data at rest (issue 6; 第二十条): conditional and not-open Parquet files are encrypted
-(AES-256-GCM, per-version data keys wrapped by the workspace master key); tampering is
-refused with a clear error; master-key rotation re-wraps keys without touching the data;
-API tokens and passwords are stored only as hashes."""
+(AES-256-GCM, or SM4-GCM in the ``sm`` profile; per-version data keys wrapped by the
+workspace master key); tampering is refused with a clear error; master-key rotation
+re-wraps keys without touching the data; API tokens and passwords are stored only as
+hashes. Every test runs once per cryptography profile (issue 17)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,13 @@ from sandbox.web import create_app
 from tests.test_workflow_support import FIXTURES, audit_entries, bearer, demo_copy, permits_table
 
 CANARY = "CANARY-明文-7f3a9c"
+BLOB_HEADER = {"intl": b"SBXB\x01", "sm": b"SBXB\x02"}  # AES-256-GCM / SM4-GCM (keys.envelope)
+
+
+@pytest.fixture(params=keys.PROFILES)
+def demo_template(request, demo_template):
+    """conftest's demo workspace (``intl``) or its ``sm`` twin: the tests below run on both."""
+    return demo_template if request.param == "intl" else request.getfixturevalue("demo_template_sm")
 
 
 def register_canary(sb: Sandbox) -> datasets.DatasetVersion:
@@ -40,7 +48,9 @@ def test_file_on_disk_does_not_contain_a_known_plaintext_value(demo_template, tm
     sb, _ = demo_copy(demo_template, tmp_path)
     v = register_canary(sb)
     raw = (sb.ws.data_dir / v.file_name).read_bytes()
-    assert v.encrypted and v.file_name.endswith(".enc") and raw.startswith(b"SBXB\x01")
+    profile = sb.ws.crypto_profile()
+    assert v.encrypted and v.file_name.endswith(".enc") and raw.startswith(BLOB_HEADER[profile])
+    assert len(sb.keyring.unwrap_data_key(v.wrapped_key)) == keys.key_size(profile)
     plain = datasets.read_plaintext(sb.ws.data_dir, v, sb.tables.decryptor)
     assert CANARY.encode() in plain  # the check below is not vacuous: the plaintext has it
     assert CANARY.encode() not in raw
@@ -129,6 +139,14 @@ def test_tokens_and_passwords_are_stored_only_as_hashes(demo_template, tmp_path)
     for role in ("researcher", "owner", "regulator"):
         assert creds[role]["token"].encode() not in stored
         assert creds[role]["password"].encode() not in stored
-        assert keys.hash_token(creds[role]["token"]).encode() in stored
+        assert keys.hash_token(creds[role]["token"], sb.ws.crypto_profile()).encode() in stored
     hashes = [r[0] for r in sb.conn().execute("SELECT password_hash FROM users")]
-    assert hashes and all(h.startswith("$argon2id$") for h in hashes)
+    prefix = {"intl": "$argon2id$", "sm": "$pbkdf2-sm3$i=600000$"}[sb.ws.crypto_profile()]
+    assert hashes and all(h.startswith(prefix) for h in hashes)
+    # the stored token hash of the sm profile is HMAC-SM3 (checked with the standard library)
+    if sb.ws.crypto_profile() == "sm":
+        import hmac
+
+        token = creds["researcher"]["token"].encode()
+        expected = hmac.new(keys.TOKEN_MAC_KEY, token, "sm3").hexdigest()
+        assert expected == keys.hash_token(creds["researcher"]["token"], "sm")

@@ -1,5 +1,9 @@
 """keys: the key ring encrypted at rest, passphrases, rotation, signatures, envelope
-encryption of data files, password and token hashing."""
+encryption of data files, password and token hashing.
+
+Tests taking ``profile`` (directly or through ``ring``) run once per cryptography profile
+(issue 17): Ed25519 / AES-256-GCM / scrypt / Argon2id / SHA-256, and SM2 / SM4-GCM /
+PBKDF2-HMAC-SM3 / HMAC-SM3."""
 
 from __future__ import annotations
 
@@ -22,11 +26,27 @@ from keys import (
 )
 
 N = 2**10  # small scrypt cost for tests; production default is 2**15
+ITERATIONS = 1_000  # small PBKDF2-HMAC-SM3 cost for tests; production default is 600,000
+SIZES = {  # (public key, signature, symmetric key) sizes of each profile
+    "intl": (32, {64}, 32),
+    "sm": (65, set(range(68, 73)), 16),  # SM2 DER signatures are 70-72 bytes (rarely less)
+}
+
+
+@pytest.fixture(params=keys.PROFILES)
+def profile(request) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
-def ring(tmp_path) -> KeyRing:
-    return KeyRing.open_or_create(tmp_path / "keys", b"correct horse", scrypt_n=N)
+def ring(tmp_path, profile) -> KeyRing:
+    return KeyRing.open_or_create(
+        tmp_path / "keys",
+        b"correct horse",
+        scrypt_n=N,
+        profile=profile,
+        pbkdf2_iterations=ITERATIONS,
+    )
 
 
 def all_bytes(folder: Path) -> bytes:
@@ -66,9 +86,11 @@ def test_wrong_or_missing_passphrase(ring, tmp_path, monkeypatch):
     assert KeyRing.open_or_create(tmp_path / "keys").log_signer()
 
 
-def test_generated_passphrase_is_the_embedded_default(tmp_path, monkeypatch):
+def test_generated_passphrase_is_the_embedded_default(tmp_path, monkeypatch, profile):
     monkeypatch.delenv(keys.PASSPHRASE_ENV, raising=False)
-    ring = KeyRing.open_or_create(tmp_path / "keys", scrypt_n=N)
+    ring = KeyRing.open_or_create(
+        tmp_path / "keys", scrypt_n=N, profile=profile, pbkdf2_iterations=ITERATIONS
+    )
     pw_file = tmp_path / "keys" / "passphrase"
     assert stat.S_IMODE(pw_file.stat().st_mode) == 0o600
     assert len(pw_file.read_bytes().strip()) >= 43
@@ -87,9 +109,11 @@ def test_generated_passphrase_is_the_embedded_default(tmp_path, monkeypatch):
     assert reopened.log_signer().public_key_bytes == pub
 
 
-def test_signatures_verify_and_failures_raise(ring):
+def test_signatures_verify_and_failures_raise(ring, profile):
     signer = ring.log_signer()
     sig = signer.sign(b"message")
+    assert len(signer.public_key_bytes) == SIZES[profile][0] and len(sig) in SIZES[profile][1]
+    assert signer.algorithm == {"intl": "ed25519", "sm": "sm2"}[profile]
     for key in (signer.public_key_pem(), signer.public_key_pem().encode(), signer.public_key_bytes):
         assert keys.verify_signature(key, b"message", sig) is None
     with pytest.raises(SignatureError):
@@ -143,9 +167,9 @@ def test_rotation_keeps_old_public_keys_and_destroys_old_private(ring, tmp_path)
     assert other.log_signer().key_id == ring.log_signer().key_id
 
 
-def test_envelope_encryption_and_tamper_detection(ring):
+def test_envelope_encryption_and_tamper_detection(ring, profile):
     data_key, wrapped = ring.new_data_key()
-    assert len(data_key) == 32 and data_key not in wrapped
+    assert len(data_key) == SIZES[profile][2] and data_key not in wrapped
     plain = b"PAR1 residents 370102199001011234 ..." * 100
     blob = keys.encrypt_blob(data_key, plain, b"dataset:residents:v1")
     assert b"370102199001011234" not in blob
@@ -159,6 +183,11 @@ def test_envelope_encryption_and_tamper_detection(ring):
         keys.decrypt_blob(data_key, plain, b"dataset:residents:v1")
     with pytest.raises(DecryptionError):
         ring.unwrap_data_key(wrapped[:-1] + bytes([wrapped[-1] ^ 1]))
+    # SECURITY: the header names the cipher and the key must be that cipher's size, so a
+    # blob relabelled to the other profile's cipher is refused
+    relabelled = (b"SBXB\x02" if blob.startswith(b"SBXB\x01") else b"SBXB\x01") + blob[5:]
+    with pytest.raises(DecryptionError):
+        keys.decrypt_blob(data_key, relabelled, b"dataset:residents:v1")
 
 
 def test_master_key_rotation_rewraps_without_touching_data(ring, tmp_path):
@@ -181,26 +210,46 @@ def test_master_key_rotation_rewraps_without_touching_data(ring, tmp_path):
         ring.rotate_master_key([b"SBXK\x01" + bytes(60)])
 
 
-def test_passwords():
-    stored = keys.hash_password("s3cret 密码")
-    assert stored.startswith("$argon2id$")
+def test_passwords(profile):
+    stored = keys.hash_password("s3cret 密码", profile)
+    assert stored.startswith({"intl": "$argon2id$", "sm": "$pbkdf2-sm3$i=600000$"}[profile])
     assert keys.verify_password(stored, "s3cret 密码") is None
     with pytest.raises(PasswordError):
         keys.verify_password(stored, "s3cret")
     with pytest.raises(PasswordError):
         keys.verify_password("not a hash", "x")
-    assert not keys.password_needs_rehash(stored)
+    for broken in ("$pbkdf2-sm3$i=x$AA$AA", "$pbkdf2-sm3$i=1000$!!$AA", "$pbkdf2-sm3$"):
+        with pytest.raises(PasswordError):
+            keys.verify_password(broken, "x")
+    assert not keys.password_needs_rehash(stored, profile)
+    other = "sm" if profile == "intl" else "intl"
+    assert keys.password_needs_rehash(stored, other)  # moved to the other form at next login
 
 
-def test_tokens():
+def test_pbkdf2_sm3_password_hash_is_the_rfc_8018_construction():
+    """The stored value is PBKDF2 (RFC 8018 §5.2) with HMAC-SM3, recomputed here with the
+    standard library's PBKDF2 (independent of ``cryptography``)."""
+    import hashlib
+
+    stored = keys.hash_password("s3cret 密码", "sm", iterations=1000)
+    _, _, params, salt_b64, hash_b64 = stored.split("$")
+    salt = base64.b64decode(salt_b64 + "=" * (-len(salt_b64) % 4))
+    expected = hashlib.pbkdf2_hmac("sm3", "s3cret 密码".encode(), salt, 1000, 32)
+    assert (
+        params == "i=1000" and base64.b64decode(hash_b64 + "=" * (-len(hash_b64) % 4)) == expected
+    )
+
+
+def test_tokens(profile):
     a, b = keys.new_token(), keys.new_token()
     assert a.startswith("sbx_") and a != b and len(a) >= 4 + 43
     assert len(base64.urlsafe_b64decode(a[4:] + "=")) == 32
-    assert keys.hash_token(a) == keys.hash_token(a) != keys.hash_token(b)
-    assert len(keys.hash_token(a)) == 64 and a not in keys.hash_token(a)
-    assert keys.token_matches(a, keys.hash_token(a)) and not keys.token_matches(
-        b, keys.hash_token(a)
+    assert keys.hash_token(a, profile) == keys.hash_token(a, profile) != keys.hash_token(b, profile)
+    assert len(keys.hash_token(a, profile)) == 64 and a not in keys.hash_token(a, profile)
+    assert keys.token_matches(a, keys.hash_token(a, profile), profile) and not keys.token_matches(
+        b, keys.hash_token(a, profile), profile
     )
+    assert keys.hash_token(a, "intl") != keys.hash_token(a, "sm")
 
 
 ROOT = Path(__file__).parents[1]
@@ -239,10 +288,10 @@ def test_only_keys_touches_hazmat():
         assert "cryptography.hazmat" not in path.read_text(encoding="utf-8", errors="replace"), rel
 
 
-def test_verifier_keys_whose_base64_contains_plus_parse():
+def test_verifier_keys_whose_base64_contains_plus_parse(profile):
     seen = 0
     for i in range(200):
-        signer = keys.Signer.generate(f"k{i}")
+        signer = keys.Signer.generate(f"k{i}", profile)
         vkey = signer.verifier_key()
         if "+" in vkey.split("+", 2)[2]:
             assert keys.VerifierKey.parse(vkey).public_key == signer.public_key_bytes
@@ -257,3 +306,14 @@ def test_a_ring_resealed_elsewhere_is_refused_clearly(ring, tmp_path):
     with pytest.raises(PassphraseError, match="re-sealed"):
         ring.signer("owner:new")
     assert KeyRing.open_or_create(tmp_path / "keys", b"new one").log_signer()
+
+
+def test_a_ring_keeps_its_profile(ring, tmp_path, profile):
+    """One workspace is one profile (issue 17): reopening with the other is refused."""
+    other = "sm" if profile == "intl" else "intl"
+    assert ring.profile == profile
+    assert KeyRing.open_or_create(tmp_path / "keys", b"correct horse").profile == profile
+    with pytest.raises(KeysError, match=f"belongs to the '{profile}' cryptography profile"):
+        KeyRing.open_or_create(tmp_path / "keys", b"correct horse", profile=other)
+    with pytest.raises(KeysError, match="unknown cryptography profile"):
+        KeyRing.open_or_create(tmp_path / "new", b"x", profile="gost")
