@@ -134,6 +134,36 @@ def constrain_values(m: Measurement, values: Sequence[Any]) -> list[Any]:
     return out
 
 
+def monotone_across(measurements: Sequence[Measurement], point: dict[str, list[Any]]
+                    ) -> dict[str, list[Any]]:
+    """Quantiles of one value asked for in separate calls (``QUANTILE_CONT(x, 0.25)``,
+    ``QUANTILE_CONT(x, 0.75)``) come from separate noisy histograms, so their figures may
+    cross. Per group, make them non-decreasing in the fraction (a running maximum), as
+    one call's fractions are. Measurements agree on the value when they share its
+    expression, dataset and bounds."""
+    by_value: dict[tuple[Any, ...], list[tuple[float, str, int]]] = {}
+    for m in measurements:
+        if m.kind == "quantile" and m.id in point:
+            key = (m.expression_sql, m.dataset, m.lower, m.upper)
+            by_value.setdefault(key, []).extend((f, m.id, i) for i, f in enumerate(m.quantiles))
+    out = dict(point)
+    for members in by_value.values():
+        if len({mid for _, mid, _ in members}) < 2:
+            continue
+        members.sort(key=lambda t: t[0])
+        for mid in {mid for _, mid, _ in members}:
+            out[mid] = [list(g) if isinstance(g, list) else g for g in out[mid]]
+        groups = min(len(out[mid]) for _, mid, _ in members)
+        for g in range(groups):
+            running: float | None = None
+            for _, mid, i in members:
+                cell = out[mid][g]
+                if isinstance(cell, list) and i < len(cell) and _real(cell[i]):
+                    running = cell[i] if running is None else max(running, cell[i])
+                    cell[i] = running
+    return out
+
+
 def constrain_intervals(m: Measurement, intervals: Sequence[Any]) -> list[Any]:
     """Per group, ``m``'s interval clipped like its value. Quantiles: each fraction's
     interval inside the bounds; a lower end never below a smaller fraction's lower end and
@@ -184,5 +214,5 @@ def not_informative(interval: Any, public: Sequence[Any] | None) -> bool:
     return width > 0 and min(a, b) <= 0 <= max(a, b)
 
 
-__all__ = ["NOT_INFORMATIVE_SHARE", "constrain_intervals", "constrain_values", "not_informative",
-           "public_range"]
+__all__ = ["NOT_INFORMATIVE_SHARE", "constrain_intervals", "constrain_values", "monotone_across",
+           "not_informative", "public_range"]

@@ -23,7 +23,13 @@ from sqlglot import exp
 
 from privacy.accounting import Charge
 from privacy.allocation import PARTITIONS, FamilyChoice, NoisePlan, NoiseSpec, calibrate
-from privacy.constraints import Range, constrain_intervals, constrain_values, public_range
+from privacy.constraints import (
+    Range,
+    constrain_intervals,
+    constrain_values,
+    monotone_across,
+    public_range,
+)
 from privacy.errors import PrivacyError
 from privacy.estimates import Noisy, intervals, method, values
 from privacy.mechanisms import (
@@ -163,7 +169,8 @@ def _table(plan: QueryPlan, groups: list[tuple[Any, ...]], noisy: dict[str, Nois
            ) -> tuple[list[str], list[list[Any]], dict[str, list[Any]], dict[str, str], set[str]]:
     """The released table from the noisy statistics: values, intervals and methods, with
     what is public respected (:mod:`privacy.constraints`; post-processing only)."""
-    point = {mid: constrain_values(n.m, values(n)) for mid, n in noisy.items()}
+    point = monotone_across(plan.measurements,
+                            {mid: constrain_values(n.m, values(n)) for mid, n in noisy.items()})
     columns: list[str] = []
     rows: list[list[Any]] = [[] for _ in groups]
     out_intervals: dict[str, list[Any]] = {}
