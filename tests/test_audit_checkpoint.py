@@ -1,5 +1,8 @@
 """Checkpoints and signed notes: the golang known answer, and an independent verifier
-written here from the C2SP text (signed-note, tlog-checkpoint, tlog-cosignature)."""
+written here from the C2SP text (signed-note, tlog-checkpoint, tlog-cosignature).
+
+Our own checkpoints are checked in both cryptography profiles (issue 17): Ed25519 with
+``cryptography``, SM2 with the OpenSSL command line (``tests/sm_support.py``)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import struct
 from pathlib import Path
 
 import pytest
+import sm_support as openssl
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -23,7 +27,7 @@ from audit_log.checkpoint import (
 )
 from audit_log.errors import CheckpointError
 from audit_log.witness import cosign, cosigned_note, verify_cosignature, witness_verifier_key
-from keys import Signer, VerifierKey
+from keys import ALG_COSIGNATURE_V1, ALG_SM2_COSIGNATURE_V1, Signer, VerifierKey
 
 VECTORS = json.loads(
     (Path(__file__).parent / "fixtures" / "audit" / "rfc6962-and-signed-note.json").read_text()
@@ -39,14 +43,16 @@ def independent_verify(note: str, name: str, public_key: bytes) -> tuple[str, in
     assert note.endswith("\n")
     text, _, sigs = note.rpartition("\n\n")
     text += "\n"
-    key_id = hashlib.sha256(name.encode() + b"\n" + b"\x01" + public_key).digest()[:4]
+    sm2 = len(public_key) == 65
+    sigtype = openssl.SM2_NOTE_TYPE if sm2 else b"\x01"
+    key_id = hashlib.sha256(name.encode() + b"\n" + sigtype + public_key).digest()[:4]
     found = False
     for line in sigs.rstrip("\n").split("\n"):
         assert line.startswith("\u2014 ")
         sig_name, b64 = line[2:].split(" ")
         blob = base64.b64decode(b64)
         if sig_name == name and blob[:4] == key_id:
-            Ed25519PublicKey.from_public_bytes(public_key).verify(blob[4:], text.encode())
+            _independent_signature_check(public_key, blob[4:], text.encode())
             found = True
     assert found, "no signature by the expected key"
     lines = text.split("\n")
@@ -55,18 +61,40 @@ def independent_verify(note: str, name: str, public_key: bytes) -> tuple[str, in
     return origin, size, root
 
 
+def _independent_signature_check(public_key: bytes, sig: bytes, msg: bytes) -> None:
+    """Ed25519 with ``cryptography``; SM2 (65-byte keys) with the OpenSSL command line."""
+    if len(public_key) == 65:
+        if not openssl.openssl_has_sm2():
+            pytest.skip("the openssl command line here has no SM2")
+        pem = _sm2_pem(public_key)
+        if not openssl.verify(pem, msg, sig):
+            raise InvalidSignature("OpenSSL refused the SM2 signature")
+        return
+    Ed25519PublicKey.from_public_bytes(public_key).verify(sig, msg)
+
+
+def _sm2_pem(point: bytes) -> str:
+    """SubjectPublicKeyInfo of an SM2 point (id-ecPublicKey, curve 1.2.156.10197.1.301)."""
+    spki = bytes.fromhex("3059301306072a8648ce3d020106082a811ccf5501822d034200") + point
+    body = base64.encodebytes(spki).decode().replace("\n", "")
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return "-----BEGIN PUBLIC KEY-----\n" + "\n".join(lines) + "\n-----END PUBLIC KEY-----\n"
+
+
 def independent_cosignature_check(note: str, name: str, public_key: bytes) -> int:
-    """From c2sp.org/tlog-cosignature: key id with 0x04, message 'cosignature/v1\\ntime T\\n'+body."""
+    """From c2sp.org/tlog-cosignature: key id with 0x04 (or the SM2 cosignature type),
+    message 'cosignature/v1\\ntime T\\n'+body."""
     text, _, sigs = note.rpartition("\n\n")
     text += "\n"
-    key_id = hashlib.sha256(name.encode() + b"\n" + b"\x04" + public_key).digest()[:4]
+    sigtype = openssl.SM2_COSIGNATURE_TYPE if len(public_key) == 65 else b"\x04"
+    key_id = hashlib.sha256(name.encode() + b"\n" + sigtype + public_key).digest()[:4]
     for line in sigs.rstrip("\n").split("\n"):
         sig_name, b64 = line[2:].split(" ")
         blob = base64.b64decode(b64)
         if sig_name == name and blob[:4] == key_id:
             (timestamp,) = struct.unpack(">Q", blob[4:12])
             msg = f"cosignature/v1\ntime {timestamp}\n".encode() + text.encode()
-            Ed25519PublicKey.from_public_bytes(public_key).verify(blob[12:], msg)
+            _independent_signature_check(public_key, blob[12:], msg)
             return timestamp
     raise AssertionError("no cosignature")
 
@@ -103,9 +131,9 @@ def test_vkey_parse_checks_the_hash():
 
 
 # ------------------------------------------------------------ our checkpoints
-@pytest.fixture(scope="module")
-def signer() -> Signer:
-    return Signer.generate("sandbox-audit")
+@pytest.fixture(scope="module", params=["intl", "sm"])
+def signer(request) -> Signer:
+    return Signer.generate("sandbox-audit", request.param)
 
 
 def test_our_checkpoint_passes_the_independent_verifier(signer):
@@ -132,11 +160,11 @@ def test_checkpoint_round_trip_and_keys_forms(signer):
 
 
 def test_unknown_signers_are_ignored_but_bad_known_ones_fail(signer):
-    other = Signer.generate("someone-else")
+    other = Signer.generate("someone-else", signer.profile)
     note = sign_note(Checkpoint("o", 1, ROOT8).body(), [other, signer])
     open_checkpoint(note, [signer.public_key_pem()])
     with pytest.raises(CheckpointError, match="no signature by a trusted key"):
-        open_checkpoint(note, [Signer.generate("sandbox-audit").public_key_pem()])
+        open_checkpoint(note, [Signer.generate("sandbox-audit", signer.profile).public_key_pem()])
     parsed = Note.parse(note)
     forged = parsed.signatures[1].__class__(
         parsed.signatures[1].name, parsed.signatures[1].key_hash, bytes(64)
@@ -180,7 +208,7 @@ def test_malformed_notes(note):
 
 
 def test_cosignature_matches_the_c2sp_text(signer):
-    witness = Signer.generate("regulator.example/witness")
+    witness = Signer.generate("regulator.example/witness", signer.profile)
     note = sign_checkpoint(Checkpoint("o.example/log", 8, ROOT8), signer)
     sig = cosign(witness, Note.parse(note).text, 1_700_000_000)
     both = cosigned_note(note, sig)
@@ -190,7 +218,8 @@ def test_cosignature_matches_the_c2sp_text(signer):
     assert verify_cosignature(both, witness.name, witness.public_key_pem()) == 1_700_000_000
     independent_verify(both, "sandbox-audit", signer.public_key_bytes)  # log signature still fine
     vkey = VerifierKey.parse(witness_verifier_key(witness))  # type 0x04, hash with 0x04
-    assert (vkey.alg, vkey.public_key) == (0x04, witness.public_key_bytes)
+    cosig_type = ALG_COSIGNATURE_V1 if signer.profile == "intl" else ALG_SM2_COSIGNATURE_V1
+    assert (vkey.alg, vkey.public_key) == (cosig_type, witness.public_key_bytes)
     with pytest.raises(CheckpointError):
         verify_cosignature(note, witness.name, witness.public_key_pem())
     with pytest.raises(InvalidSignature):

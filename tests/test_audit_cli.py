@@ -1,4 +1,5 @@
-"""``sandbox audit …`` and ``sandbox keys …`` end to end on a demo workspace."""
+"""``sandbox audit …`` and ``sandbox keys …`` end to end on a demo workspace, once per
+cryptography profile (issue 17: Ed25519 + SHA-256, SM2 + SM3)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ from audit_log.receipt import make_receipt
 from sandbox.cli import cli
 
 
-@pytest.fixture
-def ws(tmp_path):
+@pytest.fixture(params=["intl", "sm"])
+def ws(tmp_path, request):
     """A fresh workspace whose log holds an approval, three releases and a refusal, appended
     through the same store API the service uses (independent of the query engine)."""
     from sandbox.workspace import Workspace, transaction
 
-    workspace = Workspace.init(tmp_path / "ws")
+    workspace = Workspace.init(tmp_path / "ws", request.param)
     conn = workspace.connect()
     receipts = []
     with transaction(conn):
