@@ -1,7 +1,7 @@
 """Approvals: their signed terms, their views, and reading them (第十五条).
 
-An approval is signed with its owner's Ed25519 key (``owner:<username>`` in the workspace
-key ring) over the RFC 8785 canonical JSON of its terms, rebuilt from the store. The view
+An approval is signed with its owner's key (``owner:<username>`` in the workspace key
+ring: Ed25519, or SM2 in the ``sm`` cryptography profile of issue 17) over the RFC 8785 canonical JSON of its terms, rebuilt from the store. The view
 shows the signature, the exact signed bytes and the public key, so anyone can check it
 without the server (``openssl pkeyutl -verify -rawin`` or ``keys.verify_signature``), and
 whether it still verifies against what the store holds now: a changed budget or expiry in
@@ -86,7 +86,8 @@ def verify_approval(sb: Sandbox, approval: workflow.Approval) -> keys.PublicKeyI
 HOW_TO_VERIFY: Final = (
     "Write signed_message to terms.json exactly (UTF-8, no trailing newline), public_key_pem to "
     "owner.pem and the base64-decoded value to sig.bin, then run: openssl pkeyutl -verify -pubin "
-    "-inkey owner.pem -rawin -in terms.json -sigfile sig.bin. In Python: "
+    "-inkey owner.pem -rawin -in terms.json -sigfile sig.bin (for an SM2 key, of the sm "
+    "cryptography profile, add -digest sm3 -pkeyopt distid:1234567812345678). In Python: "
     "keys.verify_signature(public_key_pem, signed_message.encode(), base64.b64decode(value)) "
     "raises unless the signature holds. signed_message is the RFC 8785 canonical JSON of the terms."
 )
@@ -106,7 +107,7 @@ def approval_view(sb: Sandbox, approval: workflow.Approval) -> dict[str, Any]:
     app = _application_row(conn, approval.application_id)
     assert app is not None  # approvals.application_id is a foreign key
     signature: dict[str, Any] = {
-        "algorithm": "Ed25519", "key_name": approval.signature_key, "key_id": approval.signature_key_id,
+        "algorithm": keys.PROFILE_ALGORITHMS[sb.keyring.profile]["signature"], "key_name": approval.signature_key, "key_id": approval.signature_key_id,
         "value": approval.signature, "signed_message": canonical_terms(conn, approval.id).decode(),
         "how_to_verify": HOW_TO_VERIFY,
     }

@@ -382,3 +382,27 @@ def test_sm_demo_offline_verification_with_the_public_key_only(demo_template_sm,
         ],
     )
     assert ok.exit_code == 0, ok.output
+
+
+@openssl.requires_openssl_sm2
+def test_sm_demo_approval_is_signed_with_sm2_and_openssl_verifies_it(demo_template_sm, tmp_path):
+    """Approvals carry the owner's SM2 signature in the ``sm`` profile; the view names the
+    algorithm and OpenSSL checks it with the command the view gives."""
+    import shutil
+
+    from sandbox import approvals, workflow
+    from sandbox.service import Sandbox
+    from sandbox.workspace import Workspace
+
+    shutil.copytree(demo_template_sm, tmp_path / "ws")
+    sb = Sandbox(Workspace.open(tmp_path / "ws"))
+    approval_id = sb.conn().execute("SELECT id FROM approvals ORDER BY id LIMIT 1").fetchone()[0]
+    view = approvals.approval_view(sb, workflow.get_approval(sb.conn(), approval_id))
+    signature = view["signature"]
+    assert signature["algorithm"] == "SM2" and signature["verified"] is True
+    assert "distid:1234567812345678" in signature["how_to_verify"]
+    der = base64.b64decode(signature["value"])
+    assert openssl.verify(signature["public_key_pem"], signature["signed_message"].encode(), der)
+    assert not openssl.verify(
+        signature["public_key_pem"], signature["signed_message"].replace("10", "11").encode(), der
+    )
