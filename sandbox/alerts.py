@@ -65,8 +65,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["refusal_burst", "budget", "differencing", "averaging"]
-KINDS: Final[tuple[Kind, ...]] = ("refusal_burst", "budget", "differencing", "averaging")
+Kind = Literal["refusal_burst", "budget", "differencing", "averaging", "overdue"]
+#: ``overdue`` (issue 14): an application, objection or rectification order past its due date
+#: (:mod:`sandbox.deadlines`), raised once per item.
+KINDS: Final[tuple[Kind, ...]] = ("refusal_burst", "budget", "differencing", "averaging", "overdue")
+#: What a reader can do with an alert (issue 14): acknowledge it, resolve it with a note, or act
+#: on it (suspend the researcher it concerns) from the alert itself.
+ACTIONS: Final = ("acknowledge", "resolve", "suspend")
 BUDGET_LEVELS: Final = (80, 95)
 #: Released queries per approval that the pattern checks look at (the newest).
 PATTERN_SCAN: Final = 500
@@ -104,7 +109,7 @@ class Candidate:
     kind: Kind
     dedupe_key: str
     severity: Literal["info", "warning", "critical"]
-    researcher_id: int
+    researcher_id: int | None
     approval_id: int | None
     summary: str
     details: dict[str, Any] = field(default_factory=dict)
@@ -322,7 +327,8 @@ def _exists(conn: sqlite3.Connection, key: str) -> bool:
 
 
 def raise_alert(sb: Sandbox, cand: Candidate,
-                recheck: Callable[[], Candidate | None] | None = None) -> dict[str, Any] | None:
+                recheck: Callable[[], Candidate | None] | None = None, *, owner_id: int | None = None,
+                subject: str = "") -> dict[str, Any] | None:
     """Store ``cand`` and its ``alert.raised`` audit entry in one transaction, once.
 
     ``recheck`` recomputes the candidate under the write lock (for alerts whose key depends
@@ -341,10 +347,10 @@ def raise_alert(sb: Sandbox, cand: Candidate,
         moment = iso(sb.now())
         cur = conn.execute(
             "INSERT OR IGNORE INTO alerts (kind, dedupe_key, severity, researcher_id, approval_id, owner_id, summary, "
-            "details_json, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            "details_json, created_at, last_seen_at, subject) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (cand.kind, cand.dedupe_key, cand.severity, cand.researcher_id, cand.approval_id,
-             approval.owner_id if approval else None, cand.summary, json.dumps(cand.details, ensure_ascii=False),
-             moment),
+             approval.owner_id if approval else owner_id, cand.summary,
+             json.dumps(cand.details, ensure_ascii=False), moment, moment, subject),
         )
         if cur.rowcount != 1:
             return None
@@ -428,6 +434,9 @@ def _view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         "researcher": fields.username_of(conn, row["researcher_id"]), "approval_id": row["approval_id"],
         "summary": row["summary"], "details": json.loads(row["details_json"]),
         "created_at": row["created_at"], "audit_seq": row["audit_seq"],
+        "subject": row["subject"] or None, "status": row["status"],
+        "handled_by": fields.username_of(conn, row["handled_by"]), "handled_at": row["handled_at"],
+        "note": row["note"] or None,
     }
 
 
@@ -462,6 +471,9 @@ def list_alerts(sb: Sandbox, user: User | None, *, kind: str | None = None, appr
         clauses.append("approval_id = ?")
         args.append(min(int(approval_id), 2**63 - 1))
     sweep(sb)
+    from sandbox import deadlines  # late: deadlines builds alerts.Candidate
+
+    deadlines.raise_overdue_alerts(sb)
     if user.role == "owner":
         clauses.append("owner_id = ?")
         args.append(user.id)
@@ -472,3 +484,44 @@ def list_alerts(sb: Sandbox, user: User | None, *, kind: str | None = None, appr
     conn = sb.conn()
     rows = conn.execute(f"SELECT * FROM alerts {where} ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
     return [_view(conn, r) for r in rows]
+
+
+# -- handling (issue 14) ------------------------------------------------------------------------------
+def handle(sb: Sandbox, user: User | None, alert_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """``POST /api/v1/alerts/<id>/handle`` ``{"action": "acknowledge"|"resolve"|"suspend", "note"}``.
+
+    ``suspend`` suspends the researcher the alert concerns (the owner: only a researcher holding
+    one of their approvals) and resolves the alert, in one step, both logged.
+    """
+    check_reader(user)
+    assert user is not None
+    conn = sb.conn()
+    try:
+        ident = fields.ident(alert_id, "alert")
+    except SandboxError:
+        ident = -1
+    row = conn.execute("SELECT * FROM alerts WHERE id = ?", (min(ident, 2**63 - 1),)).fetchone()
+    if row is None or (user.role == "owner" and row["owner_id"] != user.id):
+        raise SandboxError(f"no alert {alert_id}", code="not_found", status=404)
+    action = body.get("action")
+    if action not in ACTIONS:
+        raise BadRequest(f"action must be one of {', '.join(ACTIONS)}", code="bad_action")
+    note = fields.text(body, "note", required=action != "acknowledge")
+    if row["status"] == "resolved":
+        raise fields.conflict(f"alert {row['id']} is already resolved")
+    suspension = None
+    if action == "suspend":
+        if row["researcher_id"] is None:
+            raise BadRequest(f"alert {row['id']} concerns no researcher; nobody to suspend", code="nothing_to_suspend")
+        from sandbox import suspensions
+
+        suspension = suspensions.create(sb, user, {"user": fields.username_of(conn, row["researcher_id"]),
+                                                   "reason": f"alert {row['id']}: {note}"})["suspension_id"]
+    status = "acknowledged" if action == "acknowledge" else "resolved"
+    with transaction(conn):
+        conn.execute("UPDATE alerts SET status = ?, handled_by = ?, handled_at = ?, note = ? WHERE id = ?",
+                     (status, user.id, iso(sb.now()), note, row["id"]))
+        sb.audit(conn, user, "alert.handled", f"alert/{row['id']}", {
+            "alert_id": row["id"], "action": action, "status": status, "note": note,
+            "suspension_id": suspension})
+    return {"alert_id": row["id"], "status": status, "suspension_id": suspension}

@@ -22,7 +22,7 @@ import sqlite3
 from typing import TYPE_CHECKING, Any, Final
 
 from query_guard.scenario import AGGREGATE_KINDS
-from sandbox import approvals, authz, datasets, fields, request_limits, workflow
+from sandbox import approvals, authz, datasets, deadlines, fields, request_limits, workflow
 from sandbox.approvals import get_approval, list_approvals  # noqa: F401  (part of this API)
 from sandbox.clock import iso, parse_iso
 from sandbox.errors import BadRequest, NotFound, Suspended
@@ -110,11 +110,13 @@ def submit(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, An
             conn, user, request, scenario=scenario, purpose=purpose, commitment_accepted=True,
             commitment_text=COMMITMENT_TEXT, provision_method=method, owner_id=owners.pop(), now=sb.now,
         )
+        due = deadlines.due_at(conn, "application", sb.now())  # issue 14: time limits
+        conn.execute("UPDATE applications SET due_at = ? WHERE id = ?", (due, app_id))
         sb.audit(conn, user, "application.submitted", f"application/{app_id}", {
             "application_id": app_id, "researcher": user.username, **request, "scenario": scenario,
             "purpose": purpose, "commitment_sha256": COMMITMENT_SHA256,
         })
-    return {"application_id": app_id, "status": "pending"}
+    return {"application_id": app_id, "status": "pending", "due_at": due}
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -144,6 +146,7 @@ def _app_view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
                        "sha256": hashlib.sha256(row["commitment_text"].encode()).hexdigest()},
         "reason": row["reason"], "decided_by": username_of(conn, row["decided_by"]), "decided_at": row["decided_at"],
         "created_at": row["created_at"], "approval_id": approval["id"] if approval else None,
+        "due_at": row["due_at"],
     }
 
 
@@ -151,7 +154,8 @@ def list_applications(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
     authz.check_role("application.list", user)
     conn = sb.conn()
     rows = conn.execute("SELECT * FROM applications ORDER BY id").fetchall()
-    return [_app_view(conn, r) for r in rows
+    now = sb.now()
+    return [deadlines.annotate(_app_view(conn, r), now) for r in rows
             if authz.decide("application.read", authz.role_of(user), app_relations(user, r)) == "allow"]
 
 
@@ -164,7 +168,7 @@ def get_application(sb: Sandbox, user: User | None, application_id: Any) -> dict
     if row is None:
         raise NotFound(missing)
     authz.check("application.read", user, app_relations(user, row), missing=missing)
-    return _app_view(conn, row)
+    return deadlines.annotate(_app_view(conn, row), sb.now())
 
 
 # -- deciding ---------------------------------------------------------------------------------

@@ -323,5 +323,90 @@ _V6 = [
     )""",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
+# 7: enforcement and time limits (issue 14; sandbox/enforcement.py, sandbox/deadlines.py;
+# 第十七、二十二、二十五、二十六条): terminations (final, unlike suspensions), rectification
+# orders to owners with due dates, due dates of applications and objections, objections
+# against terminations and rectification orders, and alerts that can be handled (kinds are
+# checked in code, so alerts and objections are rebuilt without their closed CHECK lists).
+_V7 = [
+    """CREATE TABLE terminations (
+        id INTEGER PRIMARY KEY,
+        target_type TEXT NOT NULL CHECK (target_type IN ('user', 'approval')),
+        target_id INTEGER NOT NULL,
+        reason TEXT NOT NULL CHECK (length(reason) > 0),
+        created_by INTEGER NOT NULL REFERENCES users(id),
+        created_at TEXT NOT NULL,
+        reversed_at TEXT,
+        reversed_by INTEGER REFERENCES users(id),
+        reverse_reason TEXT,
+        objection_id INTEGER REFERENCES objections(id)
+    )""",
+    "CREATE INDEX terminations_target ON terminations(target_type, target_id)",
+    """CREATE TABLE rectification_orders (
+        id INTEGER PRIMARY KEY,
+        owner_id INTEGER NOT NULL REFERENCES users(id),
+        dataset_id INTEGER REFERENCES datasets(id),
+        issued_by INTEGER NOT NULL REFERENCES users(id),
+        what TEXT NOT NULL CHECK (length(what) > 0),
+        due_at TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'submitted', 'closed')),
+        response TEXT NOT NULL DEFAULT '',
+        responded_at TEXT,
+        closed_by INTEGER REFERENCES users(id),
+        closed_at TEXT,
+        close_note TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL
+    )""",
+    "ALTER TABLE applications ADD COLUMN due_at TEXT",
+    """CREATE TABLE objections_v7 (
+        id INTEGER PRIMARY KEY,
+        filed_by INTEGER NOT NULL REFERENCES users(id),
+        target_type TEXT NOT NULL,
+        target_id INTEGER NOT NULL,
+        respondent_id INTEGER REFERENCES users(id),
+        text TEXT NOT NULL CHECK (length(text) > 0),
+        status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'answered')),
+        answer TEXT,
+        answered_by INTEGER REFERENCES users(id),
+        answered_at TEXT,
+        created_at TEXT NOT NULL,
+        due_at TEXT
+    )""",
+    """INSERT INTO objections_v7 (id, filed_by, target_type, target_id, respondent_id, text, status, answer,
+           answered_by, answered_at, created_at)
+       SELECT id, filed_by, target_type, target_id, respondent_id, text, status, answer, answered_by,
+              answered_at, created_at FROM objections""",
+    "DROP TABLE objections",
+    "ALTER TABLE objections_v7 RENAME TO objections",
+    """CREATE TABLE alerts_v7 (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        dedupe_key TEXT NOT NULL UNIQUE,
+        severity TEXT NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+        researcher_id INTEGER REFERENCES users(id),
+        approval_id INTEGER REFERENCES approvals(id),
+        owner_id INTEGER REFERENCES users(id),
+        summary TEXT NOT NULL,
+        details_json TEXT NOT NULL,
+        audit_seq INTEGER,
+        created_at TEXT NOT NULL,
+        subject TEXT NOT NULL DEFAULT '',
+        occurrences INTEGER NOT NULL DEFAULT 1,
+        last_seen_at TEXT,
+        status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'acknowledged', 'resolved')),
+        handled_by INTEGER REFERENCES users(id),
+        handled_at TEXT,
+        note TEXT NOT NULL DEFAULT ''
+    )""",
+    """INSERT INTO alerts_v7 (id, kind, dedupe_key, severity, researcher_id, approval_id, owner_id, summary,
+           details_json, audit_seq, created_at, last_seen_at)
+       SELECT id, kind, dedupe_key, severity, researcher_id, approval_id, owner_id, summary, details_json,
+              audit_seq, created_at, created_at FROM alerts""",
+    "DROP TABLE alerts",
+    "ALTER TABLE alerts_v7 RENAME TO alerts",
+    "CREATE INDEX alerts_owner ON alerts(owner_id, id)",
+    "CREATE INDEX alerts_subject ON alerts(kind, researcher_id, approval_id)",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7}
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -12,7 +12,17 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any, Final
 
-from sandbox import applications, approvals, authz, catalog, fields, suspensions, workflow
+from sandbox import (
+    applications,
+    approvals,
+    authz,
+    catalog,
+    deadlines,
+    enforcement,
+    fields,
+    suspensions,
+    workflow,
+)
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound
 from sandbox.fields import conflict, username_of
@@ -22,7 +32,7 @@ from sandbox.workspace import transaction
 if TYPE_CHECKING:
     from sandbox.service import Sandbox
 
-TARGETS: Final = ("application", "approval", "suspension", "tier_change")
+TARGETS: Final = ("application", "approval", "suspension", "tier_change", "termination")
 
 
 def _target(conn: sqlite3.Connection, user: User, target_type: str, target_id: int) -> tuple[int | None, str]:
@@ -48,6 +58,8 @@ def _target(conn: sqlite3.Connection, user: User, target_type: str, target_id: i
                                        suspensions.suspension_relations(conn, user, row)) != "allow":
             raise NotFound(missing)
         return row["created_by"], f"suspension {target_id}"
+    if target_type == "termination":  # issue 14: final unless an objection is upheld (第二十六条)
+        return enforcement.termination_visible(conn, user, target_id), f"termination {target_id}"
     row = conn.execute(
         "SELECT c.*, d.name FROM dataset_tier_changes c JOIN datasets d ON d.id = c.dataset_id WHERE c.id = ?",
         (target_id,),
@@ -72,7 +84,7 @@ def _view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         "text": row["text"], "filed_by": username_of(conn, row["filed_by"]),
         "respondent": username_of(conn, row["respondent_id"]), "status": row["status"], "answer": row["answer"],
         "answered_by": username_of(conn, row["answered_by"]), "answered_at": row["answered_at"],
-        "created_at": row["created_at"],
+        "created_at": row["created_at"], "due_at": row["due_at"],
     }
 
 
@@ -89,9 +101,10 @@ def file(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, Any]
     respondent, what = _target(conn, user, target_type, target_id)
     with transaction(conn):
         cur = conn.execute(
-            "INSERT INTO objections (filed_by, target_type, target_id, respondent_id, text, created_at) "
-            "VALUES (?,?,?,?,?,?)",
-            (user.id, target_type, target_id, respondent, text, iso(sb.now())),
+            "INSERT INTO objections (filed_by, target_type, target_id, respondent_id, text, created_at, due_at) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (user.id, target_type, target_id, respondent, text, iso(sb.now()),
+             deadlines.due_at(conn, "objection", sb.now())),
         )
         objection_id = int(cur.lastrowid)  # type: ignore[arg-type]
         sb.audit(conn, user, "objection.filed", f"objection/{objection_id}", {
@@ -138,4 +151,6 @@ def list_objections(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
     conn = sb.conn()
     role = authz.role_of(user)
     rows = conn.execute("SELECT * FROM objections ORDER BY id").fetchall()
-    return [_view(conn, r) for r in rows if authz.decide("objection.read", role, _relations(user, r)) == "allow"]
+    now = sb.now()
+    return [deadlines.annotate(_view(conn, r), now) for r in rows
+            if authz.decide("objection.read", role, _relations(user, r)) == "allow"]

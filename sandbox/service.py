@@ -239,9 +239,14 @@ class Sandbox:
             if check is not None:
                 check(approval, prepared)
         except (SandboxError, GuardError) as err:
-            self.log_refusal(user, req, approval.id, err.code, err.message, getattr(err, "position", None))
+            notice = self.log_refusal(user, req, approval.id, err.code, err.message, getattr(err, "position", None))
             if isinstance(err, GuardError):
-                raise QueryRefused(err) from None
+                refused = QueryRefused(err)
+                if notice:  # issue 14: warn before automatic suspension (第二十六条)
+                    refused.message = f"{refused.message} {notice}"
+                raise refused from None
+            if notice and isinstance(err, SandboxError):
+                err.message = f"{err.message} {notice}"
             raise
         return approval, prepared
 
@@ -424,8 +429,9 @@ class Sandbox:
         return response
 
     def log_refusal(self, user: User, req: QueryRequest, approval_id: int | None, code: str, message: str,
-                    position: Any = None) -> None:
-        """Log a refused request (nothing read, nothing charged) and run the suspension hook."""
+                    position: Any = None) -> str | None:
+        """Log a refused request (nothing read, nothing charged) and run the suspension hook;
+        returns the researcher's warning or suspension notice, if any (``workflow.refusal_notice``)."""
         conn = self.conn()
         query_id = "q_" + secrets.token_hex(8)
         sql = request_limits.printable(str(req.sql))[:20000]  # storable even if the text is not
@@ -440,6 +446,7 @@ class Sandbox:
                 "code": code, "message": message, "position": position,
             })
             workflow.after_refusal(conn, user, code, now=self.now, audit=self.audit)
+            return workflow.refusal_notice(conn, user, code, now=self.now)
 
     def _log_failure(self, conn, user, approval, s: Started, err: Exception) -> None:
         """Any failure after the charge: one generic outcome, logged against the start.

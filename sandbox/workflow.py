@@ -113,6 +113,14 @@ def active_suspension(conn: sqlite3.Connection, target_type: str, target_id: int
     ).fetchone()
 
 
+def active_termination(conn: sqlite3.Connection, target_type: str, target_id: int) -> sqlite3.Row | None:
+    """A termination in force (第二十六条): final unless a regulator reversed it on objection."""
+    return conn.execute(
+        "SELECT * FROM terminations WHERE target_type = ? AND target_id = ? AND reversed_at IS NULL "
+        "ORDER BY id DESC LIMIT 1", (target_type, target_id),
+    ).fetchone()
+
+
 def active_approval(conn: sqlite3.Connection, user: User, approval_id: Any, *, now: Clock) -> Approval:
     """The caller's usable approval, or a refusal that says why (and leaks nothing).
 
@@ -127,6 +135,13 @@ def active_approval(conn: sqlite3.Connection, user: User, approval_id: Any, *, n
     if approval is None or approval.researcher_id != user.id:
         # SECURITY: another user's approval looks exactly like a missing one.
         raise NotFound(f"you have no approval {ident}")
+    ended = active_termination(conn, "user", user.id) or active_termination(conn, "approval", approval.id)
+    if ended is not None:
+        # 第二十六条: termination is final (unlike a suspension); only an upheld objection reverses it.
+        what = "your access was" if ended["target_type"] == "user" else f"approval {approval.id} was"
+        raise Suspended(f"{what} terminated (termination {ended['id']}): {ended['reason']}. You may object "
+                        f"(POST /api/v1/objections, target_type termination, target_id {ended['id']})",
+                        code="terminated")
     if active_suspension(conn, "user", user.id) is not None:
         raise Suspended("your access is suspended; contact the data owner or the regulator", code="suspended")
     if active_suspension(conn, "approval", approval.id) is not None:
@@ -151,7 +166,9 @@ def closed_datasets(conn: sqlite3.Connection, approval: Approval) -> list[str]:
 
 
 def approval_status(conn: sqlite3.Connection, approval: Approval, *, now: Clock) -> str:
-    """``active``, ``suspended`` (approval or researcher) or ``expired``."""
+    """``active``, ``terminated``, ``suspended`` (approval or researcher) or ``expired``."""
+    if active_termination(conn, "approval", approval.id) or active_termination(conn, "user", approval.researcher_id):
+        return "terminated"
     if active_suspension(conn, "approval", approval.id) or active_suspension(conn, "user", approval.researcher_id):
         return "suspended"
     if approval.expires_at and parse_iso(approval.expires_at) <= now():
@@ -278,3 +295,33 @@ def after_refusal(conn: sqlite3.Connection, user: User, code: str, *, now: Clock
         "threshold": threshold,
     })
     return suspension_id
+
+
+def refusal_notice(conn: sqlite3.Connection, user: User, code: str, *, now: Clock) -> str | None:
+    """What a researcher must be told with a refusal that counts toward automatic suspension
+    (第二十六条; issue 14): how many more such refusals suspend their access, or — if this one
+    did — that access is suspended now, why, and how to object. None for other refusals."""
+    threshold = SETTING_GROUP.get(conn, "auto_suspend_refusals")
+    if code not in OUT_OF_SCOPE_CODES or user.role != "researcher" or threshold <= 0:
+        return None
+    suspended = active_suspension(conn, "user", user.id)
+    if suspended is not None:
+        if not suspended["automatic"]:
+            return None
+        return (f"Your access is now suspended automatically (suspension {suspended['id']}): {suspended['reason']}. "
+                f"You may object: POST /api/v1/objections with target_type suspension, target_id {suspended['id']} "
+                "(console: Objections).")
+    window = SETTING_GROUP.get(conn, "auto_suspend_window_minutes")
+    since = iso(now() - dt.timedelta(minutes=window))
+    last_lift = conn.execute(
+        "SELECT MAX(lifted_at) FROM suspensions WHERE target_type = 'user' AND target_id = ?", (user.id,)
+    ).fetchone()[0]
+    placeholders = ",".join("?" * len(OUT_OF_SCOPE_CODES))
+    count = conn.execute(
+        f"SELECT COUNT(*) FROM queries WHERE user_id = ? AND status = 'refused' AND error_code IN ({placeholders}) "
+        "AND created_at >= ? AND created_at > ?",
+        (user.id, *OUT_OF_SCOPE_CODES, since, last_lift or ""),
+    ).fetchone()[0]
+    left = threshold - count
+    return (f"Warning: {left} more out-of-scope attempt{'s' if left != 1 else ''} within {window} minutes "
+            "suspend your access automatically (第二十六条).")

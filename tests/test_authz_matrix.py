@@ -110,6 +110,10 @@ TABLE: list[Row] = [
         ("oversight.objections", "GET"), ("oversight.file_objection", "POST"), ("oversight.answer", "POST"),
         ("reviews.index", "GET"), ("reviews.detail", "GET"), ("reviews.decide", "POST"),
         ("reviews.answer", "POST"), ("reviews.expert", "POST"),
+        ("enforcement.index", "GET"), ("enforcement.issue", "POST"), ("enforcement.respond", "POST"),
+        ("enforcement.close", "POST"), ("enforcement.terminate", "POST"), ("enforcement.reverse", "POST"),
+        ("enforcement.handle_alert", "POST"), ("enforcement.settings_page", "GET"),
+        ("enforcement.change_setting", "POST"),
     )],
     # -- queries and budgets (the foundation's endpoints) ------------------------------------
     row("api.post_query", "POST", "/api/v1/queries",
@@ -184,6 +188,30 @@ TABLE: list[Row] = [
         {"user": "{researcher}", "reason": "matrix"}, **OWNER_OR_REGULATOR),
     row("api_workflow.lift_suspension", "POST", "/api/v1/suspensions/{suspension}/lift",
         {"reason": "matrix"}, **OWNER_OR_REGULATOR),
+    # -- termination (第二十六条), after the suspensions; rectification (第二十五条); time limits -----
+    row("api_workflow.post_termination", "POST", "/api/v1/terminations",
+        {"approval_id": "{approval}", "reason": "matrix"}, **OWNER_OR_REGULATOR),
+    row("api_workflow.list_terminations", "GET", "/api/v1/terminations", **LIST),
+    # no objection against the termination: past authorization, a bad request
+    row("api_workflow.reverse_termination", "POST", "/api/v1/terminations/1/reverse",
+        {"reason": "matrix", "objection_id": "{objection}"}, everyone="403 403", regulator="400 400",
+        anonymous="401 401"),
+    row("api_workflow.post_rectification", "POST", "/api/v1/rectifications",
+        {"owner": "{owner}", "what": "matrix"}, **REGULATOR_ONLY),
+    row("api_workflow.list_rectifications", "GET", "/api/v1/rectifications", **OWNERS_AND_REGULATORS),
+    row("api_workflow.get_rectification", "GET", "/api/v1/rectifications/{rectification}", **OWNER_OR_REGULATOR),
+    row("api_workflow.post_rectification_response", "POST", "/api/v1/rectifications/{rectification}/response",
+        {"response": "matrix"}, everyone="403 403", owner="ok 404", anonymous="401 401"),
+    # the regulator's world has no response yet: refused by state
+    row("api_workflow.post_rectification_close", "POST", "/api/v1/rectifications/{rectification}/close",
+        {"note": "matrix"}, everyone="403 403", regulator="409 409", anonymous="401 401"),
+    row("api_workflow.list_overdue", "GET", "/api/v1/overdue", **OWNERS_AND_REGULATORS),
+    row("api_workflow.list_settings", "GET", "/api/v1/settings", everyone="403 403", regulator="ok ok",
+        admin="ok ok", anonymous="401 401"),
+    row("api_workflow.put_setting", "PUT", "/api/v1/settings/time_limits.application_days", {"value": 20},
+        everyone="403 403", admin="ok ok", anonymous="401 401"),
+    row("api_workflow.handle_alert", "POST", "/api/v1/alerts/999999/handle", {"action": "acknowledge"},
+        everyone="403 403", owner="404 404", regulator="404 404", anonymous="401 401"),
     # -- accounts (admin; everyone may replace their own token) -------------------------------
     row("api_workflow.post_user", "POST", "/api/v1/users",
         {"username": "{fresh}", "role": "researcher", "password": "matrix-password"},
@@ -207,7 +235,8 @@ def fill(value: Any, side: Side, caller: str | None) -> Any:
     slots = {
         "dataset": side.dataset, "researcher": side.researcher, "app_pending": side.app_pending,
         "app_decided": side.app_decided, "approval": side.approval, "suspension": side.suspension,
-        "objection": side.objection, "review": side.review, "fresh": f"matrix{next(_fresh)}",
+        "objection": side.objection, "review": side.review, "rectification": side.rectification,
+        "owner": side.owner, "fresh": f"matrix{next(_fresh)}",
         "account": (caller or "nobody") if mine else "researcher2",
     }
     if value.startswith("{") and value.endswith("}") and value[1:-1] in slots:
@@ -224,7 +253,8 @@ def outcome(resp) -> str:
 def console_path(client, r: Row, side: Side) -> str:
     """A URL for a console endpoint, its arguments taken from the side's objects."""
     values = {"name": side.dataset, "application_id": side.app_decided, "suspension_id": side.suspension,
-              "objection_id": side.objection, "review_id": side.review, "query_id": "q_0", "token": "t", "filename": "sandbox.css"}
+              "objection_id": side.objection, "review_id": side.review, "query_id": "q_0",
+              "order_id": side.rectification, "termination_id": 1, "alert_id": 1, "token": "t", "filename": "sandbox.css"}
     rule = next(x for x in client.application.url_map.iter_rules(r.endpoint) if r.method in x.methods)
     adapter = client.application.url_map.bind("localhost")
     return adapter.build(r.endpoint, {a: values[a] for a in rule.arguments}, method=r.method)

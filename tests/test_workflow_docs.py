@@ -17,7 +17,9 @@ ACTIONS = ["application.submitted", "application.rejected", "approval.granted", 
            "objection.answered", "dataset.registered", "dataset.downloaded", "user.created",
            "user.token_rotated", "key.master_rotated", "alert.raised",
            "setting.changed", "publication.submitted", "publication.proposed", "publication.declined",
-           "publication.expert_reviewed", "publication.rejected", "dataset.published"]
+           "publication.expert_reviewed", "publication.rejected", "dataset.published",
+           "termination.created", "termination.reversed", "rectification.ordered", "rectification.submitted",
+           "rectification.closed", "rectification.returned", "alert.handled"]
 
 
 def workflow_rules() -> list[tuple[str, str]]:

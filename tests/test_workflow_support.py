@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sandbox import objections, suspensions
+from sandbox import enforcement, objections, suspensions
 from sandbox.operations import SandboxAdmin
 from sandbox.service import Sandbox
 from sandbox.users import User, find_user
@@ -60,6 +60,7 @@ class Side:
     suspension: int = 0
     objection: int = 0
     review: int = 0  # the co-signed publication review of the dataset (issue 14)
+    rectification: int = 0  # a rectification order to the owner (issue 14)
 
 
 @dataclass
@@ -94,6 +95,10 @@ def _side(sb: Sandbox, admin: SandboxAdmin, researcher: User, owner: User, datas
     side.review = sb.conn().execute(
         "SELECT MAX(r.id) FROM publication_reviews r JOIN datasets d ON d.id = r.dataset_id WHERE d.name = ?",
         (dataset,)).fetchone()[0]
+    regulator = find_user(sb.conn(), "regulator")
+    assert regulator is not None
+    side.rectification = enforcement.issue_order(sb, regulator, {"owner": owner.username,
+                                                                 "what": "test: rectify"})["order_id"]
     side.objection = objections.file(sb, researcher, {"target_type": "application",
                                                       "target_id": side.app_decided,
                                                       "text": "test: I object"})["objection_id"]

@@ -19,6 +19,8 @@ from sandbox import (
     bounding_report,
     catalog,
     dataset_caps,
+    deadlines,
+    enforcement,
     objections,
     operations,
     publication,
@@ -177,6 +179,67 @@ def get_bounding_report(name: str):
 @bp.post("/api/v1/datasets/<name>/risk/ack")
 def post_risk_ack(name: str):
     return _accepted_if_review(catalog.acknowledge_risk(sandbox(), g.user, name, optional_body()))
+
+
+# -- termination (第二十六条), rectification (第二十五条), time limits, settings (issue 14) -------------------
+@bp.post("/api/v1/terminations")
+def post_termination():
+    return jsonify(enforcement.terminate(sandbox(), g.user, json_body())), 201
+
+
+@bp.get("/api/v1/terminations")
+def list_terminations():
+    return jsonify({"terminations": enforcement.list_terminations(sandbox(), g.user)})
+
+
+@bp.post("/api/v1/terminations/<termination_id>/reverse")
+def reverse_termination(termination_id: str):
+    return jsonify(enforcement.reverse(sandbox(), g.user, termination_id, json_body()))
+
+
+@bp.post("/api/v1/rectifications")
+def post_rectification():
+    return jsonify(enforcement.issue_order(sandbox(), g.user, json_body())), 201
+
+
+@bp.get("/api/v1/rectifications")
+def list_rectifications():
+    return jsonify({"rectifications": enforcement.list_orders(sandbox(), g.user)})
+
+
+@bp.get("/api/v1/rectifications/<order_id>")
+def get_rectification(order_id: str):
+    return jsonify(enforcement.get_order(sandbox(), g.user, order_id))
+
+
+@bp.post("/api/v1/rectifications/<order_id>/response")
+def post_rectification_response(order_id: str):
+    return jsonify(enforcement.respond(sandbox(), g.user, order_id, json_body()))
+
+
+@bp.post("/api/v1/rectifications/<order_id>/close")
+def post_rectification_close(order_id: str):
+    return jsonify(enforcement.close(sandbox(), g.user, order_id, json_body()))
+
+
+@bp.get("/api/v1/overdue")
+def list_overdue():
+    return jsonify({"overdue": deadlines.list_overdue(sandbox(), g.user)})
+
+
+@bp.get("/api/v1/settings")
+def list_settings():
+    return jsonify({"settings": deadlines.list_settings(sandbox(), g.user)})
+
+
+@bp.put("/api/v1/settings/<name>")
+def put_setting(name: str):
+    return jsonify(deadlines.change_setting(sandbox(), g.user, name, json_body()))
+
+
+@bp.post("/api/v1/alerts/<alert_id>/handle")
+def handle_alert(alert_id: str):
+    return jsonify(alerts.handle(sandbox(), g.user, alert_id, json_body()))
 
 
 # -- publication and tier reviews (第十、十二条; issue 14) ----------------------------------------------

@@ -60,6 +60,7 @@ HOME_BY_ROLE: Final = {
     "researcher": "researcher.query",
     "owner": "owner.overview",
     "regulator": "regulator.overview",
+    "admin": "enforcement.settings_page",
 }
 
 
@@ -336,12 +337,15 @@ NAV: Final[dict[str, list[tuple[str, Any]]]] = {
     "owner": [("owner.overview", lazy_gettext("Overview")), ("owner.applications_inbox", lazy_gettext("Applications")),
               ("owner.approvals", lazy_gettext("Budgets")), ("owner_datasets.datasets", lazy_gettext("Datasets")),
               ("owner.alerts", lazy_gettext("Alerts")), ("oversight.suspensions", lazy_gettext("Suspensions")),
-              ("oversight.objections", lazy_gettext("Objections"))],
+              ("oversight.objections", lazy_gettext("Objections")), ("reviews.index", lazy_gettext("Reviews")),
+              ("enforcement.index", lazy_gettext("Enforcement"))],
     "regulator": [("regulator.overview", lazy_gettext("Overview")), ("regulator.timeline", lazy_gettext("Audit log")),
                   ("regulator.replay_report", lazy_gettext("Replay")), ("regulator.trace", lazy_gettext("Trace a figure")),
                   ("regulator.alerts", lazy_gettext("Alerts")), ("oversight.suspensions", lazy_gettext("Suspensions")),
-                  ("oversight.objections", lazy_gettext("Objections")),
+                  ("oversight.objections", lazy_gettext("Objections")), ("reviews.index", lazy_gettext("Reviews")),
+                  ("enforcement.index", lazy_gettext("Enforcement")),
                   ("public.catalog", lazy_gettext("Open list"))],
+    "admin": [("enforcement.settings_page", lazy_gettext("Settings"))],
 }
 #: Pages that light up another page's navigation item.
 NAV_PARENT: Final = {
@@ -350,7 +354,7 @@ NAV_PARENT: Final = {
     "owner_datasets.new": "owner_datasets.datasets", "owner_datasets.upload": "owner_datasets.datasets",
     "owner_datasets.policy": "owner_datasets.datasets", "owner_datasets.register": "owner_datasets.datasets",
     "owner_datasets.dataset": "owner_datasets.datasets", "regulator.verify": "regulator.overview",
-    "public.dataset": "public.catalog",
+    "public.dataset": "public.catalog", "reviews.detail": "reviews.index",
 }
 ROLE_NAMES: Final = {
     "researcher": lazy_gettext("Researcher"), "owner": lazy_gettext("Data owner"),
@@ -427,6 +431,7 @@ def fmt(value: Any, digits: int = 4) -> Any:
 def init_app(app: Flask) -> None:
     """Languages and every console blueprint (called by ``create_app``)."""
     from sandbox.web import (
+        console_enforcement,
         console_oversight,
         console_owner,
         console_owner_datasets,
@@ -439,5 +444,5 @@ def init_app(app: Flask) -> None:
     i18n.init_app(app)
     app.register_blueprint(bp)
     for module in (console_public, console_researcher, console_owner, console_owner_datasets,
-                   console_regulator, console_oversight, console_reviews):
+                   console_regulator, console_oversight, console_reviews, console_enforcement):
         app.register_blueprint(module.bp)

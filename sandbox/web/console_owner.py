@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 
 from query_guard.scenario import AGGREGATE_KINDS
 from sandbox import alerts as alert_service
-from sandbox import applications, catalog, console_queries, datasets, suspensions
+from sandbox import applications, catalog, console_queries, datasets, deadlines, suspensions
 from sandbox.errors import NotFound, SandboxError
 from sandbox.web import console_charts
 from sandbox.web.console import role_required, sandbox, signed_in
@@ -82,6 +82,7 @@ def overview():
     active_suspensions = [s for s in suspensions.list_suspensions(sandbox(), user) if s["active"]]
     recent_alerts = alert_service.list_alerts(sandbox(), user, limit=5)
     stats["alerts"] = alert_service.count_alerts(sandbox().conn(), user)
+    stats["overdue"] = len(deadlines.list_overdue(sandbox(), user))  # issue 14: time limits
     return render_template("owner/overview.html", stats=stats,
                            pending=[a for a in apps if a["status"] == "pending"][:6],
                            approvals=views, entries=entries, charts=usage_charts(views, width=880),

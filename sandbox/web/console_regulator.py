@@ -24,7 +24,7 @@ from audit_log.receipt import Receipt, verify_receipt
 from audit_log.replay import compare_with_ledger, replay
 from audit_log.verify import verify_lines
 from sandbox import alerts as alert_service
-from sandbox import applications, console_queries, objections, suspensions
+from sandbox import applications, console_queries, deadlines, objections, suspensions
 from sandbox.clock import iso
 from sandbox.errors import SandboxError
 from sandbox.service import Sandbox
@@ -79,6 +79,7 @@ def _overview(verify: dict[str, Any] | None = None):
         # issue 14: publications and tier raises waiting for the co-signature (第十二条)
         "reviews": conn.execute("SELECT COUNT(*) FROM publication_reviews WHERE status = 'awaiting_regulator'"
                                 ).fetchone()[0],
+        "overdue": len(deadlines.list_overdue(sb, user)),
     }
     recent = console_queries.timeline(conn, console_queries.TimelineFilter(), limit=8)
     recent_alerts = alert_service.list_alerts(sb, user, limit=5)

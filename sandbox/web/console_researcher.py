@@ -30,7 +30,7 @@ from sandbox.accuracy import with_confidence, without_state
 from sandbox.clock import iso
 from sandbox.errors import SandboxError
 from sandbox.service import QueryRequest
-from sandbox.web import console_charts, console_editor, console_sql, i18n
+from sandbox.web import console_charts, console_editor, console_preview, console_sql, i18n
 from sandbox.web.console import role_required, sandbox, signed_in
 
 bp = Blueprint("researcher", __name__)
@@ -197,7 +197,7 @@ def _workbench(*, approval_raw: str | None, sql: str, epsilon: str, confidence: 
         notice=notice, save_name=save_name, save_error=save_error,
         saved=saved_queries.list_saved(sandbox().conn(), user),
         editor_schema=console_editor.schema_json(schema, zh=i18n_zh()),
-        editor_functions=console_editor.functions_for(approval),
+        editor_functions=console_editor.functions_for(approval), preview_words=console_preview.preview_words,
         epsilon=epsilon, confidence=confidence, confidences=CONFIDENCES, result=result,
         view=result_view(result) if result else None, cached=cached, error=error,
         budget=budget_view(approval), recent=recent,

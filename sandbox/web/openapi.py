@@ -441,6 +441,35 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "tag": "catalog",
         "body": "object",
     },
+    ("post", "/api/v1/terminations"): {
+        "summary": "Terminate an approval or a researcher: final, unlike a suspension (owner, regulator; 第二十六条).",
+        "tag": "workflow", "body": "object", "status": "201",
+    },
+    ("get", "/api/v1/terminations"): {"summary": "Terminations visible to the caller.", "tag": "workflow"},
+    ("post", "/api/v1/terminations/<termination_id>/reverse"): {
+        "summary": "Reverse a termination on an objection against it (regulator).", "tag": "workflow", "body": "object",
+    },
+    ("post", "/api/v1/rectifications"): {
+        "summary": "Order an owner to rectify by a date (regulator; 第二十五条).", "tag": "workflow", "body": "object",
+        "status": "201",
+    },
+    ("get", "/api/v1/rectifications"): {"summary": "Rectification orders (owner: own; regulator: all).",
+                                        "tag": "workflow"},
+    ("get", "/api/v1/rectifications/<order_id>"): {"summary": "One rectification order.", "tag": "workflow"},
+    ("post", "/api/v1/rectifications/<order_id>/response"): {
+        "summary": "Report what was rectified (the owner).", "tag": "workflow", "body": "object",
+    },
+    ("post", "/api/v1/rectifications/<order_id>/close"): {
+        "summary": "Sign off (close) or return a rectification order (regulator).", "tag": "workflow", "body": "object",
+    },
+    ("get", "/api/v1/overdue"): {"summary": "Overdue applications, objections and rectification orders.",
+                                 "tag": "workflow"},
+    ("get", "/api/v1/settings"): {"summary": "Operator settings (admin, regulator).", "tag": "workflow"},
+    ("put", "/api/v1/settings/<name>"): {"summary": "Change an operator setting (admin; logged).", "tag": "workflow",
+                                         "body": "object"},
+    ("post", "/api/v1/alerts/<alert_id>/handle"): {
+        "summary": "Acknowledge, resolve or act on (suspend) an alert.", "tag": "workflow", "body": "object",
+    },
     ("get", "/api/v1/reviews"): {
         "summary": "Publication and tier reviews (owner: own datasets'; regulator: all).",
         "tag": "catalog",

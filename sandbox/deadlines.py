@@ -1,0 +1,146 @@
+"""Time limits: due dates of applications, objections and rectification orders (issue 14;
+第十五、十七、二十五条).
+
+The measures set no number of days; the operator does, in the settings table
+(``time_limits.<name>``, editable by an admin in the console or with ``sandbox settings set``,
+every change logged as ``setting.changed``). An item gets its due date when it is created, from
+the setting then in force (a later change does not move existing due dates). An item still open
+after its due date is *overdue*: it is listed on the owner's and the regulator's dashboards
+(:func:`overdue`) and raises one ``overdue`` alert (:func:`raise_overdue_alerts`), which the
+regulator or the owner can acknowledge or resolve like any other alert.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from typing import TYPE_CHECKING, Any, Final
+
+from sandbox.clock import iso, parse_iso
+from sandbox.errors import BadRequest
+from sandbox.settings import Setting, SettingGroup
+from sandbox.users import User
+
+if TYPE_CHECKING:
+    from sandbox.service import Sandbox
+
+SETTING_GROUP: Final = SettingGroup(
+    "time_limits",
+    Setting("application_days", 15,
+            "days an owner has to decide an application (第十五条); overdue afterwards", minimum=1),
+    Setting("objection_days", 15,
+            "days the regulator has to answer an objection (第十七条); overdue afterwards", minimum=1),
+    Setting("rectification_days", 30,
+            "default days a rectification order gives the owner (第二十五条) when the regulator "
+            "names no date", minimum=1),
+)
+SETTINGS: Final[dict[str, Setting]] = SETTING_GROUP.settings
+KINDS: Final = {"application": "application_days", "objection": "objection_days",
+                "rectification": "rectification_days"}
+
+
+def due_at(conn: sqlite3.Connection, kind: str, now: dt.datetime) -> str:
+    """The due date of an item of ``kind`` created ``now`` (ISO, UTC)."""
+    return iso(now + dt.timedelta(days=SETTING_GROUP.get(conn, KINDS[kind])))
+
+
+def parse_due(value: Any, now: dt.datetime) -> str | None:
+    """An explicit due date (``YYYY-MM-DD``, end of that day UTC), which must be in the future."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise BadRequest("due must be a date YYYY-MM-DD", code="bad_due")
+    try:
+        day = dt.date.fromisoformat(value[:10])
+    except ValueError:
+        raise BadRequest("due must be a date YYYY-MM-DD", code="bad_due") from None
+    moment = dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=dt.UTC)
+    if moment <= now:
+        raise BadRequest("due must be a date in the future", code="bad_due")
+    return iso(moment)
+
+
+def overdue(conn: sqlite3.Connection, user: User, now: dt.datetime) -> list[dict[str, Any]]:
+    """Open items past their due date that ``user`` answers for or supervises: pending
+    applications (their owner; regulators), open objections (regulators; the respondent),
+    rectification orders not closed (their owner; regulators)."""
+    moment = iso(now)
+    out: list[dict[str, Any]] = []
+    reg = user.role == "regulator"
+    for r in conn.execute("SELECT id, owner_id, due_at, created_at FROM applications WHERE status = 'pending' "
+                          "AND due_at IS NOT NULL AND due_at < ? ORDER BY due_at", (moment,)):
+        if reg or r["owner_id"] == user.id:
+            out.append({"kind": "application", "id": r["id"], "due_at": r["due_at"], "owner_id": r["owner_id"],
+                        "what": f"application {r['id']} awaits a decision"})
+    for r in conn.execute("SELECT id, respondent_id, due_at FROM objections WHERE status = 'open' "
+                          "AND due_at IS NOT NULL AND due_at < ? ORDER BY due_at", (moment,)):
+        if reg or r["respondent_id"] == user.id:
+            out.append({"kind": "objection", "id": r["id"], "due_at": r["due_at"], "owner_id": r["respondent_id"],
+                        "what": f"objection {r['id']} awaits an answer"})
+    for r in conn.execute("SELECT id, owner_id, due_at, status FROM rectification_orders WHERE status != 'closed' "
+                          "AND due_at < ? ORDER BY due_at", (moment,)):
+        if reg or r["owner_id"] == user.id:
+            out.append({"kind": "rectification", "id": r["id"], "due_at": r["due_at"], "owner_id": r["owner_id"],
+                        "what": f"rectification order {r['id']} is {r['status']}, not signed off"})
+    return out
+
+
+def raise_overdue_alerts(sb: Sandbox) -> list[dict[str, Any]]:
+    """One ``overdue`` alert per overdue item (deduplicated by kind and id)."""
+    from sandbox import alerts
+
+    conn = sb.conn()
+    regulator = User(0, "system", "regulator", "")
+    raised = []
+    for item in overdue(conn, regulator, sb.now()):
+        cand = alerts.Candidate(
+            kind="overdue", dedupe_key=f"overdue:{item['kind']}:{item['id']}", severity="warning",
+            researcher_id=None, approval_id=None,
+            summary=f"overdue since {item['due_at'][:10]}: {item['what']}",
+            details={"item": item["kind"], "id": item["id"], "due_at": item["due_at"]},
+        )
+        got = alerts.raise_alert(sb, cand, owner_id=item["owner_id"], subject=f"{item['kind']}/{item['id']}")
+        if got:
+            raised.append(got)
+    return raised
+
+
+def annotate(row: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """Add ``overdue`` to a view holding ``due_at`` and ``status`` (open states only)."""
+    due = row.get("due_at")
+    row["overdue"] = bool(due) and row.get("status") in ("pending", "open", "submitted") and parse_iso(due) < now
+    return row
+
+
+def list_overdue(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
+    """``GET /api/v1/overdue``: the caller's overdue items (owner) or all (regulator)."""
+    from sandbox import authz
+
+    authz.check_role("overdue.list", user)
+    assert user is not None
+    return [{k: v for k, v in item.items() if k != "owner_id"} for item in overdue(sb.conn(), user, sb.now())]
+
+
+# -- the settings, for admins (console and API; issue 14) ------------------------------------------------
+def list_settings(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
+    """Every operator setting with its value, default and help (admin, regulator)."""
+    from sandbox import authz, settings
+
+    authz.check_role("setting.list", user)
+    return settings.listing(sb.conn())
+
+
+def change_setting(sb: Sandbox, user: User | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``PUT /api/v1/settings/<name>`` ``{"value"}`` (admin): logged as ``setting.changed`` by the admin."""
+    from sandbox import authz, settings
+    from sandbox.workspace import transaction
+
+    authz.check_role("setting.change", user)
+    value = body.get("value")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    conn = sb.conn()
+    with transaction(conn):
+        return settings.change(conn, name, value,  # type: ignore[arg-type]
+                               lambda details: sb.audit(conn, user, "setting.changed",
+                                                        f"setting/{details['name']}", details))
