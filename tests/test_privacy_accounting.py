@@ -56,6 +56,18 @@ def test_rho_for_epsilon_is_the_largest_affordable():
     assert epsilon_from_rho(rho, 1e-7) <= 1.0 < epsilon_from_rho(rho * (1 + 1e-5), 1e-7)
 
 
+@pytest.mark.parametrize("epsilon", [1e-3, 0.05, 0.5, 1.0, 7.0, 60.0])
+@pytest.mark.parametrize("delta", [1e-5, 1e-7, 1e-10])
+def test_the_fast_cks20_proposal_is_affordable_and_tight(epsilon, delta):
+    """The ρ proposed by our float CKS20 search (one OpenDP call to confirm, not ~8) is
+    affordable by OpenDP's own map and within 1e-6 of the largest affordable."""
+    from privacy.mechanisms import _cks20_rho
+
+    rho = _cks20_rho(epsilon, delta)
+    assert rho is not None
+    assert epsilon_from_rho(rho, delta) <= epsilon < epsilon_from_rho(rho * (1 + 1e-6), delta)
+
+
 # -- the route: fixed per approval from its terms ---------------------------------------------
 def test_route_is_basic_when_pure_or_without_delta():
     assert choose_route(10.0, 1e-6, 0.01, True) == "basic"
