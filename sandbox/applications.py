@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 from query_guard.scenario import AGGREGATE_KINDS
 from sandbox import approvals, authz, datasets, deadlines, fields, request_limits, workflow
 from sandbox.approvals import get_approval, list_approvals  # noqa: F401  (part of this API)
-from sandbox.clock import iso, parse_iso
+from sandbox.clock import end_of_day, iso, parse_iso
 from sandbox.errors import BadRequest, NotFound, Suspended
 from sandbox.fields import conflict, username_of
 from sandbox.users import User
@@ -173,12 +173,14 @@ def get_application(sb: Sandbox, user: User | None, application_id: Any) -> dict
 
 # -- deciding ---------------------------------------------------------------------------------
 def parse_expiry(value: Any, sb: Sandbox) -> str:
-    """An RFC 3339 time or a date (00:00 UTC that day), strictly in the future."""
+    """An RFC 3339 time or a date, strictly in the future. A date means the end of that day
+    in the display zone (``clock.end_of_day``; Asia/Shanghai unless configured, issue 15): an
+    approval "until 2027-06-30" holds through that whole day as people in Jinan read it."""
     if not isinstance(value, str) or not value.strip():
         raise BadRequest("expires is required: a date (YYYY-MM-DD) or an RFC 3339 time", code="bad_expires")
     text = value.strip()
     try:
-        moment = parse_iso(text + ("T00:00:00Z" if len(text) == 10 else ""))
+        moment = end_of_day(text) if len(text) == 10 else parse_iso(text)
     except ValueError:
         raise BadRequest(f"expires {value!r} is not a date or an RFC 3339 time", code="bad_expires") from None
     if moment.tzinfo is None:

@@ -19,3 +19,35 @@ def iso(moment: dt.datetime) -> str:
 
 def parse_iso(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# -- the display zone (issue 15) ---------------------------------------------------------------
+#: Times are stored in UTC everywhere; people see them in this zone. Jinan's is Beijing time.
+DEFAULT_DISPLAY_ZONE = "Asia/Shanghai"
+
+
+def display_zone() -> dt.tzinfo:
+    """The zone times are shown in: ``SANDBOX_DISPLAY_TZ`` (an IANA name) or Asia/Shanghai.
+
+    A name that is not a known zone is refused at once, naming the variable.
+    """
+    import os
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = os.environ.get("SANDBOX_DISPLAY_TZ", "").strip() or DEFAULT_DISPLAY_ZONE
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"SANDBOX_DISPLAY_TZ={name!r} is not an IANA time zone (e.g. Asia/Shanghai)") from None
+
+
+def end_of_day(date_text: str, zone: dt.tzinfo | None = None) -> dt.datetime:
+    """A date-only deadline means the end of that day where people read it: the last
+    microsecond of ``date_text`` (YYYY-MM-DD) in ``zone`` (the display zone), in UTC.
+
+    >>> iso(end_of_day("2027-06-30", dt.timezone(dt.timedelta(hours=8))))
+    '2027-06-30T15:59:59.999999Z'
+    """
+    day = dt.date.fromisoformat(date_text)
+    local = dt.datetime.combine(day, dt.time.max, tzinfo=zone or display_zone())
+    return local.astimezone(dt.UTC)

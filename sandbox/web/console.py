@@ -47,7 +47,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 
 from sandbox import rate_limits
-from sandbox.clock import iso, parse_iso
+from sandbox.clock import display_zone, iso, parse_iso
 from sandbox.errors import Unauthorized
 from sandbox.service import Sandbox
 from sandbox.users import User, authenticate_password, get_user
@@ -337,7 +337,8 @@ NAV: Final[dict[str, list[tuple[str, Any]]]] = {
     "owner": [("owner.overview", lazy_gettext("Overview")), ("owner.applications_inbox", lazy_gettext("Applications")),
               ("owner.approvals", lazy_gettext("Budgets")), ("owner_datasets.datasets", lazy_gettext("Datasets")),
               ("owner.alerts", lazy_gettext("Alerts")), ("oversight.suspensions", lazy_gettext("Suspensions")),
-              ("oversight.objections", lazy_gettext("Objections")), ("reviews.index", lazy_gettext("Reviews")),
+              ("oversight.objections", lazy_gettext("Objections")),
+              ("public.catalog", lazy_gettext("Open list")), ("reviews.index", lazy_gettext("Reviews")),
               ("enforcement.index", lazy_gettext("Enforcement"))],
     "regulator": [("regulator.overview", lazy_gettext("Overview")), ("regulator.timeline", lazy_gettext("Audit log")),
                   ("regulator.replay_report", lazy_gettext("Replay")), ("regulator.trace", lazy_gettext("Trace a figure")),
@@ -404,12 +405,12 @@ def render_error(status: int, message: str | None = None):
 
 
 # -- template helpers ----------------------------------------------------------------------------
-DISPLAY_TZ: Final = dt.timezone(dt.timedelta(hours=8))  # 北京时间 (UTC+8); stored times stay UTC
+DISPLAY_TZ: Final = display_zone()  # Asia/Shanghai unless SANDBOX_DISPLAY_TZ; stored times stay UTC
 
 
 @bp.app_template_filter("when")
 def when(text: str | None, seconds: bool = False) -> str:
-    """A stored RFC 3339 UTC time as China Standard Time, e.g. ``2025-01-31 17:30``."""
+    """A stored RFC 3339 UTC time in the display zone (Beijing time by default), e.g. ``2025-01-31 17:30``."""
     if not text:
         return "—"
     try:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
-from sandbox.clock import parse_iso
+from sandbox.clock import display_zone, parse_iso
 
 
 def fmt(value: float | None, digits: int = 4) -> str:
@@ -130,7 +130,7 @@ def _ts(text: str) -> float:
     return parse_iso(text).timestamp()
 
 
-DISPLAY_TZ = dt.timezone(dt.timedelta(hours=8))  # the console shows China Standard Time
+DISPLAY_TZ = display_zone()  # the console shows the display zone (Asia/Shanghai by default)
 
 
 def _date_label(ts: float) -> str:
