@@ -78,7 +78,24 @@ def _kept(h: np.ndarray, residual: Residual, scales: Sequence[float], steps: Seq
     if family == "gaussian":
         var = sum(w * w * (sc * sc) for w, sc in zip(weights, scales, strict=True))
         return t <= z * np.sqrt(var)
-    return _laplace_tail(t, [w * sc for w, sc in zip(weights, scales, strict=True)]) > alpha
+    bs = [np.abs(w * sc) for w, sc in zip(weights, scales, strict=True)]
+    if len(bs) == 2:  # a mean: the two-part closed form, without the general bookkeeping
+        return _laplace2_tail(t, *bs) > alpha
+    return _laplace_tail(t, bs) > alpha
+
+
+def _laplace2_tail(t: np.ndarray, b1: np.ndarray, b2: np.ndarray) -> np.ndarray:
+    """P(|Laplace(b1) + Laplace(b2)| > t): (B²e^(−t/B) − b²e^(−t/b)) / (B² − b²), B > b
+    moved apart as in :func:`_laplace_tail`, one part alone when the other is negligible."""
+    big, small = np.maximum(b1, b2), np.minimum(b1, b2)
+    small = np.where(small < 1e-9 * big, 0.0, small)
+    big = np.maximum(big, small * SEPARATION)
+    t = np.maximum(t, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        one = np.exp(-t / big)
+        two = (big * big * one - small * small * np.exp(-t / np.where(small > 0, small, 1.0))) \
+            / (big * big - small * small)
+    return np.clip(np.where(small > 0, two, one), 0.0, 1.0)
 
 
 def invert(residual: Residual, anchor: np.ndarray, lower: np.ndarray, upper: np.ndarray,
