@@ -15,6 +15,7 @@ would be published, the regulator's co-signature; the tier history shows both si
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import json
@@ -25,7 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 import audit_log.store as audit_store
-from sandbox import authz, datasets, fields, publication, risk_scan
+from sandbox import authz, datasets, deadlines, fields, publication, risk_scan
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound, SandboxError
 from sandbox.fields import conflict, username_of
@@ -99,7 +100,8 @@ def _open_release(conn: sqlite3.Connection, version: datasets.DatasetVersion | N
             "review_id": der["review_id"], "k_target": der["k_target"]}
 
 
-def entry(conn: sqlite3.Connection, row: sqlite3.Row, *, privileged: bool) -> dict[str, Any]:
+def entry(conn: sqlite3.Connection, row: sqlite3.Row, *, privileged: bool,
+          now: dt.datetime | None = None) -> dict[str, Any]:
     """One catalog entry. ``privileged`` (owner, regulator): unpublished versions too."""
     versions = [v for v in datasets.all_versions(conn, row["id"]) if privileged or v.published]
     latest = versions[-1] if versions else None
@@ -128,6 +130,9 @@ def entry(conn: sqlite3.Connection, row: sqlite3.Row, *, privileged: bool) -> di
         ],
         "tier_history": _tier_history(conn, row["id"]),
         "open_release": open_release,
+        # 第十一、十四条 (issue 14): when the tier is due for reassessment, when the next update is due
+        "schedule": ({d["kind"]: d["due_at"] for d in deadlines.dataset_schedule(conn, now)
+                      if d["id"] == row["id"]} if privileged and published and now is not None else None),
         "access": {
             "download": ({f: f"/api/v1/datasets/{row['name']}/download?format={f}" for f in DOWNLOAD_FORMATS}
                          if row["tier"] == "unconditional" and open_release else None),
@@ -148,7 +153,7 @@ def list_entries(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
         if authz.decide("dataset.read", role, rel) != "allow":
             continue
         privileged = role == "regulator" or "dataset_owner" in rel
-        out.append(entry(conn, row, privileged=privileged))
+        out.append(entry(conn, row, privileged=privileged, now=sb.now()))
     return out
 
 
@@ -156,7 +161,7 @@ def get_entry(sb: Sandbox, user: User | None, name: str) -> dict[str, Any]:
     row = _visible_row(sb, user, "dataset.read", name)
     conn = sb.conn()
     privileged = authz.role_of(user) == "regulator" or (user is not None and row["owner_id"] == user.id)
-    return entry(conn, row, privileged=privileged)
+    return entry(conn, row, privileged=privileged, now=sb.now())
 
 
 def jsonld(sb: Sandbox, user: User | None, base_url: str) -> dict[str, Any]:

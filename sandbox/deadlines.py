@@ -33,7 +33,16 @@ SETTING_GROUP: Final = SettingGroup(
     Setting("rectification_days", 30,
             "default days a rectification order gives the owner (第二十五条) when the regulator "
             "names no date", minimum=1),
+    Setting("reassessment_days", 365,
+            "days after its last co-signed review (or first publication) when a published dataset's "
+            "tier is due for reassessment (第十一条); owner and regulator are reminded", minimum=1),
+    Setting("update_grace_days", 3,
+            "days a published dataset may run past its declared update frequency before a late-update "
+            "alert (第十四条: 按照承诺的频率对数据进行更新)", minimum=0),
 )
+#: Declared update frequencies (policy ``update_frequency``) that are monitored, in days.
+FREQUENCY_DAYS: Final = {"daily": 1, "每日": 1, "weekly": 7, "每周": 7, "monthly": 31, "每月": 31,
+                         "quarterly": 92, "每季度": 92, "yearly": 366, "annually": 366, "每年": 366}
 SETTINGS: Final[dict[str, Setting]] = SETTING_GROUP.settings
 KINDS: Final = {"application": "application_days", "objection": "objection_days",
                 "rectification": "rectification_days"}
@@ -82,6 +91,39 @@ def overdue(conn: sqlite3.Connection, user: User, now: dt.datetime) -> list[dict
         if reg or r["owner_id"] == user.id:
             out.append({"kind": "rectification", "id": r["id"], "due_at": r["due_at"], "owner_id": r["owner_id"],
                         "what": f"rectification order {r['id']} is {r['status']}, not signed off"})
+    out += [d for d in dataset_schedule(conn, now) if d["overdue"] and (reg or d["owner_id"] == user.id)]
+    return out
+
+
+def dataset_schedule(conn: sqlite3.Connection, now: dt.datetime) -> list[dict[str, Any]]:
+    """Per published dataset: when its tier is due for reassessment (第十一条) and, for a monitored
+    update frequency, when its next update is due (第十四条). Items of kind ``reassessment`` and
+    ``update`` with ``due_at`` and ``overdue``."""
+    from sandbox.policy import parse_policy
+
+    reassess = SETTING_GROUP.get(conn, "reassessment_days")
+    grace = SETTING_GROUP.get(conn, "update_grace_days")
+    out = []
+    rows = conn.execute(
+        "SELECT d.id, d.name, d.owner_id, d.tier, MIN(v.published_at) AS first_published, "
+        "MAX(v.created_at) AS newest, (SELECT policy_toml FROM dataset_versions WHERE dataset_id = d.id "
+        "AND published_at IS NOT NULL ORDER BY version DESC LIMIT 1) AS policy, "
+        "(SELECT MAX(decided_at) FROM publication_reviews WHERE dataset_id = d.id AND status = 'approved') AS reviewed "
+        "FROM datasets d JOIN dataset_versions v ON v.dataset_id = d.id AND v.published_at IS NOT NULL "
+        "GROUP BY d.id ORDER BY d.name").fetchall()
+    for r in rows:
+        since = max(x for x in (r["first_published"], r["reviewed"]) if x)
+        due = parse_iso(since) + dt.timedelta(days=reassess)
+        out.append({"kind": "reassessment", "id": r["id"], "dataset": r["name"], "due_at": iso(due),
+                    "owner_id": r["owner_id"], "overdue": due < now,
+                    "what": f"the tier of {r['name']} ({r['tier']}) is due for reassessment"})
+        freq = parse_policy(r["policy"], r["name"]).update_frequency.strip().lower()
+        days = FREQUENCY_DAYS.get(freq)
+        if days is not None:
+            due = parse_iso(r["newest"]) + dt.timedelta(days=days + grace)
+            out.append({"kind": "update", "id": r["id"], "dataset": r["name"], "due_at": iso(due),
+                        "owner_id": r["owner_id"], "overdue": due < now,
+                        "what": f"{r['name']} promises {freq} updates; no new version since {r['newest'][:10]}"})
     return out
 
 
@@ -93,13 +135,18 @@ def raise_overdue_alerts(sb: Sandbox) -> list[dict[str, Any]]:
     regulator = User(0, "system", "regulator", "")
     raised = []
     for item in overdue(conn, regulator, sb.now()):
+        # a dataset's reminders recur: one per due date (a new review or version moves it)
+        key = (f"overdue:{item['kind']}:{item['id']}" if item["kind"] not in ("reassessment", "update")
+               else f"overdue:{item['kind']}:{item['id']}:{item['due_at'][:10]}")
         cand = alerts.Candidate(
-            kind="overdue", dedupe_key=f"overdue:{item['kind']}:{item['id']}", severity="warning",
+            kind="overdue", dedupe_key=key, severity="warning",
             researcher_id=None, approval_id=None,
             summary=f"overdue since {item['due_at'][:10]}: {item['what']}",
-            details={"item": item["kind"], "id": item["id"], "due_at": item["due_at"]},
+            details={"item": item["kind"], "id": item["id"], "due_at": item["due_at"],
+                     **({"dataset": item["dataset"]} if "dataset" in item else {})},
         )
-        got = alerts.raise_alert(sb, cand, owner_id=item["owner_id"], subject=f"{item['kind']}/{item['id']}")
+        subject = (f"dataset/{item['dataset']}" if "dataset" in item else f"{item['kind']}/{item['id']}")
+        got = alerts.raise_alert(sb, cand, owner_id=item["owner_id"], subject=subject)
         if got:
             raised.append(got)
     return raised
@@ -118,7 +165,8 @@ def list_overdue(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
 
     authz.check_role("overdue.list", user)
     assert user is not None
-    return [{k: v for k, v in item.items() if k != "owner_id"} for item in overdue(sb.conn(), user, sb.now())]
+    return [{k: v for k, v in item.items() if k not in ("owner_id", "overdue")}
+            for item in overdue(sb.conn(), user, sb.now())]
 
 
 # -- the settings, for admins (console and API; issue 14) ------------------------------------------------

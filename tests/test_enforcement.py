@@ -187,3 +187,24 @@ def test_researcher_is_warned_before_automatic_suspension(env):
         sb.conn().execute("UPDATE suspensions SET lifted_at = '2000-01-01T00:00:00Z'")
     other = query(client, tok, 999999)
     assert "Warning" not in json.dumps(other.json)
+
+
+def test_reassessment_dates_and_late_updates_remind_owner_and_regulator(env):
+    """第十一条: periodic reassessment; 第十四条: updates at the promised frequency."""
+    sb, client, tok, clock, _w = env
+    entry = client.get("/api/v1/catalog/residents", headers=tok["owner"]).json
+    assert set(entry["schedule"]) == {"reassessment", "update"}  # residents: monthly
+    assert client.get("/api/v1/catalog/residents").json["schedule"] is None  # not public
+    clock.advance(days=31 + 4)  # a month and the 3-day grace
+
+    def due(who, kind):
+        return [o["dataset"] for o in client.get("/api/v1/overdue", headers=tok[who]).json["overdue"]
+                if o["kind"] == kind]
+
+    assert "residents" in due("owner", "update") and "residents" in due("regulator", "update")
+    assert "residents" not in due("owner2", "update") and due("owner", "reassessment") == []
+    alerts = [a for a in client.get("/api/v1/alerts?kind=overdue", headers=tok["owner"]).json["alerts"]
+              if a["subject"] == "dataset/residents"]
+    assert [a["details"]["item"] for a in alerts] == ["update"]
+    clock.advance(days=366)
+    assert "residents" in due("regulator", "reassessment")
