@@ -27,6 +27,11 @@ def _back(default: str):
 @bp.get("/suspensions")
 @role_required("owner", "regulator", "researcher")
 def suspensions():
+    return _suspensions_page()
+
+
+def _suspensions_page(form: dict[str, str] | None = None, error: str | None = None, status: int = 200):
+    """The page; after a refused suspension, with what was typed (``form``) and the reason."""
     user = signed_in()
     items = suspension_service.list_suspensions(sandbox(), user)
     items.sort(key=lambda s: (not s["active"], -s["suspension_id"]))
@@ -38,9 +43,24 @@ def suspensions():
         researchers = [r["username"] for r in sandbox().conn().execute(
             "SELECT DISTINCT u.username FROM approvals a JOIN users u ON u.id = a.researcher_id "
             "WHERE a.owner_id = ? ORDER BY u.username", (user.id,))]
+    form = form or {}
     return render_template("oversight/suspensions.html", items=items, researchers=researchers,
-                           approval_prefill=request.args.get("approval", ""),
-                           user_prefill=request.args.get("user", ""))
+                           approval_prefill=form.get("approval_id", request.args.get("approval", "")),
+                           user_prefill=form.get("user", request.args.get("user", "")),
+                           target_prefill=form.get("target_type", ""), reason_prefill=form.get("reason", ""),
+                           form_error=error), status
+
+
+def suspension_target(form) -> str:
+    """What the form asks to suspend. The choice follows what was filled in: a researcher
+    picked with no approval number means the researcher, whichever radio was left as it was
+    (issue 15: a default that fails with "no approval" does not respect the user's choice)."""
+    target = form.get("target_type", "approval")
+    if target == "approval" and not form.get("approval_id", "").strip() and form.get("user", "").strip():
+        return "user"
+    if target == "user" and not form.get("user", "").strip() and form.get("approval_id", "").strip():
+        return "approval"
+    return "user" if target == "user" else "approval"
 
 
 @bp.post("/suspensions")
@@ -48,7 +68,7 @@ def suspensions():
 def suspend():
     form = request.form
     body: dict[str, Any] = {"reason": form.get("reason", "")}
-    target = form.get("target_type", "approval")
+    target = suspension_target(form)
     if target == "user":
         body["user"] = form.get("user", "").strip()
     else:
@@ -56,12 +76,11 @@ def suspend():
     try:
         result = suspension_service.create(sandbox(), signed_in(), body)
     except SandboxError as err:
-        flash(err.message, "error")
-    else:
-        what = (_("researcher %(name)s", name=result["user"]) if result["target_type"] == "user"
-                else _("approval #%(id)s", id=result["approval_id"]))
-        flash(_("Suspended %(what)s (suspension #%(id)s). It takes effect at once.", what=what,
-                id=result["suspension_id"]), "success")
+        return _suspensions_page({**form.to_dict(), "target_type": target}, err.message, 400)
+    what = (_("researcher %(name)s", name=result["user"]) if result["target_type"] == "user"
+            else _("approval #%(id)s", id=result["approval_id"]))
+    flash(_("Suspended %(what)s (suspension #%(id)s). It takes effect at once.", what=what,
+            id=result["suspension_id"]), "success")
     return _back("oversight.suspensions")
 
 
@@ -82,11 +101,17 @@ def lift(suspension_id: int):
 @bp.get("/objections")
 @role_required("owner", "regulator", "researcher")
 def objections():
+    return _objections_page()
+
+
+def _objections_page(form: dict[str, str] | None = None, error: str | None = None, status: int = 200):
+    """The page; after a refused objection, with what was typed (``form``) and the reason."""
     user = signed_in()
     items = objection_service.list_objections(sandbox(), user)
     items.sort(key=lambda o: (o["status"] != "open", -o["objection_id"]))
     return render_template("oversight/objections.html", items=items, targets=objection_service.TARGETS,
-                           can_file=user.role in ("researcher", "owner"), can_answer=user.role == "regulator")
+                           can_file=user.role in ("researcher", "owner"), can_answer=user.role == "regulator",
+                           form=form or {}, form_error=error), status
 
 
 @bp.post("/objections")
@@ -98,9 +123,8 @@ def file_objection():
     try:
         result = objection_service.file(sandbox(), signed_in(), body)
     except SandboxError as err:
-        flash(err.message, "error")
-    else:
-        flash(_("Objection #%(id)s filed; the regulator will answer it.", id=result["objection_id"]), "success")
+        return _objections_page(form.to_dict(), err.message, 400)
+    flash(_("Objection #%(id)s filed; the regulator will answer it.", id=result["objection_id"]), "success")
     return _back("oversight.objections")
 
 

@@ -165,6 +165,14 @@ def trace_receipt(sb: Sandbox, user, data: Any) -> dict[str, Any]:
         data = data["receipt"]  # a whole query response was pasted
     if not isinstance(data, dict):
         raise AuditError(_("A receipt is a JSON object with query_id, log_index, leaf_hash and tree_size."))
+    # Part of a receipt (issue 15: "not a receipt: 'seq'"): name what is missing, in the
+    # reader's language, instead of the parser's KeyError.
+    missing = [f for f in ("query_id", "log_index", "leaf_hash", "tree_size")
+               if f not in data and not (f == "log_index" and "seq" in data)]
+    if missing:
+        raise AuditError(_("This receipt is incomplete: %(fields)s missing. Paste the whole receipt (query_id, "
+                           "log_index, leaf_hash, tree_size) or the whole query response.",
+                           fields=", ".join(missing)))
     rec = Receipt.from_dict(data)
     conn = sb.conn()
     if rec.log_index >= audit_store.size(conn):
