@@ -232,18 +232,31 @@ def _cks20_rho(epsilon: float, delta: float) -> float | None:
     return rho if 0 < rho < math.inf else None
 
 
-@functools.lru_cache(maxsize=4096)
-def rho_for_epsilon(epsilon: float, delta: float) -> float:
-    """The largest ρ whose (ε, δ) conversion stays ≤ ``epsilon`` (bisection on the map)."""
+def _check_gaussian_budget(epsilon: float, delta: float) -> None:
     _check_budget(epsilon, "epsilon")
     if not 0 < delta < 1:
         raise PrivacyError("the Gaussian mechanism needs 0 < δ < 1", code="needs_delta")
     if epsilon < GAUSSIAN_EPSILON_MIN:
         raise PrivacyError(f"the Gaussian mechanism is not calibrated below ε = "
                            f"{GAUSSIAN_EPSILON_MIN:g}", code="bad_epsilon")
+
+
+@functools.lru_cache(maxsize=4096)
+def rho_proposal(epsilon: float, delta: float) -> float | None:
+    """A ρ to try for (ε, δ), not yet confirmed by OpenDP (:func:`_cks20_rho`); None when
+    the float search fails. The caller must check OpenDP's conversion of what it charges
+    (``privacy.allocation`` does, and falls back to :func:`rho_for_epsilon`)."""
+    _check_gaussian_budget(epsilon, delta)
+    return _cks20_rho(epsilon, delta)
+
+
+@functools.lru_cache(maxsize=4096)
+def rho_for_epsilon(epsilon: float, delta: float) -> float:
+    """The largest ρ whose (ε, δ) conversion stays ≤ ``epsilon`` (bisection on the map)."""
+    _check_gaussian_budget(epsilon, delta)
     # Fast path: the largest ρ by the CKS20 bound itself, computed here in floating point
     # and accepted only if OpenDP's own conversion (one call, ~5 ms) confirms it affordable.
-    guess = _cks20_rho(epsilon, delta)
+    guess = rho_proposal(epsilon, delta)
     if guess is not None and epsilon_from_rho(guess, delta) <= epsilon:
         return guess
     # Start from the classical bound ε = ρ + 2√(ρ ln 1/δ) (Bun, Steinke 2016, Prop. 1.3),

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 from privacy.accounting import Charge
 from privacy.allocation import FamilyChoice, NoisePlan, calibrate, calibrate_budget, split_delta
 from privacy.errors import AccuracyError, PrivacyError
-from privacy.mechanisms import Family, accuracy, epsilon_from_rho, rho_for_epsilon
+from privacy.mechanisms import Family, epsilon_from_rho, rho_for_epsilon
+from privacy.mechanisms import half_width as noise_half_width
 from privacy.quantiles import cumulative_band
 from privacy.release import MechanismRecord, _record
 from privacy.sensitivity import centre
@@ -80,7 +81,7 @@ def _measurement(plan: QueryPlan, ref: str) -> Measurement:
 def _half(noise: NoisePlan, m: Measurement, stat: str, alpha: float) -> float:
     spec = noise.partitions if m.id in noise.count_from_partitions else noise.spec(m.id, stat)
     assert spec is not None
-    return accuracy(spec.family, spec.scale, alpha) / spec.unit
+    return noise_half_width(spec.family, spec.scale, alpha) / spec.unit  # as the release's
 
 
 def column_accuracy(plan: QueryPlan, noise: NoisePlan, oc: OutputColumn, confidence: float,

@@ -292,3 +292,21 @@ def test_opendp_converts_the_fixed_filter_budget_to_the_approval_total():
             d_in=1.0, d_out=(rho_t, delta_t - d_conv))
         profile, delta_z = dp.c.make_zCDP_to_approxDP(approx).map(1.0)
         assert profile.epsilon(d_conv) <= eps_t and delta_z + d_conv <= delta_t * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("epsilon", [0.01, 0.3, 1.0, 4.0])
+def test_gaussian_calibration_never_charges_more_than_asked(epsilon, monkeypatch):
+    """The float CKS20 proposal is kept only when OpenDP's conversion of the ρ actually
+    composed is ≤ ε; a wrong proposal (here 10× too large) falls back to the bisection."""
+    from privacy import allocation
+    from query_guard import plan as guard_plan
+    from tests.test_guard_fingerprint import CATALOG, SCENARIOS
+
+    p = guard_plan("SELECT district, COUNT(*), AVG(income) FROM residents GROUP BY district",
+                   SCENARIOS["default"], CATALOG)
+    good = allocation.calibrate(p, epsilon, 1e-6, family="gaussian")
+    assert good.charge.epsilon <= epsilon
+    assert good.charge.epsilon > epsilon * (1 - 1e-6)  # and spends what was asked, nearly all
+    monkeypatch.setattr(allocation, "rho_proposal", lambda e, d: 10 * rho_for_epsilon(e, d))
+    fallback = allocation.calibrate(p, epsilon, 1e-6, family="gaussian")
+    assert fallback.charge.epsilon <= epsilon

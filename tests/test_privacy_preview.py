@@ -70,9 +70,11 @@ def test_accuracy_target_errors_are_precise():
         epsilon_for_accuracy(PLAN, "nope", 1.0)
     with pytest.raises(AccuracyError, match="group's size"):
         epsilon_for_accuracy(PLAN, "avg", 1.0)
-    with pytest.raises(AccuracyError) as err:
-        epsilon_for_accuracy(PLAN, "n", 1e-9)
+    with pytest.raises(AccuracyError) as err:  # ± 0.5 on a count needs far more than ε 0.01
+        epsilon_for_accuracy(PLAN, "n", 0.5, max_epsilon=0.01)
     assert err.value.code == "accuracy_unreachable"
+    # a count's interval is whole units (⌈a⌉ − 1): ± 0 is reachable, at a large ε
+    assert epsilon_for_accuracy(PLAN, "n", 1e-9) > 1
     assert epsilon_for_accuracy(PLAN, "avg", 5.0, expected_rows=1000) > 0
 
 
