@@ -22,7 +22,7 @@ import sqlite3
 from typing import TYPE_CHECKING, Any, Final
 
 from query_guard.scenario import AGGREGATE_KINDS
-from sandbox import approvals, authz, datasets, deadlines, fields, request_limits, workflow
+from sandbox import approvals, authz, datasets, deadlines, fields, organisations, request_limits, workflow
 from sandbox.approvals import get_approval, list_approvals  # noqa: F401  (part of this API)
 from sandbox.clock import end_of_day, iso, parse_iso
 from sandbox.errors import BadRequest, NotFound, Suspended
@@ -91,9 +91,9 @@ def submit(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, An
         if name not in public:  # SECURITY: not-open, unpublished and missing read the same
             raise BadRequest(f"no dataset named {name!r} in the catalog", code="unknown_dataset")
     versions = {n: public[n] for n in wanted_names}
-    owners = {v.owner_id for v in versions.values()}
-    if len(owners) != 1:
-        raise BadRequest("the datasets belong to different owners; apply to each owner separately")
+    # issue 14: an application may span several organisations' datasets; each owner decides on
+    # its own, and the approval exists only once every owner has approved.
+    owners = sorted({v.owner_id for v in versions.values()})
     columns = _requested_columns(body, versions)
     aggregates = _aggregates(body.get("aggregates"))
     scenario = fields.text(body, "scenario", limit=200)
@@ -105,10 +105,13 @@ def submit(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, An
         raise BadRequest("accept the security commitment: send \"commitment_accepted\": true "
                          "(GET /api/v1/commitment shows its text)", code="commitment_required")
     request = {"datasets": wanted_names, "columns": columns, "aggregates": aggregates, "provision_method": method}
+    if len(owners) > 1:
+        request["owner_ids"] = owners
     with transaction(conn):
         app_id = workflow.create_application(
             conn, user, request, scenario=scenario, purpose=purpose, commitment_accepted=True,
-            commitment_text=COMMITMENT_TEXT, provision_method=method, owner_id=owners.pop(), now=sb.now,
+            commitment_text=COMMITMENT_TEXT, provision_method=method,
+            owner_id=owners[0] if len(owners) == 1 else None, now=sb.now,
         )
         due = deadlines.due_at(conn, "application", sb.now())  # issue 14: time limits
         conn.execute("UPDATE applications SET due_at = ? WHERE id = ?", (due, app_id))
@@ -124,11 +127,17 @@ def _app_row(conn: sqlite3.Connection, application_id: int) -> sqlite3.Row | Non
     return conn.execute("SELECT * FROM applications WHERE id = ?", (application_id,)).fetchone()
 
 
+def app_owner_ids(row: sqlite3.Row) -> list[int]:
+    """Every owner who decides on the application (several for a cross-organisation study)."""
+    ids = json.loads(row["request_json"]).get("owner_ids")
+    return list(ids) if ids else ([row["owner_id"]] if row["owner_id"] is not None else [])
+
+
 def app_relations(user: User | None, row: sqlite3.Row) -> set[str]:
     rel = set()
     if user is not None and row["researcher_id"] == user.id:
         rel.add("applicant")
-    if user is not None and row["owner_id"] == user.id:
+    if user is not None and user.id in app_owner_ids(row):
         rel.add("dataset_owner")
     return rel
 
@@ -136,9 +145,16 @@ def app_relations(user: User | None, row: sqlite3.Row) -> set[str]:
 def _app_view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
     request = json.loads(row["request_json"])
     approval = conn.execute("SELECT id FROM approvals WHERE application_id = ?", (row["id"],)).fetchone()
+    owners = app_owner_ids(row)
+    decided = {r["owner_id"]: r for r in conn.execute(
+        "SELECT * FROM application_decisions WHERE application_id = ?", (row["id"],))}
     return {
         "application_id": row["id"], "status": row["status"],
-        "researcher": username_of(conn, row["researcher_id"]), "owner": username_of(conn, row["owner_id"]),
+        "researcher": username_of(conn, row["researcher_id"]), "owner": username_of(conn, owners[0]) if owners else None,
+        "owners": [{"owner": username_of(conn, o), "decision": decided[o]["decision"] if o in decided else
+                    ("approve" if row["status"] == "approved" else "reject" if row["status"] == "rejected"
+                     and len(owners) == 1 else None),
+                    "reason": decided[o]["reason"] if o in decided else None} for o in owners],
         "datasets": request.get("datasets", []), "columns": request.get("columns") or {},
         "aggregates": request.get("aggregates") or [], "scenario": row["scenario"], "purpose": row["purpose"],
         "provision_method": row["provision_method"],
@@ -156,7 +172,8 @@ def list_applications(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
     rows = conn.execute("SELECT * FROM applications ORDER BY id").fetchall()
     now = sb.now()
     return [deadlines.annotate(_app_view(conn, r), now) for r in rows
-            if authz.decide("application.read", authz.role_of(user), app_relations(user, r)) == "allow"]
+            if authz.decide("application.read", authz.role_of(user), app_relations(user, r)) == "allow"
+            and organisations.in_jurisdiction(conn, user, json.loads(r["request_json"])["datasets"])]
 
 
 def get_application(sb: Sandbox, user: User | None, application_id: Any) -> dict[str, Any]:
@@ -165,8 +182,8 @@ def get_application(sb: Sandbox, user: User | None, application_id: Any) -> dict
     ident_ = fields.ident(application_id, "application")
     row = _app_row(conn, ident_)
     missing = f"no application {application_id}"
-    if row is None:
-        raise NotFound(missing)
+    if row is None or not organisations.in_jurisdiction(conn, user, json.loads(row["request_json"])["datasets"]):
+        raise NotFound(missing)  # outside a district regulator's jurisdiction reads like missing
     authz.check("application.read", user, app_relations(user, row), missing=missing)
     return deadlines.annotate(_app_view(conn, row), sb.now())
 
@@ -245,6 +262,8 @@ def decide(sb: Sandbox, user: User | None, application_id: Any, body: dict[str, 
     if decision not in ("approve", "reject"):
         raise BadRequest('decision must be "approve" or "reject"', code="bad_decision")
     conn = sb.conn()
+    if len(app_owner_ids(row)) > 1:
+        return _decide_part(sb, user, row, decision, body)
     if decision == "reject":
         reason = fields.text(body, "reason")
         with transaction(conn):
@@ -289,3 +308,81 @@ def grant(sb: Sandbox, owner: User, application_id: int, scope: dict[str, Any], 
     return approval_id
 
 
+
+
+# -- applications spanning several owners (issue 14; 第五、十五条) ----------------------------------------
+def _decide_part(sb: Sandbox, owner: User, row: sqlite3.Row, decision: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One owner's decision on its own datasets of a cross-organisation application.
+
+    A rejection by any owner rejects the application. An approval narrows only the owner's own
+    datasets and sets the owner's budget; once every owner has approved, the approval is granted
+    with the union of the narrowed scopes and the strictest of the budgets and expiries, so every
+    owner's terms hold (the collusion cap of each dataset applies on top), signed by the last owner
+    and logged with every owner's decision.
+    """
+    conn = sb.conn()
+    request = json.loads(row["request_json"])
+    mine = [d for d in request["datasets"] if organisations.owner_ids(conn, [d]) == {owner.id}]
+    reason = fields.text(body, "reason", required=decision == "reject")
+    record: dict[str, Any] = {"scope": {}, "epsilon_total": None, "delta_total": None, "epsilon_per_query": None,
+                              "expires_at": None}
+    if decision == "approve":
+        eps = fields.number(body, "epsilon_total", low=0, high=1000)
+        record = {
+            "epsilon_total": eps, "delta_total": fields.number(body, "delta_total", low=0, high=0.01, low_open=False),
+            "epsilon_per_query": fields.number(body, "epsilon_per_query", low=request_limits.EPSILON_MIN, high=eps,
+                                               low_open=False),
+            "expires_at": parse_expiry(body.get("expires"), sb),
+        }
+        own_request = {**request, "datasets": mine,
+                       "columns": {k: v for k, v in (request.get("columns") or {}).items() if k in mine}}
+        narrowed = {k: v for k, v in body.items() if k in ("columns", "aggregates")}
+        if isinstance(narrowed.get("columns"), dict):
+            foreign = [d for d in narrowed["columns"] if str(d).lower() not in mine]
+            if foreign:
+                raise BadRequest(f"you decide only on your own datasets; {foreign} belong to other owners",
+                                 code="not_your_dataset")
+        record["scope"] = _narrowed_scope(narrowed, own_request, conn)
+    with transaction(conn):
+        if conn.execute("SELECT status FROM applications WHERE id = ?", (row["id"],)).fetchone()[0] != "pending":
+            raise conflict(f"application {row['id']} was already decided")
+        if conn.execute("SELECT 1 FROM application_decisions WHERE application_id = ? AND owner_id = ?",
+                        (row["id"], owner.id)).fetchone():
+            raise conflict(f"you already decided on application {row['id']}")
+        conn.execute(
+            "INSERT INTO application_decisions (application_id, owner_id, decision, scope_json, epsilon_total, "
+            "delta_total, epsilon_per_query, expires_at, reason, decided_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (row["id"], owner.id, decision, json.dumps(record["scope"], ensure_ascii=False), record["epsilon_total"],
+             record["delta_total"], record["epsilon_per_query"], record["expires_at"], reason, iso(sb.now())))
+        sb.audit(conn, owner, "application.owner_decided", f"application/{row['id']}", {
+            "application_id": row["id"], "owner": owner.username, "datasets": mine, "decision": decision,
+            "reason": reason, "scope": record["scope"], "epsilon_total": record["epsilon_total"],
+            "delta_total": record["delta_total"], "epsilon_per_query": record["epsilon_per_query"],
+            "expires_at": record["expires_at"]})
+        if decision == "reject":
+            workflow.reject(conn, row["id"], owner, f"{owner.username}: {reason}", now=sb.now)
+            sb.audit(conn, owner, "application.rejected", f"application/{row['id']}", {
+                "application_id": row["id"], "researcher": username_of(conn, row["researcher_id"]),
+                "reason": reason})
+            return {"application_id": row["id"], "status": "rejected", "approval_id": None}
+        parts = conn.execute("SELECT * FROM application_decisions WHERE application_id = ? AND decision = 'approve'",
+                             (row["id"],)).fetchall()
+    if len(parts) < len(app_owner_ids(row)):
+        waiting = [username_of(conn, o) for o in app_owner_ids(row) if o not in {p["owner_id"] for p in parts}]
+        return {"application_id": row["id"], "status": "pending", "approval_id": None, "waiting_for": waiting}
+    scope: dict[str, Any] = {"datasets": []}
+    for p in parts:
+        part = json.loads(p["scope_json"])
+        scope["datasets"] += part.get("datasets", [])
+        for key in ("columns",):
+            if part.get(key):
+                scope.setdefault(key, {}).update(part[key])
+        if part.get("aggregates"):
+            scope["aggregates"] = sorted(set(scope.get("aggregates") or part["aggregates"]) & set(part["aggregates"]))
+    scope["datasets"] = [d for d in request["datasets"] if d in scope["datasets"]]
+    approval_id = grant(sb, owner, row["id"], scope, epsilon_total=min(p["epsilon_total"] for p in parts),
+                        delta_total=min(p["delta_total"] for p in parts),
+                        epsilon_per_query=min(p["epsilon_per_query"] for p in parts),
+                        expires_at=min(p["expires_at"] for p in parts),
+                        reason="; ".join(f"{username_of(conn, p['owner_id'])}: {p['reason']}" for p in parts))
+    return {"application_id": row["id"], "status": "approved", "approval_id": approval_id}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 import rfc8785
 
 import keys
-from sandbox import authz, ledger, workflow
+from sandbox import authz, ledger, organisations, workflow
 from sandbox.errors import NotFound
 from sandbox.fields import ident, username_of
 from sandbox.users import User
@@ -97,7 +97,7 @@ def approval_relations(conn: sqlite3.Connection, user: User | None, approval: wo
     rel = set()
     if user is not None and approval.researcher_id == user.id:
         rel.add("applicant")
-    if user is not None and approval.owner_id == user.id:
+    if user is not None and user.id in workflow.approval_owner_ids(conn, approval):
         rel.add("dataset_owner")
     return rel
 
@@ -142,7 +142,7 @@ def get_approval(sb: Sandbox, user: User | None, approval_id: Any) -> dict[str, 
     conn = sb.conn()
     approval = workflow.get_approval(conn, ident(approval_id, "approval"))
     missing = f"no approval {approval_id}"
-    if approval is None:
-        raise NotFound(missing)
+    if approval is None or not organisations.in_jurisdiction(conn, user, approval.datasets):
+        raise NotFound(missing)  # outside a district regulator's jurisdiction reads like missing (第五条)
     authz.check("approval.read", user, approval_relations(conn, user, approval), missing=missing)
     return approval_view(sb, approval)

@@ -117,6 +117,8 @@ RULES: Final[Mapping[str, Rule]] = {
                                   reads="rectification.read"),
     "rectification.close": Rule("sign off (close) a rectification order", _g(regulator=ANY),
                                 reads="rectification.read"),
+    "organisation.manage": Rule("create organisations and place users in them", _g(admin=ANY)),
+    "organisation.list": Rule("list organisations", _g(researcher=ANY, owner=ANY, regulator=ANY, admin=ANY)),
     "overdue.list": Rule("list overdue items (own / all)", _g(owner=ANY, regulator=ANY)),
     "setting.list": Rule("read the operator settings", _g(admin=ANY, regulator=ANY)),
     "setting.change": Rule("change an operator setting", _g(admin=ANY)),

@@ -164,9 +164,11 @@ def register_dataset(
 
     row = existing
     if row is None:
+        # issue 14 (第五条): a dataset belongs to its owner's organisation
         cur = conn.execute(
-            "INSERT INTO datasets (name, title, owner_id, tier, created_at) VALUES (?,?,?,?,?)",
-            (name, policy.title, owner["id"], policy.tier, iso(now())),
+            "INSERT INTO datasets (name, title, owner_id, tier, created_at, org_id) VALUES (?,?,?,?,?,"
+            "(SELECT org_id FROM users WHERE id = ?))",
+            (name, policy.title, owner["id"], policy.tier, iso(now()), owner["id"]),
         )
         dataset_id = int(cur.lastrowid)  # type: ignore[arg-type]
         version = 1

@@ -21,7 +21,7 @@ import datetime as dt
 import sqlite3
 from typing import TYPE_CHECKING, Any, Final
 
-from sandbox import authz, deadlines, fields, suspensions, workflow
+from sandbox import authz, deadlines, fields, organisations, suspensions, workflow
 from sandbox.clock import iso, parse_iso
 from sandbox.errors import BadRequest, NotFound
 from sandbox.fields import conflict, username_of
@@ -80,7 +80,9 @@ def terminate(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str,
         missing = f"no approval {body['approval_id']}"
         if approval is None:
             raise NotFound(missing)
-        rel = {"dataset_owner"} if approval.owner_id == user.id else set()
+        if not organisations.in_jurisdiction(conn, user, approval.datasets):
+            raise NotFound(missing)  # a district regulator acts within their jurisdiction (第五条)
+        rel = {"dataset_owner"} if user.id in workflow.approval_owner_ids(conn, approval) else set()
         if approval.researcher_id == user.id:
             rel.add("applicant")
         authz.check("termination.create", user, rel, missing=missing)

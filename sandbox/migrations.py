@@ -408,5 +408,35 @@ _V7 = [
     "CREATE INDEX alerts_subject ON alerts(kind, researcher_id, approval_id)",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7}
+# 8: organisations and jurisdictions (issue 14; sandbox/organisations.py; 第五、二十八条), and
+# each owner's decision on an application spanning several organisations' datasets.
+_V8 = [
+    """CREATE TABLE organisations (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL CHECK (kind IN ('bureau', 'district_bureau', 'research_institution', 'enterprise')),
+        district TEXT,
+        created_at TEXT NOT NULL
+    )""",
+    "ALTER TABLE users ADD COLUMN org_id INTEGER REFERENCES organisations(id)",
+    # regulators: 'city' (NULL reads as city) or one district's name
+    "ALTER TABLE users ADD COLUMN jurisdiction TEXT",
+    "ALTER TABLE datasets ADD COLUMN org_id INTEGER REFERENCES organisations(id)",
+    """CREATE TABLE application_decisions (
+        id INTEGER PRIMARY KEY,
+        application_id INTEGER NOT NULL REFERENCES applications(id),
+        owner_id INTEGER NOT NULL REFERENCES users(id),
+        decision TEXT NOT NULL CHECK (decision IN ('approve', 'reject')),
+        scope_json TEXT NOT NULL DEFAULT '{}',
+        epsilon_total REAL,
+        delta_total REAL,
+        epsilon_per_query REAL,
+        expires_at TEXT,
+        reason TEXT NOT NULL DEFAULT '',
+        decided_at TEXT NOT NULL,
+        UNIQUE (application_id, owner_id)
+    )""",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8}
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from sandbox import authz, fields, workflow
+from sandbox import authz, fields, organisations, workflow
 from sandbox.errors import BadRequest, NotFound
 from sandbox.fields import conflict, username_of
 from sandbox.users import User, find_user
@@ -87,7 +87,9 @@ def create(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, An
         missing = f"no approval {body['approval_id']}"
         if approval is None:
             raise NotFound(missing)
-        rel = {"dataset_owner"} if user is not None and approval.owner_id == user.id else set()
+        if not organisations.in_jurisdiction(conn, user, approval.datasets):
+            raise NotFound(missing)  # a district regulator acts within their jurisdiction (第五条)
+        rel = {"dataset_owner"} if user is not None and user.id in workflow.approval_owner_ids(conn, approval) else set()
         if user is not None and approval.researcher_id == user.id:
             rel.add("applicant")
         authz.check("approval.suspend", user, rel, missing=missing)

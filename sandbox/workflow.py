@@ -86,13 +86,28 @@ def all_approvals(conn: sqlite3.Connection) -> list[Approval]:
 def approvals_for(conn: sqlite3.Connection, user: User) -> list[Approval]:
     """The approvals ``user`` may see: own (researcher), own datasets' (owner), all (regulator)."""
     if user.role == "regulator":
-        rows = conn.execute("SELECT * FROM approvals ORDER BY id").fetchall()
-    elif user.role in ("researcher", "owner"):
-        column = "researcher_id" if user.role == "researcher" else "owner_id"
-        rows = conn.execute(f"SELECT * FROM approvals WHERE {column} = ? ORDER BY id", (user.id,)).fetchall()
+        from sandbox import organisations  # a district regulator: their jurisdiction only (第五条)
+
+        return [a for a in map(_approval, conn.execute("SELECT * FROM approvals ORDER BY id").fetchall())
+                if organisations.in_jurisdiction(conn, user, a.datasets)]
+    if user.role == "researcher":
+        rows = conn.execute("SELECT * FROM approvals WHERE researcher_id = ? ORDER BY id", (user.id,)).fetchall()
+    elif user.role == "owner":
+        # issue 14: an approval spanning several owners' datasets concerns each of them
+        own = {r[0] for r in conn.execute("SELECT name FROM datasets WHERE owner_id = ?", (user.id,))}
+        return [a for a in map(_approval, conn.execute("SELECT * FROM approvals ORDER BY id").fetchall())
+                if a.owner_id == user.id or own & set(a.datasets)]
     else:
         rows = []
     return [_approval(r) for r in rows]
+
+
+def approval_owner_ids(conn: sqlite3.Connection, approval: Approval) -> set[int]:
+    """Every owner of a dataset the approval reaches (several for a cross-organisation study)."""
+    names = approval.datasets
+    marks = ",".join("?" * len(names))
+    found = {r[0] for r in conn.execute(f"SELECT owner_id FROM datasets WHERE name IN ({marks})", names)} if names else set()
+    return found | {approval.owner_id}
 
 
 def scope_datasets(scope: dict[str, Any]) -> list[str]:

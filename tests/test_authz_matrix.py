@@ -210,6 +210,12 @@ TABLE: list[Row] = [
         admin="ok ok", anonymous="401 401"),
     row("api_workflow.put_setting", "PUT", "/api/v1/settings/time_limits.application_days", {"value": 20},
         everyone="403 403", admin="ok ok", anonymous="401 401"),
+    # -- organisations and jurisdictions (第五、二十八条): admins manage, everyone signed in reads ---
+    row("api_workflow.post_organisation", "POST", "/api/v1/organisations",
+        {"name": "{fresh}", "kind": "bureau"}, everyone="403 403", admin="ok ok", anonymous="401 401"),
+    row("api_workflow.list_organisations", "GET", "/api/v1/organisations", **SIGNED_IN),
+    row("api_workflow.put_user_organisation", "PUT", "/api/v1/users/researcher2/organisation",
+        {"organisation": "no such organisation"}, everyone="403 403", admin="400 400", anonymous="401 401"),
     row("api_workflow.handle_alert", "POST", "/api/v1/alerts/999999/handle", {"action": "acknowledge"},
         everyone="403 403", owner="404 404", regulator="404 404", anonymous="401 401"),
     # -- accounts (admin; everyone may replace their own token) -------------------------------

@@ -19,7 +19,8 @@ ACTIONS = ["application.submitted", "application.rejected", "approval.granted", 
            "setting.changed", "publication.submitted", "publication.proposed", "publication.declined",
            "publication.expert_reviewed", "publication.rejected", "dataset.published",
            "termination.created", "termination.reversed", "rectification.ordered", "rectification.submitted",
-           "rectification.closed", "rectification.returned", "alert.handled"]
+           "rectification.closed", "rectification.returned", "alert.handled", "application.owner_decided",
+           "organisation.created", "organisation.member_set"]
 
 
 def workflow_rules() -> list[tuple[str, str]]:

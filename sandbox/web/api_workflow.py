@@ -23,6 +23,7 @@ from sandbox import (
     enforcement,
     objections,
     operations,
+    organisations,
     publication,
     suspensions,
     transparency,
@@ -235,6 +236,21 @@ def list_settings():
 @bp.put("/api/v1/settings/<name>")
 def put_setting(name: str):
     return jsonify(deadlines.change_setting(sandbox(), g.user, name, json_body()))
+
+
+@bp.post("/api/v1/organisations")
+def post_organisation():
+    return jsonify(organisations.create(sandbox(), g.user, json_body())), 201
+
+
+@bp.get("/api/v1/organisations")
+def list_organisations():
+    return jsonify({"organisations": organisations.list_all(sandbox(), g.user)})
+
+
+@bp.put("/api/v1/users/<username>/organisation")
+def put_user_organisation(username: str):
+    return jsonify(organisations.assign(sandbox(), g.user, username, json_body()))
 
 
 @bp.post("/api/v1/alerts/<alert_id>/handle")

@@ -462,6 +462,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("post", "/api/v1/rectifications/<order_id>/close"): {
         "summary": "Sign off (close) or return a rectification order (regulator).", "tag": "workflow", "body": "object",
     },
+    ("post", "/api/v1/organisations"): {"summary": "Create an organisation (admin; 第五、二十八条).",
+                                        "tag": "workflow", "body": "object", "status": "201"},
+    ("get", "/api/v1/organisations"): {"summary": "Organisations and their members.", "tag": "workflow"},
+    ("put", "/api/v1/users/<username>/organisation"): {
+        "summary": "Place a user in an organisation; a regulator's jurisdiction (admin).", "tag": "workflow",
+        "body": "object",
+    },
     ("get", "/api/v1/overdue"): {"summary": "Overdue applications, objections and rectification orders.",
                                  "tag": "workflow"},
     ("get", "/api/v1/settings"): {"summary": "Operator settings (admin, regulator).", "tag": "workflow"},
