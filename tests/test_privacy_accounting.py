@@ -300,7 +300,7 @@ def test_gaussian_calibration_never_charges_more_than_asked(epsilon, monkeypatch
     composed is ≤ ε; a wrong proposal (here 10× too large) falls back to the bisection."""
     from privacy import allocation
     from query_guard import plan as guard_plan
-    from tests.test_guard_fingerprint import CATALOG, SCENARIOS
+    from test_guard_support import CATALOG, SCENARIOS
 
     p = guard_plan("SELECT district, COUNT(*), AVG(income) FROM residents GROUP BY district",
                    SCENARIOS["default"], CATALOG)
