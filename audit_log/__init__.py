@@ -1,12 +1,20 @@
 """The tamper-evident audit log: canonical entries, hash chain, RFC 6962 Merkle tree,
-C2SP signed checkpoints and cosignatures, proofs, standalone verification and replay.
+C2SP signed checkpoints and cosignatures, proofs, standalone verification and replay, in
+either cryptography profile (SHA-256 + Ed25519, or SM3 + SM2: issue 17).
 
 Imports only ``keys``, ``cryptography`` (through ``keys``), ``rfc8785`` and the standard
 library, so a regulator can verify an export without the server (DESIGN.md); ``orjson``,
 when installed, only makes canonical JSON faster (``audit_log.canonical``).
 """
 
-from audit_log.checkpoint import Checkpoint, Note, open_checkpoint, sign_checkpoint, verify_note
+from audit_log.checkpoint import (
+    Checkpoint,
+    Note,
+    open_checkpoint,
+    sign_checkpoint,
+    tree_hash_for_keys,
+    verify_note,
+)
 from audit_log.entry import Entry, chain_hash, check_canonical, decode, format_time
 from audit_log.errors import (
     DAMAGE_KINDS,
@@ -20,7 +28,7 @@ from audit_log.errors import (
     VerificationError,
     WitnessError,
 )
-from audit_log.hashing import empty_root, hash_children, hash_leaf
+from audit_log.hashing import SHA256, SM3, TreeHash, empty_root, hash_children, hash_leaf
 from audit_log.proofs import root_from_inclusion_proof, verify_consistency, verify_inclusion
 from audit_log.receipt import Receipt, ReceiptError, make_receipt, verify_receipt
 from audit_log.replay import compare_with_ledger, replay
@@ -31,6 +39,9 @@ from audit_log.witness import Witness, cosign, verify_cosignature
 __all__ = [
     "DAMAGE_KINDS",
     "SCHEMA_STATEMENTS",
+    "SHA256",
+    "SM3",
+    "TreeHash",
     "AppendedEntry",
     "AuditError",
     "Checkpoint",
@@ -62,6 +73,7 @@ __all__ = [
     "replay",
     "root_from_inclusion_proof",
     "sign_checkpoint",
+    "tree_hash_for_keys",
     "verify_consistency",
     "verify_cosignature",
     "verify_file",

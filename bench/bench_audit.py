@@ -1,7 +1,10 @@
-"""Audit-log benchmark: durable appends, verifying an export, proof generation.
+"""Audit-log benchmark: durable appends, verifying an export, proof generation, for each
+cryptography profile side by side (issue 17: ``intl`` = SHA-256 + Ed25519, ``sm`` = SM3 +
+SM2).
 
-    python bench/bench_audit.py --entries 1000000          # the issue's targets
+    python bench/bench_audit.py --entries 1000000          # the issue's targets, both profiles
     python bench/bench_audit.py --entries 20000 --single 1000   # quick run
+    python bench/bench_audit.py --entries 1000000 --profiles sm  # one profile only
     python bench/bench_audit.py --entries 1000000 --keep        # prints the scratch folder
     python bench/bench_audit.py --entries 1000000 --reuse DIR   # rerun without rebuilding
 
@@ -17,8 +20,11 @@ COMMIT is fsynced before it returns):
 * inclusion and consistency proof generation at that size (median and p99 over
   ``--proofs`` random indices), plus checking each proof.
 
+* signing a checkpoint and checking its signature (Ed25519 or SM2).
+
 Targets (issue 5): ≥ 2,000 durable appends/s, verify 1M entries < 30 s, inclusion proof
-< 2 ms. Prints a table and writes ``bench/results/audit.json``.
+< 2 ms. Prints one table with a column per profile and writes ``bench/results/audit.json``
+(``profiles.intl``, ``profiles.sm``; the ``intl`` figures also at the top level, as before).
 """
 
 from __future__ import annotations
@@ -47,9 +53,9 @@ sys.path.insert(0, str(ROOT))
 
 from audit_log import proofs, store  # noqa: E402
 from audit_log.checkpoint import open_checkpoint  # noqa: E402
-from audit_log.hashing import hash_leaf  # noqa: E402
+from audit_log.hashing import PROFILE_TREE_HASH  # noqa: E402
 from audit_log.verify import verify_file  # noqa: E402
-from keys import KeyRing  # noqa: E402
+from keys import KeyRing, verify_signature  # noqa: E402
 
 T = TypeVar("T")
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
@@ -64,11 +70,17 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+PROFILE = {"name": "intl"}  # the profile being measured (set by ``run_profile``)
+
+
 def create(path: Path) -> sqlite3.Connection:
+    """A fresh log in the profile being measured (SM3 tree for ``sm``)."""
     conn = connect(path)
     conn.execute("BEGIN")
     for statement in store.SCHEMA_STATEMENTS:
         conn.execute(statement)
+    if PROFILE["name"] == "sm":
+        store.set_tree_hash(conn, "sm3")
     conn.execute("COMMIT")
     return conn
 
@@ -283,6 +295,103 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def run_profile(profile: str, args: argparse.Namespace, scratch: Path) -> dict:
+    """Every measure for one cryptography profile, on logs in ``scratch``."""
+    PROFILE["name"] = profile
+    th = PROFILE_TREE_HASH[profile]
+    scratch.mkdir(parents=True, exist_ok=True)
+    results: dict = {"profile": profile, "tree_hash": th.name}
+    for stale in [*scratch.glob("single.db*"), *scratch.glob("batched.db*")]:
+        stale.unlink()  # a --reuse run measures appends on fresh databases
+    print(f"[{profile}] durable single appends …", file=sys.stderr)
+    single = bench_single(scratch / "single.db", args.single, args.rounds)
+    results["durable_single_appends_per_s"] = single["median"]
+    results["durable_single_appends"] = single
+    results["load_average_after_appends"] = os.getloadavg()
+    print(f"[{profile}] batched appends …", file=sys.stderr)
+    results["durable_batched_appends_per_s"] = round(
+        bench_batched(scratch / "batched.db", max(args.single * 3, 5 * args.batch), args.batch)
+    )
+    results["batch_size"] = args.batch
+
+    print(f"[{profile}] building a log of {args.entries:,} entries …", file=sys.stderr)
+    if (scratch / "big.db").exists():
+        conn = connect(scratch / "big.db")
+        print(f"  reusing {store.size(conn):,} entries", file=sys.stderr)
+    else:
+        conn = create(scratch / "big.db")
+    results["build_s"] = round(build(conn, args.entries), 1)
+    ring = KeyRing.open_or_create(scratch / "keys", b"bench passphrase", profile=profile)
+    signer = ring.log_signer()
+    results["signature"] = signer.algorithm
+    note = store.issue_checkpoint(conn, signer, ORIGIN, datetime.now(UTC))
+    cp = open_checkpoint(note, [signer.public_key_pem()])
+    body = cp.body().encode()
+    sign_ms, check_sig_ms = [], []
+    for _ in range(200):
+        t = time.perf_counter()
+        sig = signer.sign(body)
+        sign_ms.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        verify_signature(signer.public_key_bytes, body, sig)
+        check_sig_ms.append((time.perf_counter() - t) * 1000)
+    results["checkpoint_sign_ms"] = round(statistics.median(sign_ms), 3)
+    results["checkpoint_signature_check_ms"] = round(statistics.median(check_sig_ms), 3)
+
+    start = time.perf_counter()
+    exported = store.export_jsonl(conn, scratch / "log.jsonl")
+    results["export_s"] = round(time.perf_counter() - start, 2)
+    results["export_bytes"] = (scratch / "log.jsonl").stat().st_size
+
+    print(f"[{profile}] verifying the export …", file=sys.stderr)
+    cpu_before = _cpu_seconds()
+    start = time.perf_counter()
+    report = verify_file(scratch / "log.jsonl", [signer.public_key_pem()], workers=args.workers)
+    results["verify_s"] = round(time.perf_counter() - start, 2)
+    results["verify_cpu_s"] = round(_cpu_seconds() - cpu_before, 1)
+    assert report.tree_hash == th.name
+    cpu_before = _cpu_seconds()
+    start = time.perf_counter()
+    verify_file(
+        scratch / "log.jsonl", [signer.public_key_pem()], workers=args.workers, encoding=False
+    )
+    results["verify_integrity_only_s"] = round(time.perf_counter() - start, 2)
+    results["verify_integrity_only_cpu_s"] = round(_cpu_seconds() - cpu_before, 1)
+    results["verify_workers"] = args.workers or "auto"
+    results["load_average_after_verify"] = os.getloadavg()
+    assert report.entries == exported.entries == args.entries
+
+    n = cp.size
+    rng = random.Random(5)
+    inclusion: list[tuple[float, float]] = []
+    check_ms = []
+    read_before = _disk_read_bytes()
+    for _ in range(args.proofs):
+        index = rng.randrange(n)
+        proof, sample = timed(partial(store.inclusion_proof, conn, index, n))
+        inclusion.append(sample)
+        leaf = th.hash_leaf(store.entry_bytes(conn, index))
+        t = time.perf_counter()
+        proofs.verify_inclusion(leaf, index, n, proof, cp.root_hash, th)
+        check_ms.append((time.perf_counter() - t) * 1000)
+    results["inclusion_disk_read_kib"] = (_disk_read_bytes() - read_before) // 1024
+    consistency: list[tuple[float, float]] = []
+    for _ in range(max(1, args.proofs // 4)):
+        old = rng.randrange(1, n + 1)
+        consistency.append(timed(partial(store.consistency_proof, conn, old, n))[1])
+    t = time.perf_counter()
+    store.root(conn, n)
+    results["root_ms"] = round((time.perf_counter() - t) * 1000, 3)
+    results["inclusion_proof_ms"] = summary(inclusion)
+    results["inclusion_verify_ms"] = {"median": round(statistics.median(check_ms), 3)}
+    results["consistency_proof_ms"] = summary(consistency)
+    results["entries"] = n
+    results["load_average_at_end"] = os.getloadavg()
+    results["db_bytes"] = sum(p.stat().st_size for p in scratch.glob("big.db*"))
+    conn.close()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -302,6 +411,11 @@ def main() -> None:
         "--workers", type=int, default=None, help="verify processes (default: auto)"
     )
     parser.add_argument(
+        "--profiles",
+        default="intl,sm",
+        help="cryptography profiles to measure, comma-separated (default: intl,sm)",
+    )
+    parser.add_argument(
         "--dir", type=Path, default=None, help="scratch folder (default: a temp dir)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
@@ -309,10 +423,13 @@ def main() -> None:
         "--reuse",
         type=Path,
         default=None,
-        help="scratch folder of an earlier --keep run: reuse its log (skips the long build)",
+        help="scratch folder of an earlier --keep run: reuse its logs (skips the long build)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "audit.json")
     args = parser.parse_args()
+    profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
+    if not profiles or any(p not in PROFILE_TREE_HASH for p in profiles):
+        parser.error("--profiles takes intl, sm or intl,sm")
 
     scratch = args.reuse or Path(tempfile.mkdtemp(prefix="bench-audit-", dir=args.dir))
     if args.reuse:
@@ -329,172 +446,160 @@ def main() -> None:
         "storage": "SQLite WAL, synchronous=FULL (fsync at each COMMIT)",
         "load_average_at_start": os.getloadavg(),
         "targets": {"durable_appends_per_s": 2000, "verify_1m_s": 30, "inclusion_proof_ms": 2},
+        "profiles": {},
     }
     try:
         results["fsync_per_s"] = round(fsync_rate(scratch))
         results["wal_like_fdatasync_per_s"] = round(wal_sync_rate(scratch))
-        for stale in [*scratch.glob("single.db*"), *scratch.glob("batched.db*")]:
-            stale.unlink()  # a --reuse run measures appends on fresh databases
-        print("durable single appends …", file=sys.stderr)
-        single = bench_single(scratch / "single.db", args.single, args.rounds)
-        results["durable_single_appends_per_s"] = single["median"]
-        results["durable_single_appends"] = single
-        results["load_average_after_appends"] = os.getloadavg()
-        print("batched appends …", file=sys.stderr)
-        results["durable_batched_appends_per_s"] = round(
-            bench_batched(scratch / "batched.db", max(args.single * 3, 5 * args.batch), args.batch)
-        )
-        results["batch_size"] = args.batch
-
-        print(f"building a log of {args.entries:,} entries …", file=sys.stderr)
-        if (scratch / "big.db").exists():
-            conn = connect(scratch / "big.db")
-            print(f"  reusing {store.size(conn):,} entries", file=sys.stderr)
-        else:
-            conn = create(scratch / "big.db")
-        results["build_s"] = round(build(conn, args.entries), 1)
-        ring = KeyRing.open_or_create(scratch / "keys", b"bench passphrase")
-        signer = ring.log_signer()
-        note = store.issue_checkpoint(conn, signer, ORIGIN, datetime.now(UTC))
-        cp = open_checkpoint(note, [signer.public_key_pem()])
-
-        start = time.perf_counter()
-        exported = store.export_jsonl(conn, scratch / "log.jsonl")
-        results["export_s"] = round(time.perf_counter() - start, 2)
-        results["export_bytes"] = (scratch / "log.jsonl").stat().st_size
-
-        print("verifying the export …", file=sys.stderr)
-        cpu_before = _cpu_seconds()
-        start = time.perf_counter()
-        report = verify_file(scratch / "log.jsonl", [signer.public_key_pem()], workers=args.workers)
-        results["verify_s"] = round(time.perf_counter() - start, 2)
-        results["verify_cpu_s"] = round(_cpu_seconds() - cpu_before, 1)
-        cpu_before = _cpu_seconds()
-        start = time.perf_counter()
-        verify_file(
-            scratch / "log.jsonl", [signer.public_key_pem()], workers=args.workers, encoding=False
-        )
-        results["verify_integrity_only_s"] = round(time.perf_counter() - start, 2)
-        results["verify_integrity_only_cpu_s"] = round(_cpu_seconds() - cpu_before, 1)
-        results["verify_workers"] = args.workers or "auto"
-        results["load_average_after_verify"] = os.getloadavg()
-        assert report.entries == exported.entries == args.entries
-
-        n = cp.size
-        rng = random.Random(5)
-        inclusion: list[tuple[float, float]] = []
-        check_ms = []
-        read_before = _disk_read_bytes()
-        for _ in range(args.proofs):
-            index = rng.randrange(n)
-            proof, sample = timed(partial(store.inclusion_proof, conn, index, n))
-            inclusion.append(sample)
-            leaf = hash_leaf(store.entry_bytes(conn, index))
-            t = time.perf_counter()
-            proofs.verify_inclusion(leaf, index, n, proof, cp.root_hash)
-            check_ms.append((time.perf_counter() - t) * 1000)
-        results["inclusion_disk_read_kib"] = (_disk_read_bytes() - read_before) // 1024
-        consistency: list[tuple[float, float]] = []
-        for _ in range(max(1, args.proofs // 4)):
-            old = rng.randrange(1, n + 1)
-            consistency.append(timed(partial(store.consistency_proof, conn, old, n))[1])
-        t = time.perf_counter()
-        store.root(conn, n)
-        results["root_ms"] = round((time.perf_counter() - t) * 1000, 3)
-        results["inclusion_proof_ms"] = summary(inclusion)
-        results["inclusion_verify_ms"] = {"median": round(statistics.median(check_ms), 3)}
-        results["consistency_proof_ms"] = summary(consistency)
-        results["entries"] = n
-        results["load_average_at_end"] = os.getloadavg()
-        results["db_bytes"] = sum(p.stat().st_size for p in scratch.glob("big.db*"))
-        conn.close()
+        for profile in profiles:
+            # ``intl`` keeps the folder layout of earlier runs (``--reuse`` of an old one)
+            sub = scratch if profile == "intl" else scratch / profile
+            results["profiles"][profile] = run_profile(profile, args, sub)
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
         else:
             print(f"kept {scratch}", file=sys.stderr)
+    if "intl" in results["profiles"]:  # the figures of earlier runs, at the same keys
+        results.update({k: v for k, v in results["profiles"]["intl"].items() if k != "profile"})
+    report(results, profiles, args)
 
-    single = results["durable_single_appends"]
-    inc, con = results["inclusion_proof_ms"], results["consistency_proof_ms"]
-    loads = " / ".join(
-        f"{results[k][0]:.1f}"
-        for k in (
-            "load_average_at_start",
-            "load_average_after_appends",
-            "load_average_after_verify",
-            "load_average_at_end",
-        )
-    )
-    rows = [
-        ("raw fsync/s, 512 B appended to a file", results["fsync_per_s"], ""),
-        ("raw fdatasync/s, 7 pages in place (as the WAL)", results["wal_like_fdatasync_per_s"], ""),
-        ("durable single appends/s, median of rounds", single["median"], "≥ 2,000"),
-        ("  per round", " ".join(map(str, single["rounds"])), ""),
+
+def report(results: dict, profiles: list[str], args: argparse.Namespace) -> None:
+    """One table, a column per profile, and the targets per profile."""
+    per = results["profiles"]
+
+    def col(get: Callable[[dict], object]) -> list[str]:
+        return [str(get(per[p])) for p in profiles]
+
+    def loads(r: dict) -> str:
+        keys = ("load_average_after_appends", "load_average_after_verify", "load_average_at_end")
+        return " / ".join(f"{r[k][0]:.1f}" for k in keys)
+
+    rows: list[tuple[str, list[str], str]] = [
+        ("hashes / signatures", col(lambda r: f"{r['tree_hash']} / {r['signature']}"), ""),
         (
-            "  fsync/s probed between rounds",
-            " ".join(map(str, single["fsync_per_s_between_rounds"])),
+            "durable single appends/s, median of rounds",
+            col(lambda r: r["durable_single_appends"]["median"]),
+            "≥ 2,000",
+        ),
+        (
+            "  per round",
+            col(lambda r: " ".join(map(str, r["durable_single_appends"]["rounds"]))),
             "",
         ),
         (
             "  1-row durable SQLite commits/s, between rounds",
-            " ".join(map(str, single["one_row_sqlite_commits_per_s_between_rounds"])),
+            col(
+                lambda r: " ".join(
+                    map(
+                        str,
+                        r["durable_single_appends"]["one_row_sqlite_commits_per_s_between_rounds"],
+                    )
+                )
+            ),
             "",
         ),
         (
             "  CPU per durable append, user / system (µs)",
-            f"{single['user_cpu_us_per_append']} / {single['system_cpu_us_per_append']}",
+            col(
+                lambda r: (
+                    f"{r['durable_single_appends']['user_cpu_us_per_append']} / "
+                    f"{r['durable_single_appends']['system_cpu_us_per_append']}"
+                )
+            ),
             "",
         ),
         (
             f"durable batched appends/s (batch {args.batch})",
-            results["durable_batched_appends_per_s"],
+            col(lambda r: r["durable_batched_appends_per_s"]),
             "",
         ),
-        (f"build {results['entries']:,} entries (s)", results["build_s"], ""),
-        ("export (s)", results["export_s"], ""),
-        (f"verify {results['entries']:,} entries (s)", results["verify_s"], "< 30 for 1M"),
-        ("verify CPU time, all processes (s)", results["verify_cpu_s"], ""),
-        ("verify --integrity-only (s)", results["verify_integrity_only_s"], ""),
-        ("verify --integrity-only CPU time (s)", results["verify_integrity_only_cpu_s"], ""),
+        ("build the log (s)", col(lambda r: r["build_s"]), ""),
+        ("export (s)", col(lambda r: r["export_s"]), ""),
+        (f"verify {args.entries:,} entries (s)", col(lambda r: r["verify_s"]), "< 30 for 1M"),
+        ("verify CPU time, all processes (s)", col(lambda r: r["verify_cpu_s"]), ""),
+        ("verify --integrity-only (s)", col(lambda r: r["verify_integrity_only_s"]), ""),
+        (
+            "verify --integrity-only CPU time (s)",
+            col(lambda r: r["verify_integrity_only_cpu_s"]),
+            "",
+        ),
         (
             "inclusion proof median / p99 / max (ms)",
-            f"{inc['median']} / {inc['p99']} / {inc['max']}",
+            col(
+                lambda r: (
+                    f"{r['inclusion_proof_ms']['median']} / {r['inclusion_proof_ms']['p99']} / "
+                    f"{r['inclusion_proof_ms']['max']}"
+                )
+            ),
             "< 2",
         ),
-        ("  CPU time median / p99 (ms)", f"{inc['cpu_median']} / {inc['cpu_p99']}", ""),
-        ("  read from disk during the proofs (KiB)", results["inclusion_disk_read_kib"], ""),
-        ("consistency proof median / p99 (ms)", f"{con['median']} / {con['p99']}", ""),
-        ("inclusion proof check median (ms)", results["inclusion_verify_ms"]["median"], ""),
-        ("root at full size (ms)", results["root_ms"], ""),
-        ("load average: start / appends / verify / end", loads, ""),
+        (
+            "  CPU time median / p99 (ms)",
+            col(
+                lambda r: (
+                    f"{r['inclusion_proof_ms']['cpu_median']} / {r['inclusion_proof_ms']['cpu_p99']}"
+                )
+            ),
+            "",
+        ),
+        (
+            "consistency proof median / p99 (ms)",
+            col(
+                lambda r: (
+                    f"{r['consistency_proof_ms']['median']} / {r['consistency_proof_ms']['p99']}"
+                )
+            ),
+            "",
+        ),
+        (
+            "inclusion proof check median (ms)",
+            col(lambda r: r["inclusion_verify_ms"]["median"]),
+            "",
+        ),
+        ("root at full size (ms)", col(lambda r: r["root_ms"]), ""),
+        ("sign a checkpoint, median (ms)", col(lambda r: r["checkpoint_sign_ms"]), ""),
+        (
+            "check a checkpoint signature, median (ms)",
+            col(lambda r: r["checkpoint_signature_check_ms"]),
+            "",
+        ),
+        ("load average: appends / verify / end", col(loads), ""),
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'value':>24}  target")
-    for name, value, target in rows:
-        print(f"{name:<{width}}  {value!s:>24}  {target}")
+    vw = max(24, *(len(v) for r in rows for v in r[1]))
+    print(
+        f"raw fsync/s {results['fsync_per_s']:,}; raw WAL-like fdatasync/s "
+        f"{results['wal_like_fdatasync_per_s']:,}; load average at start "
+        f"{results['load_average_at_start'][0]:.1f}"
+    )
+    print(f"{'measure':<{width}}  " + "  ".join(f"{p:>{vw}}" for p in profiles) + "  target")
+    for name, values, target in rows:
+        print(f"{name:<{width}}  " + "  ".join(f"{v:>{vw}}" for v in values) + f"  {target}")
 
     def verdict(ok: bool) -> str:
         return "MET" if ok else "NOT MET"
 
-    size = f"{results['entries']:,}"
     print()
-    floor = round(statistics.median(single["one_row_sqlite_commits_per_s_between_rounds"]))
-    print(
-        f"TARGET durable single appends: {single['median']:,}/s median of {len(single['rounds'])}"
-        f" rounds (best round {single['best_round']:,}/s; disk {results['fsync_per_s']:,}"
-        f" fsync/s, {results['wal_like_fdatasync_per_s']:,} WAL-like fdatasync/s; a 1-row"
-        f" durable SQLite commit {floor:,}/s) >= 2,000: {verdict(single['median'] >= 2000)}"
-    )
-    print(
-        f"TARGET verify {size} entries: {results['verify_s']} s wall"
-        f" ({results['verify_cpu_s']} s CPU, workers {results['verify_workers']})"
-        f" < 30 s: {verdict(results['verify_s'] < 30)}"
-    )
-    print(
-        f"TARGET inclusion proof at {size}: median {inc['median']} ms, p99 {inc['p99']} ms"
-        f" (CPU p99 {inc['cpu_p99']} ms) < 2 ms: {verdict(inc['p99'] < 2)}"
-    )
-    print(f"load average (1 min) start / appends / verify / end: {loads}")
+    for p in profiles:
+        r = per[p]
+        single, inc = r["durable_single_appends"], r["inclusion_proof_ms"]
+        floor = round(statistics.median(single["one_row_sqlite_commits_per_s_between_rounds"]))
+        print(
+            f"TARGET [{p}] durable single appends: {single['median']:,}/s median of"
+            f" {len(single['rounds'])} rounds (best round {single['best_round']:,}/s; a 1-row"
+            f" durable SQLite commit {floor:,}/s) >= 2,000: {verdict(single['median'] >= 2000)}"
+        )
+        print(
+            f"TARGET [{p}] verify {r['entries']:,} entries: {r['verify_s']} s wall"
+            f" ({r['verify_cpu_s']} s CPU, workers {r['verify_workers']})"
+            f" < 30 s: {verdict(r['verify_s'] < 30)}"
+        )
+        print(
+            f"TARGET [{p}] inclusion proof at {r['entries']:,}: median {inc['median']} ms,"
+            f" p99 {inc['p99']} ms (CPU p99 {inc['cpu_p99']} ms) < 2 ms: {verdict(inc['p99'] < 2)}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)

@@ -28,6 +28,7 @@ from keys.sm2 import (
     sm2_public_key_pem,
     sm2_verify,
 )
+from keys.sm3 import sm3
 
 ED25519_PUBLIC_KEY_SIZE: Final = 32
 ED25519_SIGNATURE_SIZE: Final = 64
@@ -197,5 +198,11 @@ def verify_signature(public_key: str | bytes, msg: bytes, sig: bytes) -> None:
 
 
 def fingerprint(public_key: bytes) -> str:
-    """SHA-256 hex of a raw public key: a name-independent identifier for people to compare."""
+    """Hex hash of a raw public key: a name-independent identifier for people to compare.
+
+    SHA-256 of an Ed25519 key; SM3 of an SM2 key's 65-byte point (the ``sm`` profile
+    uses national algorithms throughout; ``openssl dgst -sm3`` recomputes it).
+    """
+    if signature_algorithm(public_key) == "sm2":
+        return sm3(public_key).hex()
     return hashlib.sha256(public_key).hexdigest()

@@ -229,6 +229,7 @@ def test_an_openssl_sm2_signature_verifies_in_the_sandbox(tmp_path):
     key, pem = openssl.new_key(tmp_path)
     point = openssl.public_point(pem)
     assert keys.public_key_bytes(pem) == point
+    assert keys.fingerprint(point) == openssl.sm3(point).hex()  # SM3 fingerprint of SM2 keys
     der = openssl.sign(key, b"hello")
     assert keys.verify_signature(pem, b"hello", der) is None
     with pytest.raises(keys.SignatureError):
