@@ -142,6 +142,7 @@ class Sandbox:
         self._flights: dict[str, tuple[threading.Lock, int]] = {}
         self._flights_lock = threading.Lock()
         self._checked: OrderedDict[tuple, None] = OrderedDict()  # plans that ran on empty tables
+        self._plans: OrderedDict[tuple, QueryPlan] = OrderedDict()  # checked plans (``_plan``)
         self.executor: InProcessExecutor | EnginePool
         if pool is None:
             self.executor = InProcessExecutor(self.engine, self.tables)
@@ -256,7 +257,7 @@ class Sandbox:
         epsilon = self._epsilon(approval, req.epsilon)
         confidence = request_limits.confidence(req.confidence)
         versions = [v for v in datasets.latest_versions(conn) if v.name in approval.scenario.datasets]
-        plan = query_guard.plan(sql, approval.scenario, datasets.build_catalog(versions))
+        plan = self._plan(sql, approval, versions)
         pure = ledger.is_pure(approval)
         delta = privacy.per_query_delta(approval.delta_total, pure=pure)
         used = [v for v in versions if v.name in plan.datasets]
@@ -274,6 +275,24 @@ class Sandbox:
                 "charged", code="engine_rejected") from None
         return Prepared(sql, plan, epsilon, delta, confidence, pure, used, noise,
                         _cache_key(plan, used, approval.id, epsilon, delta))
+
+    def _plan(self, sql: str, approval: workflow.Approval, versions: list[datasets.DatasetVersion]) -> QueryPlan:
+        """The guard's plan, remembered per (SQL, approval and its scope, dataset versions):
+        a plan depends on nothing else (no data), and the same SQL at another ε is common.
+        Keyed by the approval, so a hit shows a researcher only their approval's own past
+        queries (no other study's). Refusals are not remembered: each is re-checked, logged."""
+        key = (sql, approval.id, repr(approval.scenario), tuple(v.version_id for v in versions))
+        with self._flights_lock:
+            plan = self._plans.get(key)
+            if plan is not None:
+                self._plans.move_to_end(key)
+                return plan
+        plan = query_guard.plan(sql, approval.scenario, datasets.build_catalog(versions))
+        with self._flights_lock:
+            self._plans[key] = plan
+            while len(self._plans) > CHECKED_PLANS:
+                self._plans.popitem(last=False)
+        return plan
 
     def _check_on_empty(self, plan: QueryPlan, used: list[datasets.DatasetVersion]) -> None:
         """``execution.check_on_empty``, once per plan and dataset versions (a few ms each)."""
