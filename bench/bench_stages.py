@@ -2,6 +2,8 @@
 
     python bench/bench_stages.py --rows 1000000 --runs 60
     python bench/bench_stages.py --rows 10000000 --runs 30 --out bench/results/stages-10m.json
+    git worktree add /tmp/before 1c8863c   # the code before issue 18's changes
+    python bench/bench_stages.py --code /tmp/before --out bench/results/stages-before.json
 
 A demo workspace with ``--rows`` residents; each run is ``POST /api/v1/queries`` through
 the Flask app in process (WSGI test client: routing, authentication, rate limiting, JSON
@@ -47,7 +49,8 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+CODE = Path(sys.argv[sys.argv.index("--code") + 1]).resolve() if "--code" in sys.argv else ROOT
+sys.path.insert(0, str(CODE))
 
 import privacy  # noqa: E402
 import query_guard  # noqa: E402
@@ -140,6 +143,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=60)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "stages.json")
+    ap.add_argument("--code", type=Path, default=ROOT, help="import sandbox from this checkout")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -197,7 +201,7 @@ def main() -> None:
                 st = row["stages"][s]
                 print(f"  {s:<20}{st['median_ms']:>11.2f}{st['p99_ms']:>10.2f}")
 
-    report = {"rows": args.rows, "runs": args.runs, "machine": platform.platform(),
+    report = {"rows": args.rows, "runs": args.runs, "code": str(CODE), "machine": platform.platform(),
               "python": platform.python_version(), "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
