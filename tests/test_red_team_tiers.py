@@ -715,3 +715,109 @@ def test_race_acknowledgement_publishes_a_version_it_never_checked(env, monkeypa
     v3 = datasets.all_versions(env.sb.conn(), datasets.get_version(env.sb.conn(), "racy").dataset_id)[-1]
     assert v3.version == 3 and not v3.risk_report["passed"]
     assert not v3.published, f"version 3 (failing scan: {v3.risk_report['problems'][:1]}) published: {r.json}"
+
+
+# -- 5. releases over time, row order, the unit, sampling -------------------------------------------
+def _residents_like(n: int, seed: int) -> pa.Table:
+    pop = population(n, seed)
+    return pa.table({"pid": pa.array(range(1, n + 1), pa.int64()), "district": pop["district"],
+                     "sex": pop["sex"], "age": pa.array(pop["age"], pa.int64()), "income": pop["income"]})
+
+
+RELEASE_COLUMNS = {"pid": ("int", "sensitive"), "district": ("text", "quasi_identifier"),
+                   "sex": ("text", "quasi_identifier"), "age": ("int", "quasi_identifier", "bounds = [0, 100]"),
+                   "income": ("float", "sensitive", "bounds = [0, 50000]")}
+
+
+def _rows(t: pa.Table) -> list[tuple]:
+    cols = [c for c in t.column_names]
+    return list(zip(*(t.column(c).to_pylist() for c in cols), strict=True))
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "LEAK (k-anonymity across releases): each version's derivative is k-anonymous alone, but the "
+    "difference of two consecutive downloads (v2 = v1 + one new resident) is that one resident's row, "
+    "with the sensitive columns (income) raw; nothing compares a new derivative with the previous one"))
+def test_differencing_two_releases_singles_out_a_new_resident(env):
+    v1 = _residents_like(300, seed=61)
+    register(env, "town", v1, policy("town", RELEASE_COLUMNS))
+    publish_open(env, "town", k=5)
+    d1 = download(env, "town")
+    newcomer = pa.table({"pid": pa.array([301], pa.int64()), "district": ["历下区"], "sex": ["女"],
+                         "age": pa.array([34], pa.int64()), "income": [23456.78]})
+    register(env, "town", pa.concat_tables([v1, newcomer]), policy("town", RELEASE_COLUMNS))
+    publish_open(env, "town", k=5)
+    d2 = download(env, "town")
+    new_rows = list((Counter(_rows(d2.csv)) - Counter(_rows(d1.csv))).elements())
+    singled_out = [r for r in new_rows if 23456.78 in r]
+    assert not (len(new_rows) < 5 and singled_out), (
+        f"v2 − v1 = {len(new_rows)} row(s): {new_rows[:2]} — the newcomer's exact income")
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "LEAK (row order): the derivative keeps the stored row order. Row i is the same person in every "
+    "release (re-linking releases, which dropping the unit was meant to prevent), and a file exported "
+    "sorted by 身份证号 (area code, then birth date) or by name discloses that order row by row"))
+def test_derivative_row_order_is_not_the_stored_order(env):
+    t = _residents_like(300, seed=71)
+    ids = resident_ids(300, seed=72)
+    order = sorted(range(300), key=lambda i: ids[i])
+    t = t.append_column("id_number", pa.array(ids)).take(pa.array(order))  # exported sorted by ID number
+    cols = {**RELEASE_COLUMNS, "id_number": ("text", "identifier")}
+    register(env, "sorted_export", t, policy("sorted_export", cols))
+    publish_open(env, "sorted_export", k=5)
+    got = download(env, "sorted_export")
+    stored = [x for x in t.column("income").to_pylist()]
+    served = got.csv.column("income").to_pylist()
+    kept = [x for x in stored if x in set(served)]
+    assert served != kept, "the download lists the persons in ID-number order"
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "LEAK (careless owner, unit mis-declared): k is counted over distinct values of the declared privacy "
+    "unit only. With visit_id declared the unit, six visits of one patient (the only one in her district) "
+    "form a class of 'six persons' and are downloaded: k = 1 in persons, although the declared "
+    "identifier column (id_number, dropped) shows they are one person"))
+def test_k_counts_persons_not_the_declared_unit(env):
+    n = 300
+    pop = population(n, seed=81)
+    ids = resident_ids(n + 1, seed=82)
+    rows = {"visit_id": list(range(1, n + 1)), "id_number": ids[:n], "district": pop["district"],
+            "sex": pop["sex"], "diagnosis": [random.Random(i).choice(("感冒", "高血压", "糖尿病")) for i in range(n)]}
+    for j in range(6):  # one patient of 钢城区, six visits
+        rows["visit_id"].append(n + 1 + j)
+        rows["id_number"].append(ids[n])
+        rows["district"].append("钢城区")
+        rows["sex"].append("女")
+        rows["diagnosis"].append("艾滋病" if j == 0 else "复诊")
+    t = pa.table({k: pa.array(v, pa.int64() if k == "visit_id" else pa.string()) for k, v in rows.items()})
+    cols = {"visit_id": ("int", "sensitive"), "id_number": ("text", "identifier"),
+            "district": ("text", "quasi_identifier"), "sex": ("text", "quasi_identifier"),
+            "diagnosis": ("text", "sensitive")}
+    register(env, "visits", t, policy("visits", cols, unit="visit_id"))
+    publish_open(env, "visits", k=5)
+    got = download(env, "visits")
+    hers = [r for r in _rows(got.csv) if "钢城区" in r]
+    assert not hers, f"{len(hers)} rows of one patient downloadable as her own class: {hers[:2]}"
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "LEAK (malicious owner, large file): the risk scan looks at SAMPLE_ROWS = 200,000 evenly spaced "
+    "values per column, at upload and again on the derivative; in a file of 200,100 rows the ~100 "
+    "rows it skips are predictable, and phone numbers placed there are downloaded raw"))
+def test_identifiers_between_the_scan_samples(env):
+    import numpy as np
+
+    n = risk_scan.SAMPLE_ROWS + 100
+    sampled = set(np.linspace(0, n - 1, risk_scan.SAMPLE_ROWS).astype(np.int64).tolist())
+    hidden = [i for i in range(n) if i not in sampled]
+    phones = mobiles(len(hidden), seed=91)
+    note = ["无"] * n
+    for i, p in zip(hidden, phones, strict=True):
+        note[i] = p
+    table = pa.table({"pid": pa.array(np.arange(1, n + 1), pa.int64()),
+                      "district": pa.array([DISTRICTS[i % 3] for i in range(n)]), "note": pa.array(note)})
+    register(env, "big", table, policy("big", base_columns(note=("text", "public"))))
+    publish_open(env, "big", k=5)
+    got = download(env, "big")
+    assert "note" not in got.csv.column_names, f"{len(got.leaked(phones))} phone numbers downloadable"
