@@ -30,7 +30,14 @@ from sandbox.accuracy import with_confidence, without_state
 from sandbox.clock import iso
 from sandbox.errors import SandboxError
 from sandbox.service import QueryRequest
-from sandbox.web import console_charts, console_editor, console_preview, console_sql, i18n
+from sandbox.web import (
+    console_charts,
+    console_editor,
+    console_plots,
+    console_preview,
+    console_sql,
+    i18n,
+)
 from sandbox.web.console import role_required, sandbox, signed_in
 
 bp = Blueprint("researcher", __name__)
@@ -106,19 +113,35 @@ def result_view(response: dict[str, Any]) -> dict[str, Any]:
     measures = [i for i, c in enumerate(columns) if c in accuracy and any(_is_number(row[i]) for row in rows)]
     charts = []
     pct = round(100 * float(confidence))
+    # The chart that fits the data (console_plots): a line with its band over a date or
+    # number key, grouped bars for two keys, horizontal bars otherwise.
+    kind = console_plots.chart_kind([[row[k] for row in rows] for k in keys])
     for i in measures:
         name = columns[i]
-        labels = [" · ".join(str(row[k]) for k in keys) if keys else f"#{n + 1}" for n, row in enumerate(rows)]
         values = [row[i] if _is_number(row[i]) else None for row in rows]
         ivs = (accuracy[name].get("intervals") or [None] * len(rows))
-        charts.append({
-            "column": name,
-            "svg": console_charts.bar_chart(
-                labels, values, ivs,
-                title=_("%(column)s with %(pct)d%% confidence intervals", column=name, pct=pct),
+        title = _("%(column)s with %(pct)d%% confidence intervals", column=name, pct=pct)
+        if kind == "line":
+            svg = console_plots.line_band([row[keys[0]] for row in rows], values, ivs, title=title,
+                                          desc=_("A line through the released values; the shaded band: "
+                                                 "confidence intervals."))
+            caption = _("line: released values; band: %(pct)s%% confidence intervals", pct=pct)
+        elif kind == "grouped":
+            svg = console_plots.grouped_bars([row[keys[0]] for row in rows], [row[keys[1]] for row in rows],
+                                             values, ivs, title=title,
+                                             desc=_("Bars grouped by %(first)s, one colour per %(second)s; "
+                                                    "whiskers: confidence intervals.", first=columns[keys[0]],
+                                                    second=columns[keys[1]]))
+            caption = _("bars by %(first)s and %(second)s; whiskers: %(pct)s%% confidence intervals",
+                        first=columns[keys[0]], second=columns[keys[1]], pct=pct)
+        else:
+            labels = [" · ".join(str(row[k]) for k in keys) if keys else f"#{n + 1}" for n, row in enumerate(rows)]
+            svg = console_charts.bar_chart(
+                labels, values, ivs, title=title,
                 desc=_("Horizontal bars: released values; whiskers: confidence intervals."),
-            ),
-        })
+            )
+            caption = _("bars: released values; whiskers: %(pct)s%% confidence intervals", pct=pct)
+        charts.append({"column": name, "svg": svg, "kind": kind, "caption": caption})
     return {"columns": columns, "table": table, "charts": charts, "confidence_pct": pct,
             "methods": {c: a.get("method", "") for c, a in accuracy.items()},
             "any_not_informative": any(cell["not_informative"] for row in table for cell in row),
@@ -440,6 +463,41 @@ def release_csv(query_id: str):
     body = "\ufeff" + sink.getvalue()  # BOM: spreadsheet programs then read the Chinese keys right
     return Response(body, mimetype="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{record.id}.csv"'})
+
+
+@bp.get("/history/<query_id>.xlsx")
+@role_required("researcher", "owner", "regulator")
+def release_xlsx(query_id: str):
+    """The same cells as the CSV (released values and their intervals, nothing else), as an
+    Excel workbook, with a second sheet naming the release: its SQL, ε, receipt."""
+    from openpyxl import Workbook
+
+    record = _record_or_404(query_id)
+    header, rows = console_queries.released_csv_rows(record)
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "release"
+    sheet.append([_xlsx_cell(h) for h in header])
+    for row in rows:
+        sheet.append([_xlsx_cell(v) for v in row])
+    sheet.freeze_panes = "A2"
+    about = book.create_sheet("about")
+    receipt = record.receipt or {}
+    for key, value in (("query_id", record.id), ("created_at", record.created_at), ("epsilon", record.epsilon),
+                       ("sql", record.sql), ("log_index", receipt.get("log_index")),
+                       ("leaf_hash", receipt.get("leaf_hash"))):
+        about.append([key, _xlsx_cell(value)])
+    sink = io.BytesIO()
+    book.save(sink)
+    return Response(sink.getvalue(),
+                    mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f'attachment; filename="{record.id}.xlsx"'})
+
+
+def _xlsx_cell(value: Any) -> Any:
+    """SECURITY: as in the CSV, text that would start a formula is written as text."""
+    cell = _csv_cell(value)
+    return None if cell == "" else cell
 
 
 @bp.get("/history/<query_id>/receipt.json")
