@@ -879,3 +879,24 @@ def test_another_owner_cannot_publish_raise_answer_or_read_reviews(env):
         body = env.client.get("/api/v1/datasets/people/risk", headers=h).data.decode("utf-8", "replace")
         assert not [s for s in secrets if s in body]
     not_downloadable(env, "people")
+
+
+def test_k_holds_with_float_and_date_quasi_identifiers_and_empty_cells(shared):
+    """Float and date quasi-identifiers, with empty cells (an empty cell is a value an attacker
+    sees too): every combination in the downloaded file is shared by at least k rows."""
+    n = 500
+    rng = random.Random(101)
+    pop = population(n, seed=102)
+    height = [None if i % 37 == 0 else round(rng.uniform(150, 195), 1) for i in range(n)]
+    born = [None if i % 41 == 0 else d for i, d in enumerate(pop["birth_date"])]
+    table = pa.table({"pid": pa.array(range(1, n + 1), pa.int64()), "height": pa.array(height, pa.float64()),
+                      "birth_date": pa.array(born, pa.date32()), "sex": pop["sex"], "income": pop["income"]})
+    name = "rt_ok_k_float"
+    register(shared, name, table, policy(name, {
+        "pid": ("int", "sensitive"), "height": ("float", "quasi_identifier", "bounds = [140.0, 200.0]"),
+        "birth_date": ("date", "quasi_identifier"), "sex": ("text", "quasi_identifier"),
+        "income": ("float", "sensitive", "bounds = [0, 50000]")}))
+    publish_open(shared, name, k=8)
+    got = download(shared, name)
+    for t in (got.csv, got.parquet):
+        assert k_of(t, ["height", "birth_date", "sex"]) >= 8
