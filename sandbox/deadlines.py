@@ -91,6 +91,11 @@ def overdue(conn: sqlite3.Connection, user: User, now: dt.datetime) -> list[dict
         if reg or r["owner_id"] == user.id:
             out.append({"kind": "rectification", "id": r["id"], "due_at": r["due_at"], "owner_id": r["owner_id"],
                         "what": f"rectification order {r['id']} is {r['status']}, not signed off"})
+    for r in conn.execute("SELECT id, respondent_id, due_at FROM public_objections WHERE status = 'open' "
+                          "AND due_at IS NOT NULL AND due_at < ? ORDER BY due_at", (moment,)):
+        if reg or r["respondent_id"] == user.id:
+            out.append({"kind": "public_objection", "id": r["id"], "due_at": r["due_at"],
+                        "owner_id": r["respondent_id"], "what": f"public objection {r['id']} awaits an answer"})
     out += [d for d in dataset_schedule(conn, now) if d["overdue"] and (reg or d["owner_id"] == user.id)]
     return out
 

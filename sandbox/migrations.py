@@ -438,5 +438,29 @@ _V8 = [
     )""",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8}
+# 9: objections and suggestions from the public, without login, with evidence and a
+# tracking code (issue 14; sandbox/public_objections.py; 第十七条).
+_V9 = [
+    """CREATE TABLE public_objections (
+        id INTEGER PRIMARY KEY,
+        tracking_code TEXT NOT NULL UNIQUE,
+        target_type TEXT NOT NULL,
+        target TEXT NOT NULL,
+        description TEXT NOT NULL,
+        respondent_id INTEGER REFERENCES users(id),
+        text TEXT NOT NULL CHECK (length(text) > 0),
+        contact TEXT NOT NULL DEFAULT '',
+        evidence_json TEXT NOT NULL DEFAULT '[]',
+        address_key TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'answered')),
+        answer TEXT,
+        answered_by INTEGER REFERENCES users(id),
+        answered_at TEXT,
+        due_at TEXT,
+        created_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX public_objections_address ON public_objections(address_key, created_at)",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9}
 SCHEMA_VERSION = max(MIGRATIONS)

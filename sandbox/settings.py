@@ -48,9 +48,10 @@ class SettingGroup:
 
 def all_groups() -> list[SettingGroup]:
     """Every group, imported late (the modules owning them import this one)."""
-    from sandbox import alerts, deadlines, rate_limits, workflow
+    from sandbox import alerts, deadlines, public_objections, rate_limits, workflow
 
-    return [workflow.SETTING_GROUP, rate_limits.SETTING_GROUP, alerts.SETTING_GROUP, deadlines.SETTING_GROUP]
+    return [workflow.SETTING_GROUP, rate_limits.SETTING_GROUP, alerts.SETTING_GROUP, deadlines.SETTING_GROUP,
+            public_objections.SETTING_GROUP]
 
 
 def find(name: str) -> SettingGroup:

@@ -113,7 +113,8 @@ TABLE: list[Row] = [
         ("enforcement.index", "GET"), ("enforcement.issue", "POST"), ("enforcement.respond", "POST"),
         ("enforcement.close", "POST"), ("enforcement.terminate", "POST"), ("enforcement.reverse", "POST"),
         ("enforcement.handle_alert", "POST"), ("enforcement.settings_page", "GET"),
-        ("enforcement.change_setting", "POST"),
+        ("enforcement.change_setting", "POST"), ("enforcement.file_public_objection", "POST"),
+        ("enforcement.track_public_objection", "GET"), ("enforcement.answer_public_objection", "POST"),
     )],
     # -- queries and budgets (the foundation's endpoints) ------------------------------------
     row("api.post_query", "POST", "/api/v1/queries",
@@ -216,6 +217,13 @@ TABLE: list[Row] = [
     row("api_workflow.list_organisations", "GET", "/api/v1/organisations", **SIGNED_IN),
     row("api_workflow.put_user_organisation", "PUT", "/api/v1/users/researcher2/organisation",
         {"organisation": "no such organisation"}, everyone="403 403", admin="400 400", anonymous="401 401"),
+    # -- objections from the public, without login (第十七条) ------------------------------------
+    row("api_workflow.post_public_objection", "POST", "/api/v1/public-objections",
+        {"target_type": "dataset", "target": "{dataset}", "text": "matrix"}, **PUBLIC),
+    row("api_workflow.track_public_objection", "GET", "/api/v1/public-objections/PO-NONE", everyone="404 404"),
+    row("api_workflow.list_public_objections", "GET", "/api/v1/public-objections", **OWNERS_AND_REGULATORS),
+    row("api_workflow.answer_public_objection", "POST", "/api/v1/public-objections/999999/answer",
+        {"answer": "matrix"}, everyone="403 403", owner="404 404", regulator="404 404", anonymous="401 401"),
     row("api_workflow.handle_alert", "POST", "/api/v1/alerts/999999/handle", {"action": "acknowledge"},
         everyone="403 403", owner="404 404", regulator="404 404", anonymous="401 401"),
     # -- accounts (admin; everyone may replace their own token) -------------------------------

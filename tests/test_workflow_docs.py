@@ -20,7 +20,8 @@ ACTIONS = ["application.submitted", "application.rejected", "approval.granted", 
            "publication.expert_reviewed", "publication.rejected", "dataset.published",
            "termination.created", "termination.reversed", "rectification.ordered", "rectification.submitted",
            "rectification.closed", "rectification.returned", "alert.handled", "application.owner_decided",
-           "organisation.created", "organisation.member_set"]
+           "organisation.created", "organisation.member_set", "public_objection.filed",
+           "public_objection.answered"]
 
 
 def workflow_rules() -> list[tuple[str, str]]:

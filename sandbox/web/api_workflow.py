@@ -24,6 +24,7 @@ from sandbox import (
     objections,
     operations,
     organisations,
+    public_objections,
     publication,
     suspensions,
     transparency,
@@ -251,6 +252,27 @@ def list_organisations():
 @bp.put("/api/v1/users/<username>/organisation")
 def put_user_organisation(username: str):
     return jsonify(organisations.assign(sandbox(), g.user, username, json_body()))
+
+
+@bp.post("/api/v1/public-objections")
+def post_public_objection():
+    """No login (第十七条): rate-limited per address, evidence checked by content."""
+    return jsonify(public_objections.file(sandbox(), json_body(), address=request.remote_addr or "?")), 201
+
+
+@bp.get("/api/v1/public-objections/<code>")
+def track_public_objection(code: str):
+    return jsonify(public_objections.track(sandbox(), code))
+
+
+@bp.get("/api/v1/public-objections")
+def list_public_objections():
+    return jsonify({"public_objections": public_objections.list_for(sandbox(), g.user)})
+
+
+@bp.post("/api/v1/public-objections/<int:objection_id>/answer")
+def answer_public_objection(objection_id: int):
+    return jsonify(public_objections.answer(sandbox(), g.user, objection_id, json_body()))
 
 
 @bp.post("/api/v1/alerts/<alert_id>/handle")

@@ -7,12 +7,13 @@ Views parse forms and delegate to :mod:`sandbox.enforcement`, :mod:`sandbox.dead
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from sandbox import alerts, deadlines, enforcement
+from sandbox import alerts, deadlines, enforcement, public_objections
 from sandbox.errors import NotFound, SandboxError
 from sandbox.web.console import role_required, sandbox, signed_in
 
@@ -38,7 +39,8 @@ def index():
     sb = sandbox()
     orders = enforcement.list_orders(sb, user) if user.role != "researcher" else []
     overdue = deadlines.list_overdue(sb, user) if user.role != "researcher" else []
-    return render_template("enforcement/index.html", orders=orders, overdue=overdue,
+    public = public_objections.list_for(sb, user) if user.role != "researcher" else []
+    return render_template("enforcement/index.html", orders=orders, overdue=overdue, public=public,
                            terminations=enforcement.list_terminations(sb, user))
 
 
@@ -110,3 +112,39 @@ def change_setting():
     name = request.form.get("name", "")
     return _do(deadlines.change_setting, name, {"value": request.form.get("value", "")},
                done=_("Setting changed and logged."), back=url_for("enforcement.settings_page"))
+
+
+# -- objections from the public (第十七条): no login ------------------------------------------------------
+@bp.post("/objections/public")
+def file_public_objection():
+    body: dict[str, Any] = {k: request.form.get(k, "") for k in ("target_type", "target", "text", "contact")}
+    body["evidence"] = [{"name": f.filename or "evidence", "content_base64": base64.b64encode(f.read()).decode()}
+                        for f in request.files.getlist("evidence") if f and f.filename]
+    try:
+        result = public_objections.file(sandbox(), body, address=request.remote_addr or "?")
+    except SandboxError as err:
+        flash(err.message, "error")
+        back = url_for("public.dataset", name=body["target"]) if body["target_type"] == "dataset" else "/"
+        return redirect(back, code=303)
+    flash(_("Received. Your tracking code is %(code)s — keep it to follow the answer.", code=result["tracking_code"]),
+          "success")
+    return redirect(url_for("enforcement.track_public_objection", code=result["tracking_code"]), code=303)
+
+
+@bp.get("/objections/track")
+def track_public_objection():
+    code = request.args.get("code", "").strip()
+    found, error = None, None
+    if code:
+        try:
+            found = public_objections.track(sandbox(), code)
+        except NotFound:
+            error = _("No objection has this tracking code.")
+    return render_template("enforcement/track.html", code=code, found=found, error=error)
+
+
+@bp.post("/enforcement/public-objections/<int:objection_id>/answer")
+@role_required("owner", "regulator")
+def answer_public_objection(objection_id: int):
+    return _do(public_objections.answer, objection_id, {"answer": request.form.get("answer", "")},
+               done=_("Answer sent."), back=url_for("enforcement.index"))

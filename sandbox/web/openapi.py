@@ -469,6 +469,18 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "summary": "Place a user in an organisation; a regulator's jurisdiction (admin).", "tag": "workflow",
         "body": "object",
     },
+    ("post", "/api/v1/public-objections"): {
+        "summary": "Object or suggest without login, with evidence; answers a tracking code (第十七条).",
+        "tag": "workflow", "auth": None, "body": "object", "status": "201",
+    },
+    ("get", "/api/v1/public-objections/<code>"): {"summary": "Follow a public objection by its tracking code.",
+                                                  "tag": "workflow", "auth": None},
+    ("get", "/api/v1/public-objections"): {"summary": "Objections from the public (owner: own datasets'; regulator).",
+                                           "tag": "workflow"},
+    ("post", "/api/v1/public-objections/<int:objection_id>/answer"): {
+        "summary": "Answer an objection from the public (owner of the dataset, regulator).", "tag": "workflow",
+        "body": "object",
+    },
     ("get", "/api/v1/overdue"): {"summary": "Overdue applications, objections and rectification orders.",
                                  "tag": "workflow"},
     ("get", "/api/v1/settings"): {"summary": "Operator settings (admin, regulator).", "tag": "workflow"},
