@@ -7,7 +7,9 @@ their unpublished and not-open entries, as the API shows them.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from typing import Any
+
+from flask import Blueprint, current_app, render_template, request
 
 from sandbox import catalog as catalog_service
 from sandbox import transparency as transparency_service
@@ -23,11 +25,36 @@ def _download_links(entry: dict) -> dict[str, str]:
     return dict(entry["access"].get("download") or {})
 
 
+TIERS = ("unconditional", "conditional", "not_open")
+
+
+def matches(entry: dict[str, Any], words: list[str]) -> bool:
+    """Catalog search (issue 15): every word appears in the entry's name, titles,
+    description, conditions, or a column's name or description (case-insensitive).
+
+    >>> e = {"name": "residents", "title": "Residents", "title_zh": "常住人口", "columns": [{"name": "district"}]}
+    >>> matches(e, ["人口"]), matches(e, ["DISTRICT", "resid"]), matches(e, ["income"])
+    (True, True, False)
+    """
+    text = " ".join([entry.get("name", ""), entry.get("title", ""), entry.get("title_zh", ""),
+                     entry.get("description", ""), entry.get("open_conditions", "")]
+                    + [f"{c.get('name', '')} {c.get('description', '')}" for c in entry.get("columns", [])]).casefold()
+    return all(w.casefold() in text for w in words)
+
+
 @bp.get("/catalog")
 def catalog():
     entries = catalog_service.list_entries(sandbox(), current_user())
+    total = len(entries)
+    q = (request.args.get("q") or "").strip()[:200]
+    tier = request.args.get("tier") or ""
+    if q:
+        entries = [e for e in entries if matches(e, q.split())]
+    if tier in TIERS:
+        entries = [e for e in entries if e["tier"] == tier]
     has_jsonld = "api_workflow.get_catalog_jsonld" in current_app.view_functions
-    return render_template("public/catalog.html", entries=entries, has_jsonld=has_jsonld)
+    return render_template("public/catalog.html", entries=entries, has_jsonld=has_jsonld, q=q,
+                           tier=tier if tier in TIERS else "", tiers=TIERS, total=total)
 
 
 @bp.get("/catalog/<name>")
