@@ -49,6 +49,15 @@ def test_chain_hash_definition():
     assert chain_hash(bytes(32), leaf) == hashlib.sha256(bytes(32) + leaf).digest()
 
 
+@pytest.mark.skipif("sm3" not in hashlib.algorithms_available, reason="hashlib has no SM3 here")
+def test_chain_hash_definition_sm3():
+    """The ``sm`` profile's chain (issue 17): the same definition with SM3."""
+    from audit_log.hashing import SM3
+
+    leaf = hashlib.new("sm3", b"\x00x").digest()
+    assert chain_hash(bytes(32), leaf, SM3) == hashlib.new("sm3", bytes(32) + leaf).digest()
+
+
 @pytest.mark.parametrize(
     "details",
     [

@@ -18,7 +18,7 @@ import audit_log.tree
 import keys.notekeys
 from audit_log import proofs, tree
 from audit_log.errors import ProofError
-from audit_log.hashing import empty_root, hash_children, hash_leaf
+from audit_log.hashing import SHA256, SM3, TreeHash, empty_root, hash_children, hash_leaf
 
 FIXTURES = Path(__file__).parent / "fixtures" / "audit"
 VECTORS = json.loads((FIXTURES / "rfc6962-and-signed-note.json").read_text())
@@ -131,78 +131,101 @@ def _k(n: int) -> int:
     return k
 
 
-def naive_root(leaves: list[bytes]) -> bytes:
+# The naive reference hashes with the standard library directly (SHA-256, or SM3 where
+# hashlib's OpenSSL has it), not through ``audit_log.hashing``; each property test below
+# runs for both cryptography profiles' tree hashes (issue 17).
+def _naive_digest(name: str):
+    return lambda data: hashlib.new(name, data).digest()
+
+
+_SM3_IN_HASHLIB = "sm3" in hashlib.algorithms_available
+TREE_HASHES = [
+    pytest.param(SHA256, id="sha256"),
+    pytest.param(
+        SM3,
+        id="sm3",
+        marks=pytest.mark.skipif(not _SM3_IN_HASHLIB, reason="hashlib has no SM3 here"),
+    ),
+]
+
+
+def naive_root(leaves: list[bytes], th: TreeHash = SHA256) -> bytes:
+    h = _naive_digest(th.name)
     if not leaves:
-        return hashlib.sha256(b"").digest()
+        return h(b"")
     if len(leaves) == 1:
         return leaves[0]
     k = _k(len(leaves))
-    return hashlib.sha256(b"\x01" + naive_root(leaves[:k]) + naive_root(leaves[k:])).digest()
+    return h(b"\x01" + naive_root(leaves[:k], th) + naive_root(leaves[k:], th))
 
 
-def naive_path(m: int, leaves: list[bytes]) -> list[bytes]:
+def naive_path(m: int, leaves: list[bytes], th: TreeHash = SHA256) -> list[bytes]:
     if len(leaves) == 1:
         return []
     k = _k(len(leaves))
     if m < k:
-        return naive_path(m, leaves[:k]) + [naive_root(leaves[k:])]
-    return naive_path(m - k, leaves[k:]) + [naive_root(leaves[:k])]
+        return naive_path(m, leaves[:k], th) + [naive_root(leaves[k:], th)]
+    return naive_path(m - k, leaves[k:], th) + [naive_root(leaves[:k], th)]
 
 
-def naive_subproof(m: int, leaves: list[bytes], b: bool) -> list[bytes]:
+def naive_subproof(m: int, leaves: list[bytes], b: bool, th: TreeHash = SHA256) -> list[bytes]:
     n = len(leaves)
     if m == n:
-        return [] if b else [naive_root(leaves)]
+        return [] if b else [naive_root(leaves, th)]
     k = _k(n)
     if m <= k:
-        return naive_subproof(m, leaves[:k], b) + [naive_root(leaves[k:])]
-    return naive_subproof(m - k, leaves[k:], False) + [naive_root(leaves[:k])]
+        return naive_subproof(m, leaves[:k], b, th) + [naive_root(leaves[k:], th)]
+    return naive_subproof(m - k, leaves[k:], False, th) + [naive_root(leaves[:k], th)]
 
 
-def _leaves(n: int) -> list[bytes]:
-    return [hash_leaf(i.to_bytes(4, "big")) for i in range(n)]
+def _leaves(n: int, th: TreeHash = SHA256) -> list[bytes]:
+    h = _naive_digest(th.name)
+    return [h(b"\x00" + i.to_bytes(4, "big")) for i in range(n)]
 
 
+@pytest.mark.parametrize("th", TREE_HASHES)
 @settings(max_examples=60, deadline=None)
 @given(st.integers(min_value=1, max_value=300), st.data())
-def test_fast_tree_matches_naive_reference(size, data):
-    leaves = _leaves(size)
-    node = tree.leaves_node_reader(leaves)
-    root = naive_root(leaves)
-    assert tree.root(size, node) == root
+def test_fast_tree_matches_naive_reference(th, size, data):
+    leaves = _leaves(size, th)
+    node = tree.leaves_node_reader(leaves, th)
+    root = naive_root(leaves, th)
+    assert tree.root(size, node, th) == root
     index = data.draw(st.integers(min_value=0, max_value=size - 1))
-    proof = tree.inclusion_proof(index, size, node)
-    assert proof == naive_path(index, leaves)
-    proofs.verify_inclusion(leaves[index], index, size, proof, root)
+    proof = tree.inclusion_proof(index, size, node, th)
+    assert proof == naive_path(index, leaves, th)
+    proofs.verify_inclusion(leaves[index], index, size, proof, root, th)
     old = data.draw(st.integers(min_value=1, max_value=size))
-    cproof = tree.consistency_proof(old, size, node)
-    assert cproof == (naive_subproof(old, leaves, True) if old < size else [])
-    proofs.verify_consistency(old, size, naive_root(leaves[:old]), root, cproof)
+    cproof = tree.consistency_proof(old, size, node, th)
+    assert cproof == (naive_subproof(old, leaves, True, th) if old < size else [])
+    proofs.verify_consistency(old, size, naive_root(leaves[:old], th), root, cproof, th)
 
 
-def test_every_proof_up_to_size_40_verifies():
-    leaves = _leaves(40)
+@pytest.mark.parametrize("th", TREE_HASHES)
+def test_every_proof_up_to_size_40_verifies(th):
+    leaves = _leaves(40, th)
     for size in range(1, 41):
-        node = tree.leaves_node_reader(leaves[:size])
-        root = naive_root(leaves[:size])
+        node = tree.leaves_node_reader(leaves[:size], th)
+        root = naive_root(leaves[:size], th)
         for index in range(size):
             proofs.verify_inclusion(
-                leaves[index], index, size, tree.inclusion_proof(index, size, node), root
+                leaves[index], index, size, tree.inclusion_proof(index, size, node, th), root, th
             )
         for old in range(0, size + 1):
-            old_root = naive_root(leaves[:old])
+            old_root = naive_root(leaves[:old], th)
             proofs.verify_consistency(
-                old, size, old_root, root, tree.consistency_proof(old, size, node)
+                old, size, old_root, root, tree.consistency_proof(old, size, node, th), th
             )
 
 
+@pytest.mark.parametrize("th", TREE_HASHES)
 @settings(max_examples=40, deadline=None)
 @given(st.integers(min_value=2, max_value=64), st.data())
-def test_any_single_bit_flip_in_a_proof_fails(size, data):
-    leaves = _leaves(size)
-    node = tree.leaves_node_reader(leaves)
+def test_any_single_bit_flip_in_a_proof_fails(th, size, data):
+    leaves = _leaves(size, th)
+    node = tree.leaves_node_reader(leaves, th)
     index = data.draw(st.integers(min_value=0, max_value=size - 1))
-    proof = tree.inclusion_proof(index, size, node)
+    proof = tree.inclusion_proof(index, size, node, th)
     if not proof:
         return
     which = data.draw(st.integers(min_value=0, max_value=len(proof) - 1))
@@ -211,7 +234,7 @@ def test_any_single_bit_flip_in_a_proof_fails(size, data):
     bad[bit // 8] ^= 1 << (bit % 8)
     proof[which] = bytes(bad)
     with pytest.raises(ProofError):
-        proofs.verify_inclusion(leaves[index], index, size, proof, naive_root(leaves))
+        proofs.verify_inclusion(leaves[index], index, size, proof, naive_root(leaves, th), th)
 
 
 @pytest.mark.parametrize(
