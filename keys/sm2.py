@@ -20,10 +20,16 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
-from tongsuopy.crypto import hashes as ts_hashes
-from tongsuopy.crypto import serialization as ts_serialization
-from tongsuopy.crypto.asymciphers import ec as ts_ec
-from tongsuopy.crypto.exceptions import InternalError, InvalidSignature, UnsupportedAlgorithm
+
+# tongsuopy ships no type information (no py.typed): its values are typed here by use
+from tongsuopy.crypto import hashes as ts_hashes  # type: ignore[import-untyped]
+from tongsuopy.crypto import serialization as ts_serialization  # type: ignore[import-untyped]
+from tongsuopy.crypto.asymciphers import ec as ts_ec  # type: ignore[import-untyped]
+from tongsuopy.crypto.exceptions import (  # type: ignore[import-untyped]
+    InternalError,
+    InvalidSignature,
+    UnsupportedAlgorithm,
+)
 
 from keys.errors import KeysError, SignatureError
 
