@@ -407,3 +407,43 @@ def test_sm_demo_approval_is_signed_with_sm2_and_openssl_verifies_it(demo_templa
     assert not openssl.verify(
         signature["public_key_pem"], signature["signed_message"].replace("10", "11").encode(), der
     )
+
+
+def test_sm_demo_serves_tokens_passwords_and_a_query_with_an_sm3_receipt(
+    demo_template_sm, tmp_path
+):
+    """The ``sm`` demo end to end over HTTP: HMAC-SM3 tokens authenticate, PBKDF2-HMAC-SM3
+    passwords log in (a wrong one does not), a query is released from SM4-encrypted data
+    and its receipt's leaf hash is the SM3 leaf of its ``query.released`` entry."""
+    import shutil
+
+    from sandbox.service import Sandbox
+    from sandbox.web import create_app
+    from sandbox.workspace import Workspace
+    from tests.test_rate_limits import login
+
+    shutil.copytree(demo_template_sm, tmp_path / "ws")
+    sb = Sandbox(Workspace.open(tmp_path / "ws"))
+    creds = json.loads((tmp_path / "ws" / "demo-credentials.json").read_text())
+    client = create_app(sb, {"TESTING": True}).test_client()
+    auth = {"Authorization": f"Bearer {creds['researcher']['token']}"}
+    assert client.get("/api/v1/datasets", headers=auth).status_code == 200
+    assert (
+        client.get("/api/v1/datasets", headers={"Authorization": "Bearer sbx_nope"}).status_code
+        == 401
+    )
+    r = client.post(
+        "/api/v1/queries",
+        headers=auth,
+        json={
+            "approval_id": creds["researcher"]["approval_id"],
+            "sql": "SELECT COUNT(*) FROM residents",
+        },
+    )
+    assert r.status_code == 200, r.json
+    receipt = r.json["receipt"]
+    entry = store.entry_bytes(sb.conn(), receipt["log_index"])
+    assert SM3.hash_leaf(entry).hex() == receipt["leaf_hash"] != SHA256.hash_leaf(entry).hex()
+    assert login(client, "owner", "owner-demo").status_code in (302, 303)
+    other = create_app(sb, {"TESTING": True}).test_client()
+    assert login(other, "owner", "wrong password").status_code == 401
