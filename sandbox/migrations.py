@@ -462,5 +462,11 @@ _V9 = [
     "CREATE INDEX public_objections_address ON public_objections(address_key, created_at)",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9}
+# 10: researcher self-service (issue 14; sandbox/self_service.py): when each API token was last
+# used (recorded at most once a minute per token), shown to its owner.
+_V10 = [
+    "ALTER TABLE api_tokens ADD COLUMN last_used_at TEXT",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10}
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -48,10 +48,10 @@ class SettingGroup:
 
 def all_groups() -> list[SettingGroup]:
     """Every group, imported late (the modules owning them import this one)."""
-    from sandbox import alerts, deadlines, public_objections, rate_limits, workflow
+    from sandbox import alerts, deadlines, public_objections, rate_limits, self_service, workflow
 
     return [workflow.SETTING_GROUP, rate_limits.SETTING_GROUP, alerts.SETTING_GROUP, deadlines.SETTING_GROUP,
-            public_objections.SETTING_GROUP]
+            public_objections.SETTING_GROUP, self_service.SETTING_GROUP]
 
 
 def find(name: str) -> SettingGroup:

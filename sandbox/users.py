@@ -8,6 +8,8 @@ wrong password give the same answer.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -81,12 +83,16 @@ def find_user(conn: sqlite3.Connection, username: str) -> User | None:
 
 def authenticate_token(conn: sqlite3.Connection, token: str) -> User:
     row = conn.execute(
-        "SELECT u.* FROM api_tokens t JOIN users u ON u.id = t.user_id "
+        "SELECT u.*, t.id AS token_id, t.last_used_at FROM api_tokens t JOIN users u ON u.id = t.user_id "
         "WHERE t.token_hash = ? AND t.revoked_at IS NULL",
         (keys.hash_token(token, crypto_profile(conn)),),
     ).fetchone()
     if row is None:
         raise Unauthorized("the API token is not valid; send Authorization: Bearer <token>")
+    # issue 14: "last used", shown to the token's owner; written at most once a minute per token
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    if row["last_used_at"] is None or row["last_used_at"] < iso(now - dt.timedelta(minutes=1)):
+        conn.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (iso(now), row["token_id"]))
     return _user(row)
 
 

@@ -115,6 +115,10 @@ TABLE: list[Row] = [
         ("enforcement.handle_alert", "POST"), ("enforcement.settings_page", "GET"),
         ("enforcement.change_setting", "POST"), ("enforcement.file_public_objection", "POST"),
         ("enforcement.track_public_objection", "GET"), ("enforcement.answer_public_objection", "POST"),
+        ("self_service.register", "GET"), ("self_service.register", "POST"), ("self_service.apply", "GET"),
+        ("self_service.apply", "POST"), ("self_service.my_applications", "GET"),
+        ("self_service.request_change", "POST"), ("self_service.tokens", "GET"), ("self_service.tokens", "POST"),
+        ("self_service.revoke", "POST"),
     )],
     # -- queries and budgets (the foundation's endpoints) ------------------------------------
     row("api.post_query", "POST", "/api/v1/queries",
@@ -143,6 +147,10 @@ TABLE: list[Row] = [
         researcher="403 403", owner="ok 404", regulator="403 403", admin="403 403", anonymous="401 401"),
     row("api_workflow.list_approvals", "GET", "/api/v1/approvals", **LIST),
     row("api_workflow.get_approval", "GET", "/api/v1/approvals/{approval}", **READ_OWN),
+    # issue 14: more budget or an extension is a new application by the approval's researcher
+    row("api_workflow.post_approval_request", "POST", "/api/v1/approvals/{approval}/requests",
+        {"kind": "budget", "reason": "matrix"}, researcher="ok 404", owner="404 404", regulator="404 404",
+        admin="403 403", anonymous="401 401"),
     # -- objections (第十七条) ---------------------------------------------------------------------
     row("api_workflow.post_objection", "POST", "/api/v1/objections",
         {"target_type": "application", "target_id": "{app_decided}", "text": "matrix objection"},
@@ -217,6 +225,11 @@ TABLE: list[Row] = [
     row("api_workflow.list_organisations", "GET", "/api/v1/organisations", **SIGNED_IN),
     row("api_workflow.put_user_organisation", "PUT", "/api/v1/users/researcher2/organisation",
         {"organisation": "no such organisation"}, everyone="403 403", admin="400 400", anonymous="401 401"),
+    # -- researcher self-service: one's own API tokens (issue 14) ------------------------------
+    row("api_workflow.list_tokens", "GET", "/api/v1/tokens", **SIGNED_IN),
+    row("api_workflow.post_token", "POST", "/api/v1/tokens", {"name": "matrix"}, **SIGNED_IN),
+    row("api_workflow.revoke_token", "POST", "/api/v1/tokens/999999/revoke", everyone="404 404",
+        anonymous="401 401"),
     # -- objections from the public, without login (第十七条) ------------------------------------
     row("api_workflow.post_public_objection", "POST", "/api/v1/public-objections",
         {"target_type": "dataset", "target": "{dataset}", "text": "matrix"}, **PUBLIC),
@@ -268,7 +281,8 @@ def console_path(client, r: Row, side: Side) -> str:
     """A URL for a console endpoint, its arguments taken from the side's objects."""
     values = {"name": side.dataset, "application_id": side.app_decided, "suspension_id": side.suspension,
               "objection_id": side.objection, "review_id": side.review, "query_id": "q_0",
-              "order_id": side.rectification, "termination_id": 1, "alert_id": 1, "token": "t", "filename": "sandbox.css"}
+              "order_id": side.rectification, "termination_id": 1, "alert_id": 1,
+              "approval_id": side.approval, "token_id": 1, "token": "t", "filename": "sandbox.css"}
     rule = next(x for x in client.application.url_map.iter_rules(r.endpoint) if r.method in x.methods)
     adapter = client.application.url_map.bind("localhost")
     return adapter.build(r.endpoint, {a: values[a] for a in rule.arguments}, method=r.method)

@@ -26,6 +26,7 @@ from sandbox import (
     organisations,
     public_objections,
     publication,
+    self_service,
     suspensions,
     transparency,
 )
@@ -273,6 +274,26 @@ def list_public_objections():
 @bp.post("/api/v1/public-objections/<int:objection_id>/answer")
 def answer_public_objection(objection_id: int):
     return jsonify(public_objections.answer(sandbox(), g.user, objection_id, json_body()))
+
+
+@bp.get("/api/v1/tokens")
+def list_tokens():
+    return jsonify({"tokens": self_service.list_tokens(sandbox(), g.user)})
+
+
+@bp.post("/api/v1/tokens")
+def post_token():
+    return jsonify(self_service.create_token(sandbox(), g.user, json_body())), 201
+
+
+@bp.post("/api/v1/tokens/<token_id>/revoke")
+def revoke_token(token_id: str):
+    return jsonify(self_service.revoke_token(sandbox(), g.user, token_id))
+
+
+@bp.post("/api/v1/approvals/<approval_id>/requests")
+def post_approval_request(approval_id: str):
+    return jsonify(self_service.request_change(sandbox(), g.user, approval_id, json_body())), 201
 
 
 @bp.post("/api/v1/alerts/<alert_id>/handle")

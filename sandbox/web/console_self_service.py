@@ -1,0 +1,115 @@
+"""Console pages of researcher self-service (issue 14; 第十五条): register, apply from the open
+list, follow one's applications, request more budget or an extension, manage API tokens.
+
+Views parse forms and delegate to :mod:`sandbox.self_service` and :mod:`sandbox.applications`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from sandbox import applications, approvals, catalog, self_service
+from sandbox.errors import NotFound, SandboxError
+from sandbox.web.console import current_user, role_required, sandbox, signed_in
+
+bp = Blueprint("self_service", __name__)
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register():
+    if current_user() is not None:
+        return redirect(url_for("console.home"))
+    error = None
+    if request.method == "POST":
+        form = {k: request.form.get(k, "") for k in ("username", "password", "password_again", "display_name")}
+        try:
+            self_service.register(sandbox(), form)
+        except SandboxError as err:
+            error = err.message
+        else:
+            flash(_("Your researcher account is ready. Log in to apply for data."), "success")
+            return redirect(url_for("console.login", next=request.args.get("next") or url_for("public.catalog")),
+                            code=303)
+    return render_template("self/register.html", error=error), (400 if error else 200)
+
+
+@bp.route("/apply/<name>", methods=["GET", "POST"])
+@role_required("researcher")
+def apply(name: str):
+    try:
+        entry = catalog.get_entry(sandbox(), signed_in(), name)
+    except NotFound:
+        abort(404)
+    if entry["tier"] != "conditional":
+        abort(404)
+    error = None
+    if request.method == "POST":
+        body: dict[str, Any] = {
+            "datasets": [entry["name"]], "scenario": request.form.get("scenario", ""),
+            "purpose": request.form.get("purpose", ""),
+            "commitment_accepted": request.form.get("commitment") == "1",
+        }
+        cols = request.form.getlist("columns")
+        if cols:
+            body["columns"] = {entry["name"]: cols}
+        try:
+            result = applications.submit(sandbox(), signed_in(), body)
+        except SandboxError as err:
+            error = err.message
+        else:
+            flash(_("Application %(id)s submitted; the owner decides by %(due)s.", id=result["application_id"],
+                    due=result["due_at"][:10]), "success")
+            return redirect(url_for("self_service.my_applications"), code=303)
+    return render_template("self/apply.html", entry=entry, commitment=applications.COMMITMENT_TEXT, error=error,
+                           form=request.form), (400 if error else 200)
+
+
+@bp.get("/my/applications")
+@role_required("researcher")
+def my_applications():
+    sb, user = sandbox(), signed_in()
+    apps = list(reversed(applications.list_applications(sb, user)))
+    grants = {a["approval_id"]: a for a in approvals.list_approvals(sb, user)}
+    return render_template("self/applications.html", apps=apps, grants=grants)
+
+
+@bp.post("/my/approvals/<int:approval_id>/request")
+@role_required("researcher")
+def request_change(approval_id: int):
+    body = {"kind": request.form.get("kind", ""), "reason": request.form.get("reason", "")}
+    try:
+        result = self_service.request_change(sandbox(), signed_in(), approval_id, body)
+    except NotFound:
+        abort(404)
+    except SandboxError as err:
+        flash(err.message, "error")
+    else:
+        flash(_("Request submitted as application %(id)s.", id=result["application_id"]), "success")
+    return redirect(url_for("self_service.my_applications"), code=303)
+
+
+@bp.route("/my/tokens", methods=["GET", "POST"])
+@role_required("researcher", "owner", "regulator", "admin")
+def tokens():
+    sb, user = sandbox(), signed_in()
+    new = None
+    if request.method == "POST":
+        try:
+            new = self_service.create_token(sb, user, {"name": request.form.get("name", "")})
+        except SandboxError as err:
+            flash(err.message, "error")
+    return render_template("self/tokens.html", tokens=self_service.list_tokens(sb, user), new=new)
+
+
+@bp.post("/my/tokens/<int:token_id>/revoke")
+@role_required("researcher", "owner", "regulator", "admin")
+def revoke(token_id: int):
+    try:
+        self_service.revoke_token(sandbox(), signed_in(), token_id)
+    except NotFound:
+        abort(404)
+    flash(_("Token revoked: it no longer works."), "success")
+    return redirect(url_for("self_service.tokens"), code=303)
