@@ -45,6 +45,7 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
+from werkzeug.exceptions import default_exceptions
 
 from sandbox import rate_limits
 from sandbox.clock import display_zone, iso, parse_iso
@@ -331,12 +332,9 @@ def set_language():
 # -- navigation and errors -------------------------------------------------------------------
 NAV: Final[dict[str, list[tuple[str, Any]]]] = {
     "anonymous": [("public.catalog", lazy_gettext("Open list")),
-                  ("public.transparency", lazy_gettext("Transparency")),
-                  ("self_service.register", lazy_gettext("Register"))],
+                  ("public.transparency", lazy_gettext("Transparency"))],
     "researcher": [("researcher.query", lazy_gettext("Query")), ("researcher.history", lazy_gettext("History")),
-                   ("oversight.objections", lazy_gettext("Objections")), ("public.catalog", lazy_gettext("Open list")),
-                   ("self_service.my_applications", lazy_gettext("My applications")),
-                   ("self_service.tokens", lazy_gettext("API tokens"))],
+                   ("oversight.objections", lazy_gettext("Objections")), ("public.catalog", lazy_gettext("Open list"))],
     "owner": [("owner.overview", lazy_gettext("Overview")), ("owner.applications_inbox", lazy_gettext("Applications")),
               ("owner.approvals", lazy_gettext("Budgets")), ("owner_datasets.datasets", lazy_gettext("Datasets")),
               ("owner.alerts", lazy_gettext("Alerts")), ("oversight.suspensions", lazy_gettext("Suspensions")),
@@ -358,7 +356,7 @@ NAV_PARENT: Final = {
     "owner_datasets.new": "owner_datasets.datasets", "owner_datasets.upload": "owner_datasets.datasets",
     "owner_datasets.policy": "owner_datasets.datasets", "owner_datasets.register": "owner_datasets.datasets",
     "owner_datasets.dataset": "owner_datasets.datasets", "regulator.verify": "regulator.overview",
-    "public.dataset": "public.catalog", "reviews.detail": "reviews.index", "self_service.apply": "public.catalog",
+    "public.dataset": "public.catalog", "reviews.detail": "reviews.index",
 }
 ROLE_NAMES: Final = {
     "researcher": lazy_gettext("Researcher"), "owner": lazy_gettext("Data owner"),
@@ -404,6 +402,8 @@ def render_error(status: int, message: str | None = None):
     hint = ERROR_HINTS.get(status)
     if status >= 500:
         message = None  # SECURITY: never echo internals
+    if message and message == getattr(default_exceptions.get(status), "description", None):
+        message = None  # Werkzeug's stock English sentence: the translated title and hint say it (issue 15)
     return render_template("error.html", status=status, title=title, message=message, hint=hint), status
 
 
@@ -443,12 +443,10 @@ def init_app(app: Flask) -> None:
         console_regulator,
         console_researcher,
         console_reviews,
-        console_self_service,
     )
 
     i18n.init_app(app)
     app.register_blueprint(bp)
     for module in (console_public, console_researcher, console_owner, console_owner_datasets,
-                   console_regulator, console_oversight, console_reviews, console_enforcement,
-                   console_self_service):
+                   console_regulator, console_oversight, console_reviews, console_enforcement):
         app.register_blueprint(module.bp)
