@@ -332,9 +332,12 @@ def set_language():
 # -- navigation and errors -------------------------------------------------------------------
 NAV: Final[dict[str, list[tuple[str, Any]]]] = {
     "anonymous": [("public.catalog", lazy_gettext("Open list")),
-                  ("public.transparency", lazy_gettext("Transparency"))],
+                  ("public.transparency", lazy_gettext("Transparency")),
+                  ("self_service.register", lazy_gettext("Register"))],
     "researcher": [("researcher.query", lazy_gettext("Query")), ("researcher.history", lazy_gettext("History")),
-                   ("oversight.objections", lazy_gettext("Objections")), ("public.catalog", lazy_gettext("Open list"))],
+                   ("oversight.objections", lazy_gettext("Objections")), ("public.catalog", lazy_gettext("Open list")),
+                   ("self_service.my_applications", lazy_gettext("My applications")),
+                   ("self_service.tokens", lazy_gettext("API tokens"))],
     "owner": [("owner.overview", lazy_gettext("Overview")), ("owner.applications_inbox", lazy_gettext("Applications")),
               ("owner.approvals", lazy_gettext("Budgets")), ("owner_datasets.datasets", lazy_gettext("Datasets")),
               ("owner.alerts", lazy_gettext("Alerts")), ("oversight.suspensions", lazy_gettext("Suspensions")),
@@ -356,7 +359,7 @@ NAV_PARENT: Final = {
     "owner_datasets.new": "owner_datasets.datasets", "owner_datasets.upload": "owner_datasets.datasets",
     "owner_datasets.policy": "owner_datasets.datasets", "owner_datasets.register": "owner_datasets.datasets",
     "owner_datasets.dataset": "owner_datasets.datasets", "regulator.verify": "regulator.overview",
-    "public.dataset": "public.catalog", "reviews.detail": "reviews.index",
+    "public.dataset": "public.catalog", "reviews.detail": "reviews.index", "self_service.apply": "public.catalog",
 }
 ROLE_NAMES: Final = {
     "researcher": lazy_gettext("Researcher"), "owner": lazy_gettext("Data owner"),
@@ -443,10 +446,12 @@ def init_app(app: Flask) -> None:
         console_regulator,
         console_researcher,
         console_reviews,
+        console_self_service,
     )
 
     i18n.init_app(app)
     app.register_blueprint(bp)
     for module in (console_public, console_researcher, console_owner, console_owner_datasets,
-                   console_regulator, console_oversight, console_reviews, console_enforcement):
+                   console_regulator, console_oversight, console_reviews, console_enforcement,
+                   console_self_service):
         app.register_blueprint(module.bp)
