@@ -1,8 +1,9 @@
 /* Console enhancements. Every page works without this file; it adds:
  *  - the collapsing main menu on narrow screens (a real button with aria-expanded; Escape
  *    closes it and returns focus to the button);
- *  - confirmation before destructive or irreversible actions: any form with a
- *    data-confirm attribute asks first (the text comes translated from the server);
+ *  - confirmation before destructive or irreversible actions: a form with a
+ *    data-confirm attribute asks first (the text comes translated from the server), and so
+ *    does any "danger" button (suspend, terminate, revoke), with its own label;
  *  - schema browser buttons that insert a column name at the editor's cursor (the editor
  *    itself is CodeMirror 6, static/vendor/codemirror.min.js, loaded on the workbench only);
  *  - tabs between result charts.
@@ -28,10 +29,17 @@
   }
 
   function enhanceConfirm() {
+    // A form's data-confirm text (translated by the server), or, for any "danger" button
+    // (suspend, terminate, revoke …), the button's own label as the question.
+    var zh = (document.documentElement.lang || "").indexOf("zh") === 0;
     document.addEventListener("submit", function (ev) {
       var form = ev.target;
+      var button = ev.submitter;
       var text = form && form.getAttribute && form.getAttribute("data-confirm");
-      if (text && !window.confirm(text)) { ev.preventDefault(); }
+      if (!text && button && button.classList && button.classList.contains("danger")) {
+        text = button.textContent.trim() + (zh ? "？" : "?");
+      }
+      if (text && !window.confirm(text)) { ev.preventDefault(); ev.stopImmediatePropagation(); }
     }, true);
   }
 
