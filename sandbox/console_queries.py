@@ -201,7 +201,8 @@ def timeline(conn: sqlite3.Connection, f: TimelineFilter, limit: int = TIMELINE_
 
     ``dataset`` matches an entry about the dataset (subject ``dataset/NAME``) or one whose
     details name it (``details.dataset``, a key of ``details.datasets`` for releases, an item
-    of ``details.datasets`` for applications).
+    of ``details.datasets`` for applications), and refusals and failures on an approval whose
+    scope holds the dataset (issue 14).
     """
     where, params = ["1 = 1"], []  # type: tuple[list[str], list[Any]]
     if f.actor:
@@ -220,9 +221,14 @@ def timeline(conn: sqlite3.Connection, f: TimelineFilter, limit: int = TIMELINE_
             "OR (json_type(entry, '$.details.datasets') = 'object' "
             "    AND json_type(json_extract(entry, '$.details.datasets'), '$.\"' || ? || '\"') IS NOT NULL) "
             "OR (json_type(entry, '$.details.datasets') = 'array' AND EXISTS "
-            "    (SELECT 1 FROM json_each(entry, '$.details.datasets') WHERE value = ?)))"
+            "    (SELECT 1 FROM json_each(entry, '$.details.datasets') WHERE value = ?)) "
+            # issue 14: refusals and failures name no dataset (a refusal reads none); they count
+            # for the datasets of the approval they were made on
+            "OR (action IN ('query.refused', 'query.failed') AND json_extract(entry, '$.details.approval_id') IN "
+            "    (SELECT a.id FROM approvals a WHERE EXISTS "
+            "       (SELECT 1 FROM json_each(a.scope_json, '$.datasets') WHERE lower(value) = ?))))"
         )
-        params += [f"dataset/{f.dataset}", f.dataset, f.dataset, f.dataset]
+        params += [f"dataset/{f.dataset}", f.dataset, f.dataset, f.dataset, f.dataset]
     if f.since:
         where.append("time >= ?")
         params.append(f.since)
