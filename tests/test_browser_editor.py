@@ -12,7 +12,7 @@ import re
 import pytest
 
 from tests import test_browser_console as base
-from tests.test_browser_console import login
+from tests.test_browser_console import SCREENSHOTS, login
 
 # The live app, the browser and the origin-checking page of test_browser_console.py.
 live, browser, page = base.live, base.browser, base.page
@@ -92,6 +92,11 @@ def test_a_thirty_line_query_is_typed_autocompleted_and_run(page, live):
             page.keyboard.press("Escape")
             page.keyboard.press("Enter")
         if "{COUNT}" in line:
+            page.keyboard.type("COUN")
+            page.locator(".cm-completionInfo").wait_for()
+            page.locator("#query-form").screenshot(path=str(SCREENSHOTS / "editor-autocomplete.png"))
+            for _ in range(4):
+                page.keyboard.press("Backspace")
             description = complete(page, "COUN", "COUNT")  # a function: applied with its "("
             line = line.replace("{COUNT}", "")
         if "{residents}" in line:
@@ -138,6 +143,7 @@ def test_a_refusal_is_marked_at_its_line_and_column(page, live):
     assert page.evaluate("document.activeElement.classList.contains('cm-content')")
     head = page.evaluate("document.querySelector('[data-editor]').editorView.state.selection.main.head")
     assert editor_text(page)[head:head + 5] == "phone"
+    page.locator("#query-form").screenshot(path=str(SCREENSHOTS / "editor-refusal.png"))
     page.keyboard.type(" ")  # the mark belongs to the refused text only
     assert page.locator(".cm-refusal").count() == 0
     assert page.get_attribute(".cm-content", "aria-invalid") is None
@@ -172,3 +178,21 @@ def test_format_save_reopen_and_delete(page, live):
     page.locator("#saved form[data-confirm] button").first.click()
     page.wait_for_load_state()
     assert "按区县人数" not in page.inner_text("#saved")
+
+
+MONTHS = "SELECT DATE_TRUNC('month', visit_date) AS month,\n       COUNT(*) AS visits\nFROM clinic_visits\nGROUP BY month"
+
+
+def test_preview_in_words_then_a_line_chart_with_its_band(page, live):
+    login(page, live, "researcher")
+    page.wait_for_selector(".cm-editor")
+    clear_editor(page)
+    page.keyboard.insert_text(MONTHS)
+    page.click("#preview")
+    page.wait_for_selector("#estimate")
+    assert "约 ±" in page.inner_text("#estimate-columns")
+    page.locator("#estimate").screenshot(path=str(SCREENSHOTS / "preview.png"))
+    page.click("#run")
+    page.wait_for_selector("#result svg.chart.line-band polygon.band")
+    page.evaluate("document.querySelector('.top').style.position = 'static'")  # keep the bar off the shot
+    page.locator("#result").screenshot(path=str(SCREENSHOTS / "result-line.png"))
