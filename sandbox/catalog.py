@@ -100,6 +100,17 @@ def _open_release(conn: sqlite3.Connection, version: datasets.DatasetVersion | N
             "review_id": der["review_id"], "k_target": der["k_target"]}
 
 
+def _listable(version: datasets.DatasetVersion | None, column: str) -> bool:
+    """PRIVACY (第八、十二条): a column's ``public_values`` are listed on public pages only when the
+    version's risk scan found no identifiers in it and every value in the data is held by at least
+    K_MIN persons (``value_support``); a list of names taken from the policy is not public."""
+    report = version.risk_report if version is not None else {}
+    if any(f.get("column") == column for f in report.get("identifier_findings", [])):
+        return False
+    support = (report.get("value_support") or {}).get(column)
+    return support is not None and support >= risk_scan.K_MIN
+
+
 def entry(conn: sqlite3.Connection, row: sqlite3.Row, *, privileged: bool,
           now: dt.datetime | None = None) -> dict[str, Any]:
     """One catalog entry. ``privileged`` (owner, regulator): unpublished versions too."""
@@ -120,7 +131,8 @@ def entry(conn: sqlite3.Connection, row: sqlite3.Row, *, privileged: bool,
         "columns": [
             {"name": c.name, "type": c.type, "sensitivity": c.sensitivity, "description": c.description,
              "bounds": [str(b) for b in c.bounds] if c.bounds else None,
-             "public_values": list(c.public_values) if c.public_values else None}
+             "public_values": (list(c.public_values) if c.public_values and (privileged or _listable(current, c.name))
+                               else None)}
             for c in (policy.columns.values() if policy else [])
         ],
         "versions": [
@@ -130,6 +142,10 @@ def entry(conn: sqlite3.Connection, row: sqlite3.Row, *, privileged: bool,
         ],
         "tier_history": _tier_history(conn, row["id"]),
         "open_release": open_release,
+        # 第二十条 (issue 14): personal information needs a legal basis or consent reference
+        "holds_personal_information": bool(policy) and any(
+            c.sensitivity in ("identifier", "quasi_identifier") for c in policy.columns.values()),
+        "legal_basis": row["legal_basis"],
         # 第十一、十四条 (issue 14): when the tier is due for reassessment, when the next update is due
         "schedule": ({d["kind"]: d["due_at"] for d in deadlines.dataset_schedule(conn, now)
                       if d["id"] == row["id"]} if privileged and published and now is not None else None),
@@ -283,6 +299,20 @@ def _newest_published(conn: sqlite3.Connection, row: sqlite3.Row) -> datasets.Da
     return versions[-1]
 
 
+# -- legal basis (第二十条) -----------------------------------------------------------------------
+def set_legal_basis(sb: Sandbox, user: User | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``PUT /api/v1/datasets/<name>/legal-basis`` ``{"legal_basis"}`` (owner): the law, the
+    authorisation or the consent reference under which personal information in it is opened."""
+    row = _visible_row(sb, user, "dataset.legal_basis", name)
+    basis = fields.text(body, "legal_basis", limit=1000)
+    conn = sb.conn()
+    with transaction(conn):
+        conn.execute("UPDATE datasets SET legal_basis = ? WHERE id = ?", (basis, row["id"]))
+        sb.audit(conn, user, "dataset.legal_basis_set", f"dataset/{row['name']}",
+                 {"dataset": row["name"], "old": row["legal_basis"], "new": basis})
+    return {"dataset": row["name"], "legal_basis": basis}
+
+
 # -- risk reports (第十二条) ---------------------------------------------------------------------
 def _latest_any(conn: sqlite3.Connection, dataset_id: int) -> datasets.DatasetVersion:
     return datasets.all_versions(conn, dataset_id)[-1]
@@ -315,10 +345,19 @@ def acknowledge_risk(sb: Sandbox, user: User | None, name: str, body: dict[str, 
         # 第十二条: the regulator reviews before anything opens; the owner's step is the submission.
         result = publication.submit(sb, user, row, v, kind="publication", to_tier=row["tier"], body=body)
         return {**result, "published": False}
+    checked = v
     with transaction(conn):
+        # PRIVACY (race): decide on the version actually published, inside the transaction: a
+        # version added since the check above is neither published unchecked nor unreviewed.
         v = _latest_any(conn, row["id"])
+        if v.version_id != checked.version_id:
+            raise conflict(f"{v.name} version {v.version} was added while version {checked.version} was being "
+                           f"acknowledged; read its risk report and acknowledge version {v.version}")
         if v.published:
             raise conflict(f"{v.name} version {v.version} is already published")
+        tier = conn.execute("SELECT tier FROM datasets WHERE id = ?", (row["id"],)).fetchone()["tier"]
+        if publication.review_reason(conn, row["id"], tier, v) is not None:
+            raise conflict(f"{v.name} version {v.version} now needs the regulator's review; acknowledge it again")
         report = v.risk_report
         datasets.publish(conn, v.version_id, user.id, note, now=sb.now)
         sb.audit(conn, user, "dataset.risk_acknowledged", f"dataset/{v.name}", {

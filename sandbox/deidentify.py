@@ -1,32 +1,59 @@
 """The de-identified derivative behind every unconditional download (第八、十一、十二条; issue 14).
 
 No tier ever releases an identifier column raw. An unconditional (无条件开放) dataset is
-downloaded as a *derivative* built here, never as its stored file:
+downloaded as a *derivative* built here, never as its stored file. The derivative is an
+**allow-list**: a column leaves only when it is safe by construction; everything else is
+dropped, whatever its declaration (a careless or malicious declaration is the threat).
 
-1. **dropped**: every column the policy declares ``identifier``; every column in which the
-   risk scan finds identifier-like values (whatever it is declared — a mis-declared column is
-   the leak the scan exists to catch); and the privacy unit (a persistent pseudonym that
-   links a person's rows across releases);
-2. **generalised**: the ``quasi_identifier`` columns, one level at a time, the column with the
-   most distinct values first (Datafly, Sweeney 2002), until every combination is shared by
-   at least ``k_target`` persons — numbers into ever wider bands of the column's bounds,
-   dates into months then years, text and booleans into ``*``;
-3. **suppressed**: once at most ``max_suppression`` of the persons are in combinations
-   smaller than ``k_target``, their rows are removed instead of generalising further.
+1. **dropped**: the privacy unit (a persistent pseudonym); every column declared
+   ``identifier``; every column in which the risk scan — run over *every* value here, not a
+   sample — finds identifier-like values; every column whose header names an identifier
+   (身份证, 电话, 账号 …); and every other column that is not one of the kinds below (free
+   text, near-unique text or numbers: names, notes, codes in forms no scanner knows).
+2. **kept, generalised** (the columns the k target is counted over):
 
-The result is scanned again (:func:`sandbox.risk_scan.scan`) and the scan must pass with
-``k ≥ k_target``; otherwise :class:`DeidentificationError` names what failed. The recipe —
-what was dropped and why, each column's level, the suppressed rows — is returned so it can be
-recorded and shown beside the download. Pure functions over Arrow tables; no I/O.
+   * *quasi-identifiers*: those declared, and those recognised whatever their declaration —
+     dates, and columns whose header or values say sex, age, birth, district/street/village,
+     postcode, ethnicity, marital status, occupation, education (:func:`recognised_qi`);
+   * *measures*: numbers with declared ``bounds``, coarsened into bands like a
+     quasi-identifier (an exact income is as identifying as a birth date);
+   * *categories*: text, booleans and unbounded numbers with at most ``CATEGORY_MAX`` distinct
+     values; a value held by fewer than ``k_target`` persons is recoded ``*``, and the column is
+     dropped if more than ``max_suppression`` of the persons hold such values.
+
+   Datafly (Sweeney 2002) generalises one level at a time, the column with the most distinct
+   values first, until every combination of *all* kept columns is shared by at least
+   ``k_target`` persons; once at most ``max_suppression`` of the persons are in smaller
+   combinations, their rows are removed instead.
+3. **persons**, not rows or declared units: rows are linked into one person through the unit
+   *and* every identifier-bearing column (declared, found by the scan, or named so by its
+   header: the same resident ID number under two visit numbers is one person). A dataset with
+   no quasi-identifier at all, declared or recognised, is refused: k would be unchecked.
+4. **successive releases**: given the previous signed derivative, the new one keeps the
+   previous levels as a floor, and a combination whose count changed by fewer than
+   ``k_target`` rows is not allowed to show the change (newcomers held back, departed rows
+   retained from the release already public), so two downloads cannot be differenced down to
+   one person. Changes that cannot be compared like this are counted in the recipe.
+5. **order**: the rows are shuffled with a secure random permutation (the stored order — a
+   file sorted by ID number, or the same person at row *i* in every release — is not kept).
+
+The result is scanned again (:func:`sandbox.risk_scan.scan`, whole columns) and must pass
+with ``k ≥ k_target``; otherwise :class:`DeidentificationError` names what failed. The recipe
+— what was dropped and why, each column's level, the suppressed rows — is returned so it can
+be recorded and shown beside the download. Pure functions over Arrow tables; no I/O.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import random
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -34,12 +61,40 @@ from sandbox import risk_scan
 from sandbox.errors import SandboxError
 from sandbox.policy import ColumnPolicy, DatasetPolicy
 
-RECIPE_FORMAT: Final = "data-sandbox/deidentification/v1"
+RECIPE_FORMAT: Final = "data-sandbox/deidentification/v2"
 #: The share of persons whose rows may be suppressed rather than generalising further.
 MAX_SUPPRESSION: Final = 0.05
+#: A column that is not a quasi-identifier or a bounded measure is kept only as a category of
+#: at most this many distinct values (more is free text or a code, dropped).
+CATEGORY_MAX: Final = 50
 #: Band widths tried for numbers, times powers of ten (1, 2, 5, 10, 20, 50 …).
 _NICE: Final = (1, 2, 5)
 TOP: Final = "*"
+
+#: Headers that say a column describes a person's demographics or whereabouts: a quasi-identifier
+#: whatever it is declared (Sweeney 2000: birth date, sex and postcode single out 87 % of people).
+QI_HEADER: Final = re.compile(
+    r"(?:^|[^a-z])(?:sex|gender|age|ages|birth\w*|born|dob|district|county|street|town|township|village|"
+    r"community|post_?code|postal\w*|zip\w*|ethnic\w*|nation\w*|marital|marriage|occupation|job|education|"
+    r"degree|date|day|time|month|year)(?:$|[^a-z])"
+    r"|性别|年龄|岁|出生|生日|区县|县区|[区县市镇乡村]$|街道|乡镇|社区|居委|村委|邮编|邮政编码|民族|国籍|籍贯|婚姻|职业|学历|"
+    r"文化程度|日期|时间",
+    re.IGNORECASE,
+)
+#: Headers that name an identifier: dropped whatever they hold, and used to link rows of one person.
+ID_HEADER: Final = re.compile(
+    r"身份证|证件号|证号|护照|手机|电话|联系方式|邮箱|银行卡|卡号|账号|帐号|车牌|社保|医保卡|病历号|档案号|住址|地址|"
+    r"(?:^|[^a-z])(?:id_?(?:number|no|card)|sfz\w*|phone|mobile|tel|email|e_?mail|passport|account\w*|card_?no|"
+    r"iban|plate|address|ssn)(?:$|[^a-z])",
+    re.IGNORECASE,
+)
+#: Headers of names: dropped, but not used to link persons (two people may share 王伟).
+NAME_HEADER: Final = re.compile(r"姓名|名字|户主|联系人|代理人|(?:^|[^a-z])(?:full_?)?name(?:$|[^a-z])", re.IGNORECASE)
+SEX_VALUES: Final = frozenset({"男", "女", "男性", "女性", "m", "f", "male", "female", "未知"})
+_AREA_VALUE: Final = re.compile(r"(?:省|市|区|县|旗|街道|镇|乡|社区|村|居委会)$")
+#: Scan kinds whose values are one person's (or one enterprise's) own: they link rows into persons.
+LINKING_KINDS: Final = frozenset({"resident_id", "mobile", "credit_code", "organization_code", "bank_card",
+                                  "email", "licence_plate", "ip_address"})
 
 
 class DeidentificationError(SandboxError):
@@ -56,6 +111,14 @@ class Derivative:
     table: pa.Table
     scan: dict[str, Any]
     recipe: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Previous:
+    """The previous signed derivative of the dataset (what is already public) and its recipe."""
+
+    table: pa.Table
+    recipe: Mapping[str, Any]
 
 
 def _widths(span: float, integer: bool) -> list[float]:
@@ -77,9 +140,11 @@ def _widths(span: float, integer: bool) -> list[float]:
         exp += 1
 
 
-def _levels(col: ColumnPolicy, arr: pa.ChunkedArray) -> list[str]:
+def _levels(col: ColumnPolicy, arr: pa.ChunkedArray, role: str) -> list[str]:
     """Names of the generalisation levels of one column, level 0 (raw) excluded; last is ``*``."""
-    if col.type in ("int", "float"):
+    if role == "category":
+        return [TOP]
+    if col.type in ("int", "float") and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
         lo, hi = _range(col, arr)
         return [f"band:{w}" for w in _widths(hi - lo, col.type == "int")] + [TOP]
     if col.type == "date":
@@ -101,7 +166,7 @@ def _fmt(x: float) -> str:
 
 
 def generalise(col: ColumnPolicy, arr: pa.ChunkedArray, level: str) -> pa.Array:
-    """One column at one level, as text (nulls stay null).
+    """One column at one level, as text (nulls stay null, except at ``*``, which hides them too).
 
     >>> from sandbox.policy import ColumnPolicy
     >>> age = ColumnPolicy("age", "int", "quasi_identifier", bounds=(0, 100))
@@ -110,7 +175,7 @@ def generalise(col: ColumnPolicy, arr: pa.ChunkedArray, level: str) -> pa.Array:
     """
     values = arr.to_pylist()
     if level == TOP:
-        return pa.array([None if v is None else TOP for v in values], pa.string())
+        return pa.array([TOP] * len(values), pa.string())
     if level.startswith("band:"):
         w = float(level.split(":", 1)[1])
         lo, _hi = _range(col, arr)
@@ -131,7 +196,8 @@ def generalise(col: ColumnPolicy, arr: pa.ChunkedArray, level: str) -> pa.Array:
     raise ValueError(f"unknown generalisation level {level!r}")
 
 
-def _flagged_columns(report: dict[str, Any]) -> dict[str, str]:
+# -- what each column is ---------------------------------------------------------------------------
+def _flagged_columns(report: Mapping[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for f in report.get("identifier_findings", []):
         out.setdefault(f["column"], f"the risk scan found {risk_scan.KIND_LABELS.get(f['kind'], f['kind'])} "
@@ -139,87 +205,375 @@ def _flagged_columns(report: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _classes(table: pa.Table, qis: list[str], unit: str) -> pa.Table:
-    per_person = table.select([*qis, unit]).group_by([*qis, unit]).aggregate([])
-    return per_person.group_by(qis).aggregate([([], "count_all")])
+def _text_values(arr: pa.ChunkedArray, limit: int = 20_000) -> list[str]:
+    """Up to ``limit`` distinct non-null values as case-folded, NFKC-normalised text."""
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return []
+    return [risk_scan.normalise(str(v)).strip().casefold() for v in pc.unique(arr.drop_null()).to_pylist()[:limit]]
 
 
-def make_derivative(table: pa.Table, policy: DatasetPolicy, raw_report: dict[str, Any], *, k_target: int,
-                    max_suppression: float = MAX_SUPPRESSION) -> Derivative:
+def recognised_qi(name: str, col: ColumnPolicy | None, arr: pa.ChunkedArray) -> str | None:
+    """Why a column is a quasi-identifier whatever its declaration, or None.
+
+    >>> recognised_qi("出生日期", None, pa.chunked_array([["x"]]))
+    'its header names a demographic or place (出生日期)'
+    >>> recognised_qi("s", None, pa.chunked_array([["男", "女", "女"]]))
+    'its values are sexes'
+    """
+    if (col is not None and col.type == "date") or pa.types.is_temporal(arr.type):
+        return "a date"
+    if QI_HEADER.search(name.strip()):
+        return f"its header names a demographic or place ({name})"
+    values = _text_values(arr)
+    if values and len(values) <= 10 and all(v in SEX_VALUES for v in values):
+        return "its values are sexes"
+    if values and sum(1 for v in values if _AREA_VALUE.search(v)) >= 0.9 * len(values):
+        return "its values are districts, streets or villages"
+    if values and sum(1 for v in values if re.fullmatch(r"\d{6}", v)) >= 0.9 * len(values) and len(values) > 1:
+        return "its values look like postcodes"
+    return None
+
+
+def _codes(arr: pa.ChunkedArray, cap: int | None = None) -> np.ndarray:
+    """Dense integer codes of a column's values; -1 for nulls, empty text and (with ``cap``)
+    values on more than ``cap`` rows (a placeholder such as 无 links nobody)."""
+    enc = pc.dictionary_encode(arr.combine_chunks())
+    codes = np.asarray(pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    if pa.types.is_string(enc.dictionary.type) or pa.types.is_large_string(enc.dictionary.type):
+        blank = np.asarray(pc.equal(pc.utf8_trim_whitespace(enc.dictionary), "").to_numpy(zero_copy_only=False))
+        codes[(codes >= 0) & blank[np.maximum(codes, 0)]] = -1
+    if cap is not None and (codes >= 0).any():
+        counts = np.bincount(codes[codes >= 0], minlength=len(enc.dictionary))
+        codes[(codes >= 0) & (counts[np.maximum(codes, 0)] > cap)] = -1
+    return codes
+
+
+def person_labels(table: pa.Table, unit: str, linking: list[str]) -> np.ndarray:
+    """One label per row: rows sharing the unit *or* any value of a ``linking`` column are one
+    person (connected components, by label propagation).
+
+    >>> t = pa.table({"visit": [1, 2, 3], "idn": ["A", "A", "B"]})
+    >>> person_labels(t, "visit", ["idn"]).tolist()
+    [0, 0, 2]
+    """
+    n = table.num_rows
+    labels = np.arange(n, dtype=np.int64)
+    cap = max(20, n // 100)  # one person's rows (visits); more is a placeholder value
+    columns = [_codes(table.column(unit)), *(_codes(table.column(c), cap) for c in linking)]
+    for _ in range(64):
+        before = labels.copy()
+        for codes in columns:
+            ok = codes >= 0
+            if not ok.any():
+                continue
+            mins = np.full(int(codes.max()) + 1, n, dtype=np.int64)
+            np.minimum.at(mins, codes[ok], labels[ok])
+            labels[ok] = mins[codes[ok]]
+        labels = labels[labels]  # path halving: each row points at its label's label
+        if np.array_equal(labels, before):
+            break
+    return labels
+
+
+def _value_persons(arr: pa.ChunkedArray, person: pa.Array) -> pa.Table:
+    """How many persons hold each value of ``arr`` (nulls are a value too)."""
+    t = pa.table({"v": arr, "p": person}).group_by(["v", "p"]).aggregate([])
+    return t.group_by(["v"]).aggregate([([], "count_all")])
+
+
+def _category(arr: pa.ChunkedArray, person: pa.Array, persons: int, k: int,
+              max_suppression: float) -> tuple[pa.ChunkedArray | None, str, int]:
+    """The column recoded as a category (rare values → ``*``), or None and why not."""
+    support = _value_persons(arr, person)
+    distinct = support.num_rows
+    if distinct > CATEGORY_MAX:
+        return None, (f"free text or near-unique values ({distinct:,} distinct over {persons:,} persons; a kept "
+                      f"category has at most {CATEGORY_MAX})"), 0
+    counts = support.column("count_all").to_numpy()
+    rare = support.column("v").filter(pa.array(counts < k))
+    held = int(counts[counts < k].sum())
+    if held > max_suppression * persons:
+        return None, (f"{held:,} persons hold one of {len(rare):,} values shared by fewer than {k} persons "
+                      "(a near-identifier, not a category)"), 0
+    if len(rare) == 0:
+        return arr, "", 0
+    text = pc.cast(arr, pa.string())
+    is_rare = pc.fill_null(pc.is_in(text, value_set=pc.cast(rare, pa.string())), False)
+    if rare.null_count:
+        is_rare = pc.or_(is_rare, pc.is_null(text))
+    return pc.if_else(is_rare, TOP, text), "", held
+
+
+def _classes(table: pa.Table, cols: list[str], person: str) -> pa.Table:
+    per_person = table.select([*cols, person]).group_by([*cols, person]).aggregate([])
+    return per_person.group_by(cols).aggregate([([], "count_all")])
+
+
+def _k(table: pa.Table, cols: list[str], person: str) -> int:
+    if not table.num_rows:
+        return 0
+    if not cols:
+        return int(pc.count_distinct(table.column(person)).as_py())
+    return int(pc.min(_classes(table, cols, person).column("count_all")).as_py())
+
+
+def _fresh(table: pa.Table, base: str) -> str:
+    name = base
+    while name in table.column_names:
+        name += "_"
+    return name
+
+
+# -- building it -----------------------------------------------------------------------------------
+def make_derivative(table: pa.Table, policy: DatasetPolicy, raw_report: Mapping[str, Any], *, k_target: int,
+                    max_suppression: float = MAX_SUPPRESSION, previous: Previous | None = None) -> Derivative:
     """Build, check and describe the unconditional derivative of ``table`` (see the module doc).
 
-    ``raw_report`` is the risk scan of ``table`` itself: its findings name columns to drop.
+    ``raw_report`` is the risk scan of ``table`` as stored (its findings name columns to drop);
+    the table is scanned again here over every value. ``previous`` is the dataset's last signed
+    derivative, if any (the differencing guard).
     """
     if k_target < risk_scan.K_MIN:
         raise DeidentificationError(f"the k-anonymity target must be at least {risk_scan.K_MIN} "
                                     f"(the risk scan's threshold), not {k_target}")
     unit = policy.privacy_unit
-    dropped: dict[str, str] = {}
-    for col in policy.columns.values():
-        if col.name == unit:
-            dropped[col.name] = "privacy unit: a persistent pseudonym linking a person's rows"
-        elif col.sensitivity == "identifier":
-            dropped[col.name] = "declared identifier"
-    for name, why in _flagged_columns(raw_report).items():
-        dropped.setdefault(name, why)
-    qis = [c.name for c in policy.columns.values() if c.sensitivity == "quasi_identifier" and c.name not in dropped]
-    levels = {q: _levels(policy.columns[q], table.column(q)) for q in qis}
-    at = dict.fromkeys(qis, 0)  # 0 = raw; i = levels[q][i - 1]
-    suppressed = 0
-    persons = int(pc.count_distinct(table.column(unit)).as_py()) if table.num_rows else 0
+    sens = {c.name: c.sensitivity for c in policy.columns.values()}
+    full_scan = risk_scan.scan(table, sens, privacy_unit=unit, dataset=policy.name, sample_rows=None)
+    flagged = {**_flagged_columns(full_scan), **_flagged_columns(raw_report)}
+    kinds: dict[str, set[str]] = {}
+    for f in [*raw_report.get("identifier_findings", []), *full_scan["identifier_findings"]]:
+        kinds.setdefault(f["column"], set()).add(f["kind"])
+
+    # 1. persons: the unit, linked through every identifier-bearing column
+    linking = []
+    for name in table.column_names:
+        col = policy.columns.get(name)
+        found = kinds.get(name, set())
+        name_like = bool(NAME_HEADER.search(name)) or bool(found and not found & LINKING_KINDS)
+        declared = col is not None and col.sensitivity == "identifier"
+        if name != unit and ((found & LINKING_KINDS) or (not name_like and (declared or ID_HEADER.search(name)))):
+            if pc.count_distinct(table.column(name)).as_py() > CATEGORY_MAX:
+                linking.append(name)
+    person_name = _fresh(table, "_person")
+    labels = person_labels(table, unit, linking) if table.num_rows else np.zeros(0, dtype=np.int64)
+    person = pa.array(labels)
+    persons = len(np.unique(labels))
     if persons < k_target:
         raise DeidentificationError(f"the dataset holds {persons} persons, fewer than the k-anonymity target "
                                     f"{k_target}: no row-level release can meet it")
+
+    # 2. the allow-list: what each column is
+    dropped: dict[str, str] = {}
+    roles: dict[str, str] = {}  # name -> quasi_identifier | measure | category
+    why_qi: dict[str, str] = {}
+    recoded: dict[str, int] = {}
+    base = {}
+    for name in table.column_names:
+        col = policy.columns.get(name) or ColumnPolicy(name, "text", "sensitive")
+        arr = table.column(name)
+        if name == unit:
+            dropped[name] = "privacy unit: a persistent pseudonym linking a person's rows"
+        elif col.sensitivity == "identifier":
+            dropped[name] = "declared identifier"
+        elif name in flagged:
+            dropped[name] = flagged[name]
+        elif ID_HEADER.search(name) or NAME_HEADER.search(name):
+            dropped[name] = "its header names an identifier (a name, number, account, plate or address)"
+        elif col.sensitivity == "quasi_identifier" or (why := recognised_qi(name, col, arr)):
+            roles[name] = "quasi_identifier"
+            why_qi[name] = "declared" if col.sensitivity == "quasi_identifier" else f"recognised: {why}"
+            base[name] = arr
+        elif col.type in ("int", "float") and col.bounds is not None:
+            roles[name] = "measure"
+            base[name] = arr
+        else:
+            kept, why_not, held = _category(arr, person, persons, k_target, max_suppression)
+            if kept is None:
+                dropped[name] = why_not
+            else:
+                roles[name] = "category"
+                base[name] = kept
+                if held:
+                    recoded[name] = held
+    if not any(r == "quasi_identifier" for r in roles.values()):
+        raise DeidentificationError(
+            "no quasi-identifier is declared or recognised among the columns that would be published, so the "
+            "k-anonymity target cannot be checked: declare the columns an outsider could know about a person "
+            "(district, age, sex, dates …) sensitivity = \"quasi_identifier\" (第十二条)")
+    kcols = list(roles)
+    cols_policy = {n: policy.columns.get(n) or ColumnPolicy(n, "text", "sensitive") for n in kcols}
+    levels = {q: _levels(cols_policy[q], table.column(q), roles[q]) for q in kcols}
+    at = dict.fromkeys(kcols, 0)  # 0 = raw; i = levels[q][i - 1]
+    floor = _previous_levels(previous, levels)
+    at.update({q: i for q, i in floor.items() if q in at})
+    source = pa.table({**base, person_name: person})
+    suppressed = 0
+    scan: dict[str, Any] = {}
+    work = source
     for _round in range(8):  # the re-scan may flag more columns (values found only after a change)
-        work = _apply(table, policy, [c for c in table.column_names if c not in dropped or c == unit], at, levels)
-        while qis:
-            classes = _classes(work, qis, unit)
-            sizes = classes.column("count_all").to_numpy()
-            small = sizes < k_target
-            if not small.any():
-                break
-            if sizes[small].sum() <= max_suppression * persons:
-                keep_keys = classes.filter(pa.array(~small)).select(qis)
-                before = work.num_rows
-                work = work.join(keep_keys, qis, join_type="inner")
-                suppressed += before - work.num_rows
-                break
-            candidates = [q for q in qis if at[q] < len(levels[q])]
-            q = max(candidates, key=lambda c: (pc.count_distinct(work.column(c)).as_py(), c))
-            at[q] += 1
-            work = _apply(table, policy, work.column_names, at, levels)
-            suppressed = 0
-        sens = {c.name: c.sensitivity for c in policy.columns.values()}
-        scan = risk_scan.scan(work, sens, privacy_unit=unit, dataset=policy.name)
+        work, suppressed = _datafly(source, cols_policy, kcols, at, levels, person_name, persons, k_target,
+                                    max_suppression)
+        scan = risk_scan.scan(work, dict.fromkeys(kcols, "quasi_identifier"), privacy_unit=person_name,
+                              dataset=policy.name, sample_rows=None)
         newly = {n: w for n, w in _flagged_columns(scan).items() if n not in dropped}
         if not newly:
             break
         dropped.update(newly)
-        qis = [q for q in qis if q not in dropped]
-    k = scan["quasi_identifiers"].get("k") if qis else None
-    if scan["identifier_findings"] or not scan["passed"] or (qis and (k is None or k < k_target)):
+        kcols = [q for q in kcols if q not in newly]
+        source = source.drop_columns(list(newly))
+        if not any(roles[q] == "quasi_identifier" for q in kcols):
+            raise DeidentificationError("every quasi-identifier was dropped by the re-scan of the derivative")
+    differencing = None
+    if previous is not None:
+        work, differencing = _guard_differencing(work, previous, kcols, at, levels, person_name, k_target)
+        scan = risk_scan.scan(work, dict.fromkeys(kcols, "quasi_identifier"), privacy_unit=person_name,
+                              dataset=policy.name, sample_rows=None)
+    k = _k(work, kcols, person_name)
+    if scan["identifier_findings"] or not scan["passed"] or k < k_target:
         raise DeidentificationError(f"the de-identified derivative still fails its risk scan: "
                                     f"{'; '.join(scan['problems']) or f'k = {k} < {k_target}'}")
+    # PRIVACY: a secure random permutation; the stored order (sorted by ID number, or the same
+    # person at the same row in every release) must not survive.
+    order = list(range(work.num_rows))
+    random.SystemRandom().shuffle(order)
+    work = work.take(pa.array(order, pa.int64())) if order else work
     recipe = {
         "format": RECIPE_FORMAT,
         "k_target": k_target,
         "k_achieved": k,
+        "persons": persons,
+        "persons_linked_by": [unit, *linking],
         "max_suppression": max_suppression,
         "dropped": [{"column": n, "reason": why} for n, why in dropped.items()],
-        "generalised": [{"column": q, "level": (levels[q][at[q] - 1] if at[q] else "raw")} for q in qis],
-        "kept": [c for c in work.column_names if c != unit and c not in qis],
+        "quasi_identifiers": [{"column": q, "why": why_qi[q]} for q in kcols if roles[q] == "quasi_identifier"],
+        "generalised": [{"column": q, "level": (levels[q][at[q] - 1] if at[q] else "raw"), "role": roles[q]}
+                        for q in kcols if roles[q] != "category"],
+        "kept": [q for q in kcols if roles[q] == "category"],
+        "categories": [{"column": q, "level": (levels[q][at[q] - 1] if at[q] else "raw"),
+                        "rare_values_recoded_persons": recoded.get(q, 0)} for q in kcols if roles[q] == "category"],
         "suppressed_rows": suppressed,
+        "differencing": differencing,
+        "row_order": "shuffled (secure random permutation)",
         "rows": work.num_rows,
     }
-    return Derivative(work.drop_columns([unit]), scan, recipe)
+    return Derivative(work.drop_columns([person_name]), scan, recipe)
 
 
-def _apply(table: pa.Table, policy: DatasetPolicy, names: list[str], at: dict[str, int],
-           levels: dict[str, list[str]]) -> pa.Table:
-    cols = []
-    for n in names:
-        arr = table.column(n)
+def _apply(source: pa.Table, cols: Mapping[str, ColumnPolicy], kcols: list[str], at: Mapping[str, int],
+           levels: Mapping[str, list[str]], person: str, cache: dict | None = None) -> pa.Table:
+    cache = {} if cache is None else cache
+    out = []
+    for n in kcols:
+        arr = source.column(n)
         if at.get(n):
-            arr = generalise(policy.columns[n], arr, levels[n][at[n] - 1])
-        cols.append(arr)
-    return pa.table(cols, names=names)
+            lv = levels[n][at[n] - 1]
+            if (n, lv) not in cache:
+                cache[(n, lv)] = generalise(cols[n], arr, lv)
+            arr = cache[(n, lv)]
+        out.append(arr)
+    return pa.table([*out, source.column(person)], names=[*kcols, person])
+
+
+def _datafly(source: pa.Table, cols: Mapping[str, ColumnPolicy], kcols: list[str], at: dict[str, int],
+             levels: Mapping[str, list[str]], person: str, persons: int, k_target: int,
+             max_suppression: float) -> tuple[pa.Table, int]:
+    """Generalise (in ``at``, in place) until every class holds ``k_target`` persons; then suppress."""
+    cache: dict = {}
+    while True:
+        work = _apply(source, cols, kcols, at, levels, person, cache)
+        if not kcols:
+            return work, 0
+        classes = _classes(work, kcols, person)
+        sizes = classes.column("count_all").to_numpy()
+        small = sizes < k_target
+        if not small.any():
+            return work, 0
+        candidates = [q for q in kcols if at[q] < len(levels[q])]
+        if sizes[small].sum() <= max_suppression * persons or not candidates:
+            if sizes[small].sum() > max_suppression * persons:
+                raise DeidentificationError(f"every column is fully generalised and {int(sizes[small].sum())} "
+                                            f"persons are still in combinations smaller than {k_target}")
+            keep_keys = classes.filter(pa.array(~small)).select(kcols)
+            before = work.num_rows
+            work = work.join(keep_keys, kcols, join_type="inner")
+            return work, before - work.num_rows
+        q = max(candidates, key=lambda c: (pc.count_distinct(work.column(c)).as_py(), c))
+        at[q] += 1
+
+
+# -- successive releases -----------------------------------------------------------------------------
+def _previous_levels(previous: Previous | None, levels: Mapping[str, list[str]]) -> dict[str, int]:
+    """The previous release's level of each column, as an index into this release's levels."""
+    if previous is None:
+        return {}
+    out = {}
+    for g in [*previous.recipe.get("generalised", []), *previous.recipe.get("categories", [])]:
+        lv = g.get("level", "raw")
+        if g["column"] in levels and lv in levels[g["column"]]:
+            out[g["column"]] = levels[g["column"]].index(lv) + 1
+    return out
+
+
+def _level_names(recipe: Mapping[str, Any], columns: list[str]) -> dict[str, str]:
+    named = {g["column"]: g.get("level", "raw")
+             for g in [*recipe.get("generalised", []), *recipe.get("categories", [])]}
+    return {c: named.get(c, "raw") for c in columns}
+
+
+def _guard_differencing(work: pa.Table, previous: Previous, kcols: list[str], at: Mapping[str, int],
+                        levels: Mapping[str, list[str]], person: str, k: int) -> tuple[pa.Table, dict[str, Any]]:
+    """Hide changes of fewer than ``k`` rows in any combination shared with the previous release.
+
+    Compared over the columns both releases publish at the same level (an attacker subtracts
+    the two downloads there): a combination that gained 1 … k − 1 rows keeps its previous count
+    (the newcomers are held back for a later release), one that lost 1 … k − 1 rows keeps the
+    previous rows (already public) when both releases have the same columns and levels;
+    otherwise the loss is counted as ``departures_unmasked`` for the reviewers.
+    """
+    now = {q: (levels[q][at[q] - 1] if at[q] else "raw") for q in kcols}
+    old_cols = [c for c in previous.table.column_names]
+    before = _level_names(previous.recipe, old_cols)
+    common = [c for c in kcols if c in before and before[c] == now[c]]
+    report = {"compared_on": common, "held_back_rows": 0, "retained_rows": 0, "departures_unmasked": 0}
+    if not common or previous.table.num_rows == 0:
+        return work, report
+    key = [f"c{i}" for i in range(len(common))]
+
+    def keyed(t: pa.Table) -> pa.Table:
+        return pa.table([pc.cast(t.column(c), pa.string()) for c in common], names=key)
+
+    new_keys, old_keys = keyed(work), keyed(previous.table)
+    new_rows = _row_index(new_keys, key)
+    old_rows = _row_index(old_keys, key)
+    same_shape = set(old_cols) == set(kcols) and all(before[c] == now[c] for c in kcols)
+    drop: list[int] = []
+    add: list[int] = []
+    for kv in set(old_rows) | set(new_rows):
+        delta = len(new_rows.get(kv, ())) - len(old_rows.get(kv, ()))
+        if 0 < delta < k:
+            drop += new_rows[kv][:delta]
+            report["held_back_rows"] += delta
+        elif -k < delta < 0:
+            if same_shape:
+                add += old_rows[kv][:-delta]
+                report["retained_rows"] += -delta
+            else:
+                report["departures_unmasked"] += -delta
+    if drop:
+        keep = np.ones(work.num_rows, dtype=bool)
+        keep[drop] = False
+        work = work.filter(pa.array(keep))
+    if add:
+        kept = previous.table.take(pa.array(add, pa.int64()))
+        fresh = pa.array(np.arange(len(add), dtype=np.int64) - len(add) - 1)  # persons of their own
+        extra = pa.table([*(pc.cast(kept.column(c), work.schema.field(c).type) for c in kcols), fresh],
+                         names=[*kcols, person])
+        work = pa.concat_tables([work, extra.cast(work.schema)])
+    return work, report
+
+
+def _row_index(t: pa.Table, key: list[str]) -> dict[tuple, list[int]]:
+    out: dict[tuple, list[int]] = {}
+    for i, r in enumerate(zip(*(t.column(c).to_pylist() for c in key), strict=True)):
+        out.setdefault(r, []).append(i)
+    return out

@@ -106,7 +106,8 @@ def _prepare(sb: Sandbox, v: datasets.DatasetVersion, to_tier: str, body: dict[s
     out: dict[str, Any] = {"ack": ack, "k_target": None, "derivative": None}
     if to_tier == "unconditional":
         k_target = _k_target(body)
-        der = deidentify.make_derivative(table, v.policy, raw_scan, k_target=k_target)
+        der = deidentify.make_derivative(table, v.policy, raw_scan, k_target=k_target,
+                                         previous=_previous_release(sb, v))
         sink = io.BytesIO()
         pq.write_table(der.table, sink, compression="zstd")
         out.update(scan=der.scan, k_target=k_target, derivative=(sink.getvalue(), der.recipe))
@@ -129,6 +130,22 @@ def _prepare(sb: Sandbox, v: datasets.DatasetVersion, to_tier: str, body: dict[s
             code="risk_scan_failed", status=409)
     out["scan"] = raw_scan
     return out
+
+
+def _previous_release(sb: Sandbox, v: datasets.DatasetVersion) -> deidentify.Previous | None:
+    """The dataset's last co-signed derivative (public once, whatever the tier is now): the new
+    derivative must not differ from it in fewer than k rows of a combination (differencing)."""
+    der = sb.conn().execute(
+        "SELECT x.file_name, x.content_hash, x.recipe_json FROM dataset_derivatives x JOIN dataset_versions dv "
+        "ON dv.id = x.version_id WHERE dv.dataset_id = ? AND x.approved_at IS NOT NULL ORDER BY x.id DESC LIMIT 1",
+        (v.dataset_id,)).fetchone()
+    if der is None:
+        return None
+    plain = (sb.ws.data_dir / der["file_name"]).read_bytes()
+    if "sha256:" + hashlib.sha256(plain).hexdigest() != der["content_hash"]:
+        raise datasets.DataIntegrityError(f"the signed de-identified release {der['file_name']} does not match its "
+                                          "recorded hash; the next release cannot be checked against it")
+    return deidentify.Previous(pq.read_table(io.BytesIO(plain)), json.loads(der["recipe_json"]))
 
 
 def _sha(obj: Any) -> str:

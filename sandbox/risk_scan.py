@@ -15,8 +15,13 @@ Pure functions over an Arrow table and its policy; no I/O. Two questions:
    e-mail and IPv4/IPv6 addresses. Text and integer columns are scanned, whole values and
    values embedded in free text alike. A column already declared ``identifier`` is reported
    as ``declared`` (the guard never lets it into a query); anywhere else it is a ``high``
-   finding. Check-digit kinds are reported only when most of a column's same-shaped values
-   validate (``CHECKSUM_SHARE``), so serials and amounts that pass a check by chance do not.
+   finding. Check-digit kinds are reported when more of a column's same-shaped values validate
+   than chance explains (:func:`beyond_chance`), so serials and amounts that pass a check by
+   chance do not, while real codes mixed with other numbers still do. Values are normalised
+   before matching (:func:`normalise`: NFKC full-width → half-width, spaces and hyphens inside
+   digit runs and between digits and Han characters removed, upper case), integral float
+   columns are scanned as integers, first-generation 15-digit ID numbers count when they fill
+   a column, and a resident ID number split over two or three adjacent columns is found.
 2. **How unique are people on their quasi-identifiers?** Over the policy's
    ``quasi_identifier`` columns: the smallest number of persons sharing one combination (the
    dataset's *k* in k-anonymity, Sweeney 2002), the number and share of persons who are
@@ -30,6 +35,7 @@ masked: the report itself must not become a copy of the identifiers.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -40,7 +46,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 REPORT_FORMAT: Final = "data-sandbox/risk-report/v1"
-#: Values per column scanned for identifier patterns (evenly spaced rows, deterministic).
+#: Values per column scanned for identifier patterns at registration (evenly spaced rows,
+#: deterministic); ``sample_rows=None`` scans every value (what the unconditional derivative does).
 SAMPLE_ROWS: Final = 200_000
 #: The k-anonymity level below which a combination of quasi-identifiers is a finding
 #: (the common threshold of k = 5, e.g. El Emam & Dankar, JAMIA 2008).
@@ -55,6 +62,11 @@ ID_CHECK: Final = "10X98765432"
 _ID_BODY = r"[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx]"
 _MOBILE_BODY = r"1[3-9]\d{9}"
 ID_PATTERN: Final = r"(?:^|[^0-9])(?P<v>" + _ID_BODY + r")(?:[^0-9]|$)"
+# GB 11643-1989 first-generation numbers: 15 digits (area, YYMMDD, sequence), no check digit;
+# counted only when they fill a column (``ID15_SHARE``), as whole values.
+_ID15_BODY = r"[1-9]\d{5}\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}"
+ID15_PATTERN: Final = r"^\s*(?P<v>" + _ID15_BODY + r")\s*$"
+ID15_SHARE: Final = 0.5
 MOBILE_PATTERN: Final = r"(?:^|[^0-9])(?:\+?86[- ]?)?(?P<v>" + _MOBILE_BODY + r")(?:[^0-9]|$)"
 # The 100 most common surnames (公安部 2020 户籍统计) and common compound surnames.
 SURNAMES: Final = (
@@ -64,9 +76,13 @@ SURNAMES: Final = (
 )
 COMPOUND_SURNAMES: Final = ("欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容",
                             "长孙", "宇文", "司徒", "夏侯", "令狐", "轩辕", "西门", "南宫")
+#: Titles written after a name (张伟先生, 王芳女士).
+NAME_TITLES: Final = "先生|女士|小姐|同志|老师|师傅|医生|大夫|经理"
 NAME_PATTERN: Final = (
-    "^(?:" + "|".join(COMPOUND_SURNAMES) + "|[" + SURNAMES + r"])\p{Han}{1,2}$"
+    "^(?:" + "|".join(COMPOUND_SURNAMES) + "|[" + SURNAMES + r"])\p{Han}{1,2}?(?:" + NAME_TITLES + ")?$"
 )
+#: Values that say "nobody" (a column of agents mostly 无 is still a column of names).
+PLACEHOLDERS: Final = frozenset({"", "无", "空", "暂无", "不详", "未知", "-", "/", "N/A", "NA", "NULL", "NONE"})
 
 
 # -- enterprise and other identifiers (issue 13) --------------------------------------------------
@@ -93,7 +109,7 @@ BANK_CARD_PATTERN: Final = r"(?:^|[^0-9A-Za-z])(?P<v>[3-69]\d{3}(?:[ -]?\d{4}){3
 PROVINCES: Final = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
 _PL = "A-HJ-NP-Z"
 PLATE_PATTERN: Final = (  # new-energy (8 characters, D/F) first, then ordinary and 挂/学/警/港/澳
-    rf"(?P<v>[{PROVINCES}][{_PL}][·•]?(?:[DF][{_PL}0-9]\d{{4}}|\d{{5}}[DF]|[{_PL}0-9]{{4}}[{_PL}0-9挂学警港澳]))"
+    rf"(?P<v>[{PROVINCES}][{_PL}][·•\s]?(?:[DF][{_PL}0-9]\d{{4}}|\d{{5}}[DF]|[{_PL}0-9]{{4}}[{_PL}0-9挂学警港澳]))"
     r"(?:[^A-Za-z0-9]|$)"
 )
 EMAIL_PATTERN: Final = (r"(?:^|[^A-Za-z0-9._%+\-])(?P<v>[A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9\-]+"
@@ -107,7 +123,7 @@ _NUM = "[0-9０-９一二三四五六七八九十百零〇]+"
 # A detailed address: a road and a house number (路/街/巷 … N号), optionally building, unit, room;
 # or an estate with a building number. A district or street name alone is not detailed.
 ADDRESS_PATTERN: Final = (
-    rf"(?P<v>\p{{Han}}*?(?:路|街|大街|大道|巷|胡同|弄){_NUM}号(?:院|楼)?"
+    rf"(?P<v>\p{{Han}}*?(?:路|街|大街|大道|巷|胡同|弄|村|组|屯|庄){_NUM}号(?:院|楼)?"
     rf"(?:[0-9０-９A-Za-z\-]+(?:号楼|栋|幢|座|单元|层|楼|室|户))*"
     rf"|\p{{Han}}*?(?:小区|花园|家园|公寓|大厦|新村|苑){_NUM}(?:号楼|栋|幢|座)(?:[0-9０-９\-]+(?:单元|层|楼|室|户|号))*)"
 )
@@ -122,6 +138,9 @@ COMPANY_TYPE_PATTERN: Final = (rf"(?:^|为|是|属|型|：|:|、|或|和|及)(?:
                                rf"|中外合资|中外合作|私营|集体|农民|股份|有限|责任)*{_LEGAL_FORM}(?:[（(][^）)]*[）)])?$")
 _PERSON = "(?:" + "|".join(COMPOUND_SURNAMES) + "|[" + SURNAMES + r"])\p{Han}{1,2}"
 LEGAL_REP_PATTERN: Final = rf"(?:法定代表人|法人代表|法人|负责人|经营者)(?:姓名)?[\s:：为是]*(?P<v>{_PERSON})"
+#: A person named inside text by their role (户主张伟，已核实; 联系人：王芳).
+EMBEDDED_NAME_PATTERN: Final = (rf"(?:户主|联系人|申请人|代理人|委托人|监护人|姓名|患者|经办人|担保人|收件人)"
+                                rf"[\s:：为是]*(?P<v>{_PERSON})")
 #: Column headers that say the column holds legal representatives (or operators) of enterprises.
 LEGAL_REP_HEADER: Final = re.compile(r"法定代表人|法人代表|^法人$|法人姓名|负责人|经营者|legal.?(?:rep|person)|representative",
                                      re.IGNORECASE)
@@ -129,7 +148,8 @@ LEGAL_REP_HEADER: Final = re.compile(r"法定代表人|法人代表|^法人$|法
 # a superset of what any of them can match.
 TRIGGER_PATTERN: Final = "|".join((
     r"[0-9A-Z]{8}", r"\d{4}[ -]\d{4}[ -]\d{4}", "@", r"\d\.\d{1,3}\.\d", r"[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:",
-    rf"[{PROVINCES}][{_PL}]", rf"(?:路|街|巷|弄|胡同|大道){_NUM}号", rf"{_NUM}(?:号楼|栋|幢|座)",
+    rf"[{PROVINCES}][{_PL}]", rf"(?:路|街|巷|弄|胡同|大道|村|组|屯|庄){_NUM}号", rf"{_NUM}(?:号楼|栋|幢|座)",
+    "户主|联系人|申请人|代理人|委托人|监护人|姓名|患者|经办人|担保人|收件人",
     "公司|合作社|集团|工商户|法定代表人|法人|负责人|经营者",
     r"(?:厂|店|商行|经营部|门市部|事务所|工作室|超市)(?:[（(][^）)]{1,20}[）)])?\s*$",
 ))
@@ -308,10 +328,10 @@ class Finding:
         }
 
 
-def _sample(column: pa.ChunkedArray | pa.Array, cap: int) -> pa.Array:
+def _sample(column: pa.ChunkedArray | pa.Array, cap: int | None) -> pa.Array:
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     arr = arr.drop_null()
-    if len(arr) > cap:
+    if cap is not None and len(arr) > cap:
         arr = arr.take(pa.array(np.linspace(0, len(arr) - 1, cap).astype(np.int64)))
     return arr
 
@@ -323,7 +343,31 @@ def _as_text(arr: pa.Array) -> pa.Array | None:
         return arr
     if pa.types.is_integer(arr.type):
         return pc.cast(arr, pa.string())
+    if pa.types.is_floating(arr.type) and len(arr):
+        # phone or ID numbers typed as numbers: scan the integral values as integers
+        finite = arr.filter(pc.and_(pc.is_finite(arr), pc.less(pc.abs(arr), 2.0 ** 63)))
+        integral = finite.filter(pc.equal(pc.floor(finite), finite))
+        return pc.cast(pc.cast(integral, pa.int64()), pa.string()) if len(integral) else None
     return None
+
+
+def normalise(value: str) -> str:
+    """A value as the scanner reads it: NFKC (full-width → half-width), spaces and hyphens inside
+    digit runs and between digits and Han characters removed, upper case.
+
+    >>> normalise("３７０１０２ 19900307-123x"), normalise("经十路 17 号"), normalise("zhang＠example.com")
+    ('37010219900307123X', '经十路17号', 'ZHANG@EXAMPLE.COM')
+    """
+    return _normalise(pa.array([value], pa.string()))[0].as_py()
+
+
+def _normalise(text: pa.Array) -> pa.Array:
+    text = pc.utf8_normalize(text, "NFKC")
+    for _ in range(2):  # twice: "1 2 3" overlaps
+        text = pc.replace_substring_regex(text, r"(\d)[\s\-\x{2010}-\x{2015}\x{2212}]+(\d)", r"\1\2")
+    text = pc.replace_substring_regex(text, r"(\p{Han})\s+(\d)", r"\1\2")
+    text = pc.replace_substring_regex(text, r"(\d)\s+(\p{Han})", r"\1\2")
+    return pc.utf8_upper(text)
 
 
 def _extract(text: pa.Array, pattern: str, fields: tuple[str, ...] = ("v",)) -> tuple[np.ndarray, np.ndarray, pa.Array]:
@@ -349,16 +393,34 @@ def _first(values: pa.Array, rows: np.ndarray) -> str:
     return mask(str(values[int(np.flatnonzero(rows)[0])].as_py()).strip())
 
 
+def beyond_chance(valid: int, candidates: int, chance: float) -> bool:
+    """Whether ``valid`` of ``candidates`` same-shaped values passing a check digit is more than
+    chance explains (a check passes by chance with probability ``chance``): at least
+    ``CHECKSUM_SHARE`` of them, or at least 3 and four standard deviations above the binomial
+    mean — so 20 real bank cards among 40 account numbers of the same shape are found, while
+    1,000 serials (about 100 Luhn-valid by chance) are not.
+
+    >>> beyond_chance(20, 60, 0.1), beyond_chance(100, 1000, 0.1), beyond_chance(1, 1, 0.1)
+    (True, False, True)
+    """
+    if valid == 0:
+        return False
+    if valid >= CHECKSUM_SHARE * candidates:
+        return True
+    mean = chance * candidates
+    return valid >= 3 and valid >= mean + 4 * math.sqrt(mean * (1 - chance)) + 3
+
+
 def _checked(text: pa.Array, pattern: str, check: Any, fields: tuple[str, ...] = ("v",),
-             clean: str = "") -> tuple[np.ndarray, np.ndarray, pa.Array]:
-    """Rows whose match has a valid check digit, if the column passes ``CHECKSUM_SHARE``."""
+             clean: str = "", chance: float = 0.1) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """Rows whose match has a valid check digit, if more validate than chance explains."""
     hit, whole, values = _extract(text, pattern, fields)
     candidates = values.filter(pa.array(hit))
     if clean:
         candidates = pc.replace_substring_regex(candidates, clean, "")
     good = _scatter(hit, check(pc.utf8_upper(candidates)) if len(candidates) else np.zeros(0, dtype=bool))
-    if good.sum() < CHECKSUM_SHARE * hit.sum():
-        good[:] = False  # mostly failing checks: serials or amounts of the same shape, not codes
+    if not beyond_chance(int(good.sum()), int(hit.sum()), chance):
+        good[:] = False  # no more valid checks than chance: serials or amounts of the same shape, not codes
     return good, whole, values
 
 
@@ -388,9 +450,10 @@ def _bank_cards(values: pa.Array) -> np.ndarray:
 
 def _digit_findings(text: pa.Array) -> dict[str, tuple[np.ndarray, np.ndarray, pa.Array]]:
     return {
-        "credit_code": _checked(text, CREDIT_CODE_PATTERN, _credit_codes),
-        "organization_code": _checked(text, ORG_CODE_PATTERN, _valid_org_codes, ("v", "w"), clean="-"),
-        "bank_card": _checked(text, BANK_CARD_PATTERN, _bank_cards, clean="[ -]"),
+        "credit_code": _checked(text, CREDIT_CODE_PATTERN, _credit_codes, chance=1 / 31),
+        "organization_code": _checked(text, ORG_CODE_PATTERN, _valid_org_codes, ("v", "w"), clean="-",
+                                      chance=1 / 11),
+        "bank_card": _checked(text, BANK_CARD_PATTERN, _bank_cards, clean="[ -]", chance=1 / 10),
     }
 
 
@@ -426,20 +489,29 @@ def _text_findings(text: pa.Array, scanned: int) -> dict[str, tuple[np.ndarray, 
         hit = hit | weak
     out["company_name"] = (hit, whole, values)
     out["legal_representative"] = _extract(text, LEGAL_REP_PATTERN)
+    hit, whole, values = _extract(text, EMBEDDED_NAME_PATTERN)
+    out["chinese_name"] = (hit, whole & False, values)
     return out
 
 
 def scan_column(name: str, column: pa.ChunkedArray | pa.Array, declared: str,
-                sample_rows: int = SAMPLE_ROWS) -> list[Finding]:
-    """Identifier-like values in one column (empty list: nothing found)."""
-    text = _as_text(_sample(column, sample_rows))
+                sample_rows: int | None = SAMPLE_ROWS) -> list[Finding]:
+    """Identifier-like values in one column (empty list: nothing found); ``sample_rows=None``
+    scans every value."""
+    raw = _sample(column, sample_rows)
+    is_text = pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type) or (
+        pa.types.is_dictionary(raw.type) and pa.types.is_string(raw.type.value_type))
+    text = _as_text(raw)
     if text is None or len(text) == 0:
         return []
+    text = _normalise(text) if is_text else text
     scanned = len(text)
-    is_text = pa.types.is_string(text.type) or pa.types.is_large_string(text.type)
     findings = []
     id_hit, id_whole, id_values = _extract(text, ID_PATTERN)
     ids = _scatter(id_hit, _valid_ids(id_values.filter(pa.array(id_hit)).to_pylist()))
+    id15, id15_whole, id15_values = _extract(text, ID15_PATTERN)
+    if id15.sum() >= ID15_SHARE * scanned and not ids.any():
+        ids, id_whole, id_values = id15, id15_whole, id15_values
     if ids.any():
         findings.append(Finding(name, "resident_id", int(ids.sum()), scanned, bool((ids & ~id_whole).any()),
                                 declared, _first(id_values, ids)))
@@ -449,20 +521,25 @@ def scan_column(name: str, column: pa.ChunkedArray | pa.Array, declared: str,
                                 declared, _first(phone_values, phones)))
     hinted = bool(LEGAL_REP_HEADER.search(name))
     if is_text:
-        is_name = pc.match_substring_regex(pc.utf8_trim_whitespace(text), NAME_PATTERN)
+        trimmed = pc.utf8_trim_whitespace(text)
+        is_name = pc.match_substring_regex(trimmed, NAME_PATTERN)
         names = text.filter(is_name)
         distinct = pc.count_distinct(names).as_py() if len(names) else 0
-        if len(names) >= NAME_SHARE * scanned and (distinct >= NAME_DISTINCT or hinted and distinct):
+        # shares over the values that name anybody (a column of agents, mostly 无, is a name column);
+        # a small column of distinct names is a name column too (9 sole traders of one village)
+        meaningful = scanned - int(pc.sum(pc.is_in(trimmed, pa.array(sorted(PLACEHOLDERS)))).as_py() or 0)
+        if len(names) >= NAME_SHARE * max(meaningful, 1) and (
+                distinct >= NAME_DISTINCT or hinted and distinct or distinct >= 2 and distinct == len(names)):
             findings.append(Finding(name, "legal_representative" if hinted else "chinese_name", len(names),
                                     scanned, False, declared, mask(str(names[0].as_py()).strip())))
     # PERF: a value that is wholly a resident ID or a mobile number holds nothing else to look for.
     findings += _enterprise_findings(name, text, declared, scanned, is_text,
-                                     (ids & id_whole) | (phones & phone_whole))
+                                     (ids & id_whole) | (phones & phone_whole), findings)
     return findings
 
 
 def _enterprise_findings(name: str, text: pa.Array, declared: str, scanned: int,
-                         is_text: bool, done: np.ndarray) -> list[Finding]:
+                         is_text: bool, done: np.ndarray, already: list[Finding]) -> list[Finding]:
     """Enterprise, card, plate, address, e-mail and IP findings; only rows passing one cheap trigger."""
     trigger = np.asarray(pc.fill_null(pc.match_substring_regex(text, TRIGGER_PATTERN), False)
                          .to_numpy(zero_copy_only=False), dtype=bool) & ~done
@@ -475,6 +552,8 @@ def _enterprise_findings(name: str, text: pa.Array, declared: str, scanned: int,
         results.update(_text_findings(candidates, scanned))
     findings = []
     for kind, (hit, whole, values) in results.items():
+        if kind == "chinese_name" and any(f.kind == "chinese_name" for f in already):
+            continue
         if hit.any():
             findings.append(Finding(name, kind, int(hit.sum()), scanned, bool((hit & ~whole).any()), declared,
                                     _first(values, hit)))
@@ -507,16 +586,74 @@ def uniqueness(table: pa.Table, quasi_identifiers: Iterable[str], unit: str) -> 
     }
 
 
+def split_id_findings(table: pa.Table, sensitivities: Mapping[str, str], *, privacy_unit: str,
+                      sample_rows: int | None = SAMPLE_ROWS) -> list[Finding]:
+    """Resident ID numbers split over two or three adjacent columns (area code | birth date |
+    sequence and check digit): each column of a window whose concatenation is a valid ID number
+    in at least ``CHECKSUM_SHARE`` of the rows (and at least 3) is reported."""
+    names = [n for n in table.column_names if n != privacy_unit]
+    texts: dict[str, pa.Array | None] = {}
+    for n in names:
+        arr = table.column(n).combine_chunks()
+        if sample_rows is not None and len(arr) > sample_rows:
+            arr = arr.take(pa.array(np.linspace(0, len(arr) - 1, sample_rows).astype(np.int64)))
+        t = _as_text(arr) if len(arr) else None
+        texts[n] = None if t is None or len(t) != len(arr) else pc.fill_null(_normalise(t) if pa.types.is_string(
+            t.type) else t, "")
+    out: list[Finding] = []
+    seen: set[str] = set()
+    for width in (3, 2):
+        for i in range(len(names) - width + 1):
+            window = names[i:i + width]
+            if any(texts[n] is None for n in window) or seen.issuperset(window):
+                continue
+            joined = pc.binary_join_element_wise(*(texts[n] for n in window), "")
+            hit, whole, values = _extract(joined, "^" + r"(?P<v>" + _ID_BODY + ")$")
+            good = _scatter(hit, _valid_ids(values.filter(pa.array(hit)).to_pylist()))
+            if good.sum() >= 3 and good.sum() >= CHECKSUM_SHARE * len(joined):
+                seen.update(window)
+                out += [Finding(n, "resident_id", int(good.sum()), len(joined), True,
+                                sensitivities.get(n, "sensitive"), _first(values, good)) for n in window]
+    return out
+
+
+#: Columns with more distinct values than this get no value support (None: never listable).
+SUPPORT_DISTINCT_MAX: Final = 10_000
+
+
+def value_support(table: pa.Table, unit: str) -> dict[str, int | None]:
+    """Per column, the fewest persons holding any one of its values (None when the column has
+    more than ``SUPPORT_DISTINCT_MAX`` distinct values). A column's policy ``public_values`` are
+    listed on public pages only when this is at least ``K_MIN`` (``sandbox.catalog``): a value
+    held by one person, listed to anyone, is that person's."""
+    out: dict[str, int | None] = {}
+    if unit not in table.column_names or table.num_rows == 0:
+        return out
+    for name in table.column_names:
+        if name == unit:
+            continue
+        col = table.column(name)
+        if pc.count_distinct(col, mode="all").as_py() > SUPPORT_DISTINCT_MAX:
+            out[name] = None
+            continue
+        per = pa.table({"v": col, "u": table.column(unit)}).group_by(["v", "u"]).aggregate([])
+        out[name] = int(pc.min(per.group_by(["v"]).aggregate([([], "count_all")]).column("count_all")).as_py())
+    return out
+
+
 def scan(table: pa.Table, sensitivities: Mapping[str, str], *, privacy_unit: str,
-         dataset: str = "", sample_rows: int = SAMPLE_ROWS) -> dict[str, Any]:
-    """The full report (JSON-ready) for a table whose columns have declared sensitivities."""
+         dataset: str = "", sample_rows: int | None = SAMPLE_ROWS) -> dict[str, Any]:
+    """The full report (JSON-ready) for a table whose columns have declared sensitivities
+    (``sample_rows=None``: every value is scanned, not a sample)."""
     findings: list[Finding] = []
     for name in table.column_names:
         if name == privacy_unit:
             continue  # the unit is a pseudonymous key by declaration; it is never queryable
         findings += scan_column(name, table.column(name), sensitivities.get(name, "sensitive"), sample_rows)
+    findings += split_id_findings(table, sensitivities, privacy_unit=privacy_unit, sample_rows=sample_rows)
     qis = [c for c in table.column_names if sensitivities.get(c) == "quasi_identifier"]
     unique = uniqueness(table, qis, privacy_unit)
+    support = value_support(table, privacy_unit)
     problems = [
         f"column {f.column!r} holds what look like {KIND_LABELS.get(f.kind, f.kind)} "
         f"({f.matches} of {f.scanned} values{' inside text' if f.embedded else ''}) but is declared "
@@ -535,6 +672,7 @@ def scan(table: pa.Table, sensitivities: Mapping[str, str], *, privacy_unit: str
         "rows": table.num_rows,
         "identifier_findings": [f.as_dict() for f in findings],
         "quasi_identifiers": unique,
+        "value_support": support,
         "passed": not problems,
         "problems": problems,
     }
