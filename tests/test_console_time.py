@@ -59,7 +59,11 @@ def test_an_approval_until_a_date_runs_until_midnight_beijing_time(app, demo):
     with pytest.raises(SandboxError) as refused:
         sb.run_query(researcher, QueryRequest(approval_id, sql + " -- again", 0.5))
     assert refused.value.code == "expired"
-    # Shown as the end of that day, in Beijing time.
+    # Shown as the end of that day, in Beijing time, written the reader's way.
     when = app.jinja_env.filters["when"]
-    assert when(stored) == "2027-06-30 23:59"
-    assert when("2026-12-31T16:30:00Z") == "2027-01-01 00:30"
+    with app.test_request_context():
+        assert when(stored) == "2027年6月30日 23:59"
+        assert when("2026-12-31T16:30:00Z") == "2027年1月1日 00:30"
+    with app.test_request_context(headers={"Cookie": "sandbox_lang=en"}):
+        assert when(stored) == "Jun 30, 2027 23:59"
+        assert when(stored, seconds=True) == "Jun 30, 2027 23:59:59"

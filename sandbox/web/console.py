@@ -29,6 +29,7 @@ from functools import wraps
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
+from babel.dates import format_skeleton
 from flask import (
     Blueprint,
     Flask,
@@ -416,14 +417,18 @@ DISPLAY_TZ: Final = display_zone()  # Asia/Shanghai unless SANDBOX_DISPLAY_TZ; s
 
 @bp.app_template_filter("when")
 def when(text: str | None, seconds: bool = False) -> str:
-    """A stored RFC 3339 UTC time in the display zone (Beijing time by default), e.g. ``2025-01-31 17:30``."""
+    """A stored RFC 3339 UTC time in the display zone (Beijing time by default), written the
+    reader's way (CLDR via Babel): ``2025年1月31日 17:30`` in Chinese, ``Jan 31, 2025 17:30`` in
+    English (issue 15). Templates keep the RFC 3339 value in ``<time datetime>``."""
     if not text:
         return "—"
     try:
         moment = parse_iso(str(text)).astimezone(DISPLAY_TZ)
     except ValueError:
         return str(text)
-    return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    locale = "zh_Hans_CN" if i18n.current() == "zh_CN" else "en"
+    day = format_skeleton("yMMMd", moment, locale=locale)
+    return f"{day} {format_skeleton('Hms' if seconds else 'Hm', moment, locale=locale)}"
 
 
 @bp.app_template_filter("fmt")
