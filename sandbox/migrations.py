@@ -468,5 +468,29 @@ _V10 = [
     "ALTER TABLE api_tokens ADD COLUMN last_used_at TEXT",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10}
+# 11: annual opening plans with public consultation (第十三条) and each dataset's legal basis or
+# consent reference for personal information (第二十条); issue 14.
+_V11 = [
+    """CREATE TABLE opening_plans (
+        id INTEGER PRIMARY KEY,
+        owner_id INTEGER NOT NULL REFERENCES users(id),
+        org_id INTEGER REFERENCES organisations(id),
+        year INTEGER NOT NULL,
+        items_json TEXT NOT NULL,
+        comment_until TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE opening_plan_comments (
+        id INTEGER PRIMARY KEY,
+        plan_id INTEGER NOT NULL REFERENCES opening_plans(id),
+        text TEXT NOT NULL CHECK (length(text) > 0),
+        contact TEXT NOT NULL DEFAULT '',
+        address_key TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX opening_plan_comments_address ON opening_plan_comments(address_key, created_at)",
+    "ALTER TABLE datasets ADD COLUMN legal_basis TEXT",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10, 11: _V11}
 SCHEMA_VERSION = max(MIGRATIONS)

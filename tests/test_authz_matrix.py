@@ -118,7 +118,8 @@ TABLE: list[Row] = [
         ("self_service.register", "GET"), ("self_service.register", "POST"), ("self_service.apply", "GET"),
         ("self_service.apply", "POST"), ("self_service.my_applications", "GET"),
         ("self_service.request_change", "POST"), ("self_service.tokens", "GET"), ("self_service.tokens", "POST"),
-        ("self_service.revoke", "POST"),
+        ("self_service.revoke", "POST"), ("enforcement.opening_plans_page", "GET"),
+        ("enforcement.comment_opening_plan", "POST"),
     )],
     # -- queries and budgets (the foundation's endpoints) ------------------------------------
     row("api.post_query", "POST", "/api/v1/queries",
@@ -230,6 +231,18 @@ TABLE: list[Row] = [
     row("api_workflow.post_token", "POST", "/api/v1/tokens", {"name": "matrix"}, **SIGNED_IN),
     row("api_workflow.revoke_token", "POST", "/api/v1/tokens/999999/revoke", everyone="404 404",
         anonymous="401 401"),
+    # -- opening plans (第十三条): public, comments without login; legal basis (第二十条) ------------
+    row("api_workflow.list_opening_plans", "GET", "/api/v1/opening-plans", **PUBLIC),
+    row("api_workflow.post_opening_plan", "POST", "/api/v1/opening-plans",
+        {"year": 2026, "items": [{"dataset": "x", "title": "x", "tier": "conditional", "planned": "2026-12-31"}]},
+        everyone="403 403", owner="ok ok", anonymous="401 401"),
+    row("api_workflow.post_opening_plan_comment", "POST", "/api/v1/opening-plans/999999/comments",
+        {"text": "matrix"}, everyone="404 404"),
+    row("api_workflow.list_opening_plan_comments", "GET", "/api/v1/opening-plans/999999/comments",
+        everyone="403 403", owner="404 404", regulator="404 404", anonymous="401 401"),
+    row("api_workflow.put_legal_basis", "PUT", "/api/v1/datasets/{dataset}/legal-basis",
+        {"legal_basis": "matrix"}, researcher="403 403", owner="ok 403", regulator="403 403", admin="403 403",
+        anonymous="401 401"),
     # -- objections from the public, without login (第十七条) ------------------------------------
     row("api_workflow.post_public_objection", "POST", "/api/v1/public-objections",
         {"target_type": "dataset", "target": "{dataset}", "text": "matrix"}, **PUBLIC),
@@ -282,7 +295,7 @@ def console_path(client, r: Row, side: Side) -> str:
     values = {"name": side.dataset, "application_id": side.app_decided, "suspension_id": side.suspension,
               "objection_id": side.objection, "review_id": side.review, "query_id": "q_0",
               "order_id": side.rectification, "termination_id": 1, "alert_id": 1,
-              "approval_id": side.approval, "token_id": 1, "token": "t", "filename": "sandbox.css"}
+              "approval_id": side.approval, "token_id": 1, "plan_id": 1, "token": "t", "filename": "sandbox.css"}
     rule = next(x for x in client.application.url_map.iter_rules(r.endpoint) if r.method in x.methods)
     adapter = client.application.url_map.bind("localhost")
     return adapter.build(r.endpoint, {a: values[a] for a in rule.arguments}, method=r.method)

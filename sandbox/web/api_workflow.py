@@ -22,6 +22,7 @@ from sandbox import (
     deadlines,
     enforcement,
     objections,
+    opening_plans,
     operations,
     organisations,
     public_objections,
@@ -294,6 +295,32 @@ def revoke_token(token_id: str):
 @bp.post("/api/v1/approvals/<approval_id>/requests")
 def post_approval_request(approval_id: str):
     return jsonify(self_service.request_change(sandbox(), g.user, approval_id, json_body())), 201
+
+
+@bp.get("/api/v1/opening-plans")
+def list_opening_plans():
+    return jsonify({"opening_plans": opening_plans.list_plans(sandbox())})
+
+
+@bp.post("/api/v1/opening-plans")
+def post_opening_plan():
+    return jsonify(opening_plans.publish(sandbox(), g.user, json_body())), 201
+
+
+@bp.post("/api/v1/opening-plans/<plan_id>/comments")
+def post_opening_plan_comment(plan_id: str):
+    """No login (第十三条: public consultation); rate-limited per address."""
+    return jsonify(opening_plans.comment(sandbox(), plan_id, json_body(), address=request.remote_addr or "?")), 201
+
+
+@bp.get("/api/v1/opening-plans/<plan_id>/comments")
+def list_opening_plan_comments(plan_id: str):
+    return jsonify({"comments": opening_plans.comments(sandbox(), g.user, plan_id)})
+
+
+@bp.put("/api/v1/datasets/<name>/legal-basis")
+def put_legal_basis(name: str):
+    return jsonify(catalog.set_legal_basis(sandbox(), g.user, name, json_body()))
 
 
 @bp.post("/api/v1/alerts/<alert_id>/handle")

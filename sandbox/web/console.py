@@ -334,6 +334,7 @@ def set_language():
 NAV: Final[dict[str, list[tuple[str, Any]]]] = {
     "anonymous": [("public.catalog", lazy_gettext("Open list")),
                   ("public.transparency", lazy_gettext("Transparency")),
+                  ("enforcement.opening_plans_page", lazy_gettext("Opening plans")),
                   ("self_service.register", lazy_gettext("Register"))],
     "researcher": [("researcher.query", lazy_gettext("Query")), ("researcher.history", lazy_gettext("History")),
                    ("oversight.objections", lazy_gettext("Objections")), ("public.catalog", lazy_gettext("Open list")),

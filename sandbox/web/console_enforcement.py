@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from sandbox import alerts, deadlines, enforcement, public_objections
+from sandbox import alerts, deadlines, enforcement, opening_plans, public_objections
 from sandbox.errors import NotFound, SandboxError
 from sandbox.web.console import role_required, sandbox, signed_in
 
@@ -148,3 +148,23 @@ def track_public_objection():
 def answer_public_objection(objection_id: int):
     return _do(public_objections.answer, objection_id, {"answer": request.form.get("answer", "")},
                done=_("Answer sent."), back=url_for("enforcement.index"))
+
+
+# -- annual opening plans (第十三条): public, comments without login ----------------------------------------
+@bp.get("/opening-plans")
+def opening_plans_page():
+    return render_template("enforcement/opening_plans.html", plans=opening_plans.list_plans(sandbox()))
+
+
+@bp.post("/opening-plans/<int:plan_id>/comments")
+def comment_opening_plan(plan_id: int):
+    body = {"text": request.form.get("text", ""), "contact": request.form.get("contact", "")}
+    try:
+        opening_plans.comment(sandbox(), plan_id, body, address=request.remote_addr or "?")
+    except NotFound:
+        abort(404)
+    except SandboxError as err:
+        flash(err.message, "error")
+    else:
+        flash(_("Thank you: your comment is recorded and goes to the data owner and the bureau."), "success")
+    return redirect(url_for("enforcement.opening_plans_page"), code=303)

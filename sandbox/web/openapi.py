@@ -490,6 +490,18 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "summary": "Ask for more budget or an extension: a new application to the same owner(s).", "tag": "workflow",
         "body": "object", "status": "201",
     },
+    ("get", "/api/v1/opening-plans"): {"summary": "Annual opening plans (第十三条), public.", "tag": "catalog",
+                                       "auth": None},
+    ("post", "/api/v1/opening-plans"): {"summary": "Publish an annual opening plan for public comment (owner).",
+                                        "tag": "catalog", "body": "object", "status": "201"},
+    ("post", "/api/v1/opening-plans/<plan_id>/comments"): {
+        "summary": "Comment on an opening plan while its consultation is open (no login).", "tag": "catalog",
+        "auth": None, "body": "object", "status": "201"},
+    ("get", "/api/v1/opening-plans/<plan_id>/comments"): {"summary": "The comments on a plan (its owner, regulator).",
+                                                          "tag": "catalog"},
+    ("put", "/api/v1/datasets/<name>/legal-basis"): {
+        "summary": "Record a dataset's legal basis or consent reference for personal information (owner; 第二十条).",
+        "tag": "catalog", "body": "object"},
     ("get", "/api/v1/overdue"): {"summary": "Overdue applications, objections and rectification orders.",
                                  "tag": "workflow"},
     ("get", "/api/v1/settings"): {"summary": "Operator settings (admin, regulator).", "tag": "workflow"},
