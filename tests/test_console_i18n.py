@@ -140,3 +140,17 @@ def test_the_checker_finds_what_it_should():
     assert untranslated('<p>out_of_scope</p><p title="Not done">好</p>', "zh_CN", set()) == ["out_of_scope", "Not done"]
     en = '<p>Refused (第二十条)</p><p>已改为 unconditional</p><button lang="zh-CN">中文</button>'
     assert untranslated(en, "en", set()) == ["已改为 unconditional"]
+
+
+def test_a_refusal_reads_in_chinese_with_the_services_words_beside_it(app, demo):
+    from tests.test_console import OUT_OF_SCOPE, run_query
+
+    sb, creds = demo
+    approval = creds["researcher"]["approval_id"]
+    page = run_query(client_for(app, "researcher"), approval, sql=OUT_OF_SCOPE).get_data(as_text=True)
+    assert 'id="refusal-explanation"' in page and "标识列" in page
+    data_words = {c["name"].lower() for e in catalog.list_entries(sb, None) for c in e["columns"]} | TYPES
+    data_words |= {"researcher", "residents", "clinic_visits"}
+    assert untranslated(page, "zh_CN", data_words) == []  # the English original only under lang="en"
+    en = run_query(client_for(app, "researcher", lang="en"), approval, sql=OUT_OF_SCOPE).get_data(as_text=True)
+    assert 'id="refusal-explanation"' not in en and "identifier" in en

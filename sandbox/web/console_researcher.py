@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from sandbox import (
     applications,
@@ -325,8 +326,35 @@ def _number_or_text(text: str) -> float | str:
         return text
 
 
+#: What a refusal means, in the reader's language (the service's own message, English with
+#: the article it cites, stays available beside it: issue 15, "refusal details in English").
+REFUSAL_EXPLANATIONS: Final = {
+    "out_of_scope": _l("The query uses a dataset or column this approval does not cover (Art. 15). Use only what "
+                       "the schema panel lists as usable."),
+    "identifier_column": _l("Identifier columns (names, ID numbers, phone numbers) can never be used, not even in "
+                            "a filter (Art. 20)."),
+    "row_level_output": _l("Only aggregates are released: every output column must be an aggregate (COUNT, SUM, "
+                           "AVG …) or a group key."),
+    "unbounded": _l("The sandbox must know the range of every value it adds up or averages: use a column with "
+                    "declared bounds, or clamp it with LEAST and GREATEST."),
+    "too_complex": _l("The query has too many parts for one release; split or simplify it."),
+    "sql_syntax": _l("The SQL could not be read; the mark shows where reading stopped."),
+    "not_allowed": _l("This SQL construct is outside what the guard allows: one SELECT with aggregates and the "
+                      "functions the editor offers."),
+    "budget_exceeded": _l("This approval has too little privacy budget left for this ε: lower ε (wider intervals) "
+                          "or ask the data owner for more."),
+    "suspended": _l("Access under this approval is suspended (Art. 22); the Suspensions page says why."),
+    "expired": _l("This approval has expired; apply for a new one."),
+    "bad_epsilon": _l("ε must be a number above zero and at most this approval's limit per query."),
+    "missing_sql": _l("Write a query in the editor first."),
+}
+
+
 def _refusal(err: SandboxError) -> dict[str, Any]:
-    return {"code": err.code, "message": err.message, "position": getattr(err, "position", None)}
+    explanation = REFUSAL_EXPLANATIONS.get(err.code)
+    return {"code": err.code, "message": err.message, "position": getattr(err, "position", None),
+            "explanation": str(explanation) if explanation is not None else
+            _("The service's message below names the rule that was broken.")}
 
 
 @bp.post("/query")
