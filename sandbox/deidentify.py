@@ -45,7 +45,6 @@ be recorded and shown beside the download. Pure functions over Arrow tables; no 
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import random
 import re
@@ -173,26 +172,27 @@ def generalise(col: ColumnPolicy, arr: pa.ChunkedArray, level: str) -> pa.Array:
     >>> generalise(age, pa.chunked_array([[3, 27, 100]]), "band:10").to_pylist()
     ['0-9', '20-29', '100-109']
     """
-    values = arr.to_pylist()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
     if level == TOP:
-        return pa.array([TOP] * len(values), pa.string())
+        return pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(arr), dtype=np.int32)),
+                                              pa.array([TOP])).cast(pa.string())
     if level.startswith("band:"):
         w = float(level.split(":", 1)[1])
         lo, _hi = _range(col, arr)
-        step = 1 if col.type == "int" else 0
-        out = []
-        for v in values:
-            if v is None:
-                out.append(None)
-                continue
-            start = lo + math.floor((float(v) - lo) / w) * w
-            end = start + w - step
-            out.append(f"{_fmt(start)}-{_fmt(end)}" if col.type == "int" else f"[{_fmt(start)}, {_fmt(start + w)})")
-        return pa.array(out, pa.string())
+        x = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        valid = ~np.isnan(x)
+        band = np.floor((np.where(valid, x, lo) - lo) / w)
+        uniq, inverse = np.unique(band, return_inverse=True)
+        labels = []
+        for b in uniq:
+            start = lo + b * w
+            labels.append(f"{_fmt(start)}-{_fmt(start + w - 1)}" if col.type == "int"
+                          else f"[{_fmt(start)}, {_fmt(start + w)})")
+        indices = pa.array(inverse.astype(np.int32), mask=~valid)
+        return pa.DictionaryArray.from_arrays(indices, pa.array(labels, pa.string())).cast(pa.string())
     if level in ("month", "year"):
-        cut = 7 if level == "month" else 4
-        return pa.array([None if v is None else (v.isoformat() if isinstance(v, dt.date) else str(v))[:cut]
-                         for v in values], pa.string())
+        return pc.utf8_slice_codeunits(pc.cast(arr, pa.string()), 0, 7 if level == "month" else 4)
     raise ValueError(f"unknown generalisation level {level!r}")
 
 
