@@ -92,22 +92,17 @@ def ensure_one_release_of(sb, creds) -> str:
     return sb.run_query(researcher, QueryRequest(creds["researcher"]["approval_id"], sql, 0.3))["query_id"]
 
 
-METADATA = ("dataset titles without a Chinese title, scenarios and open conditions are shown as data but not "
-            "yet marked translate=\"no\"")
 PAGES = [  # (role, path, {language: why it is not yet fully in that language})
-    (None, "/catalog", {}), (None, "/login", {}), (None, "/no-such-page", {}),
-    (None, "/catalog/residents", {"zh_CN": "types and the open conditions", "en": "public values"}),
-    (None, "/transparency", {"zh_CN": METADATA, "en": METADATA}),
+    (None, "/catalog", {}), (None, "/login", {}), (None, "/no-such-page", {}), (None, "/transparency", {}),
+    (None, "/catalog/residents", {"zh_CN": "column types and the owner's open conditions (English demo text) "
+                                           "not marked as data", "en": "public values not marked as data"}),
     ("researcher", "/query", {}), ("researcher", "/history", {}), ("researcher", "/objections", {}),
     ("researcher", "/query?result={release}", {}), ("researcher", "/history/{release}", {}),
     ("owner", "/owner", {}), ("owner", "/owner/alerts", {}), ("owner", "/suspensions", {}),
-    ("owner", "/owner/applications", {"zh_CN": METADATA, "en": METADATA}),
-    ("owner", "/owner/approvals", {"zh_CN": METADATA, "en": METADATA}),
-    ("owner", "/owner/datasets", {"zh_CN": METADATA}),
+    ("owner", "/owner/applications", {}), ("owner", "/owner/approvals", {}), ("owner", "/owner/datasets", {}),
     ("owner", "/owner/datasets/residents", {"zh_CN": "risk-scan findings from the service are English",
                                             "en": "public values not marked as data"}),
-    ("regulator", "/regulator", {"zh_CN": "audit subjects (dataset/…, query/…) not marked as data"}),
-    ("regulator", "/regulator/audit", {"zh_CN": "audit subjects and actors not marked as data"}),
+    ("regulator", "/regulator", {}), ("regulator", "/regulator/audit", {}),
     ("regulator", "/regulator/replay", {}), ("regulator", "/regulator/trace", {}),
     ("regulator", "/regulator/alerts", {}), ("regulator", "/suspensions", {}),
 ]
