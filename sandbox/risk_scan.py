@@ -598,8 +598,14 @@ def split_id_findings(table: pa.Table, sensitivities: Mapping[str, str], *, priv
         if sample_rows is not None and len(arr) > sample_rows:
             arr = arr.take(pa.array(np.linspace(0, len(arr) - 1, sample_rows).astype(np.int64)))
         t = _as_text(arr) if len(arr) else None
-        texts[n] = None if t is None or len(t) != len(arr) else pc.fill_null(_normalise(t) if pa.types.is_string(
-            t.type) else t, "")
+        if t is None or len(t) != len(arr):
+            texts[n] = None
+            continue
+        is_str = pa.types.is_string(t.type)
+        # PERF: only short digit strings can be a piece of an ID number (checked on the first 1,000)
+        head = _normalise(t.slice(0, 1000)) if is_str else t.slice(0, 1000)
+        pieces = pc.sum(pc.match_substring_regex(pc.fill_null(head, ""), r"^[0-9X]{1,16}$")).as_py() or 0
+        texts[n] = pc.fill_null(_normalise(t) if is_str else t, "") if pieces >= CHECKSUM_SHARE * len(head) else None
     out: list[Finding] = []
     seen: set[str] = set()
     for width in (3, 2):
