@@ -34,6 +34,7 @@ from sandbox.service import QueryRequest
 from sandbox.web import (
     console_charts,
     console_editor,
+    console_labels,
     console_plots,
     console_preview,
     console_sql,
@@ -544,3 +545,8 @@ def _sql_filter(text: str):
 @bp.app_template_global()
 def error_title(code: str | None) -> str:
     return i18n.error_headline(code)
+
+
+@bp.app_template_global("action_label")
+def _action_label(code: str | None) -> str:
+    return console_labels.action_label(code)
