@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from sandbox.cli_auth import TOKEN, authenticate
 from sandbox.errors import SandboxError
 
 DATA_DIR = click.option(
@@ -58,6 +59,34 @@ def init(data_dir: Path | None, crypto: str | None) -> None:
     except SandboxError as err:
         fail(err.message)
     click.echo(f"workspace ready at {ws.root} (cryptography profile {ws.crypto_profile()})")
+    _first_admin(ws)
+
+
+def _first_admin(ws) -> None:
+    """Issue 14: the first admin, from SANDBOX_ADMIN_USER/SANDBOX_ADMIN_PASSWORD or a prompt;
+    every later state-changing command acts as an authenticated user (sandbox.cli_auth)."""
+    import os
+
+    from sandbox.operations import SandboxAdmin
+    from sandbox.service import Sandbox
+
+    sb = Sandbox(ws)
+    if sb.conn().execute("SELECT 1 FROM users WHERE role = 'admin'").fetchone():
+        return
+    username = os.environ.get("SANDBOX_ADMIN_USER") or "admin"
+    password = os.environ.get("SANDBOX_ADMIN_PASSWORD")
+    if not password and sys.stdin.isatty():
+        username = click.prompt("first admin's user name", default=username, err=True)
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True, err=True)
+    if not password:
+        click.echo("no admin yet: set SANDBOX_ADMIN_PASSWORD (and SANDBOX_ADMIN_USER) and run `sandbox init` again",
+                   err=True)
+        return
+    try:
+        _user, token = SandboxAdmin(sb).create_user(username, "admin", password, display_name="first admin")
+    except SandboxError as err:
+        fail(err.message)
+    click.echo(f"admin {username!r} created; API token (shown once): {token}")
 
 
 def _free_port(host: str, port: int) -> int:
@@ -195,9 +224,12 @@ def datasets() -> None:
               help="The dataset's TOML policy.")
 @click.option("--encoding", type=click.Choice(["utf-8", "utf-8-sig", "gbk", "gb18030"], case_sensitive=False),
               default=None, help="A CSV file's text encoding (default: detected).")
-def datasets_add(data_dir: Path | None, name: str, file: Path, policy_path: Path, encoding: str | None) -> None:
+@TOKEN
+def datasets_add(data_dir: Path | None, name: str, file: Path, policy_path: Path, encoding: str | None,
+                 token: str | None) -> None:
     """Register FILE (CSV, .xlsx or Parquet) as a new version of dataset NAME; its cells are
-    read as the policy's column types (a code declared text stays text)."""
+    read as the policy's column types (a code declared text stays text). Acts as the dataset's
+    owner, authenticated (--token / SANDBOX_TOKEN)."""
     from sandbox.datasets import read_data_file
     from sandbox.operations import SandboxAdmin
     from sandbox.policy import parse_policy
@@ -206,12 +238,17 @@ def datasets_add(data_dir: Path | None, name: str, file: Path, policy_path: Path
 
     try:
         sb = Sandbox(Workspace.open(data_dir))
+        actor = authenticate(sb, token)
         policy_text = policy_path.read_text(encoding="utf-8")
-        types = {c.name: c.type for c in parse_policy(policy_text, str(policy_path)).columns.values()}
+        parsed = parse_policy(policy_text, str(policy_path))
+        if actor.username != parsed.owner:
+            fail(f"{actor.username} is not {parsed.owner}, the owner the policy names; only the owner registers "
+                 "the dataset's versions")
+        types = {c.name: c.type for c in parsed.columns.values()}
         click.echo(f"reading {file} …", err=True)
         table = read_data_file(file, types=types, encoding=encoding)
         version = SandboxAdmin(sb).add_dataset(
-            name, table, policy_text, policy_path=str(policy_path),
+            name, table, policy_text, policy_path=str(policy_path), actor=actor,
             progress=lambda m: click.echo(m + " …", err=True),
         )
     except SandboxError as err:
@@ -278,20 +315,17 @@ def datasets_list(data_dir: Path | None, as_json: bool) -> None:
             click.echo(f"{r['name']:<20} {r['tier']:<13} v{r['version']:<3} {r['rows']:>12,} rows  {r['content_hash'][:19]}")
 
 
-def _owner_of(sb, name: str):
-    """The dataset's owner, acting from the command line (the CLI runs on the server)."""
-    from sandbox.datasets import get_version
-    from sandbox.users import get_user
-
-    version = get_version(sb.conn(), name)
-    return get_user(sb.conn(), version.owner_id)
+def _acting(sb, token: str | None):
+    """The authenticated user acting (issue 14); the service functions check their rights."""
+    return authenticate(sb, token)
 
 
 @datasets.command("risk")
 @DATA_DIR
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True)
-def datasets_risk(data_dir: Path | None, name: str, as_json: bool) -> None:
+@TOKEN
+def datasets_risk(data_dir: Path | None, name: str, as_json: bool, token: str | None) -> None:
     """Show the risk-scan report of NAME's newest version (第十二条)."""
     from sandbox.catalog import risk_report
     from sandbox.service import Sandbox
@@ -299,7 +333,7 @@ def datasets_risk(data_dir: Path | None, name: str, as_json: bool) -> None:
 
     try:
         sb = Sandbox(Workspace.open(data_dir))
-        report = risk_report(sb, _owner_of(sb, name), name)
+        report = risk_report(sb, _acting(sb, token), name)
     except SandboxError as err:
         fail(err.message)
     click.echo(json.dumps(report, indent=2, ensure_ascii=False))
@@ -309,7 +343,8 @@ def datasets_risk(data_dir: Path | None, name: str, as_json: bool) -> None:
 @DATA_DIR
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True)
-def datasets_bounds(data_dir: Path | None, name: str, as_json: bool) -> None:
+@TOKEN
+def datasets_bounds(data_dir: Path | None, name: str, as_json: bool, token: str | None) -> None:
     """Show NAME's bounding report: what candidate contribution bounds and clamp ranges would
     cut, and suggested bounds (owner's figures, exact; docs/privacy.md)."""
     from sandbox import bounding_report
@@ -318,7 +353,7 @@ def datasets_bounds(data_dir: Path | None, name: str, as_json: bool) -> None:
 
     try:
         sb = Sandbox(Workspace.open(data_dir))
-        result = bounding_report.read(sb, _owner_of(sb, name), name)
+        result = bounding_report.read(sb, _acting(sb, token), name)
     except SandboxError as err:
         fail(err.message)
     if as_json:
@@ -331,15 +366,25 @@ def datasets_bounds(data_dir: Path | None, name: str, as_json: bool) -> None:
 @DATA_DIR
 @click.argument("name")
 @click.option("--note", default="", help="What the owner checked or decided.")
-def datasets_ack(data_dir: Path | None, name: str, note: str) -> None:
-    """Acknowledge NAME's risk report as its owner; this publishes the version (第十二条)."""
-    from sandbox.operations import SandboxAdmin
+@click.option("--acknowledge-findings", default="", help="The scan's findings you accept, and why (第十二条).")
+@click.option("--k-anonymity", type=int, default=None, help="k-anonymity target of an open (unconditional) download.")
+@TOKEN
+def datasets_ack(data_dir: Path | None, name: str, note: str, acknowledge_findings: str, k_anonymity: int | None,
+                 token: str | None) -> None:
+    """Acknowledge NAME's risk report as its owner: publishes the version, or submits it for the
+    regulator's co-signature when it needs review (`sandbox reviews decide`; 第十二条)."""
+    from sandbox import catalog
     from sandbox.service import Sandbox
     from sandbox.workspace import Workspace
 
     try:
         sb = Sandbox(Workspace.open(data_dir))
-        result = SandboxAdmin(sb).acknowledge_risk(_owner_of(sb, name), name, note)
+        body: dict = {"note": note}
+        if acknowledge_findings:
+            body["acknowledge_findings"] = acknowledge_findings
+        if k_anonymity is not None:
+            body["k_anonymity"] = k_anonymity
+        result = catalog.acknowledge_risk(sb, _acting(sb, token), name, body)
     except SandboxError as err:
         fail(err.message)
     click.echo(json.dumps(result, indent=2, ensure_ascii=False))
@@ -352,8 +397,9 @@ def datasets_ack(data_dir: Path | None, name: str, note: str) -> None:
 @click.option("--delta", type=float, default=None, help="Total δ all researchers together may spend.")
 @click.option("--reason", default="", help="Why (recorded in the audit log; required when setting).")
 @click.option("--json", "as_json", is_flag=True)
+@TOKEN
 def datasets_cap(data_dir: Path | None, name: str, epsilon: float | None, delta: float | None, reason: str,
-                 as_json: bool) -> None:
+                 as_json: bool, token: str | None) -> None:
     """Show, or set as its owner, NAME's collusion cap: the total privacy budget across all
     researchers, approvals and versions (docs/privacy.md). Without --epsilon/--delta: show."""
     from sandbox import dataset_caps
@@ -364,7 +410,7 @@ def datasets_cap(data_dir: Path | None, name: str, epsilon: float | None, delta:
         raise click.UsageError("give both --epsilon and --delta to set the cap, or neither to show it")
     try:
         sb = Sandbox(Workspace.open(data_dir))
-        owner = _owner_of(sb, name)
+        owner = _acting(sb, token)
         if epsilon is None:
             result = dataset_caps.read(sb, owner, name)
         else:
@@ -394,14 +440,21 @@ def users() -> None:
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
               envvar="SANDBOX_NEW_PASSWORD", help="Prompted when not given (or env SANDBOX_NEW_PASSWORD).")
 @click.option("--json", "as_json", is_flag=True)
-def users_add(data_dir: Path | None, username: str, role: str, password: str, as_json: bool) -> None:
-    """Create USERNAME with ROLE; prints the API token once (only its hash is stored)."""
+@TOKEN
+def users_add(data_dir: Path | None, username: str, role: str, password: str, as_json: bool,
+              token: str | None) -> None:
+    """Create USERNAME with ROLE as an authenticated admin; prints the API token once (only its
+    hash is stored). The first admin comes from `sandbox init`."""
+    from sandbox.cli_auth import require_role
     from sandbox.operations import SandboxAdmin
     from sandbox.service import Sandbox
     from sandbox.workspace import Workspace
 
     try:
-        user, token = SandboxAdmin(Sandbox(Workspace.open(data_dir))).create_user(username, role, password)
+        sb = Sandbox(Workspace.open(data_dir))
+        actor = authenticate(sb, token)
+        require_role(actor, "admin")
+        user, token = SandboxAdmin(sb).create_user(username, role, password, actor=actor)
     except SandboxError as err:
         fail(err.message)
     if as_json:
@@ -431,3 +484,46 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@cli.group()
+def reviews() -> None:
+    """Publication and tier reviews: the regulator co-signs (第十、十二条; issue 14)."""
+
+
+@reviews.command("list")
+@DATA_DIR
+@TOKEN
+def reviews_list(data_dir: Path | None, token: str | None) -> None:
+    """The reviews the acting owner or regulator may see, as JSON."""
+    from sandbox import publication
+    from sandbox.service import Sandbox
+    from sandbox.workspace import Workspace
+
+    try:
+        sb = Sandbox(Workspace.open(data_dir))
+        items = publication.list_reviews(sb, authenticate(sb, token))
+    except SandboxError as err:
+        fail(err.message)
+    click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+
+
+@reviews.command("decide")
+@DATA_DIR
+@click.argument("review_id", type=int)
+@click.option("--approve/--reject", required=True, help="Co-sign and apply, or reject.")
+@click.option("--reason", required=True, help="Why (recorded in the audit log).")
+@TOKEN
+def reviews_decide(data_dir: Path | None, review_id: int, approve: bool, reason: str, token: str | None) -> None:
+    """Co-sign (--approve) or --reject REVIEW_ID as the authenticated regulator."""
+    from sandbox import publication
+    from sandbox.service import Sandbox
+    from sandbox.workspace import Workspace
+
+    try:
+        sb = Sandbox(Workspace.open(data_dir))
+        result = publication.decide(sb, authenticate(sb, token), review_id,
+                                    {"decision": "approve" if approve else "reject", "reason": reason})
+    except SandboxError as err:
+        fail(err.message)
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False))

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from sandbox.cli_audit import DATA_DIR
+from sandbox.cli_auth import TOKEN, authenticate, require_role
 from sandbox.errors import SandboxError
 
 
@@ -46,7 +47,8 @@ def settings_list(data_dir: Path | None, as_json: bool) -> None:
 @DATA_DIR
 @click.argument("name")
 @click.argument("value", type=int)
-def settings_set(data_dir: Path | None, name: str, value: int) -> None:
+@TOKEN
+def settings_set(data_dir: Path | None, name: str, value: int, token: str | None) -> None:
     """Set NAME (e.g. rate_limits.rate_limit_per_token or alert_repeats) to VALUE."""
     from sandbox import settings
     from sandbox.service import Sandbox
@@ -54,11 +56,13 @@ def settings_set(data_dir: Path | None, name: str, value: int) -> None:
 
     try:
         sb = Sandbox(Workspace.open(data_dir))
+        actor = authenticate(sb, token)  # issue 14: logged as the admin who changed it
+        require_role(actor, "admin")
         conn = sb.conn()
         with transaction(conn):
             done = settings.change(
                 conn, name, value,
-                lambda details: sb.audit(conn, None, "setting.changed", f"setting/{details['name']}", details),
+                lambda details: sb.audit(conn, actor, "setting.changed", f"setting/{details['name']}", details),
             )
     except SandboxError as err:
         raise click.ClickException(err.message) from None

@@ -301,9 +301,9 @@ def test_console_owner_sets_the_cap_on_the_dataset_page(demo):
 
 
 def test_cli_shows_and_sets(demo):
-    sb, _ = demo
+    sb, creds = demo
     root = str(sb.ws.root)
-    runner = CliRunner()
+    runner = CliRunner(env={"SANDBOX_TOKEN": creds["owner"]["token"]})  # issue 14: the CLI acts as a user
     shown = runner.invoke(cli, ["datasets", "cap", "clinic_visits", "--data-dir", root])
     assert shown.exit_code == 0, shown.output
     assert "ε = 20, δ = 1e-05 (default)" in shown.output

@@ -60,8 +60,9 @@ CASES = {
 GROUPS = {"clinic_gbk": 5, "residents_gb18030": 2, "permits": 4, "enterprise_registry": 5, "enterprise_tax": 12}
 
 
-def invoke(*args: str) -> str:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+def invoke(*args: str, token: str | None = None) -> str:
+    """The CLI acting as an authenticated user (issue 14: SANDBOX_TOKEN)."""
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False, env={"SANDBOX_TOKEN": token or ""})
     assert result.exit_code == 0, result.output
     return result.stdout
 
@@ -74,14 +75,22 @@ def world(demo_template, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("real-files") / "ws"
     shutil.copytree(demo_template, root)
+    creds = json.loads((root / "demo-credentials.json").read_text())
+    owner_token, regulator_token = creds["owner"]["token"], creds["regulator"]["token"]
     drafts, reports = {}, {}
     for file, (name, *_rest) in CASES.items():
         policy = root.parent / f"{name}.toml"
         invoke("datasets", "draft", str(FILES_DIR / file), "--owner", "owner", "-o", str(policy))
         drafts[name] = policy.read_text(encoding="utf-8")
-        invoke("datasets", "add", name, str(FILES_DIR / file), "--policy", str(policy), "--data-dir", str(root))
-        reports[name] = json.loads(invoke("datasets", "risk", name, "--data-dir", str(root)))["report"]
-        invoke("datasets", "ack", name, "--note", "draft reviewed", "--data-dir", str(root))
+        invoke("datasets", "add", name, str(FILES_DIR / file), "--policy", str(policy), "--data-dir", str(root),
+               token=owner_token)
+        reports[name] = json.loads(invoke("datasets", "risk", name, "--data-dir", str(root),
+                                          token=owner_token))["report"]
+        # issue 14: the owner submits (findings acknowledged explicitly), the regulator co-signs
+        acked = json.loads(invoke("datasets", "ack", name, "--note", "draft reviewed", "--acknowledge-findings",
+                                  "DP aggregates only; k < 5 accepted", "--data-dir", str(root), token=owner_token))
+        invoke("reviews", "decide", str(acked["review_id"]), "--approve", "--reason", "reviewed",
+               "--data-dir", str(root), token=regulator_token)
     sb = Sandbox(Workspace.open(root))
     admin, conn = SandboxAdmin(sb), sb.conn()
     researcher, owner = find_user(conn, "researcher"), find_user(conn, "owner")
@@ -200,8 +209,10 @@ def test_a_policy_type_the_cells_do_not_fit_is_refused_by_datasets_add(world, tm
         'type = "float"', 'type = "int"')
     path = tmp_path / "wrong.toml"
     path.write_text(policy, encoding="utf-8")
+    owner_token = json.loads((sb.ws.root / "demo-credentials.json").read_text())["owner"]["token"]
     result = CliRunner().invoke(cli, ["datasets", "add", "clinic_gbk", str(FILES_DIR / "clinic_gbk.csv"),
-                                      "--policy", str(path), "--data-dir", str(sb.ws.root)])
+                                      "--policy", str(path), "--data-dir", str(sb.ws.root)],
+                                env={"SANDBOX_TOKEN": owner_token})
     assert result.exit_code == 1
     assert "clinic_gbk.csv, row 2, column '费用':" in result.output and "is not a whole number" in result.output
 
