@@ -677,7 +677,7 @@ def test_lowering_then_raising_serves_only_the_newest_signed_derivative(env):
     assert k_of(got.csv, ["district", "age", "sex"]) >= 20
 
 
-# was a strict xfail (LEAK); defended by the allow-list derivative (see docs/privacy.md)
+# was a strict xfail (LEAK); defended: acknowledge_risk decides inside its transaction (docs/privacy.md)
 def test_race_acknowledgement_publishes_a_version_it_never_checked(env, monkeypatch):
     clean = {**PEOPLE_COLUMNS, "age": ("int", "sensitive", "bounds = [0, 100]"), "sex": ("text", "sensitive")}
     t, _secrets = residents(env, 400)
@@ -723,7 +723,7 @@ def _rows(t: pa.Table) -> list[tuple]:
     return list(zip(*(t.column(c).to_pylist() for c in cols), strict=True))
 
 
-# was a strict xfail (LEAK); defended by the allow-list derivative (see docs/privacy.md)
+# was a strict xfail (LEAK); defended: measures banded, changes < k held back (docs/privacy.md)
 def test_differencing_two_releases_singles_out_a_new_resident(env):
     v1 = _residents_like(300, seed=61)
     register(env, "town", v1, policy("town", RELEASE_COLUMNS))
@@ -740,7 +740,7 @@ def test_differencing_two_releases_singles_out_a_new_resident(env):
         f"v2 − v1 = {len(new_rows)} row(s): {new_rows[:2]} — the newcomer's exact income")
 
 
-# was a strict xfail (LEAK); defended by the allow-list derivative (see docs/privacy.md)
+# was a strict xfail (LEAK); defended: rows shuffled with SystemRandom (docs/privacy.md)
 def test_derivative_row_order_is_not_the_stored_order(env):
     t = _residents_like(300, seed=71)
     ids = resident_ids(300, seed=72)
@@ -756,7 +756,7 @@ def test_derivative_row_order_is_not_the_stored_order(env):
     assert served != kept, "the download lists the persons in ID-number order"
 
 
-# was a strict xfail (LEAK); defended by the allow-list derivative (see docs/privacy.md)
+# was a strict xfail (LEAK); defended: k counted per person, linked through identifier columns (docs/privacy.md)
 def test_k_counts_persons_not_the_declared_unit(env):
     n = 300
     pop = population(n, seed=81)
@@ -780,7 +780,7 @@ def test_k_counts_persons_not_the_declared_unit(env):
     assert not hers, f"{len(hers)} rows of one patient downloadable as her own class: {hers[:2]}"
 
 
-# was a strict xfail (LEAK); defended by the allow-list derivative (see docs/privacy.md)
+# was a strict xfail (LEAK); defended: whole-column scan and the allow-list derivative (docs/privacy.md)
 def test_identifiers_between_the_scan_samples(env):
     import numpy as np
 
@@ -800,7 +800,7 @@ def test_identifiers_between_the_scan_samples(env):
 
 
 # -- 6. the schema: what the catalog says about columns ------------------------------------------------
-# was a strict xfail (LEAK); defended by the allow-list derivative (see docs/privacy.md)
+# was a strict xfail (LEAK); defended: public values need value_support ≥ 5 and no finding (docs/privacy.md)
 def test_public_values_of_a_column_the_scan_flags_are_listed(shared):
     who = names(60)
     table = base_table(60, 姓名=who)
