@@ -71,3 +71,8 @@ def test_history_says_whose_queries_it_lists(app):
 def test_the_verify_result_comes_first(app):
     page = text(post(client_for(app, "regulator", lang="en"), "/regulator/verify", {}, page="/regulator"))
     assert page.index('id="verify-result"') < page.index('class="stats"')
+
+
+def test_a_tier_change_asks_for_confirmation(app):
+    page = text(client_for(app, "owner", lang="en").get("/owner/datasets/residents"))
+    assert re.search(r'id="tier-form" data-confirm="Change the tier of residents\? Raising it goes to the regulator', page)
