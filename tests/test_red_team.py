@@ -424,7 +424,7 @@ PREVIEW_FIELDS = [
     ("rows-str", "expected_rows", '"5"'), ("acc-nan", "accuracy", '{"column": "COUNT(*)", "half_width": NaN}'),
     ("acc-inf", "accuracy", '{"column": "COUNT(*)", "half_width": 1e999}'),
     ("acc-zero", "accuracy", '{"column": "COUNT(*)", "half_width": 0}'),
-    ("acc-tiny", "accuracy", '{"column": "COUNT(*)", "half_width": 5e-324}'),
+    ("acc-tiny", "accuracy", '{"column": "COUNT(*)", "half_width": -5e-324}'),
     ("acc-big", "accuracy", '{"column": "COUNT(*)", "half_width": ' + BIG + '}'),
     ("acc-conf", "accuracy", '{"column": "COUNT(*)", "half_width": 1, "confidence": NaN}'),
     ("acc-col-num", "accuracy", '{"column": 5, "half_width": 1}'),
