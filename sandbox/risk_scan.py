@@ -21,7 +21,9 @@ Pure functions over an Arrow table and its policy; no I/O. Two questions:
    before matching (:func:`normalise`: NFKC full-width → half-width, spaces and hyphens inside
    digit runs and between digits and Han characters removed, upper case), integral float
    columns are scanned as integers, first-generation 15-digit ID numbers count when they fill
-   a column, and a resident ID number split over two or three adjacent columns is found.
+   a column, a resident ID number split over two or three adjacent columns is found, and
+   names are also found with a title (张伟先生), after a role in text (户主张伟), with a
+   surname beyond the top 100 (``SURNAMES_MORE``) or in pinyin (ZHANG WEI).
 2. **How unique are people on their quasi-identifiers?** Over the policy's
    ``quasi_identifier`` columns: the smallest number of persons sharing one combination (the
    dataset's *k* in k-anonymity, Sweeney 2002), the number and share of persons who are
@@ -74,13 +76,27 @@ SURNAMES: Final = (
     "苏吕丁任卢姚沈钟姜崔谭陆范汪廖石金韦贾夏付方邹熊白孟秦邱侯江尹薛闫段雷龙黎史陶贺毛郝顾龚邵"
     "万覃武钱戴严莫孔向常汤"
 )
+# Common surnames outside the top 100, among them those frequent in Shandong (逄 鞠 隋 栾 宫 …).
+SURNAMES_MORE: Final = "逄鞠隋栾宫庞翟甄蔺仇邴鹿隽郇綦亓单牟毕娄柏邢葛谷车祁乔岳温柳殷聂尚辛康伍施童牛樊兰喻关纪左焦鲍房滕井臧颜霍凌安"
 COMPOUND_SURNAMES: Final = ("欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容",
                             "长孙", "宇文", "司徒", "夏侯", "令狐", "轩辕", "西门", "南宫")
 #: Titles written after a name (张伟先生, 王芳女士).
 NAME_TITLES: Final = "先生|女士|小姐|同志|老师|师傅|医生|大夫|经理"
 NAME_PATTERN: Final = (
-    "^(?:" + "|".join(COMPOUND_SURNAMES) + "|[" + SURNAMES + r"])\p{Han}{1,2}?(?:" + NAME_TITLES + ")?$"
+    "^(?:" + "|".join(COMPOUND_SURNAMES) + "|[" + SURNAMES + SURNAMES_MORE + r"])\p{Han}{1,2}?(?:"
+    + NAME_TITLES + ")?$"
 )
+# Names in pinyin (ZHANG WEI, as exported by foreign-language systems; values are upper-cased
+# before matching): a common surname, a space, one or two syllables.
+PINYIN_SURNAMES: Final = (
+    "ZHANG|WANG|LI|LIU|CHEN|YANG|HUANG|ZHAO|WU|ZHOU|XU|SUN|MA|ZHU|HU|GUO|HE|LIN|GAO|LUO|ZHENG|LIANG|XIE|"
+    "SONG|TANG|HAN|FENG|DENG|CAO|PENG|ZENG|XIAO|TIAN|DONG|PAN|YUAN|CAI|JIANG|YU|DU|YE|CHENG|WEI|SU|LV|LU|"
+    "DING|REN|YAO|SHEN|ZHONG|CUI|TAN|FAN|LIAO|SHI|JIN|JIA|XIA|FU|FANG|ZOU|XIONG|BAI|MENG|QIN|QIU|HOU|YIN|"
+    "XUE|YAN|DUAN|LEI|LONG|TAO|MAO|HAO|GU|GONG|SHAO|WAN|QIAN|DAI|KONG|CHANG|JU|SUI|LUAN|PANG"
+)
+_SYLLABLE = (r"(?:ZH|CH|SH|[BPMFDTNLGKHJQXRZCSYW])?(?:IANG|IONG|UANG|ANG|ENG|ING|ONG|IAN|IAO|UAI|UAN|AI|EI|AO|"
+             r"OU|AN|EN|IN|UN|IA|IE|IU|UA|UO|UI|UE|ER|A|O|E|I|U|V)")
+PINYIN_NAME_PATTERN: Final = rf"^(?:{PINYIN_SURNAMES}) {_SYLLABLE}(?:[ -]?{_SYLLABLE})?$"
 #: Values that say "nobody" (a column of agents mostly 无 is still a column of names).
 PLACEHOLDERS: Final = frozenset({"", "无", "空", "暂无", "不详", "未知", "-", "/", "N/A", "NA", "NULL", "NONE"})
 
@@ -136,7 +152,7 @@ COMPANY_WHOLE_PATTERN: Final = (r"^\s*[\p{Han}A-Za-z0-9·（）()]{2,40}?(?:公�
 # An enterprise *type* (企业类型), not a name: 有限责任公司, 股份有限公司, 类型为有限公司 ...
 COMPANY_TYPE_PATTERN: Final = (rf"(?:^|为|是|属|型|：|:|、|或|和|及)(?:一人|国有独资|自然人独资|自然人投资或控股|法人独资|外商独资"
                                rf"|中外合资|中外合作|私营|集体|农民|股份|有限|责任)*{_LEGAL_FORM}(?:[（(][^）)]*[）)])?$")
-_PERSON = "(?:" + "|".join(COMPOUND_SURNAMES) + "|[" + SURNAMES + r"])\p{Han}{1,2}"
+_PERSON = "(?:" + "|".join(COMPOUND_SURNAMES) + "|[" + SURNAMES + SURNAMES_MORE + r"])\p{Han}{1,2}"
 LEGAL_REP_PATTERN: Final = rf"(?:法定代表人|法人代表|法人|负责人|经营者)(?:姓名)?[\s:：为是]*(?P<v>{_PERSON})"
 #: A person named inside text by their role (户主张伟，已核实; 联系人：王芳).
 EMBEDDED_NAME_PATTERN: Final = (rf"(?:户主|联系人|申请人|代理人|委托人|监护人|姓名|患者|经办人|担保人|收件人)"
@@ -522,7 +538,8 @@ def scan_column(name: str, column: pa.ChunkedArray | pa.Array, declared: str,
     hinted = bool(LEGAL_REP_HEADER.search(name))
     if is_text:
         trimmed = pc.utf8_trim_whitespace(text)
-        is_name = pc.match_substring_regex(trimmed, NAME_PATTERN)
+        is_name = pc.or_(pc.match_substring_regex(trimmed, NAME_PATTERN),
+                         pc.match_substring_regex(trimmed, PINYIN_NAME_PATTERN))
         names = text.filter(is_name)
         distinct = pc.count_distinct(names).as_py() if len(names) else 0
         # shares over the values that name anybody (a column of agents, mostly 无, is a name column);

@@ -15,6 +15,8 @@ import pytest
 
 from sandbox import risk_scan
 from tests.test_red_team_tiers import (
+    _ARROW,
+    LEAKS,
     RELEASE_COLUMNS,
     _env,
     _residents_like,
@@ -27,6 +29,7 @@ from tests.test_red_team_tiers import (
     publish_open,
     register,
     resident_id,
+    resident_ids,
 )
 
 ID = resident_id("37010219900307123")
@@ -113,3 +116,21 @@ def test_scan_normalises_before_matching(value, kind):
     """One value repeated in a column of 20: the scan reads it as people write it."""
     findings = risk_scan.scan_column("c", pa.array([value] * 20), "public", sample_rows=None)
     assert kind in {f.kind for f in findings}
+
+
+@pytest.mark.parametrize("case", sorted(LEAKS))
+def test_the_scan_itself_finds_every_former_leak(case):
+    """Beyond the allow-list (which drops them anyway), the scan recognises each written form —
+    it is the only defence of the conditional tier, where a column not declared identifier is
+    refused only if the scan sees it."""
+    _why, h = LEAKS[case]
+    values, _secrets = h.make(h.n)
+    assert risk_scan.scan_column(h.column, pa.array(values, _ARROW[h.ctype]), h.sensitivity, sample_rows=None)
+
+
+def test_the_scan_finds_an_id_split_over_adjacent_columns():
+    ids = resident_ids(60, seed=11)
+    t = base_table(60, a=[x[:6] for x in ids], b=[x[6:14] for x in ids], c=[x[14:] for x in ids])
+    report = risk_scan.scan(t, {}, privacy_unit="pid")
+    assert {(f["column"], f["kind"]) for f in report["identifier_findings"]} == {
+        ("a", "resident_id"), ("b", "resident_id"), ("c", "resident_id")}
