@@ -97,6 +97,8 @@ TABLE: list[Row] = [
         ("researcher.query", "GET"), ("researcher.run", "POST"), ("researcher.preview_cost", "POST"),
         ("researcher.history", "GET"),
         ("researcher.release", "GET"), ("researcher.release_csv", "GET"), ("researcher.receipt", "GET"),
+        ("researcher.format_query", "POST"), ("researcher.save_query", "POST"), ("researcher.delete_saved", "POST"),
+        ("researcher.release_xlsx", "GET"),
         ("owner.overview", "GET"), ("owner.applications_inbox", "GET"), ("owner.application", "GET"),
         ("owner.decide", "POST"), ("owner.approvals", "GET"), ("owner.alerts", "GET"),
         ("owner_datasets.datasets", "GET"), ("owner_datasets.new", "GET"), ("owner_datasets.upload", "POST"),
@@ -295,7 +297,8 @@ def console_path(client, r: Row, side: Side) -> str:
     values = {"name": side.dataset, "application_id": side.app_decided, "suspension_id": side.suspension,
               "objection_id": side.objection, "review_id": side.review, "query_id": "q_0",
               "order_id": side.rectification, "termination_id": 1, "alert_id": 1,
-              "approval_id": side.approval, "token_id": 1, "plan_id": 1, "token": "t", "filename": "sandbox.css"}
+              "approval_id": side.approval, "token_id": 1, "plan_id": 1, "token": "t", "filename": "sandbox.css",
+              "ident": 1}
     rule = next(x for x in client.application.url_map.iter_rules(r.endpoint) if r.method in x.methods)
     adapter = client.application.url_map.bind("localhost")
     return adapter.build(r.endpoint, {a: values[a] for a in rule.arguments}, method=r.method)
