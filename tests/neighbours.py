@@ -149,7 +149,8 @@ def build_env(template: Path, root: Path, name: str, rows: int,
     for dataset, table in zip(("residents", "clinic_visits"), tables, strict=True):
         admin.add_dataset(dataset, table, policy_text(dataset),
                           policy_path=f"sandbox/demo_policies/{dataset}.toml", actor=owner)
-        admin.acknowledge_risk(owner, dataset, "neighbouring-dataset tests")
+        # issue 14: a version whose scan has findings is acknowledged explicitly and co-signed
+        admin.publish(owner, dataset, "neighbouring-dataset tests", regulator=find_user(conn, "regulator"))
         dataset_caps.set_cap(sb, owner, dataset, {"epsilon_total": 1000.0, "delta_total": 0.01,
                                                   "reason": "neighbouring-dataset tests"})
     with transaction(conn):

@@ -106,7 +106,7 @@ def add_person(sb) -> None:
     owner = find_user(conn, "owner")
     admin.add_dataset("clinic_visits", pa.concat_tables([table, extra]), policy_text("clinic_visits"),
                       actor=owner)
-    admin.acknowledge_risk(owner, "clinic_visits", "statistical test: D′")
+    admin.publish(owner, "clinic_visits", "statistical test: D′", regulator=find_user(conn, "regulator"))  # issue 14
 
 
 def service_releases(sb, sql: str, n: int, tag: float) -> tuple[list[float], float, list]:
