@@ -378,12 +378,27 @@ def normalise(value: str) -> str:
 
 
 def _normalise(text: pa.Array) -> pa.Array:
-    text = pc.utf8_normalize(text, "NFKC")
-    for _ in range(2):  # twice: "1 2 3" overlaps
-        text = pc.replace_substring_regex(text, r"(\d)[\s\-\x{2010}-\x{2015}\x{2212}]+(\d)", r"\1\2")
-    text = pc.replace_substring_regex(text, r"(\p{Han})\s+(\d)", r"\1\2")
-    text = pc.replace_substring_regex(text, r"(\d)\s+(\p{Han})", r"\1\2")
-    return pc.utf8_upper(text)
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    if len(text) > 1000 and pc.count_distinct(text.slice(0, 1000)).as_py() < 500:
+        # PERF: normalise each distinct value once (a column of districts or 无 has a handful)
+        enc = pc.dictionary_encode(text)
+        return pc.take(_normalise_values(enc.dictionary), enc.indices)
+    return _normalise_values(text)
+
+
+def _normalise_values(text: pa.Array) -> pa.Array:
+    ascii_only = pc.all(pc.string_is_ascii(text)).as_py() is not False
+    if not ascii_only:
+        text = pc.utf8_normalize(text, "NFKC")
+    digit_run = r"(\d)[\s\-\x{2010}-\x{2015}\x{2212}]+(\d)"
+    if pc.any(pc.match_substring_regex(text, digit_run)).as_py():
+        for _ in range(2):  # twice: "1 2 3" overlaps
+            text = pc.replace_substring_regex(text, digit_run, r"\1\2")
+    if not ascii_only:  # PERF: only non-ASCII text can hold Han characters
+        text = pc.replace_substring_regex(text, r"(\p{Han})\s+(\d)", r"\1\2")
+        text = pc.replace_substring_regex(text, r"(\d)\s+(\p{Han})", r"\1\2")
+    return pc.ascii_upper(text) if ascii_only else pc.utf8_upper(text)
 
 
 def _extract(text: pa.Array, pattern: str, fields: tuple[str, ...] = ("v",)) -> tuple[np.ndarray, np.ndarray, pa.Array]:
@@ -610,6 +625,7 @@ def split_id_findings(table: pa.Table, sensitivities: Mapping[str, str], *, priv
     in at least ``CHECKSUM_SHARE`` of the rows (and at least 3) is reported."""
     names = [n for n in table.column_names if n != privacy_unit]
     texts: dict[str, pa.Array | None] = {}
+    widths: dict[str, int] = {}
     for n in names:
         arr = table.column(n).combine_chunks()
         if sample_rows is not None and len(arr) > sample_rows:
@@ -623,12 +639,16 @@ def split_id_findings(table: pa.Table, sensitivities: Mapping[str, str], *, priv
         head = _normalise(t.slice(0, 1000)) if is_str else t.slice(0, 1000)
         pieces = pc.sum(pc.match_substring_regex(pc.fill_null(head, ""), r"^[0-9X]{1,16}$")).as_py() or 0
         texts[n] = pc.fill_null(_normalise(t) if is_str else t, "") if pieces >= CHECKSUM_SHARE * len(head) else None
+        if texts[n] is not None:  # the usual width of a piece: a window of pieces must add up to 18
+            counts = pc.value_counts(pc.utf8_length(pc.fill_null(head, "")))
+            widths[n] = int(counts.field("values")[int(np.argmax(counts.field("counts").to_numpy()))].as_py())
     out: list[Finding] = []
     seen: set[str] = set()
     for width in (3, 2):
         for i in range(len(names) - width + 1):
             window = names[i:i + width]
-            if any(texts[n] is None for n in window) or seen.issuperset(window):
+            if any(texts[n] is None for n in window) or seen.issuperset(window) or sum(
+                    widths[n] for n in window) != 18:
                 continue
             joined = pc.binary_join_element_wise(*(texts[n] for n in window), "")
             hit, whole, values = _extract(joined, "^" + r"(?P<v>" + _ID_BODY + ")$")
@@ -644,20 +664,26 @@ def split_id_findings(table: pa.Table, sensitivities: Mapping[str, str], *, priv
 SUPPORT_DISTINCT_MAX: Final = 10_000
 
 
-def value_support(table: pa.Table, unit: str) -> dict[str, int | None]:
+def value_support(table: pa.Table, unit: str, sensitivities: Mapping[str, str] | None = None
+                  ) -> dict[str, int | None]:
     """Per column, the fewest persons holding any one of its values (None when the column has
     more than ``SUPPORT_DISTINCT_MAX`` distinct values). A column's policy ``public_values`` are
     listed on public pages only when this is at least ``K_MIN`` (``sandbox.catalog``): a value
     held by one person, listed to anyone, is that person's."""
     out: dict[str, int | None] = {}
+    sensitivities = sensitivities or {}
     if unit not in table.column_names or table.num_rows == 0:
         return out
+    one_row_each = pc.count_distinct(table.column(unit), mode="all").as_py() == table.num_rows
     for name in table.column_names:
-        if name == unit:
-            continue
+        if name == unit or sensitivities.get(name) == "identifier":
+            continue  # an identifier column has no public values (sandbox.policy refuses them)
         col = table.column(name)
         if pc.count_distinct(col, mode="all").as_py() > SUPPORT_DISTINCT_MAX:
             out[name] = None
+            continue
+        if one_row_each:  # PERF: persons per value = rows per value
+            out[name] = int(pc.min(pc.value_counts(col).field("counts")).as_py())
             continue
         per = pa.table({"v": col, "u": table.column(unit)}).group_by(["v", "u"]).aggregate([])
         out[name] = int(pc.min(per.group_by(["v"]).aggregate([([], "count_all")]).column("count_all")).as_py())
@@ -676,7 +702,7 @@ def scan(table: pa.Table, sensitivities: Mapping[str, str], *, privacy_unit: str
     findings += split_id_findings(table, sensitivities, privacy_unit=privacy_unit, sample_rows=sample_rows)
     qis = [c for c in table.column_names if sensitivities.get(c) == "quasi_identifier"]
     unique = uniqueness(table, qis, privacy_unit)
-    support = value_support(table, privacy_unit)
+    support = value_support(table, privacy_unit, sensitivities)
     problems = [
         f"column {f.column!r} holds what look like {KIND_LABELS.get(f.kind, f.kind)} "
         f"({f.matches} of {f.scanned} values{' inside text' if f.embedded else ''}) but is declared "
