@@ -94,14 +94,13 @@ def ensure_one_release_of(sb, creds) -> str:
 
 PAGES = [  # (role, path, {language: why it is not yet fully in that language})
     (None, "/catalog", {}), (None, "/login", {}), (None, "/no-such-page", {}), (None, "/transparency", {}),
-    (None, "/catalog/residents", {"zh_CN": "column types and the owner's open conditions (English demo text) "
-                                           "not marked as data", "en": "public values not marked as data"}),
+    (None, "/catalog/residents", {}),
     ("researcher", "/query", {}), ("researcher", "/history", {}), ("researcher", "/objections", {}),
     ("researcher", "/query?result={release}", {}), ("researcher", "/history/{release}", {}),
     ("owner", "/owner", {}), ("owner", "/owner/alerts", {}), ("owner", "/suspensions", {}),
     ("owner", "/owner/applications", {}), ("owner", "/owner/approvals", {}), ("owner", "/owner/datasets", {}),
-    ("owner", "/owner/datasets/residents", {"zh_CN": "risk-scan findings from the service are English",
-                                            "en": "public values not marked as data"}),
+    ("owner", "/owner/datasets/residents", {"zh_CN": "risk-scan findings and the bounding report's notes "
+                                                     "come from the service in English"}),
     ("regulator", "/regulator", {}), ("regulator", "/regulator/audit", {}),
     ("regulator", "/regulator/replay", {}), ("regulator", "/regulator/trace", {}),
     ("regulator", "/regulator/alerts", {}), ("regulator", "/suspensions", {}),
