@@ -209,7 +209,10 @@ def _text_values(arr: pa.ChunkedArray, limit: int = 20_000) -> list[str]:
     """Up to ``limit`` distinct non-null values as case-folded, NFKC-normalised text."""
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         return []
-    return [risk_scan.normalise(str(v)).strip().casefold() for v in pc.unique(arr.drop_null()).to_pylist()[:limit]]
+    distinct = pc.unique(arr.drop_null())
+    if isinstance(distinct, pa.ChunkedArray):
+        distinct = distinct.combine_chunks()
+    return [v.strip().casefold() for v in risk_scan.normalise_array(distinct.slice(0, limit)).to_pylist()]
 
 
 def recognised_qi(name: str, col: ColumnPolicy | None, arr: pa.ChunkedArray) -> str | None:

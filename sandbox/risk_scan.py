@@ -377,6 +377,11 @@ def normalise(value: str) -> str:
     return _normalise(pa.array([value], pa.string()))[0].as_py()
 
 
+def normalise_array(text: pa.Array) -> pa.Array:
+    """:func:`normalise` over an Arrow string array."""
+    return _normalise(text)
+
+
 def _normalise(text: pa.Array) -> pa.Array:
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
