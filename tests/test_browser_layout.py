@@ -98,3 +98,37 @@ def test_the_menu_button_is_keyboard_operable(page, live):
     page.keyboard.press("Escape")
     assert page.locator("#main-nav").is_hidden()
     assert page.evaluate("document.activeElement.id") == "menu-toggle"
+
+
+@pytest.mark.parametrize(("lang", "width"), [("en", 390), ("zh_CN", 768), ("en", 1024), ("zh_CN", 1366)])
+def test_each_roles_main_flow_at_a_width(page, live, lang, width):
+    """The main flows, not only the pages: a query run from the keyboard, the owner reaching an
+    application through the (collapsed) menu, the regulator's verification seen at once."""
+    ensure_release(live)
+    page.set_viewport_size({"width": width, "height": 900})
+    page.context.add_cookies([{"name": "sandbox_lang", "value": lang, "url": live.base}])
+    login(page, live, "researcher")
+    page.wait_for_selector(".cm-editor")
+    page.locator(".cm-content").click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text("SELECT sex, COUNT(*) AS people\nFROM residents\nGROUP BY sex")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#result-table tbody tr")
+    assert page.evaluate(OVERFLOW_JS) == []
+    page.context.clear_cookies()
+    page.context.add_cookies([{"name": "sandbox_lang", "value": lang, "url": live.base}])
+
+    login(page, live, "owner")
+    open_menu(page)
+    page.click("#main-nav a[href='/owner/applications']")
+    page.wait_for_url("**/owner/applications")
+    assert page.evaluate(OVERFLOW_JS) == []
+    page.context.clear_cookies()
+    page.context.add_cookies([{"name": "sandbox_lang", "value": lang, "url": live.base}])
+
+    login(page, live, "regulator")
+    page.click("#verify")
+    result = page.wait_for_selector("#verify-result")
+    box = result.bounding_box()
+    assert box is not None and box["y"] < 900, "the verify result is below the fold"
+    assert page.evaluate(OVERFLOW_JS) == []
