@@ -28,3 +28,10 @@ def test_catalog_search_by_words_columns_and_tier(app):
     assert conditional and "residents" in conditional
     assert listed(text(c.get("/catalog?tier=bogus"))) == everything  # unknown tier: no filter
     assert 'value="clinic"' in text(c.get("/catalog?q=clinic"))  # the search is kept in the form
+
+
+def test_the_conditions_are_in_the_readers_language(app):
+    zh = text(client_for(app, None).get("/catalog/residents"))
+    assert "获批的研究者在沙箱中查询" in zh and "apply through the portal" not in zh
+    en = text(client_for(app, None, lang="en").get("/catalog/residents"))
+    assert "Apply through the portal stating scenario" in en and "有条件开放:" not in en
