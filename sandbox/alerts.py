@@ -343,6 +343,10 @@ def raise_alert(sb: Sandbox, cand: Candidate,
             if again is None:
                 return None
             cand = again
+        if cand.kind in GROUPED_KINDS:
+            folded = _fold_into_open(sb, conn, cand)
+            if folded is not None:
+                return folded
         approval = workflow.get_approval(conn, cand.approval_id) if cand.approval_id is not None else None
         moment = iso(sb.now())
         cur = conn.execute(
@@ -364,6 +368,36 @@ def raise_alert(sb: Sandbox, cand: Candidate,
         row = conn.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
     log.info("alert %s raised: %s", cand.kind, cand.summary)
     return _view(conn, row)
+
+
+#: Kinds whose repeats fold into the open alert of the same researcher and approval (issue 14:
+#: de-duplicated, with a count and a time range) instead of raising a new one each time.
+GROUPED_KINDS: Final = ("refusal_burst",)
+
+
+def _fold_into_open(sb: Sandbox, conn: sqlite3.Connection, cand: Candidate) -> dict[str, Any] | None:
+    """Count ``cand`` as another occurrence of an open (not resolved) alert of the same kind,
+    researcher and approval: occurrences + 1, the time range extended, the details merged; logged
+    as ``alert.repeated``. None when there is no such alert."""
+    row = conn.execute("SELECT * FROM alerts WHERE kind = ? AND researcher_id IS ? AND approval_id IS ? "
+                       "AND status != 'resolved' ORDER BY id DESC LIMIT 1",
+                       (cand.kind, cand.researcher_id, cand.approval_id)).fetchone()
+    if row is None:
+        return None
+    details = json.loads(row["details_json"])
+    new = dict(cand.details)
+    if cand.kind == "refusal_burst":
+        codes = Counter(details.get("codes") or {})
+        codes.update(new.get("codes") or {})
+        details.update(refusals=int(details.get("refusals", 0)) + int(new.get("refusals", 0)), codes=dict(codes),
+                       last_refusal_at=new.get("last_refusal_at"))
+    moment = iso(sb.now())
+    conn.execute("UPDATE alerts SET occurrences = occurrences + 1, last_seen_at = ?, details_json = ? WHERE id = ?",
+                 (moment, json.dumps(details, ensure_ascii=False), row["id"]))
+    sb.audit(conn, None, "alert.repeated", f"alert/{row['id']}", {
+        "alert_id": row["id"], "kind": cand.kind, "occurrences": row["occurrences"] + 1, "summary": cand.summary,
+        "details": new})
+    return _view(conn, conn.execute("SELECT * FROM alerts WHERE id = ?", (row["id"],)).fetchone())
 
 
 def evaluate(sb: Sandbox, researcher_id: int, approval_id: int | None) -> list[dict[str, Any]]:
@@ -435,6 +469,7 @@ def _view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         "summary": row["summary"], "details": json.loads(row["details_json"]),
         "created_at": row["created_at"], "audit_seq": row["audit_seq"],
         "subject": row["subject"] or None, "status": row["status"],
+        "occurrences": row["occurrences"], "first_seen_at": row["created_at"], "last_seen_at": row["last_seen_at"],
         "handled_by": fields.username_of(conn, row["handled_by"]), "handled_at": row["handled_at"],
         "note": row["note"] or None,
     }

@@ -73,8 +73,22 @@ def test_refusal_burst_is_raised_once_per_burst_and_logged(world):
     assert entry["actor"] == "system" and entry["details"]["kind"] == "refusal_burst"
     for i in range(2):  # with the fourth, three new refusals: a second burst
         query(client, tokens, approval, f"SELEC {i + 3}")
-    assert [a["details"]["refusals"] for a in alerts_of(client, tokens)] == [3, 3]
-    assert len(logged(sb)) == 2
+    # issue 14: de-duplicated — the open alert counts the second burst, with the time range
+    (alert,) = alerts_of(client, tokens)
+    assert alert["occurrences"] == 2 and alert["details"]["refusals"] == 6
+    assert alert["first_seen_at"] <= alert["last_seen_at"]
+    assert len(logged(sb)) == 1
+    import audit_log.store as store
+
+    (repeat,) = store.entries(sb.conn(), 0, action="alert.repeated")
+    assert repeat["details"]["occurrences"] == 2
+    # once resolved, the next burst is a new alert
+    r = client.post(f"/api/v1/alerts/{alert['alert_id']}/handle", headers=bearer(tokens["regulator"]),
+                    json={"action": "resolve", "note": "spoke to the researcher"})
+    assert r.status_code == 200
+    for i in range(3):
+        query(client, tokens, approval, f"SELEC {i + 10}")
+    assert [a["occurrences"] for a in alerts_of(client, tokens)] == [1, 2]
 
 
 def test_budget_alerts_at_80_and_95_percent(world):
