@@ -78,6 +78,7 @@ PATTERN_SCAN: Final = 500
 #: Queries made up to this long before the last pass are evaluated again (late commits).
 SWEEP_OVERLAP: Final = dt.timedelta(minutes=1)
 LIST_LIMIT: Final = 500
+_NO_APPROVAL: Final = workflow.Approval(0, 0, 0, 0, {}, 1.0, 0.0, 1.0, None, "")
 _SWEEP_MARK: Final = "alerts.swept_until"
 
 SETTING_GROUP: Final = SettingGroup(
@@ -518,6 +519,11 @@ def list_alerts(sb: Sandbox, user: User | None, *, kind: str | None = None, appr
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     conn = sb.conn()
     rows = conn.execute(f"SELECT * FROM alerts {where} ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+    if user.role == "regulator":  # a district regulator: alerts about their jurisdiction's approvals (第五条)
+        from sandbox import organisations
+
+        rows = [r for r in rows if r["approval_id"] is None or organisations.in_jurisdiction(
+            conn, user, (workflow.get_approval(conn, r["approval_id"]) or _NO_APPROVAL).datasets)]
     return [_view(conn, r) for r in rows]
 
 

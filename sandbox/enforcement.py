@@ -18,6 +18,7 @@ due date and not closed is *overdue*: it shows on both dashboards and raises an 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from typing import TYPE_CHECKING, Any, Final
 
@@ -156,7 +157,19 @@ def list_terminations(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
     role = authz.role_of(user)
     rows = conn.execute("SELECT * FROM terminations ORDER BY id").fetchall()
     return [_termination_view(conn, r) for r in rows
-            if authz.decide("termination.read", role, _termination_relations(conn, user, r)) == "allow"]
+            if authz.decide("termination.read", role, _termination_relations(conn, user, r)) == "allow"
+            and organisations.in_jurisdiction(conn, user, target_datasets(conn, r["target_type"], r["target_id"]))]
+
+
+def target_datasets(conn: sqlite3.Connection, target_type: str, target_id: int) -> list[str]:
+    """The datasets a suspension's or a termination's target reaches: the approval's, or every
+    approval's of the researcher (for a district regulator's jurisdiction, 第五条)."""
+    if target_type == "approval":
+        a = workflow.get_approval(conn, target_id)
+        return a.datasets if a else []
+    return sorted({d.lower() for r in conn.execute("SELECT scope_json FROM approvals WHERE researcher_id = ?",
+                                                   (target_id,))
+                   for d in (json.loads(r[0]).get("datasets") or [])})
 
 
 def termination_visible(conn: sqlite3.Connection, user: User, termination_id: int) -> int | None:
@@ -271,7 +284,16 @@ def list_orders(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
     conn = sb.conn()
     rows = conn.execute("SELECT * FROM rectification_orders ORDER BY id DESC").fetchall()
     now = sb.now()
-    return [_order_view(conn, r, now) for r in rows if user.role == "regulator" or r["owner_id"] == user.id]
+    return [_order_view(conn, r, now) for r in rows
+            if (user.role == "regulator" and organisations.in_jurisdiction(conn, user, _order_datasets(conn, r)))
+            or r["owner_id"] == user.id]
+
+
+def _order_datasets(conn: sqlite3.Connection, row: sqlite3.Row) -> list[str]:
+    """The dataset an order names, else every dataset of its owner (for a regulator's jurisdiction)."""
+    if row["dataset_id"]:
+        return [r[0] for r in conn.execute("SELECT name FROM datasets WHERE id = ?", (row["dataset_id"],))]
+    return [r[0] for r in conn.execute("SELECT name FROM datasets WHERE owner_id = ?", (row["owner_id"],))]
 
 
 def get_order(sb: Sandbox, user: User | None, order_id: Any) -> dict[str, Any]:

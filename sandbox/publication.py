@@ -324,7 +324,10 @@ def list_reviews(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
     conn = sb.conn()
     rows = conn.execute("SELECT r.*, d.name AS dataset, d.owner_id FROM publication_reviews r "
                         "JOIN datasets d ON d.id = r.dataset_id ORDER BY r.id DESC").fetchall()
-    return [view(conn, r) for r in rows if user.role == "regulator" or r["owner_id"] == user.id]
+    from sandbox import organisations  # a district regulator: their jurisdiction only (第五条)
+
+    return [view(conn, r) for r in rows if (user.role == "regulator" and organisations.in_jurisdiction(
+        conn, user, [r["dataset"]])) or r["owner_id"] == user.id]
 
 
 def get_review(sb: Sandbox, user: User | None, review_id: Any) -> dict[str, Any]:

@@ -149,5 +149,9 @@ def list_suspensions(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
     conn = sb.conn()
     rows = conn.execute("SELECT * FROM suspensions ORDER BY id").fetchall()
     role = authz.role_of(user)
+    from sandbox import enforcement  # late: enforcement imports this module
+
     return [_view(conn, r) for r in rows
-            if authz.decide("suspension.read", role, suspension_relations(conn, user, r)) == "allow"]
+            if authz.decide("suspension.read", role, suspension_relations(conn, user, r)) == "allow"
+            and organisations.in_jurisdiction(conn, user, enforcement.target_datasets(conn, r["target_type"],
+                                                                                      r["target_id"]))]

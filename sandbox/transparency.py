@@ -48,8 +48,8 @@ def page(sb: Sandbox, user: User | None) -> dict[str, Any]:
                 "datasets": a.datasets,
                 # issue 14: what this dataset's queries spent and released (basic composition of
                 # their charges), not the approval's totals over all its datasets
-                "budget": {"epsilon_granted": b.epsilon_total, "epsilon_spent": t.get("epsilon", 0.0),
-                           "delta_granted": b.delta_total, "delta_spent": t.get("delta", 0.0),
+                "budget": {"epsilon_granted": b.epsilon_total, "epsilon_spent": t.get("epsilon", 0),
+                           "delta_granted": b.delta_total, "delta_spent": t.get("delta", 0),
                            "approval_epsilon_spent": b.epsilon_spent, "approval_delta_spent": b.delta_spent},
                 "releases": t.get("released", 0), "charged_failures": t.get("failed", 0),
                 # a refusal reads no data, so it is not tied to a dataset: the approval's count
@@ -74,7 +74,7 @@ def _per_dataset(conn: sqlite3.Connection, dataset_id: int) -> dict[int, dict[st
         "JOIN dataset_versions v ON v.id = ld.dataset_version_id WHERE v.dataset_id = ?) "
         "GROUP BY l.approval_id, q.status", (dataset_id,))
     for r in rows:
-        d = out.setdefault(r["approval_id"], {"epsilon": 0.0, "delta": 0.0})
+        d = out.setdefault(r["approval_id"], {"epsilon": 0, "delta": 0})
         d[r["status"]] = r["n"]
         d["epsilon"] += r["eps"] or 0.0
         d["delta"] += r["dlt"] or 0.0

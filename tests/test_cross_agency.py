@@ -104,6 +104,18 @@ def test_cross_agency_study_with_district_regulators(world):
     r = client.post("/api/v1/suspensions", headers=tok["owner2"],
                     json={"approval_id": approval, "reason": "the second owner may suspend too"})
     assert r.status_code == 201, r.json
+    suspension = r.json["suspension_id"]
+
+    # 6. the lists follow the jurisdiction too: suspensions, reviews, rectification orders
+    def ids(who, path, key, field):
+        return [x[field] for x in client.get(path, headers=tok[who]).json[key]]
+
+    assert suspension in ids("reg_lixia", "/api/v1/suspensions", "suspensions", "suspension_id")
+    assert suspension not in ids("reg_huaiyin", "/api/v1/suspensions", "suspensions", "suspension_id")
+    assert "residents" in ids("reg_lixia", "/api/v1/reviews", "reviews", "dataset")
+    assert ids("reg_huaiyin", "/api/v1/reviews", "reviews", "dataset") == []
+    assert ids("reg_huaiyin", "/api/v1/rectifications", "rectifications", "order_id") == []
+    assert ids("reg_lixia", "/api/v1/rectifications", "rectifications", "order_id") != []
 
 
 def test_one_owner_rejecting_rejects_the_application(world):
