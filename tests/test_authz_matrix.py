@@ -228,7 +228,9 @@ TABLE: list[Row] = [
     row("api_workflow.list_organisations", "GET", "/api/v1/organisations", **SIGNED_IN),
     row("api_workflow.put_user_organisation", "PUT", "/api/v1/users/researcher2/organisation",
         {"organisation": "no such organisation"}, everyone="403 403", admin="400 400", anonymous="401 401"),
-    # -- researcher self-service: one's own API tokens (issue 14) ------------------------------
+    # -- researcher self-service: a dummy run before any approval, one's own API tokens (issue 14)
+    row("api_workflow.post_public_dummy", "POST", "/api/v1/queries/dummy-public",
+        {"datasets": ["{dataset}"], "sql": "SELECT COUNT(*) FROM {dataset}"}, **SIGNED_IN),
     row("api_workflow.list_tokens", "GET", "/api/v1/tokens", **SIGNED_IN),
     row("api_workflow.post_token", "POST", "/api/v1/tokens", {"name": "matrix"}, **SIGNED_IN),
     row("api_workflow.revoke_token", "POST", "/api/v1/tokens/999999/revoke", everyone="404 404",

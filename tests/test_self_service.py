@@ -109,3 +109,21 @@ def test_registration_can_be_closed_by_an_admin(world):
     r = c.post("/register", data={"csrf_token": token(form), "username": "late", "password": "a long passphrase",
                                   "password_again": "a long passphrase"})
     assert r.status_code == 400 and "registration is closed" in text(r)
+
+
+def test_a_dummy_run_before_any_approval_uses_the_public_schema_only(world):
+    client = create_app(world.sb, {"TESTING": True}).test_client()
+    newcomer = bearer(world.tokens["researcher2"])  # holds no approval on residents
+    body = {"datasets": ["residents"], "sql": "SELECT district, AVG(income) AS mean FROM residents GROUP BY district"}
+    r = client.post("/api/v1/queries/dummy-public", headers=newcomer, json=body)
+    assert r.status_code == 200, r.json
+    assert r.json["dummy"] is True and r.json["epsilon_spent"] == 0 and r.json["columns"] == ["district", "mean"]
+    entry = audit_entries(world.sb, "query.dummy")[-1]
+    assert entry["details"]["public_schema"] is True and entry["details"]["approval_id"] is None
+    # the same guard: identifiers are refused, and nothing is charged or suspended for it
+    refused = client.post("/api/v1/queries/dummy-public", headers=newcomer,
+                          json={**body, "sql": "SELECT name FROM residents"})
+    assert refused.status_code == 400 and refused.json["error"]["code"] == "identifier_column"
+    assert client.post("/api/v1/queries/dummy-public", json=body).status_code == 401
+    hidden = client.post("/api/v1/queries/dummy-public", headers=newcomer, json={**body, "datasets": ["nothing"]})
+    assert hidden.status_code == 400 and hidden.json["error"]["code"] == "unknown_dataset"

@@ -25,6 +25,7 @@ from sandbox import (
     opening_plans,
     operations,
     organisations,
+    public_dummy,
     public_objections,
     publication,
     self_service,
@@ -321,6 +322,12 @@ def list_opening_plan_comments(plan_id: str):
 @bp.put("/api/v1/datasets/<name>/legal-basis")
 def put_legal_basis(name: str):
     return jsonify(catalog.set_legal_basis(sandbox(), g.user, name, json_body()))
+
+
+@bp.post("/api/v1/queries/dummy-public")
+def post_public_dummy():
+    """Issue 14: a free dummy run before any approval, on the public schema's stand-in."""
+    return jsonify(public_dummy.run(sandbox(), g.user, json_body()))
 
 
 @bp.post("/api/v1/alerts/<alert_id>/handle")

@@ -481,6 +481,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "summary": "Answer an objection from the public (owner of the dataset, regulator).", "tag": "workflow",
         "body": "object",
     },
+    ("post", "/api/v1/queries/dummy-public"): {
+        "summary": "A free dummy run before any approval, on the public schema's synthetic stand-in.",
+        "tag": "queries", "body": "object"},
     ("get", "/api/v1/tokens"): {"summary": "Your API tokens: name, created, last used, revoked (never the values).",
                                 "tag": "workflow"},
     ("post", "/api/v1/tokens"): {"summary": "Create a named API token (shown once).", "tag": "workflow",
