@@ -464,6 +464,21 @@ def test_non_nesting_bands_across_releases_intersect_to_one_person(env):
     assert not derived, f"age levels {levels}; classes below k by subtraction: {derived}"
 
 
+def test_lowering_k_keeps_the_coarser_bands_of_the_previous_release(env):
+    """Defended: the reverse order (k = 10, then k = 5) keeps the previous release's levels as a
+    floor, so the same subtraction finds nothing below k."""
+    table = _clinic_registry()
+    cols = {"pid": ("int", "sensitive"), "district": ("text", "quasi_identifier"),
+            "sex": ("text", "quasi_identifier"), "age": ("int", "quasi_identifier", "bounds = [0, 100]"),
+            "diagnosis": ("text", "sensitive")}
+    register(env, "registry2", table, policy("registry2", cols))
+    first = publish_open(env, "registry2", k=10)
+    register(env, "registry2", table, policy("registry2", cols))
+    second = publish_open(env, "registry2", k=5)
+    levels = [{g["column"]: g["level"] for g in sub["recipe"]["generalised"]}["age"] for sub in (first, second)]
+    assert levels[0] == levels[1], levels
+
+
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "LEAK (low): the anonymous catalog lists every version's raw row count (versions[].rows), so "
     "'one row more' tells the public a single person joined although the derivative holds the "
