@@ -49,6 +49,7 @@ def test_not_enough_budget_and_above_the_cap_are_said_plainly(app):
         fine = preview_words(estimate(), {"epsilon_per_query": 1})
         assert fine["ok"] and fine["verdict"] is None
         assert fine["columns"][0]["text"] == "About ±14.8 (95%)"
+        assert fine["noise"] == "Laplace noise (pure ε-DP)"
 
 
 def test_quantile_ranks_and_group_keys_in_words(app):

@@ -70,6 +70,12 @@ def column_words(name: str, col: dict[str, Any]) -> dict[str, Any] | None:
             "method": col.get("method") or ""}
 
 
+def noise_name(family: str | None) -> str:
+    """The noise family in words (the preview's ``cost.noise`` is a code: ``laplace`` …)."""
+    names = {"laplace": _("Laplace noise (pure ε-DP)"), "gaussian": _("Gaussian noise (zero-concentrated DP)")}
+    return names.get(family or "", family or "")
+
+
 def preview_words(estimate: dict[str, Any], approval: dict[str, Any]) -> dict[str, Any]:
     """The preview as sentences: per column, the cost, what is left, and why not if it cannot run."""
     cost = float(estimate["cost"]["epsilon"])
@@ -94,4 +100,5 @@ def preview_words(estimate: dict[str, Any], approval: dict[str, Any]) -> dict[st
         "after": _("About ε %(after)s will be left after it.", after=fmt(max(left - cost, 0.0))),
         "verdict": verdict,
         "ok": verdict is None,
+        "noise": noise_name(estimate["cost"].get("noise")),
     }
