@@ -42,6 +42,10 @@ def test_a_new_researcher_goes_from_the_catalog_to_a_result_in_the_console(world
     # apply from the catalog: scenario, purpose, columns, the commitment
     page = text(c.get("/apply/residents"))
     assert 'id="commitment-text"' in page and "id_number" not in page  # identifiers are never offered
+    # a free dummy run on the public schema, before applying
+    tried = post(c, "/apply/residents", {"action": "dummy", "sql": "SELECT sex, COUNT(*) AS n FROM residents GROUP BY sex"})
+    assert tried.status_code == 200 and 'id="trial-result"' in text(tried)
+    assert ("未消耗预算" if zh else "no budget spent") in text(tried)
     r = post(c, "/apply/residents", {"scenario": "income by district", "purpose": "a thesis on income",
                                      "columns": ["district", "income"], "commitment": "1"})
     assert r.status_code == 303 and r.headers["Location"] == "/my/applications"

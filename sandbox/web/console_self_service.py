@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from sandbox import applications, approvals, catalog, self_service
+from sandbox import applications, approvals, catalog, public_dummy, self_service
 from sandbox.errors import NotFound, SandboxError
 from sandbox.web.console import current_user, role_required, sandbox, signed_in
 
@@ -46,6 +46,16 @@ def apply(name: str):
     if entry["tier"] != "conditional":
         abort(404)
     error = None
+    trial, trial_error = None, None
+    if request.method == "POST" and request.form.get("action") == "dummy":
+        # issue 14: a free dummy run on the public schema before applying
+        try:
+            trial = public_dummy.run(sandbox(), signed_in(), {"datasets": [entry["name"]],
+                                                              "sql": request.form.get("sql", "")})
+        except SandboxError as err:
+            trial_error = err.message
+        return render_template("self/apply.html", entry=entry, commitment=applications.COMMITMENT_TEXT, error=None,
+                               form=request.form, trial=trial, trial_error=trial_error)
     if request.method == "POST":
         body: dict[str, Any] = {
             "datasets": [entry["name"]], "scenario": request.form.get("scenario", ""),
@@ -64,7 +74,7 @@ def apply(name: str):
                     due=result["due_at"][:10]), "success")
             return redirect(url_for("self_service.my_applications"), code=303)
     return render_template("self/apply.html", entry=entry, commitment=applications.COMMITMENT_TEXT, error=error,
-                           form=request.form), (400 if error else 200)
+                           form=request.form, trial=None, trial_error=None), (400 if error else 200)
 
 
 @bp.get("/my/applications")
