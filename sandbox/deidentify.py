@@ -66,8 +66,10 @@ MAX_SUPPRESSION: Final = 0.05
 #: A column that is not a quasi-identifier or a bounded measure is kept only as a category of
 #: at most this many distinct values (more is free text or a code, dropped).
 CATEGORY_MAX: Final = 50
-#: Band widths tried for numbers, times powers of ten (1, 2, 5, 10, 20, 50 …).
-_NICE: Final = (1, 2, 5)
+#: Band widths tried for numbers, times powers of ten (1, 5, 10, 50, 100 …): each divides the
+#: next, and bands start at multiples of their width, so every band of one width lies inside one
+#: band of any wider width (successive releases nest; see :func:`_map_level`).
+_NICE: Final = (1, 5)
 TOP: Final = "*"
 
 #: Headers that say a column describes a person's demographics or whereabouts: a quasi-identifier
@@ -80,22 +82,15 @@ QI_HEADER: Final = re.compile(
     r"文化程度|日期|时间",
     re.IGNORECASE,
 )
-#: Headers that name an identifier: dropped whatever they hold, and used to link rows of one person.
-ID_HEADER: Final = re.compile(
-    r"身份证|证件号|证号|护照|手机|电话|联系方式|邮箱|银行卡|卡号|账号|帐号|车牌|社保|医保卡|病历号|档案号|住址|地址|"
-    r"(?:^|[^a-z])(?:id_?(?:number|no|card)|sfz\w*|phone|mobile|tel|email|e_?mail|passport|account\w*|card_?no|"
-    r"iban|plate|address|ssn)(?:$|[^a-z])",
-    re.IGNORECASE,
-)
-#: Headers of names: dropped, but not used to link persons (two people may share 王伟).
-NAME_HEADER: Final = re.compile(r"姓名|名字|户主|联系人|代理人|(?:^|[^a-z])(?:full_?)?name(?:$|[^a-z])", re.IGNORECASE)
+#: Headers that name an identifier (dropped whatever they hold, and used to link rows of one
+#: person), headers of names (dropped, not linking), scan kinds that link: shared with the scan's
+#: per-person ``value_support`` (:mod:`sandbox.risk_scan`).
+ID_HEADER: Final = risk_scan.ID_HEADER
+NAME_HEADER: Final = risk_scan.NAME_HEADER
+LINKING_KINDS: Final = risk_scan.LINKING_KINDS
+person_labels = risk_scan.person_labels
 SEX_VALUES: Final = frozenset({"男", "女", "男性", "女性", "m", "f", "male", "female", "未知"})
 _AREA_VALUE: Final = re.compile(r"(?:省|市|区|县|旗|街道|镇|乡|社区|村|居委会)$")
-#: Scan kinds whose values are one person's (or one enterprise's) own: they link rows into persons.
-LINKING_KINDS: Final = frozenset({"resident_id", "mobile", "credit_code", "organization_code", "bank_card",
-                                  "email", "licence_plate", "ip_address"})
-
-
 class DeidentificationError(SandboxError):
     """The derivative cannot reach its target (too few persons, or the scan still fails)."""
 
@@ -121,11 +116,16 @@ class Previous:
 
 
 def _widths(span: float, integer: bool) -> list[float]:
-    """Increasing band widths below ``span``.
+    """Increasing band widths below ``span`` (a span that is not a positive finite number — an
+    empty or all-NaN column — is taken as 1).
 
     >>> _widths(100, True)
-    [1, 2, 5, 10, 20, 50]
+    [1, 5, 10, 50]
+    >>> _widths(float("nan"), False)
+    [0.001, 0.005, 0.01, 0.05, 0.1, 0.5]
     """
+    if not math.isfinite(span) or span <= 0:
+        span = 1.0
     out: list[float] = []
     exp = math.floor(math.log10(span)) - 3 if span > 0 else 0
     while True:
@@ -152,16 +152,43 @@ def _levels(col: ColumnPolicy, arr: pa.ChunkedArray, role: str) -> list[str]:
 
 
 def _range(col: ColumnPolicy, arr: pa.ChunkedArray) -> tuple[float, float]:
+    """The span the band widths are chosen from (not their origin: bands start at multiples of
+    their width, never at a person's value); non-finite values are ignored."""
     b = col.numeric_bounds()
-    if b is not None:
+    if b is not None and all(math.isfinite(x) for x in b):
         return b
-    mm = pc.min_max(arr).as_py()
-    lo, hi = float(mm["min"] or 0), float(mm["max"] or 0)
+    x = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False) if len(arr) else np.zeros(0)
+    x = x[np.isfinite(x)]
+    lo, hi = (float(x.min()), float(x.max())) if len(x) else (0.0, 1.0)
     return lo, max(hi, lo + 1)
 
 
+def _finite(table: pa.Table) -> pa.Table:
+    """Float columns with NaN and ±inf as missing (null): a failed import or an overflow is not a
+    value, and an infinite span has no bands."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_floating(f.type):
+            col = table.column(i)
+            if pc.any(pc.invert(pc.fill_null(pc.is_finite(col), True))).as_py():
+                table = table.set_column(i, f, pc.if_else(pc.is_finite(col), col, pa.scalar(None, f.type)))
+    return table
+
+
+def _band_labels(x: np.ndarray, w: float, integer: bool) -> pa.Array:
+    """Band labels of numbers ``x`` (NaN → null): ``a-b`` for integers, ``[a, b)`` otherwise, with
+    ``a`` a multiple of ``w``."""
+    valid = np.isfinite(x)
+    band = np.floor(np.where(valid, x, 0.0) / w + 1e-9)
+    uniq, inverse = np.unique(band, return_inverse=True)
+    labels = [f"{_fmt(b * w)}-{_fmt(b * w + w - 1)}" if integer else f"[{_fmt(b * w)}, {_fmt(b * w + w)})"
+              for b in uniq]
+    indices = pa.array(inverse.reshape(-1).astype(np.int32), mask=~valid)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(labels, pa.string())).cast(pa.string())
+
+
 def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+    x = round(float(x), 9)
+    return str(int(x)) if x.is_integer() else f"{x:g}"
 
 
 def generalise(col: ColumnPolicy, arr: pa.ChunkedArray, level: str) -> pa.Array:
@@ -178,19 +205,8 @@ def generalise(col: ColumnPolicy, arr: pa.ChunkedArray, level: str) -> pa.Array:
         return pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(arr), dtype=np.int32)),
                                               pa.array([TOP])).cast(pa.string())
     if level.startswith("band:"):
-        w = float(level.split(":", 1)[1])
-        lo, _hi = _range(col, arr)
         x = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
-        valid = ~np.isnan(x)
-        band = np.floor((np.where(valid, x, lo) - lo) / w)
-        uniq, inverse = np.unique(band, return_inverse=True)
-        labels = []
-        for b in uniq:
-            start = lo + b * w
-            labels.append(f"{_fmt(start)}-{_fmt(start + w - 1)}" if col.type == "int"
-                          else f"[{_fmt(start)}, {_fmt(start + w)})")
-        indices = pa.array(inverse.astype(np.int32), mask=~valid)
-        return pa.DictionaryArray.from_arrays(indices, pa.array(labels, pa.string())).cast(pa.string())
+        return _band_labels(x, float(level.split(":", 1)[1]), col.type == "int")
     if level in ("month", "year"):
         return pc.utf8_slice_codeunits(pc.cast(arr, pa.string()), 0, 7 if level == "month" else 4)
     raise ValueError(f"unknown generalisation level {level!r}")
@@ -235,47 +251,6 @@ def recognised_qi(name: str, col: ColumnPolicy | None, arr: pa.ChunkedArray) -> 
     if values and sum(1 for v in values if re.fullmatch(r"\d{6}", v)) >= 0.9 * len(values) and len(values) > 1:
         return "its values look like postcodes"
     return None
-
-
-def _codes(arr: pa.ChunkedArray, cap: int | None = None) -> np.ndarray:
-    """Dense integer codes of a column's values; -1 for nulls, empty text and (with ``cap``)
-    values on more than ``cap`` rows (a placeholder such as 无 links nobody)."""
-    enc = pc.dictionary_encode(arr.combine_chunks())
-    codes = np.asarray(pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    if pa.types.is_string(enc.dictionary.type) or pa.types.is_large_string(enc.dictionary.type):
-        blank = np.asarray(pc.equal(pc.utf8_trim_whitespace(enc.dictionary), "").to_numpy(zero_copy_only=False))
-        codes[(codes >= 0) & blank[np.maximum(codes, 0)]] = -1
-    if cap is not None and (codes >= 0).any():
-        counts = np.bincount(codes[codes >= 0], minlength=len(enc.dictionary))
-        codes[(codes >= 0) & (counts[np.maximum(codes, 0)] > cap)] = -1
-    return codes
-
-
-def person_labels(table: pa.Table, unit: str, linking: list[str]) -> np.ndarray:
-    """One label per row: rows sharing the unit *or* any value of a ``linking`` column are one
-    person (connected components, by label propagation).
-
-    >>> t = pa.table({"visit": [1, 2, 3], "idn": ["A", "A", "B"]})
-    >>> person_labels(t, "visit", ["idn"]).tolist()
-    [0, 0, 2]
-    """
-    n = table.num_rows
-    labels = np.arange(n, dtype=np.int64)
-    cap = max(20, n // 100)  # one person's rows (visits); more is a placeholder value
-    columns = [_codes(table.column(unit)), *(_codes(table.column(c), cap) for c in linking)]
-    for _ in range(64):
-        before = labels.copy()
-        for codes in columns:
-            ok = codes >= 0
-            if not ok.any():
-                continue
-            mins = np.full(int(codes.max()) + 1, n, dtype=np.int64)
-            np.minimum.at(mins, codes[ok], labels[ok])
-            labels[ok] = mins[codes[ok]]
-        labels = labels[labels]  # path halving: each row points at its label's label
-        if np.array_equal(labels, before):
-            break
-    return labels
 
 
 def _value_persons(arr: pa.ChunkedArray, person: pa.Array) -> pa.Table:
@@ -341,22 +316,13 @@ def make_derivative(table: pa.Table, policy: DatasetPolicy, raw_report: Mapping[
                                     f"(the risk scan's threshold), not {k_target}")
     unit = policy.privacy_unit
     sens = {c.name: c.sensitivity for c in policy.columns.values()}
+    table = _finite(table)
     full_scan = risk_scan.scan(table, sens, privacy_unit=unit, dataset=policy.name, sample_rows=None)
     flagged = {**_flagged_columns(full_scan), **_flagged_columns(raw_report)}
-    kinds: dict[str, set[str]] = {}
-    for f in [*raw_report.get("identifier_findings", []), *full_scan["identifier_findings"]]:
-        kinds.setdefault(f["column"], set()).add(f["kind"])
 
     # 1. persons: the unit, linked through every identifier-bearing column
-    linking = []
-    for name in table.column_names:
-        col = policy.columns.get(name)
-        found = kinds.get(name, set())
-        name_like = bool(NAME_HEADER.search(name)) or bool(found and not found & LINKING_KINDS)
-        declared = col is not None and col.sensitivity == "identifier"
-        if name != unit and ((found & LINKING_KINDS) or (not name_like and (declared or ID_HEADER.search(name)))):
-            if pc.count_distinct(table.column(name)).as_py() > CATEGORY_MAX:
-                linking.append(name)
+    findings = [*raw_report.get("identifier_findings", []), *full_scan["identifier_findings"]]
+    linking = risk_scan.linking_columns(table, unit, sens, findings)
     person_name = _fresh(table, "_person")
     labels = person_labels(table, unit, linking) if table.num_rows else np.zeros(0, dtype=np.int64)
     person = pa.array(labels)
@@ -404,31 +370,67 @@ def make_derivative(table: pa.Table, policy: DatasetPolicy, raw_report: Mapping[
             "k-anonymity target cannot be checked: declare the columns an outsider could know about a person "
             "(district, age, sex, dates …) sensitivity = \"quasi_identifier\" (第十二条)")
     kcols = list(roles)
+    if previous is not None:
+        # PRIVACY (第十二条): a column the previous signed release did not publish (added, or
+        # renamed) cannot be compared with it, so it is held back: two downloads differenced over
+        # a column only one of them has are not guarded.
+        published = set(previous.table.column_names)
+        for q in [q for q in kcols if q not in published]:
+            dropped[q] = ("not in the previous signed release of this dataset: a later release publishes the same or "
+                          "fewer columns, so two downloads can be compared class by class (第十二条)")
+        kcols = [q for q in kcols if q in published]
+        if not any(roles[q] == "quasi_identifier" for q in kcols):
+            raise DeidentificationError(
+                "successive releases must publish the same or fewer columns than the previous signed release "
+                f"({', '.join(sorted(published)) or 'none'}), so that two downloads can be compared class by class; "
+                "no quasi-identifier of this version is among them (renamed columns count as new) (第十二条)")
     cols_policy = {n: policy.columns.get(n) or ColumnPolicy(n, "text", "sensitive") for n in kcols}
     levels = {q: _levels(cols_policy[q], table.column(q), roles[q]) for q in kcols}
     at = dict.fromkeys(kcols, 0)  # 0 = raw; i = levels[q][i - 1]
-    floor = _previous_levels(previous, levels)
-    at.update({q: i for q, i in floor.items() if q in at})
+    before = _level_names(previous.recipe, previous.table.column_names) if previous is not None else {}
+    if previous is not None:  # the floor: the finest level of each column that nests the previous one
+        at.update(_previous_levels(previous, before, cols_policy, kcols, levels))
     source = pa.table({**base, person_name: person})
     suppressed = 0
     scan: dict[str, Any] = {}
     work = source
-    for _round in range(8):  # the re-scan may flag more columns (values found only after a change)
+    for _round in range(64):
         work, suppressed = _datafly(source, cols_policy, kcols, at, levels, person_name, persons, k_target,
                                     max_suppression)
+        # the re-scan may flag more columns (values found only after a change)
         scan = risk_scan.scan(work, dict.fromkeys(kcols, "quasi_identifier"), privacy_unit=person_name,
                               dataset=policy.name, sample_rows=None)
         newly = {n: w for n, w in _flagged_columns(scan).items() if n not in dropped}
-        if not newly:
+        if newly:
+            dropped.update(newly)
+            kcols = [q for q in kcols if q not in newly]
+            source = source.drop_columns(list(newly))
+            if not any(roles[q] == "quasi_identifier" for q in kcols):
+                raise DeidentificationError("every quasi-identifier was dropped by the re-scan of the derivative")
+            continue
+        # Datafly may have coarsened a column past a level that nests the previous release's
+        # (bands of a release signed with another origin): coarsen until it nests (``*`` always does)
+        loose = [q for q in kcols if previous is not None and _map_level(
+            previous.table.column(q), before[q], _level_name(levels, at, q), cols_policy[q]) is None]
+        if not loose:
             break
-        dropped.update(newly)
-        kcols = [q for q in kcols if q not in newly]
-        source = source.drop_columns(list(newly))
-        if not any(roles[q] == "quasi_identifier" for q in kcols):
-            raise DeidentificationError("every quasi-identifier was dropped by the re-scan of the derivative")
+        for q in loose:
+            at[q] += 1
+    else:
+        raise DeidentificationError("the derivative's columns could not be settled (re-scan and nesting rounds)")
     differencing = None
     if previous is not None:
-        work, differencing = _guard_differencing(work, previous, kcols, at, levels, person_name, k_target)
+        now = {q: _level_name(levels, at, q) for q in kcols}
+        work, differencing = _guard_differencing(work, previous, kcols, before, now, cols_policy, person_name,
+                                                 k_target)
+        work, late = _suppress_small(work, kcols, person_name, k_target)
+        differencing["suppressed_rows"] = late
+        suppressed += late
+        if late > max_suppression * persons:
+            raise DeidentificationError(
+                f"after holding back changes of fewer than {k_target} rows against the previous signed release, "
+                f"{late} rows are in combinations smaller than {k_target} (more than {max_suppression:.0%} of the "
+                "persons); publish with the previous release's k or wait for more data (第十二条)")
         scan = risk_scan.scan(work, dict.fromkeys(kcols, "quasi_identifier"), privacy_unit=person_name,
                               dataset=policy.name, sample_rows=None)
     k = _k(work, kcols, person_name)
@@ -505,16 +507,8 @@ def _datafly(source: pa.Table, cols: Mapping[str, ColumnPolicy], kcols: list[str
 
 
 # -- successive releases -----------------------------------------------------------------------------
-def _previous_levels(previous: Previous | None, levels: Mapping[str, list[str]]) -> dict[str, int]:
-    """The previous release's level of each column, as an index into this release's levels."""
-    if previous is None:
-        return {}
-    out = {}
-    for g in [*previous.recipe.get("generalised", []), *previous.recipe.get("categories", [])]:
-        lv = g.get("level", "raw")
-        if g["column"] in levels and lv in levels[g["column"]]:
-            out[g["column"]] = levels[g["column"]].index(lv) + 1
-    return out
+def _level_name(levels: Mapping[str, list[str]], at: Mapping[str, int], q: str) -> str:
+    return levels[q][at[q] - 1] if at[q] else "raw"
 
 
 def _level_names(recipe: Mapping[str, Any], columns: list[str]) -> dict[str, str]:
@@ -523,32 +517,107 @@ def _level_names(recipe: Mapping[str, Any], columns: list[str]) -> dict[str, str
     return {c: named.get(c, "raw") for c in columns}
 
 
-def _guard_differencing(work: pa.Table, previous: Previous, kcols: list[str], at: Mapping[str, int],
-                        levels: Mapping[str, list[str]], person: str, k: int) -> tuple[pa.Table, dict[str, Any]]:
-    """Hide changes of fewer than ``k`` rows in any combination shared with the previous release.
+def _previous_levels(previous: Previous, before: Mapping[str, str], cols: Mapping[str, ColumnPolicy],
+                     kcols: list[str], levels: Mapping[str, list[str]]) -> dict[str, int]:
+    """For each column, the finest of this release's levels into which the previous release's
+    labels nest (the floor Datafly starts from; ``*`` always nests)."""
+    out = {}
+    for q in kcols:
+        old = previous.table.column(q)
+        for i in range(len(levels[q]) + 1):
+            if _map_level(old, before[q], levels[q][i - 1] if i else "raw", cols[q]) is not None:
+                out[q] = i
+                break
+    return out
 
-    Compared over the columns both releases publish at the same level (an attacker subtracts
-    the two downloads there): a combination that gained 1 … k − 1 rows keeps its previous count
-    (the newcomers are held back for a later release), one that lost 1 … k − 1 rows keeps the
-    previous rows (already public) when both releases have the same columns and levels;
-    otherwise the loss is counted as ``departures_unmasked`` for the reviewers.
+
+_INT_BAND: Final = re.compile(r"^(-?\d+)-(-?\d+)$")
+_FLOAT_BAND: Final = re.compile(r"^\[(\S+), (\S+)\)$")
+
+
+def _map_level(old: pa.ChunkedArray | pa.Array, old_level: str, new_level: str,
+               col: ColumnPolicy) -> pa.Array | None:
+    """The previous release's values of one column, relabelled at this release's level, or None
+    when the previous level does not *nest* inside the new one — a previous band straddling a new
+    band's edge (width 20 then 50), months asked of years, a raw value asked of ``*`` …: then the
+    two downloads subtracted could isolate what neither shows (第十二条).
+
+    >>> from sandbox.policy import ColumnPolicy
+    >>> age = ColumnPolicy("age", "int", "quasi_identifier", bounds=(0, 100))
+    >>> _map_level(pa.array(["10-19", "20-29"]), "band:10", "band:50", age).to_pylist()
+    ['0-49', '0-49']
+    >>> _map_level(pa.array(["20-39", "40-59"]), "band:20", "band:50", age) is None
+    True
     """
-    now = {q: (levels[q][at[q] - 1] if at[q] else "raw") for q in kcols}
-    old_cols = [c for c in previous.table.column_names]
-    before = _level_names(previous.recipe, old_cols)
-    common = [c for c in kcols if c in before and before[c] == now[c]]
-    report = {"compared_on": common, "held_back_rows": 0, "retained_rows": 0, "departures_unmasked": 0}
-    if not common or previous.table.num_rows == 0:
+    if isinstance(old, pa.ChunkedArray):
+        old = old.combine_chunks()
+    text = pc.cast(old, pa.string())
+    if new_level == old_level:
+        return text
+    if new_level == TOP:
+        return pa.array([TOP] * len(text), pa.string())
+    if old_level == TOP:
+        return None
+    if new_level in ("month", "year"):
+        if old_level == "raw" or (old_level == "month" and new_level == "year"):
+            return pc.utf8_slice_codeunits(text, 0, 7 if new_level == "month" else 4)
+        return None
+    if not new_level.startswith("band:"):
+        return None
+    w = float(new_level.split(":", 1)[1])
+    integer = col.type == "int"
+    if old_level == "raw":
+        try:
+            x = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+        return _band_labels(x, w, integer)
+    if not old_level.startswith("band:"):
+        return None
+    enc = pc.dictionary_encode(text)
+    starts = []
+    for label in enc.dictionary.to_pylist():
+        m = (_INT_BAND if integer else _FLOAT_BAND).match(label or "")
+        if m is None:
+            return None
+        a, b = float(m.group(1)), float(m.group(2))
+        first = math.floor(a / w + 1e-9)
+        last = math.floor(b / w + 1e-9) if integer else math.ceil(b / w - 1e-9) - 1
+        if first != last:
+            return None  # the previous band straddles an edge of the new one: they do not nest
+        starts.append(first * w)
+    if not starts:
+        return pa.nulls(len(text), pa.string())
+    labels = _band_labels(np.asarray(starts, dtype=np.float64), w, integer)
+    return pa.DictionaryArray.from_arrays(enc.indices, labels).cast(pa.string())
+
+
+def _guard_differencing(work: pa.Table, previous: Previous, kcols: list[str], before: Mapping[str, str],
+                        now: Mapping[str, str], cols: Mapping[str, ColumnPolicy], person: str,
+                        k: int) -> tuple[pa.Table, dict[str, Any]]:
+    """Hide changes of fewer than ``k`` rows in any class, compared class by class under the
+    coarser of the two releases.
+
+    This release publishes a subset of the previous release's columns at the same or coarser,
+    *nesting* levels (the caller makes sure), so every previous row falls in exactly one class of
+    this release (:func:`_map_level`): an attacker subtracting the two downloads learns, per class,
+    the change in its count and nothing finer. A class that gained 1 … k − 1 rows keeps its
+    previous count (the newcomers are held back for a later release); one that lost 1 … k − 1
+    rows keeps the previous rows (already public, relabelled at this release's levels).
+    ``departures_unmasked`` is always 0 (kept for older readers of the recipe).
+    """
+    mapped = {q: _map_level(previous.table.column(q), before[q], now[q], cols[q]) for q in kcols}
+    if any(v is None for v in mapped.values()):  # the caller coarsens until every column nests
+        raise DeidentificationError("a column's level does not nest the previous signed release's (第十二条)")
+    report: dict[str, Any] = {"compared_on": list(kcols), "rule": "same or fewer columns, same or coarser nesting "
+                              "levels; changes of fewer than k rows per class held back or retained (第十二条)",
+                              "levels": {q: {"previous": before[q], "now": now[q]} for q in kcols},
+                              "held_back_rows": 0, "retained_rows": 0, "departures_unmasked": 0}
+    if not kcols or previous.table.num_rows == 0:
         return work, report
-    key = [f"c{i}" for i in range(len(common))]
-
-    def keyed(t: pa.Table) -> pa.Table:
-        return pa.table([pc.cast(t.column(c), pa.string()) for c in common], names=key)
-
-    new_keys, old_keys = keyed(work), keyed(previous.table)
-    new_rows = _row_index(new_keys, key)
-    old_rows = _row_index(old_keys, key)
-    same_shape = set(old_cols) == set(kcols) and all(before[c] == now[c] for c in kcols)
+    key = [f"c{i}" for i in range(len(kcols))]
+    new_rows = _row_index(pa.table([pc.cast(work.column(c), pa.string()) for c in kcols], names=key), key)
+    old_rows = _row_index(pa.table([mapped[c] for c in kcols], names=key), key)
     drop: list[int] = []
     add: list[int] = []
     for kv in set(old_rows) | set(new_rows):
@@ -557,22 +626,39 @@ def _guard_differencing(work: pa.Table, previous: Previous, kcols: list[str], at
             drop += new_rows[kv][:delta]
             report["held_back_rows"] += delta
         elif -k < delta < 0:
-            if same_shape:
-                add += old_rows[kv][:-delta]
-                report["retained_rows"] += -delta
-            else:
-                report["departures_unmasked"] += -delta
+            add += old_rows[kv][:-delta]
+            report["retained_rows"] += -delta
     if drop:
         keep = np.ones(work.num_rows, dtype=bool)
         keep[drop] = False
         work = work.filter(pa.array(keep))
     if add:
-        kept = previous.table.take(pa.array(add, pa.int64()))
+        take = pa.array(add, pa.int64())
         fresh = pa.array(np.arange(len(add), dtype=np.int64) - len(add) - 1)  # persons of their own
-        extra = pa.table([*(pc.cast(kept.column(c), work.schema.field(c).type) for c in kcols), fresh],
+        extra = pa.table([*(pc.cast(mapped[c].take(take), work.schema.field(c).type) for c in kcols), fresh],
                          names=[*kcols, person])
         work = pa.concat_tables([work, extra.cast(work.schema)])
     return work, report
+
+
+def _suppress_small(work: pa.Table, kcols: list[str], person: str, k: int) -> tuple[pa.Table, int]:
+    """Remove the rows of classes held by fewer than ``k`` persons (after the guard: a class whose
+    newcomers were held back may stay below a raised k); a class that vanishes shows nothing
+    about whoever is in it."""
+    if not kcols or not work.num_rows:
+        return work, 0
+    key = [f"c{i}" for i in range(len(kcols))]
+    keyed = pa.table([pc.fill_null(pc.cast(work.column(c), pa.string()), "\x00") for c in kcols]
+                     + [work.column(person)], names=[*key, person])  # nulls are a class too
+    classes = _classes(keyed, key, person)
+    small = classes.column("count_all").to_numpy() < k
+    if not small.any():
+        return work, 0
+    rows = _row_index(keyed.select(key), key)
+    drop = [i for kv in classes.filter(pa.array(small)).select(key).to_pylist() for i in rows[tuple(kv.values())]]
+    keep = np.ones(work.num_rows, dtype=bool)
+    keep[drop] = False
+    return work.filter(pa.array(keep)), len(drop)
 
 
 def _row_index(t: pa.Table, key: list[str]) -> dict[tuple, list[int]]:

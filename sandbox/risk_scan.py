@@ -668,18 +668,111 @@ def split_id_findings(table: pa.Table, sensitivities: Mapping[str, str], *, priv
 #: Columns with more distinct values than this get no value support (None: never listable).
 SUPPORT_DISTINCT_MAX: Final = 10_000
 
+# -- persons: rows linked through the unit and every identifier-bearing column ----------------------
+#: Headers that name an identifier: such a column never leaves an open download, and links rows
+#: of one person (the same ID number under two visit numbers is one person).
+ID_HEADER: Final = re.compile(
+    r"身份证|证件号|证号|护照|手机|电话|联系方式|邮箱|银行卡|卡号|账号|帐号|车牌|社保|医保卡|病历号|档案号|住址|地址|"
+    r"(?:^|[^a-z])(?:id_?(?:number|no|card)|sfz\w*|phone|mobile|tel|email|e_?mail|passport|account\w*|card_?no|"
+    r"iban|plate|address|ssn)(?:$|[^a-z])",
+    re.IGNORECASE,
+)
+#: Headers of names: never published, but not used to link persons (two people may share 王伟).
+NAME_HEADER: Final = re.compile(r"姓名|名字|户主|联系人|代理人|(?:^|[^a-z])(?:full_?)?name(?:$|[^a-z])", re.IGNORECASE)
+#: Scan kinds whose values are one person's (or one enterprise's) own: they link rows into persons.
+LINKING_KINDS: Final = frozenset({"resident_id", "mobile", "credit_code", "organization_code", "bank_card",
+                                  "email", "licence_plate", "ip_address"})
+#: An identifier-bearing column links rows only when it has more distinct values than this.
+LINK_DISTINCT_MIN: Final = 50
 
-def value_support(table: pa.Table, unit: str, sensitivities: Mapping[str, str] | None = None
-                  ) -> dict[str, int | None]:
-    """Per column, the fewest persons holding any one of its values (None when the column has
+
+def linking_columns(table: pa.Table, unit: str, sensitivities: Mapping[str, str],
+                    findings: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The columns whose values are one person's own, which link that person's rows: those where
+    the scan found an identifier of a linking kind, and those declared ``identifier`` or named so
+    by their header (not names: two people may share 王伟) — each with more than
+    ``LINK_DISTINCT_MIN`` distinct values (fewer is a code list, not one value per person)."""
+    kinds: dict[str, set[str]] = {}
+    for f in findings:
+        kinds.setdefault(f["column"], set()).add(f["kind"])
+    out = []
+    for name in table.column_names:
+        found = kinds.get(name, set())
+        name_like = bool(NAME_HEADER.search(name)) or bool(found and not found & LINKING_KINDS)
+        declared = sensitivities.get(name) == "identifier"
+        if name != unit and ((found & LINKING_KINDS) or (not name_like and (declared or ID_HEADER.search(name)))):
+            if pc.count_distinct(table.column(name)).as_py() > LINK_DISTINCT_MIN:
+                out.append(name)
+    return out
+
+
+def _codes(arr: pa.ChunkedArray, cap: int | None = None) -> np.ndarray:
+    """Dense integer codes of a column's values; -1 for nulls, empty text and (with ``cap``)
+    values on more than ``cap`` rows (a placeholder such as 无 links nobody)."""
+    enc = pc.dictionary_encode(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
+    codes = np.asarray(pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    if pa.types.is_string(enc.dictionary.type) or pa.types.is_large_string(enc.dictionary.type):
+        blank = np.asarray(pc.equal(pc.utf8_trim_whitespace(enc.dictionary), "").to_numpy(zero_copy_only=False))
+        codes[(codes >= 0) & blank[np.maximum(codes, 0)]] = -1
+    if cap is not None and (codes >= 0).any():
+        counts = np.bincount(codes[codes >= 0], minlength=len(enc.dictionary))
+        codes[(codes >= 0) & (counts[np.maximum(codes, 0)] > cap)] = -1
+    return codes
+
+
+def person_labels(table: pa.Table, unit: str, linking: list[str]) -> np.ndarray:
+    """One label per row: rows sharing the unit *or* any value of a ``linking`` column are one
+    person (connected components, by label propagation).
+
+    >>> t = pa.table({"visit": [1, 2, 3], "idn": ["A", "A", "B"]})
+    >>> person_labels(t, "visit", ["idn"]).tolist()
+    [0, 0, 2]
+    """
+    n = table.num_rows
+    labels = np.arange(n, dtype=np.int64)
+    if n == 0:
+        return labels
+    cap = max(20, n // 100)  # one person's rows (visits); more is a placeholder value
+    columns = [_codes(table.column(unit)), *(_codes(table.column(c), cap) for c in linking)]
+    for _ in range(64):
+        before = labels.copy()
+        for codes in columns:
+            ok = codes >= 0
+            if not ok.any():
+                continue
+            mins = np.full(int(codes.max()) + 1, n, dtype=np.int64)
+            np.minimum.at(mins, codes[ok], labels[ok])
+            labels[ok] = mins[codes[ok]]
+        labels = labels[labels]  # path halving: each row points at its label's label
+        if np.array_equal(labels, before):
+            break
+    return labels
+
+
+def value_support(table: pa.Table, unit: str, sensitivities: Mapping[str, str] | None = None,
+                  linking: list[str] | None = None) -> dict[str, int | None]:
+    """Per column, the fewest *persons* holding any one of its values (None when the column has
     more than ``SUPPORT_DISTINCT_MAX`` distinct values). A column's policy ``public_values`` are
     listed on public pages only when this is at least ``K_MIN`` (``sandbox.catalog``): a value
-    held by one person, listed to anyone, is that person's."""
+    held by one person, listed to anyone, is that person's. Persons are rows linked through the
+    unit and the ``linking`` columns (:func:`person_labels`, as the unconditional derivative
+    counts them): a patient's five visits under five visit numbers and one ID number are one
+    person, not five.
+
+    >>> t = pa.table({"visit": [1, 2, 3, 4], "idn": ["A"] * 4, "code": ["x"] * 4})
+    >>> value_support(t, "visit", {"idn": "identifier"}, ["idn"])
+    {'code': 1}
+    """
     out: dict[str, int | None] = {}
     sensitivities = sensitivities or {}
     if unit not in table.column_names or table.num_rows == 0:
         return out
-    one_row_each = pc.count_distinct(table.column(unit), mode="all").as_py() == table.num_rows
+    if linking:
+        person: pa.ChunkedArray | pa.Array = pa.array(person_labels(table, unit, linking))
+        one_row_each = len(np.unique(person.to_numpy())) == table.num_rows
+    else:
+        person = table.column(unit)
+        one_row_each = pc.count_distinct(person, mode="all").as_py() == table.num_rows
     for name in table.column_names:
         if name == unit or sensitivities.get(name) == "identifier":
             continue  # an identifier column has no public values (sandbox.policy refuses them)
@@ -690,7 +783,7 @@ def value_support(table: pa.Table, unit: str, sensitivities: Mapping[str, str] |
         if one_row_each:  # PERF: persons per value = rows per value
             out[name] = int(pc.min(pc.value_counts(col).field("counts")).as_py())
             continue
-        per = pa.table({"v": col, "u": table.column(unit)}).group_by(["v", "u"]).aggregate([])
+        per = pa.table({"v": col, "u": person}).group_by(["v", "u"]).aggregate([])
         out[name] = int(pc.min(per.group_by(["v"]).aggregate([([], "count_all")]).column("count_all")).as_py())
     return out
 
@@ -707,7 +800,9 @@ def scan(table: pa.Table, sensitivities: Mapping[str, str], *, privacy_unit: str
     findings += split_id_findings(table, sensitivities, privacy_unit=privacy_unit, sample_rows=sample_rows)
     qis = [c for c in table.column_names if sensitivities.get(c) == "quasi_identifier"]
     unique = uniqueness(table, qis, privacy_unit)
-    support = value_support(table, privacy_unit, sensitivities)
+    linking = (linking_columns(table, privacy_unit, sensitivities, [f.as_dict() for f in findings])
+               if privacy_unit in table.column_names else [])
+    support = value_support(table, privacy_unit, sensitivities, linking)
     problems = [
         f"column {f.column!r} holds what look like {KIND_LABELS.get(f.kind, f.kind)} "
         f"({f.matches} of {f.scanned} values{' inside text' if f.embedded else ''}) but is declared "
