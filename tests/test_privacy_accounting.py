@@ -298,9 +298,10 @@ def test_opendp_converts_the_fixed_filter_budget_to_the_approval_total():
 def test_gaussian_calibration_never_charges_more_than_asked(epsilon, monkeypatch):
     """The float CKS20 proposal is kept only when OpenDP's conversion of the ρ actually
     composed is ≤ ε; a wrong proposal (here 10× too large) falls back to the bisection."""
+    from test_guard_support import CATALOG, SCENARIOS
+
     from privacy import allocation
     from query_guard import plan as guard_plan
-    from test_guard_support import CATALOG, SCENARIOS
 
     p = guard_plan("SELECT district, COUNT(*), AVG(income) FROM residents GROUP BY district",
                    SCENARIOS["default"], CATALOG)
