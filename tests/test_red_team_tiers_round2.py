@@ -205,6 +205,32 @@ def test_work_numbers_of_a_small_staff_are_kept_raw_as_a_category(shared):
     assert not leaked, f"{len(leaked)} work numbers downloadable with their findings, e.g. {leaked[:3]}"
 
 
+PINYIN = [f"{s} {g}" for s in ("Wang", "Li", "Zhang", "Liu", "Chen") for g in ("Wei", "Fang", "Na", "Min", "Jing",
+                                                                              "Li", "Qiang", "Lei")]
+HANZI = [s + g + h for s in "王李张刘陈" for g, h in zip("伟芳娜敏静丽强磊", "明超秀霞平华建国", strict=True)]
+
+
+@pytest.mark.parametrize("who", [
+    pytest.param(HANZI, id="hanzi"),
+    pytest.param(PINYIN, id="pinyin"),
+])
+def test_student_names_of_a_small_class(shared, who):
+    """Defended: names under a header no pattern knows (学生), in characters or in pinyin, 5 exam
+    records each (a small category): the name scan finds them and the column is dropped."""
+    rows = [(who[s], "男" if s % 2 else "女", ("及格", "不及格")[s % 2]) for s in range(40) for _exam in range(5)]
+    table = pa.table({"exam_id": pa.array(range(1, len(rows) + 1), pa.int64()), "学生": [r[0] for r in rows],
+                      "性别": [r[1] for r in rows], "成绩": [r[2] for r in rows]})
+    name = f"rt2_students_{'pinyin' if who is PINYIN else 'hanzi'}"
+    register(shared, name, table, policy(name, {
+        "exam_id": ("int", "sensitive"), "学生": ("text", "sensitive"), "性别": ("text", "quasi_identifier"),
+        "成绩": ("text", "sensitive")}, unit="exam_id"))
+    status, _body = submit(shared, name)
+    if status != 200:
+        return
+    leaked = download(shared, name).leaked(who)
+    assert not leaked, f"{len(leaked)} student names downloadable, e.g. {leaked[:3]}"
+
+
 def test_visits_linked_by_a_recognised_id_number_are_one_person(shared):
     """Defended (round 1's fix, re-checked with 60 patients): ID numbers with more than 50
     distinct values link a patient's visits; her class is hers alone, so it is suppressed."""
