@@ -322,7 +322,8 @@ def make_derivative(table: pa.Table, policy: DatasetPolicy, raw_report: Mapping[
 
     # 1. persons: the unit, linked through every identifier-bearing column
     findings = [*raw_report.get("identifier_findings", []), *full_scan["identifier_findings"]]
-    linking = risk_scan.linking_columns(table, unit, sens, findings)
+    qi_like = [n for n in table.column_names if n != unit and recognised_qi(n, policy.columns.get(n), table.column(n))]
+    linking = risk_scan.linking_columns(table, unit, sens, findings, exclude=qi_like)
     person_name = _fresh(table, "_person")
     labels = person_labels(table, unit, linking) if table.num_rows else np.zeros(0, dtype=np.int64)
     person = pa.array(labels)

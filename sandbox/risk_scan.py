@@ -682,41 +682,86 @@ NAME_HEADER: Final = re.compile(r"姓名|名字|户主|联系人|代理人|(?:^|
 #: Scan kinds whose values are one person's (or one enterprise's) own: they link rows into persons.
 LINKING_KINDS: Final = frozenset({"resident_id", "mobile", "credit_code", "organization_code", "bank_card",
                                   "email", "licence_plate", "ip_address"})
-#: An identifier-bearing column links rows only when it has more distinct values than this.
+#: Headers of record numbers that are one person's own in hospitals, schools and workplaces
+#: (住院号 …): linking, like :data:`ID_HEADER`, whatever their declaration.
+RECORD_HEADER: Final = re.compile(r"住院号|门诊号|病案号|就诊卡号|患者编号|病人编号|学号|工号|员工编号|职工号|会员号|"
+                                  r"(?:^|[^a-z])(?:patient|student|employee|member|mrn)_?(?:id|no|number|code)?(?:$|[^a-z])",
+                                  re.IGNORECASE)
+#: A code in a form no pattern knows (ZY202600001, P-000123): optional letters, five or more digits.
+_CODE_VALUE: Final = r"^[A-Z]{0,4}[\-_]?\d{5,}[A-Z0-9]{0,4}$"
+#: Share of a text column's distinct values that must look like codes for it to link persons.
+CODE_SHARE: Final = 0.9
+#: Columns with more distinct values than this that only *look* like codes link persons; a
+#: declared, found or named identifier links whatever its number of values.
 LINK_DISTINCT_MIN: Final = 50
 
 
+def _code_like(arr: pa.ChunkedArray) -> bool:
+    """Whether a text column's distinct values are (almost all) record numbers in some form."""
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return False
+    distinct = pc.unique(arr.drop_null())
+    if isinstance(distinct, pa.ChunkedArray):
+        distinct = distinct.combine_chunks()
+    if len(distinct) <= LINK_DISTINCT_MIN:
+        return False
+    head = pc.utf8_trim_whitespace(_normalise(distinct.slice(0, 5000)))
+    hits = pc.sum(pc.match_substring_regex(head, _CODE_VALUE)).as_py() or 0
+    return hits >= CODE_SHARE * len(head)
+
+
 def linking_columns(table: pa.Table, unit: str, sensitivities: Mapping[str, str],
-                    findings: Iterable[Mapping[str, Any]]) -> list[str]:
+                    findings: Iterable[Mapping[str, Any]], exclude: Iterable[str] = ()) -> list[str]:
     """The columns whose values are one person's own, which link that person's rows: those where
-    the scan found an identifier of a linking kind, and those declared ``identifier`` or named so
-    by their header (not names: two people may share 王伟) — each with more than
-    ``LINK_DISTINCT_MIN`` distinct values (fewer is a code list, not one value per person)."""
+    the scan found an identifier of a linking kind, those declared ``identifier`` or named so by
+    their header (not names: two people may share 王伟), record numbers by header (住院号, 学号 …)
+    and text columns of more than ``LINK_DISTINCT_MIN`` values that are almost all codes
+    (ZY202600001): linking too much only merges persons (k is then harder to reach), linking too
+    little counts one person's visits as several (k is then a lie). ``exclude``: columns known
+    to be something else (quasi-identifiers: a postcode is not a person's own code)."""
     kinds: dict[str, set[str]] = {}
     for f in findings:
         kinds.setdefault(f["column"], set()).add(f["kind"])
+    skip = set(exclude)
     out = []
     for name in table.column_names:
+        if name == unit:
+            continue
         found = kinds.get(name, set())
         name_like = bool(NAME_HEADER.search(name)) or bool(found and not found & LINKING_KINDS)
         declared = sensitivities.get(name) == "identifier"
-        if name != unit and ((found & LINKING_KINDS) or (not name_like and (declared or ID_HEADER.search(name)))):
-            if pc.count_distinct(table.column(name)).as_py() > LINK_DISTINCT_MIN:
-                out.append(name)
+        if (found & LINKING_KINDS) or (not name_like and (declared or ID_HEADER.search(name)
+                                                          or RECORD_HEADER.search(name))):
+            out.append(name)
+        elif not name_like and name not in skip and sensitivities.get(name) != "quasi_identifier" \
+                and _code_like(table.column(name)):
+            out.append(name)
     return out
 
 
 def _codes(arr: pa.ChunkedArray, cap: int | None = None) -> np.ndarray:
-    """Dense integer codes of a column's values; -1 for nulls, empty text and (with ``cap``)
-    values on more than ``cap`` rows (a placeholder such as 无 links nobody)."""
-    enc = pc.dictionary_encode(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
+    """Dense integer codes of a column's values, text read as the scanner reads it (normalised,
+    trimmed: one ID number typed with spaces, dashes or full-width digits is one value); -1 for
+    nulls, empty text and (with ``cap``) values on more than ``cap`` rows (a placeholder such as
+    无 links nobody) — except valid resident ID numbers, which are one person's however often
+    they recur (a dialysis patient's hundred visits)."""
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    is_text = pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
+    if is_text and len(arr):
+        arr = pc.utf8_trim_whitespace(_normalise(arr.cast(pa.string())))
+    enc = pc.dictionary_encode(arr)
     codes = np.asarray(pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    if pa.types.is_string(enc.dictionary.type) or pa.types.is_large_string(enc.dictionary.type):
-        blank = np.asarray(pc.equal(pc.utf8_trim_whitespace(enc.dictionary), "").to_numpy(zero_copy_only=False))
+    if is_text and len(enc.dictionary):
+        blank = np.asarray(pc.equal(enc.dictionary, "").to_numpy(zero_copy_only=False))
         codes[(codes >= 0) & blank[np.maximum(codes, 0)]] = -1
     if cap is not None and (codes >= 0).any():
         counts = np.bincount(codes[codes >= 0], minlength=len(enc.dictionary))
-        codes[(codes >= 0) & (counts[np.maximum(codes, 0)] > cap)] = -1
+        placeholder = counts > cap
+        if is_text and placeholder.any():
+            words = enc.dictionary.to_pylist()
+            for i in np.flatnonzero(placeholder):
+                placeholder[i] = not resident_id_valid(words[i] or "")
+        codes[(codes >= 0) & placeholder[np.maximum(codes, 0)]] = -1
     return codes
 
 
