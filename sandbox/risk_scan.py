@@ -137,11 +137,14 @@ IPV6_PATTERN: Final = (rf"(?:^|[^0-9A-Za-z:])(?P<v>(?:{_H}:){{7}}{_H}|(?:{_H}:){
                        r"(?:[^0-9A-Za-z:]|$)")
 _NUM = "[0-9０-９一二三四五六七八九十百零〇]+"
 # A detailed address: a road and a house number (路/街/巷 … N号), optionally building, unit, room;
-# or an estate with a building number. A district or street name alone is not detailed.
+# or an estate with a building number; or a building with a unit or room. A district or street
+# name alone is not detailed.
 ADDRESS_PATTERN: Final = (
     rf"(?P<v>\p{{Han}}*?(?:路|街|大街|大道|巷|胡同|弄|村|组|屯|庄){_NUM}号(?:院|楼)?"
     rf"(?:[0-9０-９A-Za-z\-]+(?:号楼|栋|幢|座|单元|层|楼|室|户))*"
-    rf"|\p{{Han}}*?(?:小区|花园|家园|公寓|大厦|新村|苑){_NUM}(?:号楼|栋|幢|座)(?:[0-9０-９\-]+(?:单元|层|楼|室|户|号))*)"
+    rf"|\p{{Han}}*?(?:小区|花园|家园|公寓|大厦|新村|苑){_NUM}(?:号楼|栋|幢|座)(?:[0-9０-９\-]+(?:单元|层|楼|室|户|号))*"
+    # a building with a unit or room, whatever names the estate (和平社区1号楼1单元101室): one household
+    rf"|\p{{Han}}*?{_NUM}(?:号楼|栋|幢|座){_NUM}(?:单元|室|户)(?:[0-9０-９\-]+(?:层|楼|室|户|号))*)"
 )
 _LEGAL_FORM = "(?:股份有限公司|有限责任公司|有限公司|专业合作社|股份合作社|经济合作社|集团公司)"
 #: A company name anywhere: a name part and a legal form that only companies carry.
