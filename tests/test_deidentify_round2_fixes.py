@@ -21,6 +21,7 @@ from tests.test_red_team_tiers import (
     DISTRICTS,
     Env,
     _env,
+    decide,
     download,
     policy,
     publish_open,
@@ -254,3 +255,101 @@ def test_public_values_of_visits_are_not_listed_anonymously(env):
         "patient_code": ("text", "public", listed), "district": ("text", "quasi_identifier")}, unit="visit_id"))
     body = env.client.get("/api/v1/catalog/pv_visits").data.decode()
     assert not [x for x in numbers if x in body]
+
+
+# -- persons: linkage -------------------------------------------------------------------------------------
+def _clinic(keys: list[str], header: str, sensitivity: str, mine: int = 6) -> tuple[pa.Table, DatasetPolicy]:
+    """Visits: the last ``mine`` rows are one patient of 钢城区 with 艾滋病 under ``keys[-mine:]``."""
+    rng = random.Random(9)
+    n = len(keys) - mine
+    district = [DISTRICTS[i % 3] for i in range(n)] + ["钢城区"] * mine
+    sex = ["男" if i % 2 else "女" for i in range(n)] + ["女"] * mine
+    diag = [rng.choice(("感冒", "高血压", "糖尿病")) for _ in range(n)] + ["艾滋病"] * mine
+    table = pa.table({"visit_id": pa.array(range(1, len(keys) + 1), pa.int64()), header: keys,
+                      "district": district, "sex": sex, "diagnosis": diag})
+    pol = _policy({"visit_id": ColumnPolicy("visit_id", "int", "sensitive"),
+                   header: ColumnPolicy(header, "text", sensitivity),
+                   "district": ColumnPolicy("district", "text", "quasi_identifier"),
+                   "sex": ColumnPolicy("sex", "text", "quasi_identifier"),
+                   "diagnosis": ColumnPolicy("diagnosis", "text", "sensitive")}, unit="visit_id")
+    pol.columns.pop("pid")
+    return table, pol
+
+
+def _her_rows(der) -> list:
+    return [d for d in der.table.column("district").to_pylist() if d == "钢城区"]
+
+
+def test_few_patients_are_linked_by_a_declared_identifier():
+    ids = resident_ids(10, seed=201)
+    keys = [ids[p] for p in range(9) for _ in range(6)] + [ids[9]] * 6
+    table, pol = _clinic(keys, "id_number", "identifier")
+    der = _derive(table, pol)
+    assert der.recipe["persons"] == 10
+    assert not _her_rows(der)
+
+
+def test_a_valid_id_number_on_many_visits_is_not_a_placeholder():
+    """25 visits of one patient: more than the placeholder cap (20 rows), still one person."""
+    ids = resident_ids(501, seed=211)
+    table, pol = _clinic(ids[:500] + [ids[500]] * 25, "id_number", "identifier", mine=25)
+    der = _derive(table, pol)
+    assert der.recipe["persons"] == 501
+    assert not _her_rows(der)
+
+
+def test_one_id_number_written_six_ways_is_one_person():
+    ids = resident_ids(301, seed=281)
+    hers = ids[300]
+    forms = [hers, f" {hers}", f"{hers} ", f"{hers[:6]} {hers[6:14]} {hers[14:]}", f"{hers[:6]}-{hers[6:14]}-{hers[14:]}",
+             hers.translate(str.maketrans("0123456789X", "０１２３４５６７８９Ｘ"))]
+    table, pol = _clinic(ids[:300] + forms, "id_number", "identifier")
+    der = _derive(table, pol)
+    assert der.recipe["persons"] == 301
+    assert not _her_rows(der)
+
+
+@pytest.mark.parametrize("header", ["住院号", "patient_code"])
+def test_record_numbers_link_whatever_their_declaration(header):
+    keys = [f"ZY{2026_00000 + i}" for i in range(300)] + ["ZY202699999"] * 6
+    table, pol = _clinic(keys, header, "sensitive")
+    der = _derive(table, pol)
+    assert header in der.recipe["persons_linked_by"]
+    assert header not in der.table.column_names
+    assert der.recipe["persons"] == 301
+    assert not _her_rows(der)
+
+
+def test_postcodes_are_not_taken_for_record_numbers():
+    n = 600
+    table = pa.table({"pid": pa.array(range(1, n + 1), pa.int64()),
+                      "postcode": [f"{250000 + i % 60:06d}" for i in range(n)],
+                      "district": [DISTRICTS[i % 3] for i in range(n)]})
+    pol = _policy({"postcode": ColumnPolicy("postcode", "text", "sensitive"),
+                   "district": ColumnPolicy("district", "text", "quasi_identifier")})
+    der = _derive(table, pol)
+    assert der.recipe["persons_linked_by"] == ["pid"] and der.recipe["persons"] == n
+
+
+# -- detailed household addresses ---------------------------------------------------------------------------
+def test_household_addresses_never_download(env):
+    addresses = [f"燕山街道和平社区{h + 1}号楼{1 + h % 3}单元{101 + h}室" for h in range(40)]
+    rows = [(h, m) for h in range(40) for m in range(5)]
+    table = pa.table({"pid": pa.array(range(1, len(rows) + 1), pa.int64()), "门牌": [addresses[h] for h, _ in rows],
+                      "低保": ["是" if h % 4 == 0 else "否" for h, _ in rows],
+                      "district": ["历城区"] * len(rows)})
+    register(env, "households", table, policy("households", {
+        "pid": ("int", "sensitive"), "门牌": ("text", "sensitive"), "低保": ("text", "sensitive"),
+        "district": ("text", "quasi_identifier")}))
+    r = env.client.post("/api/v1/datasets/households/risk/ack", headers=env.tok["owner"],
+                        json={"note": "households", "k_anonymity": 5})
+    assert r.status_code == 202, r.json  # published without the addresses
+    assert "门牌" in {d["column"] for d in r.json["recipe"]["dropped"]}
+    assert decide(env, r.json["review_id"]).status_code == 200
+    assert download(env, "households").leaked(addresses) == []
+
+
+def test_a_building_unit_and_room_is_a_detailed_address():
+    table = pa.table({"pid": [1, 2, 3], "a": ["燕山街道和平社区1号楼1单元101室", "和平社区2号楼2单元102室", "幸福村3栋1单元"]})
+    found = risk_scan.scan(table, {"a": "sensitive"}, privacy_unit="pid")["identifier_findings"]
+    assert [(f["column"], f["kind"], f["matches"]) for f in found] == [("a", "address", 3)]
