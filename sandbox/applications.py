@@ -22,7 +22,16 @@ import sqlite3
 from typing import TYPE_CHECKING, Any, Final
 
 from query_guard.scenario import AGGREGATE_KINDS
-from sandbox import approvals, authz, datasets, deadlines, fields, organisations, request_limits, workflow
+from sandbox import (
+    approvals,
+    authz,
+    datasets,
+    deadlines,
+    fields,
+    organisations,
+    request_limits,
+    workflow,
+)
 from sandbox.approvals import get_approval, list_approvals  # noqa: F401  (part of this API)
 from sandbox.clock import end_of_day, iso, parse_iso
 from sandbox.errors import BadRequest, NotFound, Suspended
