@@ -389,8 +389,19 @@ def make_derivative(table: pa.Table, policy: DatasetPolicy, raw_report: Mapping[
     levels = {q: _levels(cols_policy[q], table.column(q), roles[q]) for q in kcols}
     at = dict.fromkeys(kcols, 0)  # 0 = raw; i = levels[q][i - 1]
     before = _level_names(previous.recipe, previous.table.column_names) if previous is not None else {}
+    shown: dict[str, set[str]] = {}  # categories: the values this release shows (not recoded *)
+    for q in [q for q in kcols if roles[q] == "category"]:
+        if previous is not None and before.get(q) == "raw":
+            # PRIVACY: a value the previous release hid (recoded *) stays hidden, so the classes of
+            # the two releases nest (a value moving out of * would let the difference show it)
+            was = _shown_values(previous.table.column(q))
+            text = pc.cast(base[q], pa.string())
+            keep = pc.or_kleene(pc.is_null(text),
+                                pc.fill_null(pc.is_in(text, value_set=pa.array(sorted(was), pa.string())), False))
+            base[q] = pc.if_else(keep, text, TOP)
+        shown[q] = _shown_values(base[q])
     if previous is not None:  # the floor: the finest level of each column that nests the previous one
-        at.update(_previous_levels(previous, before, cols_policy, kcols, levels))
+        at.update(_previous_levels(previous, before, cols_policy, kcols, levels, shown))
     source = pa.table({**base, person_name: person})
     suppressed = 0
     scan: dict[str, Any] = {}
@@ -412,7 +423,7 @@ def make_derivative(table: pa.Table, policy: DatasetPolicy, raw_report: Mapping[
         # Datafly may have coarsened a column past a level that nests the previous release's
         # (bands of a release signed with another origin): coarsen until it nests (``*`` always does)
         loose = [q for q in kcols if previous is not None and _map_level(
-            previous.table.column(q), before[q], _level_name(levels, at, q), cols_policy[q]) is None]
+            previous.table.column(q), before[q], _level_name(levels, at, q), cols_policy[q], shown.get(q)) is None]
         if not loose:
             break
         for q in loose:
@@ -423,7 +434,7 @@ def make_derivative(table: pa.Table, policy: DatasetPolicy, raw_report: Mapping[
     if previous is not None:
         now = {q: _level_name(levels, at, q) for q in kcols}
         work, differencing = _guard_differencing(work, previous, kcols, before, now, cols_policy, person_name,
-                                                 k_target)
+                                                 k_target, shown)
         work, late = _suppress_small(work, kcols, person_name, k_target)
         differencing["suppressed_rows"] = late
         suppressed += late
@@ -519,14 +530,15 @@ def _level_names(recipe: Mapping[str, Any], columns: list[str]) -> dict[str, str
 
 
 def _previous_levels(previous: Previous, before: Mapping[str, str], cols: Mapping[str, ColumnPolicy],
-                     kcols: list[str], levels: Mapping[str, list[str]]) -> dict[str, int]:
+                     kcols: list[str], levels: Mapping[str, list[str]],
+                     shown: Mapping[str, set[str]]) -> dict[str, int]:
     """For each column, the finest of this release's levels into which the previous release's
     labels nest (the floor Datafly starts from; ``*`` always nests)."""
     out = {}
     for q in kcols:
         old = previous.table.column(q)
         for i in range(len(levels[q]) + 1):
-            if _map_level(old, before[q], levels[q][i - 1] if i else "raw", cols[q]) is not None:
+            if _map_level(old, before[q], levels[q][i - 1] if i else "raw", cols[q], shown.get(q)) is not None:
                 out[q] = i
                 break
     return out
@@ -536,12 +548,19 @@ _INT_BAND: Final = re.compile(r"^(-?\d+)-(-?\d+)$")
 _FLOAT_BAND: Final = re.compile(r"^\[(\S+), (\S+)\)$")
 
 
+def _shown_values(arr: pa.ChunkedArray | pa.Array) -> set[str]:
+    """A category column's values other than ``*`` (as text)."""
+    return {v for v in pc.unique(pc.cast(arr, pa.string())).to_pylist() if v is not None and v != TOP}
+
+
 def _map_level(old: pa.ChunkedArray | pa.Array, old_level: str, new_level: str,
-               col: ColumnPolicy) -> pa.Array | None:
+               col: ColumnPolicy, shown: set[str] | None = None) -> pa.Array | None:
     """The previous release's values of one column, relabelled at this release's level, or None
     when the previous level does not *nest* inside the new one — a previous band straddling a new
     band's edge (width 20 then 50), months asked of years, a raw value asked of ``*`` …: then the
-    two downloads subtracted could isolate what neither shows (第十二条).
+    two downloads subtracted could isolate what neither shows (第十二条). ``shown``: for a
+    category, the values this release shows; a previous value it hides is relabelled ``*`` (one
+    the previous release hid and this one shows does not nest).
 
     >>> from sandbox.policy import ColumnPolicy
     >>> age = ColumnPolicy("age", "int", "quasi_identifier", bounds=(0, 100))
@@ -553,6 +572,11 @@ def _map_level(old: pa.ChunkedArray | pa.Array, old_level: str, new_level: str,
     if isinstance(old, pa.ChunkedArray):
         old = old.combine_chunks()
     text = pc.cast(old, pa.string())
+    if new_level == old_level == "raw" and shown is not None:
+        if not shown <= _shown_values(text):
+            return None  # a value hidden (or absent) before is shown now: classes do not nest
+        hidden = pc.invert(pc.fill_null(pc.is_in(text, value_set=pa.array(sorted(shown), pa.string())), False))
+        return pc.if_else(pc.and_(hidden, pc.is_valid(text)), TOP, text)
     if new_level == old_level:
         return text
     if new_level == TOP:
@@ -595,7 +619,7 @@ def _map_level(old: pa.ChunkedArray | pa.Array, old_level: str, new_level: str,
 
 def _guard_differencing(work: pa.Table, previous: Previous, kcols: list[str], before: Mapping[str, str],
                         now: Mapping[str, str], cols: Mapping[str, ColumnPolicy], person: str,
-                        k: int) -> tuple[pa.Table, dict[str, Any]]:
+                        k: int, shown: Mapping[str, set[str]]) -> tuple[pa.Table, dict[str, Any]]:
     """Hide changes of fewer than ``k`` rows in any class, compared class by class under the
     coarser of the two releases.
 
@@ -607,7 +631,7 @@ def _guard_differencing(work: pa.Table, previous: Previous, kcols: list[str], be
     rows keeps the previous rows (already public, relabelled at this release's levels).
     ``departures_unmasked`` is always 0 (kept for older readers of the recipe).
     """
-    mapped = {q: _map_level(previous.table.column(q), before[q], now[q], cols[q]) for q in kcols}
+    mapped = {q: _map_level(previous.table.column(q), before[q], now[q], cols[q], shown.get(q)) for q in kcols}
     if any(v is None for v in mapped.values()):  # the caller coarsens until every column nests
         raise DeidentificationError("a column's level does not nest the previous signed release's (第十二条)")
     report: dict[str, Any] = {"compared_on": list(kcols), "rule": "same or fewer columns, same or coarser nesting "

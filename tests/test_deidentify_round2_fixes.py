@@ -219,6 +219,27 @@ def test_newcomer_still_held_back_when_the_shape_is_unchanged():
     assert _rows(second.table, cols) == _rows(first.table, cols)
 
 
+def test_a_category_value_hidden_before_stays_hidden():
+    """v1 recodes the rare plan C to *; in v2 C is held by 10 persons, but showing it would let
+    v2 − v1 split the previous * class: C stays * and the classes nest."""
+    n = 300
+    plan = [("A" if i % 2 else "B") for i in range(n)]
+    plan[:3] = ["C"] * 3
+    v1 = pa.table({"pid": pa.array(range(1, n + 1), pa.int64()), "district": [DISTRICTS[i % 3] for i in range(n)],
+                   "plan": plan})
+    pol = _policy({"district": ColumnPolicy("district", "text", "quasi_identifier"),
+                   "plan": ColumnPolicy("plan", "text", "sensitive")})
+    first = _derive(v1, pol)
+    assert "C" not in first.table.column("plan").to_pylist()
+    more = pa.table({"pid": pa.array(range(n + 1, n + 8), pa.int64()), "district": [DISTRICTS[i % 3] for i in range(7)],
+                     "plan": ["C"] * 7})
+    second = _derive(pa.concat_tables([v1, more]), pol, previous=deidentify.Previous(first.table, first.recipe))
+    assert "C" not in second.table.column("plan").to_pylist()
+    old = _rows(first.table, ["district", "plan"])
+    new = _rows(second.table, ["district", "plan"])
+    assert not [c for c in set(old) | set(new) if 0 < abs(new[c] - old[c]) < 5], (old, new)
+
+
 # -- value_support per person -----------------------------------------------------------------------------
 def _visits() -> tuple[pa.Table, list[str]]:
     ids = resident_ids(60, seed=301)
@@ -253,7 +274,9 @@ def test_public_values_of_visits_are_not_listed_anonymously(env):
     register(env, "pv_visits", table, policy("pv_visits", {
         "visit_id": ("int", "sensitive"), "id_number": ("text", "identifier"),
         "patient_code": ("text", "public", listed), "district": ("text", "quasi_identifier")}, unit="visit_id"))
+    publish_open(env, "pv_visits", k=5)
     body = env.client.get("/api/v1/catalog/pv_visits").data.decode()
+    assert "pv_visits" in body
     assert not [x for x in numbers if x in body]
 
 
