@@ -16,7 +16,8 @@ dropped, whatever its declaration (a careless or malicious declaration is the th
      dates, and columns whose header or values say sex, age, birth, district/street/village,
      postcode, ethnicity, marital status, occupation, education (:func:`recognised_qi`);
    * *measures*: numbers with declared ``bounds``, coarsened into bands like a
-     quasi-identifier (an exact income is as identifying as a birth date);
+     quasi-identifier (an exact income is as identifying as a birth date); NaN and ±inf are
+     missing values, and bands never start at a person's value;
    * *categories*: text, booleans and unbounded numbers with at most ``CATEGORY_MAX`` distinct
      values; a value held by fewer than ``k_target`` persons is recoded ``*``, and the column is
      dropped if more than ``max_suppression`` of the persons hold such values.
@@ -26,14 +27,21 @@ dropped, whatever its declaration (a careless or malicious declaration is the th
    ``k_target`` persons; once at most ``max_suppression`` of the persons are in smaller
    combinations, their rows are removed instead.
 3. **persons**, not rows or declared units: rows are linked into one person through the unit
-   *and* every identifier-bearing column (declared, found by the scan, or named so by its
-   header: the same resident ID number under two visit numbers is one person). A dataset with
-   no quasi-identifier at all, declared or recognised, is refused: k would be unchecked.
-4. **successive releases**: given the previous signed derivative, the new one keeps the
-   previous levels as a floor, and a combination whose count changed by fewer than
-   ``k_target`` rows is not allowed to show the change (newcomers held back, departed rows
-   retained from the release already public), so two downloads cannot be differenced down to
-   one person. Changes that cannot be compared like this are counted in the recipe.
+   *and* every identifier-bearing column (declared, found by the scan, named so by its header,
+   a record number such as 住院号 or a column of codes like ZY202600001:
+   :func:`sandbox.risk_scan.linking_columns`), on the scanner's normalised form (one ID number
+   typed with spaces or full-width digits is one value); a value on many rows is a placeholder
+   (无) and links nobody, unless it is a valid resident ID number. A dataset with no
+   quasi-identifier at all, declared or recognised, is refused: k would be unchecked.
+4. **successive releases** (第十二条): once a derivative is signed, later ones publish the same
+   or fewer columns (a column added or renamed is held back; no quasi-identifier left: 409) at the same or
+   coarser *nesting* levels — bands start at multiples of their width and widths divide each
+   other (1, 5, 10, 50 …), dates go month → year, a category value hidden (``*``) stays hidden —
+   so every previous row falls in one class of the new release. The guard compares class by
+   class under the new (coarser) labels: a class whose count changed by fewer than
+   ``k_target`` rows does not show the change (newcomers held back, departed rows retained from
+   the release already public), and classes left below ``k_target`` are suppressed, so two
+   downloads cannot be differenced down to one person.
 5. **order**: the rows are shuffled with a secure random permutation (the stored order — a
    file sorted by ID number, or the same person at row *i* in every release — is not kept).
 
