@@ -108,6 +108,15 @@ def invert(residual: Residual, anchor: np.ndarray, lower: np.ndarray, upper: np.
     estimate (kept whenever its residual is 0), where the search for the ends starts;
     groups where nothing is kept get the whole [lower, upper] (nothing is known).
     """
+    with np.errstate(all="ignore"):  # huge or degenerate noisy inputs: checked below
+        lo_out, hi_out = _invert(residual, anchor, lower, upper, scales, steps, family, alpha)
+    ok = np.isfinite(lo_out) & np.isfinite(hi_out) & (lo_out <= hi_out)
+    return np.where(ok, lo_out, lower), np.where(ok, hi_out, upper)
+
+
+def _invert(residual: Residual, anchor: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+            scales: Sequence[float], steps: Sequence[float], family: Family, alpha: float
+            ) -> tuple[np.ndarray, np.ndarray]:
     n = anchor.shape[0]
     z = NormalDist().inv_cdf(1 - alpha / 2)
     grid = lower[:, None] + (upper - lower)[:, None] * np.linspace(0.0, 1.0, GRID)[None, :]
@@ -158,7 +167,8 @@ def mean_intervals(centre: float, sums: Sequence[float], counts: Sequence[float]
         return []
     lo = np.full(s.shape, lower - centre)
     hi = np.full(s.shape, upper - centre)
-    anchor = np.where(k > 0, s / np.where(k > 0, k, 1.0), 0.0)
+    with np.errstate(all="ignore"):  # a count of 1e-300 overflows: the search clips it
+        anchor = np.nan_to_num(np.where(k > 0, s / np.where(k > 0, k, 1.0), 0.0))
 
     def residual(r: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         return s[:, None] - r * k[:, None], [np.ones_like(r), -r]
@@ -181,8 +191,9 @@ def variance_intervals(sumsq: Sequence[float], sums: Sequence[float], counts: Se
     if q.size == 0:
         return []
     kk = np.where(k > ddof, k, ddof + 1.0)
-    m = s / kk
-    estimate = (q - s * s / kk) / (kk - ddof)
+    with np.errstate(all="ignore"):  # huge sums overflow: the search clips the estimate
+        m = s / kk
+        estimate = np.nan_to_num((q - s * s / kk) / (kk - ddof))
     lo, hi = np.zeros(q.shape), np.full(q.shape, float(top))
 
     def residual(v: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -149,8 +149,9 @@ def test_computed_on_request_for_versions_registered_without_it(demo):
 
 
 def test_cli_shows_the_report(demo):
-    sb, _creds = demo
-    args = ["datasets", "bounds", "clinic_visits", "--data-dir", str(sb.ws.root)]
+    sb, creds = demo
+    token = ["--token", creds["owner"]["token"]]  # the CLI acts as an authenticated user
+    args = ["datasets", "bounds", "clinic_visits", "--data-dir", str(sb.ws.root), *token]
     as_json = CliRunner().invoke(cli, [*args, "--json"], catch_exceptions=False)
     assert as_json.exit_code == 0, as_json.output
     body = json.loads(as_json.output)
@@ -159,7 +160,7 @@ def test_cli_shows_the_report(demo):
     plain = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert plain.exit_code == 0 and "suggested: L0 = " in plain.output and "GROUP BY department" in plain.output
     assert re.search(r"cost: suggested clamp \[0, \d+\]", plain.output)
-    missing = CliRunner().invoke(cli, ["datasets", "bounds", "nope", "--data-dir", str(sb.ws.root)])
+    missing = CliRunner().invoke(cli, ["datasets", "bounds", "nope", "--data-dir", str(sb.ws.root), *token])
     assert missing.exit_code == 1
 
 

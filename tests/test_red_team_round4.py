@@ -447,8 +447,9 @@ def _shape(text: str) -> Any:
     def strip(v: Any, key: str = "") -> Any:
         if key in ("query_id", "log_index", "leaf_hash", "tree_size", "audit_seq", "start_index"):
             return "*"
-        if key in ("rows", "intervals") and isinstance(v, list):
-            return len(v)  # how many rows is public for a dummy run; the noisy values are fresh
+        if key in ("rows", "intervals", "not_informative") and isinstance(v, list):
+            return len(v)  # how many rows is public for a dummy run; the noisy values (and the
+            # flags read off their intervals) are fresh
         if isinstance(v, dict):
             return {k: strip(w, k) for k, w in v.items()}
         if isinstance(v, list):
