@@ -357,6 +357,8 @@ def make_derivative(table: pa.Table, policy: DatasetPolicy, raw_report: Mapping[
             dropped[name] = flagged[name]
         elif ID_HEADER.search(name) or NAME_HEADER.search(name):
             dropped[name] = "its header names an identifier (a name, number, account, plate or address)"
+        elif name in linking:
+            dropped[name] = "a person's own number (a record number or code): it links that person's rows"
         elif col.sensitivity == "quasi_identifier" or (why := recognised_qi(name, col, arr)):
             roles[name] = "quasi_identifier"
             why_qi[name] = "declared" if col.sensitivity == "quasi_identifier" else f"recognised: {why}"

@@ -376,3 +376,19 @@ def test_a_building_unit_and_room_is_a_detailed_address():
     table = pa.table({"pid": [1, 2, 3], "a": ["燕山街道和平社区1号楼1单元101室", "和平社区2号楼2单元102室", "幸福村3栋1单元"]})
     found = risk_scan.scan(table, {"a": "sensitive"}, privacy_unit="pid")["identifier_findings"]
     assert [(f["column"], f["kind"], f["matches"]) for f in found] == [("a", "address", 3)]
+
+
+def test_work_numbers_of_a_small_staff_link_and_are_dropped():
+    """30 employees × 5 yearly checks: 工号 (declared sensitive, 30 values) links the checks into 30
+    persons and never leaves, not even as a category."""
+    rows = [(f"E{100 + e}", DISTRICTS[e % 3], "脂肪肝" if e % 2 else "正常") for e in range(30) for _year in range(5)]
+    table = pa.table({"check_id": pa.array(range(1, len(rows) + 1), pa.int64()), "工号": [r[0] for r in rows],
+                      "district": [r[1] for r in rows], "finding": [r[2] for r in rows]})
+    pol = _policy({"check_id": ColumnPolicy("check_id", "int", "sensitive"), "工号": ColumnPolicy("工号", "text", "sensitive"),
+                   "district": ColumnPolicy("district", "text", "quasi_identifier"),
+                   "finding": ColumnPolicy("finding", "text", "sensitive")}, unit="check_id")
+    pol.columns.pop("pid")
+    der = _derive(table, pol)
+    assert der.recipe["persons"] == 30 and "工号" in der.recipe["persons_linked_by"]
+    assert "工号" not in der.table.column_names
+    assert "links that person's rows" in {d["column"]: d["reason"] for d in der.recipe["dropped"]}["工号"]
