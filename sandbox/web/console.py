@@ -53,7 +53,7 @@ from sandbox.clock import display_zone, iso, parse_iso
 from sandbox.errors import Unauthorized
 from sandbox.service import Sandbox
 from sandbox.users import User, authenticate_password, get_user
-from sandbox.web import i18n
+from sandbox.web import console_labels, i18n
 
 bp = Blueprint("console", __name__)
 
@@ -430,6 +430,16 @@ def when(text: str | None, seconds: bool = False) -> str:
     locale = "zh_Hans_CN" if i18n.current() == "zh_CN" else "en"
     day = format_skeleton("yMMMd", moment, locale=locale)
     return f"{day} {format_skeleton('Hms' if seconds else 'Hm', moment, locale=locale)}"
+
+
+@bp.app_template_global("tier_label")
+def _tier_label(code: str | None) -> str:
+    return console_labels.tier_label(code)
+
+
+@bp.app_template_global("finding_kind")
+def _finding_kind(code: str | None) -> str:
+    return console_labels.finding_kind(code)
 
 
 @bp.app_template_filter("fmt")

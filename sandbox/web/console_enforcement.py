@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from sandbox import alerts, deadlines, enforcement, opening_plans, public_objections
 from sandbox.errors import NotFound, SandboxError
 from sandbox.web.console import role_required, sandbox, signed_in
+from sandbox.web.console_errors import flash_error
 
 bp = Blueprint("enforcement", __name__)
 
@@ -26,7 +27,7 @@ def _do(action, *args: Any, done: str, back: str):
     except NotFound:
         abort(404)
     except SandboxError as err:
-        flash(err.message, "error")
+        flash_error(err)
     else:
         flash(done, "success")
     return redirect(back, code=303)
@@ -123,7 +124,7 @@ def file_public_objection():
     try:
         result = public_objections.file(sandbox(), body, address=request.remote_addr or "?")
     except SandboxError as err:
-        flash(err.message, "error")
+        flash_error(err)
         back = url_for("public.dataset", name=body["target"]) if body["target_type"] == "dataset" else "/"
         return redirect(back, code=303)
     flash(_("Received. Your tracking code is %(code)s — keep it to follow the answer.", code=result["tracking_code"]),
@@ -164,7 +165,7 @@ def comment_opening_plan(plan_id: int):
     except NotFound:
         abort(404)
     except SandboxError as err:
-        flash(err.message, "error")
+        flash_error(err)
     else:
         flash(_("Thank you: your comment is recorded and goes to the data owner and the bureau."), "success")
     return redirect(url_for("enforcement.opening_plans_page"), code=303)

@@ -13,6 +13,7 @@ from flask_babel import lazy_gettext as _l
 ACTION_LABELS: Final = {
     "alert.handled": _l("Alert handled"),
     "alert.raised": _l("Alert raised"),
+    "alert.repeated": _l("Alert repeated"),
     "application.owner_decided": _l("Application decided by an owner"),
     "application.rejected": _l("Application rejected"),
     "application.submitted": _l("Application submitted"),
@@ -61,4 +62,34 @@ ACTION_LABELS: Final = {
 def action_label(code: str | None) -> str:
     """The action's name in the reader's language, or the code when it has none yet."""
     label = ACTION_LABELS.get(code or "")
+    return str(label) if label is not None else (code or "")
+
+
+#: The three tiers (第十条) as the pages name them (the same words as the ``tier`` macro).
+TIER_LABELS: Final = {
+    "conditional": _l("Conditional"), "unconditional": _l("Open"), "not_open": _l("Not open"),
+}
+
+
+def tier_label(code: str | None) -> str:
+    """The tier's name in the reader's language, or the code when it is not one of the three."""
+    label = TIER_LABELS.get(code or "")
+    return str(label) if label is not None else (code or "")
+
+
+#: What the risk scan's findings look like (``risk_scan.KIND_LABELS``' keys), in the reader's
+#: language: the owner's risk report words each finding from its fields, not the service's
+#: English sentence (issue 15).
+FINDING_KINDS: Final = {
+    "resident_id": _l("resident ID numbers"), "mobile": _l("mobile numbers"), "chinese_name": _l("personal names"),
+    "credit_code": _l("unified social credit codes"), "organization_code": _l("organization codes"),
+    "company_name": _l("company names"), "legal_representative": _l("legal representatives' names"),
+    "bank_card": _l("bank card numbers"), "licence_plate": _l("licence plates"),
+    "address": _l("detailed addresses"), "email": _l("e-mail addresses"), "ip_address": _l("IP addresses"),
+}
+
+
+def finding_kind(code: str | None) -> str:
+    """A finding's kind in the reader's language, or the code when it is a new kind."""
+    label = FINDING_KINDS.get(code or "")
     return str(label) if label is not None else (code or "")

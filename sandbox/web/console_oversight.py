@@ -16,6 +16,7 @@ from sandbox import objections as objection_service
 from sandbox import suspensions as suspension_service
 from sandbox.errors import NotFound, SandboxError
 from sandbox.web.console import _safe_next, role_required, sandbox, signed_in
+from sandbox.web.console_errors import flash_error, service_error
 
 bp = Blueprint("oversight", __name__)
 
@@ -76,7 +77,7 @@ def suspend():
     try:
         result = suspension_service.create(sandbox(), signed_in(), body)
     except SandboxError as err:
-        return _suspensions_page({**form.to_dict(), "target_type": target}, err.message, 400)
+        return _suspensions_page({**form.to_dict(), "target_type": target}, service_error(err), 400)
     what = (_("researcher %(name)s", name=result["user"]) if result["target_type"] == "user"
             else _("approval #%(id)s", id=result["approval_id"]))
     flash(_("Suspended %(what)s (suspension #%(id)s). It takes effect at once.", what=what,
@@ -92,7 +93,7 @@ def lift(suspension_id: int):
     except NotFound:
         abort(404)
     except SandboxError as err:
-        flash(err.message, "error")
+        flash_error(err)
     else:
         flash(_("Suspension #%(id)s lifted.", id=suspension_id), "success")
     return _back("oversight.suspensions")
@@ -123,7 +124,7 @@ def file_objection():
     try:
         result = objection_service.file(sandbox(), signed_in(), body)
     except SandboxError as err:
-        return _objections_page(form.to_dict(), err.message, 400)
+        return _objections_page(form.to_dict(), service_error(err), 400)
     flash(_("Objection #%(id)s filed; the regulator will answer it.", id=result["objection_id"]), "success")
     return _back("oversight.objections")
 
@@ -136,7 +137,7 @@ def answer(objection_id: int):
     except NotFound:
         abort(404)
     except SandboxError as err:
-        flash(err.message, "error")
+        flash_error(err)
     else:
         flash(_("Objection #%(id)s answered.", id=objection_id), "success")
     return _back("oversight.objections")

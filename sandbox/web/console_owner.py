@@ -20,6 +20,7 @@ from sandbox import applications, catalog, console_queries, datasets, deadlines,
 from sandbox.errors import NotFound, SandboxError
 from sandbox.web import console_charts
 from sandbox.web.console import role_required, sandbox, signed_in
+from sandbox.web.console_errors import service_error
 
 bp = Blueprint("owner", __name__, url_prefix="/owner")
 
@@ -176,7 +177,7 @@ def decide(application_id: int):
                                                      "expires", "reason")}
         checked = {k for k in request.form if k.startswith(("col:", "agg:"))}
         return render_template("owner/application.html", app=app, form=form, checked=checked,
-                               error={"code": err.code, "message": err.message}, **ctx), 400
+                               error=service_error(err), **ctx), 400
     if result["status"] == "approved":
         flash(_("Application #%(app)s approved as approval #%(approval)s.", app=application_id,
                 approval=result["approval_id"]), "success")

@@ -50,6 +50,8 @@ from sandbox.errors import NotFound, PolicyError, SandboxError
 from sandbox.operations import SandboxAdmin
 from sandbox.policy import COLUMN_NAME_RE, COLUMN_TYPES, NAME_RE, SENSITIVITIES, TIERS, parse_policy
 from sandbox.web.console import role_required, sandbox, signed_in
+from sandbox.web.console_errors import flash_error, service_error
+from sandbox.web.console_labels import tier_label
 
 bp = Blueprint("owner_datasets", __name__, url_prefix="/owner/datasets")
 
@@ -247,7 +249,7 @@ def upload():
         try:
             table = read_table(data, file.filename or "")
         except SandboxError as err:
-            error = err.message
+            error = service_error(err)
         else:
             columns, draft = describe(table, name, user.username)
             token = stage(data, {"owner_id": user.id, "name": name, "filename": file.filename,
@@ -313,7 +315,7 @@ def register(token: str):
         if not pasted:  # line numbers of the generated TOML mean nothing to the reader
             prefix = f"(?:{re.escape(POLICY_PATH)}|{re.escape(meta['name'])})"
             message = re.sub(rf"^{prefix}(:\d+)?: ", "", message)
-        return _policy_page(meta, token, form, message, None if pasted else error_field(err.message), 400)
+        return _policy_page(meta, token, form, service_error(err, message), None if pasted else error_field(err.message), 400)
     unstage(token)
     flash(_("Registered %(name)s version %(version)s. Read the risk report, then acknowledge it to publish.",
             name=version.name, version=version.version), "success")
@@ -353,7 +355,7 @@ def acknowledge(name: str):
     except NotFound:
         abort(404)
     except SandboxError as err:
-        flash(err.message, "error")
+        flash_error(err)
     else:
         if result.get("published"):
             flash(_("%(name)s version %(version)s is published.", name=result["dataset"],
@@ -377,12 +379,12 @@ def tier(name: str):
     except NotFound:
         abort(404)
     except SandboxError as err:
-        flash(err.message, "error")
+        flash_error(err)
     else:
         if "review_id" in result:  # a raise: submitted for the regulator's co-signature (issue 14)
             flash(_("Submitted for the regulator's co-signature."), "success")
             return redirect(url_for("reviews.detail", review_id=result["review_id"]), code=303)
-        flash(_("%(name)s is now %(tier)s.", name=result["dataset"], tier=result["tier"]), "success")
+        flash(_("%(name)s is now %(tier)s.", name=result["dataset"], tier=tier_label(result["tier"])), "success")
     return redirect(url_for("owner_datasets.dataset", name=name), code=303)
 
 
@@ -405,7 +407,7 @@ def budget_cap(name: str):
     except NotFound:
         abort(404)
     except SandboxError as err:
-        flash(err.message, "error")
+        flash_error(err)
     else:
         flash(_("The total budget of %(name)s is now ε %(epsilon)s, δ %(delta)s.", name=result["dataset"],
                 epsilon=f"{result['cap']['epsilon_total']:g}", delta=f"{result['cap']['delta_total']:g}"),

@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from sandbox import publication
 from sandbox.errors import NotFound, SandboxError
 from sandbox.web.console import role_required, sandbox, signed_in
+from sandbox.web.console_errors import flash_error
 
 bp = Blueprint("reviews", __name__, url_prefix="/reviews")
 
@@ -42,7 +43,7 @@ def _after(review_id: int, action, body: dict[str, Any], done: str):
     except NotFound:
         abort(404)
     except SandboxError as err:
-        flash(err.message, "error")
+        flash_error(err)
     else:
         flash(done, "success")
     return redirect(url_for("reviews.detail", review_id=review_id), code=303)

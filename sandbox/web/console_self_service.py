@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 from sandbox import applications, approvals, catalog, public_dummy, self_service
 from sandbox.errors import NotFound, SandboxError
 from sandbox.web.console import current_user, role_required, sandbox, signed_in
+from sandbox.web.console_errors import flash_error, service_error
 
 bp = Blueprint("self_service", __name__)
 
@@ -28,7 +29,7 @@ def register():
         try:
             self_service.register(sandbox(), form)
         except SandboxError as err:
-            error = err.message
+            error = service_error(err)
         else:
             flash(_("Your researcher account is ready. Log in to apply for data."), "success")
             return redirect(url_for("console.login", next=request.args.get("next") or url_for("public.catalog")),
@@ -53,7 +54,7 @@ def apply(name: str):
             trial = public_dummy.run(sandbox(), signed_in(), {"datasets": [entry["name"]],
                                                               "sql": request.form.get("sql", "")})
         except SandboxError as err:
-            trial_error = err.message
+            trial_error = service_error(err)
         return render_template("self/apply.html", entry=entry, commitment=applications.COMMITMENT_TEXT, error=None,
                                form=request.form, trial=trial, trial_error=trial_error)
     if request.method == "POST":
@@ -68,7 +69,7 @@ def apply(name: str):
         try:
             result = applications.submit(sandbox(), signed_in(), body)
         except SandboxError as err:
-            error = err.message
+            error = service_error(err)
         else:
             flash(_("Application %(id)s submitted; the owner decides by %(due)s.", id=result["application_id"],
                     due=result["due_at"][:10]), "success")
@@ -95,7 +96,7 @@ def request_change(approval_id: int):
     except NotFound:
         abort(404)
     except SandboxError as err:
-        flash(err.message, "error")
+        flash_error(err)
     else:
         flash(_("Request submitted as application %(id)s.", id=result["application_id"]), "success")
     return redirect(url_for("self_service.my_applications"), code=303)
@@ -110,7 +111,7 @@ def tokens():
         try:
             new = self_service.create_token(sb, user, {"name": request.form.get("name", "")})
         except SandboxError as err:
-            flash(err.message, "error")
+            flash_error(err)
     return render_template("self/tokens.html", tokens=self_service.list_tokens(sb, user), new=new)
 
 

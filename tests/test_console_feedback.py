@@ -1,0 +1,53 @@
+"""Service errors, tier changes and alerts in the reader's language (issue 15): a refused form
+says what went wrong as a translated sentence chosen by the error's code, with the service's
+own English words under a disclosure (lang="en"); the tier-change flash names the tier."""
+
+from __future__ import annotations
+
+import re
+
+from tests import test_console as base
+from tests.test_console import client_for, post
+from tests.test_console_i18n import untranslated
+
+app = base.app
+
+
+def flashes(html: str) -> list[str]:
+    return re.findall(r'<div class="flash flash-(\w+)"', html)
+
+
+def test_a_refused_suspension_reads_in_chinese_with_the_services_words_under_a_disclosure(app, demo):
+    c = client_for(app, "owner")
+    resp = post(c, "/suspensions", {"target_type": "approval", "approval_id": "",
+                                                          "reason": "x"})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    box = re.search(r'id="suspend-error">(.*?)</div>\s', html, re.S).group(1)
+    assert 'class="error-sentence"' in box and re.search(r"[\u4e00-\u9fff]", box)
+    assert '<span lang="en" translate="no" class="service-message">' in box  # the original, marked
+    assert untranslated(box, "zh_CN", set()) == []
+
+
+def test_the_tier_change_flash_names_the_tier_in_the_readers_language(app, demo):
+    for lang, word, code, name in (("zh_CN", "不予开放", "not_open", "clinic_visits"),
+                                   ("en", "Not open", "not_open", "residents")):
+        c = client_for(app, "owner", lang=lang)  # a lowering takes effect at once (第十条)
+        resp = post(c, f"/owner/datasets/{name}/tier", {"tier": code, "basis": "test: lowered for the flash"},
+                    page=f"/owner/datasets/{name}")
+        page = c.get(resp.headers["Location"]).get_data(as_text=True)
+        flash = re.search(r'<div class="flash flash-success"[^>]*>(.*?)</div>', page, re.S).group(1)
+        assert word in flash and code not in flash, flash
+
+
+def test_a_service_error_flash_is_translated_with_the_original_beside_it(app, demo):
+    from sandbox.errors import BadRequest, NotFound
+    from sandbox.web.console_errors import sentence, service_error
+
+    with app.test_request_context(headers={"Cookie": "lang=zh_CN"}):
+        from flask_babel import force_locale
+        with force_locale("zh_Hans_CN"):
+            assert sentence(BadRequest("reason is required")) == "表单中有未填写或无效的内容。"
+            assert "不存在" in sentence(NotFound("no approval 9"))
+            html = str(service_error(BadRequest("reason is required")).__html__())
+            assert 'lang="en"' in html and "reason is required" in html and untranslated(html, "zh_CN", set()) == []
