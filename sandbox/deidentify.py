@@ -439,7 +439,8 @@ def make_derivative(table: pa.Table, policy: DatasetPolicy, raw_report: Mapping[
         for q in loose:
             at[q] += 1
     else:
-        raise DeidentificationError("the derivative's columns could not be settled (re-scan and nesting rounds)")
+        raise DeidentificationError("the derivative's columns could not be settled: re-scans kept flagging columns or levels "
+                                    "kept failing to nest the previous signed release's (第十二条)")
     differencing = None
     if previous is not None:
         now = {q: _level_name(levels, at, q) for q in kcols}
