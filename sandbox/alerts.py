@@ -122,6 +122,7 @@ MAX_CONJUNCTS: Final = 64
 PREDICATE_CHARS: Final = 300
 
 
+@functools.lru_cache(maxsize=2048)  # shared_text re-reads each family's SQL on every pass
 def where_parts(sql: str) -> tuple[str, tuple[str, ...]] | None:
     """The query without its ``WHERE`` and the ``WHERE``'s top-level conjuncts, as canonical
     SQL (DuckDB dialect, identifiers lower-cased, comments dropped), conjuncts sorted so
