@@ -442,6 +442,19 @@ def _finding_kind(code: str | None) -> str:
     return console_labels.finding_kind(code)
 
 
+@bp.app_template_global("publisher")
+def publisher(dataset: str, owner: str | None = None) -> str:
+    """Who publishes a dataset, as the catalog pages name it (issue 15: "organisation names, not
+    usernames"): the dataset's organisation, else its owner's, else the owner's username."""
+    row = sandbox().conn().execute(
+        "SELECT COALESCE(o.name, uo.name) AS org, u.username FROM datasets d "
+        "LEFT JOIN organisations o ON o.id = d.org_id LEFT JOIN users u ON u.id = d.owner_id "
+        "LEFT JOIN organisations uo ON uo.id = u.org_id WHERE d.name = ?", (dataset,)).fetchone()
+    if row is None:
+        return owner or ""
+    return row["org"] or owner or row["username"] or ""
+
+
 @bp.app_template_filter("fmt")
 def fmt(value: Any, digits: int = 4) -> Any:
     from sandbox.web.console_charts import fmt as fmt_number
