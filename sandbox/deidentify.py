@@ -42,7 +42,10 @@ dropped, whatever its declaration (a careless or malicious declaration is the th
    ``k_target`` rows does not show the change (newcomers held back, departed rows retained from
    the release already public), and classes left below ``k_target`` are suppressed, so two
    downloads cannot be differenced down to one person.
-5. **order**: the rows are shuffled with a secure random permutation (the stored order — a
+5. **homogeneity**: a kept category that shows fewer than two values (other than ``*``) in a
+   class of the quasi-identifiers and measures is recoded ``*`` there (distinct 2-diversity):
+   k does not stop "every resident of 钢城区 in this file has 艾滋病".
+6. **order**: the rows are shuffled with a secure random permutation (the stored order — a
    file sorted by ID number, or the same person at row *i* in every release — is not kept).
 
 The result is scanned again (:func:`sandbox.risk_scan.scan`, whole columns) and must pass
@@ -456,6 +459,9 @@ def make_derivative(table: pa.Table, policy: DatasetPolicy, raw_report: Mapping[
                 "persons); publish with the previous release's k or wait for more data (第十二条)")
         scan = risk_scan.scan(work, dict.fromkeys(kcols, "quasi_identifier"), privacy_unit=person_name,
                               dataset=policy.name, sample_rows=None)
+    # l-diversity (distinct, l = 2; Machanavajjhala et al. 2007): a category that is the same for
+    # everyone sharing the quasi-identifiers and measures says it of each of them; hidden there
+    work, homogeneous = _diversify(work, kcols, [q for q in kcols if roles[q] != "category"], roles)
     k = _k(work, kcols, person_name)
     if scan["identifier_findings"] or not scan["passed"] or k < k_target:
         raise DeidentificationError(f"the de-identified derivative still fails its risk scan: "
@@ -480,11 +486,41 @@ def make_derivative(table: pa.Table, policy: DatasetPolicy, raw_report: Mapping[
         "categories": [{"column": q, "level": (levels[q][at[q] - 1] if at[q] else "raw"),
                         "rare_values_recoded_persons": recoded.get(q, 0)} for q in kcols if roles[q] == "category"],
         "suppressed_rows": suppressed,
+        "homogeneous_classes_hidden": homogeneous,
         "differencing": differencing,
         "row_order": "shuffled (secure random permutation)",
         "rows": work.num_rows,
     }
     return Derivative(work.drop_columns([person_name]), scan, recipe)
+
+
+def _diversify(work: pa.Table, kcols: list[str], qcols: list[str],
+               roles: Mapping[str, str]) -> tuple[pa.Table, dict[str, int]]:
+    """Recode a category to ``*`` in every class of ``qcols`` (what an outsider knows) where it
+    shows fewer than two distinct values other than ``*``: all 6 residents of 钢城区 with 艾滋病
+    would tell it of any one of them. Classes keep their size, so k is unchanged. Returns the
+    table and, per column, the number of classes hidden."""
+    hidden: dict[str, int] = {}
+    if not qcols or not work.num_rows:
+        return work, hidden
+    key = [f"q{i}" for i in range(len(qcols))]
+    keyed = pa.table([pc.fill_null(pc.cast(work.column(c), pa.string()), "\x00") for c in qcols], names=key)
+    rows = _row_index(keyed, key)
+    for q in [q for q in kcols if roles.get(q) == "category"]:
+        text = pc.cast(work.column(q), pa.string()).to_pylist()
+        mask = np.zeros(work.num_rows, dtype=bool)
+        n = 0
+        for idx in rows.values():
+            values = {text[i] for i in idx} - {TOP}
+            if len(values) < 2 and values != set():
+                mask[idx] = True
+                n += 1
+        if n:
+            hidden[q] = n
+            col = pc.cast(work.column(q), pa.string())
+            work = work.set_column(work.column_names.index(q), pa.field(q, pa.string()),
+                                   pc.if_else(pa.array(mask), pa.scalar(TOP, pa.string()), col))
+    return work, hidden
 
 
 def _apply(source: pa.Table, cols: Mapping[str, ColumnPolicy], kcols: list[str], at: Mapping[str, int],

@@ -392,3 +392,24 @@ def test_work_numbers_of_a_small_staff_link_and_are_dropped():
     assert der.recipe["persons"] == 30 and "工号" in der.recipe["persons_linked_by"]
     assert "工号" not in der.table.column_names
     assert "links that person's rows" in {d["column"]: d["reason"] for d in der.recipe["dropped"]}["工号"]
+
+
+# -- homogeneity (l-diversity) --------------------------------------------------------------------------------
+def test_a_category_shared_by_a_whole_class_is_hidden_there():
+    n = 300
+    rng = random.Random(241)
+    table = pa.table({"pid": pa.array(range(1, n + 7), pa.int64()),
+                      "district": [DISTRICTS[i % 3] for i in range(n)] + ["钢城区"] * 6,
+                      "sex": ["男" if i % 2 else "女" for i in range(n)] + ["女"] * 6,
+                      "diagnosis": [rng.choice(("感冒", "高血压", "糖尿病")) for _ in range(n)] + ["艾滋病"] * 6})
+    pol = _policy({"district": ColumnPolicy("district", "text", "quasi_identifier"),
+                   "sex": ColumnPolicy("sex", "text", "quasi_identifier"),
+                   "diagnosis": ColumnPolicy("diagnosis", "text", "sensitive")})
+    der = _derive(table, pol)
+    by_class: dict[tuple, set] = {}
+    for d, s, x in zip(*(der.table.column(c).to_pylist() for c in ("district", "sex", "diagnosis")), strict=True):
+        by_class.setdefault((d, s), set()).add(x)
+    assert all(len(v - {"*"}) >= 2 or v == {"*"} for v in by_class.values()), by_class
+    assert "艾滋病" not in der.table.column("diagnosis").to_pylist()
+    assert der.recipe["homogeneous_classes_hidden"] == {"diagnosis": 1}
+    assert {"感冒", "高血压", "糖尿病"} <= set(der.table.column("diagnosis").to_pylist())
