@@ -21,11 +21,13 @@ from sandbox.web.console_errors import flash_error
 bp = Blueprint("enforcement", __name__)
 
 
-def _do(action, *args: Any, done: str, back: str):
+def _do(action, *args: Any, done: str, back: str, missing_is_404: bool = True):
     try:
         action(sandbox(), signed_in(), *args)
-    except NotFound:
-        abort(404)
+    except NotFound as err:
+        if missing_is_404:  # the item of the URL does not exist (or is not yours)
+            abort(404)
+        flash_error(err)  # a name typed into the form: say so on the page (issue 15)
     except SandboxError as err:
         flash_error(err)
     else:
@@ -79,7 +81,7 @@ def terminate():
     else:
         body["user"] = target
     return _do(enforcement.terminate, body, done=_("Terminated. This is final unless reversed on objection."),
-               back=url_for("enforcement.index"))
+               back=url_for("enforcement.index"), missing_is_404=False)
 
 
 @bp.post("/enforcement/terminations/<int:termination_id>/reverse")

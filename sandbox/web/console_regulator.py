@@ -217,6 +217,8 @@ def trace():
             text = json.dumps(record.receipt, indent=2)
     if request.method == "POST":
         text = request.form.get("receipt", "")
+        if not text.strip():  # every action gives visible feedback (issue 15)
+            error = _("Paste a receipt first: the JSON object with query_id, log_index, leaf_hash and tree_size.")
     if text.strip():
         try:
             result = trace_receipt(sandbox(), user, json.loads(text))

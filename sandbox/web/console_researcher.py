@@ -406,7 +406,8 @@ def format_query():
     raw = _form_request()
     formatted = console_editor.format_sql(raw["sql"])
     return _workbench(approval_raw=raw["approval_raw"], sql=formatted.sql, epsilon=raw["epsilon"],
-                      confidence=raw["confidence"], notice=formatted.error)
+                      confidence=raw["confidence"],
+                      notice=formatted.error or (_("Formatted.") if raw["sql"].strip() else _("There is no SQL to format.")))
 
 
 @bp.post("/query/save")
