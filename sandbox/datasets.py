@@ -125,6 +125,12 @@ def register_dataset(
         raise PolicyError(f"{policy_path}: dataset.name is {policy.name!r} but the dataset is being added as {name!r}")
     say("checking the policy against the data")
     check_against(policy, table.schema)
+    carrying = risk_scan.identifiers_in_headers(table.schema.names)
+    if carrying:  # column names are public metadata: the catalog, the derivative's recipe
+        raise PolicyError(
+            f"{policy_path}: column name(s) {', '.join(carrying)} carry what looks like a personal "
+            "identifier (a run of 11 or more digits, or an e-mail address); column names are shown "
+            "in the catalog, so rename them (第十二条)")
     table = _conform(table, policy)
     unit_col = table.column(policy.privacy_unit)
     if unit_col.null_count:

@@ -380,6 +380,30 @@ def normalise(value: str) -> str:
     return _normalise(pa.array([value], pa.string()))[0].as_py()
 
 
+#: A run of this many digits in a column name is an ID number, phone or card, not a label.
+HEADER_DIGITS: Final = 11
+
+
+def identifiers_in_headers(names: Iterable[str]) -> list[str]:
+    """Column names that carry what looks like a personal identifier, masked: a run of
+    :data:`HEADER_DIGITS` or more digits (after :func:`normalise`: spaces, dashes and
+    full-width digits do not hide one) or an e-mail address. Column names are public
+    metadata (the catalog, the recipe), so such a name is refused at registration.
+
+    >>> identifiers_in_headers(["district", "2023年1月至2024年12月", "王秀英370102199003071234复核",
+    ...                          "联系 138 1234 5678", "x@example.com"])
+    ['王秀英******************复核', '联系 *** **** ****', '*@*']
+    """
+    out = []
+    for name in names:
+        text = normalise(str(name)) or ""
+        if re.search(rf"\d{{{HEADER_DIGITS},}}", text) or re.search(EMAIL_PATTERN, text):
+            # masked for the error message: every digit, and an address's parts
+            shown = re.sub(r"[０-９\d]", "*", str(name))
+            out.append(re.sub(r"[^\s@]+@[^\s@]+", "*@*", shown))
+    return out
+
+
 def normalise_array(text: pa.Array) -> pa.Array:
     """:func:`normalise` over an Arrow string array."""
     return _normalise(text)
