@@ -51,3 +51,14 @@ def test_a_service_error_flash_is_translated_with_the_original_beside_it(app, de
             assert "不存在" in sentence(NotFound("no approval 9"))
             html = str(service_error(BadRequest("reason is required")).__html__())
             assert 'lang="en"' in html and "reason is required" in html and untranslated(html, "zh_CN", set()) == []
+
+
+def test_a_pasted_receipt_that_is_not_json_is_explained_in_chinese(app, demo):
+    c = client_for(app, "regulator")
+    resp = post(c, "/regulator/trace", {"receipt": "{query_id: 1"})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    box = re.search(r'id="trace-error">(.*?)</div></div>', html, re.S).group(1)
+    assert "这不是 JSON" in box and 'lang="en"' in box and untranslated(box, "zh_CN", set()) == []
+    empty = post(c, "/regulator/trace", {"receipt": ""}).get_data(as_text=True)
+    assert 'id="trace-error"' in empty and "请先粘贴收据" in empty

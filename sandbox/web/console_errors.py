@@ -75,6 +75,7 @@ BY_CODE: Final = {
     "too_many_tokens": _l("You have the most tokens allowed; revoke one first."),
     "unknown_dataset": _l("This dataset is not known."),
     "unknown_organisation": _l("This organisation is not known."),
+    "not_json": _l("This is not JSON: paste the receipt as it was given, a JSON object."),
 }
 #: For a code not listed above, by the error's HTTP status.
 BY_STATUS: Final = {

@@ -26,10 +26,11 @@ from audit_log.verify import verify_lines
 from sandbox import alerts as alert_service
 from sandbox import applications, console_queries, deadlines, objections, suspensions
 from sandbox.clock import iso
-from sandbox.errors import SandboxError
+from sandbox.errors import BadRequest, SandboxError
 from sandbox.service import Sandbox
 from sandbox.web import console_charts, console_sql
 from sandbox.web.console import DISPLAY_TZ, role_required, sandbox, signed_in
+from sandbox.web.console_errors import service_error
 
 bp = Blueprint("regulator", __name__, url_prefix="/regulator")
 
@@ -223,7 +224,7 @@ def trace():
         try:
             result = trace_receipt(sandbox(), user, json.loads(text))
         except ValueError as err:
-            error = _("Not JSON: %(why)s", why=str(err))
+            error = service_error(BadRequest(f"not JSON: {err}", code="not_json"))
         except AuditError as err:
             error = str(err)
     view = None

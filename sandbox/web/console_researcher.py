@@ -41,6 +41,7 @@ from sandbox.web import (
     i18n,
 )
 from sandbox.web.console import role_required, sandbox, signed_in
+from sandbox.web.console_errors import sentence
 
 bp = Blueprint("researcher", __name__)
 
@@ -297,7 +298,7 @@ def _save_error(err: SandboxError) -> str:
         "saved_query_limit": _("You have %(n)s saved queries, the most allowed; delete one first.",
                                n=saved_queries.MAX_PER_USER),
     }
-    return messages.get(err.code, err.message)
+    return messages.get(err.code) or sentence(err)
 
 
 def _confidence_arg(raw: str | None) -> float | None:
