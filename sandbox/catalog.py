@@ -100,6 +100,23 @@ def _open_release(conn: sqlite3.Connection, version: datasets.DatasetVersion | N
             "review_id": der["review_id"], "k_target": der["k_target"]}
 
 
+#: Counts of the stored (raw) data in a recipe: exact aggregates of conditional data.
+_RAW_COUNTS = frozenset({"persons", "rows", "source_rows"})
+
+
+def _public_recipe(value: Any) -> Any:
+    """A recipe as the public sees it: without counts of the raw data (how many persons,
+    rows suppressed, held back or retained). PRIVACY: those are exact aggregates of the
+    stored data, and one more or less between versions shows a single person joining or
+    leaving, which the derivative itself holds back (round-2 red team)."""
+    if isinstance(value, dict):
+        return {k: _public_recipe(v) for k, v in value.items()
+                if k not in _RAW_COUNTS and not k.endswith("_rows") and k != "departures_unmasked"}
+    if isinstance(value, list):
+        return [_public_recipe(v) for v in value]
+    return value
+
+
 def _listable(version: datasets.DatasetVersion | None, column: str) -> bool:
     """PRIVACY (第八、十二条): a column's ``public_values`` are listed on public pages only when the
     version's risk scan found no identifiers in it and every value in the data is held by at least
@@ -120,6 +137,8 @@ def entry(conn: sqlite3.Connection, row: sqlite3.Row, *, privileged: bool,
     current = published[-1] if published else latest
     policy = current.policy if current else None
     open_release = _open_release(conn, published[-1] if published else None) if row["tier"] == "unconditional" else None
+    if open_release is not None and not privileged:
+        open_release = {**open_release, "recipe": _public_recipe(open_release["recipe"])}
     out: dict[str, Any] = {
         "name": row["name"], "title": row["title"], "title_zh": policy.title_zh if policy else "",
         "description": policy.description if policy else "", "owner": username_of(conn, row["owner_id"]),
@@ -135,8 +154,12 @@ def entry(conn: sqlite3.Connection, row: sqlite3.Row, *, privileged: bool,
                                else None)}
             for c in (policy.columns.values() if policy else [])
         ],
+        # PRIVACY: a version's row count and content hash describe the stored data exactly
+        # (a count; a hash that confirms a guessed table): owners and regulators only
         "versions": [
-            {"version": v.version, "created_at": v.created_at, "rows": v.row_count, "content_hash": v.content_hash,
+            {"version": v.version, "created_at": v.created_at,
+             "rows": v.row_count if privileged else None,
+             "content_hash": v.content_hash if privileged else None,
              "published_at": v.published_at, "encrypted_at_rest": v.encrypted}
             for v in versions
         ],
