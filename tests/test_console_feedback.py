@@ -62,3 +62,22 @@ def test_a_pasted_receipt_that_is_not_json_is_explained_in_chinese(app, demo):
     assert "这不是 JSON" in box and 'lang="en"' in box and untranslated(box, "zh_CN", set()) == []
     empty = post(c, "/regulator/trace", {"receipt": ""}).get_data(as_text=True)
     assert 'id="trace-error"' in empty and "请先粘贴收据" in empty
+
+
+def test_alerts_read_in_each_language_from_their_kind_and_details(app, demo):
+    from tests.test_console import run_query
+
+    from sandbox import alerts
+
+    sb, creds = demo
+    alerts.SETTING_GROUP.set(sb.conn(), "alert_refusals", 3)
+    researcher = client_for(app, "researcher")
+    for i in range(3):  # a burst of refusals raises an alert
+        run_query(researcher, creds["researcher"]["approval_id"], sql=f"SELEC {i}")
+    assert sb.conn().execute("SELECT COUNT(*) FROM alerts").fetchone()[0] >= 1
+    data = {"researcher", "owner", "regulator", "sql_syntax", "statement_not_allowed"}
+    for role in ("owner", "regulator"):
+        for lang in ("zh_CN", "en"):
+            html = client_for(app, role, lang=lang).get(f"/{role}/alerts").get_data(as_text=True)
+            assert 'id="alert-' in html
+            assert untranslated(html, lang, data) == [], (role, lang)

@@ -20,6 +20,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from sandbox import (
+    alerts,
     applications,
     catalog,
     console_queries,
@@ -364,8 +365,11 @@ def _refusal(err: SandboxError) -> dict[str, Any]:
 def run():
     raw = _form_request()
     try:
-        response = sandbox().run_query(signed_in(), QueryRequest(raw["approval_raw"], raw["sql"], raw["eps"],
-                                                                    raw["conf"]))
+        try:
+            response = sandbox().run_query(signed_in(), QueryRequest(raw["approval_raw"], raw["sql"], raw["eps"],
+                                                                        raw["conf"]))
+        finally:  # as the API does: budget levels, refusal bursts and patterns are checked at once
+            alerts.after_query(sandbox(), signed_in(), raw["approval_raw"])
     except SandboxError as err:
         error = _refusal(err)
     else:
