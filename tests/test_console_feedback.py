@@ -65,9 +65,8 @@ def test_a_pasted_receipt_that_is_not_json_is_explained_in_chinese(app, demo):
 
 
 def test_alerts_read_in_each_language_from_their_kind_and_details(app, demo):
-    from tests.test_console import run_query
-
     from sandbox import alerts
+    from tests.test_console import run_query
 
     sb, creds = demo
     alerts.SETTING_GROUP.set(sb.conn(), "alert_refusals", 3)
