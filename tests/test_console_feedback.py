@@ -80,3 +80,14 @@ def test_alerts_read_in_each_language_from_their_kind_and_details(app, demo):
             html = client_for(app, role, lang=lang).get(f"/{role}/alerts").get_data(as_text=True)
             assert 'id="alert-' in html
             assert untranslated(html, lang, data) == [], (role, lang)
+
+
+def test_the_risk_report_words_its_problems_from_the_findings(app, demo):
+    sb, _creds = demo
+    zh = client_for(app, "owner").get("/owner/datasets/residents").get_data(as_text=True)
+    problems = re.search(r'<ul id="risk-problems">(.*?)</ul>', zh, re.S).group(1)
+    assert 'data-kind="k_anonymity"' in problems and "只能发布差分隐私的汇总结果" in problems
+    assert untranslated(problems, "zh_CN", {"district", "age", "sex", "education"}) == []
+    assert 'class="small service-words"' in zh  # the scan's own sentences, under the disclosure
+    en = client_for(app, "owner", lang="en").get("/owner/datasets/residents").get_data(as_text=True)
+    assert "are unique on district, age, sex, education" in en and "only differentially private" in en
