@@ -9,7 +9,6 @@ wrong password give the same answer.
 from __future__ import annotations
 
 import datetime as dt
-
 import re
 import sqlite3
 from dataclasses import dataclass
