@@ -144,3 +144,13 @@ def test_an_approval_that_is_not_yours_falls_back_with_a_notice(app, demo):
     page = text(c.get("/query?approval=987"))
     assert "Approval #987 is not one of yours; showing your current approval." in page
     assert 'id="query-form"' in page  # the workbench, not "no approval yet"
+
+
+def test_format_survives_deep_nesting():
+    """Thousands of nested parentheses hit Python's recursion limit in the parser: the text
+    comes back unchanged with a message, never a 500."""
+    from sandbox.web.console_editor import format_sql
+
+    sql = "SELECT " + "(" * 4000 + "1" + ")" * 4000
+    out = format_sql(sql)
+    assert out.sql == sql and out.error

@@ -130,8 +130,11 @@ def format_sql(sql: str) -> Formatted:
                                      n=f"{FORMAT_MAX_CHARS:,}")))
     try:
         statements = sqlglot.parse(sql, read="duckdb")
+        parts = [s.sql(dialect="duckdb", pretty=True) for s in statements if s is not None]
     except (ParseError, TokenError) as err:
         return Formatted(sql, str(_l("Could not format: the SQL does not parse (%(detail)s).",
                                      detail=str(err).splitlines()[0][:200])))
-    parts = [s.sql(dialect="duckdb", pretty=True) for s in statements if s is not None]
+    except RecursionError:  # thousands of nested parentheses: the text stays as typed
+        return Formatted(sql, str(_l("Could not format: the SQL does not parse (%(detail)s).",
+                                     detail="nested too deeply")))
     return Formatted(";\n\n".join(parts) if parts else sql)
