@@ -149,7 +149,7 @@ def entry(conn: sqlite3.Connection, row: sqlite3.Row, *, privileged: bool,
         "published": bool(published),
         "columns": [
             {"name": c.name, "type": c.type, "sensitivity": c.sensitivity, "description": c.description,
-             "bounds": [str(b) for b in c.bounds] if c.bounds else None,
+             "unit": c.unit, "bounds": [str(b) for b in c.bounds] if c.bounds else None,
              "public_values": (list(c.public_values) if c.public_values and (privileged or _listable(current, c.name))
                                else None)}
             for c in (policy.columns.values() if policy else [])

@@ -2,7 +2,7 @@
 
 A policy is the owner's declaration for one dataset (DESIGN.md "Contracts"): tier
 (第八条), privacy unit, contribution bounds and one ``[columns.NAME]`` table per
-information item (第十四条) with type, bounds, public values and sensitivity, and optionally the
+information item (第十四条) with type, bounds, public values, sensitivity and an optional unit, and optionally the
 dataset's collusion cap (``budget_cap``, see :mod:`sandbox.dataset_caps`). Every refusal
 names the field and the line of the file so the owner can fix it at once.
 """
@@ -38,6 +38,8 @@ HAN_CHARACTERS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 #: Column names: as dataset names, or with Han characters (``区县``, ``统一社会信用代码``).
 COLUMN_NAME_RE = re.compile(rf"^[a-z{HAN_CHARACTERS}][a-z0-9_{HAN_CHARACTERS}]{{0,62}}$")
 EPOCH = dt.date(1970, 1, 1)
+#: The longest ``unit`` a column may declare ("元", "岁", "次", "kg/m²").
+UNIT_MAX_LENGTH = 20
 #: The ranges of a collusion cap, as those of an approval's budget (docs/workflow.md).
 CAP_EPSILON_MAX = 1000.0
 CAP_DELTA_MAX = 0.01
@@ -52,6 +54,8 @@ class ColumnPolicy:
     public_values: tuple[Any, ...] | None = None
     description: str = ""
     max_length: int | None = None  # text only; None means DEFAULT_TEXT_MAX_LENGTH
+    #: ``unit = "元"``: the column's unit in free text ("" when not declared); shown to readers.
+    unit: str = ""
 
     @property
     def text_limit(self) -> int | None:
@@ -306,6 +310,17 @@ def _parse_column(name: str, spec: dict[str, Any], loc: _Locator, section: str) 
             raise loc.fail(f"must be a whole number of characters from 1 to {TEXT_MAX_LENGTH_LIMIT:,}",
                            section, "max_length")
         max_length = raw
+    unit = ""
+    if "unit" in spec:
+        raw = spec["unit"]
+        if not isinstance(raw, str):
+            raise loc.fail('must be a quoted text such as "元" or "岁"', section, "unit")
+        unit = raw.strip()
+        if len(unit) > UNIT_MAX_LENGTH:
+            raise loc.fail(f"at most {UNIT_MAX_LENGTH} characters, got {len(unit)}", section, "unit")
+        if not unit.isprintable():
+            raise loc.fail("must be printable text on one line (no tabs, line breaks or control characters)",
+                           section, "unit")
     return ColumnPolicy(
         name=name,
         type=ctype,
@@ -314,6 +329,7 @@ def _parse_column(name: str, spec: dict[str, Any], loc: _Locator, section: str) 
         public_values=public_values,
         description=str(spec.get("description", "")),
         max_length=max_length,
+        unit=unit,
     )
 
 

@@ -20,7 +20,10 @@ suggestion is written with the figures it came from as TOML comments, so the own
 - **contribution bounds**: one row per unit when that is so; otherwise the L0 and L∞ the
   bounding report suggests over the public-value columns as group keys (the smallest keeping
   99 % of the rows; when none of its candidates does, L0 is the most groups a unit has),
-  with the spread of rows per unit as comments.
+  with the spread of rows per unit as comments;
+- **units**: never guessed. Each number column carries the line ``# unit = ""`` commented
+  out, for the owner to fill in ("元", "岁", "次") and uncomment; a draft registered as it
+  is declares no units.
 
 PRIVACY: the draft holds figures of the data (bounds, public values). It is for the owner
 only and is not stored by the sandbox.
@@ -90,6 +93,8 @@ class PolicyDraft:
         for col in self.columns:
             lines += ["", f"[columns.{_key(col.name)}]"] + [f"# {n}" for n in col.notes]
             lines += [f"type = {_s(col.type)}", f"sensitivity = {_s(col.sensitivity)}"]
+            if col.type in ("int", "float"):
+                lines.append('# unit = ""  # the unit of its values, e.g. "元", "岁", "次"; fill in and uncomment')
             if col.bounds is not None:
                 lines.append(f"bounds = [{_v(col.bounds[0])}, {_v(col.bounds[1])}]")
             if col.public_values is not None:
