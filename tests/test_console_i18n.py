@@ -12,16 +12,20 @@ names and abbreviations (SQL, CSV, ε …) in Chinese.
 
 from __future__ import annotations
 
+import io
 import re
+import sqlite3
 from html.parser import HTMLParser
 
 import pytest
+from markupsafe import escape
 
 from sandbox import catalog
 from sandbox.service import QueryRequest
 from sandbox.users import find_user
+from sandbox.web import console_notes
 from tests import test_console as base
-from tests.test_console import client_for
+from tests.test_console import client_for, post, text, token
 
 app = base.app  # the fixture: the console over a fresh demo workspace
 
@@ -155,3 +159,63 @@ def test_a_refusal_reads_in_chinese_with_the_services_words_beside_it(app, demo)
     assert untranslated(page, "zh_CN", data_words) == []  # the English original only under lang="en"
     en = run_query(client_for(app, "researcher", lang="en"), approval, sql=OUT_OF_SCOPE).get_data(as_text=True)
     assert 'id="refusal-explanation"' not in en and "identifier" in en
+
+
+# -- pages that need a staged state: a drafted upload, a damaged log ----------------------------------------
+def page_data_words(sb) -> set[str]:
+    words = {r["username"].lower() for r in sb.conn().execute("SELECT username FROM users")}
+    words |= {r["name"].lower() for r in sb.conn().execute("SELECT name FROM datasets")}
+    words |= {c["name"].lower() for e in catalog.list_entries(sb, None) for c in e["columns"]}
+    return words | TYPES
+
+
+@pytest.mark.parametrize("lang", ["zh_CN", "en"])
+def test_the_policy_draft_page_words_its_notes(app, demo, lang):
+    sb, _ = demo
+    c = client_for(app, "owner", lang=lang)
+    page = c.get("/owner/datasets/new").get_data(as_text=True)
+    csv = "person_id,phone,age,district,amount\n" + "".join(
+        f"{i},138{i:08d},{20 + i % 50},{['东区', '西区', '南区'][i % 3]},{i * 10}\n" for i in range(60))
+    resp = c.post("/owner/datasets/new", data={"csrf_token": token(page), "name": "people",
+                                               "file": (io.BytesIO(csv.encode()), "people.csv")},
+                  content_type="multipart/form-data")
+    assert resp.status_code == 303, resp.get_data(as_text=True)[-2000:]
+    form = c.get(resp.headers["Location"]).get_data(as_text=True)
+    assert 'class="draft-notes"' in form and 'id="draft-note"' in form
+    notes = re.findall(r'<ul class="draft-notes">(.*?)</ul>', form, re.S)
+    assert notes and all("<li>" in n for n in notes)
+    own = "".join(re.findall(r'<ul lang="en" translate="no">(.*?)</ul>', form, re.S))
+    assert "the privacy unit: bounding is per unit" in own  # the draft's own words, under the disclosure
+    if lang == "zh_CN":
+        assert "隐私单位：贡献按单位限制" in form and "建议设为标识列" in form
+    words = page_data_words(sb) | {"people", "person_id", "phone", "age", "district", "amount"}
+    assert untranslated(form, lang, words) == [], untranslated(form, lang, words)
+
+
+def _damage_the_log(sb) -> None:
+    """An attacker with the database file: drop the append-only trigger and edit an entry."""
+    conn = sqlite3.connect(sb.conn().execute("PRAGMA database_list").fetchone()[2])
+    conn.execute("DROP TRIGGER audit_entries_no_update")
+    conn.execute("UPDATE audit_entries SET entry = replace(entry, '\"actor\":\"', '\"actor\":\"mallory-')"
+                 " WHERE seq = 2")
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("lang", ["zh_CN", "en"])
+def test_a_damaged_log_is_worded_in_the_readers_language(app, demo, lang):
+    sb, _ = demo
+    reg = client_for(app, "regulator", lang=lang)
+    reg.get("/regulator")
+    _damage_the_log(sb)
+    page = text(post(reg, "/regulator/verify", {}, page="/regulator"))
+    box = re.search(r'<div class="bad-box" role="alert" id="verify-result" data-kind="([a-z_]+)">(.*?)</div>\s*</div>',
+                    page, re.S)
+    assert box, page[page.find("<main"):page.find("<main") + 1500]
+    kind, html = box.groups()
+    assert kind == "edited"
+    with app.test_request_context(headers={"Cookie": f"sandbox_lang={lang}"}):
+        words = console_notes.damage(kind)
+    assert words["title"] in html and str(escape(words["text"])) in html
+    assert 'id="verify-message"' in html and f">{kind}<" not in html
+    assert untranslated(page, lang, page_data_words(sb)) == []

@@ -56,7 +56,7 @@ from sandbox.clock import display_zone, iso, parse_iso
 from sandbox.errors import Unauthorized
 from sandbox.service import Sandbox
 from sandbox.users import User, authenticate_password, get_user
-from sandbox.web import console_labels, i18n
+from sandbox.web import console_labels, console_notes, i18n
 
 bp = Blueprint("console", __name__)
 
@@ -443,6 +443,13 @@ def _tier_label(code: str | None) -> str:
 @bp.app_template_global("finding_kind")
 def _finding_kind(code: str | None) -> str:
     return console_labels.finding_kind(code)
+
+
+# Notes from the service in the reader's language, the service's words under a disclosure
+bp.add_app_template_global(console_notes.preview_notes, "preview_notes")
+bp.add_app_template_global(console_notes.draft_notes, "draft_notes")
+bp.add_app_template_global(console_notes.damage, "damage_words")
+bp.add_app_template_global(console_notes.own_words, "own_words")
 
 
 @bp.app_template_global("publisher")

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from flask_babel import gettext as _
 
+from sandbox.web import console_notes
 from sandbox.web.console_charts import fmt
 
 #: Group sizes used to put a mean's accuracy in words when the preview cannot know n.
@@ -67,7 +68,7 @@ def column_words(name: str, col: dict[str, Any]) -> dict[str, Any] | None:
     else:
         text = _("Depends on the size of each group: the larger the group, the narrower the interval.")
     return {"column": name, "kind": kind, "text": text, "formula": col.get("formula") or "",
-            "method": col.get("method") or ""}
+            "method": console_notes.method(col.get("method"))}
 
 
 def noise_name(family: str | None) -> str:
