@@ -217,6 +217,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                         "name": {"type": "string"},
                         "type": {"type": "string"},
                         "sensitivity": {"type": "string"},
+                        "unit": {"type": "string", "description": "the policy's unit (\"元\", \"岁\"); \"\" if none"},
                     },
                 },
             },
