@@ -4,6 +4,8 @@ schema panel show it."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from sandbox import catalog
@@ -88,3 +90,48 @@ def test_a_draft_leaves_the_unit_commented_out_on_number_columns_only():
     assert all(c.unit == "" for c in policy.columns.values())
     filled = parse_policy(toml.replace(commented, 'unit = "岁"', 1), "people.toml")
     assert [c.unit for c in filled.columns.values() if c.unit] == ["岁"]
+
+
+def _upload(c, csv: str):
+    import io
+
+    from tests.test_console import token
+
+    page = c.get("/owner/datasets/new").get_data(as_text=True)
+    resp = c.post("/owner/datasets/new", data={"csrf_token": token(page), "name": "people",
+                                               "file": (io.BytesIO(csv.encode()), "people.csv")},
+                  content_type="multipart/form-data")
+    assert resp.status_code == 303, resp.get_data(as_text=True)[-2000:]
+    return resp.headers["Location"]
+
+
+PEOPLE = "person_id,age,district,amount\n" + "".join(
+    f"{i},{20 + i % 50},{['东区', '西区', '南区'][i % 3]},{i * 10}\n" for i in range(60))
+
+
+@pytest.mark.parametrize("lang", ["zh_CN", "en"])
+def test_the_owner_declares_a_unit_on_the_upload_form(app, demo, lang):
+    from tests.test_console import token
+    from tests.test_real_files import _form_values
+
+    sb, _ = demo
+    c = client_for(app, "owner", lang=lang)
+    location = _upload(c, PEOPLE)
+    form = c.get(location).get_data(as_text=True)
+    assert 'name="col:amount:unit"' in form
+    values = {**_form_values(form), "title": "People"}
+    long = "元" * (UNIT_MAX_LENGTH + 1)
+    refused = c.post(location, data={"csrf_token": token(form), **values, "col:amount:unit": long})
+    assert refused.status_code == 400
+    page = refused.get_data(as_text=True)
+    assert re.search(r'<input id="col:amount:unit" name="col:amount:unit" value="' + long + r'"[^>]*aria-invalid="true"',
+                     page)  # input kept, the field marked
+    ok = c.post(location, data={"csrf_token": token(page), **values, "col:amount:unit": "元"})
+    assert ok.status_code == 303, ok.get_data(as_text=True)[-3000:]
+    owner_page = c.get("/owner/datasets/people").get_data(as_text=True)
+    assert _unit_cell(owner_page, "元")
+    from sandbox.users import find_user
+
+    entry = {e["name"]: e for e in catalog.list_entries(sb, find_user(sb.conn(), "owner"))}["people"]
+    assert {col["name"]: col["unit"] for col in entry["columns"]} == {
+        "person_id": "", "age": "", "district": "", "amount": "元"}

@@ -198,6 +198,8 @@ def policy_toml(form, columns: list[str], *, name: str, owner: str) -> str:
         values = split_values(form.get(f"col:{col}:public_values", ""))
         if values:
             lines.append("public_values = [" + ", ".join(_toml_scalar(v, ctype) for v in values) + "]")
+        if form.get(f"col:{col}:unit", "").strip():  # "元", "岁"; the policy checks it
+            lines.append(f"unit = {_toml_str(form.get(f'col:{col}:unit', '').strip())}")
         if form.get(f"col:{col}:description", "").strip():
             lines.append(f"description = {_toml_str(form.get(f'col:{col}:description', '').strip())}")
     return "\n".join(lines) + "\n"
