@@ -104,3 +104,26 @@ def test_every_damage_kind_has_its_words_in_both_languages(app):
             for kind in (*DAMAGE_KINDS, "error"):
                 w = console_notes.damage(kind)
                 assert bool(CJK.search(w["title"] + w["text"])) is zh, (lang, kind, w)
+
+
+def test_every_result_note_is_worded_in_both_languages(app):
+    """The notes under a result (the release's, post-processing's, a cached release at another
+    confidence, a dummy run) read in the reader's language; the writers' own sentences."""
+    from sandbox.dummy import NOTE
+
+    notes = [
+        "1,234 groups passed partition selection; the 1,000 with the largest noisy counts are released",
+        "HAVING was NULL or could not be evaluated on 3 row(s) of the noisy result; those rows are left out",
+        "avg_cost: 2 value(s) were not finite numbers and are shown as NULL",
+        "the intervals are at 95% confidence, the level this release was made at; it cannot be recomputed at "
+        "90% (the release is too large or older than this feature)",
+        NOTE,
+    ]
+    kinds = console_notes.RESULT[len(console_notes.PREVIEW):]
+    assert all(any(k.pattern.match(n) for k in kinds) for n in notes)
+    with app.test_request_context(headers={"Cookie": "sandbox_lang=zh_CN"}):
+        zh = [w["text"] for w in console_notes.result_notes(notes)]
+    with app.test_request_context(headers={"Cookie": "sandbox_lang=en"}):
+        en = [w["text"] for w in console_notes.result_notes(notes)]
+    assert all(CJK.search(t) and "另一条说明" not in t for t in zh), zh
+    assert not any(CJK.search(t) or FALLBACK in t for t in en), en

@@ -447,6 +447,7 @@ def _finding_kind(code: str | None) -> str:
 
 # Notes from the service in the reader's language, the service's words under a disclosure
 bp.add_app_template_global(console_notes.preview_notes, "preview_notes")
+bp.add_app_template_global(console_notes.result_notes, "result_notes")
 bp.add_app_template_global(console_notes.draft_notes, "draft_notes")
 bp.add_app_template_global(console_notes.damage, "damage_words")
 bp.add_app_template_global(console_notes.own_words, "own_words")

@@ -137,6 +137,31 @@ PREVIEW: Final = (
                    need=_num(m["need"]), cap=_num(m["cap"]))),
 )
 
+#: The notes under a query's result: the plan's (as in the preview), the release's
+#: (privacy.release), the post-processing's (sandbox.postprocess) and a cached release's
+#: at another confidence (sandbox.accuracy).
+RESULT: Final = PREVIEW + (
+    _k(r"(?P<n>[\d,]+) groups passed partition selection; the (?P<cap>[\d,]+) with the largest noisy counts "
+       r"are released",
+       lambda m: _("%(n)s groups passed the differentially private selection; the %(cap)s with the largest "
+                   "noisy counts are shown.", n=m["n"], cap=m["cap"])),
+    _k(r"HAVING was NULL or could not be evaluated on (?P<n>\d+) row\(s\) of the noisy result; those rows "
+       r"are left out",
+       lambda m: _("HAVING could not be decided on %(n)s row(s) of the noisy result; those rows are left out.",
+                   n=m["n"])),
+    _k(r"(?P<col>.+): (?P<n>\d+) value\(s\) were not finite numbers and are shown as NULL",
+       lambda m: _t("%(col)s: %(n)s value(s) were not finite numbers and are shown as NULL.", {"col": m["col"]},
+                    n=m["n"])),
+    _k(r"the intervals are at (?P<at>[\d.]+)% confidence, the level this release was made at; it cannot be "
+       r"recomputed at (?P<asked>[\d.]+)% .*",
+       lambda m: _("The intervals are at %(at)s%% confidence, the level this release was made at; they cannot "
+                   "be recomputed at %(asked)s%%.", at=m["at"], asked=m["asked"])),
+    _k(r"dummy run: synthetic data generated from the policy's public schema only; the figures mean nothing "
+       r"and no budget was spent",
+       lambda m: _("Dummy run: synthetic data made from the public schema only; the figures mean nothing and "
+                   "no budget was spent.")),
+)
+
 #: The notes ``sandbox.policy_draft`` writes beside each column's suggestions.
 DRAFT: Final = (
     _k(r"the privacy unit: bounding is per unit; never queryable",
@@ -196,6 +221,10 @@ def preview_notes(notes: Iterable[str] | None) -> list[dict[str, Any]]:
     return worded(notes, PREVIEW)
 
 
+def result_notes(notes: Iterable[str] | None) -> list[dict[str, Any]]:
+    return worded(notes, RESULT)
+
+
 def draft_notes(notes: Iterable[str] | None) -> list[dict[str, Any]]:
     return worded(notes, DRAFT)
 
@@ -208,4 +237,5 @@ def own_words(notes: Iterable[str], element_id: str | None = None) -> Markup:
                   "</ul></details>").format(_("The service's own words"), ident, items)
 
 
-__all__ = ["DAMAGE", "DRAFT", "PREVIEW", "damage", "draft_notes", "own_words", "preview_notes", "word"]
+__all__ = ["DAMAGE", "DRAFT", "PREVIEW", "RESULT", "damage", "draft_notes", "own_words", "preview_notes",
+           "result_notes", "word"]
