@@ -203,5 +203,6 @@ def method(n: Noisy) -> str:
                 "keeps at level α (interval arithmetic at α/3 each when the count is small)")
     grid = "equal + asinh-scaled" if n.m.bin_layout == "linear_asinh" else "equal"
     return (f"from one noisy histogram ({fam}, {n.m.bins} {grid} bins; isotonic fit, OpenDP "
-            "make_quantiles_from_counts); interval: the bins whose noisy cumulative count "
-            "is within its α/2 normal bound of the quantile's rank, on each side")
+            "make_quantiles_from_counts); interval: from where the noisy cumulative count, "
+            "within its α/2 normal bound, could first reach the quantile's rank to where it "
+            "must have passed it, each end interpolated within its bin")
