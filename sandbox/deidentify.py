@@ -474,7 +474,7 @@ def make_derivative(table: pa.Table, policy: DatasetPolicy, raw_report: Mapping[
     work, counts = granular_counts.make_granular(work, kcols, person_name, granular_counts.granularity(k_target),
                                                  priors, exact)
     counts["anchored_to"] = anchored_to
-    counts["aligned"] = "multiples" if exact is None else "previous exact counts"
+    counts["aligned"] = "multiples" if exact is None and counts["granularity"] > 1 else "previous exact counts"
     work, late = _suppress_small(work, kcols, person_name, k_target)
     counts["suppressed_rows"] = late
     suppressed += late

@@ -62,20 +62,20 @@ def granularity(k: int) -> int:
     return g
 
 
-def anchors(priors: Iterable[int], g: int, *, bound: int, residue: int = 0) -> set[int]:
-    """Sums of any subset of ``priors`` (the empty one included) up to ``bound + g`` that are
-    ``residue`` modulo ``g``.
+def anchors(priors: Iterable[int], g: int, *, bound: int, residue: int | None = None) -> set[int]:
+    """Sums of any subset of ``priors`` (the empty one included) up to ``bound + g``; with
+    ``residue``, only those equal to it modulo ``g``.
 
     >>> sorted(anchors([5, 5, 10], 5, bound=12))
     [0, 5, 10, 15]
-    >>> sorted(anchors([10, 15], 10, bound=30))
+    >>> sorted(anchors([10, 15], 10, bound=30, residue=0))
     [0, 10]
     """
     sums = {0}
     for p in list(priors)[:MAX_ANCHOR_FILES]:
         if p > 0:
             sums |= {s + p for s in sums if s + p <= bound + g}
-    return {s for s in sums if s % g == residue % g}
+    return sums if residue is None else {s for s in sums if s % g == residue % g}
 
 
 def published_count(n: int, g: int, candidates: set[int] | None) -> int:
@@ -122,21 +122,19 @@ def make_granular(work: pa.Table, kcols: Sequence[str], person: str, g: int,
         rows.setdefault(kv, []).append(i)
     persons = work.column(person).to_numpy(zero_copy_only=False)
     anchored = bool(priors) or exact is not None
+    ranked = _ranked_sources({kv: len(idx) for kv, idx in rows.items()}, priors)
     drop: list[int] = []
     copy: list[int] = []
-    held = moved = 0
     for kv, idx in rows.items():
         n = len(idx)
-        if anchored:
-            residue = exact[kv] if exact is not None and kv in exact else 0
-            cands = anchors((p.get(kv, 0) for p in priors), g, bound=n, residue=residue)
-            if exact is not None and kv in exact:
-                cands.add(exact[kv])
-            v = published_count(n, g, cands)
-            held += v != n and abs(v - n) < g and v in cands
-        else:
+        if not anchored:
             v = published_count(n, g, None)
-        moved += v != n
+        elif exact is not None and kv in exact:  # keep the exact release's residue modulo g
+            cands = anchors((p.get(kv, 0) for p in priors), g, bound=n, residue=exact[kv]) | {exact[kv]}
+            v = exact[kv] if abs(n - exact[kv]) < g else published_count(n, g, cands)
+        else:
+            near = [c for c in (src.get(kv, 0) for src in ranked) if abs(n - c) < g]
+            v = near[0] if near else published_count(n, g, anchors((p.get(kv, 0) for p in priors), g, bound=n))
         if v < n:
             drop += _rows_to_remove(idx, persons, n - v)
         elif v > n:
@@ -150,8 +148,40 @@ def make_granular(work: pa.Table, kcols: Sequence[str], person: str, g: int,
         fresh = pa.array(lowest - 1 - np.arange(len(copy), dtype=np.int64)).cast(work.schema.field(person).type)
         extra = extra.set_column(extra.column_names.index(person), work.schema.field(person), fresh)
         out = pa.concat_tables([out, extra])
-    return out, {"granularity": g, "anchored": anchored, "combinations_moved": moved,
-                 "combinations_held_at_an_anchor": held, "added_rows": len(copy), "removed_rows": len(drop)}
+    # PRIVACY: the rows added and removed are raw counts (n mod g); names ending in _rows are left
+    # out of the public recipe (sandbox.catalog._public_recipe)
+    return out, {"granularity": _lattice(out, kcols, g), "step": g, "anchored": anchored,
+                 "added_rows": len(copy), "removed_rows": len(drop)}
+
+
+def _lattice(table: pa.Table, kcols: Sequence[str], g: int) -> int:
+    """The largest of 5, 10, 20 … up to ``g`` dividing every combination's count (an anchor of a
+    file at a smaller g keeps its count, so a release at k = 10 next to one at k = 5 may hold
+    multiples of 5 only; one aligned to exact counts: 1)."""
+    sizes: dict[Key, int] = {}
+    for kv in class_keys(table, kcols):
+        sizes[kv] = sizes.get(kv, 0) + 1
+    while g > LADDER_BASE and any(m % g for m in sizes.values()):
+        g //= 2
+    return g if not any(m % g for m in sizes.values()) else 1
+
+
+def _ranked_sources(counts: Mapping[Key, int], priors: Sequence[Mapping[Key, int]]) -> list[Mapping[Key, int]]:
+    """The public files, and sums of two of them (a district's file and the rest of the city's),
+    most like this release first (least total difference over all combinations): a combination
+    keeps the count of the likeliest predecessor when it can, so that the file an outsider would
+    subtract shows no change that one newcomer or leaver tipped over a rounding edge."""
+    singles = sorted(priors, key=lambda p: _distance(counts, p))[:16]
+    pairs = [_add(a, b) for i, a in enumerate(singles) for b in singles[i + 1:]]
+    return sorted([*singles, *pairs], key=lambda p: _distance(counts, p))
+
+
+def _distance(a: Mapping[Key, int], b: Mapping[Key, int]) -> int:
+    return sum(abs(a.get(kv, 0) - b.get(kv, 0)) for kv in set(a) | set(b))
+
+
+def _add(a: Mapping[Key, int], b: Mapping[Key, int]) -> dict[Key, int]:
+    return {kv: a.get(kv, 0) + b.get(kv, 0) for kv in set(a) | set(b)}
 
 
 def _rows_to_remove(idx: list[int], persons: np.ndarray, m: int) -> list[int]:
