@@ -47,6 +47,11 @@ dropped, whatever its declaration (a careless or malicious declaration is the th
    k does not stop "every resident of 钢城区 in this file has 艾滋病".
 6. **order**: the rows are shuffled with a secure random permutation (the stored order — a
    file sorted by ID number, or the same person at row *i* in every release — is not kept).
+7. **counts across datasets** (round 3; :mod:`sandbox.granular_counts`): every combination
+   appears a multiple of g ≥ k times (5, 10, 20 …), so no sum or difference of open files —
+   another dataset's yearly snapshot, a union of two files, renamed headers, an older version —
+   is 1 … 4 rows; the multiple is anchored to every co-signed derivative of any dataset
+   (``published``), so one newcomer does not tip a class over a rounding edge.
 
 The result is scanned again (:func:`sandbox.risk_scan.scan`, whole columns) and must pass
 with ``k ≥ k_target``; otherwise :class:`DeidentificationError` names what failed. The recipe
@@ -471,8 +476,10 @@ def make_derivative(table: pa.Table, policy: DatasetPolicy, raw_report: Mapping[
     # singles out fewer than 5 rows (round 3 of the red team; granular_counts' module doc)
     now = {q: _level_name(levels, at, q) for q in kcols}
     priors, exact, anchored_to = _anchor_counts(work, kcols, now, cols_policy, shown, previous, published)
+    own = priors[0] if priors and previous is not None and _granular_of(previous.recipe) is not None \
+        and anchored_to and anchored_to[0] == (previous.name or _PREVIOUS) else None
     work, counts = granular_counts.make_granular(work, kcols, person_name, granular_counts.granularity(k_target),
-                                                 priors, exact)
+                                                 priors, exact, predecessor=own)
     counts["anchored_to"] = anchored_to
     counts["aligned"] = "multiples" if exact is None and counts["granularity"] > 1 else "previous exact counts"
     work, late = _suppress_small(work, kcols, person_name, k_target)
@@ -730,6 +737,9 @@ def _guard_differencing(work: pa.Table, previous: Previous, kcols: list[str], be
     return work, report
 
 
+_PREVIOUS: Final = "the previous signed release of this dataset"
+
+
 def _granular_of(recipe: Mapping[str, Any]) -> int | None:
     """The granularity of a release whose counts are multiples of it, or None (a release signed
     before that rule, or aligned to one: exact counts)."""
@@ -765,7 +775,7 @@ def _anchor_counts(work: pa.Table, kcols: list[str], now: Mapping[str, str], col
             exact = counts
         else:
             continue
-        names.append(src.name or "the previous signed release of this dataset")
+        names.append(src.name or _PREVIOUS)
     return priors, exact, names
 
 

@@ -20,10 +20,13 @@ Rule (applied to every derivative, as its last step before the shuffle):
    related, so it also covers files of other owners and files published later.
 2. **anchors** (hysteresis): *which* multiple is published is chosen against the counts the
    already-public files show for the same combination (mapped onto this release's labels by
-   :mod:`sandbox.deidentify`), and against sums of them (two files that together cover this
-   one): the nearest such anchor is kept while the true count is within ``g − 1`` of it, so a
-   single newcomer or leaver cannot tip a combination over a rounding edge and show where it
-   went; otherwise the count moves by the nearest whole number of ``g`` from the anchor.
+   :mod:`sandbox.deidentify`), and sums of two of them (a district's file and the rest of the
+   city's), ranked by their total difference from this release (the likeliest predecessor
+   first): the first count within ``g − 1`` of the true one is kept, so a single newcomer or
+   leaver cannot tip a combination over a rounding edge and show where it went; otherwise the
+   nearest sum of public counts, moved by whole steps of ``g``. A file at a smaller g (k = 5
+   next to this k = 10) may be anchored to, so a release's own lattice is the largest ladder
+   value dividing all its counts, recorded in the recipe (never below 5).
 
 Rows are removed (a person with several rows in the combination first) or duplicated (a copy of
 a row of the same combination, all of whose published values are the same). Pure functions.
@@ -108,13 +111,15 @@ def class_keys(table: pa.Table, cols: Sequence[str]) -> list[Key]:
 
 
 def make_granular(work: pa.Table, kcols: Sequence[str], person: str, g: int,
-                  priors: Sequence[Mapping[Key, int]], exact: Mapping[Key, int] | None = None
-                  ) -> tuple[pa.Table, dict[str, Any]]:
+                  priors: Sequence[Mapping[Key, int]], exact: Mapping[Key, int] | None = None, *,
+                  predecessor: Mapping[Key, int] | None = None) -> tuple[pa.Table, dict[str, Any]]:
     """``work`` with every combination of ``kcols`` held a multiple of ``g`` times (see the module
     doc). ``priors``: per public file that maps onto this release (each a multiple of its own
     granularity, which ``g`` need not divide), its count of each combination. ``exact``: the
     counts of this dataset's previous release when it predates this rule (exact counts): a
     combination it holds keeps its count modulo ``g``, so the two still differ by multiples of g.
+    ``predecessor``: this dataset's previous release (also in ``priors``), tried first, so the
+    per-dataset guard's "0 or at least k" against it holds at a k above its g.
     Returns the table and a report (rows added and removed: raw counts, not for the public)."""
     keys = class_keys(work, kcols)
     rows: dict[Key, list[int]] = {}
@@ -123,6 +128,8 @@ def make_granular(work: pa.Table, kcols: Sequence[str], person: str, g: int,
     persons = work.column(person).to_numpy(zero_copy_only=False)
     anchored = bool(priors) or exact is not None
     ranked = _ranked_sources({kv: len(idx) for kv, idx in rows.items()}, priors)
+    if predecessor is not None:
+        ranked = [predecessor, *ranked]
     drop: list[int] = []
     copy: list[int] = []
     for kv, idx in rows.items():
