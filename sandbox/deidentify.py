@@ -475,12 +475,12 @@ def make_derivative(table: pa.Table, policy: DatasetPolicy, raw_report: Mapping[
     # so no sum or difference of open files — other datasets, older versions, other headers —
     # singles out fewer than 5 rows (round 3 of the red team; granular_counts' module doc)
     now = {q: _level_name(levels, at, q) for q in kcols}
-    priors, exact, anchored_to = _anchor_counts(work, kcols, now, cols_policy, shown, previous, published)
+    priors, exact, compared_with = _anchor_counts(work, kcols, now, cols_policy, shown, previous, published)
     own = priors[0] if priors and previous is not None and _granular_of(previous.recipe) is not None \
-        and anchored_to and anchored_to[0] == (previous.name or _PREVIOUS) else None
+        and compared_with and compared_with[0] == (previous.name or _PREVIOUS) else None
     work, counts = granular_counts.make_granular(work, kcols, person_name, granular_counts.granularity(k_target),
                                                  priors, exact, predecessor=own)
-    counts["anchored_to"] = anchored_to
+    counts["compared_with"] = compared_with
     counts["aligned"] = "multiples" if exact is None and counts["granularity"] > 1 else "previous exact counts"
     work, late = _suppress_small(work, kcols, person_name, k_target)
     counts["suppressed_rows"] = late

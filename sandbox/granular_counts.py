@@ -126,22 +126,23 @@ def make_granular(work: pa.Table, kcols: Sequence[str], person: str, g: int,
     for i, kv in enumerate(keys):
         rows.setdefault(kv, []).append(i)
     persons = work.column(person).to_numpy(zero_copy_only=False)
-    anchored = bool(priors) or exact is not None
-    ranked = _ranked_sources({kv: len(idx) for kv, idx in rows.items()}, priors)
+    counts = {kv: len(idx) for kv, idx in rows.items()}
+    ranked = _ranked_sources(counts, priors, g)
     if predecessor is not None:
         ranked = [predecessor, *ranked]
+    anchored = bool(ranked) or exact is not None
     drop: list[int] = []
     copy: list[int] = []
     for kv, idx in rows.items():
         n = len(idx)
-        if not anchored:
-            v = published_count(n, g, None)
-        elif exact is not None and kv in exact:  # keep the exact release's residue modulo g
-            cands = anchors((p.get(kv, 0) for p in priors), g, bound=n, residue=exact[kv]) | {exact[kv]}
+        if exact is not None and kv in exact:  # keep the exact release's residue modulo g
+            cands = anchors((p.get(kv, 0) for p in ranked), g, bound=n, residue=exact[kv]) | {exact[kv]}
             v = exact[kv] if abs(n - exact[kv]) < g else published_count(n, g, cands)
-        else:
+        elif ranked:
             near = [c for c in (src.get(kv, 0) for src in ranked) if abs(n - c) < g]
-            v = near[0] if near else published_count(n, g, anchors((p.get(kv, 0) for p in priors), g, bound=n))
+            v = near[0] if near else published_count(n, g, {0, *(src.get(kv, 0) for src in ranked)})
+        else:
+            v = published_count(n, g, None)
         if v < n:
             drop += _rows_to_remove(idx, persons, n - v)
         elif v > n:
@@ -173,14 +174,20 @@ def _lattice(table: pa.Table, kcols: Sequence[str], g: int) -> int:
     return g if not any(m % g for m in sizes.values()) else 1
 
 
-def _ranked_sources(counts: Mapping[Key, int], priors: Sequence[Mapping[Key, int]]) -> list[Mapping[Key, int]]:
+def _ranked_sources(counts: Mapping[Key, int], priors: Sequence[Mapping[Key, int]], g: int
+                    ) -> list[Mapping[Key, int]]:
     """The public files, and sums of two of them (a district's file and the rest of the city's),
-    most like this release first (least total difference over all combinations): a combination
-    keeps the count of the likeliest predecessor when it can, so that the file an outsider would
+    that could be this release's predecessor — differing from it by less than ``g`` per
+    combination on average (a file of other people differs by more, and holding to it would only
+    cost accuracy) — most like this release first (least total difference): a combination keeps
+    the count of the likeliest predecessor when it can, so that the file an outsider would
     subtract shows no change that one newcomer or leaver tipped over a rounding edge."""
+    def close(p: Mapping[Key, int]) -> bool:
+        return _distance(counts, p) < g * max(1, len(set(counts) | set(p)))
+
     singles = sorted(priors, key=lambda p: _distance(counts, p))[:16]
     pairs = [_add(a, b) for i, a in enumerate(singles) for b in singles[i + 1:]]
-    return sorted([*singles, *pairs], key=lambda p: _distance(counts, p))
+    return sorted([p for p in [*singles, *pairs] if close(p)], key=lambda p: _distance(counts, p))
 
 
 def _distance(a: Mapping[Key, int], b: Mapping[Key, int]) -> int:
