@@ -130,7 +130,6 @@ def make_granular(work: pa.Table, kcols: Sequence[str], person: str, g: int,
     ranked = _ranked_sources(counts, priors, g)
     if predecessor is not None:
         ranked = [predecessor, *ranked]
-    anchored = bool(ranked) or exact is not None
     drop: list[int] = []
     copy: list[int] = []
     for kv, idx in rows.items():
@@ -158,8 +157,9 @@ def make_granular(work: pa.Table, kcols: Sequence[str], person: str, g: int,
         out = pa.concat_tables([out, extra])
     # PRIVACY: the rows added and removed are raw counts (n mod g); names ending in _rows are left
     # out of the public recipe (sandbox.catalog._public_recipe)
-    return out, {"granularity": _lattice(out, kcols, g), "step": g, "anchored": anchored,
-                 "added_rows": len(copy), "removed_rows": len(drop)}
+    # (whether a possible predecessor was found depends on the raw counts: not in the recipe)
+    return out, {"granularity": _lattice(out, kcols, g), "step": g, "added_rows": len(copy),
+                 "removed_rows": len(drop)}
 
 
 def _lattice(table: pa.Table, kcols: Sequence[str], g: int) -> int:

@@ -23,11 +23,14 @@ if TYPE_CHECKING:
 
 
 def signed_derivatives(sb: Sandbox) -> list[deidentify.Previous]:
-    """Every co-signed derivative of any dataset and version, newest first."""
+    """Every co-signed derivative of any dataset and version, and every one awaiting the
+    regulator (two yearly files submitted together are each built against the other, whichever
+    is signed first), newest first."""
     rows = sb.conn().execute(
         "SELECT x.id, x.file_name, x.content_hash, x.recipe_json, d.name, dv.version FROM dataset_derivatives x "
         "JOIN dataset_versions dv ON dv.id = x.version_id JOIN datasets d ON d.id = dv.dataset_id "
-        "WHERE x.approved_at IS NOT NULL ORDER BY x.id DESC").fetchall()
+        "JOIN publication_reviews r ON r.id = x.review_id "
+        "WHERE x.approved_at IS NOT NULL OR r.status = 'awaiting_regulator' ORDER BY x.id DESC").fetchall()
     out = []
     for r in rows:
         plain = (sb.ws.data_dir / r["file_name"]).read_bytes()

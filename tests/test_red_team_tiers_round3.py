@@ -23,7 +23,16 @@ import pytest
 
 from sandbox import deidentify, granular_counts, risk_scan
 from sandbox.policy import ColumnPolicy, DatasetPolicy
-from tests.test_red_team_tiers import DISTRICTS, Env, _env, download, policy, publish_open, register
+from tests.test_red_team_tiers import (
+    DISTRICTS,
+    Env,
+    _env,
+    decide,
+    download,
+    policy,
+    publish_open,
+    register,
+)
 from tests.test_red_team_tiers_round2 import (
     ZH,
     _band_counts,
@@ -96,6 +105,35 @@ def test_two_halves_no_column_shows_minus_next_years_file(shared):
     n = publish(shared, "rt3_whole_2026", pa.concat_tables([city, newcomer()]), town_columns())
     for cols in (COLS, ["district", "sex"], ["district"], ["sex"]):
         assert not small_differences(counts(n, cols), [counts(a, cols), counts(b, cols)]), cols
+
+
+def test_three_district_files_minus_next_years_city_file(shared):
+    """A union of three files (one per district) against next year's city file: no class or
+    projection of 2026 − (three files) is 1 … 4 (granularity; sums of three files are not
+    anchors, so only the multiple-of-5 rule is at work here)."""
+    city = town(300, seed=391)
+    parts = [publish(shared, f"rt3_d{i}_2025", city.filter(pa.compute.equal(city.column("district"), d)),
+                     town_columns()) for i, d in enumerate(DISTRICTS)]
+    n = publish(shared, "rt3_city3_2026", pa.concat_tables([city, newcomer(district="槐荫区")]), town_columns())
+    for cols in (COLS, ["district", "sex"], ["sex"]):
+        assert not small_differences(counts(n, cols), [counts(p, cols) for p in parts]), cols
+
+
+def test_two_yearly_files_submitted_together(env):
+    """2025 and 2026 submitted before either is co-signed: 2026 is built against the one
+    awaiting the regulator, and both are then signed — the files are equal (newcomer held back)."""
+    y25 = town(300, seed=401)
+    reviews = []
+    for name, table in (("together_2025", y25), ("together_2026", pa.concat_tables([y25, newcomer()]))):
+        register(env, name, table, policy(name, town_columns()))
+        r = env.client.post(f"/api/v1/datasets/{name}/risk/ack", headers=env.tok["owner"],
+                            json={"note": "yearly file", "k_anonymity": 5})
+        assert r.status_code == 202, r.json
+        reviews.append(r.json["review_id"])
+    for review in reversed(reviews):
+        assert decide(env, review).status_code == 200
+    a, n = (download(env, name).csv for name in ("together_2025", "together_2026"))
+    assert counts(n, COLS) == counts(a, COLS)
 
 
 # -- other headers, other columns, other k ---------------------------------------------------------------------
@@ -234,4 +272,4 @@ def test_the_public_recipe_shows_the_granularity_not_the_rows_moved(env):
     publish(env, "granular_public", town(300, seed=381), town_columns())
     recipe = env.client.get("/api/v1/catalog/granular_public").json["open_release"]["recipe"]
     assert recipe["counts"]["granularity"] == 5 and recipe["counts"]["aligned"] == "multiples"
-    assert not {"added_rows", "removed_rows", "suppressed_rows"} & set(recipe["counts"])
+    assert not {"added_rows", "removed_rows", "suppressed_rows", "anchored"} & set(recipe["counts"])
