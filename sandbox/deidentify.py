@@ -126,11 +126,13 @@ class Derivative:
 @dataclass(frozen=True)
 class Previous:
     """A signed derivative (what is already public) and its recipe: the dataset's previous one,
-    or any other in ``published``; ``name`` says which (dataset and version) in the recipe."""
+    or any other in ``published``; ``name`` says which (dataset and version) in the recipe, unless
+    it is not ``public`` yet (awaiting the regulator)."""
 
     table: pa.Table
     recipe: Mapping[str, Any]
     name: str = ""
+    public: bool = True
 
 
 def _widths(span: float, integer: bool) -> list[float]:
@@ -476,8 +478,8 @@ def make_derivative(table: pa.Table, policy: DatasetPolicy, raw_report: Mapping[
     # singles out fewer than 5 rows (round 3 of the red team; granular_counts' module doc)
     now = {q: _level_name(levels, at, q) for q in kcols}
     priors, exact, compared_with = _anchor_counts(work, kcols, now, cols_policy, shown, previous, published)
-    own = priors[0] if priors and previous is not None and _granular_of(previous.recipe) is not None \
-        and compared_with and compared_with[0] == (previous.name or _PREVIOUS) else None
+    own = (priors[0] if previous is not None and compared_with[:1] == [_PREVIOUS] and priors
+           and _granular_of(previous.recipe) else None)
     work, counts = granular_counts.make_granular(work, kcols, person_name, granular_counts.granularity(k_target),
                                                  priors, exact, predecessor=own)
     counts["compared_with"] = compared_with
@@ -775,7 +777,10 @@ def _anchor_counts(work: pa.Table, kcols: list[str], now: Mapping[str, str], col
             exact = counts
         else:
             continue
-        names.append(src.name or _PREVIOUS)
+        if src is previous:
+            names.append(_PREVIOUS)
+        elif src.public:  # a file awaiting the regulator is not named (it may never be public)
+            names.append(src.name)
     return priors, exact, names
 
 

@@ -108,7 +108,7 @@ def _prepare(sb: Sandbox, v: datasets.DatasetVersion, to_tier: str, body: dict[s
         k_target = _k_target(body)
         der = deidentify.make_derivative(table, v.policy, raw_scan, k_target=k_target,
                                          previous=_previous_release(sb, v),
-                                         published=open_history.signed_derivatives(sb))
+                                         published=open_history.signed_derivatives(sb, v))
         sink = io.BytesIO()
         pq.write_table(der.table, sink, compression="zstd")
         out.update(scan=der.scan, k_target=k_target, derivative=(sink.getvalue(), der.recipe))
