@@ -273,3 +273,30 @@ def test_the_public_recipe_shows_the_granularity_not_the_rows_moved(env):
     recipe = env.client.get("/api/v1/catalog/granular_public").json["open_release"]["recipe"]
     assert recipe["counts"]["granularity"] == 5 and recipe["counts"]["aligned"] == "multiples"
     assert not {"added_rows", "removed_rows", "suppressed_rows", "anchored"} & set(recipe["counts"])
+
+
+def _derive(t: pa.Table, k: int = 5, previous: deidentify.Previous | None = None,
+            published: list[deidentify.Previous] | None = None) -> deidentify.Derivative:
+    pol = _policy({"district": ColumnPolicy("district", "text", "quasi_identifier"),
+                   "sex": ColumnPolicy("sex", "text", "quasi_identifier"),
+                   "age": ColumnPolicy("age", "int", "quasi_identifier", bounds=(0, 100))})
+    raw = risk_scan.scan(t, {c.name: c.sensitivity for c in pol.columns.values()}, privacy_unit="pid")
+    return deidentify.make_derivative(t, pol, raw, k_target=k, previous=previous, published=published or [])
+
+
+def test_a_release_signed_before_granular_counts_keeps_its_residues():
+    """The dataset's previous release has exact counts (signed before this rule: no ``counts`` in
+    its recipe): the next keeps each combination's count modulo 5, so the two still differ by 0 or
+    at least 5; the new release says it is aligned to exact counts (not an anchor for others)."""
+    t = town(300, seed=411)
+    first = _derive(t)
+    keys = list(zip(*(first.table.column(c).to_pylist() for c in COLS), strict=True))
+    target = Counter(keys).most_common(1)[0][0]
+    drop = [i for i, kv in enumerate(keys) if kv == target][:2]  # an exact count, not a multiple of 5
+    legacy_table = first.table.filter(pa.array([i not in drop for i in range(len(keys))]))
+    legacy_recipe = {k: v for k, v in first.recipe.items() if k != "counts"}
+    second = _derive(pa.concat_tables([t, newcomer(pid=901)]),
+                     previous=deidentify.Previous(legacy_table, legacy_recipe))
+    assert second.recipe["counts"]["aligned"] == "previous exact counts"
+    assert not small_differences(counts(second.table, COLS), [counts(legacy_table, COLS)])
+
