@@ -47,6 +47,11 @@ dropped, whatever its declaration (a careless or malicious declaration is the th
    k does not stop "every resident of 钢城区 in this file has 艾滋病".
 6. **order**: the rows are shuffled with a secure random permutation (the stored order — a
    file sorted by ID number, or the same person at row *i* in every release — is not kept).
+7. **counts across datasets** (round 3; :mod:`sandbox.granular_counts`): every combination
+   appears a multiple of g ≥ k times (5, 10, 20 …), so no sum or difference of open files —
+   another dataset's yearly snapshot, a union of two files, renamed headers, an older version —
+   is 1 … 4 rows; the multiple is anchored to every co-signed derivative of any dataset
+   (``published``), so one newcomer does not tip a class over a rounding edge.
 
 The result is scanned again (:func:`sandbox.risk_scan.scan`, whole columns) and must pass
 with ``k ≥ k_target``; otherwise :class:`DeidentificationError` names what failed. The recipe
@@ -59,7 +64,7 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -67,7 +72,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sandbox import risk_scan
+from sandbox import granular_counts, risk_scan
 from sandbox.errors import SandboxError
 from sandbox.policy import ColumnPolicy, DatasetPolicy
 
@@ -120,10 +125,14 @@ class Derivative:
 
 @dataclass(frozen=True)
 class Previous:
-    """The previous signed derivative of the dataset (what is already public) and its recipe."""
+    """A signed derivative (what is already public) and its recipe: the dataset's previous one,
+    or any other in ``published``; ``name`` says which (dataset and version) in the recipe, unless
+    it is not ``public`` yet (awaiting the regulator)."""
 
     table: pa.Table
     recipe: Mapping[str, Any]
+    name: str = ""
+    public: bool = True
 
 
 def _widths(span: float, integer: bool) -> list[float]:
@@ -315,12 +324,14 @@ def _fresh(table: pa.Table, base: str) -> str:
 
 # -- building it -----------------------------------------------------------------------------------
 def make_derivative(table: pa.Table, policy: DatasetPolicy, raw_report: Mapping[str, Any], *, k_target: int,
-                    max_suppression: float = MAX_SUPPRESSION, previous: Previous | None = None) -> Derivative:
+                    max_suppression: float = MAX_SUPPRESSION, previous: Previous | None = None,
+                    published: Sequence[Previous] = ()) -> Derivative:
     """Build, check and describe the unconditional derivative of ``table`` (see the module doc).
 
     ``raw_report`` is the risk scan of ``table`` as stored (its findings name columns to drop);
     the table is scanned again here over every value. ``previous`` is the dataset's last signed
-    derivative, if any (the differencing guard).
+    derivative, if any (the differencing guard); ``published`` every signed derivative of any
+    dataset and version (granular counts anchored to them, :mod:`sandbox.granular_counts`).
     """
     if k_target < risk_scan.K_MIN:
         raise DeidentificationError(f"the k-anonymity target must be at least {risk_scan.K_MIN} "
@@ -388,15 +399,15 @@ def make_derivative(table: pa.Table, policy: DatasetPolicy, raw_report: Mapping[
         # PRIVACY (第十二条): a column the previous signed release did not publish (added, or
         # renamed) cannot be compared with it, so it is held back: two downloads differenced over
         # a column only one of them has are not guarded.
-        published = set(previous.table.column_names)
-        for q in [q for q in kcols if q not in published]:
+        prev_columns = set(previous.table.column_names)
+        for q in [q for q in kcols if q not in prev_columns]:
             dropped[q] = ("not in the previous signed release of this dataset: a later release publishes the same or "
                           "fewer columns, so two downloads can be compared class by class (第十二条)")
-        kcols = [q for q in kcols if q in published]
+        kcols = [q for q in kcols if q in prev_columns]
         if not any(roles[q] == "quasi_identifier" for q in kcols):
             raise DeidentificationError(
                 "successive releases must publish the same or fewer columns than the previous signed release "
-                f"({', '.join(sorted(published)) or 'none'}), so that two downloads can be compared class by class; "
+                f"({', '.join(sorted(prev_columns)) or 'none'}), so that two downloads can be compared class by class; "
                 "no quasi-identifier of this version is among them (renamed columns count as new) (第十二条)")
     cols_policy = {n: policy.columns.get(n) or ColumnPolicy(n, "text", "sensitive") for n in kcols}
     levels = {q: _levels(cols_policy[q], table.column(q), roles[q]) for q in kcols}
@@ -462,6 +473,20 @@ def make_derivative(table: pa.Table, policy: DatasetPolicy, raw_report: Mapping[
     # l-diversity (distinct, l = 2; Machanavajjhala et al. 2007): a category that is the same for
     # everyone sharing the quasi-identifiers and measures says it of each of them; hidden there
     work, homogeneous = _diversify(work, kcols, [q for q in kcols if roles[q] != "category"], roles)
+    # PRIVACY (第十二条): every combination a multiple of g ≥ k times, anchored to what is public,
+    # so no sum or difference of open files — other datasets, older versions, other headers —
+    # singles out fewer than 5 rows (round 3 of the red team; granular_counts' module doc)
+    now = {q: _level_name(levels, at, q) for q in kcols}
+    priors, exact, compared_with = _anchor_counts(work, kcols, now, cols_policy, shown, previous, published)
+    own = (priors[0] if previous is not None and compared_with[:1] == [_PREVIOUS] and priors
+           and _granular_of(previous.recipe) else None)
+    work, counts = granular_counts.make_granular(work, kcols, person_name, granular_counts.granularity(k_target),
+                                                 priors, exact, predecessor=own)
+    counts["compared_with"] = compared_with
+    counts["aligned"] = "multiples" if exact is None and counts["granularity"] > 1 else "previous exact counts"
+    work, late = _suppress_small(work, kcols, person_name, k_target)
+    counts["suppressed_rows"] = late
+    suppressed += late
     k = _k(work, kcols, person_name)
     if scan["identifier_findings"] or not scan["passed"] or k < k_target:
         raise DeidentificationError(f"the de-identified derivative still fails its risk scan: "
@@ -488,6 +513,7 @@ def make_derivative(table: pa.Table, policy: DatasetPolicy, raw_report: Mapping[
         "suppressed_rows": suppressed,
         "homogeneous_classes_hidden": homogeneous,
         "differencing": differencing,
+        "counts": counts,
         "row_order": "shuffled (secure random permutation)",
         "rows": work.num_rows,
     }
@@ -711,6 +737,84 @@ def _guard_differencing(work: pa.Table, previous: Previous, kcols: list[str], be
                          names=[*kcols, person])
         work = pa.concat_tables([work, extra.cast(work.schema)])
     return work, report
+
+
+_PREVIOUS: Final = "the previous signed release of this dataset"
+
+
+def _granular_of(recipe: Mapping[str, Any]) -> int | None:
+    """The granularity of a release whose counts are multiples of it, or None (a release signed
+    before that rule, or aligned to one: exact counts)."""
+    c = recipe.get("counts") or {}
+    g = c.get("granularity")
+    return g if c.get("aligned") == "multiples" and isinstance(g, int) and g > 0 else None
+
+
+def _anchor_counts(work: pa.Table, kcols: list[str], now: Mapping[str, str], cols: Mapping[str, ColumnPolicy],
+                   shown: Mapping[str, set[str]], previous: Previous | None, published: Sequence[Previous]
+                   ) -> tuple[list[dict], dict | None, list[str]]:
+    """Each public file that maps onto this release's combinations, as its count of each: the
+    granular ones (anchors), and this dataset's previous release when it predates granular counts
+    (exact). Files whose columns or levels do not map are still covered by the granularity."""
+    sources = [] if previous is None else [previous]
+    sources += [p for p in published if previous is None or not p.table.equals(previous.table)]
+    priors: list[dict] = []
+    exact = None
+    names: list[str] = []
+    for src in sources:
+        try:
+            mapped = _mapped_onto(work, kcols, now, cols, shown, src)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, KeyError):
+            mapped = None  # a file of another shape: the granularity alone covers it
+        if mapped is None:
+            continue
+        counts: dict = {}
+        for kv in granular_counts.class_keys(mapped, kcols):
+            counts[kv] = counts.get(kv, 0) + 1
+        if _granular_of(src.recipe) is not None:
+            priors.append(counts)
+        elif src is previous:
+            exact = counts
+        else:
+            continue
+        if src is previous:
+            names.append(_PREVIOUS)
+        elif src.public:  # a file awaiting the regulator is not named (it may never be public)
+            names.append(src.name)
+    return priors, exact, names
+
+
+def _mapped_onto(work: pa.Table, kcols: list[str], now: Mapping[str, str], cols: Mapping[str, ColumnPolicy],
+                 shown: Mapping[str, set[str]], src: Previous) -> pa.Table | None:
+    """``src``'s rows relabelled onto this release's columns and levels, or None when one of our
+    columns has no counterpart there or its level does not nest. A column is matched by its name,
+    else (renamed: 区县 for district) by its values: the other file's column whose labels, at our
+    level, share the most with ours (Jaccard ≥ 0.5) — an outsider matches columns by content too."""
+    names = src.table.column_names
+    before = _level_names(src.recipe, names)
+    out: dict[str, pa.Array] = {}
+    for q in [q for q in kcols if q in names]:
+        m = _map_level(src.table.column(q), before[q], now[q], cols[q], shown.get(q))
+        if m is None:
+            return None
+        out[q] = m
+    used = set(out)
+    for q in [q for q in kcols if q not in out]:
+        mine = _shown_values(work.column(q))
+        best: tuple[float, str, pa.Array | None] = (0.0, "", None)
+        for c in [c for c in names if c not in used and c not in kcols]:
+            m = _map_level(src.table.column(c), before[c], now[q], cols[q], shown.get(q))
+            if m is None:
+                continue
+            theirs = _shown_values(m)
+            score = len(mine & theirs) / len(mine | theirs) if mine | theirs else 0.0
+            if score > best[0]:
+                best = (score, c, m)
+        if best[0] < 0.5 or best[2] is None:
+            return None
+        out[q] = best[2]
+        used.add(best[1])
+    return pa.table([out[q] for q in kcols], names=list(kcols))
 
 
 def _suppress_small(work: pa.Table, kcols: list[str], person: str, k: int) -> tuple[pa.Table, int]:

@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import rfc8785
 
-from sandbox import authz, datasets, deidentify, fields, risk_scan
+from sandbox import authz, datasets, deidentify, fields, open_history, risk_scan
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound, SandboxError
 from sandbox.fields import conflict, username_of
@@ -107,7 +107,8 @@ def _prepare(sb: Sandbox, v: datasets.DatasetVersion, to_tier: str, body: dict[s
     if to_tier == "unconditional":
         k_target = _k_target(body)
         der = deidentify.make_derivative(table, v.policy, raw_scan, k_target=k_target,
-                                         previous=_previous_release(sb, v))
+                                         previous=_previous_release(sb, v),
+                                         published=open_history.signed_derivatives(sb, v))
         sink = io.BytesIO()
         pq.write_table(der.table, sink, compression="zstd")
         out.update(scan=der.scan, k_target=k_target, derivative=(sink.getvalue(), der.recipe))

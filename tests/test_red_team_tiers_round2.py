@@ -398,10 +398,8 @@ def test_leaver_visible_when_a_column_is_added(env):
         f"v1 − v2 = {dict(gone)} (differencing: {sub['recipe']['differencing']})")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "LEAK: the differencing guard only looks at the same dataset's previous release; yearly snapshots "
-    "published as separate datasets (2025年…, 2026年… — the usual open-data practice) are built "
-    "independently, and the 2026 file minus the 2025 file is the newcomer's row"))
+# was a strict xfail (LEAK: only the same dataset's previous release was compared); defended by
+# granular counts anchored to every signed release (sandbox/granular_counts.py, decision 0010)
 def test_yearly_snapshots_as_separate_datasets_difference_to_a_newcomer(shared):
     v1 = town(300, seed=291)
     newcomer = pa.table({"pid": pa.array([301], pa.int64()), "district": ["历下区"], "sex": ["女"],
