@@ -38,7 +38,7 @@ from typing import Any, cast
 import pyarrow as pa
 
 import keys
-from sandbox.datasets import DatasetVersion, TableCache, keyring_decryptor
+from sandbox.datasets import DatasetVersion, TableCache, engine_dir, keyring_decryptor
 from sandbox.engine import Engine, EngineLimits
 from sandbox.errors import EngineFailure, SandboxError
 from sandbox.execution import EngineRequest, KeepColumns, execute
@@ -406,7 +406,7 @@ def _worker_main(conn: Connection, data_dir: str, keys_dir: str | None, limits: 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's; it stops us
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     try:
-        engine = Engine(limits)
+        engine = Engine(limits, engine_dir(Path(data_dir)))
         # The same key ring and decryptor as the server's (sandbox.service), in this process.
         decryptor = keyring_decryptor(keys.KeyRing.open_or_create(Path(keys_dir))) if keys_dir else None
         cache = TableCache(Path(data_dir), decryptor)
@@ -443,7 +443,7 @@ def _worker_main(conn: Connection, data_dir: str, keys_dir: str | None, limits: 
 def _warm(cache: TableCache, versions: list[DatasetVersion]) -> None:
     for v in versions:
         try:
-            cache.get(v)
+            cache.source(v)
         except Exception as exc:  # noqa: BLE001 - a query on it will report the failure
             log.warning("engine worker could not preload %s: %s", v.name, type(exc).__name__)
 

@@ -146,7 +146,8 @@ class _Fixed:
 
 def execute(engine: Engine, cache: TableCache | _Fixed, keep: KeepColumns, req: EngineRequest) -> pa.Table:
     """The engine's exact result for ``req`` (raises ``EngineFailure`` like the engine)."""
-    tables = {v.name: cache.get(v) for v in req.versions}
+    source = getattr(cache, "source", cache.get)  # TableCache: engine files, not tables in memory
+    tables = {v.name: source(v) for v in req.versions}
     if req.keep is None:
         return engine.execute(req.sql, tables)
     key = (req.keep.column, tuple(sorted((v.name, v.version_id) for v in req.versions)))

@@ -135,7 +135,7 @@ class Sandbox:
         ``sandbox serve`` does; None runs them in this process (tests, demo, CLI tools)."""
         self.ws = workspace
         self.now = now
-        self.engine = Engine(limits)
+        self.engine = Engine(limits, datasets.engine_dir(workspace.data_dir))
         self.keyring = _open_keyring(workspace)
         self.tables = datasets.TableCache(workspace.data_dir, datasets.keyring_decryptor(self.keyring))
         self._local = threading.local()
