@@ -417,6 +417,13 @@ class TableCache:
     def _load(self, v: DatasetVersion) -> pa.Table:
         return with_rowid(pq.read_table(io.BytesIO(read_plaintext(self.data_dir, v, self.decryptor))))
 
+    def keep_store(self, v: DatasetVersion, key: tuple) -> KeepStore | None:
+        """Where the keep flags ``key`` of bounded version ``v`` persist (engine files only)."""
+        if not isinstance(self.source(v), ParquetTable):
+            return None
+        digest = hashlib.sha256(repr(key).encode()).hexdigest()[:32]
+        return KeepStore(self.data_dir, v, self.decryptor, f"keep{digest}")
+
     def _data_key(self, v: DatasetVersion) -> bytes | None:
         getter = getattr(self.decryptor, "data_key", None)
         return getter(v.wrapped_key) if getter is not None and v.wrapped_key is not None else None
@@ -478,10 +485,12 @@ def _engine_lock(data_dir: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def write_engine_file(data_dir: Path, v: DatasetVersion, decryptor: Decryptor | None, table: pa.Table,
-                      purpose: str = "data") -> ParquetTable:
+def write_engine_file(data_dir: Path, v: DatasetVersion, decryptor: Decryptor | None,
+                      table: pa.Table | pa.RecordBatchReader, purpose: str = "data", *,
+                      num_rows: int | None = None) -> ParquetTable:
     """Write ``table`` as an engine file of ``v`` (encrypted under a fresh key if ``v`` is).
 
+    A record-batch reader is streamed: the decrypted version is never decoded whole.
     Runs on a separate, short-lived DuckDB connection of our own code, never the engine's.
     """
     import duckdb
@@ -507,7 +516,7 @@ def write_engine_file(data_dir: Path, v: DatasetVersion, decryptor: Decryptor | 
     finally:
         con.close()
     os.replace(tmp, path)
-    return _engine_table(path, v, decryptor, purpose, table.num_rows)
+    return _engine_table(path, v, decryptor, purpose, num_rows if num_rows is not None else table.num_rows)
 
 
 def prepare_engine_file(data_dir: Path, v: DatasetVersion, decryptor: Decryptor | None) -> ParquetTable:
@@ -518,10 +527,33 @@ def prepare_engine_file(data_dir: Path, v: DatasetVersion, decryptor: Decryptor 
         if found:
             return _engine_table(found[-1], v, decryptor)
         log.info("writing the engine file of %s version %s", v.name, v.version)
-        table = pq.read_table(io.BytesIO(read_plaintext(data_dir, v, decryptor)))
-        out = write_engine_file(data_dir, v, decryptor, table)
-        del table
-        return out
+        source = pq.ParquetFile(io.BytesIO(read_plaintext(data_dir, v, decryptor)))
+        batches = pa.RecordBatchReader.from_batches(source.schema_arrow, source.iter_batches(batch_size=122_880))
+        return write_engine_file(data_dir, v, decryptor, batches, num_rows=v.row_count)
+
+
+class KeepStore:
+    """One keep column (decision 0004) persisted as an engine file of its bounded version,
+    encrypted like the data (its own fresh key), so every worker and every restart reads it
+    instead of ranking every row again (issue 18: no first-use stall)."""
+
+    def __init__(self, data_dir: Path, v: DatasetVersion, decryptor: Decryptor | None, purpose: str):
+        self.data_dir, self.v, self.decryptor, self.purpose = data_dir, v, decryptor, purpose
+
+    def load(self, engine) -> pa.BooleanArray | None:
+        found = _engine_files(self.data_dir, self.v, self.purpose)
+        if not found:
+            return None
+        t = _engine_table(found[-1], self.v, self.decryptor, self.purpose)
+        flags = engine.execute("SELECT keep FROM k", {"k": t}).column("keep").combine_chunks()
+        if len(flags) != self.v.row_count:  # SECURITY: a wrong file must not shift rows
+            raise DataIntegrityError(f"a bounding file of dataset {self.v.name!r} does not match its version")
+        return flags
+
+    def save(self, flags: pa.BooleanArray) -> None:
+        with _engine_lock(self.data_dir):
+            if not _engine_files(self.data_dir, self.v, self.purpose):
+                write_engine_file(self.data_dir, self.v, self.decryptor, pa.table({"keep": flags}), self.purpose)
 
 
 def drop_engine_files(data_dir: Path, v: DatasetVersion) -> None:

@@ -149,9 +149,16 @@ class Sandbox:
         else:
             self.executor = EnginePool(workspace.data_dir, workspace.keys_dir, self.engine.limits, pool,
                                        warm=datasets.latest_versions(self.conn()))
+            # issue 18: engine files and bounding materialisations, prepared in the background
+            from sandbox.prepare import Preparer
+
+            self.preparer = Preparer(self)
+            self.preparer.start()
 
     def close(self) -> None:
         """Stop the engine workers, if any (idempotent)."""
+        if getattr(self, "preparer", None) is not None:
+            self.preparer.stop()
         if isinstance(self.executor, EnginePool):
             self.executor.close()
 
