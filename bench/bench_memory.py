@@ -125,30 +125,8 @@ def post(port: int, token: str, body: dict) -> tuple[int, float]:
     return status, (time.perf_counter() - t) * 1e3
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--runs", type=int, default=15)
-    ap.add_argument("--code", type=Path, default=ROOT, help="run sandbox from this checkout")
-    ap.add_argument("--label", default="after")
-    ap.add_argument("--cache", type=Path, default=Path("/tmp/bench-memory"))
-    ap.add_argument("--settle", type=float, default=0.0,
-                    help="seconds to wait after start-up before the first query (background preparation)")
-    ap.add_argument("--out", type=Path, default=None)
-    args = ap.parse_args()
-    code = args.code.resolve()
-    env = {**os.environ, "PYTHONPATH": str(code)}
-
-    cached = args.cache / f"ws-{args.rows}"
-    if not (cached / "bench.json").exists():
-        print(f"building a demo workspace with {args.rows:,} residents (code {code}) …", file=sys.stderr)
-        shutil.rmtree(cached, ignore_errors=True)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([PY, "-c", PREPARE, str(cached), str(args.rows)], env=env, cwd=code, check=True)
-    ws = args.cache / f"run-{args.label}-{args.rows}"
-    shutil.rmtree(ws, ignore_errors=True)
-    shutil.copytree(cached, ws)
-    meta = json.loads((ws / "bench.json").read_text())
+def measure(args, code: Path, env: dict, ws: Path, meta: dict, phase: str) -> dict:
+    """One server start on ``ws``: peak RSS, first bounded query, query medians."""
     port = free_port()
     log = open(ws / "serve.log", "w")
     t0 = time.perf_counter()
@@ -167,6 +145,13 @@ def main() -> None:
                     raise SystemExit(f"server exited: {(ws / 'serve.log').read_text()[-2000:]}") from None
                 time.sleep(0.2)
         startup_s = time.perf_counter() - t0
+        status = ws / "prepare-status.json"
+        if (code / "sandbox" / "prepare.py").exists():  # wait for the background preparation
+            while not (status.exists() and json.loads(status.read_text()).get("state") == "ready"):
+                if server.poll() is not None:
+                    raise SystemExit("server exited while preparing")
+                time.sleep(0.5)
+        prepared_s = time.perf_counter() - t0
         time.sleep(args.settle)
         eps = iter(0.5 - i * 1e-9 for i in range(10**6))
         status, first_ms = post(port, meta["token"], {"approval_id": meta["approval"], "sql": FIRST_USE,
@@ -194,19 +179,52 @@ def main() -> None:
         log.close()
     each = sorted(sampler.peak_each.items(), key=lambda kv: kv[0])
     report = {
-        "label": args.label, "rows": args.rows, "code": str(code), "machine": platform.platform(),
-        "startup_s": round(startup_s, 1), "settle_s": args.settle,
+        "label": args.label, "phase": phase, "rows": args.rows, "code": str(code), "machine": platform.platform(),
+        "startup_s": round(startup_s, 1), "prepared_s": round(prepared_s, 1), "settle_s": args.settle,
         "peak_rss_total_mib": round(sampler.peak_total / 2**20),
         "peak_rss_each_mib": {str(p): round(b / 2**20) for p, b in each},
         "first_bounded_query_ms": round(first_ms, 1), "queries": results,
     }
-    print(f"\n{args.label} at {args.rows:,} residents ({code})")
-    print(f"  start-up {startup_s:.1f} s; peak RSS server+workers {report['peak_rss_total_mib']:,} MiB "
+    print(f"\n{args.label} ({phase}) at {args.rows:,} residents ({code})")
+    print(f"  start-up {startup_s:.1f} s, prepared after {prepared_s:.1f} s; peak RSS server+workers {report['peak_rss_total_mib']:,} MiB "
           f"(per process: {', '.join(f'{v:,}' for v in report['peak_rss_each_mib'].values())} MiB)")
     print(f"  first bounded query after start-up: {first_ms:,.0f} ms")
     print(f"  {'query':<26}{'median ms':>11}{'max ms':>10}")
     for r in results:
         print(f"  {r['query']:<26}{r['median_ms']:>11.1f}{r['max_ms']:>10.1f}")
+    return report
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--code", type=Path, default=ROOT, help="run sandbox from this checkout")
+    ap.add_argument("--label", default="after")
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/bench-memory"))
+    ap.add_argument("--settle", type=float, default=0.0,
+                    help="seconds to wait after start-up before the first query (background preparation)")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--restart", action="store_true",
+                    help="measure a second start of the same workspace (engine files already written)")
+    args = ap.parse_args()
+    code = args.code.resolve()
+    env = {**os.environ, "PYTHONPATH": str(code)}
+
+    cached = args.cache / f"ws-{args.rows}"
+    if not (cached / "bench.json").exists():
+        print(f"building a demo workspace with {args.rows:,} residents (code {code}) …", file=sys.stderr)
+        shutil.rmtree(cached, ignore_errors=True)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([PY, "-c", PREPARE, str(cached), str(args.rows)], env=env, cwd=code, check=True)
+    ws = args.cache / f"run-{args.label}-{args.rows}"
+    shutil.rmtree(ws, ignore_errors=True)
+    shutil.copytree(cached, ws)
+    meta = json.loads((ws / "bench.json").read_text())
+    reports = [measure(args, code, env, ws, meta, "first start")]
+    if args.restart:
+        reports.append(measure(args, code, env, ws, meta, "restart"))
+    report = {"label": args.label, "rows": args.rows, "code": str(code), "runs": reports}
     out = args.out or ROOT / "bench" / "results" / f"memory-{args.label}-{args.rows}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

@@ -376,7 +376,7 @@ def build_catalog(versions: list[DatasetVersion]) -> Catalog:
 
 
 class TableCache:
-    """Dataset versions as the engine reads them: their engine files (docs/decisions/0012).
+    """Dataset versions as the engine reads them: their engine files (docs/decisions/0013).
 
     An AES-256 version is read by DuckDB from its Parquet-encrypted engine file, page by
     page; nothing decrypted is kept here. A version whose data key is an SM4 key (the
@@ -429,7 +429,7 @@ class TableCache:
         return getter(v.wrapped_key) if getter is not None and v.wrapped_key is not None else None
 
 
-# -- engine files (docs/decisions/0012) -------------------------------------------------
+# -- engine files (docs/decisions/0013) -------------------------------------------------
 def engine_dir(data_dir: Path) -> Path:
     """The one directory the engine's DuckDB may read: engine files only, nothing else."""
     return data_dir / "engine"

@@ -7,7 +7,7 @@ that grouping (a timing side channel about others' activity). Now, as soon as a 
 is published (or an approval granted, or the server starts on an older workspace), a
 background thread of the server:
 
-1. writes the version's engine file (Parquet modular encryption, decision 0012) — the
+1. writes the version's engine file (Parquet modular encryption, decision 0013) — the
    migration for versions stored before engine files existed;
 2. for every approval whose scope reaches the version and every grouping its policy's
    public keys allow (no grouping, and each column with ``public_values``), plans
@@ -16,11 +16,13 @@ background thread of the server:
    every restart reads it instead of computing it.
 
 Nothing here depends on a researcher's query: only on versions, policies and approvals.
-Progress is logged and available from :func:`status`.
+Progress is logged, available from :func:`status` and written to ``prepare-status.json``
+in the workspace (for operators and the benchmarks).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
@@ -122,12 +124,20 @@ class Preparer:
             self._step(f"bounding for approval {approval.id}: {sql}")
         self._seen = seen
         self.progress = {**self.progress, "state": "ready"}
+        self._publish()
         log.info("versions prepared: %d engine files, %d bounding materialisations", len(versions), len(todo))
         return self.progress
 
     def _step(self, what: str) -> None:
         self.progress["done"] += 1
         log.info("preparing %d/%d: %s", self.progress["done"], self.progress["total"], what)
+        self._publish()
+
+    def _publish(self) -> None:
+        path = self.sb.ws.root / "prepare-status.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.progress))
+        tmp.replace(path)
 
 
 def status(sb: Sandbox) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Engine files (docs/decisions/0012, issue 16) and publish-time bounding (issue 18).
+"""Engine files (docs/decisions/0013, issue 16) and publish-time bounding (issue 18).
 
 The engine reads each version's Parquet-encrypted engine file in place, inside one
 allowed directory, instead of every worker decrypting every table into its memory. These
