@@ -363,6 +363,7 @@ def encrypt_at_rest(conn: sqlite3.Connection, data_dir: Path, dataset_id: int, e
         conn.execute("UPDATE dataset_versions SET file_name = ?, encrypted = 1, wrapped_key = ? WHERE id = ?",
                      (file_name, wrapped, v.version_id))
         leftovers.append(source)
+        drop_engine_files(data_dir, v)  # plaintext and derived: rebuilt, encrypted, on next use (0013)
     return leftovers
 
 
@@ -388,13 +389,13 @@ class TableCache:
         self.data_dir = data_dir
         self.decryptor = decryptor
         self._tables: dict[int, pa.Table] = {}
-        self._sources: dict[int, pa.Table | ParquetTable] = {}
+        self._sources: dict[tuple[int, bool], pa.Table | ParquetTable] = {}
         self._lock = threading.Lock()
 
     def source(self, v: DatasetVersion) -> pa.Table | ParquetTable:
         """What the engine reads for ``v``: its engine file (written the first time)."""
         with self._lock:
-            cached = self._sources.get(v.version_id)
+            cached = self._sources.get((v.version_id, v.encrypted))
             if cached is not None:
                 return cached
             key = self._data_key(v) if v.encrypted else None
@@ -402,7 +403,7 @@ class TableCache:
                 found: pa.Table | ParquetTable = self._load(v)
             else:
                 found = prepare_engine_file(self.data_dir, v, self.decryptor)
-            self._sources[v.version_id] = found
+            self._sources[(v.version_id, v.encrypted)] = found
             return found
 
     def get(self, v: DatasetVersion) -> pa.Table:
