@@ -48,6 +48,8 @@ QUERIES = [
 ]
 #: bounded (several rows per person): the first one after start-up pays the keep query
 FIRST_USE = "SELECT department, COUNT(*) FROM clinic_visits GROUP BY department"
+#: unbounded (one row per person): the very first query, before FIRST_USE
+WARM_UP = "SELECT COUNT(*) FROM residents WHERE age > 30"
 
 PREPARE = r"""
 import json, sys
@@ -154,6 +156,11 @@ def measure(args, code: Path, env: dict, ws: Path, meta: dict, phase: str) -> di
         prepared_s = time.perf_counter() - t0
         time.sleep(args.settle)
         eps = iter(0.5 - i * 1e-9 for i in range(10**6))
+        # the first query of all pays one-time costs that do not depend on the data (imports,
+        # the guard's first plan, OpenDP's first calibration): take them out of the first use
+        status, warm_ms = post(port, meta["token"], {"approval_id": meta["approval"], "sql": WARM_UP,
+                                                      "epsilon": next(eps)})
+        assert status == 200, status
         status, first_ms = post(port, meta["token"], {"approval_id": meta["approval"], "sql": FIRST_USE,
                                                        "epsilon": next(eps)})
         assert status == 200, status
@@ -183,12 +190,13 @@ def measure(args, code: Path, env: dict, ws: Path, meta: dict, phase: str) -> di
         "startup_s": round(startup_s, 1), "prepared_s": round(prepared_s, 1), "settle_s": args.settle,
         "peak_rss_total_mib": round(sampler.peak_total / 2**20),
         "peak_rss_each_mib": {str(p): round(b / 2**20) for p, b in each},
-        "first_bounded_query_ms": round(first_ms, 1), "queries": results,
+        "first_query_ms": round(warm_ms, 1), "first_bounded_query_ms": round(first_ms, 1), "queries": results,
     }
     print(f"\n{args.label} ({phase}) at {args.rows:,} residents ({code})")
     print(f"  start-up {startup_s:.1f} s, prepared after {prepared_s:.1f} s; peak RSS server+workers {report['peak_rss_total_mib']:,} MiB "
           f"(per process: {', '.join(f'{v:,}' for v in report['peak_rss_each_mib'].values())} MiB)")
-    print(f"  first bounded query after start-up: {first_ms:,.0f} ms")
+    print(f"  first query after start-up (unbounded) {warm_ms:,.0f} ms; then the first bounded query "
+          f"{first_ms:,.0f} ms")
     print(f"  {'query':<26}{'median ms':>11}{'max ms':>10}")
     for r in results:
         print(f"  {r['query']:<26}{r['median_ms']:>11.1f}{r['max_ms']:>10.1f}")
