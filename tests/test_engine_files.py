@@ -203,3 +203,24 @@ def test_engine_rejects_parquet_outside_its_directory(tmp_path):
     with pytest.raises(EngineFailure):
         engine.execute("SELECT 1 FROM t", {"t": ParquetTable(str(tmp_path / "x.parquet"), 1)})
     assert engine.execute("SELECT 1 AS a", {"t": pa.table({"a": [1]})}).num_rows == 1
+
+
+def test_raising_the_tier_replaces_the_plaintext_engine_file(demo_template, tmp_path):
+    from sandbox.web import create_app
+    from tests.test_workflow_catalog import register_permits
+    from tests.test_workflow_support import bearer
+
+    sb, creds = demo_copy(demo_template, tmp_path)
+    register_permits(sb, "unconditional")
+    v = datasets.get_version(sb.conn(), "permits")
+    plain = sb.tables.source(v)
+    assert isinstance(plain, ParquetTable) and plain.key is None  # open data: a plain engine file
+    r = create_app(sb).test_client().post(
+        "/api/v1/datasets/permits/tier", headers=bearer(creds["owner"]["token"]),
+        json={"tier": "conditional", "basis": "contains fees of identifiable firms"})
+    assert r.status_code == 200
+    assert not Path(plain.path).exists()
+    v = datasets.get_version(sb.conn(), "permits")
+    enc = sb.tables.source(v)
+    assert enc.key is not None and enc.path != plain.path
+    assert sb.engine.execute("SELECT COUNT(*) AS n FROM permits", {"permits": enc}).column("n")[0].as_py() == 300
