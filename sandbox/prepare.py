@@ -76,6 +76,8 @@ class Preparer:
         self.progress: dict[str, Any] = {"state": "idle", "done": 0, "total": 0}
 
     def start(self) -> None:
+        self.progress = {"state": "starting", "done": 0, "total": 0}
+        self._publish()  # a status left by the previous run must not read "ready"
         self._thread = threading.Thread(target=self._loop, name="sandbox-prepare", daemon=True)
         self._thread.start()
 
