@@ -1,4 +1,4 @@
-"""Engine worker processes that keep the datasets loaded and are killed at their limits.
+"""Engine worker processes that read the encrypted engine files and are killed at their limits.
 
 Why (docs/decisions/0005): DuckDB's ``memory_limit`` does not stop every allocation
 (``SELECT len(range(200000000))`` grew one process to 14 GB under a 4 GB limit) and its
@@ -7,8 +7,10 @@ for 8 s after ``interrupt()``). Inside the server process neither can be enforce
 worker process can: the parent watches each query's wall clock and the worker's resident
 memory and, on a breach, kills the worker (SIGKILL) and starts a replacement.
 
-Each worker holds its own :class:`~sandbox.engine.Engine`, :class:`TableCache` (opened on
-the workspace key ring, as the server does) and :class:`KeepColumns`, kept across requests.
+Each worker holds its own :class:`~sandbox.engine.Engine` (its file access limited to the
+engine files' directory), :class:`TableCache` (opened on the workspace key ring, as the
+server does; it holds keys and file names, not decrypted tables: docs/decisions/0013) and
+:class:`KeepColumns`, kept across requests.
 A request (:class:`EngineRequest`, plain data) goes down a pipe; the worker reports each
 engine call as it starts (``("phase", timeout)``) so table loading is timed apart from the
 query, and the exact result comes back as Arrow IPC bytes.
