@@ -224,3 +224,23 @@ def test_raising_the_tier_replaces_the_plaintext_engine_file(demo_template, tmp_
     enc = sb.tables.source(v)
     assert enc.key is not None and enc.path != plain.path
     assert sb.engine.execute("SELECT COUNT(*) AS n FROM permits", {"permits": enc}).column("n")[0].as_py() == 300
+
+
+def test_a_worker_reads_engine_files_and_nothing_else(demo_sb, tmp_path):
+    from sandbox.engine_pool import EnginePool, PoolSettings
+    from sandbox.execution import EngineRequest
+
+    sb, _ = demo_sb
+    v = datasets.get_version(sb.conn(), "residents")
+    outside = tmp_path / "outside.csv"
+    outside.write_text("secret\n42\n")
+    with EnginePool(sb.ws.data_dir, sb.ws.keys_dir, settings=PoolSettings(workers=1)) as pool:
+        n = pool.run(EngineRequest((v,), "SELECT COUNT(*) AS n FROM residents")).column("n")[0].as_py()
+        assert n == v.row_count
+        for sql in (f"SELECT * FROM read_csv('{outside}')", "SELECT * FROM read_text('/etc/hostname')",
+                    f"SELECT * FROM read_blob('{sb.ws.root}/sandbox.db')",
+                    f"COPY residents TO '{datasets.engine_dir(sb.ws.data_dir)}/leak.csv'"):
+            with pytest.raises(EngineFailure) as info:
+                pool.run(EngineRequest((v,), sql))
+            assert info.value.message == GENERIC
+    assert not (datasets.engine_dir(sb.ws.data_dir) / "leak.csv").exists()
