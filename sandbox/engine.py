@@ -149,7 +149,8 @@ class Engine:
             cursor.register(name, table)
             return
         if self.allowed_directory is None or not table.path.startswith(self.allowed_directory):
-            raise EngineFailure("the dataset's engine file is outside the engine's directory")
+            log.error("an engine file outside the engine's directory was refused")
+            raise EngineFailure("the query could not be executed by the engine")
         self._add_key(table)
         path = table.path.replace("'", "''")
         enc = f", encryption_config={{footer_key: '{table.key_name}'}}" if table.key_name else ""
