@@ -14,10 +14,14 @@ sees.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import fcntl
 import hashlib
 import io
 import json
 import logging
+import os
 import secrets
 import sqlite3
 import threading
@@ -33,7 +37,7 @@ import keys
 from query_guard import Catalog
 from sandbox import file_readers, risk_scan
 from sandbox.clock import Clock, iso
-from sandbox.engine import with_rowid
+from sandbox.engine import ParquetTable, with_rowid
 from sandbox.errors import NotFound, PolicyError, SandboxError
 from sandbox.policy import DatasetPolicy, check_against, parse_policy
 
@@ -44,14 +48,22 @@ Encryptor = Callable[[bytes, bytes], tuple[bytes, bytes]]
 Decryptor = Callable[[bytes, bytes, bytes], bytes]
 
 
-def keyring_decryptor(keyring: keys.KeyRing) -> Decryptor:
+class KeyringDecryptor:
     """Decrypts dataset files whose data keys ``keyring``'s master key wrapped (the server
-    and every engine worker read data at rest through this one function)."""
+    and every engine worker read data at rest through this one object)."""
 
-    def decrypt(blob: bytes, wrapped: bytes, aad: bytes) -> bytes:
-        return keys.decrypt_blob(keyring.unwrap_data_key(wrapped), blob, aad)
+    def __init__(self, keyring: keys.KeyRing):
+        self.keyring = keyring
 
-    return decrypt
+    def __call__(self, blob: bytes, wrapped: bytes, aad: bytes) -> bytes:
+        return keys.decrypt_blob(self.keyring.unwrap_data_key(wrapped), blob, aad)
+
+    def data_key(self, wrapped: bytes) -> bytes:
+        return self.keyring.unwrap_data_key(wrapped)
+
+
+def keyring_decryptor(keyring: keys.KeyRing) -> KeyringDecryptor:
+    return KeyringDecryptor(keyring)
 ENCRYPTED_TIERS = ("conditional", "not_open")
 
 
@@ -351,6 +363,7 @@ def encrypt_at_rest(conn: sqlite3.Connection, data_dir: Path, dataset_id: int, e
         conn.execute("UPDATE dataset_versions SET file_name = ?, encrypted = 1, wrapped_key = ? WHERE id = ?",
                      (file_name, wrapped, v.version_id))
         leftovers.append(source)
+        drop_engine_files(data_dir, v)  # plaintext and derived: rebuilt, encrypted, on next use (0013)
     return leftovers
 
 
@@ -364,23 +377,187 @@ def build_catalog(versions: list[DatasetVersion]) -> Catalog:
 
 
 class TableCache:
-    """Dataset versions decoded into memory for the engine, loaded once per process.
+    """Dataset versions as the engine reads them: their engine files (docs/decisions/0013).
 
-    SECURITY: decrypted data lives only here, in memory; it is never written back.
+    An AES-256 version is read by DuckDB from its Parquet-encrypted engine file, page by
+    page; nothing decrypted is kept here. A version whose data key is an SM4 key (the
+    ``sm`` crypto profile: DuckDB has no SM4) is decrypted whole into memory as before.
+    SECURITY: decrypted data lives only in memory; it is never written back in plaintext.
     """
 
     def __init__(self, data_dir: Path, decryptor: Decryptor | None = None):
         self.data_dir = data_dir
         self.decryptor = decryptor
         self._tables: dict[int, pa.Table] = {}
+        self._sources: dict[tuple[int, bool], pa.Table | ParquetTable] = {}
         self._lock = threading.Lock()
 
-    def get(self, v: DatasetVersion) -> pa.Table:
+    def source(self, v: DatasetVersion) -> pa.Table | ParquetTable:
+        """What the engine reads for ``v``: its engine file (written the first time)."""
         with self._lock:
-            cached = self._tables.get(v.version_id)
+            cached = self._sources.get((v.version_id, v.encrypted))
             if cached is not None:
                 return cached
-            raw = read_plaintext(self.data_dir, v, self.decryptor)
-            table = with_rowid(pq.read_table(io.BytesIO(raw)))
-            self._tables[v.version_id] = table
-            return table
+            key = self._data_key(v) if v.encrypted else None
+            if key is not None and len(key) != 32:  # SM4 (the sm profile): whole, in memory
+                found: pa.Table | ParquetTable = self._load(v)
+            else:
+                found = prepare_engine_file(self.data_dir, v, self.decryptor)
+            self._sources[(v.version_id, v.encrypted)] = found
+            return found
+
+    def get(self, v: DatasetVersion) -> pa.Table:
+        """The whole decrypted table with ``__rowid``, kept in memory (tools and tests; the
+        query path reads :meth:`source`)."""
+        with self._lock:
+            cached = self._tables.get(v.version_id)
+            if cached is None:
+                cached = self._tables[v.version_id] = self._load(v)
+            return cached
+
+    def _load(self, v: DatasetVersion) -> pa.Table:
+        return with_rowid(pq.read_table(io.BytesIO(read_plaintext(self.data_dir, v, self.decryptor))))
+
+    def keep_store(self, v: DatasetVersion, key: tuple) -> KeepStore | None:
+        """Where the keep flags ``key`` of bounded version ``v`` persist (engine files only)."""
+        if not isinstance(self.source(v), ParquetTable):
+            return None
+        digest = hashlib.sha256(repr(key).encode()).hexdigest()[:32]
+        return KeepStore(self.data_dir, v, self.decryptor, f"keep{digest}")
+
+    def _data_key(self, v: DatasetVersion) -> bytes | None:
+        getter = getattr(self.decryptor, "data_key", None)
+        return getter(v.wrapped_key) if getter is not None and v.wrapped_key is not None else None
+
+
+# -- engine files (docs/decisions/0013) -------------------------------------------------
+def engine_dir(data_dir: Path) -> Path:
+    """The one directory the engine's DuckDB may read: engine files only, nothing else."""
+    return data_dir / "engine"
+
+
+def engine_key(data_key: bytes, name: str, version: int, salt: bytes, purpose: str = "data") -> bytes:
+    """The Parquet key of one engine file: HKDF-SHA256 of the version's data key.
+
+    Why the salt: it is fresh for every file written (and in its name), so no two files
+    ever share a key, and DuckDB's writer (whose nonces come from a non-cryptographic
+    generator without OpenSSL) never reuses a (key, nonce) pair across files. Why the name
+    and version in ``info``: a file swapped for another version's fails its GCM tags, as
+    the whole-file blob's AAD did.
+    """
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    info = f"data-sandbox:engine:{purpose}:{name}:v{version}".encode()
+    return HKDF(hashes.SHA256(), 32, salt, info).derive(data_key)
+
+
+def _engine_files(data_dir: Path, v: DatasetVersion, purpose: str = "data") -> list[Path]:
+    return sorted(engine_dir(data_dir).glob(f"{v.name}-v{v.version}-{purpose}-*.parquet"))
+
+
+def _engine_table(path: Path, v: DatasetVersion, decryptor: Decryptor | None, purpose: str = "data",
+                  num_rows: int | None = None) -> ParquetTable:
+    rows = v.row_count if num_rows is None else num_rows
+    if not v.encrypted:
+        return ParquetTable(str(path.resolve()), rows)
+    salt = bytes.fromhex(path.stem.rsplit("-", 1)[1])
+    key = engine_key(_data_key(v, decryptor), v.name, v.version, salt, purpose)
+    return ParquetTable(str(path.resolve()), rows, f"v{v.version_id}_{purpose}_{salt.hex()}", key)
+
+
+def _data_key(v: DatasetVersion, decryptor: Decryptor | None) -> bytes:
+    getter = getattr(decryptor, "data_key", None)
+    if getter is None or v.wrapped_key is None:
+        raise NotFound(f"dataset {v.name!r} is encrypted and no key ring is available")
+    return getter(v.wrapped_key)
+
+
+@contextlib.contextmanager
+def _engine_lock(data_dir: Path):
+    """One writer of engine files at a time, across the server and its workers."""
+    d = engine_dir(data_dir)
+    d.mkdir(mode=0o700, exist_ok=True)
+    with open(d / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def write_engine_file(data_dir: Path, v: DatasetVersion, decryptor: Decryptor | None,
+                      table: pa.Table | pa.RecordBatchReader, purpose: str = "data", *,
+                      num_rows: int | None = None) -> ParquetTable:
+    """Write ``table`` as an engine file of ``v`` (encrypted under a fresh key if ``v`` is).
+
+    A record-batch reader is streamed: the decrypted version is never decoded whole.
+    Runs on a separate, short-lived DuckDB connection of our own code, never the engine's.
+    """
+    import duckdb
+
+    d = engine_dir(data_dir)
+    salt = secrets.token_bytes(16)
+    path = d / f"{v.name}-v{v.version}-{purpose}-{salt.hex()}.parquet"
+    tmp = d / f".{path.name}.tmp"
+    con = duckdb.connect(":memory:", config={"threads": 2, "autoload_known_extensions": False,
+                                               "autoinstall_known_extensions": False})
+    try:
+        con.register("t", table)
+        options = "FORMAT parquet, COMPRESSION zstd"
+        if v.encrypted:
+            key = engine_key(_data_key(v, decryptor), v.name, v.version, salt, purpose)
+            # DuckDB without OpenSSL (httpfs) refuses to write encrypted files, because its
+            # nonces come from a non-cryptographic generator; the key is used for this file
+            # only (fresh salt), so nonces need to be unique within the file, not secret.
+            con.execute("SET force_mbedtls_unsafe=true")
+            con.execute(f"PRAGMA add_parquet_key('k', '{base64.b64encode(key).decode()}')")
+            options += ", ENCRYPTION_CONFIG {footer_key: 'k'}"
+        con.execute(f"COPY (SELECT * FROM t) TO '{tmp}' ({options})")
+    finally:
+        con.close()
+    os.replace(tmp, path)
+    return _engine_table(path, v, decryptor, purpose, num_rows if num_rows is not None else table.num_rows)
+
+
+def prepare_engine_file(data_dir: Path, v: DatasetVersion, decryptor: Decryptor | None) -> ParquetTable:
+    """The version's engine file, written from its stored file the first time (at publish,
+    or for a version stored before engine files existed: the migration)."""
+    with _engine_lock(data_dir):
+        found = _engine_files(data_dir, v)
+        if found:
+            return _engine_table(found[-1], v, decryptor)
+        log.info("writing the engine file of %s version %s", v.name, v.version)
+        source = pq.ParquetFile(io.BytesIO(read_plaintext(data_dir, v, decryptor)))
+        batches = pa.RecordBatchReader.from_batches(source.schema_arrow, source.iter_batches(batch_size=122_880))
+        return write_engine_file(data_dir, v, decryptor, batches, num_rows=v.row_count)
+
+
+class KeepStore:
+    """One keep column (decision 0004) persisted as an engine file of its bounded version,
+    encrypted like the data (its own fresh key), so every worker and every restart reads it
+    instead of ranking every row again (issue 18: no first-use stall)."""
+
+    def __init__(self, data_dir: Path, v: DatasetVersion, decryptor: Decryptor | None, purpose: str):
+        self.data_dir, self.v, self.decryptor, self.purpose = data_dir, v, decryptor, purpose
+
+    def load(self, engine) -> pa.BooleanArray | None:
+        found = _engine_files(self.data_dir, self.v, self.purpose)
+        if not found:
+            return None
+        t = _engine_table(found[-1], self.v, self.decryptor, self.purpose)
+        flags = engine.execute("SELECT keep FROM k", {"k": t}).column("keep").combine_chunks()
+        if len(flags) != self.v.row_count:  # SECURITY: a wrong file must not shift rows
+            raise DataIntegrityError(f"a bounding file of dataset {self.v.name!r} does not match its version")
+        return flags
+
+    def save(self, flags: pa.BooleanArray) -> None:
+        with _engine_lock(self.data_dir):
+            if not _engine_files(self.data_dir, self.v, self.purpose):
+                write_engine_file(self.data_dir, self.v, self.decryptor, pa.table({"keep": flags}), self.purpose)
+
+
+def drop_engine_files(data_dir: Path, v: DatasetVersion) -> None:
+    """Remove a version's engine files (they are derived: the stored file stays)."""
+    for p in engine_dir(data_dir).glob(f"{v.name}-v{v.version}-*.parquet"):
+        p.unlink(missing_ok=True)

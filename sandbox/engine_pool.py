@@ -1,4 +1,4 @@
-"""Engine worker processes that keep the datasets loaded and are killed at their limits.
+"""Engine worker processes that read the encrypted engine files and are killed at their limits.
 
 Why (docs/decisions/0005): DuckDB's ``memory_limit`` does not stop every allocation
 (``SELECT len(range(200000000))`` grew one process to 14 GB under a 4 GB limit) and its
@@ -7,8 +7,10 @@ for 8 s after ``interrupt()``). Inside the server process neither can be enforce
 worker process can: the parent watches each query's wall clock and the worker's resident
 memory and, on a breach, kills the worker (SIGKILL) and starts a replacement.
 
-Each worker holds its own :class:`~sandbox.engine.Engine`, :class:`TableCache` (opened on
-the workspace key ring, as the server does) and :class:`KeepColumns`, kept across requests.
+Each worker holds its own :class:`~sandbox.engine.Engine` (its file access limited to the
+engine files' directory), :class:`TableCache` (opened on the workspace key ring, as the
+server does; it holds keys and file names, not decrypted tables: docs/decisions/0013) and
+:class:`KeepColumns`, kept across requests.
 A request (:class:`EngineRequest`, plain data) goes down a pipe; the worker reports each
 engine call as it starts (``("phase", timeout)``) so table loading is timed apart from the
 query, and the exact result comes back as Arrow IPC bytes.
@@ -38,7 +40,7 @@ from typing import Any, cast
 import pyarrow as pa
 
 import keys
-from sandbox.datasets import DatasetVersion, TableCache, keyring_decryptor
+from sandbox.datasets import DatasetVersion, TableCache, engine_dir, keyring_decryptor
 from sandbox.engine import Engine, EngineLimits
 from sandbox.errors import EngineFailure, SandboxError
 from sandbox.execution import EngineRequest, KeepColumns, execute
@@ -406,7 +408,7 @@ def _worker_main(conn: Connection, data_dir: str, keys_dir: str | None, limits: 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's; it stops us
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     try:
-        engine = Engine(limits)
+        engine = Engine(limits, engine_dir(Path(data_dir)))
         # The same key ring and decryptor as the server's (sandbox.service), in this process.
         decryptor = keyring_decryptor(keys.KeyRing.open_or_create(Path(keys_dir))) if keys_dir else None
         cache = TableCache(Path(data_dir), decryptor)
@@ -443,7 +445,7 @@ def _worker_main(conn: Connection, data_dir: str, keys_dir: str | None, limits: 
 def _warm(cache: TableCache, versions: list[DatasetVersion]) -> None:
     for v in versions:
         try:
-            cache.get(v)
+            cache.source(v)
         except Exception as exc:  # noqa: BLE001 - a query on it will report the failure
             log.warning("engine worker could not preload %s: %s", v.name, type(exc).__name__)
 

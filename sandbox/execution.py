@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -69,7 +70,11 @@ class KeepColumns:
         self._lock = threading.Lock()
         self._building: dict[tuple, threading.Lock] = {}
 
-    def get(self, engine: Engine, spec: KeepSpec, key: tuple, tables: Mapping[str, pa.Table]) -> pa.BooleanArray:
+    def get(self, engine: Engine, spec: KeepSpec, key: tuple, tables: Mapping[str, pa.Table],
+            store: Any = None) -> pa.BooleanArray:
+        """The flags for ``key``: from memory, else from ``store`` (the encrypted file a
+        publish-time preparation or another worker wrote, issue 18), else computed (and
+        saved to ``store``)."""
         with self._lock:
             found = self._columns.get(key)
             if found is not None:
@@ -79,8 +84,13 @@ class KeepColumns:
         with building:  # one computation per key; concurrent requests wait for it
             with self._lock:
                 found = self._columns.get(key)
+            if found is None and store is not None:
+                found = store.load(engine)
             if found is None:
                 found = _compute(engine, spec, tables)
+                if store is not None:
+                    store.save(found)
+            if found is not None:
                 with self._lock:
                     self._columns[key] = found
                     self._building.pop(key, None)
@@ -144,12 +154,20 @@ class _Fixed:
         return self.tables[version.name]
 
 
+def materialise(engine: Engine, cache: TableCache | _Fixed, keep: KeepColumns, req: EngineRequest) -> dict:
+    """The request's tables, with the keep flags attached when contributions are bounded."""
+    source = getattr(cache, "source", cache.get)  # TableCache: engine files, not tables in memory
+    tables = {v.name: source(v) for v in req.versions}
+    if req.keep is not None:
+        key = (req.keep.column, tuple(sorted((v.name, v.version_id) for v in req.versions)))
+        bounded = next(v for v in req.versions if v.name == req.keep.dataset)
+        store = cache.keep_store(bounded, key) if hasattr(cache, "keep_store") else None
+        flags = keep.get(engine, req.keep, key, tables, store)
+        tables[req.keep.dataset] = tables[req.keep.dataset].append_column(req.keep.column, flags)
+    return tables
+
+
 def execute(engine: Engine, cache: TableCache | _Fixed, keep: KeepColumns, req: EngineRequest) -> pa.Table:
     """The engine's exact result for ``req`` (raises ``EngineFailure`` like the engine)."""
-    tables = {v.name: cache.get(v) for v in req.versions}
-    if req.keep is None:
-        return engine.execute(req.sql, tables)
-    key = (req.keep.column, tuple(sorted((v.name, v.version_id) for v in req.versions)))
-    flags = keep.get(engine, req.keep, key, tables)
-    tables[req.keep.dataset] = tables[req.keep.dataset].append_column(req.keep.column, flags)
-    return engine.execute(req.keep.materialised_sql, tables)
+    tables = materialise(engine, cache, keep, req)
+    return engine.execute(req.sql if req.keep is None else req.keep.materialised_sql, tables)

@@ -135,7 +135,7 @@ class Sandbox:
         ``sandbox serve`` does; None runs them in this process (tests, demo, CLI tools)."""
         self.ws = workspace
         self.now = now
-        self.engine = Engine(limits)
+        self.engine = Engine(limits, datasets.engine_dir(workspace.data_dir))
         self.keyring = _open_keyring(workspace)
         self.tables = datasets.TableCache(workspace.data_dir, datasets.keyring_decryptor(self.keyring))
         self._local = threading.local()
@@ -149,9 +149,16 @@ class Sandbox:
         else:
             self.executor = EnginePool(workspace.data_dir, workspace.keys_dir, self.engine.limits, pool,
                                        warm=datasets.latest_versions(self.conn()))
+            # issue 18: engine files and bounding materialisations, prepared in the background
+            from sandbox.prepare import Preparer
+
+            self.preparer = Preparer(self)
+            self.preparer.start()
 
     def close(self) -> None:
         """Stop the engine workers, if any (idempotent)."""
+        if getattr(self, "preparer", None) is not None:
+            self.preparer.stop()
         if isinstance(self.executor, EnginePool):
             self.executor.close()
 
