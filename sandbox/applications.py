@@ -28,6 +28,7 @@ from sandbox import (
     datasets,
     deadlines,
     fields,
+    legal_basis,
     organisations,
     request_limits,
     workflow,
@@ -301,6 +302,7 @@ def grant(sb: Sandbox, owner: User, application_id: int, scope: dict[str, Any], 
     if not scope.get("datasets") or any(d.lower() not in requested for d in scope["datasets"]):
         raise BadRequest("the approved datasets must be among those the application asks for")
     conn = sb.conn()
+    _require_legal_basis(conn, scope["datasets"])
     with transaction(conn):
         approval_id = workflow.approve(
             conn, application_id, owner, scope, epsilon_total=epsilon_total, delta_total=delta_total,
@@ -317,6 +319,15 @@ def grant(sb: Sandbox, owner: User, application_id: int, scope: dict[str, Any], 
     return approval_id
 
 
+
+
+def _require_legal_basis(conn: sqlite3.Connection, names: list[str]) -> None:
+    """第二十条: no approval reaches personal information without its recorded legal basis."""
+    for name in names:
+        ds = conn.execute("SELECT id, tier FROM datasets WHERE name = ?", (name.lower(),)).fetchone()
+        published = [v for v in datasets.all_versions(conn, ds["id"]) if v.published] if ds else []
+        if published:
+            legal_basis.require(conn, published[-1], tier=ds["tier"], step="approved for use")
 
 
 # -- applications spanning several owners (issue 14; 第五、十五条) ----------------------------------------
@@ -336,6 +347,7 @@ def _decide_part(sb: Sandbox, owner: User, row: sqlite3.Row, decision: str, body
     record: dict[str, Any] = {"scope": {}, "epsilon_total": None, "delta_total": None, "epsilon_per_query": None,
                               "expires_at": None}
     if decision == "approve":
+        _require_legal_basis(conn, mine)  # 第二十条
         eps = fields.number(body, "epsilon_total", low=0, high=1000)
         record = {
             "epsilon_total": eps, "delta_total": fields.number(body, "delta_total", low=0, high=0.01, low_open=False),

@@ -20,6 +20,7 @@ from sandbox import (
     deadlines,
     enforcement,
     fields,
+    jurisdiction,
     suspensions,
     workflow,
 )
@@ -122,6 +123,9 @@ def _row(sb: Sandbox, user: User | None, action: str, objection_id: Any) -> sqli
     if row is None:
         raise NotFound(missing)
     authz.check(action, user, _relations(user, row), missing=missing)
+    if "party" not in _relations(user, row) and not jurisdiction.covers(
+            sb.conn(), user, jurisdiction.target_datasets(sb.conn(), row["target_type"], row["target_id"])):
+        raise NotFound(missing)  # a district regulator reads and answers within its district (第五条)
     return row
 
 
@@ -153,4 +157,7 @@ def list_objections(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
     rows = conn.execute("SELECT * FROM objections ORDER BY id").fetchall()
     now = sb.now()
     return [deadlines.annotate(_view(conn, r), now) for r in rows
-            if authz.decide("objection.read", role, _relations(user, r)) == "allow"]
+            if authz.decide("objection.read", role, _relations(user, r)) == "allow"
+            and ("party" in _relations(user, r)
+                 or jurisdiction.covers(conn, user, jurisdiction.target_datasets(conn, r["target_type"],
+                                                                                 r["target_id"])))]

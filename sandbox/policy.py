@@ -91,6 +91,9 @@ class DatasetPolicy:
     #: ``[dataset] budget_cap = {epsilon = E, delta = D}``: the total (ε, δ) all researchers
     #: together may spend on the dataset, over every version (None: not declared here).
     budget_cap: tuple[float, float] | None = None
+    #: ``[dataset] legal_basis = "…"``: the law, authorisation or consent reference under which
+    #: its personal information is opened (第二十条); the owner's record in the store wins.
+    legal_basis: str = ""
     source_text: str = field(default="", repr=False, compare=False)
 
     def table_info(self, *, bounding_seed: str, version: str) -> TableInfo:
@@ -239,8 +242,17 @@ def parse_policy(text: str, path: str = "<policy>") -> DatasetPolicy:
         max_rows_per_partition=limits["max_rows_per_partition"],
         columns=columns,
         budget_cap=_parse_budget_cap(ds.get("budget_cap"), loc),
+        legal_basis=_parse_legal_basis(ds.get("legal_basis", ""), loc),
         source_text=text,
     )
+
+
+def _parse_legal_basis(raw: Any, loc: _Locator) -> str:
+    """``legal_basis = "…"`` (第二十条): a string of at most 1000 characters."""
+    if not isinstance(raw, str) or len(raw) > 1000:
+        raise loc.fail("must be a string of at most 1000 characters (the law, authorisation or consent "
+                       "reference, 第二十条)", "dataset", "legal_basis")
+    return raw.strip()
 
 
 def _parse_budget_cap(raw: Any, loc: _Locator) -> tuple[float, float] | None:

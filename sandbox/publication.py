@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import rfc8785
 
-from sandbox import authz, datasets, deidentify, fields, risk_scan
+from sandbox import authz, datasets, deidentify, fields, legal_basis, risk_scan
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound, SandboxError
 from sandbox.fields import conflict, username_of
@@ -99,6 +99,8 @@ def _read_table(sb: Sandbox, v: datasets.DatasetVersion) -> pa.Table:
 
 def _prepare(sb: Sandbox, v: datasets.DatasetVersion, to_tier: str, body: dict[str, Any]) -> dict[str, Any]:
     """Scan what ``to_tier`` would publish of ``v``; build the derivative for unconditional."""
+    # 第二十条: personal information opens only on a recorded legal basis, checked before any read
+    legal_basis.require(sb.conn(), v, tier=to_tier, step=f"submitted for publication as {to_tier}")
     table = _read_table(sb, v)
     sens = {c.name: c.sensitivity for c in v.policy.columns.values()}
     raw_scan = risk_scan.scan(table, sens, privacy_unit=v.policy.privacy_unit, dataset=v.name)
@@ -373,6 +375,9 @@ def decide(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any])
                 "review_id": r["id"], "dataset": ds["name"], "from": r["from_tier"], "to": r["to_tier"],
                 "reason": reason})
             return {"review_id": r["id"], "status": "rejected"}
+        # 第二十条: re-checked at the co-signature (a review submitted before the rule, a new policy)
+        basis = legal_basis.require(conn, datasets.get_version(conn, ds["name"], version_id=r["version_id"]),
+                                    tier=r["to_tier"], step="co-signed for publication")
         signature = _sign(sb, conn, r["id"], user)
         conn.execute("UPDATE publication_reviews SET status = 'approved', decided_by = ?, decided_at = ?, "
                      "decision_reason = ?, regulator_signature = ? WHERE id = ?",
@@ -404,7 +409,7 @@ def decide(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any])
             "recipe": json.loads(der["recipe_json"]) if der else None,
             "derivative_sha256": der["content_hash"] if der else None,
             "owner_signature": json.loads(r["owner_signature"]), "regulator_signature": signature,
-            "reason": reason,
+            "reason": reason, "legal_basis": basis or None,
         }
         if r["kind"] == "tier_change":
             details["tier_change_id"] = tier_change_id

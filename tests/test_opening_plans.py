@@ -59,7 +59,8 @@ def test_an_opening_plan_is_public_and_open_for_comment_until_its_consultation_c
 def test_a_dataset_with_personal_information_records_its_legal_basis(env):
     sb, client, tok, _clock = env
     entry = client.get("/api/v1/catalog/residents").json
-    assert entry["holds_personal_information"] is True and entry["legal_basis"] is None
+    # the demo's policy declares one (第二十条: required before publication); the owner's record wins
+    assert entry["holds_personal_information"] is True and "二十条" in entry["legal_basis"]
     assert client.put("/api/v1/datasets/residents/legal-basis", headers=tok["owner2"],
                       json={"legal_basis": "x"}).status_code == 403
     r = client.put("/api/v1/datasets/residents/legal-basis", headers=tok["owner"], json={

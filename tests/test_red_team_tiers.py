@@ -77,7 +77,8 @@ def shared(demo_template, tmp_path_factory) -> Env:
 def policy(name: str, columns: dict[str, tuple], *, tier: str = "unconditional", unit: str = "pid") -> str:
     """A policy file: ``columns`` maps a name to (type, sensitivity[, extra TOML lines])."""
     lines = ["[dataset]", f'name = "{name}"', f'title = "red team: {name}"', 'owner = "owner"', f'tier = "{tier}"',
-             f'privacy_unit = "{unit}"', 'update_frequency = "monthly"', "one_row_per_unit = true"]
+             f'privacy_unit = "{unit}"', 'update_frequency = "monthly"', "one_row_per_unit = true",
+             'legal_basis = "red team: consent reference (第二十条)"']
     for col, (ctype, sens, *extra) in columns.items():
         lines += ["", f'[columns."{col}"]', f'type = "{ctype}"', f'sensitivity = "{sens}"', *extra]
     return "\n".join(lines) + "\n"

@@ -57,6 +57,9 @@ BY_CODE: Final = {
     "bad_tier": _l("The tier is not valid."),
     "bad_year": _l("The year is not valid."),
     "commitment_required": _l("Please confirm the security commitment."),
+    "legal_basis_required": _l("This dataset holds personal information: record its legal basis or consent "
+                               "reference first (Art. 20)."),
+    "city_bureau_only": _l("Only the city bureau decides this (Art. 10)."),
     "consultation_closed": _l("The consultation period is over."),
     "deidentification_required": _l("Describe the de-identification step before opening this data."),
     "identifier_column": _l("Identifier columns are never released."),
