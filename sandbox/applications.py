@@ -171,8 +171,13 @@ def _app_view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         "commitment": {"accepted": bool(row["commitment_accepted"]),
                        "sha256": hashlib.sha256(row["commitment_text"].encode()).hexdigest()},
         "reason": row["reason"], "decided_by": username_of(conn, row["decided_by"]), "decided_at": row["decided_at"],
-        "created_at": row["created_at"], "approval_id": approval["id"] if approval else None,
+        "created_at": row["created_at"],
+        "approval_id": approval["id"] if approval else (request["amends"]["approval_id"]
+                                                        if request.get("amends") and row["status"] == "approved"
+                                                        else None),
         "due_at": row["due_at"],
+        # issue 14: a request on an approval amends it (more budget, a later expiry)
+        "amends": request.get("amends"),
     }
 
 
@@ -272,6 +277,10 @@ def decide(sb: Sandbox, user: User | None, application_id: Any, body: dict[str, 
     if decision not in ("approve", "reject"):
         raise BadRequest('decision must be "approve" or "reject"', code="bad_decision")
     conn = sb.conn()
+    if json.loads(row["request_json"]).get("amends"):  # more budget or a later expiry (issue 14)
+        from sandbox import amendments
+
+        return amendments.decide(sb, user, row, app_owner_ids(row), body)
     if len(app_owner_ids(row)) > 1:
         return _decide_part(sb, user, row, decision, body)
     if decision == "reject":

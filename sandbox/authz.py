@@ -158,6 +158,9 @@ RULES: Final[Mapping[str, Rule]] = {
     "review.answer": Rule("answer a regulator's tier proposal", _g(owner="dataset_owner"), reads="review.read"),
     "review.expert": Rule("record the expert review of a disputed tier proposal", _g(regulator=ANY),
                           reads="review.read"),
+    # 第十条: a dispute is settled by the city bureau (its jurisdiction is checked by the service)
+    "review.city_decide": Rule("settle a disputed tier proposal (city bureau)", _g(regulator=ANY),
+                               reads="review.read"),
     # issue 12: the collusion cap is the owner's decision alone (the regulator may suspend)
     "dataset.budget_cap": Rule("set a dataset's total privacy budget (collusion cap)",
                                _g(owner="dataset_owner"), reads="dataset.read"),

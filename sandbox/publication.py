@@ -25,8 +25,8 @@ Reviews are needed for: every tier raise; a version's first publication (tier co
 or unconditional); every new version of an unconditional dataset (its derivative is rebuilt
 and must be co-signed again); a new conditional version whose scan failed. Lowering a tier
 stays immediate (it only closes access). A regulator who wants a dataset more open proposes
-(第十条 修改意见); the owner accepts (and submits) or declines with reasons; a dispute gets an
-expert-review record with its outcome.
+(第十条 修改意见); the owner accepts (and submits) or declines with reasons; a dispute is settled
+by the city bureau (由市大数据主管部门确定), after an expert review when it is major or difficult.
 """
 
 from __future__ import annotations
@@ -311,7 +311,9 @@ def view(conn: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
         "regulator_signature": json.loads(r["regulator_signature"]) if r["regulator_signature"] else None,
         "decided_by": username_of(conn, r["decided_by"]), "decided_at": r["decided_at"],
         "decision_reason": r["decision_reason"] or None, "owner_answer": r["owner_answer"] or None,
-        "expert_review": json.loads(r["expert_review"]) if r["expert_review"] else None,
+        "expert_review": ({k: v for k, v in json.loads(r["expert_review"]).items() if k != "city_decision"} or None)
+        if r["expert_review"] else None,
+        "city_decision": json.loads(r["expert_review"]).get("city_decision") if r["expert_review"] else None,
         "created_at": r["created_at"],
     }
 
@@ -344,6 +346,10 @@ def _checked(sb: Sandbox, user: User | None, action: str, review_id: Any) -> sql
     if r is None:
         raise NotFound(missing)
     authz.check(action, user, _relations(user, r), missing=missing)
+    from sandbox import organisations
+
+    if not organisations.in_jurisdiction(sb.conn(), user, [r["dataset"]]):
+        raise NotFound(missing)  # a district regulator: its district's reviews only (第五条)
     return r
 
 
@@ -430,6 +436,10 @@ def answer(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any])
     accept = body.get("accept")
     if not isinstance(accept, bool):
         raise BadRequest("accept must be true or false", code="bad_answer")
+    if not accept and _dispute_record(r).get("city_decision"):
+        raise SandboxError(f"the city bureau decided review {r['id']} (第十条: 由市大数据主管部门确定): the tier "
+                           "changes; submit it (the risk scan and the co-signature still apply)",
+                           code="city_decided", status=409)
     reasons = fields.text(body, "reasons")
     conn = sb.conn()
     if not accept:
@@ -455,12 +465,14 @@ def answer(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any])
 EXPERT_OUTCOMES: Final = ("change", "no_change")
 
 
-def expert_review(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any]) -> dict[str, Any]:
-    """第十条: a declined proposal is settled by the city bureau, after expert review if needed.
+def _dispute_record(r: sqlite3.Row) -> dict[str, Any]:
+    return json.loads(r["expert_review"]) if r["expert_review"] else {}
 
-    ``change`` reopens the proposal for the owner's submission (the scan and the co-signature
-    still apply: the experts decide the tier, not whether identifiers may leak);
-    ``no_change`` closes it.
+
+def expert_review(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """第十条 重大、疑难的 … 组织专家论证: the experts' opinion on a declined proposal and the
+    outcome they recommend. It settles nothing by itself: the city bureau decides
+    (:func:`city_decision`), with this record before it.
     """
     r = _checked(sb, user, "review.expert", review_id)
     assert user is not None
@@ -474,13 +486,57 @@ def expert_review(sb: Sandbox, user: User | None, review_id: Any, body: dict[str
               "outcome": outcome, "recorded_by": user.username, "at": iso(sb.now())}
     conn = sb.conn()
     with transaction(conn):
-        conn.execute("UPDATE publication_reviews SET status = ?, expert_review = ? WHERE id = ?",
-                     ("proposed" if outcome == "change" else "expert_reviewed",
-                      json.dumps(record, ensure_ascii=False), r["id"]))
+        conn.execute("UPDATE publication_reviews SET status = 'expert_reviewed', expert_review = ? WHERE id = ?",
+                     (json.dumps(record, ensure_ascii=False), r["id"]))
         sb.audit(conn, user, "publication.expert_reviewed", f"review/{r['id']}",
                  {"review_id": r["id"], "dataset": r["dataset"], **record})
-    return {"review_id": r["id"], "status": "proposed" if outcome == "change" else "expert_reviewed",
-            "expert_review": record}
+    return {"review_id": r["id"], "status": "expert_reviewed", "expert_review": record,
+            "awaiting": "the city bureau's decision (第十条)"}
+
+
+def city_decision(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """``POST /api/v1/reviews/<id>/city-decision`` ``{"outcome": "change"|"no_change", "reason"}``.
+
+    第十条: 与开放主体意见不一致的,由市大数据主管部门确定 — when the owner declines a proposal,
+    the *city* bureau decides (a district regulator may propose and record experts, not decide):
+    ``change`` binds the owner to submit the raise (which still takes the scan and the
+    co-signature: the decision is about the tier, not about letting identifiers out; the owner
+    can no longer decline), ``no_change`` rejects the proposal.
+    """
+    r = _checked(sb, user, "review.city_decide", review_id)
+    assert user is not None
+    from sandbox import organisations
+
+    conn = sb.conn()
+    if organisations.jurisdiction_of(conn, user) != organisations.CITY:
+        raise SandboxError("only the city big-data bureau settles a dispute over a tier (第十条: 由市大数据主管部门"
+                           "确定); a district regulator proposes and records the expert review",
+                           code="city_bureau_only", status=403)
+    if r["status"] not in ("declined", "expert_reviewed"):
+        raise conflict(f"review {r['id']} is {r['status'].replace('_', ' ')}; the city bureau decides a "
+                       "declined proposal (after expert review if needed)")
+    outcome = body.get("outcome")
+    if outcome not in EXPERT_OUTCOMES:
+        raise BadRequest("outcome must be change or no_change", code="bad_outcome")
+    reason = fields.text(body, "reason")
+    now = iso(sb.now())
+    decision = {"outcome": outcome, "reason": reason, "decided_by": user.username, "at": now}
+    record = {**_dispute_record(r), "city_decision": decision}
+    with transaction(conn):
+        if conn.execute("SELECT status FROM publication_reviews WHERE id = ?", (r["id"],)).fetchone()[0] != r["status"]:
+            raise conflict(f"review {r['id']} changed meanwhile")
+        if outcome == "change":
+            conn.execute("UPDATE publication_reviews SET status = 'proposed', expert_review = ? WHERE id = ?",
+                         (json.dumps(record, ensure_ascii=False), r["id"]))
+        else:
+            conn.execute("UPDATE publication_reviews SET status = 'rejected', expert_review = ?, decided_by = ?, "
+                         "decided_at = ?, decision_reason = ? WHERE id = ?",
+                         (json.dumps(record, ensure_ascii=False), user.id, now, reason, r["id"]))
+        sb.audit(conn, user, "publication.city_decided", f"review/{r['id']}", {
+            "review_id": r["id"], "dataset": r["dataset"], "from": r["from_tier"], "to": r["to_tier"],
+            "outcome": outcome, "reason": reason, "expert_review": _dispute_record(r) or None})
+    status = "proposed" if outcome == "change" else "rejected"
+    return {"review_id": r["id"], "status": status, "city_decision": decision}
 
 
 def verify(sb: Sandbox, review_id: int) -> list[str]:

@@ -111,7 +111,8 @@ TABLE: list[Row] = [
         ("oversight.suspensions", "GET"), ("oversight.suspend", "POST"), ("oversight.lift", "POST"),
         ("oversight.objections", "GET"), ("oversight.file_objection", "POST"), ("oversight.answer", "POST"),
         ("reviews.index", "GET"), ("reviews.detail", "GET"), ("reviews.decide", "POST"),
-        ("reviews.answer", "POST"), ("reviews.expert", "POST"),
+        ("reviews.answer", "POST"), ("reviews.expert", "POST"), ("reviews.city_decide", "POST"),
+        ("owner_datasets.legal_basis", "POST"),
         ("enforcement.index", "GET"), ("enforcement.issue", "POST"), ("enforcement.respond", "POST"),
         ("enforcement.close", "POST"), ("enforcement.terminate", "POST"), ("enforcement.reverse", "POST"),
         ("enforcement.handle_alert", "POST"), ("enforcement.settings_page", "GET"),
@@ -121,7 +122,8 @@ TABLE: list[Row] = [
         ("self_service.apply", "POST"), ("self_service.my_applications", "GET"),
         ("self_service.request_change", "POST"), ("self_service.tokens", "GET"), ("self_service.tokens", "POST"),
         ("self_service.revoke", "POST"), ("enforcement.opening_plans_page", "GET"),
-        ("enforcement.comment_opening_plan", "POST"),
+        ("enforcement.comment_opening_plan", "POST"), ("enforcement.publish_opening_plan", "POST"),
+        ("enforcement.opening_plan_comments", "GET"),
     )],
     # -- queries and budgets (the foundation's endpoints) ------------------------------------
     row("api.post_query", "POST", "/api/v1/queries",
@@ -180,6 +182,10 @@ TABLE: list[Row] = [
         {"accept": False, "reasons": "matrix"}, everyone="403 403", owner="409 404", anonymous="401 401"),
     row("api_workflow.post_expert_review", "POST", "/api/v1/reviews/{review}/expert-review",
         {"experts": "matrix", "opinion": "matrix", "outcome": "no_change"}, everyone="403 403",
+        regulator="409 409", anonymous="401 401"),
+    # 第十条: the city bureau settles a dispute; the review here is approved, so refused by state
+    row("api_workflow.post_city_decision", "POST", "/api/v1/reviews/{review}/city-decision",
+        {"outcome": "no_change", "reason": "matrix"}, everyone="403 403",
         regulator="409 409", anonymous="401 401"),
     # -- the collusion cap (issue 12): public figures; only the dataset's owner sets it ----------
     row("api_workflow.get_budget_cap", "GET", "/api/v1/datasets/{dataset}/budget-cap", **PUBLIC),

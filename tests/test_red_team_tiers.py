@@ -604,6 +604,9 @@ def test_regulator_proposal_answer_expert_review_and_cosignature(env):
                            json={"accept": False, "reasons": "not assessed"}).json["status"] == "declined"
     r = env.client.post(f"/api/v1/reviews/{rid}/expert-review", headers=env.tok["regulator"],
                         json={"outcome": "change", "experts": "panel", "opinion": "open it"})
+    assert r.json["status"] == "expert_reviewed"  # the experts advise; the city bureau decides (第十条)
+    r = env.client.post(f"/api/v1/reviews/{rid}/city-decision", headers=env.tok["regulator"],
+                        json={"outcome": "change", "reason": "experts: open it"})
     assert r.json["status"] == "proposed"
     not_downloadable(env, "residents")
     r = env.client.post(f"/api/v1/reviews/{rid}/answer", headers=env.tok["owner"],

@@ -361,6 +361,11 @@ def post_expert_review(review_id: str):
     return jsonify(publication.expert_review(sandbox(), g.user, review_id, json_body()))
 
 
+@bp.post("/api/v1/reviews/<review_id>/city-decision")
+def post_city_decision(review_id: str):
+    return jsonify(publication.city_decision(sandbox(), g.user, review_id, json_body()))
+
+
 @bp.get("/api/v1/datasets/<name>/budget-cap")
 def get_budget_cap(name: str):
     return jsonify(dataset_caps.read(sandbox(), g.user, name))

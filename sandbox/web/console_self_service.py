@@ -90,7 +90,14 @@ def my_applications():
 @bp.post("/my/approvals/<int:approval_id>/request")
 @role_required("researcher")
 def request_change(approval_id: int):
-    body = {"kind": request.form.get("kind", ""), "reason": request.form.get("reason", "")}
+    body: dict = {"kind": request.form.get("kind", ""), "reason": request.form.get("reason", "")}
+    try:  # issue 14: the new terms asked for (optional: else the owner names them)
+        if request.form.get("kind") == "budget" and request.form.get("epsilon_total", "").strip():
+            body["epsilon_total"] = float(request.form["epsilon_total"])
+    except ValueError:
+        body["epsilon_total"] = request.form["epsilon_total"]  # refused by the service, with its reason
+    if request.form.get("kind") == "extension" and request.form.get("expires", "").strip():
+        body["expires"] = request.form["expires"]
     try:
         result = self_service.request_change(sandbox(), signed_in(), approval_id, body)
     except NotFound:

@@ -533,7 +533,12 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "body": "object",
     },
     ("post", "/api/v1/reviews/<review_id>/expert-review"): {
-        "summary": "Record the expert review of a declined proposal and its outcome (regulator, 第十条).",
+        "summary": "Record the expert review of a declined proposal and the outcome it recommends (regulator, 第十条).",
+        "tag": "catalog",
+        "body": "object",
+    },
+    ("post", "/api/v1/reviews/<review_id>/city-decision"): {
+        "summary": "Settle a declined proposal: change or no_change, with the reason (city regulator only, 第十条).",
         "tag": "catalog",
         "body": "object",
     },
