@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 from query_guard.scenario import AGGREGATE_KINDS
 from sandbox import (
     approvals,
+    attachments,
     authz,
     datasets,
     deadlines,
@@ -117,6 +118,11 @@ def submit(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, An
     request = {"datasets": wanted_names, "columns": columns, "aggregates": aggregates, "provision_method": method}
     if len(owners) > 1:
         request["owner_ids"] = owners
+    # issue 14: the applying organisation (default: the researcher's own) and the material attached
+    org = conn.execute("SELECT o.name FROM users u JOIN organisations o ON o.id = u.org_id WHERE u.id = ?",
+                       (user.id,)).fetchone()
+    request["organisation"] = fields.text(body, "organisation", required=False, limit=200) or (org[0] if org else "")
+    files = attachments.parse(body.get("attachments"))
     with transaction(conn):
         app_id = workflow.create_application(
             conn, user, request, scenario=scenario, purpose=purpose, commitment_accepted=True,
@@ -125,11 +131,13 @@ def submit(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, An
         )
         due = deadlines.due_at(conn, "application", sb.now())  # issue 14: time limits
         conn.execute("UPDATE applications SET due_at = ? WHERE id = ?", (due, app_id))
+        stored = attachments.store(sb, conn, "application", app_id, user, files)
         sb.audit(conn, user, "application.submitted", f"application/{app_id}", {
             "application_id": app_id, "researcher": user.username, **request, "scenario": scenario,
             "purpose": purpose, "commitment_sha256": COMMITMENT_SHA256,
+            "attachments": attachments.summary(stored),  # names, types, sizes and SHA-256 (第十五条)
         })
-    return {"application_id": app_id, "status": "pending", "due_at": due}
+    return {"application_id": app_id, "status": "pending", "due_at": due, "attachments": stored}
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -178,6 +186,8 @@ def _app_view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         "due_at": row["due_at"],
         # issue 14: a request on an approval amends it (more budget, a later expiry)
         "amends": request.get("amends"),
+        "organisation": request.get("organisation") or None,
+        "attachments": attachments.list_for(conn, "application", row["id"]),
     }
 
 

@@ -126,6 +126,8 @@ RULES: Final[Mapping[str, Rule]] = {
     "opening_plan.comments": Rule("read the public comments on an opening plan", _g(owner=ANY, regulator=ANY)),
     "dataset.legal_basis": Rule("record a dataset's legal basis or consent reference (第二十条)",
                                 _g(owner="dataset_owner"), reads="dataset.read"),
+    "dataset.classify": Rule("record a dataset's classification and grade (第六条)",
+                             _g(owner="dataset_owner", regulator=ANY), reads="dataset.read"),
     "overdue.list": Rule("list overdue items (own / all)", _g(owner=ANY, regulator=ANY)),
     "setting.list": Rule("read the operator settings", _g(admin=ANY, regulator=ANY)),
     "setting.change": Rule("change an operator setting", _g(admin=ANY)),

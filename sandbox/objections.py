@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from sandbox import (
     applications,
     approvals,
+    attachments,
     authz,
     catalog,
     deadlines,
@@ -86,6 +87,7 @@ def _view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         "respondent": username_of(conn, row["respondent_id"]), "status": row["status"], "answer": row["answer"],
         "answered_by": username_of(conn, row["answered_by"]), "answered_at": row["answered_at"],
         "created_at": row["created_at"], "due_at": row["due_at"],
+        "evidence": attachments.list_for(conn, "objection", row["id"]),
     }
 
 
@@ -98,6 +100,7 @@ def file(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, Any]
         raise BadRequest(f"target_type must be one of {', '.join(TARGETS)}", code="bad_target")
     target_id = fields.ident(body.get("target_id"), target_type.replace("_", " "))
     text = fields.text(body, "text")
+    files = attachments.parse(body.get("evidence"))  # 第十七条: evidence, checked by content
     conn = sb.conn()
     respondent, what = _target(conn, user, target_type, target_id)
     with transaction(conn):
@@ -108,11 +111,13 @@ def file(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, Any]
              deadlines.due_at(conn, "objection", sb.now())),
         )
         objection_id = int(cur.lastrowid)  # type: ignore[arg-type]
+        stored = attachments.store(sb, conn, "objection", objection_id, user, files)
         sb.audit(conn, user, "objection.filed", f"objection/{objection_id}", {
             "objection_id": objection_id, "target_type": target_type, "target_id": target_id,
             "decision": what, "respondent": username_of(conn, respondent), "text": text,
+            "evidence": attachments.summary(stored),
         })
-    return {"objection_id": objection_id, "status": "open"}
+    return {"objection_id": objection_id, "status": "open", "evidence": stored}
 
 
 def _row(sb: Sandbox, user: User | None, action: str, objection_id: Any) -> sqlite3.Row:

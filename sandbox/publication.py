@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import rfc8785
 
-from sandbox import authz, datasets, deidentify, fields, legal_basis, risk_scan
+from sandbox import authz, classification, datasets, deidentify, fields, legal_basis, risk_scan
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound, SandboxError
 from sandbox.fields import conflict, username_of
@@ -101,6 +101,7 @@ def _prepare(sb: Sandbox, v: datasets.DatasetVersion, to_tier: str, body: dict[s
     """Scan what ``to_tier`` would publish of ``v``; build the derivative for unconditional."""
     # 第二十条: personal information opens only on a recorded legal basis, checked before any read
     legal_basis.require(sb.conn(), v, tier=to_tier, step=f"submitted for publication as {to_tier}")
+    classification.require(sb.conn(), v.dataset_id, v.name, to_tier, v)  # 第六条: the grade's ceiling
     table = _read_table(sb, v)
     sens = {c.name: c.sensitivity for c in v.policy.columns.values()}
     raw_scan = risk_scan.scan(table, sens, privacy_unit=v.policy.privacy_unit, dataset=v.name)
@@ -382,8 +383,9 @@ def decide(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any])
                 "reason": reason})
             return {"review_id": r["id"], "status": "rejected"}
         # 第二十条: re-checked at the co-signature (a review submitted before the rule, a new policy)
-        basis = legal_basis.require(conn, datasets.get_version(conn, ds["name"], version_id=r["version_id"]),
-                                    tier=r["to_tier"], step="co-signed for publication")
+        reviewed = datasets.get_version(conn, ds["name"], version_id=r["version_id"])
+        basis = legal_basis.require(conn, reviewed, tier=r["to_tier"], step="co-signed for publication")
+        grade = classification.require(conn, ds["id"], ds["name"], r["to_tier"], reviewed)  # 第六条
         signature = _sign(sb, conn, r["id"], user)
         conn.execute("UPDATE publication_reviews SET status = 'approved', decided_by = ?, decided_at = ?, "
                      "decision_reason = ?, regulator_signature = ? WHERE id = ?",
@@ -415,7 +417,7 @@ def decide(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any])
             "recipe": json.loads(der["recipe_json"]) if der else None,
             "derivative_sha256": der["content_hash"] if der else None,
             "owner_signature": json.loads(r["owner_signature"]), "regulator_signature": signature,
-            "reason": reason, "legal_basis": basis or None,
+            "reason": reason, "legal_basis": basis or None, "classification": grade,
         }
         if r["kind"] == "tier_change":
             details["tier_change_id"] = tier_change_id

@@ -23,7 +23,7 @@ ACTIONS = ["application.submitted", "application.rejected", "approval.granted", 
            "organisation.created", "organisation.member_set", "public_objection.filed",
            "public_objection.answered", "user.registered", "user.token_created", "user.token_revoked",
            "opening_plan.published", "opening_plan.commented", "dataset.legal_basis_set", "alert.repeated",
-           "publication.city_decided", "approval.amended"]
+           "publication.city_decided", "approval.amended", "dataset.classified"]
 
 
 def workflow_rules() -> list[tuple[str, str]]:

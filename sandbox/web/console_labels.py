@@ -21,6 +21,7 @@ ACTION_LABELS: Final = {
     "approval.granted": _l("Approval granted"),
     "dataset.budget_cap_set": _l("Dataset budget cap set"),
     "dataset.legal_basis_set": _l("Dataset legal basis set"),
+    "dataset.classified": _l("Dataset classified"),
     "dataset.published": _l("Dataset published"),
     "dataset.registered": _l("Dataset registered"),
     "dataset.risk_acknowledged": _l("Risk scan acknowledged"),

@@ -398,6 +398,24 @@ def _number(raw: str) -> Any:
         return raw
 
 
+@bp.post("/<name>/classification")
+@role_required("owner")
+def classify(name: str):
+    """第六条 分类分级: the dataset's category, grade and basis."""
+    from sandbox import classification
+
+    body = {k: request.form.get(k, "") for k in ("category", "grade", "basis")}
+    try:
+        classification.set_classification(sandbox(), signed_in(), name, body)
+    except NotFound:
+        abort(404)
+    except SandboxError as err:
+        flash_error(err)
+    else:
+        flash(_("The classification of %(name)s is recorded.", name=name), "success")
+    return redirect(url_for("owner_datasets.dataset", name=name) + "#classification", code=303)
+
+
 @bp.post("/<name>/legal-basis")
 @role_required("owner")
 def legal_basis(name: str):
