@@ -49,21 +49,21 @@ def _wanted(sb: Sandbox, row: sqlite3.Row, kind: str, body: dict[str, Any], *, r
 
     out: dict[str, Any] = {}
     if kind == "budget":
-        if body.get("epsilon_total") is None and not required:
+        if body.get("epsilon_total") in (None, "") and not required:
             return out
         eps = fields.number(body, "epsilon_total", low=0, high=EPSILON_MAX)
         if not eps > row["epsilon_total"]:
             raise BadRequest(f"epsilon_total must be above the approval's current total {row['epsilon_total']:g} "
                              "(an amendment only adds budget)", code="bad_epsilon")
         out["epsilon_total"] = eps
-        if body.get("delta_total") is not None:
+        if body.get("delta_total") not in (None, ""):
             delta = fields.number(body, "delta_total", low=0, high=DELTA_MAX, low_open=False)
             if delta < row["delta_total"]:
                 raise BadRequest(f"delta_total must not be below the current {row['delta_total']:g}",
                                  code="bad_delta")
             out["delta_total"] = delta
         return out
-    if body.get("expires") is None and not required:
+    if body.get("expires") in (None, "") and not required:
         return out
     expires = parse_expiry(body.get("expires"), sb)
     if expires is None or (row["expires_at"] and parse_iso(expires) <= parse_iso(row["expires_at"])):

@@ -93,3 +93,32 @@ def test_a_terminated_approval_is_never_amended(env):
     assert w.sb.conn().execute("SELECT epsilon_total FROM approvals WHERE id = ?", (approval,)).fetchone()[0] == before
     assert client.post(f"/api/v1/approvals/{approval}/requests", headers=tok["researcher"],
                        json={"kind": "budget", "reason": "more", "epsilon_total": 60}).status_code == 409
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_request_and_approve_an_amendment_in_the_console(env, lang):
+    from tests.test_console import login, post, text
+
+    w, client, tok = env
+    approval = w.own.approval
+    before = _budget(client, tok, approval)
+    me = create_app(w.sb, {"TESTING": True}).test_client()
+    me.set_cookie("sandbox_lang", lang)
+    assert login(me, "researcher").status_code == 302
+    page = text(me.get("/my/applications"))
+    assert f'id="eps-{approval}"' in page
+    r = post(me, f"/my/approvals/{approval}/request", {"kind": "budget", "reason": "one more chapter",
+                                                        "epsilon_total": str(before + 4)}, page="/my/applications")
+    assert r.status_code == 303, text(r)
+    (app,) = [a for a in client.get("/api/v1/applications", headers=tok["owner"]).json["applications"]
+              if a.get("amends") and a["status"] == "pending"]
+    owner = create_app(w.sb, {"TESTING": True}).test_client()
+    owner.set_cookie("sandbox_lang", lang)
+    assert login(owner, "owner").status_code == 302
+    form = text(owner.get(f"/owner/applications/{app['application_id']}"))
+    assert 'id="amends"' in form and f'value="{before + 4}"' in form
+    r = post(owner, f"/owner/applications/{app['application_id']}/decision",
+             {"decision": "approve", "reason": "ok", "epsilon_total": str(before + 4), "delta_total": "",
+              "epsilon_per_query": "1", "expires": ""}, page=f"/owner/applications/{app['application_id']}")
+    assert r.status_code == 303, text(r)
+    assert _budget(client, tok, approval) == before + 4
