@@ -122,3 +122,24 @@ def test_request_and_approve_an_amendment_in_the_console(env, lang):
               "epsilon_per_query": "1", "expires": ""}, page=f"/owner/applications/{app['application_id']}")
     assert r.status_code == 303, text(r)
     assert _budget(client, tok, approval) == before + 4
+
+
+def test_an_amendment_of_a_cross_agency_approval_needs_every_owner_and_takes_the_strictest(env):
+    w, client, tok = env
+    app = client.post("/api/v1/applications", headers=tok["researcher"], json={
+        "datasets": ["residents", "permits"], "scenario": "joint", "purpose": "cross-agency",
+        "commitment_accepted": True}).json["application_id"]
+    terms = {"decision": "approve", "reason": "ok", "epsilon_total": 2, "delta_total": 1e-6,
+             "epsilon_per_query": 1, "expires": "2999-01-01"}
+    client.post(f"/api/v1/applications/{app}/decision", headers=tok["owner"], json=terms)
+    approval = client.post(f"/api/v1/applications/{app}/decision", headers=tok["owner2"],
+                           json=terms).json["approval_id"]
+    req = client.post(f"/api/v1/approvals/{approval}/requests", headers=tok["researcher"],
+                      json={"kind": "budget", "reason": "more", "epsilon_total": 10}).json["application_id"]
+    url = f"/api/v1/applications/{req}/decision"
+    r = client.post(url, headers=tok["owner"], json={"decision": "approve", "reason": "fine", "epsilon_total": 8})
+    assert r.json["status"] == "pending" and r.json["waiting_for"] == ["owner2"]
+    assert _budget(client, tok, approval) == 2  # one owner's yes changes nothing
+    r = client.post(url, headers=tok["owner2"], json={"decision": "approve", "reason": "less", "epsilon_total": 5})
+    assert r.json["status"] == "approved" and r.json["approval_id"] == approval
+    assert _budget(client, tok, approval) == 5  # the strictest grant
