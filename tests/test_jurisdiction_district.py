@@ -136,6 +136,11 @@ def test_alerts_not_tied_to_an_approval_are_narrowed(env):
     r = client.post(f"/api/v1/alerts/{foreign[0]['alert_id']}/handle", headers=tok["reg_lixia"],
                     json={"action": "acknowledge"})
     assert r.status_code == 404
+    # the overdue list likewise: the city sees both orders, the district only its own
+    city_due = {(i["kind"], i["id"]) for i in client.get("/api/v1/overdue", headers=tok["regulator"]).json["overdue"]}
+    mine = {(i["kind"], i["id"]) for i in client.get("/api/v1/overdue", headers=tok["reg_lixia"]).json["overdue"]}
+    assert ("rectification", w.other.rectification) in city_due and ("rectification", w.own.rectification) in mine
+    assert ("rectification", w.other.rectification) not in mine and mine < city_due
 
 
 @pytest.mark.parametrize("lang", ["en", "zh-CN"])
