@@ -166,9 +166,7 @@ def annotate(row: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
 
 def list_overdue(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
     """``GET /api/v1/overdue``: the caller's overdue items (owner) or all (regulator)."""
-    from sandbox import authz
-
-    from sandbox import jurisdiction
+    from sandbox import authz, jurisdiction
 
     authz.check_role("overdue.list", user)
     assert user is not None
