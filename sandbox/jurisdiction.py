@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sandbox import organisations
@@ -158,8 +158,28 @@ def entry_visible(conn: sqlite3.Connection, user: User | None, entry: Mapping[st
     return covers(conn, user, entry_datasets(conn, entry))
 
 
+def entry_filter(conn: sqlite3.Connection, user: User | None) -> Callable[[Mapping[str, Any]], bool]:
+    """:func:`entry_visible` for many entries: the district and each dataset's district read once."""
+    if not is_district(conn, user):
+        return lambda _e: True
+    assert user is not None
+    where = organisations.jurisdiction_of(conn, user)
+    district: dict[str, str | None] = {}
+
+    def visible(entry: Mapping[str, Any]) -> bool:
+        for name in entry_datasets(conn, entry):
+            if name not in district:
+                row = conn.execute("SELECT o.district FROM datasets d LEFT JOIN organisations o ON o.id = d.org_id "
+                                   "WHERE d.name = ?", (name,)).fetchone()
+                district[name] = row[0] if row else None
+            if district[name] == where:
+                return True
+        return False
+
+    return visible
+
+
 def visible_entries(conn: sqlite3.Connection, user: User | None, entries: Iterable[dict[str, Any]]
                     ) -> list[dict[str, Any]]:
-    if not is_district(conn, user):
-        return list(entries)
-    return [e for e in entries if covers(conn, user, entry_datasets(conn, e))]
+    keep = entry_filter(conn, user)
+    return [e for e in entries if keep(e)]

@@ -55,6 +55,7 @@ def entries():
     # 第五条: a district regulator reads the entries about its district's datasets only; pages
     # are filled from further on, and ``next_start`` says where the next page starts.
     rows: list[dict] = []
+    visible = jurisdiction.entry_filter(conn, g.user)
     while len(rows) < limit and start < size:
         batch = audit_store.entries(conn, start, MAX_PAGE, **filters)
         if not batch:
@@ -62,7 +63,7 @@ def entries():
             break
         for e in batch:
             start = e["seq"] + 1
-            if jurisdiction.entry_visible(conn, g.user, e):
+            if visible(e):
                 rows.append(e)
                 if len(rows) == limit:
                     break
