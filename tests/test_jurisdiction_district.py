@@ -157,3 +157,19 @@ def test_the_console_audit_pages_show_the_district_only(env, lang):
     assert f"rectification/{w.other.rectification}" not in text(c.get("/regulator/alerts"))
     replay = text(c.get("/regulator/replay"))
     assert f"#{w.other.approval}" not in replay
+
+
+def test_evidence_and_reviews_of_another_district_read_as_missing(env):
+    import base64
+
+    sb, client, tok, w = env
+    r = client.post("/api/v1/objections", headers=tok["researcher2"], json={
+        "target_type": "application", "target_id": w.other.app_decided, "text": "see the letter",
+        "evidence": [{"name": "letter.txt", "content_base64": base64.b64encode(b"a letter").decode()}]})
+    assert r.status_code == 201, r.json
+    att = r.json["evidence"][0]["attachment_id"]
+    assert client.get(f"/api/v1/attachments/{att}", headers=tok["regulator"]).status_code == 200  # the city answers
+    assert client.get(f"/api/v1/attachments/{att}", headers=tok["reg_lixia"]).status_code == 404
+    assert client.get(f"/api/v1/reviews/{w.other.review}", headers=tok["regulator"]).status_code == 200
+    assert client.get(f"/api/v1/reviews/{w.other.review}", headers=tok["reg_lixia"]).status_code == 404
+    assert client.get(f"/api/v1/reviews/{w.own.review}", headers=tok["reg_lixia"]).status_code == 200
