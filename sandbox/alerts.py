@@ -78,7 +78,6 @@ PATTERN_SCAN: Final = 500
 #: Queries made up to this long before the last pass are evaluated again (late commits).
 SWEEP_OVERLAP: Final = dt.timedelta(minutes=1)
 LIST_LIMIT: Final = 500
-_NO_APPROVAL: Final = workflow.Approval(0, 0, 0, 0, {}, 1.0, 0.0, 1.0, None, "")
 _SWEEP_MARK: Final = "alerts.swept_until"
 
 SETTING_GROUP: Final = SettingGroup(
@@ -486,6 +485,11 @@ def check_reader(user: User | None) -> None:
 def count_alerts(conn: sqlite3.Connection, user: User) -> int:
     """How many alerts ``user`` may read (call after :func:`list_alerts`, which sweeps)."""
     if user.role == "regulator":
+        from sandbox import jurisdiction
+
+        if jurisdiction.is_district(conn, user):  # 第五条: its district's alerts only
+            return sum(1 for r in conn.execute("SELECT * FROM alerts")
+                       if jurisdiction.covers(conn, user, jurisdiction.alert_datasets(conn, r)))
         return int(conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])
     if user.role == "owner":
         return int(conn.execute("SELECT COUNT(*) FROM alerts WHERE owner_id = ?", (user.id,)).fetchone()[0])
@@ -520,11 +524,11 @@ def list_alerts(sb: Sandbox, user: User | None, *, kind: str | None = None, appr
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     conn = sb.conn()
     rows = conn.execute(f"SELECT * FROM alerts {where} ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
-    if user.role == "regulator":  # a district regulator: alerts about their jurisdiction's approvals (第五条)
-        from sandbox import organisations
+    if user.role == "regulator":  # a district regulator: alerts about its district's datasets only (第五条)
+        from sandbox import jurisdiction
 
-        rows = [r for r in rows if r["approval_id"] is None or organisations.in_jurisdiction(
-            conn, user, (workflow.get_approval(conn, r["approval_id"]) or _NO_APPROVAL).datasets)]
+        if jurisdiction.is_district(conn, user):
+            rows = [r for r in rows if jurisdiction.covers(conn, user, jurisdiction.alert_datasets(conn, r))]
     return [_view(conn, r) for r in rows]
 
 
@@ -543,7 +547,11 @@ def handle(sb: Sandbox, user: User | None, alert_id: Any, body: dict[str, Any]) 
     except SandboxError:
         ident = -1
     row = conn.execute("SELECT * FROM alerts WHERE id = ?", (min(ident, 2**63 - 1),)).fetchone()
-    if row is None or (user.role == "owner" and row["owner_id"] != user.id):
+    from sandbox import jurisdiction
+
+    if row is None or (user.role == "owner" and row["owner_id"] != user.id) or (
+            jurisdiction.is_district(conn, user)
+            and not jurisdiction.covers(conn, user, jurisdiction.alert_datasets(conn, row))):
         raise SandboxError(f"no alert {alert_id}", code="not_found", status=404)
     action = body.get("action")
     if action not in ACTIONS:

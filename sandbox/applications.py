@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING, Any, Final
 from query_guard.scenario import AGGREGATE_KINDS
 from sandbox import (
     approvals,
+    attachments,
     authz,
     datasets,
     deadlines,
     fields,
+    legal_basis,
     organisations,
     request_limits,
     workflow,
@@ -116,6 +118,11 @@ def submit(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, An
     request = {"datasets": wanted_names, "columns": columns, "aggregates": aggregates, "provision_method": method}
     if len(owners) > 1:
         request["owner_ids"] = owners
+    # issue 14: the applying organisation (default: the researcher's own) and the material attached
+    org = conn.execute("SELECT o.name FROM users u JOIN organisations o ON o.id = u.org_id WHERE u.id = ?",
+                       (user.id,)).fetchone()
+    request["organisation"] = fields.text(body, "organisation", required=False, limit=200) or (org[0] if org else "")
+    files = attachments.parse(body.get("attachments"))
     with transaction(conn):
         app_id = workflow.create_application(
             conn, user, request, scenario=scenario, purpose=purpose, commitment_accepted=True,
@@ -124,11 +131,13 @@ def submit(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, An
         )
         due = deadlines.due_at(conn, "application", sb.now())  # issue 14: time limits
         conn.execute("UPDATE applications SET due_at = ? WHERE id = ?", (due, app_id))
+        stored = attachments.store(sb, conn, "application", app_id, user, files)
         sb.audit(conn, user, "application.submitted", f"application/{app_id}", {
             "application_id": app_id, "researcher": user.username, **request, "scenario": scenario,
             "purpose": purpose, "commitment_sha256": COMMITMENT_SHA256,
+            "attachments": attachments.summary(stored),  # names, types, sizes and SHA-256 (第十五条)
         })
-    return {"application_id": app_id, "status": "pending", "due_at": due}
+    return {"application_id": app_id, "status": "pending", "due_at": due, "attachments": stored}
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -170,8 +179,15 @@ def _app_view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         "commitment": {"accepted": bool(row["commitment_accepted"]),
                        "sha256": hashlib.sha256(row["commitment_text"].encode()).hexdigest()},
         "reason": row["reason"], "decided_by": username_of(conn, row["decided_by"]), "decided_at": row["decided_at"],
-        "created_at": row["created_at"], "approval_id": approval["id"] if approval else None,
+        "created_at": row["created_at"],
+        "approval_id": approval["id"] if approval else (request["amends"]["approval_id"]
+                                                        if request.get("amends") and row["status"] == "approved"
+                                                        else None),
         "due_at": row["due_at"],
+        # issue 14: a request on an approval amends it (more budget, a later expiry)
+        "amends": request.get("amends"),
+        "organisation": request.get("organisation") or None,
+        "attachments": attachments.list_for(conn, "application", row["id"]),
     }
 
 
@@ -271,6 +287,10 @@ def decide(sb: Sandbox, user: User | None, application_id: Any, body: dict[str, 
     if decision not in ("approve", "reject"):
         raise BadRequest('decision must be "approve" or "reject"', code="bad_decision")
     conn = sb.conn()
+    if json.loads(row["request_json"]).get("amends"):  # more budget or a later expiry (issue 14)
+        from sandbox import amendments
+
+        return amendments.decide(sb, user, row, app_owner_ids(row), body)
     if len(app_owner_ids(row)) > 1:
         return _decide_part(sb, user, row, decision, body)
     if decision == "reject":
@@ -301,6 +321,7 @@ def grant(sb: Sandbox, owner: User, application_id: int, scope: dict[str, Any], 
     if not scope.get("datasets") or any(d.lower() not in requested for d in scope["datasets"]):
         raise BadRequest("the approved datasets must be among those the application asks for")
     conn = sb.conn()
+    _require_legal_basis(conn, scope["datasets"])
     with transaction(conn):
         approval_id = workflow.approve(
             conn, application_id, owner, scope, epsilon_total=epsilon_total, delta_total=delta_total,
@@ -317,6 +338,15 @@ def grant(sb: Sandbox, owner: User, application_id: int, scope: dict[str, Any], 
     return approval_id
 
 
+
+
+def _require_legal_basis(conn: sqlite3.Connection, names: list[str]) -> None:
+    """第二十条: no approval reaches personal information without its recorded legal basis."""
+    for name in names:
+        ds = conn.execute("SELECT id, tier FROM datasets WHERE name = ?", (name.lower(),)).fetchone()
+        published = [v for v in datasets.all_versions(conn, ds["id"]) if v.published] if ds else []
+        if published:
+            legal_basis.require(conn, published[-1], tier=ds["tier"], step="approved for use")
 
 
 # -- applications spanning several owners (issue 14; 第五、十五条) ----------------------------------------
@@ -336,6 +366,7 @@ def _decide_part(sb: Sandbox, owner: User, row: sqlite3.Row, decision: str, body
     record: dict[str, Any] = {"scope": {}, "epsilon_total": None, "delta_total": None, "epsilon_per_query": None,
                               "expires_at": None}
     if decision == "approve":
+        _require_legal_basis(conn, mine)  # 第二十条
         eps = fields.number(body, "epsilon_total", low=0, high=1000)
         record = {
             "epsilon_total": eps, "delta_total": fields.number(body, "delta_total", low=0, high=0.01, low_open=False),

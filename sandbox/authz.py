@@ -126,6 +126,8 @@ RULES: Final[Mapping[str, Rule]] = {
     "opening_plan.comments": Rule("read the public comments on an opening plan", _g(owner=ANY, regulator=ANY)),
     "dataset.legal_basis": Rule("record a dataset's legal basis or consent reference (第二十条)",
                                 _g(owner="dataset_owner"), reads="dataset.read"),
+    "dataset.classify": Rule("record a dataset's classification and grade (第六条)",
+                             _g(owner="dataset_owner", regulator=ANY), reads="dataset.read"),
     "overdue.list": Rule("list overdue items (own / all)", _g(owner=ANY, regulator=ANY)),
     "setting.list": Rule("read the operator settings", _g(admin=ANY, regulator=ANY)),
     "setting.change": Rule("change an operator setting", _g(admin=ANY)),
@@ -158,6 +160,9 @@ RULES: Final[Mapping[str, Rule]] = {
     "review.answer": Rule("answer a regulator's tier proposal", _g(owner="dataset_owner"), reads="review.read"),
     "review.expert": Rule("record the expert review of a disputed tier proposal", _g(regulator=ANY),
                           reads="review.read"),
+    # 第十条: a dispute is settled by the city bureau (its jurisdiction is checked by the service)
+    "review.city_decide": Rule("settle a disputed tier proposal (city bureau)", _g(regulator=ANY),
+                               reads="review.read"),
     # issue 12: the collusion cap is the owner's decision alone (the regulator may suspend)
     "dataset.budget_cap": Rule("set a dataset's total privacy budget (collusion cap)",
                                _g(owner="dataset_owner"), reads="dataset.read"),

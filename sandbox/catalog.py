@@ -26,7 +26,16 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 import audit_log.store as audit_store
-from sandbox import authz, datasets, deadlines, fields, publication, risk_scan
+from sandbox import (
+    authz,
+    classification,
+    datasets,
+    deadlines,
+    fields,
+    legal_basis,
+    publication,
+    risk_scan,
+)
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound, SandboxError
 from sandbox.fields import conflict, username_of
@@ -168,7 +177,9 @@ def entry(conn: sqlite3.Connection, row: sqlite3.Row, *, privileged: bool,
         # 第二十条 (issue 14): personal information needs a legal basis or consent reference
         "holds_personal_information": bool(policy) and any(
             c.sensitivity in ("identifier", "quasi_identifier") for c in policy.columns.values()),
-        "legal_basis": row["legal_basis"],
+        "legal_basis": row["legal_basis"] or (policy.legal_basis if policy else "") or None,
+        # 第六条 (issue 14): the grade is public; category, basis and who set it for owner and regulator
+        "classification": _classification_view(conn, row["id"], privileged),
         # 第十一、十四条 (issue 14): when the tier is due for reassessment, when the next update is due
         "schedule": ({d["kind"]: d["due_at"] for d in deadlines.dataset_schedule(conn, now)
                       if d["id"] == row["id"]} if privileged and published and now is not None else None),
@@ -322,6 +333,13 @@ def _newest_published(conn: sqlite3.Connection, row: sqlite3.Row) -> datasets.Da
     return versions[-1]
 
 
+def _classification_view(conn: sqlite3.Connection, dataset_id: int, privileged: bool) -> dict[str, Any] | None:
+    c = classification.of(conn, dataset_id)
+    if c is None:
+        return None
+    return c if privileged else {"grade": c["grade"], "category": c["category"]}
+
+
 # -- legal basis (第二十条) -----------------------------------------------------------------------
 def set_legal_basis(sb: Sandbox, user: User | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
     """``PUT /api/v1/datasets/<name>/legal-basis`` ``{"legal_basis"}`` (owner): the law, the
@@ -381,6 +399,8 @@ def acknowledge_risk(sb: Sandbox, user: User | None, name: str, body: dict[str, 
         tier = conn.execute("SELECT tier FROM datasets WHERE id = ?", (row["id"],)).fetchone()["tier"]
         if publication.review_reason(conn, row["id"], tier, v) is not None:
             raise conflict(f"{v.name} version {v.version} now needs the regulator's review; acknowledge it again")
+        legal_basis.require(conn, v, tier=tier, step="published")  # 第二十条 (issue 14)
+        classification.require(conn, row["id"], v.name, tier, v)  # 第六条
         report = v.risk_report
         datasets.publish(conn, v.version_id, user.id, note, now=sb.now)
         sb.audit(conn, user, "dataset.risk_acknowledged", f"dataset/{v.name}", {

@@ -166,12 +166,16 @@ def annotate(row: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
 
 def list_overdue(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
     """``GET /api/v1/overdue``: the caller's overdue items (owner) or all (regulator)."""
-    from sandbox import authz
+    from sandbox import authz, jurisdiction
 
     authz.check_role("overdue.list", user)
     assert user is not None
-    return [{k: v for k, v in item.items() if k not in ("owner_id", "overdue")}
-            for item in overdue(sb.conn(), user, sb.now())]
+    conn = sb.conn()
+    items = overdue(conn, user, sb.now())
+    if jurisdiction.is_district(conn, user):  # 第五条: its district's items only
+        items = [i for i in items if jurisdiction.covers(conn, user, [i["dataset"]] if i.get("dataset") else
+                                                         jurisdiction.subject_datasets(conn, f"{i['kind']}/{i['id']}"))]
+    return [{k: v for k, v in item.items() if k not in ("owner_id", "overdue")} for item in items]
 
 
 # -- the settings, for admins (console and API; issue 14) ------------------------------------------------

@@ -96,6 +96,8 @@ def terminate(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str,
             raise NotFound(missing)
         authz.check("termination.create", user, suspensions.researcher_relations(conn, user, target_user),
                     missing=missing)
+        if not organisations.in_jurisdiction(conn, user, target_datasets(conn, "user", target_user.id)):
+            raise NotFound(missing)  # a district regulator: researchers holding an approval in its district
         if target_user.role != "researcher":
             raise BadRequest(f"{name!r} is not a researcher; only researchers and approvals are terminated")
         target_type, target_id, target = "user", target_user.id, {"user": target_user.username}
@@ -122,6 +124,8 @@ def reverse(sb: Sandbox, user: User | None, termination_id: Any, body: dict[str,
     assert user is not None
     conn = sb.conn()
     row = _termination_row(conn, termination_id)
+    if not organisations.in_jurisdiction(conn, user, target_datasets(conn, row["target_type"], row["target_id"])):
+        raise NotFound(f"no termination {termination_id}")  # a district regulator: its district only (第五条)
     reason = fields.text(body, "reason")
     objection_id = fields.ident(body.get("objection_id"), "objection")
     obj = conn.execute("SELECT * FROM objections WHERE id = ?", (objection_id,)).fetchone()

@@ -492,5 +492,26 @@ _V11 = [
     "ALTER TABLE datasets ADD COLUMN legal_basis TEXT",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10, 11: _V11}
+# 12: attachments of applications and evidence of signed-in objections (issue 14; 第十五、十七条;
+# sandbox/attachments.py): the content is stored under attachments/ by its SHA-256, never under
+# the uploaded name; the row keeps the shown name, the type found by content, size and hash.
+_V12 = [
+    """CREATE TABLE attachments (
+        id INTEGER PRIMARY KEY,
+        owner_type TEXT NOT NULL CHECK (owner_type IN ('application', 'objection')),
+        owner_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        bytes INTEGER NOT NULL CHECK (bytes > 0),
+        sha256 TEXT NOT NULL CHECK (length(sha256) = 64),
+        uploaded_by INTEGER NOT NULL REFERENCES users(id),
+        created_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX attachments_owner ON attachments(owner_type, owner_id)",
+    # 第六条 分类分级: each dataset's category, grade and basis (JSON; sandbox/classification.py)
+    "ALTER TABLE datasets ADD COLUMN classification TEXT",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10, 11: _V11,
+                                    12: _V12}
 SCHEMA_VERSION = max(MIGRATIONS)

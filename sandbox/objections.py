@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any, Final
 from sandbox import (
     applications,
     approvals,
+    attachments,
     authz,
     catalog,
     deadlines,
     enforcement,
     fields,
+    jurisdiction,
     suspensions,
     workflow,
 )
@@ -85,6 +87,7 @@ def _view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         "respondent": username_of(conn, row["respondent_id"]), "status": row["status"], "answer": row["answer"],
         "answered_by": username_of(conn, row["answered_by"]), "answered_at": row["answered_at"],
         "created_at": row["created_at"], "due_at": row["due_at"],
+        "evidence": attachments.list_for(conn, "objection", row["id"]),
     }
 
 
@@ -97,6 +100,7 @@ def file(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, Any]
         raise BadRequest(f"target_type must be one of {', '.join(TARGETS)}", code="bad_target")
     target_id = fields.ident(body.get("target_id"), target_type.replace("_", " "))
     text = fields.text(body, "text")
+    files = attachments.parse(body.get("evidence"))  # 第十七条: evidence, checked by content
     conn = sb.conn()
     respondent, what = _target(conn, user, target_type, target_id)
     with transaction(conn):
@@ -107,11 +111,13 @@ def file(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, Any]
              deadlines.due_at(conn, "objection", sb.now())),
         )
         objection_id = int(cur.lastrowid)  # type: ignore[arg-type]
+        stored = attachments.store(sb, conn, "objection", objection_id, user, files)
         sb.audit(conn, user, "objection.filed", f"objection/{objection_id}", {
             "objection_id": objection_id, "target_type": target_type, "target_id": target_id,
             "decision": what, "respondent": username_of(conn, respondent), "text": text,
+            "evidence": attachments.summary(stored),
         })
-    return {"objection_id": objection_id, "status": "open"}
+    return {"objection_id": objection_id, "status": "open", "evidence": stored}
 
 
 def _row(sb: Sandbox, user: User | None, action: str, objection_id: Any) -> sqlite3.Row:
@@ -122,6 +128,9 @@ def _row(sb: Sandbox, user: User | None, action: str, objection_id: Any) -> sqli
     if row is None:
         raise NotFound(missing)
     authz.check(action, user, _relations(user, row), missing=missing)
+    if "party" not in _relations(user, row) and not jurisdiction.covers(
+            sb.conn(), user, jurisdiction.target_datasets(sb.conn(), row["target_type"], row["target_id"])):
+        raise NotFound(missing)  # a district regulator reads and answers within its district (第五条)
     return row
 
 
@@ -153,4 +162,7 @@ def list_objections(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
     rows = conn.execute("SELECT * FROM objections ORDER BY id").fetchall()
     now = sb.now()
     return [deadlines.annotate(_view(conn, r), now) for r in rows
-            if authz.decide("objection.read", role, _relations(user, r)) == "allow"]
+            if authz.decide("objection.read", role, _relations(user, r)) == "allow"
+            and ("party" in _relations(user, r)
+                 or jurisdiction.covers(conn, user, jurisdiction.target_datasets(conn, r["target_type"],
+                                                                                 r["target_id"])))]

@@ -129,7 +129,10 @@ def comments(sb: Sandbox, user: User | None, plan_id: Any) -> list[dict[str, Any
     conn = sb.conn()
     row = conn.execute("SELECT * FROM opening_plans WHERE id = ?",
                        (min(fields.ident(plan_id, "opening plan"), 2**63 - 1),)).fetchone()
-    if row is None or (user.role == "owner" and row["owner_id"] != user.id):
+    from sandbox import jurisdiction  # a district regulator: its district's plans (第五条)
+
+    if row is None or (user.role == "owner" and row["owner_id"] != user.id) or not jurisdiction.covers(
+            conn, user, jurisdiction.subject_datasets(conn, f"opening_plan/{row['id']}")):
         raise NotFound(f"no opening plan {plan_id}")
     return [{"comment_id": r["id"], "text": r["text"], "contact": r["contact"] or None, "created_at": r["created_at"]}
             for r in conn.execute("SELECT * FROM opening_plan_comments WHERE plan_id = ? ORDER BY id", (row["id"],))]

@@ -91,6 +91,11 @@ class DatasetPolicy:
     #: ``[dataset] budget_cap = {epsilon = E, delta = D}``: the total (ε, δ) all researchers
     #: together may spend on the dataset, over every version (None: not declared here).
     budget_cap: tuple[float, float] | None = None
+    #: ``[dataset] legal_basis = "…"``: the law, authorisation or consent reference under which
+    #: its personal information is opened (第二十条); the owner's record in the store wins.
+    legal_basis: str = ""
+    #: ``[dataset] classification = {category = "…", grade = "general"|"important"|"core"}`` (第六条)
+    classification: dict[str, str] | None = None
     source_text: str = field(default="", repr=False, compare=False)
 
     def table_info(self, *, bounding_seed: str, version: str) -> TableInfo:
@@ -239,8 +244,36 @@ def parse_policy(text: str, path: str = "<policy>") -> DatasetPolicy:
         max_rows_per_partition=limits["max_rows_per_partition"],
         columns=columns,
         budget_cap=_parse_budget_cap(ds.get("budget_cap"), loc),
+        legal_basis=_parse_legal_basis(ds.get("legal_basis", ""), loc),
+        classification=_parse_classification(ds.get("classification"), loc, tier),
         source_text=text,
     )
+
+
+GRADE_CEILINGS = {"general": "unconditional", "important": "conditional", "core": "not_open"}  # 第六条
+
+
+def _parse_classification(raw: Any, loc: _Locator, tier: str) -> dict[str, str] | None:
+    """``classification = {category = "卫生健康", grade = "important"}``; the grade bounds the tier."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) - {"category", "grade"} or not isinstance(raw.get("category"), str) \
+            or not raw["category"].strip() or raw.get("grade") not in GRADE_CEILINGS:
+        raise loc.fail("must be {category = \"…\", grade = \"general\" | \"important\" | \"core\"} (第六条 分类分级)",
+                       "dataset", "classification")
+    order = ("not_open", "conditional", "unconditional")
+    if order.index(tier) > order.index(GRADE_CEILINGS[raw["grade"]]):
+        raise loc.fail(f"a {raw['grade']} dataset opens at most as {GRADE_CEILINGS[raw['grade']]}, not {tier} "
+                       "(第六条 分级)", "dataset", "classification")
+    return {"category": raw["category"].strip(), "grade": raw["grade"]}
+
+
+def _parse_legal_basis(raw: Any, loc: _Locator) -> str:
+    """``legal_basis = "…"`` (第二十条): a string of at most 1000 characters."""
+    if not isinstance(raw, str) or len(raw) > 1000:
+        raise loc.fail("must be a string of at most 1000 characters (the law, authorisation or consent "
+                       "reference, 第二十条)", "dataset", "legal_basis")
+    return raw.strip()
 
 
 def _parse_budget_cap(raw: Any, loc: _Locator) -> tuple[float, float] | None:

@@ -29,7 +29,7 @@ import secrets
 import sqlite3
 from typing import TYPE_CHECKING, Any, Final
 
-from sandbox import authz, catalog, deadlines, fields
+from sandbox import authz, catalog, deadlines, fields, jurisdiction
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound, SandboxError
 from sandbox.fields import conflict, username_of
@@ -194,7 +194,8 @@ def list_for(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
     rows = conn.execute("SELECT * FROM public_objections ORDER BY id DESC").fetchall()
     now = sb.now()
     return [deadlines.annotate(_view(conn, r), now) for r in rows
-            if user.role == "regulator" or r["respondent_id"] == user.id]
+            if (user.role == "regulator" and jurisdiction.covers(conn, user, jurisdiction.public_objection_datasets(
+                conn, r))) or r["respondent_id"] == user.id]
 
 
 def answer(sb: Sandbox, user: User | None, objection_id: Any, body: dict[str, Any]) -> dict[str, Any]:
@@ -204,8 +205,10 @@ def answer(sb: Sandbox, user: User | None, objection_id: Any, body: dict[str, An
     conn = sb.conn()
     row = conn.execute("SELECT * FROM public_objections WHERE id = ?",
                        (min(fields.ident(objection_id, "objection"), 2**63 - 1),)).fetchone()
-    if row is None or (user.role == "owner" and row["respondent_id"] != user.id):
-        raise NotFound(f"no public objection {objection_id}")
+    if row is None or (user.role == "owner" and row["respondent_id"] != user.id) or (
+            user.role == "regulator"
+            and not jurisdiction.covers(conn, user, jurisdiction.public_objection_datasets(conn, row))):
+        raise NotFound(f"no public objection {objection_id}")  # a district regulator: its district (第五条)
     text = fields.text(body, "answer", limit=5000)
     with transaction(conn):
         if conn.execute("SELECT status FROM public_objections WHERE id = ?", (row["id"],)).fetchone()[0] != "open":

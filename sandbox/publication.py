@@ -25,8 +25,8 @@ Reviews are needed for: every tier raise; a version's first publication (tier co
 or unconditional); every new version of an unconditional dataset (its derivative is rebuilt
 and must be co-signed again); a new conditional version whose scan failed. Lowering a tier
 stays immediate (it only closes access). A regulator who wants a dataset more open proposes
-(第十条 修改意见); the owner accepts (and submits) or declines with reasons; a dispute gets an
-expert-review record with its outcome.
+(第十条 修改意见); the owner accepts (and submits) or declines with reasons; a dispute is settled
+by the city bureau (由市大数据主管部门确定), after an expert review when it is major or difficult.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import rfc8785
 
-from sandbox import authz, datasets, deidentify, fields, open_history, risk_scan
+from sandbox import authz, classification, datasets, deidentify, fields, legal_basis, open_history, risk_scan
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound, SandboxError
 from sandbox.fields import conflict, username_of
@@ -99,6 +99,9 @@ def _read_table(sb: Sandbox, v: datasets.DatasetVersion) -> pa.Table:
 
 def _prepare(sb: Sandbox, v: datasets.DatasetVersion, to_tier: str, body: dict[str, Any]) -> dict[str, Any]:
     """Scan what ``to_tier`` would publish of ``v``; build the derivative for unconditional."""
+    # 第二十条: personal information opens only on a recorded legal basis, checked before any read
+    legal_basis.require(sb.conn(), v, tier=to_tier, step=f"submitted for publication as {to_tier}")
+    classification.require(sb.conn(), v.dataset_id, v.name, to_tier, v)  # 第六条: the grade's ceiling
     table = _read_table(sb, v)
     sens = {c.name: c.sensitivity for c in v.policy.columns.values()}
     raw_scan = risk_scan.scan(table, sens, privacy_unit=v.policy.privacy_unit, dataset=v.name)
@@ -310,7 +313,9 @@ def view(conn: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
         "regulator_signature": json.loads(r["regulator_signature"]) if r["regulator_signature"] else None,
         "decided_by": username_of(conn, r["decided_by"]), "decided_at": r["decided_at"],
         "decision_reason": r["decision_reason"] or None, "owner_answer": r["owner_answer"] or None,
-        "expert_review": json.loads(r["expert_review"]) if r["expert_review"] else None,
+        "expert_review": ({k: v for k, v in json.loads(r["expert_review"]).items() if k != "city_decision"} or None)
+        if r["expert_review"] else None,
+        "city_decision": json.loads(r["expert_review"]).get("city_decision") if r["expert_review"] else None,
         "created_at": r["created_at"],
     }
 
@@ -343,6 +348,10 @@ def _checked(sb: Sandbox, user: User | None, action: str, review_id: Any) -> sql
     if r is None:
         raise NotFound(missing)
     authz.check(action, user, _relations(user, r), missing=missing)
+    from sandbox import organisations
+
+    if not organisations.in_jurisdiction(sb.conn(), user, [r["dataset"]]):
+        raise NotFound(missing)  # a district regulator: its district's reviews only (第五条)
     return r
 
 
@@ -374,6 +383,10 @@ def decide(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any])
                 "review_id": r["id"], "dataset": ds["name"], "from": r["from_tier"], "to": r["to_tier"],
                 "reason": reason})
             return {"review_id": r["id"], "status": "rejected"}
+        # 第二十条: re-checked at the co-signature (a review submitted before the rule, a new policy)
+        reviewed = datasets.get_version(conn, ds["name"], version_id=r["version_id"])
+        basis = legal_basis.require(conn, reviewed, tier=r["to_tier"], step="co-signed for publication")
+        grade = classification.require(conn, ds["id"], ds["name"], r["to_tier"], reviewed)  # 第六条
         signature = _sign(sb, conn, r["id"], user)
         conn.execute("UPDATE publication_reviews SET status = 'approved', decided_by = ?, decided_at = ?, "
                      "decision_reason = ?, regulator_signature = ? WHERE id = ?",
@@ -405,7 +418,7 @@ def decide(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any])
             "recipe": json.loads(der["recipe_json"]) if der else None,
             "derivative_sha256": der["content_hash"] if der else None,
             "owner_signature": json.loads(r["owner_signature"]), "regulator_signature": signature,
-            "reason": reason,
+            "reason": reason, "legal_basis": basis or None, "classification": grade,
         }
         if r["kind"] == "tier_change":
             details["tier_change_id"] = tier_change_id
@@ -416,67 +429,24 @@ def decide(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any])
             "version": v.version}
 
 
-# -- the owner's answer to a proposal, and the expert review (第十条) ---------------------------------------
+# -- the owner's answer to a proposal, expert review, the city's decision (第十条): sandbox/tier_disputes.py --
 def answer(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any]) -> dict[str, Any]:
-    """The owner accepts a proposal (and submits it, scan and all) or declines with reasons."""
-    r = _checked(sb, user, "review.answer", review_id)
-    assert user is not None
-    if r["status"] != "proposed":
-        raise conflict(f"review {r['id']} is {r['status'].replace('_', ' ')}, not a proposal awaiting an answer")
-    accept = body.get("accept")
-    if not isinstance(accept, bool):
-        raise BadRequest("accept must be true or false", code="bad_answer")
-    reasons = fields.text(body, "reasons")
-    conn = sb.conn()
-    if not accept:
-        with transaction(conn):
-            conn.execute("UPDATE publication_reviews SET status = 'declined', owner_answer = ? WHERE id = ?",
-                         (reasons, r["id"]))
-            sb.audit(conn, user, "publication.declined", f"review/{r['id']}",
-                     {"review_id": r["id"], "dataset": r["dataset"], "reasons": reasons})
-        return {"review_id": r["id"], "status": "declined"}
-    ds = conn.execute("SELECT * FROM datasets WHERE id = ?", (r["dataset_id"],)).fetchone()
-    v = _newest_published(conn, ds)
-    if ds["tier"] == "not_open" and not fields.text(body, "deidentification", required=False):
-        raise BadRequest("moving not-open data to a more open tier needs the de-identification step "
-                         "that was taken (field deidentification, 第十一条)", code="deidentification_required")
-    prepared = _prepare(sb, v, r["to_tier"], body)
-    with transaction(conn):
-        conn.execute("UPDATE publication_reviews SET owner_answer = ?, deidentification = ?, version_id = ? "
-                     "WHERE id = ?", (reasons, fields.text(body, "deidentification", required=False),
-                                      v.version_id, r["id"]))
-        return _fill_submission(sb, conn, r["id"], user, v, r["to_tier"], prepared)
+    """The owner accepts a proposal (and submits it) or declines with reasons (:mod:`sandbox.tier_disputes`)."""
+    from sandbox import tier_disputes
 
-
-EXPERT_OUTCOMES: Final = ("change", "no_change")
+    return tier_disputes.answer(sb, user, review_id, body)
 
 
 def expert_review(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any]) -> dict[str, Any]:
-    """第十条: a declined proposal is settled by the city bureau, after expert review if needed.
+    from sandbox import tier_disputes
 
-    ``change`` reopens the proposal for the owner's submission (the scan and the co-signature
-    still apply: the experts decide the tier, not whether identifiers may leak);
-    ``no_change`` closes it.
-    """
-    r = _checked(sb, user, "review.expert", review_id)
-    assert user is not None
-    if r["status"] != "declined":
-        raise conflict(f"review {r['id']} is {r['status'].replace('_', ' ')}; only a declined proposal "
-                       "goes to expert review")
-    outcome = body.get("outcome")
-    if outcome not in EXPERT_OUTCOMES:
-        raise BadRequest("outcome must be change or no_change", code="bad_outcome")
-    record = {"experts": fields.text(body, "experts"), "opinion": fields.text(body, "opinion"),
-              "outcome": outcome, "recorded_by": user.username, "at": iso(sb.now())}
-    conn = sb.conn()
-    with transaction(conn):
-        conn.execute("UPDATE publication_reviews SET status = ?, expert_review = ? WHERE id = ?",
-                     ("proposed" if outcome == "change" else "expert_reviewed",
-                      json.dumps(record, ensure_ascii=False), r["id"]))
-        sb.audit(conn, user, "publication.expert_reviewed", f"review/{r['id']}",
-                 {"review_id": r["id"], "dataset": r["dataset"], **record})
-    return {"review_id": r["id"], "status": "proposed" if outcome == "change" else "expert_reviewed",
-            "expert_review": record}
+    return tier_disputes.expert_review(sb, user, review_id, body)
+
+
+def city_decision(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+    from sandbox import tier_disputes
+
+    return tier_disputes.city_decision(sb, user, review_id, body)
 
 
 def verify(sb: Sandbox, review_id: int) -> list[str]:

@@ -6,9 +6,9 @@ A new researcher starts from the public open list and needs neither the CLI nor 
   ``accounts.self_registration`` is 1 (an admin may close it);
 - **API tokens**: create with a name, list with the last time each was used, revoke — the
   token itself is shown once, only its hash is stored;
-- **requests on an approval**: more budget or a later expiry is a new application for the same
-  scope, decided by the same owner(s) like any other (第十五条), its purpose saying which approval
-  it extends.
+- **requests on an approval**: more budget or a later expiry is an application that *amends* the
+  approval, decided by the same owner(s) like any other (第十五条); the approval's terms change,
+  re-signed, only when they approve (:mod:`sandbox.amendments`).
 
 Registration, token creation and revocation are logged.
 """
@@ -18,9 +18,9 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any, Final
 
-from sandbox import applications, approvals, fields, users
+from sandbox import amendments, approvals, fields, users, workflow
 from sandbox.clock import iso
-from sandbox.errors import BadRequest, NotFound, SandboxError, Unauthorized
+from sandbox.errors import BadRequest, NotFound, SandboxError, Suspended, Unauthorized
 from sandbox.settings import Setting, SettingGroup
 from sandbox.users import User
 from sandbox.workspace import transaction
@@ -114,14 +114,10 @@ def request_change(sb: Sandbox, user: User | None, approval_id: Any, body: dict[
         raise BadRequest(f"kind must be one of {', '.join(REQUEST_KINDS)}", code="bad_kind")
     reason = fields.text(body, "reason")
     conn = sb.conn()
-    terms = _terms(conn, view)
-    what = "more budget for" if kind == "budget" else "an extension of"
-    result = applications.submit(sb, me, {
-        "datasets": terms["datasets"], "columns": terms.get("columns") or None,
-        "aggregates": terms.get("aggregates") or None, "scenario": terms["scenario"],
-        "purpose": f"Request for {what} approval {view['approval_id']}: {reason}", "commitment_accepted": True,
-    })
-    return {**result, "kind": kind, "approval_id": view["approval_id"]}
+    if workflow.active_suspension(conn, "user", me.id) is not None:
+        raise Suspended("your access is suspended; you cannot ask for more until it is lifted")
+    # issue 14: the request amends this approval once its owner(s) approve (sandbox.amendments)
+    return amendments.request(sb, me, view["approval_id"], kind, reason, body, _terms(conn, view))
 
 
 def _terms(conn: sqlite3.Connection, view: dict[str, Any]) -> dict[str, Any]:

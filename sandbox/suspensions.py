@@ -102,6 +102,10 @@ def create(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, An
         if target_user is None:
             raise NotFound(missing)
         authz.check("researcher.suspend", user, researcher_relations(conn, user, target_user), missing=missing)
+        from sandbox import enforcement  # late: enforcement imports this module
+
+        if not organisations.in_jurisdiction(conn, user, enforcement.target_datasets(conn, "user", target_user.id)):
+            raise NotFound(missing)  # a district regulator: researchers holding an approval in its district
         if target_user.role != "researcher":
             raise BadRequest(f"{name!r} is not a researcher; only researchers and approvals are suspended")
         target_type, target_id, target = "user", target_user.id, {"user": target_user.username}
@@ -129,6 +133,11 @@ def lift(sb: Sandbox, user: User | None, suspension_id: Any, body: dict[str, Any
     if row is None:
         raise NotFound(missing)
     authz.check("suspension.lift", user, suspension_relations(conn, user, row), missing=missing)
+    from sandbox import enforcement  # late: enforcement imports this module
+
+    if not organisations.in_jurisdiction(conn, user, enforcement.target_datasets(conn, row["target_type"],
+                                                                                 row["target_id"])):
+        raise NotFound(missing)  # a district regulator reinstates within its district only (第五条)
     reason = fields.text(body, "reason")
     assert user is not None
     with transaction(conn):

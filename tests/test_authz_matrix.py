@@ -111,7 +111,8 @@ TABLE: list[Row] = [
         ("oversight.suspensions", "GET"), ("oversight.suspend", "POST"), ("oversight.lift", "POST"),
         ("oversight.objections", "GET"), ("oversight.file_objection", "POST"), ("oversight.answer", "POST"),
         ("reviews.index", "GET"), ("reviews.detail", "GET"), ("reviews.decide", "POST"),
-        ("reviews.answer", "POST"), ("reviews.expert", "POST"),
+        ("reviews.answer", "POST"), ("reviews.expert", "POST"), ("reviews.city_decide", "POST"),
+        ("owner_datasets.legal_basis", "POST"), ("owner_datasets.classify", "POST"),
         ("enforcement.index", "GET"), ("enforcement.issue", "POST"), ("enforcement.respond", "POST"),
         ("enforcement.close", "POST"), ("enforcement.terminate", "POST"), ("enforcement.reverse", "POST"),
         ("enforcement.handle_alert", "POST"), ("enforcement.settings_page", "GET"),
@@ -121,7 +122,8 @@ TABLE: list[Row] = [
         ("self_service.apply", "POST"), ("self_service.my_applications", "GET"),
         ("self_service.request_change", "POST"), ("self_service.tokens", "GET"), ("self_service.tokens", "POST"),
         ("self_service.revoke", "POST"), ("enforcement.opening_plans_page", "GET"),
-        ("enforcement.comment_opening_plan", "POST"),
+        ("enforcement.comment_opening_plan", "POST"), ("enforcement.publish_opening_plan", "POST"),
+        ("enforcement.opening_plan_comments", "GET"), ("self_service.attachment", "GET"),
     )],
     # -- queries and budgets (the foundation's endpoints) ------------------------------------
     row("api.post_query", "POST", "/api/v1/queries",
@@ -154,6 +156,12 @@ TABLE: list[Row] = [
     row("api_workflow.post_approval_request", "POST", "/api/v1/approvals/{approval}/requests",
         {"kind": "budget", "reason": "matrix"}, researcher="ok 404", owner="404 404", regulator="404 404",
         admin="403 403", anonymous="401 401"),
+    # 第六条: the owner classifies its dataset; a regulator may re-grade
+    row("api_workflow.put_classification", "PUT", "/api/v1/datasets/{dataset}/classification",
+        {"category": "matrix", "grade": "general", "basis": "matrix"},
+        researcher="403 403", owner="ok 403", regulator="ok ok", admin="403 403", anonymous="401 401"),
+    # issue 14: attachments and evidence, for the parties only; the world holds none: a missing one
+    row("api_workflow.get_attachment", "GET", "/api/v1/attachments/1", everyone="404 404", anonymous="401 401"),
     # -- objections (第十七条) ---------------------------------------------------------------------
     row("api_workflow.post_objection", "POST", "/api/v1/objections",
         {"target_type": "application", "target_id": "{app_decided}", "text": "matrix objection"},
@@ -180,6 +188,10 @@ TABLE: list[Row] = [
         {"accept": False, "reasons": "matrix"}, everyone="403 403", owner="409 404", anonymous="401 401"),
     row("api_workflow.post_expert_review", "POST", "/api/v1/reviews/{review}/expert-review",
         {"experts": "matrix", "opinion": "matrix", "outcome": "no_change"}, everyone="403 403",
+        regulator="409 409", anonymous="401 401"),
+    # 第十条: the city bureau settles a dispute; the review here is approved, so refused by state
+    row("api_workflow.post_city_decision", "POST", "/api/v1/reviews/{review}/city-decision",
+        {"outcome": "no_change", "reason": "matrix"}, everyone="403 403",
         regulator="409 409", anonymous="401 401"),
     # -- the collusion cap (issue 12): public figures; only the dataset's owner sets it ----------
     row("api_workflow.get_budget_cap", "GET", "/api/v1/datasets/{dataset}/budget-cap", **PUBLIC),
@@ -300,7 +312,7 @@ def console_path(client, r: Row, side: Side) -> str:
               "objection_id": side.objection, "review_id": side.review, "query_id": "q_0",
               "order_id": side.rectification, "termination_id": 1, "alert_id": 1,
               "approval_id": side.approval, "token_id": 1, "plan_id": 1, "token": "t", "filename": "sandbox.css",
-              "ident": 1}
+              "ident": 1, "attachment_id": 1}
     rule = next(x for x in client.application.url_map.iter_rules(r.endpoint) if r.method in x.methods)
     adapter = client.application.url_map.bind("localhost")
     return adapter.build(r.endpoint, {a: values[a] for a in rule.arguments}, method=r.method)

@@ -408,6 +408,15 @@ def test_owner_registers_a_dataset_reads_the_risk_report_and_publishes(app, demo
     report = text(c.get("/owner/datasets/clinic_load"))
     assert 'id="risk"' in report and "Acknowledge and publish" in report
     assert "clinic_load" not in [e["name"] for e in catalog.list_entries(sb, None)]
+    # 第二十条 (issue 14): personal information (the phone) opens only on a recorded legal basis
+    assert 'id="legal-basis-missing"' in report
+    refused = post(c, "/owner/datasets/clinic_load/acknowledge", {"confirm": "1", "note": "phone is declared"},
+                   page="/owner/datasets/clinic_load")
+    assert refused.status_code == 303 and "/reviews/" not in refused.headers["Location"]
+    assert "legal_basis_required" in text(c.get("/owner/datasets/clinic_load"))
+    resp = post(c, "/owner/datasets/clinic_load/legal-basis", {"legal_basis": "患者书面同意（第二十条）"},
+                page="/owner/datasets/clinic_load")
+    assert resp.status_code == 303 and "患者书面同意" in text(c.get("/owner/datasets/clinic_load"))
     resp = post(c, "/owner/datasets/clinic_load/acknowledge", {"confirm": "1", "note": "phone is declared"},
                 page="/owner/datasets/clinic_load")
     # issue 14: a first publication waits for the regulator's co-signature (第十二条)

@@ -59,7 +59,8 @@ def test_an_opening_plan_is_public_and_open_for_comment_until_its_consultation_c
 def test_a_dataset_with_personal_information_records_its_legal_basis(env):
     sb, client, tok, _clock = env
     entry = client.get("/api/v1/catalog/residents").json
-    assert entry["holds_personal_information"] is True and entry["legal_basis"] is None
+    # the demo's policy declares one (第二十条: required before publication); the owner's record wins
+    assert entry["holds_personal_information"] is True and "二十条" in entry["legal_basis"]
     assert client.put("/api/v1/datasets/residents/legal-basis", headers=tok["owner2"],
                       json={"legal_basis": "x"}).status_code == 403
     r = client.put("/api/v1/datasets/residents/legal-basis", headers=tok["owner"], json={
@@ -84,3 +85,40 @@ def test_opening_plans_page_and_comment_form_in_both_languages(env, lang):
     r = post(visitor, f"/opening-plans/{plan}/comments", {"text": "more bus data please"}, page="/opening-plans")
     assert r.status_code == 303
     assert ("1 条意见" if lang == "zh-CN" else "1 comments") in text(visitor.get("/opening-plans"))
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_an_owner_publishes_a_plan_and_reads_its_comments_in_the_console(env, lang):
+    """Issue 14: the plan is no longer API-only (第十三条)."""
+    from tests.test_console import login, post, text
+
+    sb, client, tok, _clock = env
+    owner = create_app(sb, {"TESTING": True}).test_client()
+    owner.set_cookie("sandbox_lang", lang)
+    assert login(owner, "owner").status_code == 302
+    form = text(owner.get("/opening-plans"))
+    assert 'id="opening-plan-form"' in form
+    assert ("发布本单位年度开放计划" if lang == "zh-CN" else "Publish your opening plan") in form
+    bad = post(owner, "/opening-plans", {"year": "2026", "dataset-0": "bus", "title-0": "公交", "tier-0": "conditional",
+                                         "planned-0": "2027-01-01"})
+    assert bad.status_code == 400 and 'value="bus"' in text(bad)  # refused, the form kept
+    r = post(owner, "/opening-plans", {"year": "2026", "consultation_days": "30",
+                                       "dataset-0": "bus_ridership", "title-0": "公交客流", "tier-0": "unconditional",
+                                       "planned-0": "2026-06-30", "dataset-1": "clinic_visits", "title-1": "门诊",
+                                       "tier-1": "conditional", "planned-1": "2026-09-30"})
+    assert r.status_code == 303, text(r)
+    (plan,) = client.get("/api/v1/opening-plans").json["opening_plans"]
+    assert [i["dataset"] for i in plan["items"]] == ["bus_ridership", "clinic_visits"]
+    (entry,) = audit_entries(sb, "opening_plan.published")
+    assert entry["actor"] == "owner"
+    client.post(f"/api/v1/opening-plans/{plan['plan_id']}/comments", json={"text": "请公开小时数据",
+                                                                            "contact": "a@example.com"})
+    page = text(owner.get(f"/opening-plans/{plan['plan_id']}/comments"))
+    assert "请公开小时数据" in page and "a@example.com" in page
+    other = create_app(sb, {"TESTING": True}).test_client()
+    assert login(other, "owner2", "owner2-password").status_code == 302
+    assert other.get(f"/opening-plans/{plan['plan_id']}/comments").status_code == 404
+    assert 'id="opening-plan-form"' in text(other.get("/opening-plans"))  # every owner may publish its own
+    visitor = create_app(sb, {"TESTING": True}).test_client()
+    assert 'id="opening-plan-form"' not in text(visitor.get("/opening-plans"))
+    assert visitor.get(f"/opening-plans/{plan['plan_id']}/comments").status_code in (302, 401, 403)

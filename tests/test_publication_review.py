@@ -124,6 +124,7 @@ def test_tier_change_to_unconditional_never_publishes_identifiers(env):
 
 MISDECLARED = """
 [dataset]
+legal_basis = "test: consent (第二十条)"
 name = "people"
 title = "People (test: identifiers mis-declared)"
 owner = "owner"

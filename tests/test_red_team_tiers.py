@@ -77,7 +77,8 @@ def shared(demo_template, tmp_path_factory) -> Env:
 def policy(name: str, columns: dict[str, tuple], *, tier: str = "unconditional", unit: str = "pid") -> str:
     """A policy file: ``columns`` maps a name to (type, sensitivity[, extra TOML lines])."""
     lines = ["[dataset]", f'name = "{name}"', f'title = "red team: {name}"', 'owner = "owner"', f'tier = "{tier}"',
-             f'privacy_unit = "{unit}"', 'update_frequency = "monthly"', "one_row_per_unit = true"]
+             f'privacy_unit = "{unit}"', 'update_frequency = "monthly"', "one_row_per_unit = true",
+             'legal_basis = "red team: consent reference (第二十条)"']
     for col, (ctype, sens, *extra) in columns.items():
         lines += ["", f'[columns."{col}"]', f'type = "{ctype}"', f'sensitivity = "{sens}"', *extra]
     return "\n".join(lines) + "\n"
@@ -603,6 +604,9 @@ def test_regulator_proposal_answer_expert_review_and_cosignature(env):
                            json={"accept": False, "reasons": "not assessed"}).json["status"] == "declined"
     r = env.client.post(f"/api/v1/reviews/{rid}/expert-review", headers=env.tok["regulator"],
                         json={"outcome": "change", "experts": "panel", "opinion": "open it"})
+    assert r.json["status"] == "expert_reviewed"  # the experts advise; the city bureau decides (第十条)
+    r = env.client.post(f"/api/v1/reviews/{rid}/city-decision", headers=env.tok["regulator"],
+                        json={"outcome": "change", "reason": "experts: open it"})
     assert r.json["status"] == "proposed"
     not_downloadable(env, "residents")
     r = env.client.post(f"/api/v1/reviews/{rid}/answer", headers=env.tok["owner"],

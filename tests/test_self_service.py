@@ -92,7 +92,7 @@ def test_tokens_are_named_listed_with_last_use_and_revoked(world):
     assert client.get("/api/v1/tokens").status_code == 401
 
 
-def test_more_budget_or_an_extension_is_a_new_application_to_the_same_owners(world):
+def test_more_budget_or_an_extension_is_an_amendment_decided_by_the_same_owners(world):
     client = create_app(world.sb, {"TESTING": True}).test_client()
     me = bearer(world.tokens["researcher"])
     r = client.post(f"/api/v1/approvals/{world.own.approval}/requests", headers=me,
@@ -101,6 +101,7 @@ def test_more_budget_or_an_extension_is_a_new_application_to_the_same_owners(wor
     seen = client.get(f"/api/v1/applications/{r.json['application_id']}", headers=bearer(world.tokens["owner"])).json
     assert seen["purpose"].startswith(f"Request for more budget for approval {world.own.approval}")
     assert seen["datasets"] == ["residents"] and seen["status"] == "pending"
+    assert seen["amends"]["approval_id"] == world.own.approval  # issue 14: it amends, never duplicates
     assert client.post(f"/api/v1/approvals/{world.other.approval}/requests", headers=me,
                        json={"kind": "budget", "reason": "x"}).status_code == 404
 

@@ -22,7 +22,8 @@ ACTIONS = ["application.submitted", "application.rejected", "approval.granted", 
            "rectification.closed", "rectification.returned", "alert.handled", "application.owner_decided",
            "organisation.created", "organisation.member_set", "public_objection.filed",
            "public_objection.answered", "user.registered", "user.token_created", "user.token_revoked",
-           "opening_plan.published", "opening_plan.commented", "dataset.legal_basis_set", "alert.repeated"]
+           "opening_plan.published", "opening_plan.commented", "dataset.legal_basis_set", "alert.repeated",
+           "publication.city_decided", "approval.amended", "dataset.classified"]
 
 
 def workflow_rules() -> list[tuple[str, str]]:

@@ -12,6 +12,7 @@ import base64
 from flask import Blueprint, g, jsonify, request
 
 import audit_log.store as audit_store
+from sandbox import jurisdiction
 from sandbox.errors import BadRequest, Forbidden
 from sandbox.web.api import authenticate, sandbox
 
@@ -47,8 +48,26 @@ def entries():
     start = _int_arg("start", 0)
     limit = min(_int_arg("limit", 100), MAX_PAGE)
     filters = {k: request.args[k] for k in ("actor", "action", "subject", "since", "until") if request.args.get(k)}
-    rows = audit_store.entries(sandbox().conn(), start, limit, **filters)
-    return jsonify({"entries": rows, "size": audit_store.size(sandbox().conn())})
+    conn = sandbox().conn()
+    size = audit_store.size(conn)
+    if not jurisdiction.is_district(conn, g.user):
+        return jsonify({"entries": audit_store.entries(conn, start, limit, **filters), "size": size})
+    # 第五条: a district regulator reads the entries about its district's datasets only; pages
+    # are filled from further on, and ``next_start`` says where the next page starts.
+    rows: list[dict] = []
+    visible = jurisdiction.entry_filter(conn, g.user)
+    while len(rows) < limit and start < size:
+        batch = audit_store.entries(conn, start, MAX_PAGE, **filters)
+        if not batch:
+            start = size
+            break
+        for e in batch:
+            start = e["seq"] + 1
+            if visible(e):
+                rows.append(e)
+                if len(rows) == limit:
+                    break
+    return jsonify({"entries": rows, "size": size, "next_start": start, "jurisdiction": "district"})
 
 
 @bp.get("/checkpoint")

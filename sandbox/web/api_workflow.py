@@ -16,8 +16,10 @@ from flask import Blueprint, Response, g, jsonify, request
 from sandbox import (
     alerts,
     applications,
+    attachments,
     bounding_report,
     catalog,
+    classification,
     dataset_caps,
     deadlines,
     enforcement,
@@ -359,6 +361,31 @@ def post_review_answer(review_id: str):
 @bp.post("/api/v1/reviews/<review_id>/expert-review")
 def post_expert_review(review_id: str):
     return jsonify(publication.expert_review(sandbox(), g.user, review_id, json_body()))
+
+
+@bp.put("/api/v1/datasets/<name>/classification")
+def put_classification(name: str):
+    return jsonify(classification.set_classification(sandbox(), g.user, name, json_body()))
+
+
+@bp.get("/api/v1/attachments/<attachment_id>")
+def get_attachment(attachment_id: str):
+    """An application's attachment or an objection's evidence, for the parties only (issue 14)."""
+    return attachment_response(*attachments.read(sandbox(), g.user, attachment_id))
+
+
+def attachment_response(data: bytes, media_type: str, name: str) -> Response:
+    """Always a download, never rendered: attachment disposition, no sniffing, a sandboxing CSP."""
+    resp = Response(data, mimetype=media_type.split(";")[0], content_type=media_type)
+    resp.headers.set("Content-Disposition", "attachment", filename=name)
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    return resp
+
+
+@bp.post("/api/v1/reviews/<review_id>/city-decision")
+def post_city_decision(review_id: str):
+    return jsonify(publication.city_decision(sandbox(), g.user, review_id, json_body()))
 
 
 @bp.get("/api/v1/datasets/<name>/budget-cap")

@@ -154,9 +154,49 @@ def answer_public_objection(objection_id: int):
 
 
 # -- annual opening plans (第十三条): public, comments without login ----------------------------------------
+PLAN_ROWS = 5  # blank item rows on the owner's form
+
+
 @bp.get("/opening-plans")
 def opening_plans_page():
-    return render_template("enforcement/opening_plans.html", plans=opening_plans.list_plans(sandbox()))
+    return render_template("enforcement/opening_plans.html", plans=opening_plans.list_plans(sandbox()),
+                           rows=PLAN_ROWS, form={})
+
+
+@bp.post("/opening-plans")
+@role_required("owner")
+def publish_opening_plan():
+    """第十三条: the owner publishes its year's plan from the console (the same service as the API)."""
+    form = request.form
+    items = []
+    for i in range(PLAN_ROWS):
+        item = {k: form.get(f"{k}-{i}", "").strip() for k in ("dataset", "title", "tier", "planned")}
+        if item["dataset"] or item["title"]:
+            items.append(item)
+    body: dict[str, Any] = {"items": items}
+    for key in ("year", "consultation_days"):
+        raw = form.get(key, "").strip()
+        body[key] = int(raw) if raw.isdigit() else raw
+    try:
+        result = opening_plans.publish(sandbox(), signed_in(), body)
+    except SandboxError as err:
+        flash_error(err)
+        return render_template("enforcement/opening_plans.html", plans=opening_plans.list_plans(sandbox()),
+                               rows=PLAN_ROWS, form=form), 400
+    flash(_("Opening plan %(year)s published; open for comment until %(day)s.", year=result["year"],
+            day=result["comment_until"][:10]), "success")
+    return redirect(url_for("enforcement.opening_plans_page", _anchor=f"plan-{result['plan_id']}"), code=303)
+
+
+@bp.get("/opening-plans/<int:plan_id>/comments")
+@role_required("owner", "regulator")
+def opening_plan_comments(plan_id: int):
+    """The plan's owner and the regulators of its jurisdiction read the comments (with contacts)."""
+    try:
+        items = opening_plans.comments(sandbox(), signed_in(), plan_id)
+    except NotFound:
+        abort(404)
+    return render_template("enforcement/opening_plan_comments.html", plan_id=plan_id, items=items)
 
 
 @bp.post("/opening-plans/<int:plan_id>/comments")

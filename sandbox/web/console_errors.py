@@ -57,6 +57,13 @@ BY_CODE: Final = {
     "bad_tier": _l("The tier is not valid."),
     "bad_year": _l("The year is not valid."),
     "commitment_required": _l("Please confirm the security commitment."),
+    "legal_basis_required": _l("This dataset holds personal information: record its legal basis or consent "
+                               "reference first (Art. 20)."),
+    "city_bureau_only": _l("Only the city bureau decides this (Art. 10)."),
+    "grade_forbids_tier": _l("The dataset's grade does not allow this tier (Art. 6)."),
+    "bad_grade": _l("The grade is not valid."),
+    "city_decided": _l("The city bureau has decided; submit the change."),
+    "missing_terms": _l("Name the new budget or the new expiry."),
     "consultation_closed": _l("The consultation period is over."),
     "deidentification_required": _l("Describe the de-identification step before opening this data."),
     "identifier_column": _l("Identifier columns are never released."),

@@ -119,8 +119,10 @@ def _objections_page(form: dict[str, str] | None = None, error: str | None = Non
 @role_required("owner", "researcher")
 def file_objection():
     form = request.form
+    from sandbox.web.console_self_service import uploaded_files
+
     body = {"target_type": form.get("target_type", ""), "target_id": form.get("target_id", ""),
-            "text": form.get("text", "")}
+            "text": form.get("text", ""), "evidence": uploaded_files("evidence")}  # 第十七条 (issue 14)
     try:
         result = objection_service.file(sandbox(), signed_in(), body)
     except SandboxError as err:

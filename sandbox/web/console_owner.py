@@ -128,6 +128,12 @@ def application(application_id: int):
     app = applications.get_application(sandbox(), signed_in(), application_id)
     expires = (sandbox().now() + dt.timedelta(days=DEFAULT_DAYS)).date().isoformat()
     form = {**DEFAULT_TERMS, "expires": expires, "reason": ""}
+    if app.get("amends"):  # issue 14: an amendment starts from the approval's terms and what was asked
+        current = applications.get_approval(sandbox(), signed_in(), app["amends"]["approval_id"])
+        asked = app["amends"]
+        form = {"epsilon_total": str(asked.get("epsilon_total") or ""), "delta_total": str(current["delta_total"]),
+                "epsilon_per_query": str(current["epsilon_per_query"]),
+                "expires": (asked.get("expires_at") or current.get("expires_at") or expires)[:10], "reason": ""}
     return render_template("owner/application.html", app=app, form=form, error=None, checked=None,
                            **_decision_context(app))
 
@@ -168,6 +174,10 @@ def decide(application_id: int):
     app = applications.get_application(sandbox(), user, application_id)
     ctx = _decision_context(app)
     body = decision_body(request.form, app, ctx["offered_columns"], ctx["offered_aggregates"])
+    if app.get("amends"):  # issue 14: only the figures the request amends (blank: what was asked)
+        keys = ("epsilon_total", "delta_total") if app["amends"]["kind"] == "budget" else ("expires",)
+        body = {"decision": body["decision"], "reason": body["reason"],
+                **{k: body[k] for k in keys if k in body and body[k] != ""}}
     try:
         result = applications.decide(sandbox(), user, application_id, body)
     except NotFound:
@@ -178,6 +188,10 @@ def decide(application_id: int):
         checked = {k for k in request.form if k.startswith(("col:", "agg:"))}
         return render_template("owner/application.html", app=app, form=form, checked=checked,
                                error=service_error(err), **ctx), 400
+    if result["status"] == "approved" and app.get("amends"):
+        flash(_("Approval #%(approval)s amended (application #%(app)s).", app=application_id,
+                approval=result["approval_id"]), "success")
+        return redirect(url_for("owner.approvals", _anchor=f"approval-{result['approval_id']}"), code=303)
     if result["status"] == "approved":
         flash(_("Application #%(app)s approved as approval #%(approval)s.", app=application_id,
                 approval=result["approval_id"]), "success")

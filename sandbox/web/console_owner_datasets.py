@@ -398,6 +398,39 @@ def _number(raw: str) -> Any:
         return raw
 
 
+@bp.post("/<name>/classification")
+@role_required("owner")
+def classify(name: str):
+    """第六条 分类分级: the dataset's category, grade and basis."""
+    from sandbox import classification
+
+    body = {k: request.form.get(k, "") for k in ("category", "grade", "basis")}
+    try:
+        classification.set_classification(sandbox(), signed_in(), name, body)
+    except NotFound:
+        abort(404)
+    except SandboxError as err:
+        flash_error(err)
+    else:
+        flash(_("The classification of %(name)s is recorded.", name=name), "success")
+    return redirect(url_for("owner_datasets.dataset", name=name) + "#classification", code=303)
+
+
+@bp.post("/<name>/legal-basis")
+@role_required("owner")
+def legal_basis(name: str):
+    """第二十条: the legal basis or consent reference, required before personal information opens."""
+    try:
+        catalog.set_legal_basis(sandbox(), signed_in(), name, {"legal_basis": request.form.get("legal_basis", "")})
+    except NotFound:
+        abort(404)
+    except SandboxError as err:
+        flash_error(err)
+    else:
+        flash(_("The legal basis of %(name)s is recorded.", name=name), "success")
+    return redirect(url_for("owner_datasets.dataset", name=name) + "#legal-basis", code=303)
+
+
 @bp.post("/<name>/budget-cap")
 @role_required("owner")
 def budget_cap(name: str):

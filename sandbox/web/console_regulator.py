@@ -10,6 +10,7 @@ appended meanwhile can never look like a truncation.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from typing import Any
@@ -24,7 +25,15 @@ from audit_log.receipt import Receipt, verify_receipt
 from audit_log.replay import compare_with_ledger, replay
 from audit_log.verify import verify_lines
 from sandbox import alerts as alert_service
-from sandbox import applications, console_queries, deadlines, objections, suspensions
+from sandbox import (
+    applications,
+    console_queries,
+    deadlines,
+    jurisdiction,
+    objections,
+    publication,
+    suspensions,
+)
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, SandboxError
 from sandbox.service import Sandbox
@@ -78,11 +87,10 @@ def _overview(verify: dict[str, Any] | None = None):
         "suspended": sum(1 for s in suspensions.list_suspensions(sb, user) if s["active"]),
         "open_objections": sum(1 for o in objections.list_objections(sb, user) if o["status"] == "open"),
         # issue 14: publications and tier raises waiting for the co-signature (第十二条)
-        "reviews": conn.execute("SELECT COUNT(*) FROM publication_reviews WHERE status = 'awaiting_regulator'"
-                                ).fetchone()[0],
+        "reviews": sum(1 for r in publication.list_reviews(sb, user) if r["status"] == "awaiting_regulator"),
         "overdue": len(deadlines.list_overdue(sb, user)),
     }
-    recent = console_queries.timeline(conn, console_queries.TimelineFilter(), limit=8)
+    recent = visible_timeline(conn, user, console_queries.TimelineFilter(), limit=8)
     recent_alerts = alert_service.list_alerts(sb, user, limit=5)
     stats["alerts"] = alert_service.count_alerts(conn, user)
     return render_template("regulator/overview.html", status=checkpoint_status(sb), verify=verify, stats=stats,
@@ -124,6 +132,22 @@ def day_start(text: str, *, next_day: bool = False) -> str | None:
     return iso(start)
 
 
+def visible_timeline(conn, user, f: console_queries.TimelineFilter,
+                     limit: int = console_queries.TIMELINE_PAGE) -> list[dict[str, Any]]:
+    """The timeline as ``user`` may read it: a district regulator sees the entries about its
+    district's datasets only (第五条), the page filled from older entries."""
+    if not jurisdiction.is_district(conn, user):
+        return console_queries.timeline(conn, f, limit=limit)
+    out: list[dict[str, Any]] = []
+    while len(out) < limit:
+        batch = console_queries.timeline(conn, f, limit=200)
+        out += jurisdiction.visible_entries(conn, user, batch)
+        if len(batch) < 200:
+            break
+        f = dataclasses.replace(f, before_seq=batch[-1]["seq"])
+    return out[:limit]
+
+
 @bp.get("/audit")
 @role_required("regulator")
 def timeline():
@@ -135,9 +159,16 @@ def timeline():
         before_seq=int(before) if before.isdigit() else None,
     )
     conn = sandbox().conn()
-    entries = console_queries.timeline(conn, f)
+    user = signed_in()
+    entries = visible_timeline(conn, user, f)
+    choices = console_queries.timeline_choices(conn)
+    if jurisdiction.is_district(conn, user):  # 第五条: its district's datasets only
+        choices["datasets"] = [d for d in choices["datasets"] if jurisdiction.covers(conn, user, [d])]
+        # the actors of its district's newest 500 entries, not every user name of the city
+        choices["actors"] = sorted({e["actor"] for e in visible_timeline(
+            conn, user, console_queries.TimelineFilter(), limit=500)} | ({f.actor} if f.actor else set()))
     return render_template("regulator/timeline.html", entries=entries, f=f, args=args,
-                           choices=console_queries.timeline_choices(conn),
+                           choices=choices,
                            more=len(entries) == console_queries.TIMELINE_PAGE,
                            next_before=entries[-1]["seq"] if entries else None)
 
@@ -148,6 +179,12 @@ def replay_report():
     conn = sandbox().conn()
     report = replay(audit_store.entries(conn))
     compare_with_ledger(report, console_queries.ledger_sums(conn))
+    user = signed_in()
+    if jurisdiction.is_district(conn, user):  # 第五条: the approvals of its district only
+        report["approvals"] = {k: v for k, v in report["approvals"].items()
+                               if jurisdiction.covers(conn, user, jurisdiction.approval_datasets(conn, k))}
+        report["ledger_differences"] = [d for d in report.get("ledger_differences", [])
+                                        if str(d["approval_id"]) in report["approvals"]]
     series = []
     for rec in report["approvals"].values():
         points = [(p["time"], p["epsilon_spent"]) for p in rec["timeline"]]
@@ -184,6 +221,8 @@ def trace_receipt(sb: Sandbox, user, data: Any) -> dict[str, Any]:
     proof = audit_store.inclusion_proof(conn, rec.log_index, cp.size)
     verify_receipt(rec, entry_bytes, proof, cp, tree_hash_for_keys(log_keys))
     entry = json.loads(entry_bytes)
+    if not jurisdiction.entry_visible(conn, user, entry):  # 第五条: outside the district reads like missing
+        raise AuditError(_("The log has no entry %(seq)s.", seq=rec.log_index))
     details = entry.get("details") or {}
     if entry.get("action") != "query.released" or details.get("query_id") != rec.query_id:
         raise AuditError(_("Entry %(seq)s is not the release of %(query)s.", seq=rec.log_index, query=rec.query_id))

@@ -71,6 +71,13 @@ def answer(review_id: int):
     return _after(review_id, publication.answer, body, done)
 
 
+@bp.post("/<int:review_id>/city-decision")
+@role_required("regulator")
+def city_decide(review_id: int):
+    body = {k: request.form.get(k, "") for k in ("outcome", "reason")}
+    return _after(review_id, publication.city_decision, body, _("The city bureau's decision is recorded."))
+
+
 @bp.post("/<int:review_id>/expert")
 @role_required("regulator")
 def expert(review_id: int):

@@ -6,12 +6,14 @@ Views parse forms and delegate to :mod:`sandbox.self_service` and :mod:`sandbox.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from sandbox import applications, approvals, catalog, public_dummy, self_service
+from sandbox import attachments as attachments_service
 from sandbox.errors import NotFound, SandboxError
 from sandbox.web.console import current_user, role_required, sandbox, signed_in
 from sandbox.web.console_errors import flash_error, service_error
@@ -66,6 +68,8 @@ def apply(name: str):
         cols = request.form.getlist("columns")
         if cols:
             body["columns"] = {entry["name"]: cols}
+        body["organisation"] = request.form.get("organisation", "")
+        body["attachments"] = uploaded_files("attachments")  # issue 14 (第十五条)
         try:
             result = applications.submit(sandbox(), signed_in(), body)
         except SandboxError as err:
@@ -76,6 +80,26 @@ def apply(name: str):
             return redirect(url_for("self_service.my_applications"), code=303)
     return render_template("self/apply.html", entry=entry, commitment=applications.COMMITMENT_TEXT, error=error,
                            form=request.form, trial=None, trial_error=None), (400 if error else 200)
+
+
+def uploaded_files(field: str) -> list[dict[str, str]]:
+    """The form's files as the service takes them; each read up to one byte past the limit (the
+    service refuses what is over it, by size and by content)."""
+    limit = attachments_service.public_objections.MAX_FILE_BYTES + 1
+    return [{"name": f.filename or "attachment", "content_base64": base64.b64encode(f.stream.read(limit)).decode()}
+            for f in request.files.getlist(field) if f and f.filename]
+
+
+@bp.get("/attachments/<int:attachment_id>")
+@role_required("researcher", "owner", "regulator", "admin")
+def attachment(attachment_id: int):
+    """Download an application's attachment or an objection's evidence (the parties only)."""
+    from sandbox.web.api_workflow import attachment_response
+
+    try:
+        return attachment_response(*attachments_service.read(sandbox(), signed_in(), attachment_id))
+    except NotFound:
+        abort(404)
 
 
 @bp.get("/my/applications")
@@ -90,7 +114,14 @@ def my_applications():
 @bp.post("/my/approvals/<int:approval_id>/request")
 @role_required("researcher")
 def request_change(approval_id: int):
-    body = {"kind": request.form.get("kind", ""), "reason": request.form.get("reason", "")}
+    body: dict = {"kind": request.form.get("kind", ""), "reason": request.form.get("reason", "")}
+    try:  # issue 14: the new terms asked for (optional: else the owner names them)
+        if request.form.get("kind") == "budget" and request.form.get("epsilon_total", "").strip():
+            body["epsilon_total"] = float(request.form["epsilon_total"])
+    except ValueError:
+        body["epsilon_total"] = request.form["epsilon_total"]  # refused by the service, with its reason
+    if request.form.get("kind") == "extension" and request.form.get("expires", "").strip():
+        body["expires"] = request.form["expires"]
     try:
         result = self_service.request_change(sandbox(), signed_in(), approval_id, body)
     except NotFound:

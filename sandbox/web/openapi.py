@@ -533,7 +533,22 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "body": "object",
     },
     ("post", "/api/v1/reviews/<review_id>/expert-review"): {
-        "summary": "Record the expert review of a declined proposal and its outcome (regulator, 第十条).",
+        "summary": "Record the expert review of a declined proposal and the outcome it recommends (regulator, 第十条).",
+        "tag": "catalog",
+        "body": "object",
+    },
+    ("put", "/api/v1/datasets/<name>/classification"): {
+        "summary": "Record a dataset's category, grade and basis (owner; regulator in its jurisdiction; 第六条).",
+        "tag": "catalog",
+        "body": "object",
+    },
+    ("get", "/api/v1/attachments/<attachment_id>"): {
+        "summary": "Download an application's attachment or an objection's evidence (the parties only).",
+        "tag": "workflow",
+        "binary": True,
+    },
+    ("post", "/api/v1/reviews/<review_id>/city-decision"): {
+        "summary": "Settle a declined proposal: change or no_change, with the reason (city regulator only, 第十条).",
         "tag": "catalog",
         "body": "object",
     },
