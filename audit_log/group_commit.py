@@ -31,6 +31,7 @@ units do (library layering: no ``sandbox`` import).
 
 from __future__ import annotations
 
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -45,11 +46,16 @@ MAX_BATCH = 256
 
 
 class _Unit(Generic[T]):
+    """One caller's work. ``done`` is a lock held until the unit is settled: a waiter
+    blocks in C on ``acquire`` (a ``threading.Event`` costs several Python-level lock
+    operations per wake-up, which under the GIL was much of an append's time)."""
+
     __slots__ = ("done", "error", "result", "work")
 
-    def __init__(self, work: Callable[[sqlite3.Connection], T]):
+    def __init__(self, work: Callable[[sqlite3.Connection], T] | None):
         self.work = work
-        self.done = threading.Event()
+        self.done = threading.Lock()
+        self.done.acquire()
         self.result: T | None = None
         self.error: BaseException | None = None
 
@@ -66,8 +72,8 @@ class GroupCommitter:
         self._connect = connect
         self._max_batch = max_batch
         self._name = name
-        self._cond = threading.Condition()
-        self._queue: list[_Unit] = []
+        self._lock = threading.Lock()  # guards _thread and _closed
+        self._queue: queue.SimpleQueue[_Unit] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
         self._conn: sqlite3.Connection | None = None
@@ -85,24 +91,24 @@ class GroupCommitter:
         if threading.current_thread() is self._thread:
             return self._run_one(self._conn, _Unit(work), nested=True)
         unit = _Unit(work)
-        with self._cond:
+        with self._lock:
             if self._closed:
                 raise StoreError(f"{self._name} is closed")
-            self._queue.append(unit)
+            self._queue.put(unit)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
                 self._thread.start()
-            self._cond.notify()
-        unit.done.wait()
+        unit.done.acquire()
         if unit.error is not None:
             raise unit.error
         return unit.result  # type: ignore[return-value]
 
     def close(self) -> None:
         """Commit what is queued, stop the writer and close its connection (idempotent)."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(_Unit(None))  # wakes the writer, which then stops
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join()
@@ -116,25 +122,32 @@ class GroupCommitter:
             return
         conn = self._conn
         try:
-            while True:
-                with self._cond:
-                    while not self._queue and not self._closed:
-                        self._cond.wait()
-                    if not self._queue:
-                        return
-                    batch = self._queue[: self._max_batch]
-                    del self._queue[: self._max_batch]
-                self._commit_batch(conn, batch)
+            stopping = False
+            while not stopping:
+                batch = [self._queue.get()]
+                while len(batch) < self._max_batch:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                if any(unit.work is None for unit in batch):  # close(): what came before
+                    stopping = True  # still commits; nothing can come after
+                    batch = [unit for unit in batch if unit.work is not None]
+                if batch:
+                    self._commit_batch(conn, batch)
         finally:
             conn.close()
 
     def _fail_all(self, exc: BaseException) -> None:
-        with self._cond:
+        with self._lock:
             self._closed = True
-            batch, self._queue = self._queue, []
-        for unit in batch:
+        while True:
+            try:
+                unit = self._queue.get_nowait()
+            except queue.Empty:
+                return
             unit.error = StoreError(f"{self._name} could not open its connection: {exc}")
-            unit.done.set()
+            unit.done.release()
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Unit]) -> None:
         pending = list(batch)
@@ -205,4 +218,4 @@ class GroupCommitter:
         for unit in units:
             if error is not None:
                 unit.error, unit.result = error, None
-            unit.done.set()
+            unit.done.release()

@@ -76,9 +76,9 @@ def queue_and_wait(gc: GroupCommitter, units: list, out: dict) -> list[threading
     for key, work in units:
         threads.append(start(gc, work, out, key))
         deadline = time.monotonic() + 10
-        while len(gc._queue) < len(threads) and time.monotonic() < deadline:
+        while gc._queue.qsize() < len(threads) and time.monotonic() < deadline:
             time.sleep(0.001)
-    assert len(gc._queue) == len(threads)
+    assert gc._queue.qsize() == len(threads)
     return threads
 
 
