@@ -59,8 +59,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from audit_log import proofs, store  # noqa: E402
-from audit_log.group_commit import GroupCommitter  # noqa: E402
 from audit_log.checkpoint import open_checkpoint  # noqa: E402
+from audit_log.group_commit import GroupCommitter  # noqa: E402
 from audit_log.hashing import PROFILE_TREE_HASH  # noqa: E402
 from audit_log.verify import verify_file  # noqa: E402
 from keys import KeyRing, verify_signature  # noqa: E402
