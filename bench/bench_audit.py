@@ -186,7 +186,13 @@ def bench_group(path: Path, n: int, writers: int) -> dict:
     """``writers`` threads, each appending through one :class:`GroupCommitter` and
     waiting for its durable COMMIT before the next append (as a request handler does)."""
     create(path).close()
-    gc = GroupCommitter(lambda: connect(path))
+    def shared() -> sqlite3.Connection:  # used by each batch's leader in turn
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
+    gc = GroupCommitter(shared)
     for i in range(20):  # warm up (opens the writer's connection)
         gc.run(partial(append, i=i))
     per_writer = max(1, n // writers)

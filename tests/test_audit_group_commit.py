@@ -37,6 +37,14 @@ def appender(i: int, extra=None):
     return work
 
 
+def writer_db(path):
+    """The committer's connection: used by whichever caller leads a batch."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
 @pytest.fixture
 def db(tmp_path):
     path = tmp_path / "audit.db"
@@ -76,15 +84,15 @@ def queue_and_wait(gc: GroupCommitter, units: list, out: dict) -> list[threading
     for key, work in units:
         threads.append(start(gc, work, out, key))
         deadline = time.monotonic() + 10
-        while gc._queue.qsize() < len(threads) and time.monotonic() < deadline:
+        while len(gc._queue) < len(threads) and time.monotonic() < deadline:
             time.sleep(0.001)
-    assert gc._queue.qsize() == len(threads)
+    assert len(gc._queue) == len(threads)
     return threads
 
 
 def test_concurrent_writers_get_dense_unique_seqs_and_a_verifying_log(db, tmp_path):
     path, conn = db
-    gc = GroupCommitter(lambda: open_db(path))
+    gc = GroupCommitter(lambda: writer_db(path))
     results: dict = {}
     per_thread = 60
 
@@ -112,7 +120,7 @@ def test_concurrent_writers_get_dense_unique_seqs_and_a_verifying_log(db, tmp_pa
 
 def test_waiting_units_share_one_commit(db, tmp_path):
     path, _ = db
-    gc = GroupCommitter(lambda: open_db(path))
+    gc = GroupCommitter(lambda: writer_db(path))
     out: dict = {}
     release, holder = hold_writer(gc, out)
     threads = queue_and_wait(gc, [(i, appender(i)) for i in range(10)], out)
@@ -127,7 +135,7 @@ def test_waiting_units_share_one_commit(db, tmp_path):
 
 def test_a_failing_unit_is_rolled_back_alone(db, tmp_path):
     path, _ = db
-    gc = GroupCommitter(lambda: open_db(path))
+    gc = GroupCommitter(lambda: writer_db(path))
     out: dict = {}
 
     def boom(conn):
@@ -152,7 +160,7 @@ def test_a_lost_transaction_acknowledges_none_of_the_units_run_in_it(db, tmp_pat
     """If the whole transaction is gone (here a unit rolls it back, as SQLite itself does
     on some errors), units that ran before in it are told they failed, not done."""
     path, _ = db
-    gc = GroupCommitter(lambda: open_db(path))
+    gc = GroupCommitter(lambda: writer_db(path))
     out: dict = {}
     release, holder = hold_writer(gc, out)
     units = [(0, appender(0)), (1, appender(1, extra=lambda c: c.execute("ROLLBACK"))), (2, appender(2))]
@@ -182,7 +190,7 @@ def test_no_acknowledgement_when_the_commit_fails(db):
     path, _ = db
 
     def connect():
-        conn = sqlite3.connect(path, isolation_level=None, factory=FailingCommit)
+        conn = sqlite3.connect(path, isolation_level=None, factory=FailingCommit, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         return conn
 
@@ -202,7 +210,7 @@ def test_no_acknowledgement_when_the_commit_fails(db):
 
 def test_a_unit_may_run_another_inline(db, tmp_path):
     path, _ = db
-    gc = GroupCommitter(lambda: open_db(path))
+    gc = GroupCommitter(lambda: writer_db(path))
 
     def outer(conn):
         first = appender(0)(conn)
@@ -219,7 +227,7 @@ def test_a_unit_may_run_another_inline(db, tmp_path):
 
 def test_closed_committer_refuses(db):
     path, _ = db
-    gc = GroupCommitter(lambda: open_db(path))
+    gc = GroupCommitter(lambda: writer_db(path))
     gc.run(appender(0))
     gc.close()
     with pytest.raises(StoreError):
