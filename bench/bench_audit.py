@@ -182,17 +182,47 @@ def bench_batched(path: Path, n: int, batch: int) -> float:
     return n / elapsed
 
 
+def shared_connection(path: Path) -> sqlite3.Connection:
+    """A committer's connection: used by each batch's leader in turn."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+def bench_single_vs_group(path: Path, n: int, rounds: int) -> dict:
+    """One writer, alternating rounds of own-transaction appends and group-commit appends
+    on the same log, so both meet the same disk (its rate moves from second to second)."""
+    conn = create(path)
+    gc = GroupCommitter(partial(shared_connection, path))
+    per_round = max(1, n // rounds)
+    direct, group = [], []
+    i = 0
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(per_round):
+            conn.execute("BEGIN IMMEDIATE")
+            append(conn, i)
+            conn.execute("COMMIT")
+            i += 1
+        direct.append(per_round / (time.perf_counter() - start))
+        start = time.perf_counter()
+        for _ in range(per_round):
+            gc.run(partial(append, i=i))
+            i += 1
+        group.append(per_round / (time.perf_counter() - start))
+    gc.close()
+    conn.close()
+    return {"own_transaction": [round(r) for r in direct], "group_commit": [round(r) for r in group],
+            "own_transaction_median": round(statistics.median(direct)),
+            "group_commit_median": round(statistics.median(group))}
+
+
 def bench_group(path: Path, n: int, writers: int) -> dict:
     """``writers`` threads, each appending through one :class:`GroupCommitter` and
     waiting for its durable COMMIT before the next append (as a request handler does)."""
     create(path).close()
-    def shared() -> sqlite3.Connection:  # used by each batch's leader in turn
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        return conn
-
-    gc = GroupCommitter(shared)
+    gc = GroupCommitter(partial(shared_connection, path))
     for i in range(20):  # warm up (opens the writer's connection)
         gc.run(partial(append, i=i))
     per_writer = max(1, n // writers)
@@ -383,6 +413,10 @@ def run_profile(profile: str, args: argparse.Namespace, scratch: Path) -> dict:
             stale.unlink()
         count = args.single if writers == 1 else max(args.single * 3, 200 * writers)
         results[f"group_commit_{writers}"] = bench_group(scratch / "group.db", count, writers)
+    for stale in scratch.glob("alternate.db*"):
+        stale.unlink()
+    print(f"[{profile}] one writer, own transaction and group commit alternating …", file=sys.stderr)
+    results["single_vs_group"] = bench_single_vs_group(scratch / "alternate.db", args.single, 2 * args.rounds)
     results["load_average_after_appends"] = os.getloadavg()
     if args.appends_only:
         return results
@@ -608,6 +642,12 @@ def report(results: dict, profiles: list[str], args: argparse.Namespace) -> None
             "",
         ),
         ("group-commit appends/s, 1 writer", col(group(1)), "≥ 1,500"),
+        (
+            "  1 writer alternating: own transaction / group commit, median",
+            col(lambda r: f"{r['single_vs_group']['own_transaction_median']} / "
+                          f"{r['single_vs_group']['group_commit_median']}"),
+            "≥ 1,500",
+        ),
         (f"group-commit appends/s, {args.writers} writers", col(group(args.writers)), "≥ 5,000"),
         ("build the log (s)", col(lambda r: r["build_s"]), ""),
         ("export (s)", col(lambda r: r["export_s"]), ""),
