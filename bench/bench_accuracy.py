@@ -17,6 +17,12 @@ policy bounds, visits capped at 10 per person): the error both systems add. Keys
 public (districts, sexes, education levels), so SmartNoise runs with ``censor_dims``
 off — it would otherwise spend δ to hide keys that are public anyway.
 
+Reader: SmartNoise runs with its **pandas** reader (each table in memory as a DataFrame),
+which is not its fastest setup; SmartNoise on DuckDB is several times faster. The latency
+ratio printed here is against SmartNoise-on-pandas only; the honest yardstick for speed is
+``/work/shared/peers/bench/bench_sandbox.py`` (SmartNoise on DuckDB, exact DuckDB, and the
+sandbox over HTTP in one run; docs/benchmarks.md, issue 18).
+
 Latency: median wall time of one query at --latency-rows persons. Ours is measured twice:
 "core" (guard + DuckDB + OpenDP noise) and "service" (``Sandbox.run_query``: also the
 budget charge and the signed, fsynced audit entry).
@@ -280,7 +286,7 @@ def latency(rows: int, runs: int, python: Path | None) -> dict[str, Any]:
 
 def table(acc: dict[str, Any], lat: dict[str, Any]) -> str:
     head = ("| query | ε (total) | ours MAE ± se | SmartNoise MAE ± se | ours / SN | ours MRE | SN MRE "
-            "| ours ms (core / service) | SN ms |")
+            "| ours ms (core / service) | SN-on-pandas ms |")
     lines = [head, "|" + "---|" * 9]
     for name, *_ in QUERIES:
         a, lt = acc.get(name, {}), lat.get(name, {})

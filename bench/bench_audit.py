@@ -13,6 +13,9 @@ COMMIT is fsynced before it returns):
 
 * durable single appends/s: each append is its own BEGIN IMMEDIATE … COMMIT;
 * batched appends/s: ``--batch`` entries per committed transaction;
+* group-commit appends/s (issue 18): ``--writers`` threads (and one thread) each calling
+  ``GroupCommitter.run`` with one append, which returns only once the COMMIT holding it
+  is fsynced: what the sandbox's charges and releases do under concurrent load;
 * building a log of ``--entries`` entries, exporting it, verifying the export offline
   (``audit_log.verify.verify_file``, as ``sandbox audit verify`` does), in full and with
   ``--integrity-only``; wall time and CPU time of all processes (CPU time is what other
@@ -22,7 +25,10 @@ COMMIT is fsynced before it returns):
 
 * signing a checkpoint and checking its signature (Ed25519 or SM2).
 
-Targets (issue 5): ≥ 2,000 durable appends/s, verify 1M entries < 30 s, inclusion proof
+``--appends-only`` stops after the appends (a quick run of the issue 18 targets).
+
+Targets (issue 18): ≥ 5,000 durable appends/s with 16 concurrent writers, ≥ 1,500/s with one,
+through group commit. Targets (issue 5): ≥ 2,000 durable appends/s, verify 1M entries < 30 s, inclusion proof
 < 2 ms. Prints one table with a column per profile and writes ``bench/results/audit.json``
 (``profiles.intl``, ``profiles.sm``; the ``intl`` figures also at the top level, as before).
 """
@@ -41,6 +47,7 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -53,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 
 from audit_log import proofs, store  # noqa: E402
 from audit_log.checkpoint import open_checkpoint  # noqa: E402
+from audit_log.group_commit import GroupCommitter  # noqa: E402
 from audit_log.hashing import PROFILE_TREE_HASH  # noqa: E402
 from audit_log.verify import verify_file  # noqa: E402
 from keys import KeyRing, verify_signature  # noqa: E402
@@ -172,6 +180,92 @@ def bench_batched(path: Path, n: int, batch: int) -> float:
     elapsed = time.perf_counter() - start
     conn.close()
     return n / elapsed
+
+
+def shared_connection(path: Path) -> sqlite3.Connection:
+    """A committer's connection: used by each batch's leader in turn."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+def bench_single_vs_group(path: Path, n: int, rounds: int) -> dict:
+    """One writer, alternating rounds of own-transaction appends and group-commit appends
+    on the same log, so both meet the same disk (its rate moves from second to second)."""
+    conn = create(path)
+    gc = GroupCommitter(partial(shared_connection, path))
+    per_round = max(1, n // rounds)
+    direct, group = [], []
+    i = 0
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(per_round):
+            conn.execute("BEGIN IMMEDIATE")
+            append(conn, i)
+            conn.execute("COMMIT")
+            i += 1
+        direct.append(per_round / (time.perf_counter() - start))
+        start = time.perf_counter()
+        for _ in range(per_round):
+            gc.run(partial(append, i=i))
+            i += 1
+        group.append(per_round / (time.perf_counter() - start))
+    gc.close()
+    conn.close()
+    return {"own_transaction": [round(r) for r in direct], "group_commit": [round(r) for r in group],
+            "own_transaction_median": round(statistics.median(direct)),
+            "group_commit_median": round(statistics.median(group))}
+
+
+def bench_group(path: Path, n: int, writers: int) -> dict:
+    """``writers`` threads, each appending through one :class:`GroupCommitter` and
+    waiting for its durable COMMIT before the next append (as a request handler does)."""
+    create(path).close()
+    gc = GroupCommitter(partial(shared_connection, path))
+    for i in range(20):  # warm up (opens the writer's connection)
+        gc.run(partial(append, i=i))
+    per_writer = max(1, n // writers)
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def writer(w: int) -> None:
+        mine = []
+        for k in range(per_writer):
+            i = 20 + w * per_writer + k
+            t = time.perf_counter()
+            gc.run(partial(append, i=i))
+            mine.append(time.perf_counter() - t)
+        with lock:
+            latencies.extend(mine)
+
+    batches_before, usage = gc.batches, resource.getrusage(resource.RUSAGE_SELF)
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    total = per_writer * writers
+    batches = gc.batches - batches_before
+    gc.close()
+    check = connect(path)
+    assert store.size(check) == total + 20, "an acknowledged append is missing"
+    check.close()
+    return {
+        "writers": writers,
+        "appends": total,
+        "per_s": round(total / elapsed),
+        "commits": batches,
+        "appends_per_commit": round(total / batches, 1),
+        "latency_ms_p50": round(pct(latencies, 0.50) * 1000, 2),
+        "latency_ms_p99": round(pct(latencies, 0.99) * 1000, 2),
+        "cpu_us_per_append": round(
+            ((after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)) / total * 1e6, 1
+        ),
+    }
 
 
 def build(conn: sqlite3.Connection, n: int, report_every: int = 100_000) -> float:
@@ -313,6 +407,19 @@ def run_profile(profile: str, args: argparse.Namespace, scratch: Path) -> dict:
         bench_batched(scratch / "batched.db", max(args.single * 3, 5 * args.batch), args.batch)
     )
     results["batch_size"] = args.batch
+    for writers in sorted({1, args.writers}):
+        print(f"[{profile}] group-commit appends, {writers} writer(s) …", file=sys.stderr)
+        for stale in scratch.glob("group.db*"):
+            stale.unlink()
+        count = args.single if writers == 1 else max(args.single * 3, 200 * writers)
+        results[f"group_commit_{writers}"] = bench_group(scratch / "group.db", count, writers)
+    for stale in scratch.glob("alternate.db*"):
+        stale.unlink()
+    print(f"[{profile}] one writer, own transaction and group commit alternating …", file=sys.stderr)
+    results["single_vs_group"] = bench_single_vs_group(scratch / "alternate.db", args.single, 2 * args.rounds)
+    results["load_average_after_appends"] = os.getloadavg()
+    if args.appends_only:
+        return results
 
     print(f"[{profile}] building a log of {args.entries:,} entries …", file=sys.stderr)
     if (scratch / "big.db").exists():
@@ -406,6 +513,12 @@ def main() -> None:
     parser.add_argument(
         "--batch", type=int, default=100, help="entries per transaction when batched"
     )
+    parser.add_argument(
+        "--writers", type=int, default=16, help="concurrent writers for group commit"
+    )
+    parser.add_argument(
+        "--appends-only", action="store_true", help="measure the appends only (no big log)"
+    )
     parser.add_argument("--proofs", type=int, default=2_000, help="proofs to time")
     parser.add_argument(
         "--workers", type=int, default=None, help="verify processes (default: auto)"
@@ -469,8 +582,21 @@ def report(results: dict, profiles: list[str], args: argparse.Namespace) -> None
     """One table, a column per profile, and the targets per profile."""
     per = results["profiles"]
 
+    def one(get: Callable[[dict], object], r: dict) -> str:
+        try:
+            return str(get(r))
+        except KeyError:  # not measured (--appends-only)
+            return "—"
+
     def col(get: Callable[[dict], object]) -> list[str]:
-        return [str(get(per[p])) for p in profiles]
+        return [one(get, per[p]) for p in profiles]
+
+    def group(writers: int) -> Callable[[dict], object]:
+        return lambda r: (
+            f"{r[f'group_commit_{writers}']['per_s']} "
+            f"({r[f'group_commit_{writers}']['appends_per_commit']}/commit, "
+            f"p99 {r[f'group_commit_{writers}']['latency_ms_p99']} ms)"
+        )
 
     def loads(r: dict) -> str:
         keys = ("load_average_after_appends", "load_average_after_verify", "load_average_at_end")
@@ -515,6 +641,14 @@ def report(results: dict, profiles: list[str], args: argparse.Namespace) -> None
             col(lambda r: r["durable_batched_appends_per_s"]),
             "",
         ),
+        ("group-commit appends/s, 1 writer", col(group(1)), "≥ 1,500"),
+        (
+            "  1 writer alternating: own transaction / group commit, median",
+            col(lambda r: f"{r['single_vs_group']['own_transaction_median']} / "
+                          f"{r['single_vs_group']['group_commit_median']}"),
+            "≥ 1,500",
+        ),
+        (f"group-commit appends/s, {args.writers} writers", col(group(args.writers)), "≥ 5,000"),
         ("build the log (s)", col(lambda r: r["build_s"]), ""),
         ("export (s)", col(lambda r: r["export_s"]), ""),
         (f"verify {args.entries:,} entries (s)", col(lambda r: r["verify_s"]), "< 30 for 1M"),
@@ -584,13 +718,22 @@ def report(results: dict, profiles: list[str], args: argparse.Namespace) -> None
     print()
     for p in profiles:
         r = per[p]
-        single, inc = r["durable_single_appends"], r["inclusion_proof_ms"]
+        single = r["durable_single_appends"]
         floor = round(statistics.median(single["one_row_sqlite_commits_per_s_between_rounds"]))
         print(
             f"TARGET [{p}] durable single appends: {single['median']:,}/s median of"
             f" {len(single['rounds'])} rounds (best round {single['best_round']:,}/s; a 1-row"
             f" durable SQLite commit {floor:,}/s) >= 2,000: {verdict(single['median'] >= 2000)}"
         )
+        for writers, target in ((1, 1500), (args.writers, 5000)):
+            g = r[f"group_commit_{writers}"]
+            print(
+                f"TARGET [{p}] group-commit durable appends, {writers} writer(s): {g['per_s']:,}/s"
+                f" ({g['appends_per_commit']} per commit) >= {target:,}: {verdict(g['per_s'] >= target)}"
+            )
+        if "verify_s" not in r:
+            continue
+        inc = r["inclusion_proof_ms"]
         print(
             f"TARGET [{p}] verify {r['entries']:,} entries: {r['verify_s']} s wall"
             f" ({r['verify_cpu_s']} s CPU, workers {r['verify_workers']})"

@@ -383,6 +383,7 @@ def main() -> int:
             out = r.json()
             warm.receipts.append((out["query_id"], out["receipt"]["log_index"], out["epsilon_spent"]))
         load_before = os.getloadavg()
+        cpu_before = process_cpu(server.pid)
         print(f"running {args.clients} clients for {args.seconds:g} s against {url} "
               f"(serve --threads {args.threads}) …", file=sys.stderr)
         logs = [ClientLog() for _ in range(args.clients)]
@@ -398,13 +399,9 @@ def main() -> int:
         load_after = os.getloadavg()
         final_budget = requests.get(f"{url}/api/v1/approvals/{approval}/budget", timeout=60,
                                     headers={"Authorization": f"Bearer {shared.token}"}).json()
-        try:
-            import psutil
-
-            times = psutil.Process(server.pid).cpu_times()
-            server_cpu = round(times.user + times.system, 1)
-        except Exception:  # noqa: BLE001 - optional figure
-            server_cpu = None
+        cpu_after = process_cpu(server.pid)
+        if cpu_before is not None and cpu_after is not None:
+            server_cpu = {k: round(cpu_after[k] - cpu_before[k], 1) for k in cpu_after}
     finally:
         stop_server(server)
         set_auto_suspension(data_dir, old_threshold)
@@ -443,6 +440,8 @@ def main() -> int:
         "rows": creds_rows(data_dir), "mix_percent": dict(zip(KINDS, WEIGHTS, strict=True)),
         "requests": requests_total, "throughput_per_second": round(requests_total / elapsed, 1),
         "server_cpu_seconds": server_cpu,
+        "server_cpu_ms_per_request": (round(sum(server_cpu.values()) / requests_total * 1000, 1)
+                                      if server_cpu and requests_total else None),
         "latency": {**per_kind, "overall": overall},
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "server_errors_5xx": len(server_errors), "server_error_examples": server_errors[:5],
@@ -460,6 +459,30 @@ def main() -> int:
     else:
         print(f"kept {scratch} (the server's log, the audit export) for inspection", file=sys.stderr)
     return 0 if ok else 1
+
+
+def process_cpu(pid: int) -> dict[str, float] | None:
+    """CPU seconds (user + system) of the server process and of its children (the engine
+    workers), from ``/proc``; None where there is no ``/proc``. CPU per request is the
+    figure a shared machine distorts least: the others' load stretches wall time only."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(p: Path) -> tuple[int, float] | None:
+        try:
+            fields = p.read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+        return int(fields[1]), (int(fields[11]) + int(fields[12])) / tick  # ppid, utime + stime
+
+    own = stat(Path(f"/proc/{pid}/stat"))
+    if own is None:
+        return None
+    children = 0.0
+    for p in Path("/proc").glob("[0-9]*/stat"):
+        found = stat(p)
+        if found is not None and found[0] == pid:
+            children += found[1]
+    return {"server": own[1], "engine_workers": children}
 
 
 def creds_rows(data_dir: Path) -> int | None:
@@ -483,6 +506,10 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"{kind:<10}{s['count']:>8}{s['per_second']:>9}{s['p50_ms']!s:>9}{s['p95_ms']!s:>9}"
               f"{s['p99_ms']!s:>9}{s['max_ms']!s:>9}")
     c = r["checks"]
+    if r["server_cpu_seconds"]:
+        cpu = r["server_cpu_seconds"]
+        print(f"\nCPU during the run: server {cpu['server']} s, engine workers {cpu['engine_workers']} s; "
+              f"{r['server_cpu_ms_per_request']} ms per request (server + workers)")
     print(f"\nrequests {r['requests']}, throughput {r['throughput_per_second']} req/s; "
           f"5xx {r['server_errors_5xx']}, other errors {r['other_errors']}; statuses {r['statuses']}")
     print(f"budget: spent ε {c['final_budget']['epsilon']['spent']:.4f} of {c['final_budget']['epsilon']['total']:g} "

@@ -5,17 +5,17 @@
                                                  any refusal: logged, no charge, no data read
     cached?  → the earlier release, no charge
     reserve an engine                            engine_busy: logged refusal, no charge
-    BEGIN IMMEDIATE                              charge first (before any data is read)
+    writer.run(charge): one transaction          charge first (before any data is read)
         re-check suspension, cache and budget    approval and dataset caps
         ledger.charge(...)                       what OpenDP's maps report
         audit_log.append(query.started)
-    COMMIT
+    durable COMMIT (shared with concurrent units: group commit, issue 18) → only then on
     exact    = executor.run(plan)                bounding materialised per version (0004)
     release  = privacy.release(plan, exact)      OpenDP noise + intervals
     post     = postprocess.apply(...)            total: never raises on noisy values
-    BEGIN IMMEDIATE
+    writer.run(record)
         audit_log.append(query.released {start_seq})   or query.failed {start_seq}
-    COMMIT → response with receipt
+    durable COMMIT → response with receipt
 
 PRIVACY (docs/decisions/0008): once the charge is committed, the caller sees either the
 release or one generic ``query_failed`` (charged, logged against the start entry); no
@@ -42,6 +42,7 @@ from typing import Any
 import audit_log.store as audit_store
 import privacy
 import query_guard
+from audit_log.group_commit import GroupCommitter
 from privacy import PrivacyError, calibrate, release
 from query_guard import GuardError, QueryPlan
 from sandbox import dataset_caps, datasets, ledger, postprocess, request_limits, workflow
@@ -52,7 +53,7 @@ from sandbox.engine_pool import EngineBusy, EnginePool, PoolSettings
 from sandbox.errors import BadRequest, EngineFailure, SandboxError, WorkspaceError
 from sandbox.execution import InProcessExecutor, check_on_empty, engine_request
 from sandbox.users import User
-from sandbox.workspace import Workspace, transaction
+from sandbox.workspace import Workspace
 from sandbox.workspace import log_origin as workspace_log_origin
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,11 @@ class Sandbox:
         self._flights_lock = threading.Lock()
         self._checked: OrderedDict[tuple, None] = OrderedDict()  # plans that ran on empty tables
         self._plans: OrderedDict[tuple, QueryPlan] = OrderedDict()  # checked plans (``_plan``)
+        # The query walk's write transactions (charge, release, failure, refusal) go through
+        # one writer that commits concurrent ones together (issue 18): one fsync for many,
+        # and no thread queues on SQLite's write lock. Each caller still returns only once
+        # its own transaction is durable, so the charge precedes any data read (0008).
+        self.writer = GroupCommitter(workspace.connect, name="sandbox-writer")
         self.executor: InProcessExecutor | EnginePool
         if pool is None:
             self.executor = InProcessExecutor(self.engine, self.tables)
@@ -156,9 +162,10 @@ class Sandbox:
             self.preparer.start()
 
     def close(self) -> None:
-        """Stop the engine workers, if any (idempotent)."""
+        """Stop the background preparer, the writer and the engine workers, if any (idempotent)."""
         if getattr(self, "preparer", None) is not None:
             self.preparer.stop()
+        self.writer.close()
         if isinstance(self.executor, EnginePool):
             self.executor.close()
 
@@ -316,47 +323,51 @@ class Sandbox:
 
     def _start(self, conn: sqlite3.Connection, user: User, req: QueryRequest, approval: workflow.Approval,
                p: Prepared) -> Started | dict[str, Any]:
-        """Charge first: in one write transaction, before the engine reads anything,
+        """Charge first: in one unit of the writer's group commit (atomic, durable before
+        ``run`` returns), before the engine reads anything,
         check the budget (approval and dataset caps), record the charge and append
         ``query.started``. Returns the cached release instead if one appeared meanwhile."""
         query_id = "q_" + secrets.token_hex(8)
         planned = p.noise.charge
         version_ids = [v.version_id for v in p.used]
+
+        def charge(conn: sqlite3.Connection) -> Started | dict[str, Any]:
+            workflow.active_approval(conn, user, approval.id, now=self.now)  # suspended meanwhile?
+            cached = _released(conn, p.cache_key)
+            if cached is not None:
+                return self._serve_cached(conn, user, approval.id, cached, p.confidence)
+            self._ensure_affordable(conn, approval.id, version_ids, planned)
+            # 'failed' until the release replaces it: a crash after the charge leaves
+            # an honest row (charged, nothing released).
+            conn.execute(
+                "INSERT INTO queries (id, approval_id, user_id, sql, fingerprint, status, error_code, "
+                "epsilon, delta, created_at) VALUES (?,?,?,?,?, 'failed', ?,?,?,?)",
+                (query_id, approval.id, user.id, p.sql, p.plan.fingerprint, IN_PROGRESS,
+                 planned.epsilon, planned.delta, iso(self.now())),
+            )
+            budget = ledger.charge(conn, approval.id, query_id, planned.epsilon, planned.delta,
+                                   now=self.now, rho=planned.rho, rho_delta=planned.rho_delta,
+                                   dataset_versions=version_ids)
+            entry = self.audit(conn, user, "query.started", f"query/{query_id}", {
+                "query_id": query_id,
+                "approval_id": approval.id,
+                "sql": p.sql,
+                "fingerprint": p.plan.fingerprint,
+                "datasets": {v.name: {"version": v.version, "content_hash": v.content_hash} for v in p.used},
+                "epsilon": planned.epsilon,
+                "delta": planned.delta,
+                "rho": planned.rho,
+                "rho_delta": planned.rho_delta,
+                "noise": p.noise.family,
+                "budget_after": _budget_after(budget),
+            })
+            return Started(query_id, entry.seq, budget)
+
         try:
-            with transaction(conn):
-                workflow.active_approval(conn, user, approval.id, now=self.now)  # suspended meanwhile?
-                cached = _released(conn, p.cache_key)
-                if cached is not None:
-                    return self._serve_cached(conn, user, approval.id, cached, p.confidence)
-                self._ensure_affordable(conn, approval.id, version_ids, planned)
-                # 'failed' until the release replaces it: a crash after the charge leaves
-                # an honest row (charged, nothing released).
-                conn.execute(
-                    "INSERT INTO queries (id, approval_id, user_id, sql, fingerprint, status, error_code, "
-                    "epsilon, delta, created_at) VALUES (?,?,?,?,?, 'failed', ?,?,?,?)",
-                    (query_id, approval.id, user.id, p.sql, p.plan.fingerprint, IN_PROGRESS,
-                     planned.epsilon, planned.delta, iso(self.now())),
-                )
-                budget = ledger.charge(conn, approval.id, query_id, planned.epsilon, planned.delta,
-                                       now=self.now, rho=planned.rho, rho_delta=planned.rho_delta,
-                                       dataset_versions=version_ids)
-                entry = self.audit(conn, user, "query.started", f"query/{query_id}", {
-                    "query_id": query_id,
-                    "approval_id": approval.id,
-                    "sql": p.sql,
-                    "fingerprint": p.plan.fingerprint,
-                    "datasets": {v.name: {"version": v.version, "content_hash": v.content_hash} for v in p.used},
-                    "epsilon": planned.epsilon,
-                    "delta": planned.delta,
-                    "rho": planned.rho,
-                    "rho_delta": planned.rho_delta,
-                    "noise": p.noise.family,
-                    "budget_after": _budget_after(budget),
-                })
+            return self.writer.run(charge)
         except SandboxError as err:  # suspended, or over budget: refused, nothing charged
             self.log_refusal(user, req, approval.id, err.code, err.message, None)
             raise
-        return Started(query_id, entry.seq, budget)
 
     def _finish(self, conn: sqlite3.Connection, user: User, req: QueryRequest, approval: workflow.Approval,
                 p: Prepared, s: Started, engine_run) -> dict[str, Any]:
@@ -367,7 +378,8 @@ class Sandbox:
         del exact  # PRIVACY: exact values go no further
         columns, rows, intervals, notes, order = _postprocess(p.plan, rel, self.engine)
         rows = jsonable_rows(rows)
-        with transaction(conn):
+
+        def record(conn: sqlite3.Connection) -> dict[str, Any]:
             entry = self.audit(conn, user, "query.released", f"query/{s.query_id}", {
                 "query_id": s.query_id,
                 "approval_id": approval.id,
@@ -402,7 +414,9 @@ class Sandbox:
                 "audit_seq = ? WHERE id = ?",
                 (p.cache_key, json.dumps(stored, ensure_ascii=False), entry.seq, s.query_id),
             )
-        return response
+            return response
+
+        return self.writer.run(record)
 
     @contextlib.contextmanager
     def _single_flight(self, cache_key: str):
@@ -458,10 +472,10 @@ class Sandbox:
                     position: Any = None) -> str | None:
         """Log a refused request (nothing read, nothing charged) and run the suspension hook;
         returns the researcher's warning or suspension notice, if any (``workflow.refusal_notice``)."""
-        conn = self.conn()
         query_id = "q_" + secrets.token_hex(8)
         sql = request_limits.printable(str(req.sql))[:20000]  # storable even if the text is not
-        with transaction(conn):
+
+        def record(conn: sqlite3.Connection) -> str | None:
             conn.execute(
                 "INSERT INTO queries (id, approval_id, user_id, sql, status, error_code, created_at) "
                 "VALUES (?,?,?,?, 'refused', ?, ?)",
@@ -474,6 +488,8 @@ class Sandbox:
             workflow.after_refusal(conn, user, code, now=self.now, audit=self.audit)
             return workflow.refusal_notice(conn, user, code, now=self.now)
 
+        return self.writer.run(record)
+
     def _log_failure(self, conn, user, approval, s: Started, err: Exception) -> None:
         """Any failure after the charge: one generic outcome, logged against the start.
 
@@ -484,13 +500,16 @@ class Sandbox:
         code = err.code if isinstance(err, datasets.DataIntegrityError) else QueryFailed.code
         log.warning("query %s failed after its charge (%s)", s.query_id, cause,
                     exc_info=not isinstance(err, SandboxError))
+
+        def record(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE queries SET error_code = ? WHERE id = ?", (code, s.query_id))
+            self.audit(conn, user, "query.failed", f"query/{s.query_id}", {
+                "query_id": s.query_id, "approval_id": approval.id, "start_seq": s.start_seq,
+                "code": code,
+            })
+
         try:
-            with transaction(conn):
-                conn.execute("UPDATE queries SET error_code = ? WHERE id = ?", (code, s.query_id))
-                self.audit(conn, user, "query.failed", f"query/{s.query_id}", {
-                    "query_id": s.query_id, "approval_id": approval.id, "start_seq": s.start_seq,
-                    "code": code,
-                })
+            self.writer.run(record)
         except Exception:  # the charge and the start entry are committed already
             log.exception("could not log the failure of query %s", s.query_id)
 
