@@ -42,7 +42,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import rfc8785
 
-from sandbox import authz, classification, datasets, deidentify, fields, legal_basis, open_history, risk_scan
+from sandbox import (
+    authz,
+    classification,
+    datasets,
+    deidentify,
+    fields,
+    legal_basis,
+    open_history,
+    risk_scan,
+)
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound, SandboxError
 from sandbox.fields import conflict, username_of
