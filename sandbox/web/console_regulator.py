@@ -177,9 +177,11 @@ def timeline():
 @role_required("regulator")
 def replay_report():
     conn = sandbox().conn()
-    report = replay(audit_store.entries(conn))
-    compare_with_ledger(report, console_queries.ledger_sums(conn))
     user = signed_in()
+    # 第五条: a district regulator's report is rebuilt from its district's entries only, so the
+    # researchers' counts, refusal codes, suspensions, tier and key changes name no other district
+    report = replay(jurisdiction.visible_entries(conn, user, audit_store.entries(conn)))
+    compare_with_ledger(report, console_queries.ledger_sums(conn))
     if jurisdiction.is_district(conn, user):  # 第五条: the approvals of its district only
         report["approvals"] = {k: v for k, v in report["approvals"].items()
                                if jurisdiction.covers(conn, user, jurisdiction.approval_datasets(conn, k))}
