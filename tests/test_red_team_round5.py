@@ -35,3 +35,77 @@ def test_replay_report_of_a_district_regulator_names_no_other_district(env):  # 
     page = text(c.get("/regulator/replay")).split("<main", 1)[-1]
     assert "researcher2" not in page and "permits" not in page and "owner2" not in page
     assert f"#{w.other.approval}" not in page
+
+
+def test_paging_the_audit_log_one_entry_at_a_time_shows_the_district_exactly(env):  # noqa: F811
+    """``next_start`` must only ever point past an entry the district regulator may read (or at
+    the end): paging with ``limit=1`` must give exactly the entries of one big page, and no
+    page may stop on, or skip past, an entry of another district in a way that shows its seq."""
+    sb, client, tok, w = env
+    whole = client.get("/api/v1/audit/entries?limit=1000", headers=tok["reg_lixia"]).json
+    seen, start = [], 0
+    for _ in range(len(whole["entries"]) + 2):
+        page = client.get(f"/api/v1/audit/entries?limit=1&start={start}", headers=tok["reg_lixia"]).json
+        if not page["entries"]:
+            assert page["next_start"] == page["size"]  # the end, not the seq of a hidden entry
+            break
+        (e,) = page["entries"]
+        assert page["next_start"] == e["seq"] + 1
+        seen.append(e["seq"])
+        start = page["next_start"]
+    assert seen == [e["seq"] for e in whole["entries"]]
+    city = client.get("/api/v1/audit/entries?limit=1000", headers=tok["regulator"]).json["entries"]
+    assert len(seen) < len(city)
+    # a filter naming the other district's researcher reads as nothing at all
+    other = client.get("/api/v1/audit/entries?limit=1000&actor=researcher2", headers=tok["reg_lixia"]).json
+    assert other["entries"] == [] and other["next_start"] == other["size"]
+
+
+# -- (1) a researcher: derivative publication, differencing a sum of three files -----------------------
+def _moves_after_a_newcomer(demo_template, root, seed: int, sex: str) -> dict:
+    """What the attacker computes: 2026 city file − (three 2025 district files), per projection."""
+    from collections import Counter
+
+    import pyarrow as pa
+
+    from tests.test_red_team_tiers import DISTRICTS, _env
+    from tests.test_red_team_tiers_round2 import town, town_columns
+    from tests.test_red_team_tiers_round3 import counts, newcomer, publish
+
+    tiers = _env(demo_template, root)
+    city = town(300, seed=seed)
+    parts = [publish(tiers, f"r5_d{i}_2025", city.filter(pa.compute.equal(city.column("district"), d)),
+                     town_columns()) for i, d in enumerate(DISTRICTS)]
+    n = publish(tiers, "r5_city_2026", pa.concat_tables([city, newcomer(district="槐荫区", sex=sex)]), town_columns())
+    out = {}
+    for cols in (("district", "sex", "age"), ("district", "sex"), ("district",), ("sex",)):
+        total: Counter = Counter()
+        for p in parts:
+            total.update(counts(p, list(cols)))
+        new = counts(n, list(cols))
+        out[cols] = {c: new.get(c, 0) - total.get(c, 0) for c in set(new) | set(total)
+                     if new.get(c, 0) != total.get(c, 0)}
+    return out
+
+
+@pytest.mark.parametrize("seed", [391, 392, pytest.param(393, marks=pytest.mark.xfail(strict=True, reason=(
+    "LEAK (medium): a sum of three open files is no anchor. Seed 393: with a male newcomer of 槐荫区 aged 37, "
+    "2026 city file − (three 2025 district files) moves exactly one class, (槐荫区, 男, 0-49) by +5, and no "
+    "other class or projection; with a female newcomer nothing moves. Whoever knows one person joined reads "
+    "their whole published row (district, sex, age band). granular_counts anchors only single files and "
+    "sums of two (docs/privacy.md §7 residual made concrete).")))])
+def test_next_years_city_file_minus_three_district_files_does_not_depend_on_the_newcomer(
+        demo_template, tmp_path, seed):
+    """Anchors are single files and sums of two; a sum of three district files gets only the
+    multiple-of-g rule. The attacker subtracts the three 2025 district files from the 2026 city
+    file (one newcomer) on every class and projection, hoping the class that moved is the
+    newcomer's. Held: every move is a multiple of 5, and the moves are the same whether the
+    newcomer is a woman or a man (seed 392 moves 市中区/女 by 5 either way: rounding of the
+    district files, not the person)."""
+    her = _moves_after_a_newcomer(demo_template, tmp_path / "f", seed, "女")
+    him = _moves_after_a_newcomer(demo_template, tmp_path / "m", seed, "男")
+    assert him[("district", "sex", "age")] != {("槐荫区", "男", "0-49"): 5} or her[("district", "sex", "age")] != {}
+    for cols, moved in her.items():
+        assert all(abs(v) % 5 == 0 for v in moved.values()), (cols, moved)
+        if "sex" in cols and cols != ("district", "sex", "age"):
+            assert moved == him[cols], (cols, moved, him[cols])
