@@ -192,3 +192,31 @@ def test_attachment_ids_of_other_parties_read_like_missing_ones(world):
     assert theirs.json["error"]["code"] == none.json["error"]["code"]
     d = client.get(f"/api/v1/attachments/{att}", headers=tok["researcher"])
     assert d.status_code == 200 and "\n" not in d.headers["Content-Disposition"]
+
+
+def test_the_empty_table_check_is_not_shared_between_approvals(world, monkeypatch):
+    """Fixed here: ``Sandbox._check_on_empty`` remembered (plan, versions) across approvals, so a
+    query (or a refusal) ran a few ms faster when another study had asked the same plan — a timing
+    channel on others' activity. It is now keyed by the approval, like the guard's plan cache."""
+    from sandbox import service
+    from sandbox.service import QueryRequest
+
+    w, client, tok = world
+    calls = []
+    real = service.check_on_empty
+    monkeypatch.setattr(service, "check_on_empty", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    import datetime as dt
+
+    from sandbox.operations import SandboxAdmin
+
+    me, them, owner = w.users["researcher"], w.users["researcher2"], w.users["owner"]
+    admin = SandboxAdmin(w.sb)
+    expires = (w.sb.now() + dt.timedelta(days=90)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    app = admin.apply(them, {"datasets": ["residents"], "scenario": "residents by district", "purpose": "rival study",
+                             "commitment_accepted": True})
+    theirs = admin.approve(owner, app, {"datasets": ["residents"]}, epsilon_total=5.0, delta_total=1e-6,
+                           epsilon_per_query=1.0, expires_at=expires)
+    sql = "SELECT COUNT(*) FROM residents"
+    assert w.sb.run_query(them, QueryRequest(theirs, sql, 0.5))["rows"]  # the other study asks first
+    assert w.sb.run_query(me, QueryRequest(w.own.approval, sql, 0.5))["rows"]
+    assert len(calls) == 2  # one empty-table run per approval, none reused from the other
