@@ -220,3 +220,41 @@ def test_the_empty_table_check_is_not_shared_between_approvals(world, monkeypatc
     assert w.sb.run_query(them, QueryRequest(theirs, sql, 0.5))["rows"]  # the other study asks first
     assert w.sb.run_query(me, QueryRequest(w.own.approval, sql, 0.5))["rows"]
     assert len(calls) == 2  # one empty-table run per approval, none reused from the other
+
+
+# -- group commit (decision 0012): a charge without its log entry, or data read without either ----------
+def test_a_unit_that_fails_after_charging_leaves_neither_charge_nor_entry_and_reads_nothing(world, monkeypatch):
+    """The audit append of ``query.started`` fails after the ledger row was written, inside the
+    writer's group-commit unit: the unit must roll back whole (no charge without its entry, no
+    ``queries`` row) and the engine must never run; the next query is charged normally."""
+    import audit_log.store as audit_store
+    from sandbox import service
+    from sandbox.service import QueryRequest
+
+    w, client, tok = world
+    me, sb = w.users["researcher"], w.sb
+    conn = sb.conn()
+    spent = lambda: conn.execute("SELECT COUNT(*), COALESCE(SUM(epsilon), 0) FROM ledger").fetchone()  # noqa: E731
+    before_ledger, before_queries = spent(), conn.execute("SELECT COUNT(*) FROM queries").fetchone()[0]
+    before_log = audit_store.size(conn)
+    ran = []
+    real_audit = sb.audit
+
+    def failing_audit(c, user, action, *a, **k):
+        if action == "query.started":
+            raise OSError("disk full while appending")
+        return real_audit(c, user, action, *a, **k)
+
+    monkeypatch.setattr(sb, "audit", failing_audit)
+    real_finish = service.Sandbox._finish
+    monkeypatch.setattr(service.Sandbox, "_finish", lambda *a, **k: (ran.append(1), real_finish(*a, **k))[1])
+    sql = "SELECT COUNT(*) FROM residents"
+    with pytest.raises(Exception):  # noqa: B017 - any failure, as long as nothing stands
+        sb.run_query(me, QueryRequest(w.own.approval, sql, 0.5))
+    assert ran == []
+    assert spent() == before_ledger
+    assert conn.execute("SELECT COUNT(*) FROM queries").fetchone()[0] == before_queries
+    assert not [e for e in audit_store.entries(conn, before_log) if e["action"] == "query.started"]
+    monkeypatch.setattr(sb, "audit", real_audit)
+    assert sb.run_query(me, QueryRequest(w.own.approval, sql, 0.5))["rows"]
+    assert spent()[0] == before_ledger[0] + 1
