@@ -56,8 +56,13 @@ _QUERY_SQL = (
 )
 
 
-def _visibility(user: User) -> tuple[str, list[Any]]:
+def _visibility(conn: sqlite3.Connection, user: User) -> tuple[str, list[Any]]:
     if user.role == "regulator":
+        from sandbox import jurisdiction, workflow
+
+        if jurisdiction.is_district(conn, user):  # 第五条: the queries on its district's approvals only
+            ids = [a.id for a in workflow.all_approvals(conn) if jurisdiction.covers(conn, user, a.datasets)]
+            return (f"q.approval_id IN ({','.join('?' * len(ids))})", ids) if ids else ("0 = 1", [])
         return "1 = 1", []
     if user.role == "owner":
         return "a.owner_id = ?", [user.id]
@@ -69,7 +74,7 @@ def _visibility(user: User) -> tuple[str, list[Any]]:
 def query_history(conn: sqlite3.Connection, user: User, *, approval_id: int | None = None,
                   status: str | None = None, limit: int = HISTORY_PAGE, before: str | None = None) -> list[QueryRecord]:
     """Newest first: the queries ``user`` may see (own / on own approvals / all)."""
-    where, params = _visibility(user)
+    where, params = _visibility(conn, user)
     clauses, args = [where], list(params)
     if approval_id is not None:
         clauses.append("q.approval_id = ?")
@@ -89,7 +94,7 @@ def query_history(conn: sqlite3.Connection, user: User, *, approval_id: int | No
 
 def get_query(conn: sqlite3.Connection, user: User, query_id: str) -> QueryRecord | None:
     """One query if ``user`` may see it, else None (missing and hidden look the same)."""
-    where, params = _visibility(user)
+    where, params = _visibility(conn, user)
     row = conn.execute(_QUERY_SQL + f"WHERE q.id = ? AND {where}", (query_id, *params)).fetchone()
     return _record(row) if row else None
 

@@ -258,3 +258,30 @@ def test_a_unit_that_fails_after_charging_leaves_neither_charge_nor_entry_and_re
     monkeypatch.setattr(sb, "audit", real_audit)
     assert sb.run_query(me, QueryRequest(w.own.approval, sql, 0.5))["rows"]
     assert spent()[0] == before_ledger[0] + 1
+
+
+def test_a_district_regulator_reads_no_query_history_of_another_district(env):  # noqa: F811
+    """The console's query history and release pages (``/history``, ``/history/<id>``) and the
+    trace page's ``?query=`` prefill serve regulators every query: a district regulator must see
+    none of 市中区's (researcher2's SQL on permits, its figures, its receipt)."""
+    from tests.test_console import login, post, text
+
+    sb, client, tok, w = env
+    r = client.post("/api/v1/queries", headers=tok["researcher2"], json={
+        "approval_id": w.other.approval, "sql": "SELECT district, COUNT(*) FROM permits GROUP BY district",
+        "epsilon": 0.5})
+    assert r.status_code == 200, r.json
+    qid = r.json["query_id"]
+    city = create_app(sb, {"TESTING": True}).test_client()
+    assert login(city, "regulator").status_code == 302
+    assert qid in text(city.get("/history")) and city.get(f"/history/{qid}").status_code == 200  # the city sees it
+    c = create_app(sb, {"TESTING": True}).test_client()
+    assert login(c, "reg_lixia", "reg_lixia-password").status_code == 302
+    page = text(c.get("/history")).split("<main", 1)[-1]
+    assert qid not in page and "permits" not in page and "researcher2" not in page
+    assert c.get(f"/history/{qid}").status_code == 404
+    assert qid not in text(c.get(f"/regulator/trace?query={qid}")).split("<main", 1)[-1]
+    receipt = r.json["receipt"]
+    traced = text(post(c, "/regulator/trace", {"receipt": __import__("json").dumps(receipt)},
+                       page="/regulator/trace")).split("<main", 1)[-1]
+    assert "permits" not in traced and "researcher2" not in traced
