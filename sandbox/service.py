@@ -523,8 +523,10 @@ class Sandbox:
         except (TypeError, ValueError):
             raise BadRequest("approval id must be a number") from None
         approval = workflow.get_approval(conn, ident)
+        from sandbox import jurisdiction
+
         visible = approval is not None and (
-            user.role == "regulator"
+            (user.role == "regulator" and jurisdiction.covers(conn, user, approval.datasets))  # 第五条
             or (user.role == "researcher" and approval.researcher_id == user.id)
             or (user.role == "owner" and approval.owner_id == user.id)
         )

@@ -285,3 +285,13 @@ def test_a_district_regulator_reads_no_query_history_of_another_district(env):  
     traced = text(post(c, "/regulator/trace", {"receipt": __import__("json").dumps(receipt)},
                        page="/regulator/trace")).split("<main", 1)[-1]
     assert "permits" not in traced and "researcher2" not in traced
+
+
+def test_a_district_regulator_reads_no_budget_of_another_districts_approval(env):  # noqa: F811
+    """``GET /api/v1/approvals/<id>/budget`` let every regulator read every approval's ε spent and
+    remaining: a district regulator must get 404 for 市中区's approval, as for the approval itself."""
+    sb, client, tok, w = env
+    assert client.get(f"/api/v1/approvals/{w.other.approval}/budget", headers=tok["regulator"]).status_code == 200
+    assert client.get(f"/api/v1/approvals/{w.other.approval}", headers=tok["reg_lixia"]).status_code == 404
+    assert client.get(f"/api/v1/approvals/{w.other.approval}/budget", headers=tok["reg_lixia"]).status_code == 404
+    assert client.get(f"/api/v1/approvals/{w.own.approval}/budget", headers=tok["reg_lixia"]).status_code == 200
