@@ -291,6 +291,10 @@ def download(sb: Sandbox, user: User | None, name: str, fmt: str) -> tuple[bytes
 def change_tier(sb: Sandbox, user: User | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
     row = _visible_row(sb, user, "dataset.tier", name)
     assert user is not None
+    from sandbox import jurisdiction
+
+    if user.role == "regulator" and not jurisdiction.covers(sb.conn(), user, [row["name"]]):
+        raise NotFound(f"no dataset named {name!r}")  # 第五条: a district regulator acts within its district
     tier = body.get("tier")
     if tier not in TIERS:
         raise BadRequest(f"tier must be one of {', '.join(TIERS)}", code="bad_tier")

@@ -295,3 +295,19 @@ def test_a_district_regulator_reads_no_budget_of_another_districts_approval(env)
     assert client.get(f"/api/v1/approvals/{w.other.approval}", headers=tok["reg_lixia"]).status_code == 404
     assert client.get(f"/api/v1/approvals/{w.other.approval}/budget", headers=tok["reg_lixia"]).status_code == 404
     assert client.get(f"/api/v1/approvals/{w.own.approval}/budget", headers=tok["reg_lixia"]).status_code == 200
+
+
+def test_a_district_regulator_cannot_change_the_tier_of_another_districts_dataset(env):  # noqa: F811
+    """``dataset.tier`` allows any regulator: 历下区's regulator must not lower (or propose to raise)
+    the tier of 市中区's ``permits``; the city regulator and its own district may."""
+    sb, client, tok, w = env
+    tier_now = lambda: sb.conn().execute("SELECT tier FROM datasets WHERE name = 'permits'").fetchone()[0]  # noqa: E731
+    before = tier_now()
+    for tier in ("not_open", "unconditional"):
+        r = client.post("/api/v1/datasets/permits/tier", headers=tok["reg_lixia"],
+                        json={"tier": tier, "basis": "reaching across the district line"})
+        assert r.status_code == 404, (tier, r.status_code, r.json)
+    assert tier_now() == before
+    own = client.post("/api/v1/datasets/residents/tier", headers=tok["reg_lixia"],
+                      json={"tier": "not_open", "basis": "its own district"})
+    assert own.status_code in (200, 202), own.json
