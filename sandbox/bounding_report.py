@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
 
-from sandbox import authz, catalog, datasets
+from sandbox import authz, catalog, datasets, organisations
 from sandbox.datasets import DatasetVersion
 from sandbox.engine import ROWID, Engine, EngineLimits
 from sandbox.errors import NotFound, SandboxError
@@ -275,6 +275,8 @@ def read(sb: Sandbox, user: User | None, name: str) -> dict[str, Any]:
     if row is None:
         raise NotFound(missing)
     authz.check("dataset.bounding.read", user, catalog.relations(conn, user, row), missing=missing)
+    if user is not None and user.role == "regulator" and not organisations.in_jurisdiction(conn, user, [row["name"]]):
+        raise NotFound(missing)  # 第五条: a district regulator reads its district's reports only
     v = datasets.all_versions(conn, row["id"])[-1]
     report = v.risk_report.get("bounding")
     stored = report is not None

@@ -78,6 +78,10 @@ def relations(conn: sqlite3.Connection, user: User | None, row: sqlite3.Row) -> 
     return rel
 
 
+#: regulator actions on one dataset that a district regulator may take within its district only
+DISTRICT_ACTIONS = frozenset({"dataset.tier", "dataset.risk.read", "dataset.risk.ack", "dataset.bounding.read"})
+
+
 def _visible_row(sb: Sandbox, user: User | None, action: str, name: str) -> sqlite3.Row:
     authz.check_role(action, user)
     conn = sb.conn()
@@ -86,6 +90,11 @@ def _visible_row(sb: Sandbox, user: User | None, action: str, name: str) -> sqli
     if row is None:
         raise NotFound(missing)
     authz.check(action, user, relations(conn, user, row), missing=missing)
+    if action in DISTRICT_ACTIONS and user is not None and user.role == "regulator":
+        from sandbox import jurisdiction
+
+        if not jurisdiction.covers(conn, user, [row["name"]]):
+            raise NotFound(missing)  # 第五条: a district regulator acts within its district
     return row
 
 
@@ -291,10 +300,6 @@ def download(sb: Sandbox, user: User | None, name: str, fmt: str) -> tuple[bytes
 def change_tier(sb: Sandbox, user: User | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
     row = _visible_row(sb, user, "dataset.tier", name)
     assert user is not None
-    from sandbox import jurisdiction
-
-    if user.role == "regulator" and not jurisdiction.covers(sb.conn(), user, [row["name"]]):
-        raise NotFound(f"no dataset named {name!r}")  # 第五条: a district regulator acts within its district
     tier = body.get("tier")
     if tier not in TIERS:
         raise BadRequest(f"tier must be one of {', '.join(TIERS)}", code="bad_tier")

@@ -209,6 +209,9 @@ def issue_order(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[st
     owner = find_user(conn, name) if isinstance(name, str) else None
     if owner is None or owner.role != "owner":
         raise BadRequest(f"owner must name a user with the owner role, not {name!r}", code="bad_owner")
+    owned = [r[0] for r in conn.execute("SELECT name FROM datasets WHERE owner_id = ?", (owner.id,))]
+    if user.role == "regulator" and not organisations.in_jurisdiction(conn, user, owned):
+        raise NotFound(f"no owner {name!r} in your jurisdiction")  # 第五条
     dataset_id = None
     if body.get("dataset") is not None:
         row = conn.execute("SELECT id, owner_id FROM datasets WHERE name = ?", (str(body["dataset"]).lower(),)
@@ -238,6 +241,9 @@ def _order_row(sb: Sandbox, user: User | None, action: str, order_id: Any) -> sq
         raise NotFound(missing)
     rel = {"dataset_owner"} if user is not None and row["owner_id"] == user.id else set()
     authz.check(action, user, rel, missing=missing)
+    if user is not None and user.role == "regulator" and not organisations.in_jurisdiction(
+            sb.conn(), user, _order_datasets(sb.conn(), row)):
+        raise NotFound(missing)  # 第五条: another district's order reads like a missing one
     return row
 
 

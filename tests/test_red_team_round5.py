@@ -311,3 +311,22 @@ def test_a_district_regulator_cannot_change_the_tier_of_another_districts_datase
     own = client.post("/api/v1/datasets/residents/tier", headers=tok["reg_lixia"],
                       json={"tier": "not_open", "basis": "its own district"})
     assert own.status_code in (200, 202), own.json
+
+
+def test_a_district_regulator_reads_no_risk_report_or_rectification_of_another_district(env):  # noqa: F811
+    """Rules with ``regulator=ANY`` and no jurisdiction check: 历下区's regulator read 市中区's
+    risk report (quasi-identifier class sizes) and bounding report, read and could close 市中区's
+    rectification order, and could issue one to 市中区's owner. All must read as missing (第五条)."""
+    sb, client, tok, w = env
+    reg, city = tok["reg_lixia"], tok["regulator"]
+    for url in ("/api/v1/datasets/permits/risk", "/api/v1/datasets/permits/bounding-report",
+                f"/api/v1/rectifications/{w.other.rectification}"):
+        assert client.get(url, headers=city).status_code == 200, url
+        assert client.get(url, headers=reg).status_code == 404, url
+    assert client.get("/api/v1/datasets/residents/risk", headers=reg).status_code == 200
+    assert client.get(f"/api/v1/rectifications/{w.own.rectification}", headers=reg).status_code == 200
+    assert client.post(f"/api/v1/rectifications/{w.other.rectification}/close", headers=reg,
+                       json={"accept": True, "note": "x"}).status_code == 404
+    r = client.post("/api/v1/rectifications", headers=reg, json={"owner": "owner2", "what": "across the line"})
+    assert r.status_code == 404, r.json
+    assert client.post("/api/v1/rectifications", headers=reg, json={"owner": "owner", "what": "mine"}).status_code == 201
