@@ -330,3 +330,17 @@ def test_a_district_regulator_reads_no_risk_report_or_rectification_of_another_d
     r = client.post("/api/v1/rectifications", headers=reg, json={"owner": "owner2", "what": "across the line"})
     assert r.status_code == 404, r.json
     assert client.post("/api/v1/rectifications", headers=reg, json={"owner": "owner", "what": "mine"}).status_code == 201
+
+
+def test_the_suspension_form_of_a_district_regulator_lists_its_districts_researchers_only(env):  # noqa: F811
+    """``/suspensions`` offered every researcher of the city in its picker: 历下区's regulator must
+    not be shown researcher2 (who holds approvals on 市中区's permits only)."""
+    from tests.test_console import login, text
+
+    sb, client, tok, w = env
+    c = create_app(sb, {"TESTING": True}).test_client()
+    assert login(c, "reg_lixia", "reg_lixia-password").status_code == 302
+    page = text(c.get("/suspensions")).split("<main", 1)[-1]
+    assert "researcher2" not in page
+    # budget caps are public (the transparency page shows them): reading 市中区's is no leak
+    assert client.get("/api/v1/datasets/permits/budget-cap", headers=tok["reg_lixia"]).status_code == 200

@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from sandbox import jurisdiction
 from sandbox import objections as objection_service
 from sandbox import suspensions as suspension_service
 from sandbox.errors import NotFound, SandboxError
@@ -38,8 +39,15 @@ def _suspensions_page(form: dict[str, str] | None = None, error: str | None = No
     items.sort(key=lambda s: (not s["active"], -s["suspension_id"]))
     researchers = []
     if user.role == "regulator":
-        researchers = [r["username"] for r in sandbox().conn().execute(
+        conn = sandbox().conn()
+        researchers = [r["username"] for r in conn.execute(
             "SELECT username FROM users WHERE role = 'researcher' ORDER BY username")]
+        if jurisdiction.is_district(conn, user):  # 第五条: the researchers holding an approval in its district
+            from sandbox import workflow
+
+            held = {a.researcher_id for a in workflow.approvals_for(conn, user)}
+            researchers = [r["username"] for r in conn.execute(
+                "SELECT id, username FROM users WHERE role = 'researcher' ORDER BY username") if r["id"] in held]
     elif user.role == "owner":
         researchers = [r["username"] for r in sandbox().conn().execute(
             "SELECT DISTINCT u.username FROM approvals a JOIN users u ON u.id = a.researcher_id "
