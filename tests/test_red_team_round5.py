@@ -344,3 +344,15 @@ def test_the_suspension_form_of_a_district_regulator_lists_its_districts_researc
     assert "researcher2" not in page
     # budget caps are public (the transparency page shows them): reading 市中区's is no leak
     assert client.get("/api/v1/datasets/permits/budget-cap", headers=tok["reg_lixia"]).status_code == 200
+
+
+@pytest.mark.parametrize("url", ["/api/v1/objections", "/api/v1/suspensions", "/api/v1/terminations", "/api/v1/alerts",
+                                 "/api/v1/approvals", "/api/v1/applications", "/api/v1/reviews",
+                                 "/api/v1/public-objections", "/api/v1/rectifications"])
+def test_a_district_regulators_lists_name_nothing_of_another_district(env, url):  # noqa: F811
+    """Held: every list a regulator reads over the API is narrowed to its district."""
+    sb, client, tok, w = env
+    r = client.get(url, headers=tok["reg_lixia"])
+    assert r.status_code == 200
+    body = str(r.json)
+    assert "permits" not in body and "owner2" not in body and "researcher2" not in body
