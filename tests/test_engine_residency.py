@@ -95,3 +95,15 @@ def test_both_forms_give_the_same_rows_in_the_same_order(demo_sb):
 def test_the_default_budget_is_a_quarter_of_the_engine_limit():
     assert default_resident_bytes(EngineLimits(memory_limit="4GB")) == 10**9
     assert default_resident_bytes(EngineLimits(memory_limit="2GiB")) == 2**29
+
+
+def test_only_text_columns_with_public_values_are_dictionary_encoded(demo_sb):
+    """Why: the held table's form follows the policy alone, never the values."""
+    sb, _ = demo_sb
+    residents, _ = _versions(sb)
+    table = datasets.TableCache(sb.ws.data_dir, sb.tables.decryptor, resident_bytes=2**40).source(residents)
+    for name in table.column_names:
+        declared = residents.policy.columns.get(name)
+        public_text = declared is not None and declared.type == "text" and declared.public_values is not None
+        assert pa.types.is_dictionary(table.schema.field(name).type) == public_text, name
+    assert any(pa.types.is_dictionary(f.type) for f in table.schema)
