@@ -433,13 +433,10 @@ class TableCache:
                 size = self._sizes[k] = estimate_bytes(found)
             if size > self.resident_bytes:
                 return found  # read in place
-            evicted = False
             while self._resident and self.resident_bytes - sum(s for _, s in self._resident.values()) < size:
                 self._resident.popitem(last=False)
-                evicted = True
-            if evicted:  # give the evicted table's pages back before loading the next one
-                pa.default_memory_pool().release_unused()
             table = _with_public_dictionaries(self._load(v), v.policy)
+            pa.default_memory_pool().release_unused()  # the decrypted file and plain columns
             self._resident[k] = (table, size)
             return table
 

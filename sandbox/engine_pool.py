@@ -71,10 +71,15 @@ def parse_size(text: str) -> int:
 
 
 def default_resident_bytes(limits: EngineLimits) -> int:
-    """A quarter of the engine's memory limit (1 GiB of the default 4 GB): with two
-    workers, the decrypted data held stays below one copy of a 10M-person demo (issue 16)
-    while a 1M-person workspace is held whole (issue 18)."""
-    return parse_size(limits.memory_limit) // 4
+    """The residency budget of each worker (decision 0013): ``SANDBOX_RESIDENT_MEMORY``
+    (a size, ``0`` to read everything in place), else an eighth of the engine's memory
+    limit, 500 MB of the default 4 GB. Why an eighth: two workers then hold at most 1 GB
+    of decrypted data, below one copy of the 10M-person demo (1.8 GiB as Arrow, issue 16),
+    while a 1M-person workspace (180 MiB) is held whole (issue 18)."""
+    configured = os.environ.get("SANDBOX_RESIDENT_MEMORY", "").strip()
+    if configured:
+        return 0 if configured == "0" else parse_size(configured)
+    return parse_size(limits.memory_limit) // 8
 
 
 def default_workers() -> int:
@@ -93,7 +98,7 @@ class PoolSettings:
     #: loading (decrypting, decoding) a request's datasets into a worker
     load_timeout_seconds: float = 300.0
     #: decrypted data a worker may hold in memory (the residency budget, decision 0013);
-    #: None: a quarter of DuckDB's memory limit. Versions over it are read in place.
+    #: None: SANDBOX_RESIDENT_MEMORY or an eighth of DuckDB's memory limit. Versions over it are read in place.
     resident_bytes: int | None = None
     #: how long a request waits for an idle worker before ``engine_busy``
     queue_timeout_seconds: float = 60.0

@@ -92,9 +92,14 @@ def test_both_forms_give_the_same_rows_in_the_same_order(demo_sb):
     assert a.equals(b.select(a.column_names).cast(a.schema))
 
 
-def test_the_default_budget_is_a_quarter_of_the_engine_limit():
-    assert default_resident_bytes(EngineLimits(memory_limit="4GB")) == 10**9
-    assert default_resident_bytes(EngineLimits(memory_limit="2GiB")) == 2**29
+def test_the_default_budget_is_an_eighth_of_the_engine_limit_unless_configured(monkeypatch):
+    monkeypatch.delenv("SANDBOX_RESIDENT_MEMORY", raising=False)
+    assert default_resident_bytes(EngineLimits(memory_limit="4GB")) == 5 * 10**8
+    assert default_resident_bytes(EngineLimits(memory_limit="2GiB")) == 2**28
+    monkeypatch.setenv("SANDBOX_RESIDENT_MEMORY", "1GiB")
+    assert default_resident_bytes(EngineLimits()) == 2**30
+    monkeypatch.setenv("SANDBOX_RESIDENT_MEMORY", "0")
+    assert default_resident_bytes(EngineLimits()) == 0
 
 
 def test_only_text_columns_with_public_values_are_dictionary_encoded(demo_sb):
