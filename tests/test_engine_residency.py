@@ -112,3 +112,21 @@ def test_only_text_columns_with_public_values_are_dictionary_encoded(demo_sb):
         public_text = declared is not None and declared.type == "text" and declared.public_values is not None
         assert pa.types.is_dictionary(table.schema.field(name).type) == public_text, name
     assert any(pa.types.is_dictionary(f.type) for f in table.schema)
+
+
+def test_a_worker_gives_the_same_answers_held_or_in_place(demo_sb):
+    """Through the worker pool: the budget reaches the worker, and the answer is the same."""
+    from sandbox.engine_pool import EnginePool, PoolSettings
+    from sandbox.execution import EngineRequest
+
+    sb, _ = demo_sb
+    residents, visits = _versions(sb)
+    sql = ("SELECT r.district, COUNT(*) AS n, MAX(v.cost) AS c FROM clinic_visits v "
+           "JOIN residents r ON r.person_id = v.person_id GROUP BY r.district ORDER BY r.district")
+    answers = []
+    for budget in (0, 2**40):
+        with EnginePool(sb.ws.data_dir, sb.ws.keys_dir,
+                        settings=PoolSettings(workers=1, resident_bytes=budget)) as pool:
+            assert pool.resident_bytes == budget
+            answers.append(pool.run(EngineRequest((residents, visits), sql)))
+    assert answers[0].num_rows > 1 and answers[0].equals(answers[1])
