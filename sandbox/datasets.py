@@ -25,6 +25,7 @@ import os
 import secrets
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -377,34 +378,72 @@ def build_catalog(versions: list[DatasetVersion]) -> Catalog:
 
 
 class TableCache:
-    """Dataset versions as the engine reads them: their engine files (docs/decisions/0013).
+    """Dataset versions as the engine reads them (docs/decisions/0013, amended).
 
-    An AES-256 version is read by DuckDB from its Parquet-encrypted engine file, page by
-    page; nothing decrypted is kept here. A version whose data key is an SM4 key (the
-    ``sm`` crypto profile: DuckDB has no SM4) is decrypted whole into memory as before.
+    Two forms, chosen per version by a *residency budget* (``resident_bytes``):
+
+    * a version whose decrypted size fits the budget is decrypted once and held in memory
+      as an Arrow table (the fast path: no page decryption per query); the versions held
+      are the most recently used ones that fit together (LRU);
+    * a larger version is read by DuckDB in place from its Parquet-encrypted engine file,
+      page by page; nothing decrypted is kept.
+
+    So a worker holds at most ``resident_bytes`` of decrypted data, whatever the data's
+    size (issue 16), and small versions are as fast as before (issue 18). A version whose
+    data key is an SM4 key (the ``sm`` crypto profile: DuckDB has no SM4) is always
+    decrypted whole into memory, outside the budget.
     SECURITY: decrypted data lives only in memory; it is never written back in plaintext.
     """
 
-    def __init__(self, data_dir: Path, decryptor: Decryptor | None = None):
+    #: rows sampled from an engine file to estimate a version's decrypted size
+    SAMPLE_ROWS = 65_536
+
+    def __init__(self, data_dir: Path, decryptor: Decryptor | None = None, *, resident_bytes: int = 0):
+        """``resident_bytes``: the residency budget; 0 reads every version in place."""
         self.data_dir = data_dir
         self.decryptor = decryptor
+        self.resident_bytes = max(0, int(resident_bytes))
         self._tables: dict[int, pa.Table] = {}
         self._sources: dict[tuple[int, bool], pa.Table | ParquetTable] = {}
+        self._sizes: dict[tuple[int, bool], int] = {}
+        self._resident: OrderedDict[tuple[int, bool], tuple[pa.Table, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def source(self, v: DatasetVersion) -> pa.Table | ParquetTable:
-        """What the engine reads for ``v``: its engine file (written the first time)."""
+        """What the engine reads for ``v``: its table in memory if it fits the budget,
+        else its engine file (written the first time)."""
+        k = (v.version_id, v.encrypted)
         with self._lock:
-            cached = self._sources.get((v.version_id, v.encrypted))
-            if cached is not None:
-                return cached
-            key = self._data_key(v) if v.encrypted else None
-            if key is not None and len(key) != 32:  # SM4 (the sm profile): whole, in memory
-                found: pa.Table | ParquetTable = self._load(v)
-            else:
-                found = prepare_engine_file(self.data_dir, v, self.decryptor)
-            self._sources[(v.version_id, v.encrypted)] = found
-            return found
+            found = self._sources.get(k)
+            if found is None:
+                key = self._data_key(v) if v.encrypted else None
+                if key is not None and len(key) != 32:  # SM4 (the sm profile): whole, in memory
+                    found = self._load(v)
+                else:
+                    found = prepare_engine_file(self.data_dir, v, self.decryptor)
+                self._sources[k] = found
+            if not isinstance(found, ParquetTable) or self.resident_bytes == 0:
+                return found
+            held = self._resident.get(k)
+            if held is not None:
+                self._resident.move_to_end(k)
+                return held[0]
+            size = self._sizes.get(k)
+            if size is None:
+                size = self._sizes[k] = estimate_bytes(found)
+            if size > self.resident_bytes:
+                return found  # read in place
+            while self._resident and self.resident_bytes - sum(s for _, s in self._resident.values()) < size:
+                self._resident.popitem(last=False)
+            table = _with_public_dictionaries(self._load(v), v.policy)
+            pa.default_memory_pool().release_unused()  # the decrypted file and plain columns
+            self._resident[k] = (table, size)
+            return table
+
+    def resident(self) -> list[int]:
+        """Version ids held decrypted in memory under the budget, least recently used first."""
+        with self._lock:
+            return [k[0] for k in self._resident]
 
     def get(self, v: DatasetVersion) -> pa.Table:
         """The whole decrypted table with ``__rowid``, kept in memory (tools and tests; the
@@ -419,15 +458,60 @@ class TableCache:
         return with_rowid(pq.read_table(io.BytesIO(read_plaintext(self.data_dir, v, self.decryptor))))
 
     def keep_store(self, v: DatasetVersion, key: tuple) -> KeepStore | None:
-        """Where the keep flags ``key`` of bounded version ``v`` persist (engine files only)."""
-        if not isinstance(self.source(v), ParquetTable):
-            return None
+        """Where the keep flags ``key`` of bounded version ``v`` persist (versions with an
+        engine file, whether read in place or held in memory; their row order is the same)."""
+        self.source(v)
+        with self._lock:
+            if not isinstance(self._sources.get((v.version_id, v.encrypted)), ParquetTable):
+                return None
         digest = hashlib.sha256(repr(key).encode()).hexdigest()[:32]
         return KeepStore(self.data_dir, v, self.decryptor, f"keep{digest}")
 
     def _data_key(self, v: DatasetVersion) -> bytes | None:
         getter = getattr(self.decryptor, "data_key", None)
         return getter(v.wrapped_key) if getter is not None and v.wrapped_key is not None else None
+
+
+def _with_public_dictionaries(table: pa.Table, policy: DatasetPolicy) -> pa.Table:
+    """Dictionary-encode the text columns with declared ``public_values``.
+
+    Why: DuckDB groups and filters a dictionary-encoded Arrow column 5-10x faster than
+    plain Arrow strings (docs/benchmarks.md "Memory"), and the held table shrinks. Which
+    columns are encoded follows from the policy alone, never from the values.
+    """
+    columns = []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        declared = policy.columns.get(name)
+        if declared is not None and declared.type == "text" and declared.public_values is not None:
+            column = pc.dictionary_encode(column)
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
+
+
+def estimate_bytes(t: ParquetTable, sample_rows: int = TableCache.SAMPLE_ROWS) -> int:
+    """The Arrow size of an engine file decrypted whole, estimated from its first rows.
+
+    Read on a short-lived DuckDB connection of our own code (never the engine's), which
+    decrypts only the pages of the sample. PRIVACY: the result depends on the data only as
+    a version-level size (like the file's size on disk), fixed at publish.
+    """
+    import duckdb
+
+    con = duckdb.connect(":memory:", config={"threads": 1, "autoload_known_extensions": False,
+                                               "autoinstall_known_extensions": False})
+    try:
+        enc = ""
+        if t.key is not None:
+            con.execute(f"PRAGMA add_parquet_key('k', '{base64.b64encode(t.key).decode()}')")
+            enc = ", encryption_config={footer_key: 'k'}"
+        path = t.path.replace("'", "''")
+        sample = con.sql(f"SELECT * FROM read_parquet('{path}'{enc}) LIMIT {int(sample_rows)}").to_arrow_table()
+    finally:
+        con.close()
+    if sample.num_rows == 0:
+        return 0
+    per_row = sample.nbytes / sample.num_rows + 8  # + the int64 row id
+    return int(per_row * t.num_rows)
 
 
 # -- engine files (docs/decisions/0013) -------------------------------------------------

@@ -70,6 +70,18 @@ def parse_size(text: str) -> int:
     return size
 
 
+def default_resident_bytes(limits: EngineLimits) -> int:
+    """The residency budget of each worker (decision 0013): ``SANDBOX_RESIDENT_MEMORY``
+    (a size, ``0`` to read everything in place), else an eighth of the engine's memory
+    limit, 500 MB of the default 4 GB. Why an eighth: two workers then hold at most 1 GB
+    of decrypted data, below one copy of the 10M-person demo (1.8 GiB as Arrow, issue 16),
+    while a 1M-person workspace (180 MiB) is held whole (issue 18)."""
+    configured = os.environ.get("SANDBOX_RESIDENT_MEMORY", "").strip()
+    if configured:
+        return 0 if configured == "0" else parse_size(configured)
+    return parse_size(limits.memory_limit) // 8
+
+
 def default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
@@ -85,6 +97,9 @@ class PoolSettings:
     query_memory_bytes: int | None = None
     #: loading (decrypting, decoding) a request's datasets into a worker
     load_timeout_seconds: float = 300.0
+    #: decrypted data a worker may hold in memory (the residency budget, decision 0013);
+    #: None: SANDBOX_RESIDENT_MEMORY or an eighth of DuckDB's memory limit. Versions over it are read in place.
+    resident_bytes: int | None = None
     #: how long a request waits for an idle worker before ``engine_busy``
     queue_timeout_seconds: float = 60.0
     poll_seconds: float = 0.02
@@ -117,7 +132,9 @@ class EnginePool:
         if self.settings.workers < 1:
             raise ValueError("an engine pool needs at least one worker")
         self.memory_limit = self.settings.query_memory_bytes or parse_size(self.limits.memory_limit) + 2**30
-        self._args = (str(data_dir), str(keys_dir) if keys_dir else None, self.limits)
+        self.resident_bytes = (self.settings.resident_bytes if self.settings.resident_bytes is not None
+                               else default_resident_bytes(self.limits))
+        self._args = (str(data_dir), str(keys_dir) if keys_dir else None, self.limits, self.resident_bytes)
         # spawn: the server has threads, and a forked copy of them (and their locks) is unsafe
         self._ctx = multiprocessing.get_context("spawn")
         self._cond = threading.Condition()
@@ -404,14 +421,14 @@ class _ReportingEngine:
 
 
 def _worker_main(conn: Connection, data_dir: str, keys_dir: str | None, limits: EngineLimits,
-                 parent_pid: int) -> None:
+                 resident_bytes: int, parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's; it stops us
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     try:
         engine = Engine(limits, engine_dir(Path(data_dir)))
         # The same key ring and decryptor as the server's (sandbox.service), in this process.
         decryptor = keyring_decryptor(keys.KeyRing.open_or_create(Path(keys_dir))) if keys_dir else None
-        cache = TableCache(Path(data_dir), decryptor)
+        cache = TableCache(Path(data_dir), decryptor, resident_bytes=resident_bytes)
         keep = KeepColumns()
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which refuses to start
         conn.send(("fatal", str(exc) if isinstance(exc, SandboxError) else type(exc).__name__))
