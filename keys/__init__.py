@@ -14,7 +14,7 @@ from keys.credentials import (
     token_matches,
     verify_password,
 )
-from keys.envelope import decrypt_blob, encrypt_blob, key_size
+from keys.envelope import decrypt_blob, encrypt_blob, key_size, subkey
 from keys.errors import (
     DecryptionError,
     KeyNotFound,
@@ -51,6 +51,7 @@ from keys.signing import (
 from keys.sm3 import sm3, sm3_stream
 
 __all__ = [
+    "subkey",
     "ALG_COSIGNATURE_V1",
     "ALG_ED25519",
     "ALG_SM2",

@@ -33,6 +33,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
@@ -63,6 +64,11 @@ def derive_key(passphrase: bytes, salt: bytes, *, n: int, r: int, p: int) -> byt
     if not passphrase:
         raise KeysError("the passphrase is empty")
     return Scrypt(salt=salt, length=KEY_SIZE, n=n, r=r, p=p).derive(passphrase)
+
+
+def subkey(key: bytes, salt: bytes, info: bytes, length: int = 32) -> bytes:
+    """HKDF-SHA256 of ``key``: an independent key per (salt, info), e.g. one per engine file."""
+    return HKDF(hashes.SHA256(), length, salt, info).derive(key)
 
 
 def derive_key_sm3(passphrase: bytes, salt: bytes, *, iterations: int) -> bytes:

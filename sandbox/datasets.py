@@ -529,11 +529,8 @@ def engine_key(data_key: bytes, name: str, version: int, salt: bytes, purpose: s
     and version in ``info``: a file swapped for another version's fails its GCM tags, as
     the whole-file blob's AAD did.
     """
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
     info = f"data-sandbox:engine:{purpose}:{name}:v{version}".encode()
-    return HKDF(hashes.SHA256(), 32, salt, info).derive(data_key)
+    return keys.subkey(data_key, salt, info)
 
 
 def _engine_files(data_dir: Path, v: DatasetVersion, purpose: str = "data") -> list[Path]:

@@ -89,7 +89,9 @@ class PolicyDraft:
                   f"privacy_unit = {_s(self.privacy_unit)}", 'update_frequency = "irregular"',
                   f"one_row_per_unit = {'true' if self.one_row_per_unit else 'false'}",
                   f"max_partitions = {self.max_partitions}",
-                  f"max_rows_per_partition = {self.max_rows_per_partition}"]
+                  f"max_rows_per_partition = {self.max_rows_per_partition}",
+                  "# legal_basis = \"\"  # the law, authorisation or consent reference for its personal "
+                  "information (第二十条); required before it opens; fill in and uncomment"]
         for col in self.columns:
             lines += ["", f"[columns.{_key(col.name)}]"] + [f"# {n}" for n in col.notes]
             lines += [f"type = {_s(col.type)}", f"sensitivity = {_s(col.sensitivity)}"]
