@@ -37,6 +37,10 @@ class KeepSpec:
     column: str
     keep_sql: str
     materialised_sql: str
+    #: whose flags these are (an approval): part of every cache and file key, so the first
+    #: query of a grouping is slow for each approval and a fast one never shows that another
+    #: study asked it first (decision 0004's side channel; red team round 5)
+    scope: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,12 +52,14 @@ class EngineRequest:
     keep: KeepSpec | None = None  # set when contributions are bounded
 
 
-def engine_request(plan: QueryPlan, versions: Sequence[DatasetVersion], dialect: str = "duckdb") -> EngineRequest:
+def engine_request(plan: QueryPlan, versions: Sequence[DatasetVersion], dialect: str = "duckdb", *,
+                   scope: str = "") -> EngineRequest:
+    """``scope``: the approval the request runs under (keys its bounding materialisation)."""
     used = tuple(v for v in versions if v.name in plan.datasets)
     m = plan.materialisation
     if m is None:
         return EngineRequest(used, plan.engine_sql(dialect))
-    keep = KeepSpec(m.dataset, m.column, m.keep_sql(dialect), m.materialised_sql(dialect))
+    keep = KeepSpec(m.dataset, m.column, m.keep_sql(dialect), m.materialised_sql(dialect), scope)
     return EngineRequest(used, "", keep)
 
 
@@ -159,7 +165,7 @@ def materialise(engine: Engine, cache: TableCache | _Fixed, keep: KeepColumns, r
     source = getattr(cache, "source", cache.get)  # TableCache: engine files, not tables in memory
     tables = {v.name: source(v) for v in req.versions}
     if req.keep is not None:
-        key = (req.keep.column, tuple(sorted((v.name, v.version_id) for v in req.versions)))
+        key = (req.keep.column, tuple(sorted((v.name, v.version_id) for v in req.versions)), req.keep.scope)
         bounded = next(v for v in req.versions if v.name == req.keep.dataset)
         store = cache.keep_store(bounded, key) if hasattr(cache, "keep_store") else None
         flags = keep.get(engine, req.keep, key, tables, store)

@@ -122,7 +122,8 @@ class Preparer:
             except query_guard.GuardError:
                 plan = None  # the approval does not allow this grouping: nothing to prepare
             if plan is not None and plan.materialisation is not None:
-                materialise(self.sb.engine, self.sb.tables, keep, engine_request(plan, versions))
+                materialise(self.sb.engine, self.sb.tables, keep,
+                            engine_request(plan, versions, scope=f"approval:{approval.id}"))
             self._step(f"bounding for approval {approval.id}: {sql}")
         self._seen = seen
         self.progress = {**self.progress, "state": "ready"}

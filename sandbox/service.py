@@ -374,7 +374,7 @@ class Sandbox:
     def _finish(self, conn: sqlite3.Connection, user: User, req: QueryRequest, approval: workflow.Approval,
                 p: Prepared, s: Started, engine_run) -> dict[str, Any]:
         """Run, add noise, post-process, and log the release against its start entry."""
-        exact = engine_run(engine_request(p.plan, p.used)).to_pydict()
+        exact = engine_run(engine_request(p.plan, p.used, scope=f"approval:{approval.id}")).to_pydict()
         rel = release(p.plan, exact, epsilon=p.epsilon, delta=p.delta, confidence=p.confidence,
                       pure=p.pure, noise=p.noise)
         del exact  # PRIVACY: exact values go no further

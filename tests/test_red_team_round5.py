@@ -116,23 +116,41 @@ JOINED = ("SELECT r.district, COUNT(*) FROM clinic_visits c JOIN residents r ON 
           "GROUP BY r.district")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LEAK (low–medium, timing about others): prepare.py materialises the keep column only for no grouping and "
-    "each single public-key column of a bounded dataset. A grouping outside that set (a join's column, two "
-    "columns, EXTRACT(year …)) ranks every row on first use and persists a keep file keyed by (grouping, "
-    "versions) only — shared across approvals — so the next researcher's same grouping is fast: its latency "
-    "tells that someone already asked it (the issue-18 side channel, still open for these groupings)."))
-def test_a_query_outside_the_prepared_groupings_leaves_no_shared_first_use_state(demo_template, tmp_path):
-    from sandbox import datasets, prepare
+def test_a_query_outside_the_prepared_groupings_leaves_no_first_use_state_for_another_study(demo_template,
+                                                                                            tmp_path):
+    """Was a LEAK (low–medium, timing about others): a grouping outside the prepared set (a join's
+    column, two columns, EXTRACT(year …)) ranks every row on first use and kept the flags under
+    (grouping, versions) only, shared across approvals, so the next study's same grouping was fast:
+    its latency told that someone had already asked it. The flags are now keyed by the approval too
+    (``KeepSpec.scope``): another study's first query of the grouping finds nothing, in memory or on
+    disk, and computes its own."""
+    import query_guard
+    from sandbox import datasets, prepare, workflow
+    from sandbox.execution import engine_request, materialise
     from tests.test_engine_files import _query
+    from tests.test_privacy_ledger import new_approval
     from tests.test_workflow_support import demo_copy
 
     sb, creds = demo_copy(demo_template, tmp_path)
+    other = new_approval(sb)  # another study over the same datasets
     prepare.Preparer(sb).run_once(sb.ws.connect())  # what the server does in the background
-    engine_dir = datasets.engine_dir(sb.ws.data_dir)
-    before = {p.name for p in engine_dir.iterdir()}
-    assert _query(sb, creds, JOINED)["rows"]
-    assert {p.name for p in engine_dir.iterdir()} == before
+    assert _query(sb, creds, JOINED)["rows"]  # the first study asks the unprepared grouping
+
+    versions = datasets.latest_versions(sb.conn())
+    scenario = workflow.get_approval(sb.conn(), other).scenario
+    plan = query_guard.plan(JOINED, scenario, datasets.build_catalog(versions))
+    for scope, stored in ((f"approval:{creds['researcher']['approval_id']}", True), (f"approval:{other}", False)):
+        req = engine_request(plan, versions, scope=scope)
+        key = (req.keep.column, tuple(sorted((v.name, v.version_id) for v in req.versions)), scope)
+        bounded = next(v for v in req.versions if v.name == req.keep.dataset)
+        store = sb.tables.keep_store(bounded, key)
+        assert (store.load(sb.engine) is not None) is stored, scope
+        assert (key in sb.executor.keep._columns) is stored, scope
+    # and the other study's own first query computes (and only then keeps) its flags
+    req = engine_request(plan, versions, scope=f"approval:{other}")
+    materialise(sb.engine, sb.tables, sb.executor.keep, req)
+    key = (req.keep.column, tuple(sorted((v.name, v.version_id) for v in req.versions)), f"approval:{other}")
+    assert key in sb.executor.keep._columns
 
 
 def test_accepted_sql_cannot_name_the_keep_side_table_or_a_file(demo_template, tmp_path):
