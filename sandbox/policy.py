@@ -91,6 +91,8 @@ class DatasetPolicy:
     #: ``[dataset] budget_cap = {epsilon = E, delta = D}``: the total (ε, δ) all researchers
     #: together may spend on the dataset, over every version (None: not declared here).
     budget_cap: tuple[float, float] | None = None
+    #: ``[dataset] engine``: "duckdb" or "spark"; "" = the workspace default (sandbox.engines).
+    engine: str = ""
     source_text: str = field(default="", repr=False, compare=False)
 
     def table_info(self, *, bounding_seed: str, version: str) -> TableInfo:
@@ -192,6 +194,9 @@ def parse_policy(text: str, path: str = "<policy>") -> DatasetPolicy:
     one_row = ds.get("one_row_per_unit", False)
     if not isinstance(one_row, bool):
         raise loc.fail("must be true or false", "dataset", "one_row_per_unit")
+    engine = ds.get("engine", "")
+    if engine not in ("", "duckdb", "spark"):
+        raise loc.fail(f"unknown engine {engine!r}; use \"duckdb\" or \"spark\"", "dataset", "engine")
     limits = {}
     for key, default in (("max_partitions", 1), ("max_rows_per_partition", 1)):
         value = ds.get(key, default)
@@ -239,6 +244,7 @@ def parse_policy(text: str, path: str = "<policy>") -> DatasetPolicy:
         max_rows_per_partition=limits["max_rows_per_partition"],
         columns=columns,
         budget_cap=_parse_budget_cap(ds.get("budget_cap"), loc),
+        engine=engine,
         source_text=text,
     )
 

@@ -49,8 +49,9 @@ from sandbox.accuracy import ACCURACY_NOTE, STATE, accuracy, with_confidence
 from sandbox.clock import Clock, iso, utc_now
 from sandbox.engine import Engine, EngineLimits
 from sandbox.engine_pool import EngineBusy, EnginePool, PoolSettings
+from sandbox.engines import Engines, Routed, load_config
 from sandbox.errors import BadRequest, EngineFailure, SandboxError, WorkspaceError
-from sandbox.execution import InProcessExecutor, check_on_empty, engine_request
+from sandbox.execution import InProcessExecutor, check_on_empty
 from sandbox.users import User
 from sandbox.workspace import Workspace, transaction
 from sandbox.workspace import log_origin as workspace_log_origin
@@ -115,6 +116,7 @@ class Prepared:
     used: list[datasets.DatasetVersion]
     noise: privacy.NoisePlan
     cache_key: str
+    routed: Routed  # the engine that answers and its request (sandbox.engines)
 
 
 @dataclass(frozen=True)
@@ -148,12 +150,15 @@ class Sandbox:
             self.executor = InProcessExecutor(self.engine, self.tables)
         else:
             self.executor = EnginePool(workspace.data_dir, workspace.keys_dir, self.engine.limits, pool,
-                                       warm=datasets.latest_versions(self.conn()))
+                                       warm=[v for v in datasets.latest_versions(self.conn())
+                                             if not v.file_name.startswith("spark:")])
+        self.engines = Engines(self.executor, load_config(workspace.data_dir))
 
     def close(self) -> None:
         """Stop the engine workers, if any (idempotent)."""
         if isinstance(self.executor, EnginePool):
             self.executor.close()
+        self.engines.close()
 
     # -- plumbing -------------------------------------------------------------------
     def conn(self) -> sqlite3.Connection:
@@ -208,7 +213,7 @@ class Sandbox:
             return self._serve_cached(conn, user, approval.id, cached, prepared.confidence)
         with self._single_flight(prepared.cache_key), contextlib.ExitStack() as engine:
             try:
-                engine_run = engine.enter_context(self.executor.slot())
+                engine_run = engine.enter_context(self.engines.slot(prepared.routed.engine))
             except EngineBusy as err:
                 # No engine was reserved: nothing was read and nothing is charged.
                 self.log_refusal(user, req, approval.id, err.code, err.message, None)
@@ -266,15 +271,16 @@ class Sandbox:
             privacy.check_plan(plan)
         except PrivacyError as err:
             raise BadRequest(err.message, code=err.code) from None
+        routed = self.engines.route(plan, used)  # engine_mixed / engine_unsupported: refused here
         try:
-            self._check_on_empty(plan, used)
+            self._check_on_empty(plan, used, routed)
         except EngineFailure:
             raise BadRequest(
                 "the engine cannot run this query on any data (it fails on empty tables of the "
                 "datasets' declared types: check function arguments and types); nothing was "
                 "charged", code="engine_rejected") from None
         return Prepared(sql, plan, epsilon, delta, confidence, pure, used, noise,
-                        _cache_key(plan, used, approval.id, epsilon, delta))
+                        _cache_key(plan, used, approval.id, epsilon, delta), routed)
 
     def _plan(self, sql: str, approval: workflow.Approval, versions: list[datasets.DatasetVersion]) -> QueryPlan:
         """The guard's plan, remembered per (SQL, approval and its scope, dataset versions):
@@ -294,14 +300,18 @@ class Sandbox:
                 self._plans.popitem(last=False)
         return plan
 
-    def _check_on_empty(self, plan: QueryPlan, used: list[datasets.DatasetVersion]) -> None:
-        """``execution.check_on_empty``, once per plan and dataset versions (a few ms each)."""
+    def _check_on_empty(self, plan: QueryPlan, used: list[datasets.DatasetVersion], routed: Routed) -> None:
+        """``execution.check_on_empty``, once per plan and dataset versions (a few ms each).
+        On Spark: analysis only (no job runs), whose errors cannot depend on the data."""
         key = (plan.fingerprint, tuple(v.version_id for v in used))
         with self._flights_lock:
             if key in self._checked:
                 self._checked.move_to_end(key)
                 return
-        check_on_empty(self.engine, engine_request(plan, used))
+        if routed.engine == "spark":
+            self.engines.spark.analyse(routed.request)
+        else:
+            check_on_empty(self.engine, routed.request)
         with self._flights_lock:
             self._checked[key] = None
             while len(self._checked) > CHECKED_PLANS:
@@ -354,7 +364,7 @@ class Sandbox:
     def _finish(self, conn: sqlite3.Connection, user: User, req: QueryRequest, approval: workflow.Approval,
                 p: Prepared, s: Started, engine_run) -> dict[str, Any]:
         """Run, add noise, post-process, and log the release against its start entry."""
-        exact = engine_run(engine_request(p.plan, p.used)).to_pydict()
+        exact = engine_run(p.routed.request).to_pydict()
         rel = release(p.plan, exact, epsilon=p.epsilon, delta=p.delta, confidence=p.confidence,
                       pure=p.pure, noise=p.noise)
         del exact  # PRIVACY: exact values go no further
@@ -386,6 +396,7 @@ class Sandbox:
                 "receipt": {"query_id": s.query_id, "log_index": entry.seq, "leaf_hash": entry.leaf_hash,
                             "tree_size": entry.tree_size, "start_index": s.start_seq},
                 "cached": False,
+                "engine": p.routed.engine,  # which engine answered (console, issue 16)
                 "notes": [*p.plan.notes, *rel.notes, *notes],
             }
             # The noisy state (never shown) lets another confidence be served from the cache.
