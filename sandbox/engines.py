@@ -1,7 +1,7 @@
-"""Which engine answers a query, chosen per dataset (issue 16; docs/decisions/0020).
+"""Which engine answers a query, chosen per dataset (issue 16; docs/decisions/0014).
 
 A dataset's policy says ``[dataset] engine = "duckdb" | "spark"``; without it the
-workspace default from ``<data dir>/engines.toml`` applies::
+workspace default from ``<workspace>/engines.toml`` (the ``--data-dir`` folder) applies::
 
     [engines]
     default = "duckdb"          # or "spark"

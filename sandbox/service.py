@@ -152,7 +152,7 @@ class Sandbox:
             self.executor = EnginePool(workspace.data_dir, workspace.keys_dir, self.engine.limits, pool,
                                        warm=[v for v in datasets.latest_versions(self.conn())
                                              if not v.file_name.startswith("spark:")])
-        self.engines = Engines(self.executor, load_config(workspace.data_dir))
+        self.engines = Engines(self.executor, load_config(workspace.root))
 
     def close(self) -> None:
         """Stop the engine workers, if any (idempotent)."""

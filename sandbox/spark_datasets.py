@@ -6,7 +6,7 @@ Registration runs the same checks as for a local file — the policy against the
 identifiers in column names, the privacy unit present on every row, one row per person
 when declared, the risk scan (第十二条) — over the rows read through Spark.
 
-Limit (docs/decisions/0020): those checks run in this process over the rows Spark
+Limit (docs/decisions/0014): those checks run in this process over the rows Spark
 returns, so registration needs the dataset to fit in the registering process's memory
 (queries do not). Computing the scan inside Spark is future work.
 """

@@ -139,22 +139,36 @@ class SparkEngine:
             raise EngineFailure("the query could not be executed by the engine") from None
 
     def execute(self, sql: str, *, timeout_seconds: float | None = None) -> pa.Table:
-        """Run ``sql``; Arrow result. Timeout: the query's tag is interrupted (its Spark
-        jobs cancelled) and :class:`EngineFailure` ``query_timeout`` raised."""
+        """Run ``sql``; Arrow result. Timeout: the query's job group (Spark Connect: its
+        tag) is cancelled and :class:`EngineFailure` ``query_timeout`` raised."""
         session = self.session
-        tag = "sandbox-" + uuid.uuid4().hex
+        group = "sandbox-" + uuid.uuid4().hex
         timed_out = threading.Event()
+        context = _context(session)
+
+        finished = threading.Event()
 
         def interrupt() -> None:
+            # A query may start several jobs one after another (a broadcast, then the
+            # aggregate): cancel the group until the call has returned.
             timed_out.set()
-            try:
-                session.interruptTag(tag)
-            except Exception as exc:  # pragma: no cover - the session went away
-                log.warning("spark interrupt failed %s", type(exc).__name__)
+            while not finished.is_set():
+                try:
+                    if context is not None:
+                        context.cancelJobGroup(group)
+                    else:
+                        session.interruptTag(group)
+                except Exception as exc:  # pragma: no cover - the session went away
+                    log.warning("spark interrupt failed %s", type(exc).__name__)
+                finished.wait(0.25)
 
         timeout = self.settings.timeout_seconds if timeout_seconds is None else timeout_seconds
         timer = threading.Timer(timeout, interrupt)
-        session.addTag(tag)
+        timer.daemon = True
+        if context is not None:
+            context.setJobGroup(group, "sandbox query", interruptOnCancel=True)
+        else:
+            session.addTag(group)
         try:
             timer.start()
             return session.sql(sql).toArrow()
@@ -166,8 +180,12 @@ class SparkEngine:
             log.warning("spark engine error %s", type(exc).__name__)
             raise EngineFailure("the query could not be executed by the engine") from None
         finally:
+            finished.set()
             timer.cancel()
-            session.removeTag(tag)
+            if context is not None:
+                context.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+            else:
+                session.removeTag(group)
 
     def stop(self) -> None:
         with self._lock:
@@ -175,3 +193,11 @@ class SparkEngine:
                 self._session.stop()
                 self._session = None
                 self._views.clear()
+
+
+def _context(session):
+    """The SparkContext of a classic session; None under Spark Connect (no context)."""
+    try:
+        return session.sparkContext
+    except Exception:  # Spark Connect sessions have none
+        return None

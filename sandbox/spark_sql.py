@@ -19,7 +19,7 @@ have no Spark twin and are rewritten on a copy of the tree, never on researcher 
 * Functions are checked against :data:`SPARK_FUNCTIONS` (defence in depth: nothing the
   guard did not produce — no UDF, no file reader — can be named).
 
-See docs/decisions/ "engine interface" for why the hash differs per engine.
+See docs/decisions/0014 for why the hash differs per engine.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ pre-noise aggregates on DuckDB and on Spark local mode over the same data.
 No noise is involved: this compares the engines' exact results (the test-only harness is
 the comparison itself; the service never returns them). Both sides rank rows for the
 bounding pass with ``spark_sql.portable_hash`` (DuckDB's native HASH has no Spark twin,
-see docs/decisions/0020); plans without a bounding pass run DuckDB's production SQL as is.
+see docs/decisions/0014); plans without a bounding pass run DuckDB's production SQL as is.
 """
 
 from __future__ import annotations
