@@ -113,6 +113,12 @@ def engines_add_spark(data_dir: Path | None, name: str, source: str, policy_path
     try:
         ws, config = _open(data_dir)
         conn = ws.connect()
+        from sandbox.engines import declared_engine
+        from sandbox.policy import load_policy
+
+        if declared_engine(load_policy(policy_path), config.default) != "spark":
+            raise click.ClickException(f"{policy_path}: the dataset is not declared for Spark: set engine = "
+                                       "\"spark\" under [dataset] (or the workspace default in engines.toml)")
         spark = SparkEngine(config.spark)
         try:
             with transaction(conn):

@@ -61,10 +61,17 @@ def load_config(data_dir: Path) -> EngineConfig:
 
 
 def engine_of(version: DatasetVersion, default: EngineName = "duckdb") -> EngineName:
-    """A version's engine: a Spark source is always Spark; else the policy's, else the default."""
-    if version.file_name.startswith(SPARK_PREFIX):
-        return "spark"
-    return getattr(version.policy, "engine", "") or default  # type: ignore[return-value]
+    """A version's engine is where its data is: a Spark source, or a workspace file.
+
+    The policy's ``engine`` (or, when it has none, the workspace default) is checked when a
+    version is registered (``sandbox engines add-spark``) and when it is queried
+    (:func:`route`), so a later change of the default never moves an existing version.
+    """
+    return "spark" if version.file_name.startswith(SPARK_PREFIX) else "duckdb"
+
+
+def declared_engine(policy, default: EngineName) -> EngineName:
+    return getattr(policy, "engine", "") or default  # type: ignore[return-value]
 
 
 def view_name(version: DatasetVersion) -> str:
@@ -86,6 +93,11 @@ def route(plan: QueryPlan, versions: Sequence[DatasetVersion], default: EngineNa
     Raises :class:`BadRequest` ``engine_mixed`` or ``engine_unsupported`` (before any data).
     """
     used = [v for v in versions if v.name in plan.datasets]
+    for v in used:
+        if v.policy.engine and v.policy.engine != engine_of(v):
+            raise BadRequest(f"dataset {v.name} is declared for {v.policy.engine} but version {v.version} is "
+                             f"held on {engine_of(v)}; the owner must register it again; nothing was charged",
+                             code="engine_unsupported")
     names = {engine_of(v, default) for v in used} or {default}
     if len(names) > 1:
         raise BadRequest("this query reads datasets held on different engines (DuckDB and Spark); "
