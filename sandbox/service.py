@@ -51,7 +51,7 @@ from sandbox.engine import Engine, EngineLimits
 from sandbox.engine_pool import EngineBusy, EnginePool, PoolSettings
 from sandbox.engines import Engines, Routed, load_config
 from sandbox.errors import BadRequest, EngineFailure, SandboxError, WorkspaceError
-from sandbox.execution import InProcessExecutor, check_on_empty
+from sandbox.execution import InProcessExecutor, check_on_empty, engine_request
 from sandbox.users import User
 from sandbox.workspace import Workspace, transaction
 from sandbox.workspace import log_origin as workspace_log_origin
@@ -311,7 +311,7 @@ class Sandbox:
         if routed.engine == "spark":
             self.engines.spark.analyse(routed.request)
         else:
-            check_on_empty(self.engine, routed.request)
+            check_on_empty(self.engine, engine_request(plan, used))
         with self._flights_lock:
             self._checked[key] = None
             while len(self._checked) > CHECKED_PLANS:
@@ -364,7 +364,8 @@ class Sandbox:
     def _finish(self, conn: sqlite3.Connection, user: User, req: QueryRequest, approval: workflow.Approval,
                 p: Prepared, s: Started, engine_run) -> dict[str, Any]:
         """Run, add noise, post-process, and log the release against its start entry."""
-        exact = engine_run(p.routed.request).to_pydict()
+        req = p.routed.request if p.routed.engine == "spark" else engine_request(p.plan, p.used)
+        exact = engine_run(req).to_pydict()
         rel = release(p.plan, exact, epsilon=p.epsilon, delta=p.delta, confidence=p.confidence,
                       pure=p.pure, noise=p.noise)
         del exact  # PRIVACY: exact values go no further
