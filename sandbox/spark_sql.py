@@ -101,6 +101,23 @@ def _weekdays(tree: exp.Expr) -> None:
         node.replace(exp.paren(exp.Sub(this=exp.DayOfWeek(this=node.this), expression=exp.Literal.number(1))))
 
 
+def _round_scales(tree: exp.Expr) -> None:
+    """``ROUND(x, 1000000)`` makes Spark build a BigDecimal of that scale (about 20 s per
+    query on a few rows, a time channel and a denial of service). Past ±400 digits the
+    result is the same for any DOUBLE or BIGINT (|x| < 1.8e308, no digit below 1e-400
+    survives), so the scale is clamped to ±400."""
+    for node in tree.find_all(exp.Round):
+        scale = node.args.get("decimals")
+        if isinstance(scale, exp.Neg) and isinstance(scale.this, exp.Literal):
+            value = -int(scale.this.this) if scale.this.is_int else None
+        elif isinstance(scale, exp.Literal) and scale.is_int:
+            value = int(scale.this)
+        else:
+            value = None
+        if value is not None and abs(value) > 400:
+            node.set("decimals", exp.Literal.number(400 if value > 0 else -400))
+
+
 def _wide_integers(tree: exp.Expr) -> None:
     """An integer literal past BIGINT is a DOUBLE in DuckDB and a DECIMAL (failing past 38
     digits) in Spark: make it the DOUBLE DuckDB compares with."""
@@ -152,6 +169,7 @@ def spark_sql(tree: exp.Expr, date_columns: frozenset[str] = frozenset()) -> str
     """
     tree = with_portable_hashes(tree, "spark")
     _untry(tree, date_columns)
+    _round_scales(tree)
     _wide_integers(tree)
     _weekdays(tree)
     if isinstance(tree, exp.Select):

@@ -76,3 +76,13 @@ def test_accepted_case_runs_on_adversarial_tables_and_neighbours_agree(tables, c
     d = tables.execute(sql_for(case, "d"))
     dp = tables.execute(sql_for(case, "dp"))
     assert d.column_names == dp.column_names  # same outcome class: both ran
+
+
+def test_huge_round_scales_are_clamped():
+    """ROUND(x, 1000000) took ~20 s per query on Spark (a BigDecimal of that scale): a time
+    channel. Past ±400 digits no DOUBLE or BIGINT changes, so the scale is clamped."""
+    p = plan("SELECT COUNT(*) FROM residents WHERE ROUND(income, 1000000) > 0 AND ROUND(age, -99999) = 0",
+             SCENARIOS["default"], CATALOG)
+    text = spark_sql(p.engine_query)
+    assert "1000000" not in text and "99999" not in text
+    assert ", 400)" in text and ", -400)" in text
