@@ -50,7 +50,9 @@ def plans():
             info = table_from_policy(tomllib.load(fh), bounding_seed="bench-seed", version="v1")
         tables[info.name] = info
     scenario = Scenario(datasets=frozenset(tables))
-    return [(label, plan(sql, scenario, Catalog(tables))) for label, sql in QUERIES]
+    only = os.environ.get("BENCH_QUERIES", "")
+    chosen = [(label, sql) for label, sql in QUERIES if not only or label in only.split(",")]
+    return [(label, plan(sql, scenario, Catalog(tables))) for label, sql in chosen]
 
 
 def vm_hwm_mib(pid: int) -> float:
@@ -127,6 +129,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--engines", nargs="+", default=["duckdb", "spark"])
+    ap.add_argument("--queries", default="", help="comma-separated query labels (default: all)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "engines.json")
     ap.add_argument("--child", nargs=3, metavar=("ENGINE", "FOLDER", "RUNS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -147,13 +150,13 @@ def main() -> None:
                     "engines": {}}
             for engine in args.engines:
                 out = subprocess.run([sys.executable, __file__, "--child", engine, str(folder), str(args.runs)],
-                                     capture_output=True, text=True, check=True, env={**os.environ,
-                                                                                      "PYTHONPATH": str(ROOT)})
+                                     capture_output=True, text=True, check=True,
+                                     env={**os.environ, "PYTHONPATH": str(ROOT), "BENCH_QUERIES": args.queries})
                 size["engines"][engine] = json.loads(out.stdout.strip().splitlines()[-1])
             report["sizes"].append(size)
         print(f"\n{rows:,} persons, {visits:,} visit rows (median ms of {args.runs} runs)")
         print(f"{'query':40} " + " ".join(f"{e:>10}" for e in args.engines))
-        for label, _ in QUERIES:
+        for label in size["engines"][args.engines[0]]["queries"]:
             print(f"{label:40} " + " ".join(f"{size['engines'][e]['queries'][label]:10.0f}" for e in args.engines))
         for e in args.engines:
             print(f"peak MiB {e}: {size['engines'][e]['peak_mib']}")
