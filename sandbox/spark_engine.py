@@ -11,7 +11,7 @@ from the guard's tree; nonetheless the session is set up as if hostile SQL could
 * ``spark.sql.runSQLOnFiles`` off: no ``parquet.`/path``` table references.
 * only temporary views the sandbox registered, one per dataset version, are referenced
   (checked on the generated tree), and no UDF is ever registered.
-* every query runs under a tag; a timeout interrupts the tag (cancels its jobs).
+* every query runs in its own job group (Spark Connect: a tag); a timeout cancels it.
 
 Errors never reach a researcher verbatim (an analysis error can print a value).
 """
