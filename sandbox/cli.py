@@ -466,6 +466,7 @@ def users_add(data_dir: Path | None, username: str, role: str, password: str, as
 def _add_command_groups() -> None:
     from sandbox.cli_audit import audit, keys_group
     from sandbox.cli_backup import backup_command, restore_command
+    from sandbox.cli_engines import engines_group
     from sandbox.cli_settings import settings_group
 
     cli.add_command(audit)
@@ -473,6 +474,7 @@ def _add_command_groups() -> None:
     cli.add_command(backup_command)
     cli.add_command(restore_command)
     cli.add_command(settings_group)
+    cli.add_command(engines_group)
 
 
 _add_command_groups()

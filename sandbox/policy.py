@@ -96,6 +96,8 @@ class DatasetPolicy:
     legal_basis: str = ""
     #: ``[dataset] classification = {category = "…", grade = "general"|"important"|"core"}`` (第六条)
     classification: dict[str, str] | None = None
+    #: ``[dataset] engine``: "duckdb" or "spark"; "" = the workspace default (sandbox.engines).
+    engine: str = ""
     source_text: str = field(default="", repr=False, compare=False)
 
     def table_info(self, *, bounding_seed: str, version: str) -> TableInfo:
@@ -197,6 +199,9 @@ def parse_policy(text: str, path: str = "<policy>") -> DatasetPolicy:
     one_row = ds.get("one_row_per_unit", False)
     if not isinstance(one_row, bool):
         raise loc.fail("must be true or false", "dataset", "one_row_per_unit")
+    engine = ds.get("engine", "")
+    if engine not in ("", "duckdb", "spark"):
+        raise loc.fail(f"unknown engine {engine!r}; use \"duckdb\" or \"spark\"", "dataset", "engine")
     limits = {}
     for key, default in (("max_partitions", 1), ("max_rows_per_partition", 1)):
         value = ds.get(key, default)
@@ -246,6 +251,7 @@ def parse_policy(text: str, path: str = "<policy>") -> DatasetPolicy:
         budget_cap=_parse_budget_cap(ds.get("budget_cap"), loc),
         legal_basis=_parse_legal_basis(ds.get("legal_basis", ""), loc),
         classification=_parse_classification(ds.get("classification"), loc, tier),
+        engine=engine,
         source_text=text,
     )
 

@@ -50,6 +50,7 @@ from sandbox.accuracy import ACCURACY_NOTE, STATE, accuracy, with_confidence
 from sandbox.clock import Clock, iso, utc_now
 from sandbox.engine import Engine, EngineLimits
 from sandbox.engine_pool import EngineBusy, EnginePool, PoolSettings
+from sandbox.engines import Engines, Routed, load_config
 from sandbox.errors import BadRequest, EngineFailure, SandboxError, WorkspaceError
 from sandbox.execution import InProcessExecutor, check_on_empty, engine_request
 from sandbox.users import User
@@ -116,6 +117,7 @@ class Prepared:
     used: list[datasets.DatasetVersion]
     noise: privacy.NoisePlan
     cache_key: str
+    routed: Routed  # the engine that answers and its request (sandbox.engines)
 
 
 @dataclass(frozen=True)
@@ -154,12 +156,14 @@ class Sandbox:
             self.executor = InProcessExecutor(self.engine, self.tables)
         else:
             self.executor = EnginePool(workspace.data_dir, workspace.keys_dir, self.engine.limits, pool,
-                                       warm=datasets.latest_versions(self.conn()))
-            # issue 18: engine files and bounding materialisations, prepared in the background
-            from sandbox.prepare import Preparer
+                                       warm=[v for v in datasets.latest_versions(self.conn())
+                                             if not v.file_name.startswith("spark:")])
+        self.engines = Engines(self.executor, load_config(workspace.root))
+        # issue 18: engine files and bounding materialisations, prepared in the background
+        from sandbox.prepare import Preparer
 
-            self.preparer = Preparer(self)
-            self.preparer.start()
+        self.preparer = Preparer(self)
+        self.preparer.start()
 
     def close(self) -> None:
         """Stop the background preparer, the writer and the engine workers, if any (idempotent)."""
@@ -168,6 +172,7 @@ class Sandbox:
         self.writer.close()
         if isinstance(self.executor, EnginePool):
             self.executor.close()
+        self.engines.close()
 
     # -- plumbing -------------------------------------------------------------------
     def conn(self) -> sqlite3.Connection:
@@ -222,7 +227,7 @@ class Sandbox:
             return self._serve_cached(conn, user, approval.id, cached, prepared.confidence)
         with self._single_flight(prepared.cache_key), contextlib.ExitStack() as engine:
             try:
-                engine_run = engine.enter_context(self.executor.slot())
+                engine_run = engine.enter_context(self.engines.slot(prepared.routed.engine))
             except EngineBusy as err:
                 # No engine was reserved: nothing was read and nothing is charged.
                 self.log_refusal(user, req, approval.id, err.code, err.message, None)
@@ -280,15 +285,16 @@ class Sandbox:
             privacy.check_plan(plan)
         except PrivacyError as err:
             raise BadRequest(err.message, code=err.code) from None
+        routed = self.engines.route(plan, used)  # engine_mixed / engine_unsupported: refused here
         try:
-            self._check_on_empty(plan, used, approval.id)
+            self._check_on_empty(plan, used, routed, approval.id)
         except EngineFailure:
             raise BadRequest(
                 "the engine cannot run this query on any data (it fails on empty tables of the "
                 "datasets' declared types: check function arguments and types); nothing was "
                 "charged", code="engine_rejected") from None
         return Prepared(sql, plan, epsilon, delta, confidence, pure, used, noise,
-                        _cache_key(plan, used, approval.id, epsilon, delta))
+                        _cache_key(plan, used, approval.id, epsilon, delta), routed)
 
     def _plan(self, sql: str, approval: workflow.Approval, versions: list[datasets.DatasetVersion]) -> QueryPlan:
         """The guard's plan, remembered per (SQL, approval and its scope, dataset versions):
@@ -308,16 +314,21 @@ class Sandbox:
                 self._plans.popitem(last=False)
         return plan
 
-    def _check_on_empty(self, plan: QueryPlan, used: list[datasets.DatasetVersion], approval_id: int) -> None:
+    def _check_on_empty(self, plan: QueryPlan, used: list[datasets.DatasetVersion], routed: Routed,
+                        approval_id: int) -> None:
         """``execution.check_on_empty``, once per plan, dataset versions and approval (a few ms
         each). Keyed by the approval like ``_plan``: a shared entry would make a researcher's
-        refusal or query a few ms faster when another study had asked the same plan before."""
+        refusal or query a few ms faster when another study had asked the same plan before.
+        On Spark: analysis only (no job runs), whose errors cannot depend on the data."""
         key = (approval_id, plan.fingerprint, tuple(v.version_id for v in used))
         with self._flights_lock:
             if key in self._checked:
                 self._checked.move_to_end(key)
                 return
-        check_on_empty(self.engine, engine_request(plan, used))
+        if routed.engine == "spark":
+            self.engines.spark.analyse(routed.request)
+        else:
+            check_on_empty(self.engine, engine_request(plan, used))
         with self._flights_lock:
             self._checked[key] = None
             while len(self._checked) > CHECKED_PLANS:
@@ -374,7 +385,9 @@ class Sandbox:
     def _finish(self, conn: sqlite3.Connection, user: User, req: QueryRequest, approval: workflow.Approval,
                 p: Prepared, s: Started, engine_run) -> dict[str, Any]:
         """Run, add noise, post-process, and log the release against its start entry."""
-        exact = engine_run(engine_request(p.plan, p.used, scope=f"approval:{approval.id}")).to_pydict()
+        req = (p.routed.request if p.routed.engine == "spark"
+               else engine_request(p.plan, p.used, scope=f"approval:{approval.id}"))
+        exact = engine_run(req).to_pydict()
         rel = release(p.plan, exact, epsilon=p.epsilon, delta=p.delta, confidence=p.confidence,
                       pure=p.pure, noise=p.noise)
         del exact  # PRIVACY: exact values go no further
@@ -407,6 +420,7 @@ class Sandbox:
                 "receipt": {"query_id": s.query_id, "log_index": entry.seq, "leaf_hash": entry.leaf_hash,
                             "tree_size": entry.tree_size, "start_index": s.start_seq},
                 "cached": False,
+                "engine": p.routed.engine,  # which engine answered (console, issue 16)
                 "notes": [*p.plan.notes, *rel.notes, *notes],
             }
             # The noisy state (never shown) lets another confidence be served from the cache.

@@ -178,6 +178,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "budget": _ref("Budget"),
             "receipt": _ref("Receipt"),
             "cached": {"type": "boolean"},
+            "engine": {"enum": ["duckdb", "spark"],
+                       "description": "The engine that computed the exact aggregates (issue 16)."},
             "notes": {"type": "array", "items": {"type": "string"}},
             "accuracy_note": {"type": "string",
                               "description": "What the intervals cover: the noise, not the bias "
