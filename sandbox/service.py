@@ -158,12 +158,12 @@ class Sandbox:
             self.executor = EnginePool(workspace.data_dir, workspace.keys_dir, self.engine.limits, pool,
                                        warm=[v for v in datasets.latest_versions(self.conn())
                                              if not v.file_name.startswith("spark:")])
-        self.engines = Engines(self.executor, load_config(workspace.root))
-        # issue 18: engine files and bounding materialisations, prepared in the background
-        from sandbox.prepare import Preparer
+            # issue 18: engine files and bounding materialisations, prepared in the background
+            from sandbox.prepare import Preparer
 
-        self.preparer = Preparer(self)
-        self.preparer.start()
+            self.preparer = Preparer(self)
+            self.preparer.start()
+        self.engines = Engines(self.executor, load_config(workspace.root))
 
     def close(self) -> None:
         """Stop the background preparer, the writer and the engine workers, if any (idempotent)."""
