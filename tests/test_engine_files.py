@@ -173,7 +173,7 @@ def test_publish_time_bounding_is_persisted_and_reused(demo_sb, monkeypatch):
     versions = datasets.latest_versions(sb.conn())
     plan = query_guard.plan("SELECT department, COUNT(*) FROM clinic_visits WHERE cost > 100 GROUP BY department",
                             scenario, datasets.build_catalog(versions))
-    req = engine_request(plan, versions)
+    req = engine_request(plan, versions, scope=f"approval:{approval}")  # what the preparer stored
     computed = execute(sb.engine, _NoStore(sb.tables), KeepColumns(), req).to_pydict()
 
     ranking = execution._compute
