@@ -137,23 +137,7 @@ def register_dataset(
     if policy.name != name:
         raise PolicyError(f"{policy_path}: dataset.name is {policy.name!r} but the dataset is being added as {name!r}")
     say("checking the policy against the data")
-    check_against(policy, table.schema)
-    carrying = risk_scan.identifiers_in_headers(table.schema.names)
-    if carrying:  # column names are public metadata: the catalog, the derivative's recipe
-        raise PolicyError(
-            f"{policy_path}: column name(s) {', '.join(carrying)} carry what looks like a personal "
-            "identifier (a run of 11 or more digits, or an e-mail address); column names are shown "
-            "in the catalog, so rename them (第十二条)")
-    table = _conform(table, policy)
-    unit_col = table.column(policy.privacy_unit)
-    if unit_col.null_count:
-        raise PolicyError(f"{policy_path}: privacy unit {policy.privacy_unit!r} has {unit_col.null_count} empty values")
-    units = pc.count_distinct(unit_col).as_py()
-    if policy.one_row_per_unit and units != table.num_rows:
-        raise PolicyError(
-            f"{policy_path}: dataset.one_row_per_unit is true but {table.num_rows - units:,} rows "
-            f"repeat a {policy.privacy_unit!r} value; set it to false and give contribution bounds"
-        )
+    table, units = conformed(table, policy, policy_path)
     owner = conn.execute("SELECT id, role FROM users WHERE username = ?", (policy.owner,)).fetchone()
     if owner is None or owner["role"] != "owner":
         raise PolicyError(f"{policy_path}: dataset.owner {policy.owner!r} is not a user with the owner role")
@@ -228,6 +212,33 @@ def _aad(name: str, version: int) -> bytes:
 #: The engine's type for each policy column type (tables are cast to these when registered).
 ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "text": pa.string(), "date": pa.date32(),
                "bool": pa.bool_()}
+
+
+def conformed(table: pa.Table, policy: DatasetPolicy, policy_path: str) -> tuple[pa.Table, int]:
+    """``table`` checked against ``policy`` and cast to its types, with its number of units.
+
+    Why one function: every engine's registration (a local file, a Spark source) must refuse
+    the same things — columns the policy does not declare, identifiers in column names,
+    empty privacy units, repeated units where one row per unit is declared.
+    """
+    check_against(policy, table.schema)
+    carrying = risk_scan.identifiers_in_headers(table.schema.names)
+    if carrying:  # column names are public metadata: the catalog, the derivative's recipe
+        raise PolicyError(
+            f"{policy_path}: column name(s) {', '.join(carrying)} carry what looks like a personal "
+            "identifier (a run of 11 or more digits, or an e-mail address); column names are shown "
+            "in the catalog, so rename them (第十二条)")
+    table = _conform(table, policy)
+    unit_col = table.column(policy.privacy_unit)
+    if unit_col.null_count:
+        raise PolicyError(f"{policy_path}: privacy unit {policy.privacy_unit!r} has {unit_col.null_count} empty values")
+    units = pc.count_distinct(unit_col).as_py()
+    if policy.one_row_per_unit and units != table.num_rows:
+        raise PolicyError(
+            f"{policy_path}: dataset.one_row_per_unit is true but {table.num_rows - units:,} rows "
+            f"repeat a {policy.privacy_unit!r} value; set it to false and give contribution bounds"
+        )
+    return table, units
 
 
 def _conform(table: pa.Table, policy: DatasetPolicy) -> pa.Table:

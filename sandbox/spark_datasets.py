@@ -19,13 +19,12 @@ import secrets
 import sqlite3
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from sandbox import risk_scan
 from sandbox.clock import Clock, iso
-from sandbox.datasets import DatasetVersion, _conform, get_version
+from sandbox.datasets import DatasetVersion, conformed, get_version
 from sandbox.engines import SPARK_PREFIX
-from sandbox.policy import PolicyError, check_against, parse_policy
+from sandbox.policy import PolicyError, parse_policy
 from sandbox.spark_engine import SparkEngine
 
 
@@ -43,18 +42,7 @@ def register_spark_dataset(conn: sqlite3.Connection, engine: SparkEngine, name: 
     if policy.name != name:
         raise PolicyError(f"{policy_path}: dataset.name is {policy.name!r} but the dataset is being added as {name!r}")
     table = read_source(engine, source)
-    check_against(policy, table.schema)
-    carrying = risk_scan.identifiers_in_headers(table.schema.names)
-    if carrying:
-        raise PolicyError(f"{policy_path}: column name(s) {', '.join(carrying)} look like personal identifiers (第十二条)")
-    table = _conform(table, policy)
-    unit_col = table.column(policy.privacy_unit)
-    if unit_col.null_count:
-        raise PolicyError(f"{policy_path}: privacy unit {policy.privacy_unit!r} has {unit_col.null_count} empty values")
-    units = pc.count_distinct(unit_col).as_py()
-    if policy.one_row_per_unit and units != table.num_rows:
-        raise PolicyError(f"{policy_path}: dataset.one_row_per_unit is true but {table.num_rows - units:,} rows "
-                          f"repeat a {policy.privacy_unit!r} value")
+    table, units = conformed(table, policy, policy_path)
     owner = conn.execute("SELECT id, role FROM users WHERE username = ?", (policy.owner,)).fetchone()
     if owner is None or owner["role"] != "owner":
         raise PolicyError(f"{policy_path}: dataset.owner {policy.owner!r} is not a user with the owner role")
