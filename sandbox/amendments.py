@@ -133,17 +133,10 @@ def decide(sb: Sandbox, owner: User, app: sqlite3.Row, owners: list[int], body: 
             raise BadRequest("name the new terms: epsilon_total (more budget) or expires (an extension)",
                              code="missing_terms")
     with transaction(conn):
-        if conn.execute("SELECT status FROM applications WHERE id = ?", (app["id"],)).fetchone()[0] != "pending":
-            raise conflict(f"application {app['id']} was already decided")
-        if conn.execute("SELECT 1 FROM application_decisions WHERE application_id = ? AND owner_id = ?",
-                        (app["id"], owner.id)).fetchone():
-            raise conflict(f"you already decided on application {app['id']}")
-        conn.execute(
-            "INSERT INTO application_decisions (application_id, owner_id, decision, scope_json, epsilon_total, "
-            "delta_total, epsilon_per_query, expires_at, reason, decided_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (app["id"], owner.id, decision, json.dumps({"amends": amends["approval_id"]}),
-             granted.get("epsilon_total"), granted.get("delta_total"), None, granted.get("expires_at"), reason,
-             iso(sb.now())))
+        workflow.record_owner_decision(conn, app["id"], owner, decision,
+                                       json.dumps({"amends": amends["approval_id"]}),
+                                       {k: v for k, v in granted.items() if k != "epsilon_per_query"}, reason,
+                                       iso(sb.now()))
         sb.audit(conn, owner, "application.owner_decided", f"application/{app['id']}", {
             "application_id": app["id"], "owner": owner.username, "decision": decision, "reason": reason,
             "amends": amends["approval_id"], **granted})

@@ -384,16 +384,9 @@ def _decide_part(sb: Sandbox, owner: User, row: sqlite3.Row, decision: str, body
                                  code="not_your_dataset")
         record["scope"] = _narrowed_scope(narrowed, own_request, conn)
     with transaction(conn):
-        if conn.execute("SELECT status FROM applications WHERE id = ?", (row["id"],)).fetchone()[0] != "pending":
-            raise conflict(f"application {row['id']} was already decided")
-        if conn.execute("SELECT 1 FROM application_decisions WHERE application_id = ? AND owner_id = ?",
-                        (row["id"], owner.id)).fetchone():
-            raise conflict(f"you already decided on application {row['id']}")
-        conn.execute(
-            "INSERT INTO application_decisions (application_id, owner_id, decision, scope_json, epsilon_total, "
-            "delta_total, epsilon_per_query, expires_at, reason, decided_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (row["id"], owner.id, decision, json.dumps(record["scope"], ensure_ascii=False), record["epsilon_total"],
-             record["delta_total"], record["epsilon_per_query"], record["expires_at"], reason, iso(sb.now())))
+        workflow.record_owner_decision(conn, row["id"], owner, decision,
+                                       json.dumps(record["scope"], ensure_ascii=False), record, reason,
+                                       iso(sb.now()))
         sb.audit(conn, owner, "application.owner_decided", f"application/{row['id']}", {
             "application_id": row["id"], "owner": owner.username, "datasets": mine, "decision": decision,
             "reason": reason, "scope": record["scope"], "epsilon_total": record["epsilon_total"],

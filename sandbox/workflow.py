@@ -247,6 +247,24 @@ def approve(
     return int(cur.lastrowid)  # type: ignore[arg-type]
 
 
+def record_owner_decision(conn: sqlite3.Connection, application_id: int, owner: User, decision: str,
+                          scope_json: str, terms: dict[str, Any], reason: str, decided_at: str) -> None:
+    """One owner's decision on a pending application (an application or an amendment request),
+    refused if it was already decided or this owner already answered. Inside the caller's
+    transaction, so the check and the insert are one step."""
+    status = conn.execute("SELECT status FROM applications WHERE id = ?", (application_id,)).fetchone()[0]
+    if status != "pending":
+        raise fields.conflict(f"application {application_id} was already decided")
+    if conn.execute("SELECT 1 FROM application_decisions WHERE application_id = ? AND owner_id = ?",
+                    (application_id, owner.id)).fetchone():
+        raise fields.conflict(f"you already decided on application {application_id}")
+    conn.execute(
+        "INSERT INTO application_decisions (application_id, owner_id, decision, scope_json, epsilon_total, "
+        "delta_total, epsilon_per_query, expires_at, reason, decided_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (application_id, owner.id, decision, scope_json, terms.get("epsilon_total"), terms.get("delta_total"),
+         terms.get("epsilon_per_query"), terms.get("expires_at"), reason, decided_at))
+
+
 def reject(conn: sqlite3.Connection, application_id: int, owner: User, reason: str, *, now: Clock) -> None:
     conn.execute(
         "UPDATE applications SET status = 'rejected', reason = ?, decided_by = ?, decided_at = ? WHERE id = ?",
