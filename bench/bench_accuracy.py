@@ -53,12 +53,12 @@ sys.path.insert(0, str(ROOT))
 
 import query_guard  # noqa: E402
 from privacy import release  # noqa: E402
-from sandbox import datasets  # noqa: E402
-from sandbox.demo import setup_demo  # noqa: E402
-from sandbox.execution import engine_request  # noqa: E402
-from sandbox.service import QueryRequest  # noqa: E402
-from sandbox.users import find_user  # noqa: E402
-from sandbox.workflow import get_approval  # noqa: E402
+from sandbox.demo.setup import setup_demo  # noqa: E402
+from sandbox.engine.execution import engine_request  # noqa: E402
+from sandbox.governance import datasets  # noqa: E402
+from sandbox.governance.workflow import get_approval  # noqa: E402
+from sandbox.service.query_service import QueryRequest  # noqa: E402
+from sandbox.store.users import find_user  # noqa: E402
 
 VENV = ROOT / "bench" / ".venv-smartnoise"
 RESULTS = ROOT / "bench" / "results" / "accuracy.json"

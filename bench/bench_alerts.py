@@ -24,13 +24,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sandbox import alerts, ledger, workflow  # noqa: E402
-from sandbox.datasets import latest_versions  # noqa: E402
-from sandbox.demo import setup_demo  # noqa: E402
-from sandbox.operations import SandboxAdmin  # noqa: E402
-from sandbox.service import QueryRequest  # noqa: E402
-from sandbox.users import find_user  # noqa: E402
-from sandbox.workspace import transaction  # noqa: E402
+from sandbox.demo.setup import setup_demo  # noqa: E402
+from sandbox.governance import alerts, ledger, workflow  # noqa: E402
+from sandbox.governance.datasets import latest_versions  # noqa: E402
+from sandbox.service.operations import SandboxAdmin  # noqa: E402
+from sandbox.service.query_service import QueryRequest  # noqa: E402
+from sandbox.store.users import find_user  # noqa: E402
+from sandbox.store.workspace import transaction  # noqa: E402
 
 
 def main() -> None:

@@ -30,10 +30,10 @@ import duckdb  # noqa: E402
 
 import query_guard  # noqa: E402
 from privacy import release  # noqa: E402
-from sandbox import datasets, workflow  # noqa: E402
-from sandbox.demo import setup_demo  # noqa: E402
-from sandbox.execution import InProcessExecutor, engine_request  # noqa: E402
-from sandbox.users import find_user  # noqa: E402
+from sandbox.demo.setup import setup_demo  # noqa: E402
+from sandbox.engine.execution import InProcessExecutor, engine_request  # noqa: E402
+from sandbox.governance import datasets, workflow  # noqa: E402
+from sandbox.store.users import find_user  # noqa: E402
 
 QUERIES = {
     "visits": ("SELECT department, COUNT(*) FROM clinic_visits GROUP BY department",

@@ -14,11 +14,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sandbox.demo import setup_demo  # noqa: E402
-from sandbox.service import Sandbox  # noqa: E402
-from sandbox.users import find_user  # noqa: E402
+from sandbox.demo.setup import setup_demo  # noqa: E402
+from sandbox.service.query_service import Sandbox  # noqa: E402
+from sandbox.store.users import find_user  # noqa: E402
+from sandbox.store.workspace import Workspace, transaction  # noqa: E402
 from sandbox.web import create_app  # noqa: E402
-from sandbox.workspace import Workspace, transaction  # noqa: E402
 from tests.test_workflow_support import bearer, build_world  # noqa: E402
 
 

@@ -46,7 +46,7 @@ def plans():
 
     tables = {}
     for name in ("residents", "clinic_visits"):
-        with (ROOT / "sandbox" / "demo_policies" / f"{name}.toml").open("rb") as fh:
+        with (ROOT / "sandbox" / "demo" / "policies" / f"{name}.toml").open("rb") as fh:
             info = table_from_policy(tomllib.load(fh), bounding_seed="bench-seed", version="v1")
         tables[info.name] = info
     scenario = Scenario(datasets=frozenset(tables))
@@ -90,7 +90,7 @@ def run_engine(engine: str, folder: Path, runs: int) -> dict:
     if engine == "duckdb":
         import pyarrow.parquet as pq
 
-        from sandbox.engine import Engine, EngineLimits, with_rowid
+        from sandbox.engine.embedded import Engine, EngineLimits, with_rowid
 
         eng = Engine(EngineLimits(memory_limit="16GB", threads=2, timeout_seconds=3600))
         tables = {n: with_rowid(pq.read_table(folder / f"{n}.parquet")) for n in ("residents", "clinic_visits")}
@@ -99,8 +99,8 @@ def run_engine(engine: str, folder: Path, runs: int) -> dict:
             result["queries"][label] = median_ms(lambda sql=sql: eng.execute(sql, tables), runs)
         result["peak_mib"] = {"python": vm_hwm_mib(os.getpid())}
         return result
-    from sandbox.spark_engine import SparkEngine, SparkSettings
-    from sandbox.spark_sql import spark_sql
+    from sandbox.engine.spark import SparkEngine, SparkSettings
+    from sandbox.engine.spark_sql import spark_sql
 
     eng = SparkEngine(SparkSettings(master="local[2]", timeout_seconds=3600,
                                     conf={"spark.driver.memory": "8g", "spark.sql.shuffle.partitions": "4"}))
@@ -137,7 +137,7 @@ def main() -> None:
         engine, folder, runs = args.child
         print(json.dumps(run_engine(engine, Path(folder), int(runs))))
         return
-    from sandbox.demo_data import write_demo_files
+    from sandbox.demo.data import write_demo_files
 
     report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "runs": args.runs,
               "sizes": []}

@@ -13,8 +13,8 @@ from collections import Counter
 
 import pyarrow as pa
 
-from sandbox import deidentify, risk_scan
-from sandbox.policy import ColumnPolicy, DatasetPolicy
+from sandbox.governance import deidentify, risk_scan
+from sandbox.governance.policy import ColumnPolicy, DatasetPolicy
 
 DISTRICTS = ("历下区", "市中区", "槐荫区", "天桥区", "历城区")
 

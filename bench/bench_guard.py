@@ -12,7 +12,7 @@
    the ``__rowid`` column the sandbox engine adds, run through the product's engine and
    execution path. Per query: the unrewritten SQL ("raw"); the self-contained rewritten
    query ("inline": clamping, fixed point, the bounding pass inline); the first run
-   through ``sandbox.execution`` (which computes the per-version keep column when the
+   through ``sandbox.engine.execution`` (which computes the per-version keep column when the
    grouping is new: the one-time cost); and later runs over the cached keep column
    ("materialised", median of ``--runs``). Ratio = materialised / raw (target ≤ 1.5).
 
@@ -39,7 +39,7 @@ from query_guard import Catalog, GuardError, Scenario, plan  # noqa: E402
 from query_guard.catalog import table_from_policy  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "guard"
-POLICIES = ROOT / "sandbox" / "demo_policies"
+POLICIES = ROOT / "sandbox" / "demo" / "policies"
 RESULTS = ROOT / "bench" / "results" / "guard.json"
 
 ENGINE_QUERIES = [
@@ -123,7 +123,7 @@ def make_visits(persons: int, data: str, seed: int = 7):
 
     rng = np.random.default_rng(seed)
     if data == "demo":
-        from sandbox.demo_data import visits_chunk
+        from sandbox.demo.data import visits_chunk
 
         chunks = []
         for start in range(0, persons, 1_000_000):
@@ -170,14 +170,14 @@ class _Tables:
 
 
 def bench_engine(persons: int, runs: int, threads: int, data: str, with_inline: bool = True) -> dict:
-    """Through the product's own path: sandbox.engine.Engine (locked down, Arrow tables
-    registered per query) and sandbox.execution (keep columns cached per version)."""
+    """Through the product's own path: sandbox.engine.embedded.Engine (locked down, Arrow tables
+    registered per query) and sandbox.engine.execution (keep columns cached per version)."""
     from types import SimpleNamespace
 
     import duckdb
 
-    from sandbox.engine import Engine, EngineLimits, with_rowid
-    from sandbox.execution import KeepColumns, engine_request, execute
+    from sandbox.engine.embedded import Engine, EngineLimits, with_rowid
+    from sandbox.engine.execution import KeepColumns, engine_request, execute
 
     cat, scenario = catalog()
     start = time.perf_counter()

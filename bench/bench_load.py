@@ -143,8 +143,8 @@ def prepare_workspace(data_dir: Path, rows: int) -> dict[str, Any]:
 
 def set_auto_suspension(data_dir: Path, value: int | None) -> int:
     """Set ``auto_suspend_refusals`` (None: leave it); returns the value it had."""
-    from sandbox import workflow
-    from sandbox.workspace import Workspace, transaction
+    from sandbox.governance import workflow
+    from sandbox.store.workspace import Workspace, transaction
 
     conn = Workspace.open(data_dir).connect()
     try:

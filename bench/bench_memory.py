@@ -54,11 +54,12 @@ WARM_UP = "SELECT COUNT(*) FROM residents WHERE age > 30"
 PREPARE = r"""
 import json, sys
 from pathlib import Path
-from sandbox import datasets, ledger
-from sandbox.demo import setup_demo
-from sandbox.operations import SandboxAdmin
-from sandbox.users import find_user
-from sandbox.workspace import transaction
+from sandbox.governance import datasets
+from sandbox.governance import ledger
+from sandbox.demo.setup import setup_demo
+from sandbox.service.operations import SandboxAdmin
+from sandbox.store.users import find_user
+from sandbox.store.workspace import transaction
 ws, rows = Path(sys.argv[1]), int(sys.argv[2])
 sb, creds = setup_demo(ws, rows=rows, url="-", say=lambda _m: None)
 conn = sb.conn()

@@ -35,10 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CODE = Path(sys.argv[sys.argv.index("--code") + 1]).resolve() if "--code" in sys.argv else ROOT
 sys.path.insert(0, str(CODE))
 
-from sandbox.demo import setup_demo  # noqa: E402
-from sandbox.operations import SandboxAdmin  # noqa: E402
-from sandbox.service import QueryRequest  # noqa: E402
-from sandbox.users import find_user  # noqa: E402
+from sandbox.demo.setup import setup_demo  # noqa: E402
+from sandbox.service.operations import SandboxAdmin  # noqa: E402
+from sandbox.service.query_service import QueryRequest  # noqa: E402
+from sandbox.store.users import find_user  # noqa: E402
 
 QUERIES = [
     ("count", "SELECT COUNT(*) FROM residents"),
@@ -91,9 +91,9 @@ def main() -> None:
                                           "purpose": "bench", "commitment_accepted": True})
         approval = admin.approve(owner, app_id, {"datasets": ["residents", "clinic_visits"]},
                                  epsilon_total=1e9, delta_total=1e-3, epsilon_per_query=10.0)
-        from sandbox import ledger
-        from sandbox.datasets import latest_versions
-        from sandbox.workspace import transaction
+        from sandbox.governance import ledger
+        from sandbox.governance.datasets import latest_versions
+        from sandbox.store.workspace import transaction
 
         versions = {v.name: v for v in latest_versions(conn)}
         with transaction(conn):  # lift the collusion cap: the runs spend far more than a study

@@ -24,9 +24,9 @@ from pathlib import Path
 import duckdb
 
 import keys
-from sandbox import datasets
-from sandbox.engine import Engine
-from sandbox.workspace import Workspace
+from sandbox.engine.embedded import Engine
+from sandbox.governance import datasets
+from sandbox.store.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = [

@@ -54,12 +54,12 @@ sys.path.insert(0, str(CODE))
 
 import privacy  # noqa: E402
 import query_guard  # noqa: E402
-import sandbox.service as service  # noqa: E402
-from sandbox import datasets, ledger  # noqa: E402
-from sandbox.demo import setup_demo  # noqa: E402
-from sandbox.operations import SandboxAdmin  # noqa: E402
-from sandbox.users import find_user  # noqa: E402
-from sandbox.workspace import transaction  # noqa: E402
+import sandbox.service.query_service as service  # noqa: E402
+from sandbox.demo.setup import setup_demo  # noqa: E402
+from sandbox.governance import datasets, ledger  # noqa: E402
+from sandbox.service.operations import SandboxAdmin  # noqa: E402
+from sandbox.store.users import find_user  # noqa: E402
+from sandbox.store.workspace import transaction  # noqa: E402
 
 QUERIES = [
     ("count", "SELECT COUNT(*) FROM residents"),

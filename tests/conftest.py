@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.demo import setup_demo
+from sandbox.demo.setup import setup_demo
 from sandbox.web import create_app
 
 DEMO_ROWS = 3_000
@@ -35,7 +35,7 @@ def demo(demo_template, tmp_path):
     """(Sandbox, credentials) over a fresh copy of the demo workspace."""
     root = tmp_path / "ws"
     shutil.copytree(demo_template, root)
-    from sandbox.demo import setup_demo as again
+    from sandbox.demo.setup import setup_demo as again
 
     sb, creds = again(root, rows=DEMO_ROWS, url="http://127.0.0.1:0", say=lambda _m: None)
     return sb, creds

@@ -24,15 +24,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sandbox import dataset_caps
-from sandbox.demo import policy_text, setup_demo
-from sandbox.demo_data import write_demo_files
+from sandbox.demo.data import write_demo_files
+from sandbox.demo.setup import policy_text, setup_demo
 from sandbox.errors import SandboxError
-from sandbox.operations import SandboxAdmin
-from sandbox.service import QueryFailed, QueryRefused, QueryRequest, Sandbox
-from sandbox.users import User, find_user
-from sandbox.workflow import SETTING_GROUP as WORKFLOW_SETTINGS
-from sandbox.workspace import transaction
+from sandbox.governance import dataset_caps
+from sandbox.governance.workflow import SETTING_GROUP as WORKFLOW_SETTINGS
+from sandbox.service.operations import SandboxAdmin
+from sandbox.service.query_service import QueryFailed, QueryRefused, QueryRequest, Sandbox
+from sandbox.store.users import User, find_user
+from sandbox.store.workspace import transaction
 
 #: Every query asks for this ε (the approvals allow far more in total).
 EPSILON = 0.05
@@ -40,7 +40,7 @@ EPSILON = 0.05
 #: The person added to D′: the largest id an int64 privacy unit can hold.
 EXTRA_ID = 2**63 - 1
 
-# very long (the default text limit, sandbox.policy.DEFAULT_TEXT_MAX_LENGTH), non-ASCII, RTL, emoji, flags
+# very long (the default text limit, sandbox.governance.policy.DEFAULT_TEXT_MAX_LENGTH), non-ASCII, RTL, emoji, flags
 LONG = ("济南·Ωμέγα·עברית·العربية·😀🇨🇳‮" * 300)[:1000]
 ODD = "O'Brien \"q\" \\ \\\\ %_ ' OR 1=1 -- /* */ ; \t\n\r\x00 \u200b 😀"
 NUL = "\x00"
@@ -148,7 +148,7 @@ def build_env(template: Path, root: Path, name: str, rows: int,
     assert owner is not None and researcher is not None
     for dataset, table in zip(("residents", "clinic_visits"), tables, strict=True):
         admin.add_dataset(dataset, table, policy_text(dataset),
-                          policy_path=f"sandbox/demo_policies/{dataset}.toml", actor=owner)
+                          policy_path=f"sandbox/demo/policies/{dataset}.toml", actor=owner)
         # issue 14: a version whose scan has findings is acknowledged explicitly and co-signed
         admin.publish(owner, dataset, "neighbouring-dataset tests", regulator=find_user(conn, "regulator"))
         dataset_caps.set_cap(sb, owner, dataset, {"epsilon_total": 1000.0, "delta_total": 0.01,

@@ -26,7 +26,7 @@ TEST_CONF = {
 
 @pytest.fixture(scope="session")
 def spark_engine():
-    from sandbox.spark_engine import SparkEngine, SparkSettings
+    from sandbox.engine.spark import SparkEngine, SparkSettings
 
     engine = SparkEngine(SparkSettings(master="local[2]", conf=TEST_CONF, timeout_seconds=120))
     yield engine

@@ -11,9 +11,9 @@ import json
 import pytest
 
 from privacy.accounting import Charge, Totals, choose_route, spent
-from sandbox.accounting_replay import check_reported_loss, grant_of, is_charge
-from sandbox.service import QueryRequest
-from sandbox.users import find_user
+from sandbox.governance.accounting_replay import check_reported_loss, grant_of, is_charge
+from sandbox.service.query_service import QueryRequest
+from sandbox.store.users import find_user
 from tests.test_privacy_ledger import new_approval
 
 

@@ -9,12 +9,12 @@ import threading
 
 import pytest
 
-from sandbox import alerts
-from sandbox.operations import SandboxAdmin
-from sandbox.service import QueryRequest, Sandbox
-from sandbox.users import find_user
+from sandbox.governance import alerts
+from sandbox.service.operations import SandboxAdmin
+from sandbox.service.query_service import QueryRequest, Sandbox
+from sandbox.store.users import find_user
+from sandbox.store.workspace import Workspace
 from sandbox.web import create_app
-from sandbox.workspace import Workspace
 from tests.conftest import bearer
 
 

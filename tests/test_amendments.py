@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox import approvals, workflow
+from sandbox.governance import approvals, workflow
 from sandbox.web import create_app
 from tests.test_workflow_support import audit_entries, bearer, world_copy
 

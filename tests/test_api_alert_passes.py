@@ -1,4 +1,4 @@
-"""One alert pass at a time per (researcher, approval) (sandbox.web.api.AlertPasses, issue 18):
+"""One alert pass at a time per (researcher, approval) (sandbox.web.api.base.AlertPasses, issue 18):
 requests arriving during a pass leave their query to it, and it runs once more for them."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from types import SimpleNamespace
 
-from sandbox.web import api
+from sandbox.web.api import base as api
 
 
 def test_concurrent_requests_share_a_pass_and_it_runs_once_more(monkeypatch):

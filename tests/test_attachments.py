@@ -13,7 +13,7 @@ import io
 
 import pytest
 
-from sandbox import attachments
+from sandbox.governance import attachments
 from sandbox.web import create_app
 from tests.test_workflow_support import audit_entries, bearer, world_copy
 

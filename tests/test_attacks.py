@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import pyarrow.compute as pc
 import pytest
 
-from sandbox import datasets
+from sandbox.governance import datasets
 from tests.conftest import bearer
 
 SQL = "SELECT COUNT(*) FROM residents"

@@ -12,14 +12,14 @@ from test_audit_support import T0
 
 from audit_log import store
 from audit_log.receipt import make_receipt
-from sandbox.cli import cli
+from sandbox.cli.main import cli
 
 
 @pytest.fixture(params=["intl", "sm"])
 def ws(tmp_path, request):
     """A fresh workspace whose log holds an approval, three releases and a refusal, appended
     through the same store API the service uses (independent of the query engine)."""
-    from sandbox.workspace import Workspace, transaction
+    from sandbox.store.workspace import Workspace, transaction
 
     workspace = Workspace.init(tmp_path / "ws", request.param)
     conn = workspace.connect()
@@ -158,7 +158,7 @@ def test_trace_a_receipt(ws, tmp_path):
 
 
 def test_witness_cosigns_and_the_checkpoint_carries_it(ws, tmp_path):
-    from sandbox.workspace import Workspace, transaction
+    from sandbox.store.workspace import Workspace, transaction
 
     root, _ = ws
     state = tmp_path / "regulator"
@@ -210,8 +210,8 @@ def test_witness_following_a_server_by_url(ws, tmp_path, monkeypatch):
     """--url mode: checkpoint and consistency proof come from the HTTP API's JSON shapes."""
     import base64
 
-    import sandbox.cli_audit as cli_audit
-    from sandbox.workspace import Workspace, transaction
+    import sandbox.cli.audit as cli_audit
+    from sandbox.store.workspace import Workspace, transaction
 
     root, _ = ws
     workspace = Workspace.open(root)

@@ -17,11 +17,11 @@ from click.testing import CliRunner
 import audit_log.store as audit_store
 import keys
 from audit_log.replay import read_jsonl
-from sandbox.backup import BackupError, backup, read_manifest, restore
-from sandbox.cli_backup import backup_command, restore_command
-from sandbox.service import Sandbox
-from sandbox.users import find_user
-from sandbox.workspace import Workspace
+from sandbox.cli.backup import backup_command, restore_command
+from sandbox.service.query_service import Sandbox
+from sandbox.store.backup import BackupError, backup, read_manifest, restore
+from sandbox.store.users import find_user
+from sandbox.store.workspace import Workspace
 from tests.conftest import DEMO_ROWS, bearer
 
 
@@ -30,7 +30,7 @@ def demo(request, tmp_path):
     """conftest's ``demo`` over the ``intl`` template or its ``sm`` twin."""
     import shutil
 
-    from sandbox.demo import setup_demo
+    from sandbox.demo.setup import setup_demo
 
     profile = request.param
     template = request.getfixturevalue("demo_template" if profile == "intl" else "demo_template_sm")
@@ -191,7 +191,7 @@ def test_a_forged_log_fails_against_the_real_public_key(demo, tmp_path):
     sb, _ = demo
     real_pem = keys.KeyRing.open_or_create(sb.ws.keys_dir).log_public_keys()[0].pem()
     other = tmp_path / "other"
-    from sandbox.demo import setup_demo
+    from sandbox.demo.setup import setup_demo
 
     setup_demo(other, rows=1000, url="http://127.0.0.1:0", say=lambda _m: None)
     archive = tmp_path / "other.tar.gz"

@@ -12,10 +12,10 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from sandbox import bounding_report
-from sandbox.bounding_report import build_report, round_away
-from sandbox.cli import cli
-from sandbox.users import find_user
+from sandbox.cli.main import cli
+from sandbox.service import bounding_report
+from sandbox.service.bounding_report import build_report, round_away
+from sandbox.store.users import find_user
 from sandbox.web import create_app
 from tests.conftest import bearer
 

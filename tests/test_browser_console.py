@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from sandbox import applications, catalog, datasets
-from sandbox.demo import setup_demo
-from sandbox.service import QueryRequest, Sandbox
-from sandbox.users import find_user
+from sandbox.demo.setup import setup_demo
+from sandbox.governance import applications, datasets, open_catalog
+from sandbox.service.query_service import QueryRequest, Sandbox
+from sandbox.store.users import find_user
 from sandbox.web import create_app
 
 pytestmark = pytest.mark.browser
@@ -61,7 +61,7 @@ def live(demo_template, tmp_path_factory) -> Iterator[Live]:
     owner = find_user(sb.conn(), "owner")
     for v in datasets.latest_versions(sb.conn(), include_unpublished=True):
         if not v.published:
-            catalog.acknowledge_risk(sb, owner, v.name, {"note": "browser test"})
+            open_catalog.acknowledge_risk(sb, owner, v.name, {"note": "browser test"})
     server = create_server(create_app(sb), host="127.0.0.1", port=0, threads=6)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-from sandbox import applications
-from sandbox.users import find_user
+from sandbox.governance import applications
+from sandbox.store.users import find_user
 from tests.test_browser_console import browser, live, login, page, shoot  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from sandbox.errors import PolicyError
-from sandbox.operations import SandboxAdmin
-from sandbox.policy import parse_policy
-from sandbox.users import find_user
+from sandbox.governance.policy import parse_policy
+from sandbox.service.operations import SandboxAdmin
+from sandbox.store.users import find_user
 from sandbox.web import create_app
 from tests.test_workflow_support import FIXTURES, audit_entries, bearer, permits_table, world_copy
 

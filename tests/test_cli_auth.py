@@ -8,7 +8,7 @@ import json
 
 from click.testing import CliRunner
 
-from sandbox.cli import cli
+from sandbox.cli.main import cli
 from tests.test_workflow_support import audit_entries
 
 
@@ -51,9 +51,9 @@ def test_init_creates_the_first_admin_from_the_environment(tmp_path):
                            env={"SANDBOX_ADMIN_USER": "chief", "SANDBOX_ADMIN_PASSWORD": "a long passphrase"})
     assert r.exit_code == 0, r.output
     token = r.output.split("API token (shown once): ")[1].split()[0]
-    from sandbox.service import Sandbox
-    from sandbox.users import authenticate_token
-    from sandbox.workspace import Workspace
+    from sandbox.service.query_service import Sandbox
+    from sandbox.store.users import authenticate_token
+    from sandbox.store.workspace import Workspace
 
     user = authenticate_token(Sandbox(Workspace.open(root)).conn(), token)
     assert (user.username, user.role) == ("chief", "admin")

@@ -15,8 +15,8 @@ import threading
 import pytest
 
 from sandbox.errors import BudgetExceeded
-from sandbox.service import QueryRequest
-from sandbox.users import find_user
+from sandbox.service.query_service import QueryRequest
+from sandbox.store.users import find_user
 from sandbox.web import create_app
 from tests.conftest import bearer
 from tests.test_privacy_ledger import new_approval

@@ -13,9 +13,9 @@ import re
 
 import pytest
 
-from sandbox import applications, catalog, datasets
-from sandbox.operations import SandboxAdmin
-from sandbox.users import find_user
+from sandbox.governance import applications, datasets, open_catalog
+from sandbox.service.operations import SandboxAdmin
+from sandbox.store.users import find_user
 from sandbox.web import create_app
 
 GROUPED = "SELECT district, COUNT(*) AS people FROM residents GROUP BY district"
@@ -52,7 +52,7 @@ def app(demo):
     owner = find_user(sb.conn(), "owner")
     for v in datasets.latest_versions(sb.conn(), include_unpublished=True):
         if not v.published:  # the demo publishes its datasets; this only guards older demos
-            catalog.acknowledge_risk(sb, owner, v.name, {"note": "test"})
+            open_catalog.acknowledge_risk(sb, owner, v.name, {"note": "test"})
     return create_app(sb, {"TESTING": True})
 
 
@@ -309,7 +309,7 @@ def test_csv_export_holds_only_the_released_values(app, demo):
 
 
 def test_csv_cells_that_look_like_formulas_are_defused():
-    from sandbox.web.console_researcher import _csv_cell
+    from sandbox.web.console.researcher import _csv_cell
 
     assert _csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
     assert _csv_cell("历下区") == "历下区" and _csv_cell(-3.5) == -3.5 and _csv_cell(None) == ""
@@ -407,7 +407,7 @@ def test_owner_registers_a_dataset_reads_the_risk_report_and_publishes(app, demo
     assert not list((sb.ws.root / "console-uploads").glob("*.bin"))
     report = text(c.get("/owner/datasets/clinic_load"))
     assert 'id="risk"' in report and "Acknowledge and publish" in report
-    assert "clinic_load" not in [e["name"] for e in catalog.list_entries(sb, None)]
+    assert "clinic_load" not in [e["name"] for e in open_catalog.list_entries(sb, None)]
     # 第二十条 (issue 14): personal information (the phone) opens only on a recorded legal basis
     assert 'id="legal-basis-missing"' in report
     refused = post(c, "/owner/datasets/clinic_load/acknowledge", {"confirm": "1", "note": "phone is declared"},
@@ -421,7 +421,7 @@ def test_owner_registers_a_dataset_reads_the_risk_report_and_publishes(app, demo
                 page="/owner/datasets/clinic_load")
     # issue 14: a first publication waits for the regulator's co-signature (第十二条)
     assert resp.status_code == 303 and "/reviews/" in resp.headers["Location"]
-    assert "clinic_load" not in [e["name"] for e in catalog.list_entries(sb, None)]
+    assert "clinic_load" not in [e["name"] for e in open_catalog.list_entries(sb, None)]
     review = resp.headers["Location"].rsplit("/", 1)[1]
     regulator = client_for(app, "regulator", lang="en")
     page = text(regulator.get(f"/reviews/{review}"))
@@ -429,7 +429,7 @@ def test_owner_registers_a_dataset_reads_the_risk_report_and_publishes(app, demo
     resp = post(regulator, f"/reviews/{review}/decision", {"decision": "approve", "reason": "scan checked"},
                 page=f"/reviews/{review}")
     assert resp.status_code == 303
-    assert "clinic_load" in [e["name"] for e in catalog.list_entries(sb, None)]
+    assert "clinic_load" in [e["name"] for e in open_catalog.list_entries(sb, None)]
     assert "co-signed" in text(regulator.get(f"/reviews/{review}"))
 
 
@@ -507,7 +507,7 @@ def test_objection_is_filed_and_answered(app, demo):
 
 # -- pure helpers ---------------------------------------------------------------------------------------
 def test_sql_highlighter_marks_the_token_at_a_position():
-    from sandbox.web.console_sql import error_span, highlight
+    from sandbox.web.console.sql import error_span, highlight
 
     sql = OUT_OF_SCOPE
     start, end = error_span(sql, 4, 7)
@@ -519,19 +519,19 @@ def test_sql_highlighter_marks_the_token_at_a_position():
 
 
 def test_bar_chart_escapes_labels_and_draws_one_whisker_per_interval():
-    from sandbox.web.console_charts import bar_chart
+    from sandbox.web.console.charts import bar_chart
 
     svg = str(bar_chart(["<b>", "历下区"], [10.0, -2.0], [[8.0, 12.0], None], title="t", desc="d"))
     assert "&lt;b&gt;" in svg and "<b>" not in svg
     assert svg.count('class="whisker"') == 1 and svg.count('class="bar"') == 2
 
 
-@pytest.mark.parametrize("module", ["console_sql", "console_charts", "console_regulator"])
+@pytest.mark.parametrize("module", ["sql", "charts", "regulator"])
 def test_doctests(module):
     import doctest
     import importlib
 
-    result = doctest.testmod(importlib.import_module(f"sandbox.web.{module}"))
+    result = doctest.testmod(importlib.import_module(f"sandbox.web.console.{module}"))
     assert result.failed == 0 and result.attempted > 0
 
 
@@ -559,7 +559,7 @@ def test_unexpected_errors_show_the_friendly_500_page_without_details(demo, monk
     def boom(*_a, **_k):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr("sandbox.web.console_public.catalog_service.list_entries", boom)
+    monkeypatch.setattr("sandbox.web.console.public.catalog_service.list_entries", boom)
     resp = app.test_client().get("/catalog")
     assert resp.status_code == 500
     assert "系统出现了问题" in text(resp) and "secret internal detail" not in text(resp)
@@ -568,7 +568,7 @@ def test_unexpected_errors_show_the_friendly_500_page_without_details(demo, monk
 def test_login_throttle_memory_is_bounded():
     import datetime as dt
 
-    from sandbox.web.console import LoginThrottle
+    from sandbox.web.console.base import LoginThrottle
 
     throttle = LoginThrottle(5, 900)
     now = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)

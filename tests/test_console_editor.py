@@ -10,11 +10,11 @@ import re
 
 from markupsafe import escape
 
-from sandbox import saved_queries
 from sandbox.errors import BadRequest, NotFound
-from sandbox.operations import SandboxAdmin
-from sandbox.users import find_user
-from sandbox.web.console_editor import FUNCTIONS, format_sql, functions_for
+from sandbox.service.operations import SandboxAdmin
+from sandbox.store import saved_queries
+from sandbox.store.users import find_user
+from sandbox.web.console.editor import FUNCTIONS, format_sql, functions_for
 from tests import test_console as base
 from tests.test_console import OUT_OF_SCOPE, client_for, login, post, run_query, text
 
@@ -149,7 +149,7 @@ def test_an_approval_that_is_not_yours_falls_back_with_a_notice(app, demo):
 def test_format_survives_deep_nesting():
     """Thousands of nested parentheses hit Python's recursion limit in the parser: the text
     comes back unchanged with a message, never a 500."""
-    from sandbox.web.console_editor import format_sql
+    from sandbox.web.console.editor import format_sql
 
     sql = "SELECT " + "(" * 4000 + "1" + ")" * 4000
     out = format_sql(sql)

@@ -10,9 +10,9 @@ import shutil
 import pytest
 
 import audit_log.store as audit_store
-from sandbox.service import Sandbox
+from sandbox.service.query_service import Sandbox
+from sandbox.store.workspace import Workspace
 from sandbox.web import create_app
-from sandbox.workspace import Workspace
 from tests.conftest import FrozenClock
 from tests.test_console import login, post, text
 from tests.test_workflow_support import world_copy

@@ -42,7 +42,7 @@ def test_the_tier_change_flash_names_the_tier_in_the_readers_language(app, demo)
 
 def test_a_service_error_flash_is_translated_with_the_original_beside_it(app, demo):
     from sandbox.errors import BadRequest, NotFound
-    from sandbox.web.console_errors import sentence, service_error
+    from sandbox.web.console.errors import sentence, service_error
 
     with app.test_request_context(headers={"Cookie": "lang=zh_CN"}):
         from flask_babel import force_locale
@@ -65,7 +65,7 @@ def test_a_pasted_receipt_that_is_not_json_is_explained_in_chinese(app, demo):
 
 
 def test_alerts_read_in_each_language_from_their_kind_and_details(app, demo):
-    from sandbox import alerts
+    from sandbox.governance import alerts
     from tests.test_console import run_query
 
     sb, creds = demo

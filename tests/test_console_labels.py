@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sandbox.web.console_labels import ACTION_LABELS
+from sandbox.web.console.labels import ACTION_LABELS
 from tests import test_console as base
 from tests.test_console import client_for, text
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from sandbox.web.console_preview import preview_words
+from sandbox.web.console.preview import preview_words
 from tests import test_console as base
 from tests.test_console import client_for, post, text
 

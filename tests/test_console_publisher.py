@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 
-from sandbox import organisations
-from sandbox.operations import SandboxAdmin
-from sandbox.users import find_user
+from sandbox.governance import organisations
+from sandbox.service.operations import SandboxAdmin
+from sandbox.store.users import find_user
 from tests import test_console as base
 from tests.test_console import client_for
 

@@ -47,7 +47,7 @@ def test_excel_download_holds_the_same_cells_as_the_csv(app, demo):
 
 
 def test_excel_text_that_looks_like_a_formula_is_text():
-    from sandbox.web.console_researcher import _xlsx_cell
+    from sandbox.web.console.researcher import _xlsx_cell
 
     assert _xlsx_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _xlsx_cell(None) is None and _xlsx_cell(2.5) == 2.5
 
@@ -83,7 +83,7 @@ def test_charts_fit_the_data(app, demo):
 
 
 def test_chart_kinds():
-    from sandbox.web.console_plots import chart_kind
+    from sandbox.web.console.plots import chart_kind
 
     assert chart_kind([[1, 2, 2]]) == "bars"  # repeated x: not a function of the key
     assert chart_kind([["a"] * 20, [str(i) for i in range(20)]]) == "bars"  # too many series

@@ -7,11 +7,11 @@ import datetime as dt
 
 import pytest
 
-from sandbox import applications
 from sandbox.clock import display_zone, end_of_day, iso, parse_iso
 from sandbox.errors import SandboxError
-from sandbox.service import QueryRequest
-from sandbox.users import find_user
+from sandbox.governance import applications
+from sandbox.service.query_service import QueryRequest
+from sandbox.store.users import find_user
 from tests import test_console as base
 
 app = base.app  # the fixture: the console over a fresh demo workspace

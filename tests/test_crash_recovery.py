@@ -457,7 +457,7 @@ def test_sigkill_during_a_backup_is_refused_and_a_complete_backup_restores(
     assert refused == {"ok": False, "code": "truncated_archive", "error": refused["error"]}
     assert tree_digest(victim) == before
     # truncated copies of the complete one too: empty, header only, half, one byte short
-    from sandbox.backup import BackupError, read_manifest, restore
+    from sandbox.store.backup import BackupError, read_manifest, restore
 
     whole = out.read_bytes()
     for n, code in ((0, "bad_archive"), (100, "truncated_archive"),
@@ -506,7 +506,7 @@ def test_only_stale_scratch_folders_of_this_host_are_removed(tmp_path):
     """The clean-up a backup does first must never touch a live backup's or a foreign folder."""
     import socket as _socket
 
-    from sandbox.backup import SCRATCH_OWNER, SCRATCH_PREFIX, remove_stale_scratch
+    from sandbox.store.backup import SCRATCH_OWNER, SCRATCH_PREFIX, remove_stale_scratch
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # its pid now names no process

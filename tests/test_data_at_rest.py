@@ -14,10 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import keys
-from sandbox import datasets
-from sandbox.operations import SandboxAdmin, rotate_master_key
-from sandbox.service import QueryRequest, Sandbox
-from sandbox.users import find_user
+from sandbox.governance import datasets
+from sandbox.service.operations import SandboxAdmin, rotate_master_key
+from sandbox.service.query_service import QueryRequest, Sandbox
+from sandbox.store.users import find_user
 from sandbox.web import create_app
 from tests.test_workflow_support import FIXTURES, audit_entries, bearer, demo_copy, permits_table
 

@@ -13,15 +13,15 @@ import pytest
 from click.testing import CliRunner
 
 from privacy import Charge
-from sandbox import dataset_caps, datasets, ledger
-from sandbox.cli import cli
+from sandbox.cli.main import cli
 from sandbox.errors import BudgetExceeded, Forbidden, PolicyError
-from sandbox.migrations import MIGRATIONS
-from sandbox.operations import SandboxAdmin
-from sandbox.policy import parse_policy
-from sandbox.users import find_user
+from sandbox.governance import dataset_caps, datasets, ledger
+from sandbox.governance.policy import parse_policy
+from sandbox.service.operations import SandboxAdmin
+from sandbox.store.migrations import MIGRATIONS
+from sandbox.store.users import find_user
+from sandbox.store.workspace import transaction
 from sandbox.web import create_app
-from sandbox.workspace import transaction
 from tests.conftest import bearer
 from tests.test_workflow_support import audit_entries, permits_table
 

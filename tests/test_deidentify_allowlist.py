@@ -13,7 +13,7 @@ from collections import Counter
 import pyarrow as pa
 import pytest
 
-from sandbox import risk_scan
+from sandbox.governance import risk_scan
 from tests.test_red_team_tiers import (
     _ARROW,
     LEAKS,

@@ -15,8 +15,8 @@ from collections import Counter
 import pyarrow as pa
 import pytest
 
-from sandbox import deidentify, risk_scan
-from sandbox.policy import ColumnPolicy, DatasetPolicy
+from sandbox.governance import deidentify, risk_scan
+from sandbox.governance.policy import ColumnPolicy, DatasetPolicy
 from tests.test_red_team_tiers import (
     DISTRICTS,
     Env,

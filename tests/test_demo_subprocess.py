@@ -70,9 +70,9 @@ def test_credentials_file_has_the_documented_shape(server):
 
 def _truth(data_dir):
     """Exact answers straight from the stored data (test oracle only)."""
-    from sandbox.datasets import latest_versions
-    from sandbox.service import Sandbox
-    from sandbox.workspace import Workspace
+    from sandbox.governance.datasets import latest_versions
+    from sandbox.service.query_service import Sandbox
+    from sandbox.store.workspace import Workspace
 
     sb = Sandbox(Workspace.open(data_dir))
     return {v.name: sb.tables.get(v) for v in latest_versions(sb.conn())}
@@ -120,8 +120,8 @@ def test_answers_near_truth_budget_and_audit_over_http(server):
     after = requests.get(f"{url}/api/v1/approvals/{r['approval_id']}/budget", headers=h).json()
     assert after["epsilon"]["remaining"] == pytest.approx(left)
     # One audit entry per release: the regulator's view of the log agrees with the ledger.
-    from sandbox.service import Sandbox
-    from sandbox.workspace import Workspace
+    from sandbox.service.query_service import Sandbox
+    from sandbox.store.workspace import Workspace
 
     conn = Sandbox(Workspace.open(data_dir)).conn()
     releases = conn.execute("SELECT COUNT(*) FROM audit_entries WHERE action = 'query.released'").fetchone()[0]

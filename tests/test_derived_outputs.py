@@ -10,8 +10,8 @@ import math
 import pytest
 
 from sandbox.errors import BadRequest
-from sandbox.service import QueryRequest
-from sandbox.users import find_user
+from sandbox.service.query_service import QueryRequest
+from sandbox.store.users import find_user
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import shutil
 
 import pytest
 
-from sandbox import workflow
-from sandbox.service import Sandbox
+from sandbox.governance import workflow
+from sandbox.service.query_service import Sandbox
+from sandbox.store.workspace import Workspace, transaction
 from sandbox.web import create_app
-from sandbox.workspace import Workspace, transaction
 from tests.conftest import FrozenClock
 from tests.test_workflow_support import audit_entries, audit_size, bearer, world_copy
 

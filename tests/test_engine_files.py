@@ -17,14 +17,15 @@ import pyarrow as pa
 import pytest
 
 import query_guard
-from sandbox import datasets, execution
-from sandbox.engine import Engine, ParquetTable
+from sandbox.engine import execution
+from sandbox.engine.embedded import Engine, ParquetTable
+from sandbox.engine.execution import InProcessExecutor, KeepColumns, engine_request, execute
 from sandbox.errors import EngineFailure, SandboxError
-from sandbox.execution import InProcessExecutor, KeepColumns, engine_request, execute
-from sandbox.operations import rotate_master_key
-from sandbox.prepare import Preparer
-from sandbox.service import QueryRequest, Sandbox
-from sandbox.users import find_user
+from sandbox.governance import datasets
+from sandbox.service.operations import rotate_master_key
+from sandbox.service.prepare import Preparer
+from sandbox.service.query_service import QueryRequest, Sandbox
+from sandbox.store.users import find_user
 from tests.test_workflow_support import demo_copy
 
 GENERIC = "the query could not be executed by the engine"
@@ -167,7 +168,7 @@ def test_publish_time_bounding_is_persisted_and_reused(demo_sb, monkeypatch):
     assert keep_files
 
     approval = creds["researcher"]["approval_id"]
-    from sandbox import workflow
+    from sandbox.governance import workflow
 
     scenario = workflow.get_approval(sb.conn(), approval).scenario
     versions = datasets.latest_versions(sb.conn())
@@ -231,8 +232,8 @@ def test_raising_the_tier_replaces_the_plaintext_engine_file(demo_template, tmp_
 
 
 def test_a_worker_reads_engine_files_and_nothing_else(demo_sb, tmp_path):
-    from sandbox.engine_pool import EnginePool, PoolSettings
-    from sandbox.execution import EngineRequest
+    from sandbox.engine.execution import EngineRequest
+    from sandbox.engine.pool import EnginePool, PoolSettings
 
     sb, _ = demo_sb
     v = datasets.get_version(sb.conn(), "residents")

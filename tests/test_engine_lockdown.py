@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from sandbox.engine import Engine
+from sandbox.engine.embedded import Engine
 from sandbox.errors import EngineFailure
 
 HOSTILE = [

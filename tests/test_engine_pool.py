@@ -1,4 +1,4 @@
-"""Engine worker processes (sandbox/engine_pool.py, docs/decisions/0005).
+"""Engine worker processes (sandbox/engine/pool.py, docs/decisions/0005).
 
 Results through the pool equal the in-process executor's; a query past its wall-clock or
 memory limit gets its worker killed and replaced and a clear error; a crashed worker is
@@ -25,14 +25,14 @@ from pathlib import Path
 import pytest
 
 import query_guard
-from sandbox import datasets, ledger, workflow
-from sandbox.engine import EngineLimits
-from sandbox.engine_pool import EngineBusy, EnginePool, PoolSettings, parse_size
+from sandbox.engine.embedded import EngineLimits
+from sandbox.engine.execution import EngineRequest, engine_request
+from sandbox.engine.pool import EngineBusy, EnginePool, PoolSettings, parse_size
 from sandbox.errors import EngineFailure
-from sandbox.execution import EngineRequest, engine_request
-from sandbox.service import Sandbox
+from sandbox.governance import datasets, ledger, workflow
+from sandbox.service.query_service import Sandbox
+from sandbox.store.workspace import Workspace
 from sandbox.web import create_app
-from sandbox.workspace import Workspace
 from tests.conftest import bearer
 
 ROOT = Path(__file__).parents[1]
@@ -198,7 +198,7 @@ def test_workers_exit_when_the_server_process_dies(workspace):
     code = textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from sandbox.engine_pool import EnginePool, PoolSettings
+        from sandbox.engine.pool import EnginePool, PoolSettings
         pool = EnginePool(Path({str(workspace.data_dir)!r}), Path({str(workspace.keys_dir)!r}),
                           settings=PoolSettings(workers=1))
         print(*pool.pids(), flush=True)
@@ -225,14 +225,14 @@ def test_parse_size():
 def test_a_timed_out_query_is_charged_logged_and_answered_as_a_generic_failure(workspace, monkeypatch):
     """PRIVACY (issue 12): a timeout after the charge may depend on the data, so the caller
     gets the one generic ``query_failed``; the charge stands and the log has the failure."""
-    from sandbox import service
+    from sandbox.service import query_service as service
 
     creds = json.loads((workspace.root / "demo-credentials.json").read_text())
     approval = creds["researcher"]["approval_id"]
     sb = Sandbox(workspace, limits=EngineLimits(timeout_seconds=0.5), pool=PoolSettings(workers=1, grace_seconds=0.5))
     try:
         pids = sb.executor.pids()  # type: ignore[union-attr]
-        monkeypatch.setattr(service, "engine_request", lambda plan, used: EngineRequest(tuple(used), STUCK))
+        monkeypatch.setattr(service, "engine_request", lambda plan, used, **_: EngineRequest(tuple(used), STUCK))
         monkeypatch.setattr(service, "check_on_empty", lambda engine, req: None)  # reach the pool
         client = create_app(sb, {"TESTING": True}).test_client()
         spent = ledger.budget(sb.conn(), approval).epsilon_spent
@@ -269,10 +269,11 @@ def test_the_log_replays_to_the_ledger_through_timeouts_and_worker_kills(workspa
     import signal
 
     from audit_log.replay import compare_with_ledger, replay
-    from sandbox import console_queries, service
-    from sandbox.operations import SandboxAdmin
-    from sandbox.service import QueryFailed, QueryRequest
-    from sandbox.users import find_user
+    from sandbox.service import query_service as service
+    from sandbox.service.operations import SandboxAdmin
+    from sandbox.service.query_service import QueryFailed, QueryRequest
+    from sandbox.store.users import find_user
+    from sandbox.web.console import queries as console_queries
 
     sb = Sandbox(workspace, limits=EngineLimits(timeout_seconds=2.0), pool=PoolSettings(workers=1, grace_seconds=0.5))
     try:
@@ -285,7 +286,7 @@ def test_the_log_replays_to_the_ledger_through_timeouts_and_worker_kills(workspa
                             epsilon_per_query=0.5)
         sb.run_query(researcher, QueryRequest(aid, "SELECT COUNT(*) FROM residents WHERE age > 20", 0.1))
         real_request = service.engine_request
-        monkeypatch.setattr(service, "engine_request", lambda plan, used: EngineRequest(tuple(used), STUCK))
+        monkeypatch.setattr(service, "engine_request", lambda plan, used, **_: EngineRequest(tuple(used), STUCK))
         monkeypatch.setattr(service, "check_on_empty", lambda engine, req: None)
         with pytest.raises(QueryFailed):  # the wall clock: killed by the parent, charged
             sb.run_query(researcher, QueryRequest(aid, "SELECT COUNT(*) FROM residents WHERE age > 21", 0.1))

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from sandbox import datasets
-from sandbox.engine import ROWID, Engine, EngineLimits, ParquetTable
-from sandbox.engine_pool import default_resident_bytes
+from sandbox.engine.embedded import ROWID, Engine, EngineLimits, ParquetTable
+from sandbox.engine.pool import default_resident_bytes
+from sandbox.governance import datasets
 from tests.test_workflow_support import demo_copy
 
 
@@ -116,8 +116,8 @@ def test_only_text_columns_with_public_values_are_dictionary_encoded(demo_sb):
 
 def test_a_worker_gives_the_same_answers_held_or_in_place(demo_sb):
     """Through the worker pool: the budget reaches the worker, and the answer is the same."""
-    from sandbox.engine_pool import EnginePool, PoolSettings
-    from sandbox.execution import EngineRequest
+    from sandbox.engine.execution import EngineRequest
+    from sandbox.engine.pool import EnginePool, PoolSettings
 
     sb, _ = demo_sb
     residents, visits = _versions(sb)

@@ -1,4 +1,4 @@
-"""Materialised contribution bounding (sandbox/execution.py, docs/decisions/0004).
+"""Materialised contribution bounding (sandbox/engine/execution.py, docs/decisions/0004).
 
 The materialised query over the cached keep column must give exactly what the
 self-contained engine query gives, for every accepted fixture that bounds contributions
@@ -18,8 +18,8 @@ from test_guard_engine import RES, visits
 from test_guard_support import CATALOG, SCENARIOS, all_cases
 
 from query_guard import GuardError, plan
-from sandbox.engine import Engine, with_rowid
-from sandbox.execution import KeepColumns, engine_request, execute
+from sandbox.engine.embedded import Engine, with_rowid
+from sandbox.engine.execution import KeepColumns, engine_request, execute
 
 HEAVY = {"residents": RES, "clinic_visits": visits(heavy=True)}
 
@@ -139,9 +139,9 @@ def test_the_groups_a_person_keeps_are_chosen_per_person(demo):
     visits, 眼科 100 %). Chosen per person, every department keeps about the same share."""
     import duckdb
 
-    from sandbox import datasets, workflow
-    from sandbox.execution import InProcessExecutor
-    from sandbox.users import find_user
+    from sandbox.engine.execution import InProcessExecutor
+    from sandbox.governance import datasets, workflow
+    from sandbox.store.users import find_user
 
     sb, creds = demo
     conn = sb.conn()

@@ -2,7 +2,7 @@
 fixture-file reader, and a DuckDB runner for engine queries over small Arrow tables.
 
 The catalog is built from the demo policies the product ships
-(``sandbox/demo_policies/*.toml``) plus ``tests/fixtures/guard/tax_records.toml``, a
+(``sandbox/demo/policies/*.toml``) plus ``tests/fixtures/guard/tax_records.toml``, a
 dataset that exists but is outside the test scenario.
 """
 
@@ -21,7 +21,7 @@ from query_guard.catalog import table_from_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "guard"
-POLICIES = ROOT / "sandbox" / "demo_policies"
+POLICIES = ROOT / "sandbox" / "demo" / "policies"
 SEED = "test-seed-v1"
 
 

@@ -19,9 +19,9 @@ from privacy.constraints import (
     public_range,
 )
 from query_guard.plan import GroupKey, Measurement, OutputColumn, QueryPlan
-from sandbox.accuracy import ACCURACY_NOTE, STATE, with_confidence
-from sandbox.service import QueryRequest
-from sandbox.users import find_user
+from sandbox.service.accuracy import ACCURACY_NOTE, STATE, with_confidence
+from sandbox.service.query_service import QueryRequest
+from sandbox.store.users import find_user
 from tests.conftest import bearer
 
 DOMAIN = tuple(f"g{i}" for i in range(20))

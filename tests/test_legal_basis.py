@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.operations import SandboxAdmin
-from sandbox.users import find_user
+from sandbox.service.operations import SandboxAdmin
+from sandbox.store.users import find_user
 from sandbox.web import create_app
 from tests.test_workflow_support import FIXTURES, audit_entries, bearer, permits_table, world_copy
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandbox.web.console import _safe_next
+from sandbox.web.console.base import _safe_next
 from tests.test_console import token
 
 HOME = "/"

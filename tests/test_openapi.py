@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from jsonschema import Draft202012Validator
 
-from sandbox.web.openapi import openapi_path
+from sandbox.web.api.openapi import openapi_path
 from tests.conftest import bearer
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}

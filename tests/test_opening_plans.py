@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from sandbox.service import Sandbox
+from sandbox.service.query_service import Sandbox
+from sandbox.store.workspace import Workspace
 from sandbox.web import create_app
-from sandbox.workspace import Workspace
 from tests.conftest import FrozenClock
 from tests.test_workflow_support import audit_entries, bearer, world_copy
 

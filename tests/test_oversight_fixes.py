@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox import console_queries
 from sandbox.web import create_app
+from sandbox.web.console import queries as console_queries
 from tests.test_workflow_support import bearer, demo_copy
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 
 import query_guard
-from sandbox.operations import SandboxAdmin
-from sandbox.service import QueryRefused, QueryRequest
-from sandbox.users import find_user
+from sandbox.service.operations import SandboxAdmin
+from sandbox.service.query_service import QueryRefused, QueryRequest
+from sandbox.store.users import find_user
 
 
 @pytest.fixture

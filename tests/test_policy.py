@@ -8,9 +8,9 @@ import pyarrow as pa
 import pytest
 
 from sandbox.errors import PolicyError
-from sandbox.policy import check_against, parse_policy
+from sandbox.governance.policy import check_against, parse_policy
 
-DEMO = Path(__file__).parents[1] / "sandbox" / "demo_policies" / "residents.toml"
+DEMO = Path(__file__).parents[1] / "sandbox" / "demo" / "policies" / "residents.toml"
 
 
 def text() -> str:

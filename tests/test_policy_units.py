@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from sandbox import catalog
 from sandbox.errors import PolicyError
-from sandbox.policy import UNIT_MAX_LENGTH, parse_policy
+from sandbox.governance import open_catalog
+from sandbox.governance.policy import UNIT_MAX_LENGTH, parse_policy
 from tests import test_console as base
 from tests.test_console import client_for
 from tests.test_policy import line_of, text
@@ -51,7 +51,7 @@ def test_a_unit_of_twenty_characters_is_kept_trimmed():
 
 def test_the_catalog_carries_the_unit(demo):
     sb, _ = demo
-    entry = {e["name"]: e for e in catalog.list_entries(sb, None)}["residents"]
+    entry = {e["name"]: e for e in open_catalog.list_entries(sb, None)}["residents"]
     units = {c["name"]: c["unit"] for c in entry["columns"]}
     assert units["income"] == "元" and units["age"] == "岁" and units["district"] == ""
 
@@ -77,7 +77,7 @@ def test_dataset_pages_and_schema_panel_show_units(app, lang, header):
 def test_a_draft_leaves_the_unit_commented_out_on_number_columns_only():
     import pyarrow as pa
 
-    from sandbox.policy_draft import draft_policy
+    from sandbox.governance.policy_draft import draft_policy
 
     n = 40
     table = pa.table({"person_id": list(range(n)), "age": [20 + i % 50 for i in range(n)],
@@ -130,8 +130,8 @@ def test_the_owner_declares_a_unit_on_the_upload_form(app, demo, lang):
     assert ok.status_code == 303, ok.get_data(as_text=True)[-3000:]
     owner_page = c.get("/owner/datasets/people").get_data(as_text=True)
     assert _unit_cell(owner_page, "元")
-    from sandbox.users import find_user
+    from sandbox.store.users import find_user
 
-    entry = {e["name"]: e for e in catalog.list_entries(sb, find_user(sb.conn(), "owner"))}["people"]
+    entry = {e["name"]: e for e in open_catalog.list_entries(sb, find_user(sb.conn(), "owner"))}["people"]
     assert {col["name"]: col["unit"] for col in entry["columns"]} == {
         "person_id": "", "age": "", "district": "", "amount": "元"}

@@ -28,7 +28,7 @@ from privacy.mechanisms import (
 
 dp.enable_features("contrib")
 
-DEMO = (10.0, 1e-6, 1.0)  # sandbox.demo.APPROVAL: ε_T, δ_T, per-query cap
+DEMO = (10.0, 1e-6, 1.0)  # sandbox.demo.setup.APPROVAL: ε_T, δ_T, per-query cap
 
 
 def opendp_conversion(rho: float, delta: float) -> float:

@@ -7,8 +7,8 @@ import datetime as dt
 import pyarrow.compute as pc
 import pytest
 
-from sandbox import datasets
-from sandbox.dummy import dummy_table
+from sandbox.governance import datasets
+from sandbox.service.dummy import dummy_table
 from tests.conftest import bearer
 
 

@@ -18,11 +18,12 @@ import time
 import pytest
 
 from audit_log.replay import compare_with_ledger, replay
-from sandbox import console_queries, datasets
 from sandbox.errors import BadRequest, BudgetExceeded, EngineFailure
-from sandbox.operations import SandboxAdmin
-from sandbox.service import QueryFailed, QueryRequest
-from sandbox.users import find_user
+from sandbox.governance import datasets
+from sandbox.service.operations import SandboxAdmin
+from sandbox.service.query_service import QueryFailed, QueryRequest
+from sandbox.store.users import find_user
+from sandbox.web.console import queries as console_queries
 from tests.conftest import bearer
 
 release_module = importlib.import_module("privacy.release")  # ``privacy.release`` is the function
@@ -150,7 +151,7 @@ def test_any_failure_after_the_charge_is_one_generic_charged_outcome(sb, researc
 @pytest.mark.parametrize("stage", ["release", "postprocess"])
 def test_a_failure_after_the_noise_is_charged_not_free(sb, researcher, monkeypatch, stage):
     """Finding 2: an exception after the noise was drawn used to roll the charge back."""
-    import sandbox.service as service
+    import sandbox.service.query_service as service
 
     aid = new_approval(sb)
 
@@ -220,7 +221,7 @@ def test_sixteen_parallel_failing_queries_never_overspend(sb, researcher, monkey
 def test_budget_arithmetic_holds_through_every_kind_of_outcome(sb, researcher, monkeypatch):
     """Releases, cached repeats, refusals (guard, budget, bad numbers, bad text) and failures
     (engine error, timeout, bug after the noise), interleaved: the log replays to the ledger."""
-    import sandbox.service as service
+    import sandbox.service.query_service as service
 
     aid = new_approval(sb, epsilon_total=3.0, delta_total=1e-6, per_query=0.5)
     real_run = sb.executor.run
@@ -259,7 +260,7 @@ def test_budget_arithmetic_holds_through_every_kind_of_outcome(sb, researcher, m
     assert_log_replays_to_ledger(sb)
 
 
-postprocess_apply = __import__("sandbox.postprocess", fromlist=["apply"]).apply
+postprocess_apply = __import__("sandbox.service.postprocess", fromlist=["apply"]).apply
 
 
 def _raiser(err: BaseException):
@@ -373,9 +374,9 @@ def test_text_longer_than_the_column_limit_is_refused_at_registration(sb):
     characters (default 1,000), so one person's row can move a query's time only a little."""
     import pyarrow as pa
 
-    from sandbox.demo import policy_text
+    from sandbox.demo.setup import policy_text
     from sandbox.errors import PolicyError
-    from sandbox.policy import DEFAULT_TEXT_MAX_LENGTH, parse_policy
+    from sandbox.governance.policy import DEFAULT_TEXT_MAX_LENGTH, parse_policy
 
     admin = SandboxAdmin(sb)
     text = policy_text("residents")
@@ -420,7 +421,7 @@ def test_row_expressions_in_the_engine_query_run_under_try(sb):
 
 
 def sb_scenario(sb):
-    from sandbox import workflow
+    from sandbox.governance import workflow
 
     researcher = find_user(sb.conn(), "researcher")
     aid = new_approval(sb)

@@ -1,4 +1,4 @@
-"""sandbox.ledger: per-approval budget with ρ, old stores tolerated, global caps per version."""
+"""sandbox.governance.ledger: per-approval budget with ρ, old stores tolerated, global caps per version."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import pytest
 
 from privacy import Charge
 from privacy.accounting import Totals, spent
-from sandbox import datasets, ledger
 from sandbox.errors import BudgetExceeded
-from sandbox.operations import SandboxAdmin
-from sandbox.users import find_user
-from sandbox.workspace import transaction
+from sandbox.governance import datasets, ledger
+from sandbox.service.operations import SandboxAdmin
+from sandbox.store.users import find_user
+from sandbox.store.workspace import transaction
 
 
 def new_approval(sb, *, epsilon_total=10.0, delta_total=1e-6, per_query=1.0, scope=None) -> int:
@@ -97,7 +97,7 @@ def test_global_cap_across_approvals(demo):
     ledger.ensure_within_global_caps(conn, [version], Charge(0.5, 0.0, 0.125))
     with pytest.raises(BudgetExceeded) as err:
         ledger.ensure_within_global_caps(conn, [version], Charge(0.6, 0.0, 0.18))
-    assert err.value.code == "dataset_budget_exceeded"  # the collusion cap (sandbox.dataset_caps)
+    assert err.value.code == "dataset_budget_exceeded"  # the collusion cap (sandbox.governance.dataset_caps)
     spend(sb, a2, 1, Charge(0.5, 0.0, 0.125), versions=[version])
     (cap,) = ledger.version_caps(conn, [version])
     assert cap.totals.epsilon == pytest.approx(1.5) and cap.totals.releases == 2

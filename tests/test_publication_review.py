@@ -17,9 +17,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from sandbox import datasets, publication, risk_scan
-from sandbox.operations import SandboxAdmin
-from sandbox.users import find_user
+from sandbox.governance import datasets, publication, risk_scan
+from sandbox.service.operations import SandboxAdmin
+from sandbox.store.users import find_user
 from sandbox.web import create_app
 from tests.test_workflow_support import audit_entries, audit_size, bearer, demo_copy
 
@@ -206,7 +206,7 @@ def test_first_publication_and_new_versions_never_publish_identifiers(env):
     assert_no_identifiers(after, ("pid", "id_number", "full_name", "note"), secrets_ | phones)
     assert {e["details"]["version"] for e in audit_entries(sb, "dataset.published")
             if e["details"]["dataset"] == "people"} == {1, 2}
-    assert admin.publish  # the CLI/demo path goes through the same review (sandbox.operations)
+    assert admin.publish  # the CLI/demo path goes through the same review (sandbox.service.operations)
     assert regulator is not None
 
 

@@ -22,12 +22,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox import rate_limits
 from sandbox.errors import BadRequest
-from sandbox.service import Sandbox
+from sandbox.service.query_service import Sandbox
+from sandbox.store import rate_limits
+from sandbox.store.workspace import Workspace
 from sandbox.web import create_app
-from sandbox.web.console import LoginThrottle
-from sandbox.workspace import Workspace
+from sandbox.web.console.base import LoginThrottle
 from tests.conftest import FrozenClock, bearer
 
 START = dt.datetime(2026, 1, 5, 10, 0, 30, tzinfo=dt.UTC)  # 30 s into a 60 s window
@@ -120,7 +120,7 @@ def test_limit_holds_across_two_processes(demo):
     rate_limits.SETTING_GROUP.set(sb.conn(), "rate_limit_window_seconds", 3600)  # no edge mid-test
     script = (
         "import sys\n"
-        "from sandbox.service import Sandbox\nfrom sandbox.workspace import Workspace\n"
+        "from sandbox.service.query_service import Sandbox\nfrom sandbox.store.workspace import Workspace\n"
         "from sandbox.web import create_app\n"
         "c = create_app(Sandbox(Workspace.open(sys.argv[1])), {'TESTING': True}).test_client()\n"
         "h = {'Authorization': 'Bearer ' + sys.argv[2]}\n"

@@ -18,15 +18,20 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from sandbox import file_readers
-from sandbox.cli import cli
+from sandbox.cli.main import cli
 from sandbox.errors import SandboxError
-from sandbox.file_readers import FileReadError, parse_date, read_bytes_with_encoding, read_file
-from sandbox.operations import SandboxAdmin
-from sandbox.policy_draft import draft_policy
-from sandbox.service import QueryRequest, Sandbox
-from sandbox.users import find_user
-from sandbox.workspace import Workspace
+from sandbox.governance import file_readers
+from sandbox.governance.file_readers import (
+    FileReadError,
+    parse_date,
+    read_bytes_with_encoding,
+    read_file,
+)
+from sandbox.governance.policy_draft import draft_policy
+from sandbox.service.operations import SandboxAdmin
+from sandbox.service.query_service import QueryRequest, Sandbox
+from sandbox.store.users import find_user
+from sandbox.store.workspace import Workspace
 
 FILES_DIR = Path(__file__).parent / "fixtures" / "files"
 _spec = importlib.util.spec_from_file_location("make_files", FILES_DIR / "make_files.py")

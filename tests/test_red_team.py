@@ -36,15 +36,15 @@ from neighbours import (
     outcome,
 )
 
-from sandbox.demo import setup_demo
+from sandbox.demo.setup import setup_demo
 from sandbox.errors import EngineFailure
-from sandbox.operations import SandboxAdmin
-from sandbox.rate_limits import SETTING_GROUP as RATE_SETTINGS
-from sandbox.service import QueryFailed, QueryRequest
-from sandbox.users import find_user
+from sandbox.governance.workflow import SETTING_GROUP as WORKFLOW_SETTINGS
+from sandbox.service.operations import SandboxAdmin
+from sandbox.service.query_service import QueryFailed, QueryRequest
+from sandbox.store.rate_limits import SETTING_GROUP as RATE_SETTINGS
+from sandbox.store.users import find_user
+from sandbox.store.workspace import transaction
 from sandbox.web import create_app
-from sandbox.workflow import SETTING_GROUP as WORKFLOW_SETTINGS
-from sandbox.workspace import transaction
 from tests.conftest import DEMO_ROWS, bearer
 
 VARIANTS = ("extreme", "bounds", "nulls")
@@ -409,7 +409,7 @@ BAD_FIELDS = [
     ("sql-deep-parens", "sql", json.dumps("SELECT COUNT(*) FROM residents WHERE " + "(" * 5000 + "1=1"
                                           + ")" * 5000)),
 ]
-#: Was a FINDING (fixed in sandbox/fields.py ident): an id of more than 4300 digits as a
+#: Was a FINDING (fixed in sandbox/store/fields.py ident): an id of more than 4300 digits as a
 #: *string* made ``int()`` raise (Python's int_max_str_digits): an unlogged 500.
 BAD_FIELDS = [pytest.param(*b, id=b[0]) for b in BAD_FIELDS]
 #: Odd but legal SQL text: accepted and released like any query (never a 5xx).

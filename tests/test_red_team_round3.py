@@ -35,13 +35,13 @@ from neighbours import (
 )
 
 from audit_log.replay import compare_with_ledger, replay
-from sandbox import suspensions
-from sandbox.dummy import run_dummy
-from sandbox.engine import EngineLimits
-from sandbox.operations import SandboxAdmin
-from sandbox.preview import PreviewRequest, preview_query
-from sandbox.service import QueryFailed, QueryRequest
-from sandbox.users import find_user
+from sandbox.engine.embedded import EngineLimits
+from sandbox.governance import suspensions
+from sandbox.service.dummy import run_dummy
+from sandbox.service.operations import SandboxAdmin
+from sandbox.service.preview import PreviewRequest, preview_query
+from sandbox.service.query_service import QueryFailed, QueryRequest
+from sandbox.store.users import find_user
 from tests.conftest import DEMO_ROWS
 
 VARIANTS = ("extreme", "nulls")
@@ -249,7 +249,7 @@ def _unique_resident(env: Env) -> tuple[str, float]:
 
 
 def _versions(env: Env):
-    from sandbox import datasets
+    from sandbox.governance import datasets
     return datasets.latest_versions(env.sb.conn())
 
 
@@ -266,7 +266,7 @@ def test_cache_confidence_change_is_the_same_noise_for_free(pair):
     """Same query, another confidence: the cached release (free, the same noisy values, new
     intervals), never fresh noise for free (averaging). Until issue 13 the cache key held the
     confidence and this was a new charge with fresh noise; now DESIGN.md's 'confidence change:
-    same noise' holds (sandbox/accuracy.py)."""
+    same noise' holds (sandbox/service/accuracy.py)."""
     env, aid = pair.d, pair.d.approvals["default"]
     sql = "SELECT district, COUNT(*) FROM residents WHERE age > 33 GROUP BY district"
     first = env.sb.run_query(env.researcher, QueryRequest(aid, sql, 0.01, 0.95))

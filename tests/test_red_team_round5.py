@@ -125,8 +125,9 @@ def test_a_query_outside_the_prepared_groupings_leaves_no_first_use_state_for_an
     (``KeepSpec.scope``): another study's first query of the grouping finds nothing, in memory or on
     disk, and computes its own."""
     import query_guard
-    from sandbox import datasets, prepare, workflow
-    from sandbox.execution import engine_request, materialise
+    from sandbox.engine.execution import engine_request, materialise
+    from sandbox.governance import datasets, workflow
+    from sandbox.service import prepare
     from tests.test_engine_files import _query
     from tests.test_privacy_ledger import new_approval
     from tests.test_workflow_support import demo_copy
@@ -156,8 +157,8 @@ def test_a_query_outside_the_prepared_groupings_leaves_no_first_use_state_for_an
 def test_accepted_sql_cannot_name_the_keep_side_table_or_a_file(demo_template, tmp_path):
     """The keep flags ride along as ``__extra_<name>`` and every version is a ``read_parquet`` of a
     file in the engine directory: accepted SQL can name neither (refused before any charge)."""
-    from sandbox import datasets
     from sandbox.errors import SandboxError
+    from sandbox.governance import datasets
     from tests.test_engine_files import _query
     from tests.test_workflow_support import demo_copy
 
@@ -216,8 +217,8 @@ def test_the_empty_table_check_is_not_shared_between_approvals(world, monkeypatc
     """Fixed here: ``Sandbox._check_on_empty`` remembered (plan, versions) across approvals, so a
     query (or a refusal) ran a few ms faster when another study had asked the same plan — a timing
     channel on others' activity. It is now keyed by the approval, like the guard's plan cache."""
-    from sandbox import service
-    from sandbox.service import QueryRequest
+    from sandbox.service import query_service as service
+    from sandbox.service.query_service import QueryRequest
 
     w, client, tok = world
     calls = []
@@ -225,7 +226,7 @@ def test_the_empty_table_check_is_not_shared_between_approvals(world, monkeypatc
     monkeypatch.setattr(service, "check_on_empty", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
     import datetime as dt
 
-    from sandbox.operations import SandboxAdmin
+    from sandbox.service.operations import SandboxAdmin
 
     me, them, owner = w.users["researcher"], w.users["researcher2"], w.users["owner"]
     admin = SandboxAdmin(w.sb)
@@ -246,8 +247,8 @@ def test_a_unit_that_fails_after_charging_leaves_neither_charge_nor_entry_and_re
     writer's group-commit unit: the unit must roll back whole (no charge without its entry, no
     ``queries`` row) and the engine must never run; the next query is charged normally."""
     import audit_log.store as audit_store
-    from sandbox import service
-    from sandbox.service import QueryRequest
+    from sandbox.service import query_service as service
+    from sandbox.service.query_service import QueryRequest
 
     w, client, tok = world
     me, sb = w.users["researcher"], w.sb

@@ -27,9 +27,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from sandbox import datasets, file_readers, publication, risk_scan
-from sandbox.operations import SandboxAdmin
-from sandbox.users import find_user
+from sandbox.governance import datasets, file_readers, publication, risk_scan
+from sandbox.service.operations import SandboxAdmin
+from sandbox.store.users import find_user
 from sandbox.web import create_app
 from tests.test_workflow_support import audit_entries, audit_size, bearer, demo_copy
 

@@ -2,7 +2,7 @@
 第八、十一、十二条).
 
 The first round (``tests/test_red_team_tiers.py``) found 26 leaks, fixed by the allow-list
-derivative of ``sandbox/deidentify.py``. This round attacks the fix: how persons are counted
+derivative of ``sandbox/governance/deidentify.py``. This round attacks the fix: how persons are counted
 (the k target is only as good as the linkage), what k-anonymity does not promise (homogeneous
 classes), how bands are drawn, successive releases whose shape changes, the catalog's own
 figures, and odd data at publication (crashes).
@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sandbox import file_readers
 from sandbox.errors import PolicyError, SandboxError
+from sandbox.governance import file_readers
 from tests.test_red_team_tiers import (
     DISTRICTS,
     Env,
@@ -399,7 +399,7 @@ def test_leaver_visible_when_a_column_is_added(env):
 
 
 # was a strict xfail (LEAK: only the same dataset's previous release was compared); defended by
-# granular counts anchored to every signed release (sandbox/granular_counts.py, decision 0010)
+# granular counts anchored to every signed release (sandbox/governance/granular_counts.py, decision 0010)
 def test_yearly_snapshots_as_separate_datasets_difference_to_a_newcomer(shared):
     v1 = town(300, seed=291)
     newcomer = pa.table({"pid": pa.array([301], pa.int64()), "district": ["历下区"], "sex": ["女"],
@@ -750,7 +750,7 @@ def test_all_nan_band_is_not_a_hang():
     code = textwrap.dedent("""
         import resource, sys
         resource.setrlimit(resource.RLIMIT_AS, (2_000_000_000, 2_000_000_000))
-        from sandbox import deidentify
+        from sandbox.governance import deidentify
         try:
             deidentify._widths(float("nan"), False)
         except OverflowError:

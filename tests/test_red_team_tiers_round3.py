@@ -7,7 +7,7 @@ every way an outsider can line up open files the per-dataset guard never compare
 two files (a district's and the rest of the city's, or a split no column shows), the same
 columns under other headers, a file with one more column, the same people at another k, a file
 whose tier was lowered since (the public kept it), three versions of one dataset (v3 − v1),
-and the row order. Defence: ``sandbox/granular_counts.py`` (decision 0010, amendment 2).
+and the row order. Defence: ``sandbox/governance/granular_counts.py`` (decision 0010, amendment 2).
 
 Every assertion is about what an outsider downloads anonymously (the CSV), computed the way an
 attacker would: a class, a projection on the columns two files share, a sum of files.
@@ -21,8 +21,8 @@ from collections.abc import Iterable
 import pyarrow as pa
 import pytest
 
-from sandbox import deidentify, granular_counts, risk_scan
-from sandbox.policy import ColumnPolicy, DatasetPolicy
+from sandbox.governance import deidentify, granular_counts, risk_scan
+from sandbox.governance.policy import ColumnPolicy, DatasetPolicy
 from tests.test_red_team_tiers import (
     DISTRICTS,
     Env,

@@ -1,5 +1,5 @@
 """Clean input (issue 12, finding 5 and "Deliver → Clean input"): every number in a query
-request has one documented range (``sandbox.request_limits``), is checked before use, and
+request has one documented range (``sandbox.store.request_limits``), is checked before use, and
 a malformed one is a 400 with a stable code — never a 500, never a hang. SQL text that is
 not valid Unicode is refused and logged. Calibration ends in bounded time whatever ε."""
 
@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from privacy import calibrate
 from privacy.errors import PrivacyError
 from privacy.mechanisms import rho_for_epsilon, scale_for_epsilon, scale_for_rho
-from sandbox import request_limits
 from sandbox.errors import BadRequest
-from sandbox.web.openapi import SCHEMAS
+from sandbox.store import request_limits
+from sandbox.web.api.openapi import SCHEMAS
 from tests.conftest import bearer
 from tests.test_privacy_preview import PLAN
 

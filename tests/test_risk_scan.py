@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from sandbox import datasets, risk_scan
-from sandbox.operations import SandboxAdmin
-from sandbox.users import find_user
+from sandbox.governance import datasets, risk_scan
+from sandbox.service.operations import SandboxAdmin
+from sandbox.store.users import find_user
 from tests.test_workflow_support import FIXTURES, audit_entries, demo_copy
 
 VALID_IDS = (FIXTURES / "resident_ids.txt").read_text().split()
@@ -334,7 +334,7 @@ def benchmark_table(rows: int, seed: int = 7) -> pa.Table:
 
     ``python -c "from tests.test_risk_scan import time_scan; print(time_scan(1_000_000))"``
     """
-    from sandbox.demo_data import residents_chunk
+    from sandbox.demo.data import residents_chunk
 
     rng = np.random.default_rng(seed)
     t = residents_chunk(0, rows, rng)

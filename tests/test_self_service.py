@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from sandbox import self_service
+from sandbox.governance import self_service
+from sandbox.store.workspace import transaction
 from sandbox.web import create_app
-from sandbox.workspace import transaction
 from tests.test_console import post, run_query, text, token
 from tests.test_workflow_support import audit_entries, bearer, world_copy
 

@@ -7,8 +7,9 @@ import json
 
 from click.testing import CliRunner
 
-from sandbox import alerts, rate_limits, workflow
-from sandbox.cli import cli
+from sandbox.cli.main import cli
+from sandbox.governance import alerts, workflow
+from sandbox.store import rate_limits
 
 
 def _run(*args: str, token: str = ""):
@@ -17,7 +18,7 @@ def _run(*args: str, token: str = ""):
 
 def _admin_token(sb) -> str:
     """Issue 14: changing a setting is an admin's act, logged under the admin's name."""
-    from sandbox.operations import SandboxAdmin
+    from sandbox.service.operations import SandboxAdmin
 
     return SandboxAdmin(sb).create_user("ops", "admin", "ops-password")[1]
 

@@ -275,7 +275,7 @@ def test_an_openssl_signed_checkpoint_verifies_a_log_offline(tmp_path):
 @pytest.fixture
 def cli_env(monkeypatch):
     monkeypatch.setenv("SANDBOX_KEY_PASSPHRASE", "test passphrase")
-    from sandbox.cli import cli
+    from sandbox.cli.main import cli
 
     return CliRunner(), cli
 
@@ -391,9 +391,9 @@ def test_sm_demo_approval_is_signed_with_sm2_and_openssl_verifies_it(demo_templa
     algorithm and OpenSSL checks it with the command the view gives."""
     import shutil
 
-    from sandbox import approvals, workflow
-    from sandbox.service import Sandbox
-    from sandbox.workspace import Workspace
+    from sandbox.governance import approvals, workflow
+    from sandbox.service.query_service import Sandbox
+    from sandbox.store.workspace import Workspace
 
     shutil.copytree(demo_template_sm, tmp_path / "ws")
     sb = Sandbox(Workspace.open(tmp_path / "ws"))
@@ -417,9 +417,9 @@ def test_sm_demo_serves_tokens_passwords_and_a_query_with_an_sm3_receipt(
     and its receipt's leaf hash is the SM3 leaf of its ``query.released`` entry."""
     import shutil
 
-    from sandbox.service import Sandbox
+    from sandbox.service.query_service import Sandbox
+    from sandbox.store.workspace import Workspace
     from sandbox.web import create_app
-    from sandbox.workspace import Workspace
     from tests.test_rate_limits import login
 
     shutil.copytree(demo_template_sm, tmp_path / "ws")

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from spark_support import needs_spark
 
-from sandbox.cli import cli
+from sandbox.cli.main import cli
 
 
 def test_engines_list_shows_connections_and_datasets(demo):

@@ -17,13 +17,13 @@ import pyarrow.parquet as pq
 import pytest
 from spark_support import TEST_CONF, needs_spark, spark_engine  # noqa: F401
 
-from sandbox import datasets
-from sandbox.engines import SparkExecutor
+from sandbox.engine.routing import SparkExecutor
+from sandbox.engine.spark import SparkEngine, SparkSettings
+from sandbox.engine.spark_datasets import register_spark_dataset
 from sandbox.errors import EngineFailure
-from sandbox.spark_datasets import register_spark_dataset
-from sandbox.spark_engine import SparkEngine, SparkSettings
+from sandbox.governance import datasets
+from sandbox.store.workspace import transaction
 from sandbox.web import create_app
-from sandbox.workspace import transaction
 from tests.conftest import bearer
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, needs_spark]

@@ -17,7 +17,7 @@ from test_guard_support import CATALOG, SCENARIOS, all_cases, with_rowid
 from test_guard_totality import ordinary
 
 from query_guard import plan
-from sandbox.spark_sql import spark_sql, with_portable_hashes
+from sandbox.engine.spark_sql import spark_sql, with_portable_hashes
 
 pytestmark = [pytest.mark.spark, needs_spark]
 

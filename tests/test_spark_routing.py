@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sandbox import datasets
-from sandbox.workspace import transaction
+from sandbox.governance import datasets
+from sandbox.store.workspace import transaction
 from tests.conftest import bearer
 
 

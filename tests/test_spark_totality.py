@@ -17,9 +17,9 @@ from test_guard_support import CATALOG, SCENARIOS, cases
 from test_guard_totality import ADVERSARIAL, D_PRIME, D
 
 from query_guard import plan
+from sandbox.engine.spark import LOCKED_CONF
+from sandbox.engine.spark_sql import SparkUnsupported, spark_sql
 from sandbox.errors import EngineFailure
-from sandbox.spark_engine import LOCKED_CONF
-from sandbox.spark_sql import SparkUnsupported, spark_sql
 
 pytestmark = [pytest.mark.spark, needs_spark]
 

@@ -17,7 +17,7 @@ import pytest
 
 import query_guard
 from query_guard import GuardError
-from sandbox import datasets, workflow
+from sandbox.governance import datasets, workflow
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus" / "researcher_sql.sql"
 #: Measured when the corpus was assembled (docs/guard.md, "Natural researcher SQL").

@@ -26,11 +26,11 @@ import pyarrow as pa
 import pytest
 
 from privacy import calibrate, release
-from sandbox import dataset_caps, datasets
-from sandbox.demo import policy_text
-from sandbox.operations import SandboxAdmin
-from sandbox.service import QueryRequest
-from sandbox.users import find_user
+from sandbox.demo.setup import policy_text
+from sandbox.governance import dataset_caps, datasets
+from sandbox.service.operations import SandboxAdmin
+from sandbox.service.query_service import QueryRequest
+from sandbox.store.users import find_user
 from tests.test_privacy_ledger import new_approval
 
 pytestmark = pytest.mark.statistical

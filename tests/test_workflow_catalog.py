@@ -7,9 +7,9 @@ import io
 import pyarrow.csv as pacsv
 import pytest
 
-from sandbox import datasets
-from sandbox.operations import SandboxAdmin
-from sandbox.users import find_user
+from sandbox.governance import datasets
+from sandbox.service.operations import SandboxAdmin
+from sandbox.store.users import find_user
 from sandbox.web import create_app
 from tests.test_workflow_support import (
     FIXTURES,

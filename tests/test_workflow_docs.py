@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import authz, workflow
-from sandbox.web import api_workflow
+from sandbox.governance import workflow
+from sandbox.store import authz
+from sandbox.web.api import workflow as api_workflow
 
 DOC = (Path(__file__).parents[1] / "docs" / "workflow.md").read_text(encoding="utf-8")
 ACTIONS = ["application.submitted", "application.rejected", "approval.granted", "suspension.created",

@@ -8,10 +8,10 @@ import datetime as dt
 
 import pytest
 
-from sandbox import suspensions
 from sandbox.errors import SandboxError
-from sandbox.service import QueryRequest, Sandbox
-from sandbox.users import find_user
+from sandbox.governance import suspensions
+from sandbox.service.query_service import QueryRequest, Sandbox
+from sandbox.store.users import find_user
 from sandbox.web import create_app
 from tests.conftest import FrozenClock
 from tests.test_workflow_support import audit_entries, audit_size, bearer, demo_copy

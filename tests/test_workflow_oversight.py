@@ -11,9 +11,9 @@ import subprocess
 import pytest
 
 import keys
-from sandbox import workflow
+from sandbox.governance import workflow
+from sandbox.store.workspace import transaction
 from sandbox.web import create_app
-from sandbox.workspace import transaction
 from tests.conftest import FrozenClock
 from tests.test_workflow_support import (
     World,

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sandbox import enforcement, objections, suspensions
-from sandbox.operations import SandboxAdmin
-from sandbox.service import Sandbox
-from sandbox.users import User, find_user
+from sandbox.governance import enforcement, objections, suspensions
+from sandbox.service.operations import SandboxAdmin
+from sandbox.service.query_service import Sandbox
+from sandbox.store.users import User, find_user
 
 FIXTURES = Path(__file__).parent / "fixtures" / "workflow"
 DISTRICTS = ["历下区", "市中区", "槐荫区", "天桥区"]
@@ -131,7 +131,7 @@ def world_copy(demo_template: Path, tmp_path_factory, tmp_path: Path) -> World:
     import json
     import shutil
 
-    from sandbox.workspace import Workspace
+    from sandbox.store.workspace import Workspace
 
     if "root" not in _TEMPLATE:
         root = tmp_path_factory.mktemp("world-template") / "ws"
@@ -153,7 +153,7 @@ def demo_copy(demo_template: Path, tmp_path: Path, now=None) -> tuple[Sandbox, d
     import json
     import shutil
 
-    from sandbox.workspace import Workspace
+    from sandbox.store.workspace import Workspace
 
     root = tmp_path / "ws"
     shutil.copytree(demo_template, root)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sandbox.errors import WorkspaceError
-from sandbox.migrations import SCHEMA_VERSION
-from sandbox.workspace import Workspace
+from sandbox.store.migrations import SCHEMA_VERSION
+from sandbox.store.workspace import Workspace
 
 
 def test_init_is_idempotent_and_uses_wal(tmp_path):
@@ -40,8 +40,8 @@ def test_env_var_selects_workspace(tmp_path, monkeypatch):
 def test_ledger_is_append_only(demo):
     import sqlite3
 
-    from sandbox.service import QueryRequest
-    from sandbox.users import find_user
+    from sandbox.service.query_service import QueryRequest
+    from sandbox.store.users import find_user
 
     sb, creds = demo
     sb.run_query(find_user(sb.conn(), "researcher"),

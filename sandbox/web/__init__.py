@@ -8,8 +8,9 @@ from typing import Any
 from flask import Flask, jsonify
 from flask_wtf.csrf import CSRFProtect
 
-from sandbox.service import Sandbox
-from sandbox.web import api, api_audit, api_preview, api_workflow, console, errors, openapi
+from sandbox.service.query_service import Sandbox
+from sandbox.web import console, errors
+from sandbox.web.api import audit, base, openapi, preview, workflow
 
 csrf = CSRFProtect()
 
@@ -41,7 +42,7 @@ def create_app(sb: Sandbox, test_config: dict[str, Any] | None = None) -> Flask:
         app.config.update(test_config)
     app.extensions["sandbox"] = sb
     csrf.init_app(app)
-    for blueprint in (api.bp, api_audit.bp, api_workflow.bp, api_preview.bp):
+    for blueprint in (base.bp, audit.bp, workflow.bp, preview.bp):
         csrf.exempt(blueprint)  # bearer-token API: no ambient credentials, so no CSRF
         app.register_blueprint(blueprint)
     console.init_app(app)  # Babel (zh-CN default, English) and the console's blueprints

@@ -1,0 +1,1 @@
+"""The ``sandbox`` command (``sandbox.cli.main``), one module per command group."""

@@ -1,0 +1,578 @@
+"""Alerts: anomalies in a researcher's use, surfaced to data owners and regulators
+(第二十二条: supervise use; 第二十三条: warning and response; 第二十六条: use outside the
+scenario).
+
+Kinds (thresholds are :data:`SETTINGS`, rows ``alerts.<name>`` of the ``settings`` table):
+
+- ``refusal_burst``: at least ``alert_refusals`` refused queries of one researcher on one
+  approval (or on no usable approval: suspended, expired, someone else's) within
+  ``alert_refusal_window_minutes``. Refusals counted by one alert never count again, so a
+  long burst raises one alert per ``alert_refusals`` refusals. (Automatic suspension,
+  ``sandbox.governance.workflow.after_refusal``, is the harder answer to out-of-scope attempts.)
+- ``budget``: an approval has spent at least 80 % and then at least 95 % of its ε (one
+  alert per level).
+- ``differencing``: at least ``alert_differencing_queries`` distinct released queries on one
+  approval that differ from one shared query by one top-level ``WHERE`` predicate (added,
+  removed, or the same column compared with another literal). Each query is parsed with
+  sqlglot; dropping each conjunct in turn gives the "families" it belongs to
+  (:func:`where_parts`, :func:`where_variants`). Differencing two such releases isolates
+  the rows the predicate singles out; DP noise still bounds what that reveals, but the
+  pattern is worth a look.
+- ``averaging``: one plan (the guard's fingerprint) answered at least ``alert_repeats``
+  times — releases with fresh noise (another ε or confidence level defeats the release
+  cache) plus repeats the cache answered, which the service records in ``query_repeats``
+  because a cached answer leaves no other trace in the store.
+
+When: after every ``POST /api/v1/queries`` (released, cached or refused) for that
+researcher and approval (:func:`after_query`), and on every read of the alerts
+(``GET /api/v1/alerts`` and the console pages) for every researcher and approval with
+queries since the last pass (:func:`sweep`), which also covers queries made through the
+console. A pass reads a few indexed rows; it writes only when it raises an alert.
+
+Stored once: ``alerts.dedupe_key`` is UNIQUE and the insert, its ``alert.raised`` audit entry
+(actor ``system``) and the entry's sequence number commit in one transaction, so two
+processes evaluating at once raise it once.
+
+Visible to regulators (all) and to the owner of the approval concerned; researchers and
+admins get 403, anonymous callers 401 (:func:`list_alerts`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import json
+import logging
+import sqlite3
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from sqlglot import exp, parse_one
+from sqlglot.errors import SqlglotError
+
+from sandbox.clock import iso, parse_iso
+from sandbox.errors import BadRequest, SandboxError
+from sandbox.governance import ledger, workflow
+from sandbox.store import authz, fields
+from sandbox.store.settings import Setting, SettingGroup
+from sandbox.store.users import User
+from sandbox.store.workspace import transaction
+
+if TYPE_CHECKING:
+    from sandbox.service.query_service import Sandbox
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["refusal_burst", "budget", "differencing", "averaging", "overdue"]
+#: ``overdue`` (issue 14): an application, objection or rectification order past its due date
+#: (:mod:`sandbox.governance.deadlines`), raised once per item.
+KINDS: Final[tuple[Kind, ...]] = ("refusal_burst", "budget", "differencing", "averaging", "overdue")
+#: What a reader can do with an alert (issue 14): acknowledge it, resolve it with a note, or act
+#: on it (suspend the researcher it concerns) from the alert itself.
+ACTIONS: Final = ("acknowledge", "resolve", "suspend")
+BUDGET_LEVELS: Final = (80, 95)
+#: Released queries per approval that the pattern checks look at (the newest).
+PATTERN_SCAN: Final = 500
+#: Queries made up to this long before the last pass are evaluated again (late commits).
+SWEEP_OVERLAP: Final = dt.timedelta(minutes=1)
+LIST_LIMIT: Final = 500
+_SWEEP_MARK: Final = "alerts.swept_until"
+
+SETTING_GROUP: Final = SettingGroup(
+    "alerts",
+    Setting("alert_refusals", 10,
+            "refused queries of one researcher on one approval within the window that raise a "
+            "refusal-burst alert; 0 turns the alert off"),
+    Setting("alert_refusal_window_minutes", 15,
+            "the sliding window, in minutes, over which those refusals are counted"),
+    Setting("alert_differencing_queries", 5,
+            "distinct released queries on one approval that differ from one shared query by one "
+            "WHERE predicate and raise a differencing alert; 0 turns the alert off"),
+    Setting("alert_repeats", 10,
+            "answers to one plan on one approval (fresh releases plus repeats answered from the "
+            "release cache) that raise an averaging alert; 0 turns the alert off"),
+)
+SETTINGS: Final[dict[str, Setting]] = SETTING_GROUP.settings
+
+
+
+def _short(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An alert an evaluation found; raised unless its ``dedupe_key`` is already stored."""
+
+    kind: Kind
+    dedupe_key: str
+    severity: Literal["info", "warning", "critical"]
+    researcher_id: int | None
+    approval_id: int | None
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+# -- differencing: one WHERE predicate apart (pure) -----------------------------------------------
+#: Conjuncts beyond which a query joins no family but its own (bounds the work and the cache).
+MAX_CONJUNCTS: Final = 64
+PREDICATE_CHARS: Final = 300
+
+
+@functools.lru_cache(maxsize=2048)  # shared_text re-reads each family's SQL on every pass
+def where_parts(sql: str) -> tuple[str, tuple[str, ...]] | None:
+    """The query without its ``WHERE`` and the ``WHERE``'s top-level conjuncts, as canonical
+    SQL (DuckDB dialect, identifiers lower-cased, comments dropped), conjuncts sorted so
+    their order does not matter; ``None`` when the SQL is not one SELECT.
+
+    >>> where_parts("select count(*) from Residents where district = 'A' and age > 30 -- hi")
+    ('SELECT COUNT(*) FROM residents', ('age > 30', "district = 'A'"))
+    >>> where_parts("SELECT COUNT(*) FROM residents")
+    ('SELECT COUNT(*) FROM residents', ())
+    """
+    try:
+        tree = parse_one(sql, read="duckdb")
+    except (SqlglotError, RecursionError, ValueError):
+        return None
+    if not isinstance(tree, exp.Select):
+        return None
+    where = tree.args.get("where")
+    conjuncts: list[exp.Expr] = []
+    if where is not None:
+        cond = where.this
+        conjuncts = list(cond.flatten()) if isinstance(cond, exp.And) else [cond]
+        tree = tree.copy()
+        tree.set("where", None)
+    base = tree.sql(dialect="duckdb", normalize=True, comments=False)
+    return base, tuple(sorted(c.sql(dialect="duckdb", normalize=True, comments=False) for c in conjuncts))
+
+
+def family_text(base: str, kept: Iterable[str]) -> str:
+    """The canonical query with the conjuncts ``kept``.
+
+    >>> family_text("SELECT COUNT(*) FROM t", ["b > 1", "a = 1"])
+    'SELECT COUNT(*) FROM t WHERE a = 1 AND b > 1'
+    """
+    conjuncts = sorted(kept)
+    return f"{base} WHERE {' AND '.join(conjuncts)}" if conjuncts else base
+
+
+@dataclass(frozen=True)
+class Variants:
+    """A query's family keys: its own canonical form and, per top-level conjunct, the form
+    without it (each a hash, so the cache stays small), with the conjunct's SQL."""
+
+    full: str
+    drops: tuple[tuple[str, str], ...]  # (key without the conjunct, the conjunct's SQL)
+
+
+@functools.lru_cache(maxsize=2048)
+def where_variants(sql: str) -> Variants | None:
+    """The families a released query belongs to (cached per SQL text in each process).
+
+    >>> v = where_variants("SELECT COUNT(*) FROM residents WHERE district = 'A' AND age > 30")
+    >>> [dropped for _key, dropped in v.drops]
+    ['age > 30', "district = 'A'"]
+    >>> v.drops[0][0] == where_variants("SELECT COUNT(*) FROM residents WHERE district = 'A'").full
+    True
+    """
+    found = where_parts(sql)
+    if found is None:
+        return None
+    base, parts = found
+    drops = () if len(parts) > MAX_CONJUNCTS else tuple(
+        (_short(family_text(base, parts[:i] + parts[i + 1:])), parts[i][:PREDICATE_CHARS])
+        for i in range(len(parts)))
+    return Variants(_short(family_text(base, parts)), drops)
+
+
+def shared_text(sql: str, key: str) -> str:
+    """The readable form of family ``key`` as found in one member's ``sql``."""
+    found = where_parts(sql)
+    if found is None:
+        return ""
+    base, parts = found
+    for kept in [parts, *(parts[:i] + parts[i + 1:] for i in range(len(parts)))]:
+        if _short(family_text(base, kept)) == key:
+            return family_text(base, kept)
+    return ""
+
+
+def families(queries: Iterable[tuple[str, str, Variants]]) -> dict[str, dict[str, str]]:
+    """Family key → {fingerprint: the predicate that sets it apart ("" for the shared query)}.
+
+    Every two members of a family differ by at most one predicate: each is the family key
+    itself or the key plus one conjunct.
+
+    >>> qs = [(f"f{i}", f"q{i}", where_variants(f"SELECT COUNT(*) FROM t WHERE a = 1 AND b > {i}"))
+    ...       for i in range(3)]
+    >>> fam = families(qs)[where_variants("SELECT COUNT(*) FROM t WHERE a = 1").full]
+    >>> sorted(fam.values())
+    ['b > 0', 'b > 1', 'b > 2']
+    """
+    out: dict[str, dict[str, str]] = defaultdict(dict)
+    for fingerprint, _query_id, v in queries:
+        out[v.full].setdefault(fingerprint, "")
+        for family_key, predicate in v.drops:
+            out[family_key].setdefault(fingerprint, predicate)
+    return out
+
+
+# -- evaluation (reads) -----------------------------------------------------------------------------
+
+def refusal_burst(conn: sqlite3.Connection, researcher_id: int, approval_id: int | None, *,
+                  now: dt.datetime) -> Candidate | None:
+    threshold = SETTING_GROUP.get(conn, "alert_refusals")
+    if threshold <= 0:
+        return None
+    window = SETTING_GROUP.get(conn, "alert_refusal_window_minutes")
+    since = iso(now - dt.timedelta(minutes=window))
+    counted_until = conn.execute(
+        "SELECT MAX(json_extract(details_json, '$.last_refusal_at')) FROM alerts "
+        "WHERE kind = 'refusal_burst' AND researcher_id = ? AND approval_id IS ?", (researcher_id, approval_id),
+    ).fetchone()[0] or ""
+    rows = conn.execute(
+        "SELECT error_code, COUNT(*), MIN(created_at), MAX(created_at) FROM queries "
+        "WHERE user_id = ? AND approval_id IS ? AND status = 'refused' AND created_at >= ? AND created_at > ? "
+        "GROUP BY error_code", (researcher_id, approval_id, since, counted_until),
+    ).fetchall()
+    count = sum(r[1] for r in rows)
+    if count < threshold:
+        return None
+    first, last = min(r[2] for r in rows), max(r[3] for r in rows)
+    where = f"approval {approval_id}" if approval_id is not None else "no usable approval"
+    return Candidate(
+        "refusal_burst", f"refusal_burst:{researcher_id}:{approval_id or '-'}:{last}", "warning",
+        researcher_id, approval_id,
+        f"{count} refused queries on {where} within {window} minutes (threshold {threshold})",
+        {"refusals": count, "codes": {r[0] or "": r[1] for r in rows}, "first_refusal_at": first,
+         "last_refusal_at": last, "window_minutes": window, "threshold": threshold},
+    )
+
+
+def budget_levels(conn: sqlite3.Connection, approval: workflow.Approval) -> list[Candidate]:
+    b = ledger.budget(conn, approval.id)
+    if b.epsilon_total <= 0:
+        return []
+    percent = 100.0 * b.epsilon_spent / b.epsilon_total
+    return [
+        Candidate("budget", f"budget:{approval.id}:{level}", "warning" if level >= 95 else "info",
+                  approval.researcher_id, approval.id,
+                  f"approval {approval.id} has spent {percent:.1f} % of its ε "
+                  f"({b.epsilon_spent:g} of {b.epsilon_total:g}; level {level} %)",
+                  {"level": level, "percent": round(percent, 2), "epsilon_spent": b.epsilon_spent,
+                   "epsilon_total": b.epsilon_total, "releases": b.releases})
+        for level in BUDGET_LEVELS if percent >= level - 1e-6  # a charge is OpenDP's ε, not a round 1
+    ]
+
+
+def query_patterns(conn: sqlite3.Connection, approval: workflow.Approval) -> list[Candidate]:
+    """Differencing and averaging over the approval's newest :data:`PATTERN_SCAN` releases."""
+    diff_threshold = SETTING_GROUP.get(conn, "alert_differencing_queries")
+    repeat_threshold = SETTING_GROUP.get(conn, "alert_repeats")
+    if diff_threshold <= 0 and repeat_threshold <= 0:
+        return []
+    rows = conn.execute(
+        "SELECT id, sql, fingerprint FROM queries WHERE approval_id = ? AND user_id = ? AND status = 'released' "
+        "ORDER BY created_at DESC LIMIT ?", (approval.id, approval.researcher_id, PATTERN_SCAN),
+    ).fetchall()
+    out: list[Candidate] = []
+    if repeat_threshold > 0:
+        releases = Counter(r["fingerprint"] for r in rows)
+        repeats = dict(conn.execute(
+            "SELECT q.fingerprint, COUNT(*) FROM query_repeats r JOIN queries q ON q.id = r.query_id "
+            "WHERE r.approval_id = ? AND r.user_id = ? GROUP BY q.fingerprint", (approval.id, approval.researcher_id),
+        ).fetchall())
+        example = {r["fingerprint"]: r for r in rows}
+        for fingerprint in sorted(set(releases) | set(repeats)):
+            answers = releases.get(fingerprint, 0) + repeats.get(fingerprint, 0)
+            if answers < repeat_threshold or not fingerprint:
+                continue
+            sample = example.get(fingerprint)
+            out.append(Candidate(
+                "averaging", f"averaging:{approval.id}:{fingerprint[:32]}", "warning",
+                approval.researcher_id, approval.id,
+                f"one query answered {answers} times on approval {approval.id} "
+                f"({releases.get(fingerprint, 0)} releases, {repeats.get(fingerprint, 0)} cached repeats)",
+                {"fingerprint": fingerprint, "answers": answers, "releases": releases.get(fingerprint, 0),
+                 "cached_repeats": repeats.get(fingerprint, 0), "threshold": repeat_threshold,
+                 "sql": sample["sql"][:2000] if sample else None,
+                 "query_ids": [r["id"] for r in rows if r["fingerprint"] == fingerprint][:20]},
+            ))
+    if diff_threshold > 0:
+        parsed = [(r["fingerprint"], r["id"], v) for r in rows if r["fingerprint"] and (v := where_variants(r["sql"]))]
+        ids = {fp: qid for fp, qid, _v in parsed}
+        sqls = {r["fingerprint"]: r["sql"] for r in rows}
+        for family_key, members in sorted(families(parsed).items()):
+            predicates = sorted({p for p in members.values() if p})
+            if len(members) < diff_threshold or len(predicates) < 2:
+                continue
+            out.append(Candidate(
+                "differencing", f"differencing:{approval.id}:{family_key}", "warning",
+                approval.researcher_id, approval.id,
+                f"{len(members)} released queries on approval {approval.id} differ from one another "
+                f"by one WHERE predicate (threshold {diff_threshold})",
+                {"queries": len(members), "threshold": diff_threshold,
+                 "shared": shared_text(sqls[next(iter(members))], family_key)[:2000],
+                 "predicates": [p[:500] for p in predicates[:20]],
+                 "query_ids": sorted(ids[fp] for fp in members)[:20]},
+            ))
+    return out
+
+
+# -- raising (writes) -----------------------------------------------------------------------------
+def _exists(conn: sqlite3.Connection, key: str) -> bool:
+    return conn.execute("SELECT 1 FROM alerts WHERE dedupe_key = ?", (key,)).fetchone() is not None
+
+
+def raise_alert(sb: Sandbox, cand: Candidate,
+                recheck: Callable[[], Candidate | None] | None = None, *, owner_id: int | None = None,
+                subject: str = "") -> dict[str, Any] | None:
+    """Store ``cand`` and its ``alert.raised`` audit entry in one transaction, once.
+
+    ``recheck`` recomputes the candidate under the write lock (for alerts whose key depends
+    on state another process may change meanwhile). Returns the alert's view, or None.
+    """
+    conn = sb.conn()
+    if _exists(conn, cand.dedupe_key):
+        return None
+    with transaction(conn):
+        if recheck is not None:
+            again = recheck()
+            if again is None:
+                return None
+            cand = again
+        if cand.kind in GROUPED_KINDS:
+            folded = _fold_into_open(sb, conn, cand)
+            if folded is not None:
+                return folded
+        approval = workflow.get_approval(conn, cand.approval_id) if cand.approval_id is not None else None
+        moment = iso(sb.now())
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO alerts (kind, dedupe_key, severity, researcher_id, approval_id, owner_id, summary, "
+            "details_json, created_at, last_seen_at, subject) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (cand.kind, cand.dedupe_key, cand.severity, cand.researcher_id, cand.approval_id,
+             approval.owner_id if approval else owner_id, cand.summary,
+             json.dumps(cand.details, ensure_ascii=False), moment, moment, subject),
+        )
+        if cur.rowcount != 1:
+            return None
+        alert_id = int(cur.lastrowid)  # type: ignore[arg-type]
+        entry = sb.audit(conn, None, "alert.raised", f"alert/{alert_id}", {
+            "alert_id": alert_id, "kind": cand.kind, "severity": cand.severity,
+            "researcher": fields.username_of(conn, cand.researcher_id), "approval_id": cand.approval_id,
+            "summary": cand.summary, "details": cand.details,
+        })
+        conn.execute("UPDATE alerts SET audit_seq = ? WHERE id = ?", (entry.seq, alert_id))
+        row = conn.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+    log.info("alert %s raised: %s", cand.kind, cand.summary)
+    return _view(conn, row)
+
+
+#: Kinds whose repeats fold into the open alert of the same researcher and approval (issue 14:
+#: de-duplicated, with a count and a time range) instead of raising a new one each time.
+GROUPED_KINDS: Final = ("refusal_burst",)
+
+
+def _fold_into_open(sb: Sandbox, conn: sqlite3.Connection, cand: Candidate) -> dict[str, Any] | None:
+    """Count ``cand`` as another occurrence of an open (not resolved) alert of the same kind,
+    researcher and approval: occurrences + 1, the time range extended, the details merged; logged
+    as ``alert.repeated``. None when there is no such alert."""
+    row = conn.execute("SELECT * FROM alerts WHERE kind = ? AND researcher_id IS ? AND approval_id IS ? "
+                       "AND status != 'resolved' ORDER BY id DESC LIMIT 1",
+                       (cand.kind, cand.researcher_id, cand.approval_id)).fetchone()
+    if row is None:
+        return None
+    details = json.loads(row["details_json"])
+    new = dict(cand.details)
+    if cand.kind == "refusal_burst":
+        codes = Counter(details.get("codes") or {})
+        codes.update(new.get("codes") or {})
+        details.update(refusals=int(details.get("refusals", 0)) + int(new.get("refusals", 0)), codes=dict(codes),
+                       last_refusal_at=new.get("last_refusal_at"))
+    moment = iso(sb.now())
+    conn.execute("UPDATE alerts SET occurrences = occurrences + 1, last_seen_at = ?, details_json = ? WHERE id = ?",
+                 (moment, json.dumps(details, ensure_ascii=False), row["id"]))
+    sb.audit(conn, None, "alert.repeated", f"alert/{row['id']}", {
+        "alert_id": row["id"], "kind": cand.kind, "occurrences": row["occurrences"] + 1, "summary": cand.summary,
+        "details": new})
+    return _view(conn, conn.execute("SELECT * FROM alerts WHERE id = ?", (row["id"],)).fetchone())
+
+
+def evaluate(sb: Sandbox, researcher_id: int, approval_id: int | None) -> list[dict[str, Any]]:
+    """Every check for one researcher (refusals without a usable approval included) and, if
+    given, one of their approvals. Returns the alerts raised now."""
+    conn = sb.conn()
+    raised = []
+    for aid in {approval_id, None}:
+        def recount(aid: int | None = aid) -> Candidate | None:
+            return refusal_burst(conn, researcher_id, aid, now=sb.now())
+
+        burst = recount()
+        if burst is not None:
+            alert = raise_alert(sb, burst, recount)  # recounted under the write lock
+            raised += [alert] if alert else []
+    approval = workflow.get_approval(conn, approval_id) if approval_id is not None else None
+    if approval is not None and approval.researcher_id == researcher_id:
+        for cand in budget_levels(conn, approval) + query_patterns(conn, approval):
+            alert = raise_alert(sb, cand)
+            raised += [alert] if alert else []
+    return raised
+
+
+def after_query(sb: Sandbox, user: User, approval_id: Any) -> None:
+    """The API's hook after ``POST /api/v1/queries``: evaluate this researcher's alerts
+    (cached repeats are recorded by ``Sandbox._serve_cached`` itself).
+
+    Never raises: the release (or refusal) is already committed and must reach its caller;
+    a failure here is logged and the next pass (:func:`sweep`) tries again.
+    """
+    try:
+        conn = sb.conn()
+        try:
+            ident: int | None = fields.ident(approval_id, "approval")
+        except SandboxError:
+            ident = None
+        approval = workflow.get_approval(conn, ident) if ident is not None else None
+        aid = approval.id if approval is not None and approval.researcher_id == user.id else None
+        if user.role == "researcher":
+            evaluate(sb, user.id, aid)
+    except Exception:  # noqa: BLE001 - see the docstring
+        log.exception("alert evaluation after a query failed")
+
+
+def sweep(sb: Sandbox) -> list[dict[str, Any]]:
+    """Evaluate every (researcher, approval) with queries since the last pass."""
+    conn = sb.conn()
+    row = conn.execute("SELECT value FROM settings WHERE name = ?", (_SWEEP_MARK,)).fetchone()
+    since = iso(parse_iso(row[0]) - SWEEP_OVERLAP) if row else ""
+    pairs = conn.execute(
+        "SELECT q.user_id, q.approval_id, MAX(q.created_at) FROM queries q JOIN users u ON u.id = q.user_id "
+        "WHERE q.created_at > ? AND u.role = 'researcher' GROUP BY q.user_id, q.approval_id", (since,),
+    ).fetchall()
+    raised = []
+    for user_id, approval_id, _latest in pairs:
+        raised += evaluate(sb, user_id, approval_id)
+    latest = max((p[2] for p in pairs), default=None)
+    if latest is not None and (row is None or latest > row[0]):
+        conn.execute("INSERT INTO settings (name, value) VALUES (?, ?) "
+                     "ON CONFLICT(name) DO UPDATE SET value = MAX(value, excluded.value)", (_SWEEP_MARK, latest))
+    return raised
+
+
+# -- reading ----------------------------------------------------------------------------------------
+def _view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "alert_id": row["id"], "kind": row["kind"], "severity": row["severity"],
+        "researcher": fields.username_of(conn, row["researcher_id"]), "approval_id": row["approval_id"],
+        "summary": row["summary"], "details": json.loads(row["details_json"]),
+        "created_at": row["created_at"], "audit_seq": row["audit_seq"],
+        "subject": row["subject"] or None, "status": row["status"],
+        "occurrences": row["occurrences"], "first_seen_at": row["created_at"], "last_seen_at": row["last_seen_at"],
+        "handled_by": fields.username_of(conn, row["handled_by"]), "handled_at": row["handled_at"],
+        "note": row["note"] or None,
+    }
+
+
+def check_reader(user: User | None) -> None:
+    """Owners and regulators read alerts (``alert.list`` in ``sandbox.store.authz``); which
+    alerts an owner sees is narrowed to their own approvals by :func:`list_alerts`."""
+    authz.check_role("alert.list", user)
+
+
+def count_alerts(conn: sqlite3.Connection, user: User) -> int:
+    """How many alerts ``user`` may read (call after :func:`list_alerts`, which sweeps)."""
+    if user.role == "regulator":
+        from sandbox.governance import jurisdiction
+
+        if jurisdiction.is_district(conn, user):  # 第五条: its district's alerts only
+            return sum(1 for r in conn.execute("SELECT * FROM alerts")
+                       if jurisdiction.covers(conn, user, jurisdiction.alert_datasets(conn, r)))
+        return int(conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])
+    if user.role == "owner":
+        return int(conn.execute("SELECT COUNT(*) FROM alerts WHERE owner_id = ?", (user.id,)).fetchone()[0])
+    return 0
+
+
+def list_alerts(sb: Sandbox, user: User | None, *, kind: str | None = None, approval_id: Any = None,
+                limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
+    """Newest first: all (regulator) or those about the owner's approvals (owner)."""
+    check_reader(user)
+    assert user is not None
+    if kind is not None and kind not in KINDS:
+        raise BadRequest(f"unknown alert kind {kind!r}; use one of {', '.join(KINDS)}", code="bad_kind")
+    clauses: list[str] = []
+    args: list[Any] = []
+    if approval_id is not None:
+        if not (isinstance(approval_id, int) and not isinstance(approval_id, bool)) and not (
+                isinstance(approval_id, str) and approval_id.isascii() and approval_id.isdigit()):
+            raise BadRequest("approval_id must be a whole number", code="bad_approval_id")
+        clauses.append("approval_id = ?")
+        args.append(min(int(approval_id), 2**63 - 1))
+    sweep(sb)
+    from sandbox.governance import deadlines  # late: deadlines builds alerts.Candidate
+
+    deadlines.raise_overdue_alerts(sb)
+    if user.role == "owner":
+        clauses.append("owner_id = ?")
+        args.append(user.id)
+    if kind is not None:
+        clauses.append("kind = ?")
+        args.append(kind)
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    conn = sb.conn()
+    rows = conn.execute(f"SELECT * FROM alerts {where} ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+    if user.role == "regulator":  # a district regulator: alerts about its district's datasets only (第五条)
+        from sandbox.governance import jurisdiction
+
+        if jurisdiction.is_district(conn, user):
+            rows = [r for r in rows if jurisdiction.covers(conn, user, jurisdiction.alert_datasets(conn, r))]
+    return [_view(conn, r) for r in rows]
+
+
+# -- handling (issue 14) ------------------------------------------------------------------------------
+def handle(sb: Sandbox, user: User | None, alert_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """``POST /api/v1/alerts/<id>/handle`` ``{"action": "acknowledge"|"resolve"|"suspend", "note"}``.
+
+    ``suspend`` suspends the researcher the alert concerns (the owner: only a researcher holding
+    one of their approvals) and resolves the alert, in one step, both logged.
+    """
+    check_reader(user)
+    assert user is not None
+    conn = sb.conn()
+    try:
+        ident = fields.ident(alert_id, "alert")
+    except SandboxError:
+        ident = -1
+    row = conn.execute("SELECT * FROM alerts WHERE id = ?", (min(ident, 2**63 - 1),)).fetchone()
+    from sandbox.governance import jurisdiction
+
+    if row is None or (user.role == "owner" and row["owner_id"] != user.id) or (
+            jurisdiction.is_district(conn, user)
+            and not jurisdiction.covers(conn, user, jurisdiction.alert_datasets(conn, row))):
+        raise SandboxError(f"no alert {alert_id}", code="not_found", status=404)
+    action = body.get("action")
+    if action not in ACTIONS:
+        raise BadRequest(f"action must be one of {', '.join(ACTIONS)}", code="bad_action")
+    note = fields.text(body, "note", required=action != "acknowledge")
+    if row["status"] == "resolved":
+        raise fields.conflict(f"alert {row['id']} is already resolved")
+    suspension = None
+    if action == "suspend":
+        if row["researcher_id"] is None:
+            raise BadRequest(f"alert {row['id']} concerns no researcher; nobody to suspend", code="nothing_to_suspend")
+        from sandbox.governance import suspensions
+
+        suspension = suspensions.create(sb, user, {"user": fields.username_of(conn, row["researcher_id"]),
+                                                   "reason": f"alert {row['id']}: {note}"})["suspension_id"]
+    status = "acknowledged" if action == "acknowledge" else "resolved"
+    with transaction(conn):
+        conn.execute("UPDATE alerts SET status = ?, handled_by = ?, handled_at = ?, note = ? WHERE id = ?",
+                     (status, user.id, iso(sb.now()), note, row["id"]))
+        sb.audit(conn, user, "alert.handled", f"alert/{row['id']}", {
+            "alert_id": row["id"], "action": action, "status": status, "note": note,
+            "suspension_id": suspension})
+    return {"alert_id": row["id"], "status": status, "suspension_id": suspension}

@@ -1,0 +1,1 @@
+"""The HTTP API (``/api/v1``), one module per area, and its OpenAPI document."""
