@@ -93,7 +93,7 @@ def _check_budget_after(rec: dict[str, Any], seq: Any, reported: Any) -> None:
         # The accountant runs one filter per approval on a fixed route (decision 0007): the
         # log's own sums must equal the basic total and the ρ total; on the basic route the
         # reported ε may not exceed Σε (the zCDP route's figure is recomputed with OpenDP's
-        # conversion by ``sandbox.accounting_replay``, outside this OpenDP-free module).
+        # conversion by ``sandbox.governance.accounting_replay``, outside this OpenDP-free module).
         checks = [
             ("epsilon_spent_basic", spent_e),
             ("rho_spent", rec.get("rho_spent")),

@@ -6,7 +6,7 @@ so an entry commits together with the budget charge and the release it records
 (DESIGN.md, "a crash leaves either all three or none"). ``append`` refuses to run outside
 a transaction, because an append is several statements that must not half-commit.
 
-Tables (created by ``SCHEMA_STATEMENTS``, run by ``sandbox.migrations``):
+Tables (created by ``SCHEMA_STATEMENTS``, run by ``sandbox.store.migrations``):
 
 ``audit_entries``
     one row per entry: ``seq`` (0, 1, 2, ... with no gap, enforced by a trigger), the

@@ -15,7 +15,7 @@ Sensitivity = Literal["identifier", "quasi_identifier", "sensitive", "public"]
 
 
 #: The longest text value a column holds unless its policy declares ``max_length``
-#: (``sandbox.policy`` enforces it at registration). The guard bounds the text a row
+#: (``sandbox.governance.policy`` enforces it at registration). The guard bounds the text a row
 #: expression can build from it, and so one row's share of a query's time (issue 12).
 DEFAULT_TEXT_MAX_LENGTH = 1000
 

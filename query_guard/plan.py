@@ -1,6 +1,6 @@
 """The guard's output: a checked, rewritten query and what must be measured.
 
-Contract between ``query_guard`` (produces), ``sandbox.engine`` (runs
+Contract between ``query_guard`` (produces), ``sandbox.engine.embedded`` (runs
 ``engine_query``) and ``privacy`` (adds noise to the engine's exact per-group
 statistics). See docs/decisions/0001-query-plan-contract.md.
 
