@@ -24,8 +24,10 @@ from pathlib import Path
 import duckdb
 
 import keys
+from sandbox.engine import tables as engine_tables
 from sandbox.engine.embedded import Engine
 from sandbox.governance import datasets
+from sandbox.store.context import KeyringDecryptor
 from sandbox.store.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,11 +51,11 @@ def main() -> None:
         conn = sqlite3.connect(ws.data_dir / "sandbox.db" if (ws.data_dir / "sandbox.db").exists()
                                else root / "sandbox.db")
         conn.row_factory = sqlite3.Row
-        decryptor = datasets.keyring_decryptor(keys.KeyRing.open_or_create(ws.keys_dir))
+        decryptor = KeyringDecryptor(keys.KeyRing.open_or_create(ws.keys_dir))
         versions = {n: datasets.get_version(conn, n) for n in ("residents", "clinic_visits")}
         engine = Engine(allowed_directory=datasets.engine_dir(ws.data_dir))
-        in_place = datasets.TableCache(ws.data_dir, decryptor)
-        held = datasets.TableCache(ws.data_dir, decryptor, resident_bytes=2**40)
+        in_place = engine_tables.TableCache(ws.data_dir, decryptor)
+        held = engine_tables.TableCache(ws.data_dir, decryptor, resident_bytes=2**40)
         forms = {
             "in place": {n: in_place.source(v) for n, v in versions.items()},
             "Arrow": {n: held._load(v) for n, v in versions.items()},
@@ -75,7 +77,7 @@ def main() -> None:
                 native.sql(sql).to_arrow_table()
                 times["DuckDB table"][q].append((time.perf_counter() - t0) * 1000)
         sizes = {f: {n: t.nbytes for n, t in tables.items()} for f, tables in forms.items() if f != "in place"}
-        sizes["estimate"] = {n: datasets.estimate_bytes(forms["in place"][n]) for n in versions}
+        sizes["estimate"] = {n: engine_tables.estimate_bytes(forms["in place"][n]) for n in versions}
     rows = versions["residents"].row_count
     report = {"rows": rows, "runs": args.runs, "sizes_bytes": sizes,
               "median_ms": {f: {q: statistics.median(v) for q, v in qs.items()} for f, qs in times.items()}}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 Clock = Callable[[], dt.datetime]
 
@@ -31,8 +33,6 @@ def display_zone() -> dt.tzinfo:
 
     A name that is not a known zone is refused at once, naming the variable.
     """
-    import os
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     name = os.environ.get("SANDBOX_DISPLAY_TZ", "").strip() or DEFAULT_DISPLAY_ZONE
     try:

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from audit_log.errors import DAMAGE_KINDS
-from sandbox.governance.policy_draft import draft_policy
+from sandbox.service.policy_draft import draft_policy
 from sandbox.service.preview import AccuracyTarget, PreviewRequest, preview_query
 from sandbox.store.users import find_user
 from sandbox.web.console import notes

@@ -9,7 +9,7 @@ import re
 import pytest
 from flask_babel import force_locale
 
-from sandbox.web.console import base as console
+from sandbox.web.console import numbers as console
 from tests import test_console as base
 from tests.test_console import client_for
 

@@ -10,6 +10,7 @@ import pytest
 from sandbox.clock import display_zone, end_of_day, iso, parse_iso
 from sandbox.errors import SandboxError
 from sandbox.governance import applications
+from sandbox.governance.workflow import parse_expiry
 from sandbox.service.query_service import QueryRequest
 from sandbox.store.users import find_user
 from tests import test_console as base
@@ -36,8 +37,8 @@ def test_the_display_zone_is_configurable_and_checked(monkeypatch):
 def test_a_date_only_expiry_holds_through_that_day_in_beijing(demo):
     sb, _creds = demo
     sb.now = lambda: dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
-    assert applications.parse_expiry("2027-06-30", sb) == "2027-06-30T15:59:59.999999Z"
-    assert applications.parse_expiry("2027-06-30T08:00:00+08:00", sb) == "2027-06-30T00:00:00.000000Z"
+    assert parse_expiry("2027-06-30", sb) == "2027-06-30T15:59:59.999999Z"
+    assert parse_expiry("2027-06-30T08:00:00+08:00", sb) == "2027-06-30T00:00:00.000000Z"
 
 
 def test_an_approval_until_a_date_runs_until_midnight_beijing_time(app, demo):

@@ -162,7 +162,7 @@ def test_rotation_keeps_engine_files_readable_under_the_new_master_only(demo_sb)
 
 def test_publish_time_bounding_is_persisted_and_reused(demo_sb, monkeypatch):
     sb, creds = demo_sb
-    progress = Preparer(sb).run_once(sb.conn())
+    progress = Preparer(sb, sb.engine, sb.tables).run_once(sb.conn())
     assert progress["state"] == "ready" and progress["done"] == progress["total"] > 2
     keep_files = list(datasets.engine_dir(sb.ws.data_dir).glob("clinic_visits-v*-keep*.parquet"))
     assert keep_files

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from sandbox.engine import tables
 from sandbox.engine.embedded import ROWID, Engine, EngineLimits, ParquetTable
 from sandbox.engine.pool import default_resident_bytes
 from sandbox.governance import datasets
@@ -25,8 +26,8 @@ def _versions(sb):
 
 def _sizes(sb):
     residents, visits = _versions(sb)
-    cache = datasets.TableCache(sb.ws.data_dir, sb.tables.decryptor)
-    return (datasets.estimate_bytes(cache.source(residents)), datasets.estimate_bytes(cache.source(visits)))
+    cache = tables.TableCache(sb.ws.data_dir, sb.tables.decryptor)
+    return (tables.estimate_bytes(cache.source(residents)), tables.estimate_bytes(cache.source(visits)))
 
 
 def test_the_size_estimate_is_close_to_the_decrypted_table(demo_sb):
@@ -41,7 +42,7 @@ def test_a_version_under_the_budget_is_served_from_memory(demo_sb):
     sb, _ = demo_sb
     residents, visits = _versions(sb)
     r, v = _sizes(sb)
-    cache = datasets.TableCache(sb.ws.data_dir, sb.tables.decryptor, resident_bytes=r + v + 1)
+    cache = tables.TableCache(sb.ws.data_dir, sb.tables.decryptor, resident_bytes=r + v + 1)
     assert isinstance(cache.source(residents), pa.Table)
     assert isinstance(cache.source(visits), pa.Table)
     assert cache.resident() == [residents.version_id, visits.version_id]
@@ -52,7 +53,7 @@ def test_a_version_over_the_budget_is_read_in_place(demo_sb):
     sb, _ = demo_sb
     residents, visits = _versions(sb)
     r, v = _sizes(sb)
-    cache = datasets.TableCache(sb.ws.data_dir, sb.tables.decryptor, resident_bytes=min(r, v) - 1)
+    cache = tables.TableCache(sb.ws.data_dir, sb.tables.decryptor, resident_bytes=min(r, v) - 1)
     assert isinstance(cache.source(residents), ParquetTable)
     assert isinstance(cache.source(visits), ParquetTable)
     assert cache.resident() == []
@@ -62,7 +63,7 @@ def test_the_least_recently_used_version_is_evicted(demo_sb):
     sb, _ = demo_sb
     residents, visits = _versions(sb)
     r, v = _sizes(sb)
-    cache = datasets.TableCache(sb.ws.data_dir, sb.tables.decryptor, resident_bytes=max(r, v))  # one at a time
+    cache = tables.TableCache(sb.ws.data_dir, sb.tables.decryptor, resident_bytes=max(r, v))  # one at a time
     assert isinstance(cache.source(residents), pa.Table)
     assert cache.resident() == [residents.version_id]
     assert isinstance(cache.source(visits), pa.Table)
@@ -74,7 +75,7 @@ def test_the_least_recently_used_version_is_evicted(demo_sb):
 def test_budget_zero_reads_everything_in_place(demo_sb):
     sb, _ = demo_sb
     residents, _ = _versions(sb)
-    assert isinstance(datasets.TableCache(sb.ws.data_dir, sb.tables.decryptor).source(residents), ParquetTable)
+    assert isinstance(tables.TableCache(sb.ws.data_dir, sb.tables.decryptor).source(residents), ParquetTable)
 
 
 def test_both_forms_give_the_same_rows_in_the_same_order(demo_sb):
@@ -82,8 +83,8 @@ def test_both_forms_give_the_same_rows_in_the_same_order(demo_sb):
     sb, _ = demo_sb
     _, visits = _versions(sb)
     engine = Engine(allowed_directory=datasets.engine_dir(sb.ws.data_dir))
-    in_place = datasets.TableCache(sb.ws.data_dir, sb.tables.decryptor).source(visits)
-    in_memory = datasets.TableCache(sb.ws.data_dir, sb.tables.decryptor, resident_bytes=2**40).source(visits)
+    in_place = tables.TableCache(sb.ws.data_dir, sb.tables.decryptor).source(visits)
+    in_memory = tables.TableCache(sb.ws.data_dir, sb.tables.decryptor, resident_bytes=2**40).source(visits)
     assert isinstance(in_memory, pa.Table)
     sql = f"SELECT * FROM t ORDER BY {ROWID}"
     a = engine.execute(sql, {"t": in_place})
@@ -106,7 +107,7 @@ def test_only_text_columns_with_public_values_are_dictionary_encoded(demo_sb):
     """Why: the held table's form follows the policy alone, never the values."""
     sb, _ = demo_sb
     residents, _ = _versions(sb)
-    table = datasets.TableCache(sb.ws.data_dir, sb.tables.decryptor, resident_bytes=2**40).source(residents)
+    table = tables.TableCache(sb.ws.data_dir, sb.tables.decryptor, resident_bytes=2**40).source(residents)
     for name in table.column_names:
         declared = residents.policy.columns.get(name)
         public_text = declared is not None and declared.type == "text" and declared.public_values is not None

@@ -77,7 +77,7 @@ def test_dataset_pages_and_schema_panel_show_units(app, lang, header):
 def test_a_draft_leaves_the_unit_commented_out_on_number_columns_only():
     import pyarrow as pa
 
-    from sandbox.governance.policy_draft import draft_policy
+    from sandbox.service.policy_draft import draft_policy
 
     n = 40
     table = pa.table({"person_id": list(range(n)), "age": [20 + i % 50 for i in range(n)],

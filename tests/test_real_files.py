@@ -27,8 +27,8 @@ from sandbox.governance.file_readers import (
     read_bytes_with_encoding,
     read_file,
 )
-from sandbox.governance.policy_draft import draft_policy
 from sandbox.service.operations import SandboxAdmin
+from sandbox.service.policy_draft import draft_policy
 from sandbox.service.query_service import QueryRequest, Sandbox
 from sandbox.store.users import find_user
 from sandbox.store.workspace import Workspace

@@ -134,7 +134,7 @@ def test_a_query_outside_the_prepared_groupings_leaves_no_first_use_state_for_an
 
     sb, creds = demo_copy(demo_template, tmp_path)
     other = new_approval(sb)  # another study over the same datasets
-    prepare.Preparer(sb).run_once(sb.ws.connect())  # what the server does in the background
+    prepare.Preparer(sb, sb.engine, sb.tables).run_once(sb.ws.connect())  # what the server does in the background
     assert _query(sb, creds, JOINED)["rows"]  # the first study asks the unprepared grouping
 
     versions = datasets.latest_versions(sb.conn())

@@ -9,10 +9,12 @@ Exit codes: 0 ok, 1 failure (damage found, fork, refused), 2 usage.
 
 from __future__ import annotations
 
+import base64
 import getpass
 import json
 import os
 import sys
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,22 @@ import click
 
 import audit_log.store as audit_store
 import keys as keys_lib
+from audit_log.checkpoint import (
+    Checkpoint,
+    Note,
+    load_log_keys,
+    open_checkpoint,
+    tree_hash_for_keys,
+)
 from audit_log.errors import AuditError, ForkError, RollbackError, VerificationError
+from audit_log.receipt import Receipt, verify_receipt
+from audit_log.replay import compare_with_ledger, read_jsonl, replay
+from audit_log.report import render_html
+from audit_log.verify import verify_file
+from audit_log.witness import Witness
+from sandbox.errors import SandboxError
+from sandbox.governance.accounting_replay import check_reported_loss
+from sandbox.store.workspace import Workspace, log_origin
 
 DATA_DIR = click.option(
     "--data-dir",
@@ -47,8 +64,6 @@ def _now() -> datetime:
 
 
 def _workspace(data_dir: Path | None):  # -> (Workspace, Connection)
-    from sandbox.errors import SandboxError
-    from sandbox.store.workspace import Workspace
 
     try:
         ws = Workspace.open(data_dir)
@@ -67,7 +82,6 @@ def _keyring(ws) -> keys_lib.KeyRing:
 
 def _log_origin(conn) -> str:
     """The workspace's checkpoint origin (shared with the server: one settings row)."""
-    from sandbox.store.workspace import log_origin
 
     return log_origin(conn)
 
@@ -171,7 +185,6 @@ def audit_verify(
 
     Exit 0 when intact; 1 with the kind of damage and the first bad sequence number.
     """
-    from audit_log.verify import verify_file
 
     try:
         report = verify_file(
@@ -247,17 +260,12 @@ def audit_replay(
 
     Exit 1 if a logged budget report or the live ledger disagrees with the logged charges.
     """
-    from audit_log.replay import compare_with_ledger, read_jsonl, replay
-    from audit_log.report import render_html
 
     if public_keys:
-        from audit_log.verify import verify_file
-
         try:
             verify_file(log, _read_key_args(public_keys))
         except VerificationError as err:
             _fail(f"the log does not verify: {err}", as_json, kind=err.kind, seq=err.seq)
-    from sandbox.governance.accounting_replay import check_reported_loss
 
     entries = read_jsonl(log)
     report = replay(entries)
@@ -314,8 +322,6 @@ def audit_replay(
 
 
 def _fetch_json(url: str, token: str | None) -> dict[str, Any]:
-    import urllib.request
-
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     if token:
         request.add_header("Authorization", f"Bearer {token}")
@@ -367,10 +373,6 @@ def audit_witness(
     A fork (same size, other root, or no valid consistency proof) or a rollback (smaller
     tree) is refused loudly with exit 1 and evidence written to the state folder.
     """
-    import base64
-
-    from audit_log.checkpoint import Checkpoint, Note
-    from audit_log.witness import Witness
 
     state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(state_dir, 0o700)
@@ -479,8 +481,6 @@ def audit_witness(
 def audit_trace(data_dir: Path | None, receipt: str, as_json: bool) -> None:
     """Show the release behind RECEIPT (a file or JSON text), its query and its approval,
     and prove it is in the latest signed checkpoint."""
-    from audit_log.checkpoint import load_log_keys, open_checkpoint, tree_hash_for_keys
-    from audit_log.receipt import Receipt, verify_receipt
 
     path = Path(receipt)
     try:

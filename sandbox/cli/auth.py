@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from sandbox.errors import Unauthorized
+from sandbox.store.users import authenticate_password, authenticate_token
 
 if TYPE_CHECKING:
     from sandbox.service.query_service import Sandbox
@@ -28,7 +29,6 @@ TOKEN = click.option("--token", envvar="SANDBOX_TOKEN", default=None, show_envva
 
 def authenticate(sb: Sandbox, token: str | None) -> User:
     """The acting user, or ``Unauthorized`` naming the ways to authenticate."""
-    from sandbox.store.users import authenticate_password, authenticate_token
 
     conn = sb.conn()
     if token:

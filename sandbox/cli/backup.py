@@ -14,6 +14,7 @@ import click
 
 from sandbox.cli.audit import DATA_DIR, JSON
 from sandbox.errors import SandboxError
+from sandbox.store.backup import backup, restore
 
 
 def _fail(err: SandboxError, as_json: bool) -> None:
@@ -48,7 +49,6 @@ def backup_command(data_dir: Path | None, out: Path, no_checkpoint: bool, as_jso
     Safe while the server runs: the store is copied with SQLite's backup API; a manifest
     records SHA-256 hashes, the audit log size and its latest signed checkpoint.
     """
-    from sandbox.store.backup import backup
 
     try:
         report = backup(data_dir, out, sign_checkpoint=not no_checkpoint)
@@ -85,7 +85,6 @@ def restore_command(
 ) -> None:
     """Restore the backup IN into the workspace (--data-dir), after checking every hash,
     verifying the audit log against its signed checkpoint and the ledger against the log."""
-    from sandbox.store.backup import restore
 
     pems = [Path(p).read_text(encoding="utf-8") for p in public_keys] or None
     try:

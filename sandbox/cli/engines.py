@@ -14,7 +14,15 @@ from pathlib import Path
 import click
 
 from sandbox.cli.audit import DATA_DIR
+from sandbox.clock import utc_now
+from sandbox.engine.embedded import Engine
+from sandbox.engine.routing import declared_engine, engine_of, load_config
+from sandbox.engine.spark import SparkEngine
+from sandbox.engine.spark_datasets import register_spark_dataset
 from sandbox.errors import SandboxError
+from sandbox.governance import datasets
+from sandbox.governance.policy import load_policy
+from sandbox.store.workspace import Workspace, transaction
 
 
 @click.group("engines")
@@ -23,9 +31,6 @@ def engines_group() -> None:
 
 
 def _open(data_dir: Path | None):
-    from sandbox.engine.routing import load_config
-    from sandbox.store.workspace import Workspace
-
     ws = Workspace.open(data_dir)
     return ws, load_config(ws.root)
 
@@ -35,8 +40,6 @@ def _open(data_dir: Path | None):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def engines_list(data_dir: Path | None, as_json: bool) -> None:
     """Each engine, its connection and the datasets it answers for."""
-    from sandbox.engine.routing import engine_of
-    from sandbox.governance import datasets
 
     try:
         ws, config = _open(data_dir)
@@ -63,8 +66,6 @@ def engines_list(data_dir: Path | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def engines_check(data_dir: Path | None, only: str | None, as_json: bool) -> None:
     """Start each engine, verify its lockdown and run SELECT 1; exit 1 if one fails."""
-    from sandbox.engine.embedded import Engine
-    from sandbox.engine.spark import SparkEngine
 
     try:
         _ws, config = _open(data_dir)
@@ -105,16 +106,10 @@ def engines_check(data_dir: Path | None, only: str | None, as_json: bool) -> Non
 def engines_add_spark(data_dir: Path | None, name: str, source: str, policy_path: Path) -> None:
     """Register SOURCE (parquet:PATH, orc:PATH or table:DB.NAME) held on Spark as dataset
     NAME: the same checks as ``datasets add``; the data stays on the cluster."""
-    from sandbox.clock import utc_now
-    from sandbox.engine.spark import SparkEngine
-    from sandbox.engine.spark_datasets import register_spark_dataset
-    from sandbox.store.workspace import transaction
 
     try:
         ws, config = _open(data_dir)
         conn = ws.connect()
-        from sandbox.engine.routing import declared_engine
-        from sandbox.governance.policy import load_policy
 
         if declared_engine(load_policy(policy_path), config.default) != "spark":
             raise click.ClickException(f"{policy_path}: the dataset is not declared for Spark: set engine = "

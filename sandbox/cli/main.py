@@ -7,15 +7,36 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 
 import click
 
-from sandbox.cli.auth import TOKEN, authenticate
+from sandbox.cli.audit import audit, keys_group
+from sandbox.cli.auth import TOKEN, authenticate, require_role
+from sandbox.cli.backup import backup_command, restore_command
+from sandbox.cli.engines import engines_group
+from sandbox.cli.settings import settings_group
+from sandbox.demo.setup import setup_demo
+from sandbox.engine.embedded import EngineLimits
+from sandbox.engine.pool import PoolSettings, default_workers, parse_size
 from sandbox.errors import SandboxError
+from sandbox.governance import dataset_caps, open_catalog, publication
+from sandbox.governance.datasets import latest_versions, read_data_file
+from sandbox.governance.file_readers import read_bytes_with_encoding
+from sandbox.governance.open_catalog import risk_report
+from sandbox.governance.policy import parse_policy
+from sandbox.service import bounding_report
+from sandbox.service.operations import SandboxAdmin
+from sandbox.service.policy_draft import dataset_name, draft_policy
+from sandbox.service.query_service import Sandbox
+from sandbox.store.context import open_keyring
+from sandbox.store.workspace import Workspace
+from sandbox.web import create_app
 
 DATA_DIR = click.option(
     "--data-dir",
@@ -49,13 +70,11 @@ CRYPTO = click.option(
 @CRYPTO
 def init(data_dir: Path | None, crypto: str | None) -> None:
     """Create a workspace (SQLite store, data/ and keys/ folders)."""
-    from sandbox.store.workspace import Workspace
 
     try:
         ws = Workspace.init(data_dir, crypto)
-        from sandbox.service.query_service import _open_keyring
 
-        _open_keyring(ws)
+        open_keyring(ws)
     except SandboxError as err:
         fail(err.message)
     click.echo(f"workspace ready at {ws.root} (cryptography profile {ws.crypto_profile()})")
@@ -65,10 +84,6 @@ def init(data_dir: Path | None, crypto: str | None) -> None:
 def _first_admin(ws) -> None:
     """Issue 14: the first admin, from SANDBOX_ADMIN_USER/SANDBOX_ADMIN_PASSWORD or a prompt;
     every later state-changing command acts as an authenticated user (sandbox.cli.auth)."""
-    import os
-
-    from sandbox.service.operations import SandboxAdmin
-    from sandbox.service.query_service import Sandbox
 
     sb = Sandbox(ws)
     if sb.conn().execute("SELECT 1 FROM users WHERE role = 'admin'").fetchone():
@@ -106,7 +121,6 @@ def _free_port(host: str, port: int) -> int:
 @CRYPTO
 def demo(data_dir: Path | None, port: int, rows: int, no_serve: bool, crypto: str | None) -> None:
     """Create a demo workspace with synthetic data and users, then start the server."""
-    from sandbox.demo.setup import setup_demo
 
     host = "127.0.0.1"
     port = _free_port(host, port)
@@ -150,10 +164,6 @@ def demo(data_dir: Path | None, port: int, rows: int, no_serve: bool, crypto: st
 def serve(data_dir: Path | None, host: str, port: int, threads: int, engine_workers: int | None,
           query_timeout: float, query_memory: str | None, trusted_proxy: str | None) -> None:
     """Serve the console and the API with a production WSGI server (waitress)."""
-    from sandbox.engine.embedded import EngineLimits
-    from sandbox.engine.pool import PoolSettings, default_workers, parse_size
-    from sandbox.service.query_service import Sandbox
-    from sandbox.store.workspace import Workspace
 
     workers = default_workers() if engine_workers is None else engine_workers
     try:
@@ -176,11 +186,8 @@ CHECKPOINT_EVERY_SECONDS = 60.0
 def _serve(sb, host: str, port: int, threads: int, trusted_proxy: str | None = None) -> None:
     """waitress, plus signed checkpoints on a schedule and at shutdown (issue: audit log);
     the engine workers are stopped last."""
-    import threading
 
     import waitress
-
-    from sandbox.web import create_app
 
     app = create_app(sb)
     stop = threading.Event()
@@ -230,11 +237,6 @@ def datasets_add(data_dir: Path | None, name: str, file: Path, policy_path: Path
     """Register FILE (CSV, .xlsx or Parquet) as a new version of dataset NAME; its cells are
     read as the policy's column types (a code declared text stays text). Acts as the dataset's
     owner, authenticated (--token / SANDBOX_TOKEN)."""
-    from sandbox.governance.datasets import read_data_file
-    from sandbox.governance.policy import parse_policy
-    from sandbox.service.operations import SandboxAdmin
-    from sandbox.service.query_service import Sandbox
-    from sandbox.store.workspace import Workspace
 
     try:
         sb = Sandbox(Workspace.open(data_dir))
@@ -274,8 +276,6 @@ def datasets_draft(file: Path, name: str | None, owner: str, privacy_unit: str |
                    encoding: str | None, output: Path | None) -> None:
     """Draft a policy TOML from FILE for its owner to review: inferred types, suggested bounds,
     public values for low-cardinality columns, identifier and quasi-identifier guesses."""
-    from sandbox.governance.file_readers import read_bytes_with_encoding
-    from sandbox.governance.policy_draft import dataset_name, draft_policy
 
     try:
         table, used = read_bytes_with_encoding(file.read_bytes(), file.name, encoding=encoding)
@@ -299,8 +299,6 @@ def datasets_draft(file: Path, name: str | None, owner: str, privacy_unit: str |
 @click.option("--json", "as_json", is_flag=True)
 def datasets_list(data_dir: Path | None, as_json: bool) -> None:
     """List datasets and their latest versions."""
-    from sandbox.governance.datasets import latest_versions
-    from sandbox.store.workspace import Workspace
 
     try:
         conn = Workspace.open(data_dir).connect()
@@ -327,9 +325,6 @@ def _acting(sb, token: str | None):
 @TOKEN
 def datasets_risk(data_dir: Path | None, name: str, as_json: bool, token: str | None) -> None:
     """Show the risk-scan report of NAME's newest version (第十二条)."""
-    from sandbox.governance.open_catalog import risk_report
-    from sandbox.service.query_service import Sandbox
-    from sandbox.store.workspace import Workspace
 
     try:
         sb = Sandbox(Workspace.open(data_dir))
@@ -347,9 +342,6 @@ def datasets_risk(data_dir: Path | None, name: str, as_json: bool, token: str | 
 def datasets_bounds(data_dir: Path | None, name: str, as_json: bool, token: str | None) -> None:
     """Show NAME's bounding report: what candidate contribution bounds and clamp ranges would
     cut, and suggested bounds (owner's figures, exact; docs/privacy.md)."""
-    from sandbox.service import bounding_report
-    from sandbox.service.query_service import Sandbox
-    from sandbox.store.workspace import Workspace
 
     try:
         sb = Sandbox(Workspace.open(data_dir))
@@ -373,9 +365,6 @@ def datasets_ack(data_dir: Path | None, name: str, note: str, acknowledge_findin
                  token: str | None) -> None:
     """Acknowledge NAME's risk report as its owner: publishes the version, or submits it for the
     regulator's co-signature when it needs review (`sandbox reviews decide`; 第十二条)."""
-    from sandbox.governance import open_catalog
-    from sandbox.service.query_service import Sandbox
-    from sandbox.store.workspace import Workspace
 
     try:
         sb = Sandbox(Workspace.open(data_dir))
@@ -402,9 +391,6 @@ def datasets_cap(data_dir: Path | None, name: str, epsilon: float | None, delta:
                  as_json: bool, token: str | None) -> None:
     """Show, or set as its owner, NAME's collusion cap: the total privacy budget across all
     researchers, approvals and versions (docs/privacy.md). Without --epsilon/--delta: show."""
-    from sandbox.governance import dataset_caps
-    from sandbox.service.query_service import Sandbox
-    from sandbox.store.workspace import Workspace
 
     if (epsilon is None) != (delta is None):
         raise click.UsageError("give both --epsilon and --delta to set the cap, or neither to show it")
@@ -445,10 +431,6 @@ def users_add(data_dir: Path | None, username: str, role: str, password: str, as
               token: str | None) -> None:
     """Create USERNAME with ROLE as an authenticated admin; prints the API token once (only its
     hash is stored). The first admin comes from `sandbox init`."""
-    from sandbox.cli.auth import require_role
-    from sandbox.service.operations import SandboxAdmin
-    from sandbox.service.query_service import Sandbox
-    from sandbox.store.workspace import Workspace
 
     try:
         sb = Sandbox(Workspace.open(data_dir))
@@ -464,11 +446,6 @@ def users_add(data_dir: Path | None, username: str, role: str, password: str, as
 
 
 def _add_command_groups() -> None:
-    from sandbox.cli.audit import audit, keys_group
-    from sandbox.cli.backup import backup_command, restore_command
-    from sandbox.cli.engines import engines_group
-    from sandbox.cli.settings import settings_group
-
     cli.add_command(audit)
     cli.add_command(keys_group)
     cli.add_command(backup_command)
@@ -495,9 +472,6 @@ def reviews() -> None:
 @TOKEN
 def reviews_list(data_dir: Path | None, token: str | None) -> None:
     """The reviews the acting owner or regulator may see, as JSON."""
-    from sandbox.governance import publication
-    from sandbox.service.query_service import Sandbox
-    from sandbox.store.workspace import Workspace
 
     try:
         sb = Sandbox(Workspace.open(data_dir))
@@ -515,9 +489,6 @@ def reviews_list(data_dir: Path | None, token: str | None) -> None:
 @TOKEN
 def reviews_decide(data_dir: Path | None, review_id: int, approve: bool, reason: str, token: str | None) -> None:
     """Co-sign (--approve) or --reject REVIEW_ID as the authenticated regulator."""
-    from sandbox.governance import publication
-    from sandbox.service.query_service import Sandbox
-    from sandbox.store.workspace import Workspace
 
     try:
         sb = Sandbox(Workspace.open(data_dir))

@@ -15,6 +15,9 @@ import click
 from sandbox.cli.audit import DATA_DIR
 from sandbox.cli.auth import TOKEN, authenticate, require_role
 from sandbox.errors import SandboxError
+from sandbox.governance import operator_settings
+from sandbox.service.query_service import Sandbox
+from sandbox.store.workspace import Workspace, transaction
 
 
 @click.group("settings")
@@ -27,12 +30,10 @@ def settings_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def settings_list(data_dir: Path | None, as_json: bool) -> None:
     """Every setting with its current value, its default and what it does."""
-    from sandbox.store import settings
-    from sandbox.store.workspace import Workspace
 
     try:
         ws = Workspace.open(data_dir)
-        rows = settings.listing(ws.connect())
+        rows = operator_settings.listing(ws.connect())
     except SandboxError as err:
         raise click.ClickException(err.message) from None
     if as_json:
@@ -50,9 +51,6 @@ def settings_list(data_dir: Path | None, as_json: bool) -> None:
 @TOKEN
 def settings_set(data_dir: Path | None, name: str, value: int, token: str | None) -> None:
     """Set NAME (e.g. rate_limits.rate_limit_per_token or alert_repeats) to VALUE."""
-    from sandbox.service.query_service import Sandbox
-    from sandbox.store import settings
-    from sandbox.store.workspace import Workspace, transaction
 
     try:
         sb = Sandbox(Workspace.open(data_dir))
@@ -60,7 +58,7 @@ def settings_set(data_dir: Path | None, name: str, value: int, token: str | None
         require_role(actor, "admin")
         conn = sb.conn()
         with transaction(conn):
-            done = settings.change(
+            done = operator_settings.change(
                 conn, name, value,
                 lambda details: sb.audit(conn, actor, "setting.changed", f"setting/{details['name']}", details),
             )

@@ -26,7 +26,8 @@ import pyarrow as pa
 
 from query_guard import QueryPlan
 from sandbox.engine.embedded import ROWID, Engine, with_rowid
-from sandbox.governance.datasets import ARROW_TYPES, DatasetVersion, TableCache
+from sandbox.engine.tables import TableCache
+from sandbox.governance.datasets import ARROW_TYPES, DatasetVersion
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,10 @@ import pyarrow as pa
 import keys
 from sandbox.engine.embedded import Engine, EngineLimits
 from sandbox.engine.execution import EngineRequest, KeepColumns, execute
+from sandbox.engine.tables import TableCache
 from sandbox.errors import EngineFailure, SandboxError
-from sandbox.governance.datasets import DatasetVersion, TableCache, engine_dir, keyring_decryptor
+from sandbox.governance.datasets import DatasetVersion, engine_dir
+from sandbox.store.context import KeyringDecryptor
 
 log = logging.getLogger(__name__)
 
@@ -427,7 +429,7 @@ def _worker_main(conn: Connection, data_dir: str, keys_dir: str | None, limits: 
     try:
         engine = Engine(limits, engine_dir(Path(data_dir)))
         # The same key ring and decryptor as the server's (sandbox.service.query_service), in this process.
-        decryptor = keyring_decryptor(keys.KeyRing.open_or_create(Path(keys_dir))) if keys_dir else None
+        decryptor = KeyringDecryptor(keys.KeyRing.open_or_create(Path(keys_dir))) if keys_dir else None
         cache = TableCache(Path(data_dir), decryptor, resident_bytes=resident_bytes)
         keep = KeepColumns()
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which refuses to start

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
+from sqlglot import exp
 
 from query_guard import QueryPlan
 from sandbox.engine.execution import EngineRequest, engine_request
@@ -106,7 +107,6 @@ def route(plan: QueryPlan, versions: Sequence[DatasetVersion], default: EngineNa
     if engine == "duckdb":
         return Routed("duckdb", engine_request(plan, used))
     tree = plan.engine_query.copy()
-    from sqlglot import exp
 
     views = {v.name: view_name(v) for v in used}
     for table in tree.find_all(exp.Table):

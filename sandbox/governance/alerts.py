@@ -42,34 +42,28 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import json
 import logging
 import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
 
 from sqlglot import exp, parse_one
 from sqlglot.errors import SqlglotError
 
 from sandbox.clock import iso, parse_iso
 from sandbox.errors import BadRequest, SandboxError
-from sandbox.governance import ledger, workflow
+from sandbox.governance import deadlines, jurisdiction, ledger, suspensions, workflow
+from sandbox.governance.alert_records import KINDS, Candidate, raise_alert, view
 from sandbox.store import authz, fields
+from sandbox.store.context import Context
 from sandbox.store.settings import Setting, SettingGroup
 from sandbox.store.users import User
 from sandbox.store.workspace import transaction
 
-if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
-
 log = logging.getLogger(__name__)
 
-Kind = Literal["refusal_burst", "budget", "differencing", "averaging", "overdue"]
-#: ``overdue`` (issue 14): an application, objection or rectification order past its due date
-#: (:mod:`sandbox.governance.deadlines`), raised once per item.
-KINDS: Final[tuple[Kind, ...]] = ("refusal_burst", "budget", "differencing", "averaging", "overdue")
 #: What a reader can do with an alert (issue 14): acknowledge it, resolve it with a note, or act
 #: on it (suspend the researcher it concerns) from the alert itself.
 ACTIONS: Final = ("acknowledge", "resolve", "suspend")
@@ -98,22 +92,8 @@ SETTING_GROUP: Final = SettingGroup(
 SETTINGS: Final[dict[str, Setting]] = SETTING_GROUP.settings
 
 
-
 def _short(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """An alert an evaluation found; raised unless its ``dedupe_key`` is already stored."""
-
-    kind: Kind
-    dedupe_key: str
-    severity: Literal["info", "warning", "critical"]
-    researcher_id: int | None
-    approval_id: int | None
-    summary: str
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 # -- differencing: one WHERE predicate apart (pure) -----------------------------------------------
@@ -323,86 +303,7 @@ def query_patterns(conn: sqlite3.Connection, approval: workflow.Approval) -> lis
     return out
 
 
-# -- raising (writes) -----------------------------------------------------------------------------
-def _exists(conn: sqlite3.Connection, key: str) -> bool:
-    return conn.execute("SELECT 1 FROM alerts WHERE dedupe_key = ?", (key,)).fetchone() is not None
-
-
-def raise_alert(sb: Sandbox, cand: Candidate,
-                recheck: Callable[[], Candidate | None] | None = None, *, owner_id: int | None = None,
-                subject: str = "") -> dict[str, Any] | None:
-    """Store ``cand`` and its ``alert.raised`` audit entry in one transaction, once.
-
-    ``recheck`` recomputes the candidate under the write lock (for alerts whose key depends
-    on state another process may change meanwhile). Returns the alert's view, or None.
-    """
-    conn = sb.conn()
-    if _exists(conn, cand.dedupe_key):
-        return None
-    with transaction(conn):
-        if recheck is not None:
-            again = recheck()
-            if again is None:
-                return None
-            cand = again
-        if cand.kind in GROUPED_KINDS:
-            folded = _fold_into_open(sb, conn, cand)
-            if folded is not None:
-                return folded
-        approval = workflow.get_approval(conn, cand.approval_id) if cand.approval_id is not None else None
-        moment = iso(sb.now())
-        cur = conn.execute(
-            "INSERT OR IGNORE INTO alerts (kind, dedupe_key, severity, researcher_id, approval_id, owner_id, summary, "
-            "details_json, created_at, last_seen_at, subject) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (cand.kind, cand.dedupe_key, cand.severity, cand.researcher_id, cand.approval_id,
-             approval.owner_id if approval else owner_id, cand.summary,
-             json.dumps(cand.details, ensure_ascii=False), moment, moment, subject),
-        )
-        if cur.rowcount != 1:
-            return None
-        alert_id = int(cur.lastrowid)  # type: ignore[arg-type]
-        entry = sb.audit(conn, None, "alert.raised", f"alert/{alert_id}", {
-            "alert_id": alert_id, "kind": cand.kind, "severity": cand.severity,
-            "researcher": fields.username_of(conn, cand.researcher_id), "approval_id": cand.approval_id,
-            "summary": cand.summary, "details": cand.details,
-        })
-        conn.execute("UPDATE alerts SET audit_seq = ? WHERE id = ?", (entry.seq, alert_id))
-        row = conn.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
-    log.info("alert %s raised: %s", cand.kind, cand.summary)
-    return _view(conn, row)
-
-
-#: Kinds whose repeats fold into the open alert of the same researcher and approval (issue 14:
-#: de-duplicated, with a count and a time range) instead of raising a new one each time.
-GROUPED_KINDS: Final = ("refusal_burst",)
-
-
-def _fold_into_open(sb: Sandbox, conn: sqlite3.Connection, cand: Candidate) -> dict[str, Any] | None:
-    """Count ``cand`` as another occurrence of an open (not resolved) alert of the same kind,
-    researcher and approval: occurrences + 1, the time range extended, the details merged; logged
-    as ``alert.repeated``. None when there is no such alert."""
-    row = conn.execute("SELECT * FROM alerts WHERE kind = ? AND researcher_id IS ? AND approval_id IS ? "
-                       "AND status != 'resolved' ORDER BY id DESC LIMIT 1",
-                       (cand.kind, cand.researcher_id, cand.approval_id)).fetchone()
-    if row is None:
-        return None
-    details = json.loads(row["details_json"])
-    new = dict(cand.details)
-    if cand.kind == "refusal_burst":
-        codes = Counter(details.get("codes") or {})
-        codes.update(new.get("codes") or {})
-        details.update(refusals=int(details.get("refusals", 0)) + int(new.get("refusals", 0)), codes=dict(codes),
-                       last_refusal_at=new.get("last_refusal_at"))
-    moment = iso(sb.now())
-    conn.execute("UPDATE alerts SET occurrences = occurrences + 1, last_seen_at = ?, details_json = ? WHERE id = ?",
-                 (moment, json.dumps(details, ensure_ascii=False), row["id"]))
-    sb.audit(conn, None, "alert.repeated", f"alert/{row['id']}", {
-        "alert_id": row["id"], "kind": cand.kind, "occurrences": row["occurrences"] + 1, "summary": cand.summary,
-        "details": new})
-    return _view(conn, conn.execute("SELECT * FROM alerts WHERE id = ?", (row["id"],)).fetchone())
-
-
-def evaluate(sb: Sandbox, researcher_id: int, approval_id: int | None) -> list[dict[str, Any]]:
+def evaluate(sb: Context, researcher_id: int, approval_id: int | None) -> list[dict[str, Any]]:
     """Every check for one researcher (refusals without a usable approval included) and, if
     given, one of their approvals. Returns the alerts raised now."""
     conn = sb.conn()
@@ -423,9 +324,9 @@ def evaluate(sb: Sandbox, researcher_id: int, approval_id: int | None) -> list[d
     return raised
 
 
-def after_query(sb: Sandbox, user: User, approval_id: Any) -> None:
+def after_query(sb: Context, user: User, approval_id: Any) -> None:
     """The API's hook after ``POST /api/v1/queries``: evaluate this researcher's alerts
-    (cached repeats are recorded by ``Sandbox._serve_cached`` itself).
+    (cached repeats are recorded by ``Context._serve_cached`` itself).
 
     Never raises: the release (or refusal) is already committed and must reach its caller;
     a failure here is logged and the next pass (:func:`sweep`) tries again.
@@ -444,7 +345,7 @@ def after_query(sb: Sandbox, user: User, approval_id: Any) -> None:
         log.exception("alert evaluation after a query failed")
 
 
-def sweep(sb: Sandbox) -> list[dict[str, Any]]:
+def sweep(sb: Context) -> list[dict[str, Any]]:
     """Evaluate every (researcher, approval) with queries since the last pass."""
     conn = sb.conn()
     row = conn.execute("SELECT value FROM settings WHERE name = ?", (_SWEEP_MARK,)).fetchone()
@@ -463,20 +364,6 @@ def sweep(sb: Sandbox) -> list[dict[str, Any]]:
     return raised
 
 
-# -- reading ----------------------------------------------------------------------------------------
-def _view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
-    return {
-        "alert_id": row["id"], "kind": row["kind"], "severity": row["severity"],
-        "researcher": fields.username_of(conn, row["researcher_id"]), "approval_id": row["approval_id"],
-        "summary": row["summary"], "details": json.loads(row["details_json"]),
-        "created_at": row["created_at"], "audit_seq": row["audit_seq"],
-        "subject": row["subject"] or None, "status": row["status"],
-        "occurrences": row["occurrences"], "first_seen_at": row["created_at"], "last_seen_at": row["last_seen_at"],
-        "handled_by": fields.username_of(conn, row["handled_by"]), "handled_at": row["handled_at"],
-        "note": row["note"] or None,
-    }
-
-
 def check_reader(user: User | None) -> None:
     """Owners and regulators read alerts (``alert.list`` in ``sandbox.store.authz``); which
     alerts an owner sees is narrowed to their own approvals by :func:`list_alerts`."""
@@ -486,8 +373,6 @@ def check_reader(user: User | None) -> None:
 def count_alerts(conn: sqlite3.Connection, user: User) -> int:
     """How many alerts ``user`` may read (call after :func:`list_alerts`, which sweeps)."""
     if user.role == "regulator":
-        from sandbox.governance import jurisdiction
-
         if jurisdiction.is_district(conn, user):  # 第五条: its district's alerts only
             return sum(1 for r in conn.execute("SELECT * FROM alerts")
                        if jurisdiction.covers(conn, user, jurisdiction.alert_datasets(conn, r)))
@@ -497,7 +382,7 @@ def count_alerts(conn: sqlite3.Connection, user: User) -> int:
     return 0
 
 
-def list_alerts(sb: Sandbox, user: User | None, *, kind: str | None = None, approval_id: Any = None,
+def list_alerts(sb: Context, user: User | None, *, kind: str | None = None, approval_id: Any = None,
                 limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
     """Newest first: all (regulator) or those about the owner's approvals (owner)."""
     check_reader(user)
@@ -513,8 +398,6 @@ def list_alerts(sb: Sandbox, user: User | None, *, kind: str | None = None, appr
         clauses.append("approval_id = ?")
         args.append(min(int(approval_id), 2**63 - 1))
     sweep(sb)
-    from sandbox.governance import deadlines  # late: deadlines builds alerts.Candidate
-
     deadlines.raise_overdue_alerts(sb)
     if user.role == "owner":
         clauses.append("owner_id = ?")
@@ -526,15 +409,13 @@ def list_alerts(sb: Sandbox, user: User | None, *, kind: str | None = None, appr
     conn = sb.conn()
     rows = conn.execute(f"SELECT * FROM alerts {where} ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
     if user.role == "regulator":  # a district regulator: alerts about its district's datasets only (第五条)
-        from sandbox.governance import jurisdiction
-
         if jurisdiction.is_district(conn, user):
             rows = [r for r in rows if jurisdiction.covers(conn, user, jurisdiction.alert_datasets(conn, r))]
-    return [_view(conn, r) for r in rows]
+    return [view(conn, r) for r in rows]
 
 
 # -- handling (issue 14) ------------------------------------------------------------------------------
-def handle(sb: Sandbox, user: User | None, alert_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+def handle(sb: Context, user: User | None, alert_id: Any, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /api/v1/alerts/<id>/handle`` ``{"action": "acknowledge"|"resolve"|"suspend", "note"}``.
 
     ``suspend`` suspends the researcher the alert concerns (the owner: only a researcher holding
@@ -548,7 +429,6 @@ def handle(sb: Sandbox, user: User | None, alert_id: Any, body: dict[str, Any]) 
     except SandboxError:
         ident = -1
     row = conn.execute("SELECT * FROM alerts WHERE id = ?", (min(ident, 2**63 - 1),)).fetchone()
-    from sandbox.governance import jurisdiction
 
     if row is None or (user.role == "owner" and row["owner_id"] != user.id) or (
             jurisdiction.is_district(conn, user)
@@ -564,7 +444,6 @@ def handle(sb: Sandbox, user: User | None, alert_id: Any, body: dict[str, Any]) 
     if action == "suspend":
         if row["researcher_id"] is None:
             raise BadRequest(f"alert {row['id']} concerns no researcher; nobody to suspend", code="nothing_to_suspend")
-        from sandbox.governance import suspensions
 
         suspension = suspensions.create(sb, user, {"user": fields.username_of(conn, row["researcher_id"]),
                                                    "reason": f"alert {row['id']}: {note}"})["suspension_id"]

@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from sandbox.clock import iso, parse_iso
 from sandbox.errors import BadRequest, NotFound
 from sandbox.governance import approvals, deadlines, workflow
+from sandbox.governance.workflow import COMMITMENT_SHA256, COMMITMENT_TEXT, parse_expiry
 from sandbox.store import fields, request_limits
+from sandbox.store.context import Context
 from sandbox.store.fields import conflict, username_of
 from sandbox.store.users import User
 from sandbox.store.workspace import transaction
-
-if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
 
 KINDS: Final = ("budget", "extension")
 EPSILON_MAX: Final = 1000.0
@@ -44,9 +43,8 @@ def _approval_row(conn: sqlite3.Connection, approval_id: int) -> sqlite3.Row:
     return row
 
 
-def _wanted(sb: Sandbox, row: sqlite3.Row, kind: str, body: dict[str, Any], *, required: bool) -> dict[str, Any]:
+def _wanted(sb: Context, row: sqlite3.Row, kind: str, body: dict[str, Any], *, required: bool) -> dict[str, Any]:
     """The new terms asked for (researcher) or granted (owner): they only ever grow."""
-    from sandbox.governance.applications import parse_expiry
 
     out: dict[str, Any] = {}
     if kind == "budget":
@@ -74,7 +72,7 @@ def _wanted(sb: Sandbox, row: sqlite3.Row, kind: str, body: dict[str, Any], *, r
     return out
 
 
-def request(sb: Sandbox, me: User, approval_id: int, kind: str, reason: str, body: dict[str, Any],
+def request(sb: Context, me: User, approval_id: int, kind: str, reason: str, body: dict[str, Any],
             terms: dict[str, Any]) -> dict[str, Any]:
     """The researcher's request (caller checked it is their approval): a pending application
     that names the approval it amends and the new terms wanted."""
@@ -98,7 +96,6 @@ def request(sb: Sandbox, me: User, approval_id: int, kind: str, reason: str, bod
            "amends": {"approval_id": approval_id, "kind": kind, **wanted}}
     if original.get("owner_ids"):
         req["owner_ids"] = original["owner_ids"]
-    from sandbox.governance.applications import COMMITMENT_SHA256, COMMITMENT_TEXT
 
     what = "more budget for" if kind == "budget" else "an extension of"
     purpose = f"Request for {what} approval {approval_id}: {reason}"
@@ -116,7 +113,7 @@ def request(sb: Sandbox, me: User, approval_id: int, kind: str, reason: str, bod
             "requested": wanted}
 
 
-def decide(sb: Sandbox, owner: User, app: sqlite3.Row, owners: list[int], body: dict[str, Any]) -> dict[str, Any]:
+def decide(sb: Context, owner: User, app: sqlite3.Row, owners: list[int], body: dict[str, Any]) -> dict[str, Any]:
     """An owner's decision on an amendment request (caller checked rights and that it is pending)."""
     decision = body.get("decision")
     if decision not in ("approve", "reject"):
@@ -157,7 +154,7 @@ def decide(sb: Sandbox, owner: User, app: sqlite3.Row, owners: list[int], body: 
         return _amend(sb, conn, owner, app, row, parts, reason)
 
 
-def _amend(sb: Sandbox, conn: sqlite3.Connection, owner: User, app: sqlite3.Row, row: sqlite3.Row,
+def _amend(sb: Context, conn: sqlite3.Connection, owner: User, app: sqlite3.Row, row: sqlite3.Row,
            parts: list[sqlite3.Row], reason: str) -> dict[str, Any]:
     """Every owner approved: the strictest of their grants, re-signed and logged (caller's transaction)."""
     if workflow.active_termination(conn, "approval", row["id"]) is not None:

@@ -19,12 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from query_guard.scenario import AGGREGATE_KINDS
-from sandbox.clock import end_of_day, iso, parse_iso
+from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound, Suspended
 from sandbox.governance import (
+    amendments,
     approvals,
     attachments,
     datasets,
@@ -35,21 +36,11 @@ from sandbox.governance import (
 )
 from sandbox.governance.approvals import get_approval, list_approvals  # noqa: F401  (part of this API)
 from sandbox.store import authz, fields, request_limits
+from sandbox.store.context import Context
 from sandbox.store.fields import conflict, username_of
 from sandbox.store.users import User
 from sandbox.store.workspace import transaction
 
-if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
-
-COMMITMENT_TEXT: Final = (
-    "安全承诺 Security commitment (第十五、二十、二十一条). I will use the data only for the "
-    "approved scenario and purpose; I will not attempt to identify any person, to link results "
-    "with other data to do so, or to reconstruct records; I will protect the results and my "
-    "credentials; I accept that every query is recorded, and that use outside the scenario or a "
-    "broken commitment suspends or ends my access (第二十六条)."
-)
-COMMITMENT_SHA256: Final = hashlib.sha256(COMMITMENT_TEXT.encode()).hexdigest()
 PROVISION_METHODS: Final = ("sandbox",)  # 第十五条 提供方式: results through the sandbox only
 
 
@@ -87,7 +78,7 @@ def _aggregates(value: Any) -> list[str]:
     return kinds
 
 
-def submit(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
+def submit(sb: Context, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /api/v1/applications`` (第十五条)."""
     authz.check_role("application.create", user)
     assert user is not None
@@ -124,7 +115,7 @@ def submit(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, An
     with transaction(conn):
         app_id = workflow.create_application(
             conn, user, request, scenario=scenario, purpose=purpose, commitment_accepted=True,
-            commitment_text=COMMITMENT_TEXT, provision_method=method,
+            commitment_text=workflow.COMMITMENT_TEXT, provision_method=method,
             owner_id=owners[0] if len(owners) == 1 else None, now=sb.now,
         )
         due = deadlines.due_at(conn, "application", sb.now())  # issue 14: time limits
@@ -132,7 +123,7 @@ def submit(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, An
         stored = attachments.store(sb, conn, "application", app_id, user, files)
         sb.audit(conn, user, "application.submitted", f"application/{app_id}", {
             "application_id": app_id, "researcher": user.username, **request, "scenario": scenario,
-            "purpose": purpose, "commitment_sha256": COMMITMENT_SHA256,
+            "purpose": purpose, "commitment_sha256": workflow.COMMITMENT_SHA256,
             "attachments": attachments.summary(stored),  # names, types, sizes and SHA-256 (第十五条)
         })
     return {"application_id": app_id, "status": "pending", "due_at": due, "attachments": stored}
@@ -143,17 +134,11 @@ def _app_row(conn: sqlite3.Connection, application_id: int) -> sqlite3.Row | Non
     return conn.execute("SELECT * FROM applications WHERE id = ?", (application_id,)).fetchone()
 
 
-def app_owner_ids(row: sqlite3.Row) -> list[int]:
-    """Every owner who decides on the application (several for a cross-organisation study)."""
-    ids = json.loads(row["request_json"]).get("owner_ids")
-    return list(ids) if ids else ([row["owner_id"]] if row["owner_id"] is not None else [])
-
-
 def app_relations(user: User | None, row: sqlite3.Row) -> set[str]:
     rel = set()
     if user is not None and row["researcher_id"] == user.id:
         rel.add("applicant")
-    if user is not None and user.id in app_owner_ids(row):
+    if user is not None and user.id in workflow.app_owner_ids(row):
         rel.add("dataset_owner")
     return rel
 
@@ -161,7 +146,7 @@ def app_relations(user: User | None, row: sqlite3.Row) -> set[str]:
 def _app_view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
     request = json.loads(row["request_json"])
     approval = conn.execute("SELECT id FROM approvals WHERE application_id = ?", (row["id"],)).fetchone()
-    owners = app_owner_ids(row)
+    owners = workflow.app_owner_ids(row)
     decided = {r["owner_id"]: r for r in conn.execute(
         "SELECT * FROM application_decisions WHERE application_id = ?", (row["id"],))}
     return {
@@ -189,7 +174,7 @@ def _app_view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def list_applications(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
+def list_applications(sb: Context, user: User | None) -> list[dict[str, Any]]:
     authz.check_role("application.list", user)
     conn = sb.conn()
     rows = conn.execute("SELECT * FROM applications ORDER BY id").fetchall()
@@ -199,7 +184,7 @@ def list_applications(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
             and organisations.in_jurisdiction(conn, user, json.loads(r["request_json"])["datasets"])]
 
 
-def get_application(sb: Sandbox, user: User | None, application_id: Any) -> dict[str, Any]:
+def get_application(sb: Context, user: User | None, application_id: Any) -> dict[str, Any]:
     authz.check_role("application.read", user)
     conn = sb.conn()
     ident_ = fields.ident(application_id, "application")
@@ -209,25 +194,6 @@ def get_application(sb: Sandbox, user: User | None, application_id: Any) -> dict
         raise NotFound(missing)  # outside a district regulator's jurisdiction reads like missing
     authz.check("application.read", user, app_relations(user, row), missing=missing)
     return deadlines.annotate(_app_view(conn, row), sb.now())
-
-
-# -- deciding ---------------------------------------------------------------------------------
-def parse_expiry(value: Any, sb: Sandbox) -> str:
-    """An RFC 3339 time or a date, strictly in the future. A date means the end of that day
-    in the display zone (``clock.end_of_day``; Asia/Shanghai unless configured, issue 15): an
-    approval "until 2027-06-30" holds through that whole day as people in Jinan read it."""
-    if not isinstance(value, str) or not value.strip():
-        raise BadRequest("expires is required: a date (YYYY-MM-DD) or an RFC 3339 time", code="bad_expires")
-    text = value.strip()
-    try:
-        moment = end_of_day(text) if len(text) == 10 else parse_iso(text)
-    except ValueError:
-        raise BadRequest(f"expires {value!r} is not a date or an RFC 3339 time", code="bad_expires") from None
-    if moment.tzinfo is None:
-        raise BadRequest("expires needs a time zone (e.g. a trailing Z)", code="bad_expires")
-    if moment <= sb.now():
-        raise BadRequest("expires must be in the future", code="bad_expires")
-    return iso(moment)
 
 
 def _narrowed_scope(body: dict[str, Any], request: dict[str, Any], conn: sqlite3.Connection) -> dict[str, Any]:
@@ -264,7 +230,7 @@ def _narrowed_scope(body: dict[str, Any], request: dict[str, Any], conn: sqlite3
     return scope
 
 
-def _decidable(sb: Sandbox, user: User | None, application_id: Any) -> sqlite3.Row:
+def _decidable(sb: Context, user: User | None, application_id: Any) -> sqlite3.Row:
     authz.check_role("application.decide", user)
     conn = sb.conn()
     row = _app_row(conn, fields.ident(application_id, "application"))
@@ -277,7 +243,7 @@ def _decidable(sb: Sandbox, user: User | None, application_id: Any) -> sqlite3.R
     return row
 
 
-def decide(sb: Sandbox, user: User | None, application_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+def decide(sb: Context, user: User | None, application_id: Any, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /api/v1/applications/<id>/decision`` by the owner of the datasets."""
     row = _decidable(sb, user, application_id)
     assert user is not None
@@ -286,10 +252,9 @@ def decide(sb: Sandbox, user: User | None, application_id: Any, body: dict[str, 
         raise BadRequest('decision must be "approve" or "reject"', code="bad_decision")
     conn = sb.conn()
     if json.loads(row["request_json"]).get("amends"):  # more budget or a later expiry (issue 14)
-        from sandbox.governance import amendments
 
-        return amendments.decide(sb, user, row, app_owner_ids(row), body)
-    if len(app_owner_ids(row)) > 1:
+        return amendments.decide(sb, user, row, workflow.app_owner_ids(row), body)
+    if len(workflow.app_owner_ids(row)) > 1:
         return _decide_part(sb, user, row, decision, body)
     if decision == "reject":
         reason = fields.text(body, "reason")
@@ -304,14 +269,14 @@ def decide(sb: Sandbox, user: User | None, application_id: Any, body: dict[str, 
     # a cap below the smallest ε a query may use would make an approval that can never run
     per_query = fields.number(body, "epsilon_per_query", low=request_limits.EPSILON_MIN, high=epsilon_total,
                               low_open=False)
-    expires_at = parse_expiry(body.get("expires"), sb)
+    expires_at = workflow.parse_expiry(body.get("expires"), sb)
     scope = _narrowed_scope(body, json.loads(row["request_json"]), conn)
     approval_id = grant(sb, user, row["id"], scope, epsilon_total=epsilon_total, delta_total=delta_total,
                         epsilon_per_query=per_query, expires_at=expires_at, reason=fields.text(body, "reason", required=False))
     return {"application_id": row["id"], "status": "approved", "approval_id": approval_id}
 
 
-def grant(sb: Sandbox, owner: User, application_id: int, scope: dict[str, Any], *, epsilon_total: float,
+def grant(sb: Context, owner: User, application_id: int, scope: dict[str, Any], *, epsilon_total: float,
           delta_total: float, epsilon_per_query: float, expires_at: str | None, reason: str = "") -> int:
     """Approve, sign and log in one transaction (also the trusted path of ``SandboxAdmin``)."""
     row = _decidable(sb, owner, application_id)
@@ -336,8 +301,6 @@ def grant(sb: Sandbox, owner: User, application_id: int, scope: dict[str, Any], 
     return approval_id
 
 
-
-
 def _require_legal_basis(conn: sqlite3.Connection, names: list[str]) -> None:
     """第二十条: no approval reaches personal information without its recorded legal basis."""
     for name in names:
@@ -348,7 +311,7 @@ def _require_legal_basis(conn: sqlite3.Connection, names: list[str]) -> None:
 
 
 # -- applications spanning several owners (issue 14; 第五、十五条) ----------------------------------------
-def _decide_part(sb: Sandbox, owner: User, row: sqlite3.Row, decision: str, body: dict[str, Any]) -> dict[str, Any]:
+def _decide_part(sb: Context, owner: User, row: sqlite3.Row, decision: str, body: dict[str, Any]) -> dict[str, Any]:
     """One owner's decision on its own datasets of a cross-organisation application.
 
     A rejection by any owner rejects the application. An approval narrows only the owner's own
@@ -370,7 +333,7 @@ def _decide_part(sb: Sandbox, owner: User, row: sqlite3.Row, decision: str, body
             "epsilon_total": eps, "delta_total": fields.number(body, "delta_total", low=0, high=0.01, low_open=False),
             "epsilon_per_query": fields.number(body, "epsilon_per_query", low=request_limits.EPSILON_MIN, high=eps,
                                                low_open=False),
-            "expires_at": parse_expiry(body.get("expires"), sb),
+            "expires_at": workflow.parse_expiry(body.get("expires"), sb),
         }
         own_request = {**request, "datasets": mine,
                        "columns": {k: v for k, v in (request.get("columns") or {}).items() if k in mine}}
@@ -398,8 +361,8 @@ def _decide_part(sb: Sandbox, owner: User, row: sqlite3.Row, decision: str, body
             return {"application_id": row["id"], "status": "rejected", "approval_id": None}
         parts = conn.execute("SELECT * FROM application_decisions WHERE application_id = ? AND decision = 'approve'",
                              (row["id"],)).fetchall()
-    if len(parts) < len(app_owner_ids(row)):
-        waiting = [username_of(conn, o) for o in app_owner_ids(row) if o not in {p["owner_id"] for p in parts}]
+    if len(parts) < len(workflow.app_owner_ids(row)):
+        waiting = [username_of(conn, o) for o in workflow.app_owner_ids(row) if o not in {p["owner_id"] for p in parts}]
         return {"application_id": row["id"], "status": "pending", "approval_id": None, "waiting_for": waiting}
     scope: dict[str, Any] = {"datasets": []}
     for p in parts:

@@ -14,7 +14,7 @@ import base64
 import hashlib
 import json
 import sqlite3
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import rfc8785
 
@@ -22,11 +22,9 @@ import keys
 from sandbox.errors import NotFound
 from sandbox.governance import ledger, organisations, workflow
 from sandbox.store import authz
+from sandbox.store.context import Context
 from sandbox.store.fields import ident, username_of
 from sandbox.store.users import User
-
-if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
 
 TERMS_FORMAT: Final = "data-sandbox/approval-terms/v1"
 
@@ -61,7 +59,7 @@ def canonical_terms(conn: sqlite3.Connection, approval_id: int) -> bytes:
     return rfc8785.dumps(approval_terms(conn, approval_id))
 
 
-def sign(sb: Sandbox, conn: sqlite3.Connection, approval_id: int, owner_username: str) -> dict[str, str]:
+def sign(sb: Context, conn: sqlite3.Connection, approval_id: int, owner_username: str) -> dict[str, str]:
     """Sign the stored terms with the owner's key and store the signature (caller's transaction)."""
     message = canonical_terms(conn, approval_id)
     signer = sb.keyring.signer(signing_key_name(owner_username))
@@ -72,7 +70,7 @@ def sign(sb: Sandbox, conn: sqlite3.Connection, approval_id: int, owner_username
             "terms_sha256": hashlib.sha256(message).hexdigest()}
 
 
-def verify_approval(sb: Sandbox, approval: workflow.Approval) -> keys.PublicKeyInfo:
+def verify_approval(sb: Context, approval: workflow.Approval) -> keys.PublicKeyInfo:
     """Check the approval's signature against the stored terms; raise ``keys.KeysError`` if bad."""
     if not approval.signature:
         raise keys.SignatureError("the approval is not signed")
@@ -103,7 +101,7 @@ def approval_relations(conn: sqlite3.Connection, user: User | None, approval: wo
     return rel
 
 
-def approval_view(sb: Sandbox, approval: workflow.Approval) -> dict[str, Any]:
+def approval_view(sb: Context, approval: workflow.Approval) -> dict[str, Any]:
     conn = sb.conn()
     app = _application_row(conn, approval.application_id)
     assert app is not None  # approvals.application_id is a foreign key
@@ -132,13 +130,13 @@ def approval_view(sb: Sandbox, approval: workflow.Approval) -> dict[str, Any]:
 
 
 
-def list_approvals(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
+def list_approvals(sb: Context, user: User | None) -> list[dict[str, Any]]:
     authz.check_role("approval.list", user)
     assert user is not None
     return [approval_view(sb, a) for a in workflow.approvals_for(sb.conn(), user)]
 
 
-def get_approval(sb: Sandbox, user: User | None, approval_id: Any) -> dict[str, Any]:
+def get_approval(sb: Context, user: User | None, approval_id: Any) -> dict[str, Any]:
     authz.check_role("approval.read", user)
     conn = sb.conn()
     approval = workflow.get_approval(conn, ident(approval_id, "approval"))

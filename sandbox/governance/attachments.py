@@ -20,16 +20,15 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from sandbox.clock import iso
 from sandbox.errors import NotFound, Unauthorized
-from sandbox.governance import datasets, public_objections
+from sandbox.governance import datasets, jurisdiction, public_objections
+from sandbox.governance.workflow import app_owner_ids
 from sandbox.store import fields
+from sandbox.store.context import Context
 from sandbox.store.users import User
-
-if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
 
 FOLDER: Final = "attachments"
 OWNER_TYPES: Final = ("application", "objection")
@@ -54,7 +53,7 @@ def parse(raw: Any) -> list[tuple[str, bytes, str]]:
     return [(shown_name(name), data, kind) for name, data, kind in public_objections._evidence(raw)]
 
 
-def store(sb: Sandbox, conn: sqlite3.Connection, owner_type: str, owner_id: int, user: User,
+def store(sb: Context, conn: sqlite3.Connection, owner_type: str, owner_id: int, user: User,
           files: list[tuple[str, bytes, str]]) -> list[dict[str, Any]]:
     """Write the files and their rows (caller's transaction); the metadata for the audit entry."""
     assert owner_type in OWNER_TYPES
@@ -83,11 +82,7 @@ def list_for(conn: sqlite3.Connection, owner_type: str, owner_id: int) -> list[d
 
 
 def _is_party(conn: sqlite3.Connection, user: User, row: sqlite3.Row) -> bool:
-    from sandbox.governance import jurisdiction
-
     if row["owner_type"] == "application":
-        from sandbox.governance.applications import app_owner_ids
-
         app = conn.execute("SELECT * FROM applications WHERE id = ?", (row["owner_id"],)).fetchone()
         return app is not None and (user.id == app["researcher_id"] or user.id in app_owner_ids(app))
     obj = conn.execute("SELECT * FROM objections WHERE id = ?", (row["owner_id"],)).fetchone()
@@ -99,7 +94,7 @@ def _is_party(conn: sqlite3.Connection, user: User, row: sqlite3.Row) -> bool:
         conn, user, jurisdiction.target_datasets(conn, obj["target_type"], obj["target_id"]))
 
 
-def read(sb: Sandbox, user: User | None, attachment_id: Any) -> tuple[bytes, str, str]:
+def read(sb: Context, user: User | None, attachment_id: Any) -> tuple[bytes, str, str]:
     """(content, media type, shown name) for a party; ``404`` for anyone else."""
     if user is None:
         raise Unauthorized("sign in to download an attachment")

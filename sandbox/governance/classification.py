@@ -25,16 +25,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from sandbox.errors import BadRequest, NotFound, SandboxError
-from sandbox.governance import datasets, organisations
+from sandbox.governance import dataset_access, datasets, organisations
 from sandbox.store import fields
+from sandbox.store.context import Context
 from sandbox.store.users import User
 from sandbox.store.workspace import transaction
-
-if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
 
 GRADES: Final = {"general": "unconditional", "important": "conditional", "core": "not_open"}
 GRADE_NAMES_ZH: Final = {"general": "一般数据", "important": "重要数据", "core": "核心数据"}
@@ -77,12 +75,11 @@ def require(conn: sqlite3.Connection, dataset_id: int, name: str, tier: str,
     return c
 
 
-def set_classification(sb: Sandbox, user: User | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
+def set_classification(sb: Context, user: User | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
     """``PUT /api/v1/datasets/<name>/classification`` ``{"category", "grade", "basis"}`` (the owner; a
     regulator within its jurisdiction)."""
-    from sandbox.governance import open_catalog
 
-    row = open_catalog._visible_row(sb, user, "dataset.classify", name)
+    row = dataset_access.visible_row(sb, user, "dataset.classify", name)
     assert user is not None
     conn = sb.conn()
     if not organisations.in_jurisdiction(conn, user, [row["name"]]):

@@ -37,14 +37,15 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from privacy.accounting import TOLERANCE, Charge
 from sandbox.clock import iso
 from sandbox.errors import BudgetExceeded, NotFound
+from sandbox.governance import dataset_access
 from sandbox.governance.policy import CAP_DELTA_MAX, CAP_EPSILON_MAX, parse_policy
 from sandbox.store import authz, fields
+from sandbox.store.context import Context
 from sandbox.store.users import User
 from sandbox.store.workspace import transaction
 
 if TYPE_CHECKING:
     from sandbox.governance.datasets import DatasetVersion
-    from sandbox.service.query_service import Sandbox
 
 __all__ = ["DEFAULT_DELTA", "DEFAULT_EPSILON", "Cap", "CapStatus", "check", "ensure_within", "history",
            "log_policy_cap", "read", "set_cap", "status"]
@@ -215,20 +216,18 @@ def ensure_within(conn: sqlite3.Connection, version_ids: Iterable[int], charge: 
 
 
 # -- the owner's decisions (API, console, CLI) ----------------------------------------------------
-def _visible(sb: Sandbox, user: User | None, action: str, name: str) -> sqlite3.Row:
-    from sandbox.governance import open_catalog
-
+def _visible(sb: Context, user: User | None, action: str, name: str) -> sqlite3.Row:
     authz.check_role(action, user)
     conn = sb.conn()
     missing = f"no dataset named {name!r}"
     row = conn.execute("SELECT * FROM datasets WHERE name = ?", (name,)).fetchone()
     if row is None:
         raise NotFound(missing)
-    authz.check(action, user, open_catalog.relations(conn, user, row), missing=missing)
+    authz.check(action, user, dataset_access.relations(conn, user, row), missing=missing)
     return row
 
 
-def read(sb: Sandbox, user: User | None, name: str) -> dict[str, Any]:
+def read(sb: Context, user: User | None, name: str) -> dict[str, Any]:
     """``GET /api/v1/datasets/<name>/budget-cap``: the cap, the spent total and the history
     (whoever may see the catalog entry; the transparency page shows the same figures)."""
     row = _visible(sb, user, "dataset.read", name)
@@ -238,7 +237,7 @@ def read(sb: Sandbox, user: User | None, name: str) -> dict[str, Any]:
             "default": {"epsilon_total": DEFAULT_EPSILON, "delta_total": DEFAULT_DELTA}}
 
 
-def set_cap(sb: Sandbox, user: User | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
+def set_cap(sb: Context, user: User | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
     """``PUT /api/v1/datasets/<name>/budget-cap`` ``{"epsilon_total", "delta_total", "reason"}``:
     only the dataset's owner; recorded and audit-logged (``dataset.budget_cap_set``) with the
     old and new values. A cap below what is already spent is allowed: it stops every query."""
@@ -269,7 +268,7 @@ def set_cap(sb: Sandbox, user: User | None, name: str, body: dict[str, Any]) -> 
             "exhausted": new.epsilon_remaining <= 0 or new.delta_spent > new.cap.delta_total}
 
 
-def log_policy_cap(sb: Sandbox, conn: sqlite3.Connection, actor: User | None, version: DatasetVersion) -> None:
+def log_policy_cap(sb: Context, conn: sqlite3.Connection, actor: User | None, version: DatasetVersion) -> None:
     """Audit-log the cap a newly registered version's policy declares (``dataset.budget_cap_set``,
     source ``policy``) when it changes the cap in force. Call in the registration transaction,
     after ``datasets.register_dataset``; the version's stored policy is the record itself."""

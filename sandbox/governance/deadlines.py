@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from sandbox.clock import iso, parse_iso
 from sandbox.errors import BadRequest
+from sandbox.governance import alert_records, jurisdiction
+from sandbox.governance.policy import parse_policy
+from sandbox.store import authz
+from sandbox.store.context import Context
 from sandbox.store.settings import Setting, SettingGroup
 from sandbox.store.users import User
-
-if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
 
 SETTING_GROUP: Final = SettingGroup(
     "time_limits",
@@ -104,7 +105,6 @@ def dataset_schedule(conn: sqlite3.Connection, now: dt.datetime) -> list[dict[st
     """Per published dataset: when its tier is due for reassessment (第十一条) and, for a monitored
     update frequency, when its next update is due (第十四条). Items of kind ``reassessment`` and
     ``update`` with ``due_at`` and ``overdue``."""
-    from sandbox.governance.policy import parse_policy
 
     reassess = SETTING_GROUP.get(conn, "reassessment_days")
     grace = SETTING_GROUP.get(conn, "update_grace_days")
@@ -132,9 +132,8 @@ def dataset_schedule(conn: sqlite3.Connection, now: dt.datetime) -> list[dict[st
     return out
 
 
-def raise_overdue_alerts(sb: Sandbox) -> list[dict[str, Any]]:
+def raise_overdue_alerts(sb: Context) -> list[dict[str, Any]]:
     """One ``overdue`` alert per overdue item (deduplicated by kind and id)."""
-    from sandbox.governance import alerts
 
     conn = sb.conn()
     regulator = User(0, "system", "regulator", "")
@@ -143,7 +142,7 @@ def raise_overdue_alerts(sb: Sandbox) -> list[dict[str, Any]]:
         # a dataset's reminders recur: one per due date (a new review or version moves it)
         key = (f"overdue:{item['kind']}:{item['id']}" if item["kind"] not in ("reassessment", "update")
                else f"overdue:{item['kind']}:{item['id']}:{item['due_at'][:10]}")
-        cand = alerts.Candidate(
+        cand = alert_records.Candidate(
             kind="overdue", dedupe_key=key, severity="warning",
             researcher_id=None, approval_id=None,
             summary=f"overdue since {item['due_at'][:10]}: {item['what']}",
@@ -151,7 +150,7 @@ def raise_overdue_alerts(sb: Sandbox) -> list[dict[str, Any]]:
                      **({"dataset": item["dataset"]} if "dataset" in item else {})},
         )
         subject = (f"dataset/{item['dataset']}" if "dataset" in item else f"{item['kind']}/{item['id']}")
-        got = alerts.raise_alert(sb, cand, owner_id=item["owner_id"], subject=subject)
+        got = alert_records.raise_alert(sb, cand, owner_id=item["owner_id"], subject=subject)
         if got:
             raised.append(got)
     return raised
@@ -164,10 +163,8 @@ def annotate(row: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
     return row
 
 
-def list_overdue(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
+def list_overdue(sb: Context, user: User | None) -> list[dict[str, Any]]:
     """``GET /api/v1/overdue``: the caller's overdue items (owner) or all (regulator)."""
-    from sandbox.governance import jurisdiction
-    from sandbox.store import authz
 
     authz.check_role("overdue.list", user)
     assert user is not None
@@ -177,28 +174,3 @@ def list_overdue(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
         items = [i for i in items if jurisdiction.covers(conn, user, [i["dataset"]] if i.get("dataset") else
                                                          jurisdiction.subject_datasets(conn, f"{i['kind']}/{i['id']}"))]
     return [{k: v for k, v in item.items() if k not in ("owner_id", "overdue")} for item in items]
-
-
-# -- the settings, for admins (console and API; issue 14) ------------------------------------------------
-def list_settings(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
-    """Every operator setting with its value, default and help (admin, regulator)."""
-    from sandbox.store import authz, settings
-
-    authz.check_role("setting.list", user)
-    return settings.listing(sb.conn())
-
-
-def change_setting(sb: Sandbox, user: User | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
-    """``PUT /api/v1/settings/<name>`` ``{"value"}`` (admin): logged as ``setting.changed`` by the admin."""
-    from sandbox.store import authz, settings
-    from sandbox.store.workspace import transaction
-
-    authz.check_role("setting.change", user)
-    value = body.get("value")
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    conn = sb.conn()
-    with transaction(conn):
-        return settings.change(conn, name, value,  # type: ignore[arg-type]
-                               lambda details: sb.audit(conn, user, "setting.changed",
-                                                        f"setting/{details['name']}", details))

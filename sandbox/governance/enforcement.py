@@ -18,20 +18,17 @@ due date and not closed is *overdue*: it shows on both dashboards and raises an 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sqlite3
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from sandbox.clock import iso, parse_iso
 from sandbox.errors import BadRequest, NotFound
-from sandbox.governance import deadlines, organisations, suspensions, workflow
+from sandbox.governance import deadlines, jurisdiction, organisations, suspensions, workflow
 from sandbox.store import authz, fields
+from sandbox.store.context import Context
 from sandbox.store.fields import conflict, username_of
 from sandbox.store.users import User, find_user
 from sandbox.store.workspace import transaction
-
-if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
 
 ORDER_STATUSES: Final = ("open", "submitted", "closed")
 
@@ -69,7 +66,7 @@ def _termination_view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, A
     }
 
 
-def terminate(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
+def terminate(sb: Context, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /api/v1/terminations`` ``{"approval_id"|"user", "reason"}`` (owner, regulator)."""
     authz.check_role("termination.create", user)
     assert user is not None
@@ -97,7 +94,7 @@ def terminate(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str,
             raise NotFound(missing)
         authz.check("termination.create", user, suspensions.researcher_relations(conn, user, target_user),
                     missing=missing)
-        if not organisations.in_jurisdiction(conn, user, target_datasets(conn, "user", target_user.id)):
+        if not organisations.in_jurisdiction(conn, user, jurisdiction.reached_datasets(conn, "user", target_user.id)):
             raise NotFound(missing)  # a district regulator: researchers holding an approval in its district
         if target_user.role != "researcher":
             raise BadRequest(f"{name!r} is not a researcher; only researchers and approvals are terminated")
@@ -118,14 +115,14 @@ def terminate(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str,
     return {"termination_id": termination_id, "target_type": target_type, **target, "final": True}
 
 
-def reverse(sb: Sandbox, user: User | None, termination_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+def reverse(sb: Context, user: User | None, termination_id: Any, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /api/v1/terminations/<id>/reverse`` ``{"objection_id", "reason"}`` (regulator only):
     a termination is final unless an objection filed against it is upheld (第十七、二十六条)."""
     authz.check_role("termination.reverse", user)
     assert user is not None
     conn = sb.conn()
     row = _termination_row(conn, termination_id)
-    if not organisations.in_jurisdiction(conn, user, target_datasets(conn, row["target_type"], row["target_id"])):
+    if not organisations.in_jurisdiction(conn, user, jurisdiction.reached_datasets(conn, row["target_type"], row["target_id"])):
         raise NotFound(f"no termination {termination_id}")  # a district regulator: its district only (第五条)
     reason = fields.text(body, "reason")
     objection_id = fields.ident(body.get("objection_id"), "objection")
@@ -156,25 +153,14 @@ def _termination_row(conn: sqlite3.Connection, termination_id: Any) -> sqlite3.R
     return row
 
 
-def list_terminations(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
+def list_terminations(sb: Context, user: User | None) -> list[dict[str, Any]]:
     authz.check_role("termination.list", user)
     conn = sb.conn()
     role = authz.role_of(user)
     rows = conn.execute("SELECT * FROM terminations ORDER BY id").fetchall()
     return [_termination_view(conn, r) for r in rows
             if authz.decide("termination.read", role, _termination_relations(conn, user, r)) == "allow"
-            and organisations.in_jurisdiction(conn, user, target_datasets(conn, r["target_type"], r["target_id"]))]
-
-
-def target_datasets(conn: sqlite3.Connection, target_type: str, target_id: int) -> list[str]:
-    """The datasets a suspension's or a termination's target reaches: the approval's, or every
-    approval's of the researcher (for a district regulator's jurisdiction, 第五条)."""
-    if target_type == "approval":
-        a = workflow.get_approval(conn, target_id)
-        return a.datasets if a else []
-    return sorted({d.lower() for r in conn.execute("SELECT scope_json FROM approvals WHERE researcher_id = ?",
-                                                   (target_id,))
-                   for d in (json.loads(r[0]).get("datasets") or [])})
+            and organisations.in_jurisdiction(conn, user, jurisdiction.reached_datasets(conn, r["target_type"], r["target_id"]))]
 
 
 def termination_visible(conn: sqlite3.Connection, user: User, termination_id: int) -> int | None:
@@ -201,7 +187,7 @@ def _order_view(conn: sqlite3.Connection, row: sqlite3.Row, now: dt.datetime) ->
     }
 
 
-def issue_order(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
+def issue_order(sb: Context, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /api/v1/rectifications`` ``{"owner", "dataset"?, "what", "due"?}`` (regulator)."""
     authz.check_role("rectification.create", user)
     assert user is not None
@@ -233,7 +219,7 @@ def issue_order(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[st
     return {"order_id": order_id, "status": "open", "due_at": due}
 
 
-def _order_row(sb: Sandbox, user: User | None, action: str, order_id: Any) -> sqlite3.Row:
+def _order_row(sb: Context, user: User | None, action: str, order_id: Any) -> sqlite3.Row:
     authz.check_role(action, user)
     ident = fields.ident(order_id, "rectification order")
     row = sb.conn().execute("SELECT * FROM rectification_orders WHERE id = ?", (min(ident, 2**63 - 1),)).fetchone()
@@ -248,7 +234,7 @@ def _order_row(sb: Sandbox, user: User | None, action: str, order_id: Any) -> sq
     return row
 
 
-def respond(sb: Sandbox, user: User | None, order_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+def respond(sb: Context, user: User | None, order_id: Any, body: dict[str, Any]) -> dict[str, Any]:
     """The owner reports what was fixed; the order waits for the regulator's sign-off."""
     row = _order_row(sb, user, "rectification.respond", order_id)
     assert user is not None
@@ -264,7 +250,7 @@ def respond(sb: Sandbox, user: User | None, order_id: Any, body: dict[str, Any])
     return {"order_id": row["id"], "status": "submitted"}
 
 
-def close(sb: Sandbox, user: User | None, order_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+def close(sb: Context, user: User | None, order_id: Any, body: dict[str, Any]) -> dict[str, Any]:
     """The regulator's sign-off (``accept``: true closes it; false sends it back to open)."""
     row = _order_row(sb, user, "rectification.close", order_id)
     assert user is not None
@@ -289,7 +275,7 @@ def close(sb: Sandbox, user: User | None, order_id: Any, body: dict[str, Any]) -
     return {"order_id": row["id"], "status": "closed" if accept else "open"}
 
 
-def list_orders(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
+def list_orders(sb: Context, user: User | None) -> list[dict[str, Any]]:
     authz.check_role("rectification.list", user)
     assert user is not None
     conn = sb.conn()
@@ -307,5 +293,5 @@ def _order_datasets(conn: sqlite3.Connection, row: sqlite3.Row) -> list[str]:
     return [r[0] for r in conn.execute("SELECT name FROM datasets WHERE owner_id = ?", (row["owner_id"],))]
 
 
-def get_order(sb: Sandbox, user: User | None, order_id: Any) -> dict[str, Any]:
+def get_order(sb: Context, user: User | None, order_id: Any) -> dict[str, Any]:
     return _order_view(sb.conn(), _order_row(sb, user, "rectification.read", order_id), sb.now())

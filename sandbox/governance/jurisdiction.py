@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sandbox.governance import organisations
+from sandbox.governance import organisations, workflow
 from sandbox.store.users import User
 
 CITY = organisations.CITY
@@ -40,8 +40,6 @@ def _int(text: Any) -> int | None:
 
 
 def approval_datasets(conn: sqlite3.Connection, approval_id: Any) -> list[str]:
-    from sandbox.governance import workflow
-
     ident = _int(approval_id)
     a = workflow.get_approval(conn, ident) if ident is not None else None
     return list(a.datasets) if a else []
@@ -49,14 +47,12 @@ def approval_datasets(conn: sqlite3.Connection, approval_id: Any) -> list[str]:
 
 def researcher_datasets(conn: sqlite3.Connection, user_id: int) -> list[str]:
     """Every dataset of every approval a researcher holds (a researcher-wide measure reaches them all)."""
-    from sandbox.governance import enforcement
 
-    return enforcement.target_datasets(conn, "user", user_id)
+    return reached_datasets(conn, "user", user_id)
 
 
 def target_datasets(conn: sqlite3.Connection, target_type: str, target_id: Any) -> list[str]:
     """The datasets a contested decision (an objection's target) concerns."""
-    from sandbox.governance import enforcement
 
     ident = _int(target_id)
     if ident is None:
@@ -69,7 +65,7 @@ def target_datasets(conn: sqlite3.Connection, target_type: str, target_id: Any) 
     if target_type in ("suspension", "termination"):
         table = "suspensions" if target_type == "suspension" else "terminations"
         row = conn.execute(f"SELECT target_type, target_id FROM {table} WHERE id = ?", (ident,)).fetchone()
-        return enforcement.target_datasets(conn, row[0], row[1]) if row else []
+        return reached_datasets(conn, row[0], row[1]) if row else []
     if target_type == "tier_change":
         row = conn.execute("SELECT d.name FROM dataset_tier_changes c JOIN datasets d ON d.id = c.dataset_id "
                            "WHERE c.id = ?", (ident,)).fetchone()
@@ -183,3 +179,14 @@ def visible_entries(conn: sqlite3.Connection, user: User | None, entries: Iterab
                     ) -> list[dict[str, Any]]:
     keep = entry_filter(conn, user)
     return [e for e in entries if keep(e)]
+
+
+def reached_datasets(conn: sqlite3.Connection, target_type: str, target_id: int) -> list[str]:
+    """The datasets a suspension's or a termination's target reaches: the approval's, or every
+    approval's of the researcher (for a district regulator's jurisdiction, 第五条)."""
+    if target_type == "approval":
+        a = workflow.get_approval(conn, target_id)
+        return a.datasets if a else []
+    return sorted({d.lower() for r in conn.execute("SELECT scope_json FROM approvals WHERE researcher_id = ?",
+                                                   (target_id,))
+                   for d in (json.loads(r[0]).get("datasets") or [])})

@@ -9,7 +9,7 @@ composition, or zCDP converted by OpenDP) is fixed from the approval's own terms
 
 Tolerant of older stores: without the ``rho`` column every release counts by basic
 composition in both routes (exactly the old behaviour); without the caps tables there
-is no global cap. :data:`PROPOSED_SCHEMA` lists the statements that add them.
+is no global cap. Migration 2 (``sandbox.store.migrations``) adds them.
 """
 
 from __future__ import annotations
@@ -23,34 +23,10 @@ from typing import Any
 
 from privacy.accounting import TOLERANCE, Charge, Route, Spent, Totals, choose_route, fits, spent
 from sandbox.clock import Clock, iso
-from sandbox.errors import BudgetExceeded
+from sandbox.errors import BudgetExceeded, NotFound
+from sandbox.governance import dataset_caps
 
 __all__ = ["TOLERANCE", "Budget", "budget", "charge", "check_global_cap", "ensure_affordable"]
-
-#: The schema this module can use (a migration owned by ``sandbox.store.migrations`` adds it).
-PROPOSED_SCHEMA = (
-    "ALTER TABLE ledger ADD COLUMN rho REAL CHECK (rho IS NULL OR rho >= 0)",
-    "ALTER TABLE ledger ADD COLUMN rho_delta REAL NOT NULL DEFAULT 0 CHECK (rho_delta >= 0)",
-    "ALTER TABLE approvals ADD COLUMN pure_dp INTEGER NOT NULL DEFAULT 0 CHECK (pure_dp IN (0, 1))",
-    """CREATE TABLE dataset_budget_caps (
-        dataset_version_id INTEGER PRIMARY KEY REFERENCES dataset_versions(id),
-        epsilon_total REAL NOT NULL CHECK (epsilon_total > 0),
-        delta_total REAL NOT NULL CHECK (delta_total >= 0 AND delta_total < 1),
-        set_by INTEGER REFERENCES users(id),
-        created_at TEXT NOT NULL
-    )""",
-    """CREATE TABLE ledger_datasets (
-        ledger_id INTEGER NOT NULL REFERENCES ledger(id),
-        dataset_version_id INTEGER NOT NULL REFERENCES dataset_versions(id),
-        PRIMARY KEY (ledger_id, dataset_version_id)
-    )""",
-    "CREATE INDEX ledger_datasets_version ON ledger_datasets(dataset_version_id)",
-    """CREATE TRIGGER ledger_datasets_no_update BEFORE UPDATE ON ledger_datasets
-       BEGIN SELECT RAISE(ABORT, 'the budget ledger is append-only'); END""",
-    """CREATE TRIGGER ledger_datasets_no_delete BEFORE DELETE ON ledger_datasets
-       BEGIN SELECT RAISE(ABORT, 'the budget ledger is append-only'); END""",
-)
-
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
@@ -250,7 +226,6 @@ def check_global_cap(spent_on_version: Totals, new: Charge, cap_epsilon: float, 
 def version_caps(conn: sqlite3.Connection, version_ids: Iterable[int]) -> list[VersionCap]:
     """The caps an owner or a policy *set* on the datasets of these versions (the default cap
     is not listed), each with what every approval has spent on any version of the dataset."""
-    from sandbox.governance import dataset_caps
 
     out = []
     for vid in sorted(set(version_ids)):
@@ -271,7 +246,6 @@ def version_caps(conn: sqlite3.Connection, version_ids: Iterable[int]) -> list[V
 def ensure_within_global_caps(conn: sqlite3.Connection, version_ids: Iterable[int],
                               c: Charge) -> None:
     """The collusion cap of every dataset the query reads: :func:`sandbox.governance.dataset_caps.ensure_within`."""
-    from sandbox.governance import dataset_caps
 
     dataset_caps.ensure_within(conn, version_ids, c)
 
@@ -280,7 +254,6 @@ def set_global_cap(conn: sqlite3.Connection, dataset_version_id: int, epsilon_to
                    delta_total: float, *, now: Clock, set_by: int | None = None) -> None:
     """Set the collusion cap of the dataset of one version, in the caller's transaction,
     without an audit entry (owners use :func:`sandbox.governance.dataset_caps.set_cap`, which logs)."""
-    from sandbox.errors import NotFound
 
     row = conn.execute("SELECT dataset_id FROM dataset_versions WHERE id = ?", (dataset_version_id,)).fetchone()
     if row is None:

@@ -10,7 +10,7 @@ terms, a suspension, a tier change. An objection can only name a decision its fi
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound
@@ -18,20 +18,18 @@ from sandbox.governance import (
     applications,
     approvals,
     attachments,
+    dataset_access,
     deadlines,
     enforcement,
     jurisdiction,
-    open_catalog,
     suspensions,
     workflow,
 )
 from sandbox.store import authz, fields
+from sandbox.store.context import Context
 from sandbox.store.fields import conflict, username_of
 from sandbox.store.users import User
 from sandbox.store.workspace import transaction
-
-if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
 
 TARGETS: Final = ("application", "approval", "suspension", "tier_change", "termination")
 
@@ -68,7 +66,7 @@ def _target(conn: sqlite3.Connection, user: User, target_type: str, target_id: i
     if row is None:
         raise NotFound(missing)
     dataset = conn.execute("SELECT * FROM datasets WHERE id = ?", (row["dataset_id"],)).fetchone()
-    if authz.decide("dataset.read", role, open_catalog.relations(conn, user, dataset)) != "allow":
+    if authz.decide("dataset.read", role, dataset_access.relations(conn, user, dataset)) != "allow":
         raise NotFound(missing)
     return row["changed_by"], f"tier change {target_id} of {row['name']} to {row['to_tier']}"
 
@@ -90,7 +88,7 @@ def _view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def file(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
+def file(sb: Context, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /api/v1/objections`` ``{"target_type", "target_id", "text"}``."""
     authz.check_role("objection.create", user)
     assert user is not None
@@ -119,7 +117,7 @@ def file(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, Any]
     return {"objection_id": objection_id, "status": "open", "evidence": stored}
 
 
-def _row(sb: Sandbox, user: User | None, action: str, objection_id: Any) -> sqlite3.Row:
+def _row(sb: Context, user: User | None, action: str, objection_id: Any) -> sqlite3.Row:
     authz.check_role(action, user)
     ident = fields.ident(objection_id, "objection")
     row = sb.conn().execute("SELECT * FROM objections WHERE id = ?", (ident,)).fetchone()
@@ -133,7 +131,7 @@ def _row(sb: Sandbox, user: User | None, action: str, objection_id: Any) -> sqli
     return row
 
 
-def answer(sb: Sandbox, user: User | None, objection_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+def answer(sb: Context, user: User | None, objection_id: Any, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /api/v1/objections/<id>/answer`` ``{"answer"}`` by a regulator."""
     row = _row(sb, user, "objection.answer", objection_id)
     assert user is not None
@@ -150,11 +148,11 @@ def answer(sb: Sandbox, user: User | None, objection_id: Any, body: dict[str, An
     return {"objection_id": row["id"], "status": "answered"}
 
 
-def get(sb: Sandbox, user: User | None, objection_id: Any) -> dict[str, Any]:
+def get(sb: Context, user: User | None, objection_id: Any) -> dict[str, Any]:
     return _view(sb.conn(), _row(sb, user, "objection.read", objection_id))
 
 
-def list_objections(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
+def list_objections(sb: Context, user: User | None) -> list[dict[str, Any]]:
     authz.check_role("objection.list", user)
     conn = sb.conn()
     role = authz.role_of(user)

@@ -20,16 +20,17 @@ import hashlib
 import io
 import json
 import sqlite3
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 import audit_log.store as audit_store
 from sandbox.clock import iso
-from sandbox.errors import BadRequest, NotFound, SandboxError
+from sandbox.errors import BadRequest, SandboxError
 from sandbox.governance import (
     classification,
+    dataset_access,
     datasets,
     deadlines,
     legal_basis,
@@ -38,12 +39,10 @@ from sandbox.governance import (
 )
 from sandbox.governance.policy import TIERS
 from sandbox.store import authz, fields
+from sandbox.store.context import Context
 from sandbox.store.fields import conflict, username_of
 from sandbox.store.users import User
 from sandbox.store.workspace import transaction
-
-if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
 
 OPEN_CONDITIONS: Final = {
     "unconditional": "无条件开放: open to everyone; download as CSV or Parquet (第八条).",
@@ -53,48 +52,6 @@ OPEN_CONDITIONS: Final = {
     "not_open": "不予开放: not opened; visible only to its owner and the regulator (第八条).",
 }
 DOWNLOAD_FORMATS: Final = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
-
-
-def _dataset_row(conn: sqlite3.Connection, name: str) -> sqlite3.Row | None:
-    if not isinstance(name, str):
-        return None
-    return conn.execute("SELECT * FROM datasets WHERE name = ?", (name.lower(),)).fetchone()
-
-
-def _published(conn: sqlite3.Connection, dataset_id: int) -> bool:
-    return conn.execute("SELECT 1 FROM dataset_versions WHERE dataset_id = ? AND published_at IS NOT NULL",
-                        (dataset_id,)).fetchone() is not None
-
-
-def relations(conn: sqlite3.Connection, user: User | None, row: sqlite3.Row) -> set[str]:
-    rel = set()
-    if _published(conn, row["id"]) and row["tier"] != "not_open":
-        rel.add("public")
-        if row["tier"] == "unconditional":
-            rel.add("open")
-    if user is not None and row["owner_id"] == user.id:
-        rel.add("dataset_owner")
-    return rel
-
-
-#: regulator actions on one dataset that a district regulator may take within its district only
-DISTRICT_ACTIONS = frozenset({"dataset.tier", "dataset.risk.read", "dataset.risk.ack", "dataset.bounding.read"})
-
-
-def _visible_row(sb: Sandbox, user: User | None, action: str, name: str) -> sqlite3.Row:
-    authz.check_role(action, user)
-    conn = sb.conn()
-    row = _dataset_row(conn, name)
-    missing = f"no dataset named {name!r}"
-    if row is None:
-        raise NotFound(missing)
-    authz.check(action, user, relations(conn, user, row), missing=missing)
-    if action in DISTRICT_ACTIONS and user is not None and user.role == "regulator":
-        from sandbox.governance import jurisdiction
-
-        if not jurisdiction.covers(conn, user, [row["name"]]):
-            raise NotFound(missing)  # 第五条: a district regulator acts within its district
-    return row
 
 
 # -- the open list ----------------------------------------------------------------------------
@@ -200,14 +157,14 @@ def entry(conn: sqlite3.Connection, row: sqlite3.Row, *, privileged: bool,
     return out
 
 
-def list_entries(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
+def list_entries(sb: Context, user: User | None) -> list[dict[str, Any]]:
     """``GET /api/v1/catalog``: every entry this caller may see (no login: the public list)."""
     authz.check_role("catalog.read", user)
     conn = sb.conn()
     role = authz.role_of(user)
     out = []
     for row in conn.execute("SELECT * FROM datasets ORDER BY name").fetchall():
-        rel = relations(conn, user, row)
+        rel = dataset_access.relations(conn, user, row)
         if authz.decide("dataset.read", role, rel) != "allow":
             continue
         privileged = role == "regulator" or "dataset_owner" in rel
@@ -215,14 +172,14 @@ def list_entries(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
     return out
 
 
-def get_entry(sb: Sandbox, user: User | None, name: str) -> dict[str, Any]:
-    row = _visible_row(sb, user, "dataset.read", name)
+def get_entry(sb: Context, user: User | None, name: str) -> dict[str, Any]:
+    row = dataset_access.visible_row(sb, user, "dataset.read", name)
     conn = sb.conn()
     privileged = authz.role_of(user) == "regulator" or (user is not None and row["owner_id"] == user.id)
     return entry(conn, row, privileged=privileged, now=sb.now())
 
 
-def jsonld(sb: Sandbox, user: User | None, base_url: str) -> dict[str, Any]:
+def jsonld(sb: Context, user: User | None, base_url: str) -> dict[str, Any]:
     """The open list as DCAT (W3C Data Catalog Vocabulary, version 3) in JSON-LD."""
     base = base_url.rstrip("/")
     items = []
@@ -259,11 +216,11 @@ def jsonld(sb: Sandbox, user: User | None, base_url: str) -> dict[str, Any]:
 
 
 # -- downloads --------------------------------------------------------------------------------
-def download(sb: Sandbox, user: User | None, name: str, fmt: str) -> tuple[bytes, str, str]:
+def download(sb: Context, user: User | None, name: str, fmt: str) -> tuple[bytes, str, str]:
     """Unconditional data only (无条件开放); logged like every other access path (第九条)."""
     if fmt not in DOWNLOAD_FORMATS:
         raise BadRequest(f"format must be one of {', '.join(DOWNLOAD_FORMATS)}")
-    row = _visible_row(sb, user, "dataset.download", name)
+    row = dataset_access.visible_row(sb, user, "dataset.download", name)
     conn = sb.conn()
     version = datasets.latest_versions(conn)
     v = next(x for x in version if x.dataset_id == row["id"])
@@ -296,8 +253,8 @@ def download(sb: Sandbox, user: User | None, name: str, fmt: str) -> tuple[bytes
 
 
 # -- tiers (第十、十一条) ------------------------------------------------------------------------
-def change_tier(sb: Sandbox, user: User | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
-    row = _visible_row(sb, user, "dataset.tier", name)
+def change_tier(sb: Context, user: User | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    row = dataset_access.visible_row(sb, user, "dataset.tier", name)
     assert user is not None
     tier = body.get("tier")
     if tier not in TIERS:
@@ -349,10 +306,10 @@ def _classification_view(conn: sqlite3.Connection, dataset_id: int, privileged: 
 
 
 # -- legal basis (第二十条) -----------------------------------------------------------------------
-def set_legal_basis(sb: Sandbox, user: User | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
+def set_legal_basis(sb: Context, user: User | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
     """``PUT /api/v1/datasets/<name>/legal-basis`` ``{"legal_basis"}`` (owner): the law, the
     authorisation or the consent reference under which personal information in it is opened."""
-    row = _visible_row(sb, user, "dataset.legal_basis", name)
+    row = dataset_access.visible_row(sb, user, "dataset.legal_basis", name)
     basis = fields.text(body, "legal_basis", limit=1000)
     conn = sb.conn()
     with transaction(conn):
@@ -367,8 +324,8 @@ def _latest_any(conn: sqlite3.Connection, dataset_id: int) -> datasets.DatasetVe
     return datasets.all_versions(conn, dataset_id)[-1]
 
 
-def risk_report(sb: Sandbox, user: User | None, name: str) -> dict[str, Any]:
-    row = _visible_row(sb, user, "dataset.risk.read", name)
+def risk_report(sb: Context, user: User | None, name: str) -> dict[str, Any]:
+    row = dataset_access.visible_row(sb, user, "dataset.risk.read", name)
     conn = sb.conn()
     v = _latest_any(conn, row["id"])
     ack = conn.execute("SELECT published_by, acknowledgement FROM dataset_versions WHERE id = ?",
@@ -378,10 +335,10 @@ def risk_report(sb: Sandbox, user: User | None, name: str) -> dict[str, Any]:
             "report": v.risk_report}
 
 
-def acknowledge_risk(sb: Sandbox, user: User | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
+def acknowledge_risk(sb: Context, user: User | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
     """The owner has read the report: the newest version is published (queryable, listed), or,
     when it needs review (:func:`sandbox.governance.publication.review_reason`), submitted to the regulator."""
-    row = _visible_row(sb, user, "dataset.risk.ack", name)
+    row = dataset_access.visible_row(sb, user, "dataset.risk.ack", name)
     assert user is not None
     note = fields.text(body, "note", required=False)
     conn = sb.conn()

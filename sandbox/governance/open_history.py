@@ -12,17 +12,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 
 from sandbox.governance import datasets, deidentify
-
-if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
+from sandbox.store.context import Context
 
 
-def signed_derivatives(sb: Sandbox, v: datasets.DatasetVersion) -> list[deidentify.Previous]:
+def signed_derivatives(sb: Context, v: datasets.DatasetVersion) -> list[deidentify.Previous]:
     """Every co-signed derivative of any dataset and version, and every one of the same owner
     awaiting the regulator (two yearly files submitted together are each built against the other,
     whichever is signed first; another owner's pending file is not public, nor its existence),

@@ -14,25 +14,26 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from sandbox.clock import iso, parse_iso
 from sandbox.errors import BadRequest, NotFound, SandboxError
-from sandbox.governance import public_objections
+from sandbox.governance import (
+    jurisdiction,  # a district regulator: its district's plans (第五条)
+    public_objections,
+)
 from sandbox.governance.policy import TIERS
 from sandbox.store import authz, fields
+from sandbox.store.context import Context
 from sandbox.store.fields import username_of
 from sandbox.store.users import User
 from sandbox.store.workspace import transaction
-
-if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
 
 MAX_ITEMS: Final = 200
 CONSULTATION_DAYS: Final = (7, 90)  # the allowed range; default 30
 
 
-def publish(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
+def publish(sb: Context, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /api/v1/opening-plans`` (owner) ``{"year", "items": [{"dataset", "title", "tier",
     "planned"}], "consultation_days"?}`` → the plan, open for comment."""
     authz.check_role("opening_plan.publish", user)
@@ -88,14 +89,14 @@ def _view(conn: sqlite3.Connection, row: sqlite3.Row, now: dt.datetime) -> dict[
             "published_at": row["created_at"]}
 
 
-def list_plans(sb: Sandbox) -> list[dict[str, Any]]:
+def list_plans(sb: Context) -> list[dict[str, Any]]:
     """Public: every plan, newest year first."""
     conn = sb.conn()
     now = sb.now()
     return [_view(conn, r, now) for r in conn.execute("SELECT * FROM opening_plans ORDER BY year DESC, id DESC")]
 
 
-def comment(sb: Sandbox, plan_id: Any, body: dict[str, Any], *, address: str) -> dict[str, Any]:
+def comment(sb: Context, plan_id: Any, body: dict[str, Any], *, address: str) -> dict[str, Any]:
     """``POST /api/v1/opening-plans/<id>/comments`` (no login) ``{"text", "contact"?}``."""
     conn = sb.conn()
     row = conn.execute("SELECT * FROM opening_plans WHERE id = ?",
@@ -123,16 +124,13 @@ def comment(sb: Sandbox, plan_id: Any, body: dict[str, Any], *, address: str) ->
     return {"plan_id": row["id"], "comment_id": cur.lastrowid}
 
 
-def comments(sb: Sandbox, user: User | None, plan_id: Any) -> list[dict[str, Any]]:
+def comments(sb: Context, user: User | None, plan_id: Any) -> list[dict[str, Any]]:
     """The plan's owner and regulators read the comments (with contacts)."""
     authz.check_role("opening_plan.comments", user)
     assert user is not None
     conn = sb.conn()
     row = conn.execute("SELECT * FROM opening_plans WHERE id = ?",
                        (min(fields.ident(plan_id, "opening plan"), 2**63 - 1),)).fetchone()
-    from sandbox.governance import (
-        jurisdiction,  # a district regulator: its district's plans (第五条)
-    )
 
     if row is None or (user.role == "owner" and row["owner_id"] != user.id) or not jurisdiction.covers(
             conn, user, jurisdiction.subject_datasets(conn, f"opening_plan/{row['id']}")):

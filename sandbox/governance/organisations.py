@@ -16,23 +16,21 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound
 from sandbox.store import authz, fields
+from sandbox.store.context import Context
 from sandbox.store.fields import conflict
 from sandbox.store.users import User, find_user
 from sandbox.store.workspace import transaction
-
-if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
 
 KINDS: Final = ("bureau", "district_bureau", "research_institution", "enterprise")
 CITY: Final = "city"
 
 
-def create(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
+def create(sb: Context, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /api/v1/organisations`` ``{"name", "kind", "district"?}`` (admin)."""
     authz.check_role("organisation.manage", user)
     name = fields.text(body, "name", limit=100)
@@ -52,7 +50,7 @@ def create(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, An
     return {"organisation_id": org_id, "name": name, "kind": kind, "district": district}
 
 
-def list_all(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
+def list_all(sb: Context, user: User | None) -> list[dict[str, Any]]:
     authz.check_role("organisation.list", user)
     conn = sb.conn()
     return [{"organisation_id": r["id"], "name": r["name"], "kind": r["kind"], "district": r["district"],
@@ -61,7 +59,7 @@ def list_all(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
             for r in conn.execute("SELECT * FROM organisations ORDER BY id")]
 
 
-def assign(sb: Sandbox, user: User | None, username: str, body: dict[str, Any]) -> dict[str, Any]:
+def assign(sb: Context, user: User | None, username: str, body: dict[str, Any]) -> dict[str, Any]:
     """``PUT /api/v1/users/<username>/organisation`` ``{"organisation", "jurisdiction"?}`` (admin).
 
     ``jurisdiction`` (regulators only): ``city`` or a district name. The user's datasets move

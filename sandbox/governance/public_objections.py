@@ -27,19 +27,17 @@ import hmac
 import json
 import secrets
 import sqlite3
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound, SandboxError
 from sandbox.governance import deadlines, jurisdiction, open_catalog
 from sandbox.store import authz, fields
+from sandbox.store.context import Context
 from sandbox.store.fields import conflict, username_of
 from sandbox.store.settings import Setting, SettingGroup
 from sandbox.store.users import User
 from sandbox.store.workspace import transaction
-
-if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
 
 TARGETS: Final = ("dataset", "tier_change", "project")
 MAX_FILES: Final = 3
@@ -72,14 +70,14 @@ def sniff(data: bytes) -> str | None:
     return "text/plain"
 
 
-def _address_key(sb: Sandbox, address: str) -> str:
+def _address_key(sb: Context, address: str) -> str:
     """PRIVACY: the client's address is kept only as a keyed hash (for the rate limit)."""
     secret = sb.conn().execute("SELECT value FROM settings WHERE name = 'web_secret_key'").fetchone()
     key = (secret[0] if secret else "public-objections").encode()
     return hmac.new(key, address.encode(), hashlib.sha256).hexdigest()
 
 
-def _target(sb: Sandbox, target_type: str, target: Any) -> tuple[int | None, str]:
+def _target(sb: Context, target_type: str, target: Any) -> tuple[int | None, str]:
     """(owner to answer or None for the regulator, description) of a public object."""
     conn = sb.conn()
     if target_type == "dataset":
@@ -124,7 +122,7 @@ def _evidence(raw: Any) -> list[tuple[str, bytes, str]]:
     return out
 
 
-def file(sb: Sandbox, body: dict[str, Any], *, address: str) -> dict[str, Any]:
+def file(sb: Context, body: dict[str, Any], *, address: str) -> dict[str, Any]:
     """``POST /api/v1/public-objections`` (no login) ``{"target_type", "target", "text", "contact"?,
     "evidence"?: [{"name", "content_base64"}]}`` → ``{"tracking_code", "status", "due_at"}``."""
     target_type = body.get("target_type")
@@ -169,7 +167,7 @@ def file(sb: Sandbox, body: dict[str, Any], *, address: str) -> dict[str, Any]:
     return {"tracking_code": code, "status": "open", "due_at": due, "evidence": len(stored)}
 
 
-def track(sb: Sandbox, code: str) -> dict[str, Any]:
+def track(sb: Context, code: str) -> dict[str, Any]:
     """``GET /api/v1/public-objections/<code>`` (no login): status and answer only."""
     row = sb.conn().execute("SELECT * FROM public_objections WHERE tracking_code = ?", (str(code).upper(),)).fetchone()
     if row is None:
@@ -187,7 +185,7 @@ def _view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
             "due_at": row["due_at"], "created_at": row["created_at"]}
 
 
-def list_for(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
+def list_for(sb: Context, user: User | None) -> list[dict[str, Any]]:
     """Owners: those about their datasets; regulators: all."""
     authz.check_role("public_objection.list", user)
     assert user is not None
@@ -199,7 +197,7 @@ def list_for(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
                 conn, r))) or r["respondent_id"] == user.id]
 
 
-def answer(sb: Sandbox, user: User | None, objection_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+def answer(sb: Context, user: User | None, objection_id: Any, body: dict[str, Any]) -> dict[str, Any]:
     """The owner answers for its datasets, the regulator for anything."""
     authz.check_role("public_objection.answer", user)
     assert user is not None

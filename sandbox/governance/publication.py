@@ -36,12 +36,13 @@ import hashlib
 import io
 import json
 import sqlite3
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import rfc8785
 
+import keys
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound, SandboxError
 from sandbox.governance import (
@@ -50,15 +51,14 @@ from sandbox.governance import (
     deidentify,
     legal_basis,
     open_history,
+    organisations,  # a district regulator: their jurisdiction only (第五条)
     risk_scan,
 )
 from sandbox.store import authz, fields
+from sandbox.store.context import Context
 from sandbox.store.fields import conflict, username_of
 from sandbox.store.users import User
 from sandbox.store.workspace import transaction
-
-if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
 
 TERMS_FORMAT: Final = "data-sandbox/publication-review/v1"
 TIER_RANK: Final = {"not_open": 0, "conditional": 1, "unconditional": 2}
@@ -101,11 +101,11 @@ def _k_target(body: dict[str, Any]) -> int:
     return raw
 
 
-def _read_table(sb: Sandbox, v: datasets.DatasetVersion) -> pa.Table:
+def _read_table(sb: Context, v: datasets.DatasetVersion) -> pa.Table:
     return pq.read_table(io.BytesIO(datasets.read_plaintext(sb.ws.data_dir, v, sb.tables.decryptor)))
 
 
-def _prepare(sb: Sandbox, v: datasets.DatasetVersion, to_tier: str, body: dict[str, Any]) -> dict[str, Any]:
+def _prepare(sb: Context, v: datasets.DatasetVersion, to_tier: str, body: dict[str, Any]) -> dict[str, Any]:
     """Scan what ``to_tier`` would publish of ``v``; build the derivative for unconditional."""
     # 第二十条: personal information opens only on a recorded legal basis, checked before any read
     legal_basis.require(sb.conn(), v, tier=to_tier, step=f"submitted for publication as {to_tier}")
@@ -144,7 +144,7 @@ def _prepare(sb: Sandbox, v: datasets.DatasetVersion, to_tier: str, body: dict[s
     return out
 
 
-def _previous_release(sb: Sandbox, v: datasets.DatasetVersion) -> deidentify.Previous | None:
+def _previous_release(sb: Context, v: datasets.DatasetVersion) -> deidentify.Previous | None:
     """The dataset's last co-signed derivative (public once, whatever the tier is now): the new
     derivative must not differ from it in fewer than k rows of a combination (differencing)."""
     der = sb.conn().execute(
@@ -182,7 +182,7 @@ def terms(conn: sqlite3.Connection, review_id: int) -> dict[str, Any]:
     }
 
 
-def _sign(sb: Sandbox, conn: sqlite3.Connection, review_id: int, user: User) -> dict[str, str]:
+def _sign(sb: Context, conn: sqlite3.Connection, review_id: int, user: User) -> dict[str, str]:
     message = rfc8785.dumps(terms(conn, review_id))
     signer = sb.keyring.signer(f"{user.role}:{user.username}")
     return {"signer": user.username, "role": user.role, "key": signer.name, "key_id": signer.key_id_hex,
@@ -201,7 +201,7 @@ def _insert(conn: sqlite3.Connection, *, dataset_id: int, version_id: int, kind:
     return int(cur.lastrowid)  # type: ignore[arg-type]
 
 
-def _fill_submission(sb: Sandbox, conn: sqlite3.Connection, review_id: int, owner: User,
+def _fill_submission(sb: Context, conn: sqlite3.Connection, review_id: int, owner: User,
                      v: datasets.DatasetVersion, to_tier: str, prepared: dict[str, Any]) -> dict[str, Any]:
     now = iso(sb.now())
     derivative_id = None
@@ -240,7 +240,7 @@ def _fill_submission(sb: Sandbox, conn: sqlite3.Connection, review_id: int, owne
             "recipe": prepared["derivative"][1] if prepared["derivative"] else None}
 
 
-def submit(sb: Sandbox, owner: User, row: sqlite3.Row, v: datasets.DatasetVersion, *, kind: str,
+def submit(sb: Context, owner: User, row: sqlite3.Row, v: datasets.DatasetVersion, *, kind: str,
            to_tier: str, body: dict[str, Any]) -> dict[str, Any]:
     """The owner's submission (caller checked rights): scan, derivative, owner's signature."""
     basis = fields.text(body, "basis", required=kind == "tier_change")
@@ -269,7 +269,7 @@ def _no_open_review(conn: sqlite3.Connection, dataset_id: int) -> None:
                        "it must be decided first")
 
 
-def propose(sb: Sandbox, regulator: User, row: sqlite3.Row, to_tier: str, body: dict[str, Any]) -> dict[str, Any]:
+def propose(sb: Context, regulator: User, row: sqlite3.Row, to_tier: str, body: dict[str, Any]) -> dict[str, Any]:
     """第十条 修改意见: the regulator proposes a more open tier; the owner answers."""
     basis = fields.text(body, "basis")
     v = _newest_published(sb.conn(), row)
@@ -332,33 +332,29 @@ def _relations(user: User | None, r: sqlite3.Row) -> set[str]:
     return {"dataset_owner"} if user is not None and r["owner_id"] == user.id else set()
 
 
-def list_reviews(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
+def list_reviews(sb: Context, user: User | None) -> list[dict[str, Any]]:
     authz.check_role("review.list", user)
     assert user is not None
     conn = sb.conn()
     rows = conn.execute("SELECT r.*, d.name AS dataset, d.owner_id FROM publication_reviews r "
                         "JOIN datasets d ON d.id = r.dataset_id ORDER BY r.id DESC").fetchall()
-    from sandbox.governance import (
-        organisations,  # a district regulator: their jurisdiction only (第五条)
-    )
 
     return [view(conn, r) for r in rows if (user.role == "regulator" and organisations.in_jurisdiction(
         conn, user, [r["dataset"]])) or r["owner_id"] == user.id]
 
 
-def get_review(sb: Sandbox, user: User | None, review_id: Any) -> dict[str, Any]:
+def get_review(sb: Context, user: User | None, review_id: Any) -> dict[str, Any]:
     r = _checked(sb, user, "review.read", review_id)
     return view(sb.conn(), r)
 
 
-def _checked(sb: Sandbox, user: User | None, action: str, review_id: Any) -> sqlite3.Row:
+def _checked(sb: Context, user: User | None, action: str, review_id: Any) -> sqlite3.Row:
     authz.check_role(action, user)
     r = _review_row(sb.conn(), review_id)
     missing = f"no review {review_id}"
     if r is None:
         raise NotFound(missing)
     authz.check(action, user, _relations(user, r), missing=missing)
-    from sandbox.governance import organisations
 
     if not organisations.in_jurisdiction(sb.conn(), user, [r["dataset"]]):
         raise NotFound(missing)  # a district regulator: its district's reviews only (第五条)
@@ -366,7 +362,7 @@ def _checked(sb: Sandbox, user: User | None, action: str, review_id: Any) -> sql
 
 
 # -- the regulator's decision --------------------------------------------------------------------------
-def decide(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+def decide(sb: Context, user: User | None, review_id: Any, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /api/v1/reviews/<id>/decision`` (regulator): approve (co-sign, apply) or reject."""
     r = _checked(sb, user, "review.decide", review_id)
     assert user is not None
@@ -439,31 +435,10 @@ def decide(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any])
             "version": v.version}
 
 
-# -- the owner's answer to a proposal, expert review, the city's decision (第十条): sandbox/governance/tier_disputes.py --
-def answer(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any]) -> dict[str, Any]:
-    """The owner accepts a proposal (and submits it) or declines with reasons (:mod:`sandbox.governance.tier_disputes`)."""
-    from sandbox.governance import tier_disputes
-
-    return tier_disputes.answer(sb, user, review_id, body)
-
-
-def expert_review(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any]) -> dict[str, Any]:
-    from sandbox.governance import tier_disputes
-
-    return tier_disputes.expert_review(sb, user, review_id, body)
-
-
-def city_decision(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any]) -> dict[str, Any]:
-    from sandbox.governance import tier_disputes
-
-    return tier_disputes.city_decision(sb, user, review_id, body)
-
-
-def verify(sb: Sandbox, review_id: int) -> list[str]:
+def verify(sb: Context, review_id: int) -> list[str]:
     """Check every signature on a review against the terms rebuilt from the store now; returns
     the signers' roles. Raises ``keys.KeysError`` when one does not hold (a changed row, a
     swapped derivative or recipe breaks both)."""
-    import keys
 
     conn = sb.conn()
     r = conn.execute("SELECT owner_signature, regulator_signature FROM publication_reviews WHERE id = ?",

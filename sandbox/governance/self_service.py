@@ -16,18 +16,16 @@ Registration, token creation and revocation are logged.
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound, SandboxError, Suspended, Unauthorized
 from sandbox.governance import amendments, approvals, workflow
 from sandbox.store import fields, users
+from sandbox.store.context import Context
 from sandbox.store.settings import Setting, SettingGroup
 from sandbox.store.users import User
 from sandbox.store.workspace import transaction
-
-if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
 
 SETTING_GROUP: Final = SettingGroup(
     "accounts",
@@ -38,7 +36,7 @@ MAX_TOKENS: Final = 20
 REQUEST_KINDS: Final = ("budget", "extension")
 
 
-def register(sb: Sandbox, body: dict[str, Any]) -> User:
+def register(sb: Context, body: dict[str, Any]) -> User:
     """A new researcher account (no login needed; logged as ``user.registered``)."""
     conn = sb.conn()
     if not SETTING_GROUP.get(conn, "self_registration"):
@@ -63,7 +61,7 @@ def _signed_in(user: User | None) -> User:
     return user
 
 
-def list_tokens(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
+def list_tokens(sb: Context, user: User | None) -> list[dict[str, Any]]:
     """The caller's own tokens (never the token values: only their hashes are stored)."""
     me = _signed_in(user)
     rows = sb.conn().execute("SELECT id, label, created_at, revoked_at, last_used_at FROM api_tokens "
@@ -72,7 +70,7 @@ def list_tokens(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
              "last_used_at": r["last_used_at"], "active": r["revoked_at"] is None} for r in rows]
 
 
-def create_token(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
+def create_token(sb: Context, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
     me = _signed_in(user)
     name = fields.text(body, "name", limit=60)
     conn = sb.conn()
@@ -87,7 +85,7 @@ def create_token(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[s
     return {"token_id": token_id, "name": name, "token": token}
 
 
-def revoke_token(sb: Sandbox, user: User | None, token_id: Any) -> dict[str, Any]:
+def revoke_token(sb: Context, user: User | None, token_id: Any) -> dict[str, Any]:
     me = _signed_in(user)
     ident = fields.ident(token_id, "token")
     conn = sb.conn()
@@ -103,7 +101,7 @@ def revoke_token(sb: Sandbox, user: User | None, token_id: Any) -> dict[str, Any
     return {"token_id": row["id"], "active": False}
 
 
-def request_change(sb: Sandbox, user: User | None, approval_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+def request_change(sb: Context, user: User | None, approval_id: Any, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /api/v1/approvals/<id>/requests`` ``{"kind": "budget"|"extension", "reason"}``: a new
     application for the same scope, which the owner(s) decide like any other."""
     me = _signed_in(user)

@@ -12,17 +12,15 @@ Automatic suspensions after repeated out-of-scope attempts (第二十六条) are
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sandbox.errors import BadRequest, NotFound
-from sandbox.governance import organisations, workflow
+from sandbox.governance import jurisdiction, organisations, workflow
 from sandbox.store import authz, fields
+from sandbox.store.context import Context
 from sandbox.store.fields import conflict, username_of
 from sandbox.store.users import User, find_user
 from sandbox.store.workspace import transaction
-
-if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
 
 
 def _holds_approval_of(conn: sqlite3.Connection, researcher_id: int, owner_id: int) -> bool:
@@ -76,7 +74,7 @@ def _view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def create(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
+def create(sb: Context, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /api/v1/suspensions`` ``{"approval_id"|"user", "reason"}``."""
     authz.check_role("approval.suspend", user)
     if ("approval_id" in body) == ("user" in body):
@@ -103,9 +101,8 @@ def create(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, An
         if target_user is None:
             raise NotFound(missing)
         authz.check("researcher.suspend", user, researcher_relations(conn, user, target_user), missing=missing)
-        from sandbox.governance import enforcement  # late: enforcement imports this module
 
-        if not organisations.in_jurisdiction(conn, user, enforcement.target_datasets(conn, "user", target_user.id)):
+        if not organisations.in_jurisdiction(conn, user, jurisdiction.reached_datasets(conn, "user", target_user.id)):
             raise NotFound(missing)  # a district regulator: researchers holding an approval in its district
         if target_user.role != "researcher":
             raise BadRequest(f"{name!r} is not a researcher; only researchers and approvals are suspended")
@@ -124,7 +121,7 @@ def create(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, An
     return {"suspension_id": suspension_id, "target_type": target_type, **target}
 
 
-def lift(sb: Sandbox, user: User | None, suspension_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+def lift(sb: Context, user: User | None, suspension_id: Any, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /api/v1/suspensions/<id>/lift`` ``{"reason"}`` (reinstatement)."""
     authz.check_role("suspension.lift", user)
     conn = sb.conn()
@@ -134,9 +131,8 @@ def lift(sb: Sandbox, user: User | None, suspension_id: Any, body: dict[str, Any
     if row is None:
         raise NotFound(missing)
     authz.check("suspension.lift", user, suspension_relations(conn, user, row), missing=missing)
-    from sandbox.governance import enforcement  # late: enforcement imports this module
 
-    if not organisations.in_jurisdiction(conn, user, enforcement.target_datasets(conn, row["target_type"],
+    if not organisations.in_jurisdiction(conn, user, jurisdiction.reached_datasets(conn, row["target_type"],
                                                                                  row["target_id"])):
         raise NotFound(missing)  # a district regulator reinstates within its district only (第五条)
     reason = fields.text(body, "reason")
@@ -153,15 +149,14 @@ def lift(sb: Sandbox, user: User | None, suspension_id: Any, body: dict[str, Any
     return {"suspension_id": ident, "active": False}
 
 
-def list_suspensions(sb: Sandbox, user: User | None) -> list[dict[str, Any]]:
+def list_suspensions(sb: Context, user: User | None) -> list[dict[str, Any]]:
     """Own (researcher), own datasets' incl. automatic ones (owner), all (regulator)."""
     authz.check_role("suspension.list", user)
     conn = sb.conn()
     rows = conn.execute("SELECT * FROM suspensions ORDER BY id").fetchall()
     role = authz.role_of(user)
-    from sandbox.governance import enforcement  # late: enforcement imports this module
 
     return [_view(conn, r) for r in rows
             if authz.decide("suspension.read", role, suspension_relations(conn, user, r)) == "allow"
-            and organisations.in_jurisdiction(conn, user, enforcement.target_datasets(conn, r["target_type"],
+            and organisations.in_jurisdiction(conn, user, jurisdiction.reached_datasets(conn, r["target_type"],
                                                                                       r["target_id"]))]

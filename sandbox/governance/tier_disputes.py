@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, SandboxError
-from sandbox.governance import publication
+from sandbox.governance import organisations, publication
 from sandbox.store import fields
+from sandbox.store.context import Context
 from sandbox.store.fields import conflict
 from sandbox.store.users import User
 from sandbox.store.workspace import transaction
 
-if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
 
-
-def answer(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+def answer(sb: Context, user: User | None, review_id: Any, body: dict[str, Any]) -> dict[str, Any]:
     """The owner accepts a proposal (and submits it, scan and all) or declines with reasons."""
     r = publication._checked(sb, user, "review.answer", review_id)
     assert user is not None
@@ -68,7 +66,7 @@ def _dispute_record(r: sqlite3.Row) -> dict[str, Any]:
     return json.loads(r["expert_review"]) if r["expert_review"] else {}
 
 
-def expert_review(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+def expert_review(sb: Context, user: User | None, review_id: Any, body: dict[str, Any]) -> dict[str, Any]:
     """第十条 重大、疑难的 … 组织专家论证: the experts' opinion on a declined proposal and the
     outcome they recommend. It settles nothing by itself: the city bureau decides
     (:func:`city_decision`), with this record before it.
@@ -93,7 +91,7 @@ def expert_review(sb: Sandbox, user: User | None, review_id: Any, body: dict[str
             "awaiting": "the city bureau's decision (第十条)"}
 
 
-def city_decision(sb: Sandbox, user: User | None, review_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+def city_decision(sb: Context, user: User | None, review_id: Any, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /api/v1/reviews/<id>/city-decision`` ``{"outcome": "change"|"no_change", "reason"}``.
 
     第十条: 与开放主体意见不一致的,由市大数据主管部门确定 — when the owner declines a proposal,
@@ -104,7 +102,6 @@ def city_decision(sb: Sandbox, user: User | None, review_id: Any, body: dict[str
     """
     r = publication._checked(sb, user, "review.city_decide", review_id)
     assert user is not None
-    from sandbox.governance import organisations
 
     conn = sb.conn()
     if organisations.jurisdiction_of(conn, user) != organisations.CITY:

@@ -9,18 +9,16 @@ it has had — never a result, a query text or a researcher's name. Readable wit
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sandbox.clock import iso
-from sandbox.governance import dataset_caps, ledger, open_catalog, workflow
+from sandbox.governance import dataset_access, dataset_caps, ledger, workflow
 from sandbox.store import authz
+from sandbox.store.context import Context
 from sandbox.store.users import User
 
-if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
 
-
-def page(sb: Sandbox, user: User | None) -> dict[str, Any]:
+def page(sb: Context, user: User | None) -> dict[str, Any]:
     authz.check_role("transparency.read", user)
     conn = sb.conn()
     counts: dict[int, dict[str, int]] = {}
@@ -32,7 +30,7 @@ def page(sb: Sandbox, user: User | None) -> dict[str, Any]:
     out = []
     for row in conn.execute("SELECT * FROM datasets ORDER BY name").fetchall():
         # The public view, whoever asks: the page is the same for everyone.
-        if authz.decide("dataset.read", "anonymous", open_catalog.relations(conn, None, row)) != "allow":
+        if authz.decide("dataset.read", "anonymous", dataset_access.relations(conn, None, row)) != "allow":
             continue
         projects = []
         touched = _per_dataset(conn, row["id"])

@@ -13,6 +13,7 @@ service functions that check rights, validate requests and write the audit entry
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import sqlite3
 from collections.abc import Callable
@@ -20,9 +21,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from query_guard import Scenario
-from sandbox.clock import Clock, iso, parse_iso
-from sandbox.errors import NotFound, Suspended
+from sandbox.clock import Clock, end_of_day, iso, parse_iso
+from sandbox.errors import BadRequest, NotFound, Suspended
+from sandbox.governance import (
+    organisations,  # a district regulator: their jurisdiction only (第五条)
+)
 from sandbox.store import fields
+from sandbox.store.context import Context
 from sandbox.store.settings import Setting, SettingGroup
 from sandbox.store.users import User
 
@@ -86,10 +91,6 @@ def all_approvals(conn: sqlite3.Connection) -> list[Approval]:
 def approvals_for(conn: sqlite3.Connection, user: User) -> list[Approval]:
     """The approvals ``user`` may see: own (researcher), own datasets' (owner), all (regulator)."""
     if user.role == "regulator":
-        from sandbox.governance import (
-            organisations,  # a district regulator: their jurisdiction only (第五条)
-        )
-
         return [a for a in map(_approval, conn.execute("SELECT * FROM approvals ORDER BY id").fetchall())
                 if organisations.in_jurisdiction(conn, user, a.datasets)]
     if user.role == "researcher":
@@ -360,3 +361,40 @@ def refusal_notice(conn: sqlite3.Connection, user: User, code: str, *, now: Cloc
     left = threshold - count
     return (f"Warning: {left} more out-of-scope attempt{'s' if left != 1 else ''} within {window} minutes "
             "suspend your access automatically (第二十六条).")
+
+
+COMMITMENT_TEXT: Final = (
+    "安全承诺 Security commitment (第十五、二十、二十一条). I will use the data only for the "
+    "approved scenario and purpose; I will not attempt to identify any person, to link results "
+    "with other data to do so, or to reconstruct records; I will protect the results and my "
+    "credentials; I accept that every query is recorded, and that use outside the scenario or a "
+    "broken commitment suspends or ends my access (第二十六条)."
+)
+
+
+COMMITMENT_SHA256: Final = hashlib.sha256(COMMITMENT_TEXT.encode()).hexdigest()
+
+
+def app_owner_ids(row: sqlite3.Row) -> list[int]:
+    """Every owner who decides on the application (several for a cross-organisation study)."""
+    ids = json.loads(row["request_json"]).get("owner_ids")
+    return list(ids) if ids else ([row["owner_id"]] if row["owner_id"] is not None else [])
+
+
+# -- deciding ---------------------------------------------------------------------------------
+def parse_expiry(value: Any, sb: Context) -> str:
+    """An RFC 3339 time or a date, strictly in the future. A date means the end of that day
+    in the display zone (``clock.end_of_day``; Asia/Shanghai unless configured, issue 15): an
+    approval "until 2027-06-30" holds through that whole day as people in Jinan read it."""
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest("expires is required: a date (YYYY-MM-DD) or an RFC 3339 time", code="bad_expires")
+    text = value.strip()
+    try:
+        moment = end_of_day(text) if len(text) == 10 else parse_iso(text)
+    except ValueError:
+        raise BadRequest(f"expires {value!r} is not a date or an RFC 3339 time", code="bad_expires") from None
+    if moment.tzinfo is None:
+        raise BadRequest("expires needs a time zone (e.g. a trailing Z)", code="bad_expires")
+    if moment <= sb.now():
+        raise BadRequest("expires must be in the future", code="bad_expires")
+    return iso(moment)

@@ -43,7 +43,7 @@ import pyarrow as pa
 
 from sandbox.engine.embedded import ROWID, Engine, EngineLimits
 from sandbox.errors import NotFound, SandboxError
-from sandbox.governance import datasets, open_catalog, organisations
+from sandbox.governance import dataset_access, datasets, organisations
 from sandbox.governance.datasets import DatasetVersion
 from sandbox.store import authz
 
@@ -275,7 +275,7 @@ def read(sb: Sandbox, user: User | None, name: str) -> dict[str, Any]:
     missing = f"no dataset named {name!r}"
     if row is None:
         raise NotFound(missing)
-    authz.check("dataset.bounding.read", user, open_catalog.relations(conn, user, row), missing=missing)
+    authz.check("dataset.bounding.read", user, dataset_access.relations(conn, user, row), missing=missing)
     if user is not None and user.role == "regulator" and not organisations.in_jurisdiction(conn, user, [row["name"]]):
         raise NotFound(missing)  # 第五条: a district regulator reads its district's reports only
     v = datasets.all_versions(conn, row["id"])[-1]

@@ -12,11 +12,11 @@ background thread of the server:
 2. for every approval whose scope reaches the version and every grouping its policy's
    public keys allow (no grouping, and each column with ``public_values``), plans
    ``SELECT k, COUNT(*) … GROUP BY k`` with the guard and computes the keep column, which
-   is persisted encrypted beside the version (``datasets.KeepStore``), so every worker and
+   is persisted encrypted beside the version (``sandbox.engine.tables.KeepStore``), so every worker and
    every restart reads it instead of computing it.
 
 Nothing here depends on a researcher's query: only on versions, policies and approvals.
-Progress is logged, available from :func:`status` and written to ``prepare-status.json``
+Progress is logged, held in ``Preparer.progress`` and written to ``prepare-status.json``
 in the workspace (for operators and the benchmarks).
 """
 
@@ -25,15 +25,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import query_guard
 from sandbox.clock import iso
+from sandbox.engine.embedded import Engine
 from sandbox.engine.execution import KeepColumns, engine_request, materialise
+from sandbox.engine.tables import TableCache
 from sandbox.governance import datasets, workflow
-
-if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
+from sandbox.store.context import Context
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,8 @@ def jobs(conn, versions: list[datasets.DatasetVersion], now: str) -> list[tuple[
 class Preparer:
     """The server's background preparation thread (``start``/``stop``; idempotent work)."""
 
-    def __init__(self, sb: Sandbox):
-        self.sb = sb
+    def __init__(self, ctx: Context, engine: Engine, tables: TableCache):
+        self.ctx, self.engine, self.tables = ctx, engine, tables
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seen: tuple = ()
@@ -87,7 +87,7 @@ class Preparer:
             self._thread.join(timeout=10)
 
     def _loop(self) -> None:
-        conn = self.sb.ws.connect()
+        conn = self.ctx.ws.connect()
         try:
             while not self._stop.is_set():
                 try:
@@ -105,12 +105,12 @@ class Preparer:
         seen = (tuple(v.version_id for v in versions), approvals)
         if seen == self._seen:
             return self.progress
-        todo = jobs(conn, versions, iso(self.sb.now()))
+        todo = jobs(conn, versions, iso(self.ctx.now()))
         self.progress = {"state": "preparing", "done": 0, "total": len(versions) + len(todo)}
         for v in versions:
             if self._stop.is_set():
                 return self.progress
-            self.sb.tables.source(v)  # the engine file (written once; the migration)
+            self.tables.source(v)  # the engine file (written once; the migration)
             self._step(f"engine file of {v.name} version {v.version}")
         keep = KeepColumns(max_columns=1)  # the flags persist on disk; memory holds one
         catalog = datasets.build_catalog(versions)
@@ -122,7 +122,7 @@ class Preparer:
             except query_guard.GuardError:
                 plan = None  # the approval does not allow this grouping: nothing to prepare
             if plan is not None and plan.materialisation is not None:
-                materialise(self.sb.engine, self.sb.tables, keep,
+                materialise(self.engine, self.tables, keep,
                             engine_request(plan, versions, scope=f"approval:{approval.id}"))
             self._step(f"bounding for approval {approval.id}: {sql}")
         self._seen = seen
@@ -137,13 +137,7 @@ class Preparer:
         self._publish()
 
     def _publish(self) -> None:
-        path = self.sb.ws.root / "prepare-status.json"
+        path = self.ctx.ws.root / "prepare-status.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.progress))
         tmp.replace(path)
-
-
-def status(sb: Sandbox) -> dict[str, Any]:
-    """The background preparation's progress (state idle|preparing|ready, done, total)."""
-    preparer = getattr(sb, "preparer", None)
-    return dict(preparer.progress) if preparer is not None else {"state": "off", "done": 0, "total": 0}

@@ -21,6 +21,7 @@ from sandbox.governance import datasets
 from sandbox.service import postprocess
 from sandbox.service.accuracy import ACCURACY_NOTE, accuracy
 from sandbox.service.dummy import NOTE, dummy_table
+from sandbox.service.query_service import QueryRefused, jsonable_rows
 from sandbox.store import fields, request_limits
 from sandbox.store.users import User
 from sandbox.store.workspace import transaction
@@ -34,7 +35,6 @@ DELTA: Final = 1e-6
 
 def run(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /api/v1/queries/dummy-public`` ``{"datasets", "sql", "epsilon"?}`` (signed in)."""
-    from sandbox.service.query_service import QueryRefused, jsonable_rows
 
     if user is None:
         raise Unauthorized("this needs a login; send the header Authorization: Bearer <token>")

@@ -39,7 +39,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import audit_log.store as audit_store
 import privacy
 import query_guard
 from audit_log.group_commit import GroupCommitter
@@ -50,14 +49,16 @@ from sandbox.engine.embedded import Engine, EngineLimits
 from sandbox.engine.execution import InProcessExecutor, check_on_empty, engine_request
 from sandbox.engine.pool import EngineBusy, EnginePool, PoolSettings
 from sandbox.engine.routing import Engines, Routed, load_config
-from sandbox.errors import BadRequest, EngineFailure, SandboxError, WorkspaceError
-from sandbox.governance import dataset_caps, datasets, ledger, workflow
+from sandbox.engine.tables import TableCache
+from sandbox.errors import BadRequest, EngineFailure, SandboxError
+from sandbox.governance import dataset_caps, datasets, jurisdiction, ledger, workflow
 from sandbox.service import postprocess
 from sandbox.service.accuracy import ACCURACY_NOTE, STATE, accuracy, with_confidence
+from sandbox.service.prepare import Preparer
 from sandbox.store import request_limits
+from sandbox.store.context import Context
 from sandbox.store.users import User
 from sandbox.store.workspace import Workspace
-from sandbox.store.workspace import log_origin as workspace_log_origin
 
 log = logging.getLogger(__name__)
 
@@ -131,19 +132,17 @@ class Started:
     budget: ledger.Budget
 
 
-class Sandbox:
-    """One workspace opened for serving: store connections, engine, table cache, keys."""
+class Sandbox(Context):
+    """One workspace opened for serving: the context (store, keys, audit log) with the
+    engines, the table cache and the query walk."""
 
     def __init__(self, workspace: Workspace, *, now: Clock = utc_now, limits: EngineLimits | None = None,
                  pool: PoolSettings | None = None):
         """``pool``: run queries in engine worker processes (docs/decisions/0005), as
         ``sandbox serve`` does; None runs them in this process (tests, demo, CLI tools)."""
-        self.ws = workspace
-        self.now = now
+        super().__init__(workspace, now=now)
         self.engine = Engine(limits, datasets.engine_dir(workspace.data_dir))
-        self.keyring = _open_keyring(workspace)
-        self.tables = datasets.TableCache(workspace.data_dir, datasets.keyring_decryptor(self.keyring))
-        self._local = threading.local()
+        self.tables = TableCache(workspace.data_dir, self.decryptor())
         self._flights: dict[str, tuple[threading.Lock, int]] = {}
         self._flights_lock = threading.Lock()
         self._checked: OrderedDict[tuple, None] = OrderedDict()  # plans that ran on empty tables
@@ -154,6 +153,7 @@ class Sandbox:
         # its own transaction is durable, so the charge precedes any data read (0008).
         self.writer = GroupCommitter(workspace.connect, name="sandbox-writer")
         self.executor: InProcessExecutor | EnginePool
+        self.preparer: Preparer | None = None
         if pool is None:
             self.executor = InProcessExecutor(self.engine, self.tables)
         else:
@@ -161,60 +161,20 @@ class Sandbox:
                                        warm=[v for v in datasets.latest_versions(self.conn())
                                              if not v.file_name.startswith("spark:")])
             # issue 18: engine files and bounding materialisations, prepared in the background
-            from sandbox.service.prepare import Preparer
-
-            self.preparer = Preparer(self)
+            self.preparer = Preparer(self, self.engine, self.tables)
             self.preparer.start()
         self.engines = Engines(self.executor, load_config(workspace.root))
 
     def close(self) -> None:
         """Stop the background preparer, the writer and the engine workers, if any (idempotent)."""
-        if getattr(self, "preparer", None) is not None:
+        if self.preparer is not None:
             self.preparer.stop()
         self.writer.close()
         if isinstance(self.executor, EnginePool):
             self.executor.close()
         self.engines.close()
 
-    # -- plumbing -------------------------------------------------------------------
-    def conn(self) -> sqlite3.Connection:
-        """One SQLite connection per thread (sqlite3 connections are not thread-safe)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self.ws.connect()
-        return conn
-
-    def encryptor(self):
-        import keys
-
-        def encrypt(plain: bytes, aad: bytes) -> tuple[bytes, bytes]:
-            data_key, wrapped = self.keyring.new_data_key()
-            return keys.encrypt_blob(data_key, plain, aad), wrapped
-
-        return encrypt
-
-    def audit(self, conn: sqlite3.Connection, actor: User | None, action: str, subject: str,
-              details: dict[str, Any]) -> audit_store.AppendedEntry:
-        """Append to the audit log inside the caller's transaction."""
-        return audit_store.append(
-            conn,
-            actor=actor.username if actor else "system",
-            role=actor.role if actor else "system",
-            action=action,
-            subject=subject,
-            details=details,
-            now=self.now(),
-        )
-
-    @property
-    def log_origin(self) -> str:
-        return workspace_log_origin(self.conn())
-
-    def issue_checkpoint(self) -> str:
-        """Sign the current tree head (idempotent when nothing was appended since)."""
-        return audit_store.issue_checkpoint(self.conn(), self.keyring.log_signer(), self.log_origin, self.now())
-
-    # -- queries --------------------------------------------------------------------
+    # -- the query walk ---------------------------------------------------------------
     def run_query(self, user: User, req: QueryRequest) -> dict[str, Any]:
         """Plan, charge, run, release: the walk of one query (module docstring).
 
@@ -539,7 +499,6 @@ class Sandbox:
         except (TypeError, ValueError):
             raise BadRequest("approval id must be a number") from None
         approval = workflow.get_approval(conn, ident)
-        from sandbox.governance import jurisdiction
 
         visible = approval is not None and (
             (user.role == "regulator" and jurisdiction.covers(conn, user, approval.datasets))  # 第五条
@@ -578,19 +537,6 @@ def _budget_after(budget) -> dict[str, Any]:
         "epsilon_spent_basic": budget.totals.epsilon, "rho_spent": budget.rho_spent,
         "route": budget.accounting.route if budget.accounting else "basic",
     }
-
-
-def _open_keyring(ws: Workspace):
-    """The workspace's key ring, of the workspace's cryptography profile (a ring of the
-    other profile is refused by ``KeyRing.open_or_create``, as a ``SandboxError``)."""
-    import keys
-
-    try:
-        return keys.KeyRing.open_or_create(ws.keys_dir, profile=ws.crypto_profile())
-    except keys.PassphraseError:
-        raise
-    except keys.KeysError as err:
-        raise WorkspaceError(str(err), code="profile_mismatch") from None
 
 
 def _cache_key(plan: QueryPlan, versions, approval_id: int, epsilon: float, delta: float) -> str:

@@ -16,16 +16,16 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from sandbox.store.context import Context
 from sandbox.store.workspace import transaction
 
 if TYPE_CHECKING:
-    from sandbox.service.query_service import Sandbox
     from sandbox.store.users import User
 
 log = logging.getLogger(__name__)
 
 
-def rotate_master_key(sb: Sandbox, actor: User | None = None, *, destroy_retired: bool = True) -> dict[str, Any]:
+def rotate_master_key(sb: Context, actor: User | None = None, *, destroy_retired: bool = True) -> dict[str, Any]:
     """Re-wrap every stored data key under a new master key, in one transaction, logged.
 
     ``destroy_retired``: delete the old master key(s) afterwards, so a copy of the old

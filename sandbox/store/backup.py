@@ -46,11 +46,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import audit_log.store as audit_store
+import keys
 from audit_log.errors import AuditError, VerificationError
 from audit_log.replay import compare_with_ledger, read_jsonl, replay
 from audit_log.verify import verify_file
 from sandbox.errors import SandboxError
-from sandbox.store.workspace import DB_NAME, Workspace, connect
+from sandbox.store.workspace import DB_NAME, Workspace, connect, resolve_data_dir
+from sandbox.store.workspace import log_origin as _log_origin
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +92,6 @@ class RestoreReport:
 def _file_hasher(name: str) -> Any:
     """A streaming hash object: ``sha256``, or ``sm3`` (the ``sm`` profile's file hash)."""
     if name == "sm3":
-        import keys
-
         return keys.sm3_stream()
     return hashlib.sha256()
 
@@ -114,8 +114,6 @@ def ledger_sums(conn: sqlite3.Connection) -> dict[str, tuple[float, float]]:
 
 def _sign_checkpoint(ws: Workspace, conn: sqlite3.Connection, now: datetime) -> None:
     """Cover the whole live log with a signed checkpoint (idempotent if nothing changed)."""
-    import keys
-    from sandbox.store.workspace import log_origin as _log_origin
 
     try:
         ring = keys.KeyRing.open_or_create(ws.keys_dir, profile=ws.crypto_profile())
@@ -348,8 +346,6 @@ def _extract(archive: Path, staging: Path, manifest: dict[str, Any]) -> int:
 
 
 def _log_public_keys(staging: Path) -> list[str]:
-    import keys
-
     ring = keys.KeyRing.open_or_create(staging / "keys")
     return [info.pem() for info in ring.log_public_keys()]
 
@@ -440,7 +436,6 @@ def restore(
     now: datetime | None = None,
 ) -> RestoreReport:
     """Restore ``archive`` into ``data_dir`` after checking hashes, the log and the ledger."""
-    from sandbox.store.workspace import resolve_data_dir
 
     now = now or datetime.now(UTC)
     archive_path = Path(archive).expanduser().resolve()

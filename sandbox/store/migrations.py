@@ -7,7 +7,6 @@ a released migration; append a new one.
 from __future__ import annotations
 
 from audit_log.store import SCHEMA_STATEMENTS as AUDIT_SCHEMA
-from sandbox.governance.ledger import PROPOSED_SCHEMA as LEDGER_SCHEMA_V2
 
 _V1 = [
     """CREATE TABLE users (
@@ -173,7 +172,28 @@ _V1 = [
 
 # 2: zCDP accounting (ρ per charge), pure-ε approvals, global caps per dataset version
 # across all approvals (issue: privacy engine; see sandbox/governance/ledger.py).
-_V2 = list(LEDGER_SCHEMA_V2)
+_V2 = [
+    "ALTER TABLE ledger ADD COLUMN rho REAL CHECK (rho IS NULL OR rho >= 0)",
+    "ALTER TABLE ledger ADD COLUMN rho_delta REAL NOT NULL DEFAULT 0 CHECK (rho_delta >= 0)",
+    "ALTER TABLE approvals ADD COLUMN pure_dp INTEGER NOT NULL DEFAULT 0 CHECK (pure_dp IN (0, 1))",
+    """CREATE TABLE dataset_budget_caps (
+        dataset_version_id INTEGER PRIMARY KEY REFERENCES dataset_versions(id),
+        epsilon_total REAL NOT NULL CHECK (epsilon_total > 0),
+        delta_total REAL NOT NULL CHECK (delta_total >= 0 AND delta_total < 1),
+        set_by INTEGER REFERENCES users(id),
+        created_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE ledger_datasets (
+        ledger_id INTEGER NOT NULL REFERENCES ledger(id),
+        dataset_version_id INTEGER NOT NULL REFERENCES dataset_versions(id),
+        PRIMARY KEY (ledger_id, dataset_version_id)
+    )""",
+    "CREATE INDEX ledger_datasets_version ON ledger_datasets(dataset_version_id)",
+    """CREATE TRIGGER ledger_datasets_no_update BEFORE UPDATE ON ledger_datasets
+       BEGIN SELECT RAISE(ABORT, 'the budget ledger is append-only'); END""",
+    """CREATE TRIGGER ledger_datasets_no_delete BEFORE DELETE ON ledger_datasets
+       BEGIN SELECT RAISE(ABORT, 'the budget ledger is append-only'); END""",
+]
 
 # 3: production hardening — request rate limits and failed logins shared by every process
 # serving the workspace (sandbox.store.rate_limits), and alerts on anomalies raised once each and

@@ -10,7 +10,6 @@ change made through ``sandbox settings set`` is recorded in the audit log
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sandbox.errors import BadRequest
@@ -44,40 +43,3 @@ class SettingGroup:
         conn.execute("INSERT INTO settings (name, value) VALUES (?, ?) "
                      "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
                      (f"{self.prefix}.{name}", str(value)))
-
-
-def all_groups() -> list[SettingGroup]:
-    """Every group, imported late (the modules owning them import this one)."""
-    from sandbox.governance import alerts, deadlines, public_objections, self_service, workflow
-    from sandbox.store import rate_limits
-
-    return [workflow.SETTING_GROUP, rate_limits.SETTING_GROUP, alerts.SETTING_GROUP, deadlines.SETTING_GROUP,
-            public_objections.SETTING_GROUP, self_service.SETTING_GROUP]
-
-
-def find(name: str) -> SettingGroup:
-    """The group holding ``name`` (bare, or qualified as ``<prefix>.<name>``)."""
-    prefix, _, bare = name.rpartition(".")
-    for group in all_groups():
-        if bare in group.settings and prefix in ("", group.prefix):
-            return group
-    known = ", ".join(f"{g.prefix}.{n}" for g in all_groups() for n in g.settings)
-    raise BadRequest(f"unknown setting {name!r}; known settings: {known}")
-
-
-def listing(conn: sqlite3.Connection) -> list[dict]:
-    return [
-        {"name": f"{g.prefix}.{s.name}", "value": g.get(conn, s.name), "default": s.default, "help": s.help}
-        for g in all_groups() for s in g.settings.values()
-    ]
-
-
-def change(conn: sqlite3.Connection, name: str, value: int, audit: Callable[[dict], None]) -> dict:
-    """Set one setting and record old and new values through ``audit`` (same transaction)."""
-    group = find(name)
-    bare = name.rpartition(".")[2]
-    old = group.get(conn, bare)
-    group.set(conn, bare, value)
-    details = {"name": f"{group.prefix}.{bare}", "old": old, "new": value}
-    audit(details)
-    return details

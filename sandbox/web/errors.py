@@ -9,6 +9,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from sandbox.errors import SandboxError
+from sandbox.web.console.base import render_error
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,6 @@ def register(app: Flask) -> None:
     def sandbox_error(err: SandboxError):
         if wants_json():
             return jsonify(error_body(err.code, err.message, getattr(err, "position", None))), err.http_status
-        from sandbox.web.console.base import render_error
 
         return render_error(err.http_status, err.message)
 
@@ -38,7 +38,6 @@ def register(app: Flask) -> None:
         code = (err.name or "error").lower().replace(" ", "_")
         if wants_json():
             return jsonify(error_body(code, err.description or err.name)), err.code
-        from sandbox.web.console.base import render_error
 
         return render_error(err.code or 500, err.description or err.name)
 
@@ -48,6 +47,5 @@ def register(app: Flask) -> None:
         log.exception("unhandled error on %s %s", request.method, request.path)
         if wants_json():
             return jsonify(error_body("internal", "an internal error occurred; it has been logged")), 500
-        from sandbox.web.console.base import render_error
 
         return render_error(500, "an internal error occurred; it has been logged")

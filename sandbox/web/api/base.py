@@ -13,6 +13,7 @@ import threading
 from typing import Any, Final
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask_babel import gettext as _
 
 from sandbox.errors import BadRequest, Unauthorized
 from sandbox.governance import alerts
@@ -20,6 +21,7 @@ from sandbox.service import operations
 from sandbox.service.query_service import QueryRequest, Sandbox
 from sandbox.store import rate_limits, request_limits
 from sandbox.store.users import User, authenticate_token
+from sandbox.web.console.base import render_error
 from sandbox.web.errors import error_body, wants_json
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -58,10 +60,6 @@ def rate_limit() -> Response | None:
             f"retry in {decision.retry_after} s")))
         resp.status_code = 429
     else:
-        from flask_babel import gettext as _
-
-        from sandbox.web.console.base import render_error
-
         body, status = render_error(429, _("Too many requests. Try again in %(seconds)d seconds.",
                                            seconds=decision.retry_after))
         resp = current_app.make_response((body, status))

@@ -25,13 +25,16 @@ from sandbox.governance import (
     objections,
     open_catalog,
     opening_plans,
+    operator_settings,
     organisations,
     public_objections,
     publication,
     self_service,
     suspensions,
+    tier_disputes,
     transparency,
 )
+from sandbox.governance.workflow import COMMITMENT_SHA256, COMMITMENT_TEXT
 from sandbox.service import bounding_report, operations, public_dummy
 from sandbox.store.users import authenticate_token
 from sandbox.web.api.base import json_body, sandbox
@@ -88,7 +91,7 @@ def get_approval(approval_id: int):
 
 @bp.get("/api/v1/commitment")
 def get_commitment():
-    return jsonify({"text": applications.COMMITMENT_TEXT, "sha256": applications.COMMITMENT_SHA256})
+    return jsonify({"text": COMMITMENT_TEXT, "sha256": COMMITMENT_SHA256})
 
 
 # -- suspensions (第二十二、二十六条) ----------------------------------------------------------------
@@ -234,12 +237,12 @@ def list_overdue():
 
 @bp.get("/api/v1/settings")
 def list_settings():
-    return jsonify({"settings": deadlines.list_settings(sandbox(), g.user)})
+    return jsonify({"settings": operator_settings.list_settings(sandbox(), g.user)})
 
 
 @bp.put("/api/v1/settings/<name>")
 def put_setting(name: str):
-    return jsonify(deadlines.change_setting(sandbox(), g.user, name, json_body()))
+    return jsonify(operator_settings.change_setting(sandbox(), g.user, name, json_body()))
 
 
 @bp.post("/api/v1/organisations")
@@ -353,12 +356,12 @@ def post_review_decision(review_id: str):
 
 @bp.post("/api/v1/reviews/<review_id>/answer")
 def post_review_answer(review_id: str):
-    return _accepted_if_review(publication.answer(sandbox(), g.user, review_id, json_body()))
+    return _accepted_if_review(tier_disputes.answer(sandbox(), g.user, review_id, json_body()))
 
 
 @bp.post("/api/v1/reviews/<review_id>/expert-review")
 def post_expert_review(review_id: str):
-    return jsonify(publication.expert_review(sandbox(), g.user, review_id, json_body()))
+    return jsonify(tier_disputes.expert_review(sandbox(), g.user, review_id, json_body()))
 
 
 @bp.put("/api/v1/datasets/<name>/classification")
@@ -383,7 +386,7 @@ def attachment_response(data: bytes, media_type: str, name: str) -> Response:
 
 @bp.post("/api/v1/reviews/<review_id>/city-decision")
 def post_city_decision(review_id: str):
-    return jsonify(publication.city_decision(sandbox(), g.user, review_id, json_body()))
+    return jsonify(tier_disputes.city_decision(sandbox(), g.user, review_id, json_body()))
 
 
 @bp.get("/api/v1/datasets/<name>/budget-cap")

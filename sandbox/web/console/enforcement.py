@@ -14,7 +14,14 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 
 from sandbox.errors import NotFound, SandboxError
-from sandbox.governance import alerts, deadlines, enforcement, opening_plans, public_objections
+from sandbox.governance import (
+    alerts,
+    deadlines,
+    enforcement,
+    opening_plans,
+    operator_settings,
+    public_objections,
+)
 from sandbox.web.console.base import role_required, sandbox, signed_in
 from sandbox.web.console.errors import flash_error
 
@@ -105,7 +112,7 @@ def handle_alert(alert_id: int):
 @bp.get("/admin/settings")
 @role_required("admin")
 def settings_page():
-    rows = deadlines.list_settings(sandbox(), signed_in())
+    rows = operator_settings.list_settings(sandbox(), signed_in())
     return render_template("enforcement/settings.html", rows=rows)
 
 
@@ -113,7 +120,7 @@ def settings_page():
 @role_required("admin")
 def change_setting():
     name = request.form.get("name", "")
-    return _do(deadlines.change_setting, name, {"value": request.form.get("value", "")},
+    return _do(operator_settings.change_setting, name, {"value": request.form.get("value", "")},
                done=_("Setting changed and logged."), back=url_for("enforcement.settings_page"))
 
 

@@ -1,14 +1,14 @@
 """Notes from the service in the reader's language (issue 15: "no English left in the Chinese UI").
 
 Three places show the service's notes: the workbench preview (the planner's and the
-preview's notes), the owner's policy page drafted from the data (:mod:`sandbox.governance.policy_draft`)
+preview's notes), the owner's policy page drafted from the data (:mod:`sandbox.service.policy_draft`)
 and the regulator's log verification (``audit_log``'s damage). Each is worded here as a
 translated sentence, and the service's own words stay under a disclosure, ``lang="en"
 translate="no"``, as :mod:`sandbox.web.console.errors` does for refusals.
 
 The verification is worded from its structured result (``kind``, ``seq``). Preview and draft
 notes are plain sentences of this code base (``query_guard.planner``, ``sandbox.service.preview``,
-``sandbox.governance.policy_draft``); each kind is recognised by an anchored pattern whose groups are
+``sandbox.service.policy_draft``); each kind is recognised by an anchored pattern whose groups are
 its figures, and a note of a kind not listed here is worded as "another note", never shown as
 English in a Chinese page. ``tests/test_console_notes.py`` checks every pattern against the
 sentences those modules actually write, so a changed sentence fails a test, not a page.
@@ -28,6 +28,7 @@ from markupsafe import Markup, escape
 
 from audit_log.errors import DAMAGE_KINDS
 from sandbox.web.console.labels import finding_kind
+from sandbox.web.console.numbers import fmt
 
 #: What each kind of damage means (``audit_log.errors.DamageKind``; "error": the log could
 #: not be read at all).
@@ -81,7 +82,6 @@ def damage(kind: str | None) -> dict[str, str]:
 
 def _num(text: str) -> str:
     """A figure of the service's sentence (``8.99e-05``) written without an exponent."""
-    from sandbox.web.console.base import fmt  # the console's Babel numbers (imports this module)
 
     try:
         return str(fmt(float(text)))
@@ -162,7 +162,7 @@ RESULT: Final = PREVIEW + (
                    "no budget was spent.")),
 )
 
-#: The notes ``sandbox.governance.policy_draft`` writes beside each column's suggestions.
+#: The notes ``sandbox.service.policy_draft`` writes beside each column's suggestions.
 DRAFT: Final = (
     _k(r"the privacy unit: bounding is per unit; never queryable",
        lambda m: _("The privacy unit: contributions are bounded per unit; it is never queryable.")),

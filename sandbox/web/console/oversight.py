@@ -13,11 +13,12 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 
 from sandbox.errors import NotFound, SandboxError
-from sandbox.governance import jurisdiction
+from sandbox.governance import jurisdiction, workflow
 from sandbox.governance import objections as objection_service
 from sandbox.governance import suspensions as suspension_service
 from sandbox.web.console.base import _safe_next, role_required, sandbox, signed_in
 from sandbox.web.console.errors import flash_error, service_error
+from sandbox.web.console.self_service import uploaded_files
 
 bp = Blueprint("oversight", __name__)
 
@@ -43,7 +44,6 @@ def _suspensions_page(form: dict[str, str] | None = None, error: str | None = No
         researchers = [r["username"] for r in conn.execute(
             "SELECT username FROM users WHERE role = 'researcher' ORDER BY username")]
         if jurisdiction.is_district(conn, user):  # 第五条: the researchers holding an approval in its district
-            from sandbox.governance import workflow
 
             held = {a.researcher_id for a in workflow.approvals_for(conn, user)}
             researchers = [r["username"] for r in conn.execute(
@@ -127,7 +127,6 @@ def _objections_page(form: dict[str, str] | None = None, error: str | None = Non
 @role_required("owner", "researcher")
 def file_objection():
     form = request.form
-    from sandbox.web.console.self_service import uploaded_files
 
     body = {"target_type": form.get("target_type", ""), "target_id": form.get("target_id", ""),
             "text": form.get("text", ""), "evidence": uploaded_files("evidence")}  # 第十七条 (issue 14)

@@ -5,7 +5,7 @@ front of them:
 
 1. ``POST /owner/datasets/new`` with the file: it is parsed in memory (CSV in UTF-8, GBK
    or GB18030, .xlsx or Parquet, :mod:`sandbox.governance.file_readers`), a policy is drafted from it
-   (:mod:`sandbox.governance.policy_draft`, as ``sandbox datasets draft``: types, bounds, public values,
+   (:mod:`sandbox.service.policy_draft`, as ``sandbox datasets draft``: types, bounds, public values,
    identifier guesses from the risk scan, 第十二条) to pre-fill the form, and it is staged **encrypted** (a fresh
    data key wrapped by the workspace master key, as registered data is) under
    ``console-uploads/`` for at most :data:`STAGING_TTL`.
@@ -46,7 +46,13 @@ from flask_babel import gettext as _
 import keys
 from sandbox.clock import iso, parse_iso
 from sandbox.errors import NotFound, PolicyError, SandboxError
-from sandbox.governance import dataset_caps, file_readers, open_catalog, policy_draft, risk_scan
+from sandbox.governance import (
+    classification,
+    dataset_caps,
+    file_readers,
+    open_catalog,
+    risk_scan,
+)
 from sandbox.governance.policy import (
     COLUMN_NAME_RE,
     COLUMN_TYPES,
@@ -55,7 +61,7 @@ from sandbox.governance.policy import (
     TIERS,
     parse_policy,
 )
-from sandbox.service import bounding_report
+from sandbox.service import bounding_report, policy_draft
 from sandbox.service.operations import SandboxAdmin
 from sandbox.web.console.base import role_required, sandbox, signed_in
 from sandbox.web.console.errors import flash_error, service_error
@@ -144,7 +150,7 @@ def read_table(data: bytes, filename: str, types: dict[str, str] | None = None) 
 
 def describe(table: pa.Table, name: str, owner: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Each column with its drafted type, sensitivity, bounds and public values
-    (:mod:`sandbox.governance.policy_draft`, the same draft as ``sandbox datasets draft``), and the draft."""
+    (:mod:`sandbox.service.policy_draft`, the same draft as ``sandbox datasets draft``), and the draft."""
     draft = policy_draft.draft_policy(table, name=name, owner=owner)
     out = []
     for col in draft.columns:
@@ -410,7 +416,6 @@ def _number(raw: str) -> Any:
 @role_required("owner")
 def classify(name: str):
     """第六条 分类分级: the dataset's category, grade and basis."""
-    from sandbox.governance import classification
 
     body = {k: request.form.get(k, "") for k in ("category", "grade", "basis")}
     try:

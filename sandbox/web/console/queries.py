@@ -15,6 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any, Final
 
+from sandbox.governance import jurisdiction, workflow
 from sandbox.store.users import User
 
 HISTORY_PAGE: Final = 50
@@ -58,8 +59,6 @@ _QUERY_SQL = (
 
 def _visibility(conn: sqlite3.Connection, user: User) -> tuple[str, list[Any]]:
     if user.role == "regulator":
-        from sandbox.governance import jurisdiction, workflow
-
         if jurisdiction.is_district(conn, user):  # 第五条: the queries on its district's approvals only
             ids = [a.id for a in workflow.all_approvals(conn) if jurisdiction.covers(conn, user, a.datasets)]
             return (f"q.approval_id IN ({','.join('?' * len(ids))})", ids) if ids else ("0 = 1", [])

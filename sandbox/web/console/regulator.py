@@ -41,6 +41,7 @@ from sandbox.web.console import queries as console_queries
 from sandbox.web.console import sql as console_sql
 from sandbox.web.console.base import DISPLAY_TZ, role_required, sandbox, signed_in
 from sandbox.web.console.errors import service_error
+from sandbox.web.console.researcher import result_view
 
 bp = Blueprint("regulator", __name__, url_prefix="/regulator")
 
@@ -271,8 +272,6 @@ def trace():
             error = str(err)
     view = None
     if result is not None:
-        from sandbox.web.console.researcher import result_view
-
         details = result["entry"].get("details") or {}
         response = (result["record"].response if result["record"] and result["record"].response
                     else {"columns": details.get("columns"), "rows": details.get("rows")})

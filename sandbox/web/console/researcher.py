@@ -25,6 +25,7 @@ from sandbox.governance import alerts, applications
 from sandbox.governance import open_catalog as catalog
 from sandbox.service import operations
 from sandbox.service.accuracy import with_confidence, without_state
+from sandbox.service.preview import PreviewRequest, preview_query
 from sandbox.service.query_service import QueryRequest
 from sandbox.store import request_limits, saved_queries
 from sandbox.web import i18n
@@ -384,7 +385,6 @@ def preview_cost():
     """The cost and expected accuracy of the query, without running it or spending anything."""
     if not preview_available():
         abort(404)
-    from sandbox.service.preview import PreviewRequest, preview_query
 
     raw = _form_request()
     estimate, error = None, None

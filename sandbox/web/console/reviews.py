@@ -13,7 +13,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 
 from sandbox.errors import NotFound, SandboxError
-from sandbox.governance import publication
+from sandbox.governance import publication, tier_disputes
 from sandbox.web.console.base import role_required, sandbox, signed_in
 from sandbox.web.console.errors import flash_error
 
@@ -68,18 +68,18 @@ def answer(review_id: int):
     if request.form.get("k_anonymity", "").strip().isdigit():
         body["k_anonymity"] = int(request.form["k_anonymity"])
     done = _("Submitted for the regulator's co-signature.") if body["accept"] else _("Proposal declined.")
-    return _after(review_id, publication.answer, body, done)
+    return _after(review_id, tier_disputes.answer, body, done)
 
 
 @bp.post("/<int:review_id>/city-decision")
 @role_required("regulator")
 def city_decide(review_id: int):
     body = {k: request.form.get(k, "") for k in ("outcome", "reason")}
-    return _after(review_id, publication.city_decision, body, _("The city bureau's decision is recorded."))
+    return _after(review_id, tier_disputes.city_decision, body, _("The city bureau's decision is recorded."))
 
 
 @bp.post("/<int:review_id>/expert")
 @role_required("regulator")
 def expert(review_id: int):
     body = {k: request.form.get(k, "") for k in ("experts", "opinion", "outcome")}
-    return _after(review_id, publication.expert_review, body, _("Expert review recorded."))
+    return _after(review_id, tier_disputes.expert_review, body, _("Expert review recorded."))

@@ -15,7 +15,9 @@ from flask_babel import gettext as _
 from sandbox.errors import NotFound, SandboxError
 from sandbox.governance import applications, approvals, open_catalog, self_service
 from sandbox.governance import attachments as attachments_service
+from sandbox.governance.workflow import COMMITMENT_TEXT
 from sandbox.service import public_dummy
+from sandbox.web.api.workflow import attachment_response
 from sandbox.web.console.base import current_user, role_required, sandbox, signed_in
 from sandbox.web.console.errors import flash_error, service_error
 
@@ -58,7 +60,7 @@ def apply(name: str):
                                                               "sql": request.form.get("sql", "")})
         except SandboxError as err:
             trial_error = service_error(err)
-        return render_template("self/apply.html", entry=entry, commitment=applications.COMMITMENT_TEXT, error=None,
+        return render_template("self/apply.html", entry=entry, commitment=COMMITMENT_TEXT, error=None,
                                form=request.form, trial=trial, trial_error=trial_error)
     if request.method == "POST":
         body: dict[str, Any] = {
@@ -79,7 +81,7 @@ def apply(name: str):
             flash(_("Application %(id)s submitted; the owner decides by %(due)s.", id=result["application_id"],
                     due=result["due_at"][:10]), "success")
             return redirect(url_for("self_service.my_applications"), code=303)
-    return render_template("self/apply.html", entry=entry, commitment=applications.COMMITMENT_TEXT, error=error,
+    return render_template("self/apply.html", entry=entry, commitment=COMMITMENT_TEXT, error=error,
                            form=request.form, trial=None, trial_error=None), (400 if error else 200)
 
 
@@ -95,7 +97,6 @@ def uploaded_files(field: str) -> list[dict[str, str]]:
 @role_required("researcher", "owner", "regulator", "admin")
 def attachment(attachment_id: int):
     """Download an application's attachment or an objection's evidence (the parties only)."""
-    from sandbox.web.api.workflow import attachment_response
 
     try:
         return attachment_response(*attachments_service.read(sandbox(), signed_in(), attachment_id))
