@@ -206,7 +206,7 @@ def test_two_processes_evaluating_at_once_raise_an_alert_once(world):
 
     def run(other: Sandbox) -> None:
         barrier.wait()
-        raised.append(alerts.evaluate(other, researcher.id, approval))
+        raised.append(alerts.run_passes(other, researcher.id, approval))
 
     threads = [threading.Thread(target=run, args=(s,)) for s in sandboxes]
     for t in threads:

@@ -352,7 +352,7 @@ def test_owner_approves_and_narrows_an_application_then_sees_its_budget(app, dem
     }, page=f"/owner/applications/{app_id}")
     assert resp.status_code == 303 and "/owner/approvals#approval-" in resp.headers["Location"]
     approval_id = int(resp.headers["Location"].rsplit("-", 1)[1])
-    view = applications.get_approval(sb, find_user(sb.conn(), "owner"), approval_id)
+    view = applications.read_approval(sb, find_user(sb.conn(), "owner"), approval_id)
     assert view["scope"]["columns"] == {"residents": ["district", "income"]}
     assert sorted(view["scope"]["aggregates"]) == ["count", "mean", "sum"] and view["signature"]["verified"]
     page = text(c.get("/owner/approvals"))

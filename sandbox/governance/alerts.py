@@ -303,7 +303,7 @@ def query_patterns(conn: sqlite3.Connection, approval: workflow.Approval) -> lis
     return out
 
 
-def evaluate(sb: Context, researcher_id: int, approval_id: int | None) -> list[dict[str, Any]]:
+def run_passes(sb: Context, researcher_id: int, approval_id: int | None) -> list[dict[str, Any]]:
     """Every check for one researcher (refusals without a usable approval included) and, if
     given, one of their approvals. Returns the alerts raised now."""
     conn = sb.conn()
@@ -340,7 +340,7 @@ def after_query(sb: Context, user: User, approval_id: Any) -> None:
         approval = workflow.get_approval(conn, ident) if ident is not None else None
         aid = approval.id if approval is not None and approval.researcher_id == user.id else None
         if user.role == "researcher":
-            evaluate(sb, user.id, aid)
+            run_passes(sb, user.id, aid)
     except Exception:  # noqa: BLE001 - see the docstring
         log.exception("alert evaluation after a query failed")
 
@@ -356,7 +356,7 @@ def sweep(sb: Context) -> list[dict[str, Any]]:
     ).fetchall()
     raised = []
     for user_id, approval_id, _latest in pairs:
-        raised += evaluate(sb, user_id, approval_id)
+        raised += run_passes(sb, user_id, approval_id)
     latest = max((p[2] for p in pairs), default=None)
     if latest is not None and (row is None or latest > row[0]):
         conn.execute("INSERT INTO settings (name, value) VALUES (?, ?) "

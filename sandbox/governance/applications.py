@@ -34,7 +34,7 @@ from sandbox.governance import (
     organisations,
     workflow,
 )
-from sandbox.governance.approvals import get_approval, list_approvals  # noqa: F401  (part of this API)
+from sandbox.governance.approvals import list_approvals, read_approval  # noqa: F401  (part of this API)
 from sandbox.store import authz, fields, request_limits
 from sandbox.store.context import Context
 from sandbox.store.fields import conflict, username_of

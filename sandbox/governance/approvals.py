@@ -136,7 +136,7 @@ def list_approvals(sb: Context, user: User | None) -> list[dict[str, Any]]:
     return [approval_view(sb, a) for a in workflow.approvals_for(sb.conn(), user)]
 
 
-def get_approval(sb: Context, user: User | None, approval_id: Any) -> dict[str, Any]:
+def read_approval(sb: Context, user: User | None, approval_id: Any) -> dict[str, Any]:
     authz.check_role("approval.read", user)
     conn = sb.conn()
     approval = workflow.get_approval(conn, ident(approval_id, "approval"))

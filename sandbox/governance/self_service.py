@@ -105,7 +105,7 @@ def request_change(sb: Context, user: User | None, approval_id: Any, body: dict[
     """``POST /api/v1/approvals/<id>/requests`` ``{"kind": "budget"|"extension", "reason"}``: a new
     application for the same scope, which the owner(s) decide like any other."""
     me = _signed_in(user)
-    view = approvals.get_approval(sb, me, approval_id)  # rights: one's own approval
+    view = approvals.read_approval(sb, me, approval_id)  # rights: one's own approval
     if view.get("researcher") != me.username:
         raise NotFound(f"you have no approval {approval_id}")
     kind = body.get("kind")

@@ -117,11 +117,6 @@ def scope_datasets(scope: dict[str, Any]) -> list[str]:
     return [d.lower() for d in scope.get("datasets", [])]
 
 
-def require(condition: bool, message: str = "not found") -> None:
-    if not condition:
-        raise NotFound(message)
-
-
 # -- suspensions (第二十二条) -------------------------------------------------------------------
 def active_suspension(conn: sqlite3.Connection, target_type: str, target_id: int) -> sqlite3.Row | None:
     return conn.execute(
@@ -285,7 +280,6 @@ SETTING_GROUP: Final = SettingGroup(
             "the sliding window, in minutes, over which those refusals are counted"),
 )
 SETTINGS: Final[dict[str, Setting]] = SETTING_GROUP.settings
-
 
 
 # -- automatic suspension (第二十六条) -----------------------------------------------------------

@@ -86,7 +86,7 @@ def list_approvals():
 
 @bp.get("/api/v1/approvals/<int:approval_id>")
 def get_approval(approval_id: int):
-    return jsonify(applications.get_approval(sandbox(), g.user, approval_id))
+    return jsonify(applications.read_approval(sandbox(), g.user, approval_id))
 
 
 @bp.get("/api/v1/commitment")

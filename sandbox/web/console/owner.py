@@ -131,7 +131,7 @@ def application(application_id: int):
     expires = (sandbox().now() + dt.timedelta(days=DEFAULT_DAYS)).date().isoformat()
     form = {**DEFAULT_TERMS, "expires": expires, "reason": ""}
     if app.get("amends"):  # issue 14: an amendment starts from the approval's terms and what was asked
-        current = applications.get_approval(sandbox(), signed_in(), app["amends"]["approval_id"])
+        current = applications.read_approval(sandbox(), signed_in(), app["amends"]["approval_id"])
         asked = app["amends"]
         form = {"epsilon_total": str(asked.get("epsilon_total") or ""), "delta_total": str(current["delta_total"]),
                 "epsilon_per_query": str(current["epsilon_per_query"]),

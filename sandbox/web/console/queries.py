@@ -177,15 +177,6 @@ def daily_releases(conn: sqlite3.Connection, approval_ids: list[int], days: int 
     return [(r["day"], int(r["rel"] or 0), int(r["ref"] or 0)) for r in reversed(rows)]
 
 
-def pending_applications(conn: sqlite3.Connection, owner: User) -> int:
-    return int(conn.execute("SELECT COUNT(*) FROM applications WHERE owner_id = ? AND status = 'pending'",
-                            (owner.id,)).fetchone()[0])
-
-
-def user_names(conn: sqlite3.Connection) -> dict[int, str]:
-    return {r["id"]: r["username"] for r in conn.execute("SELECT id, username FROM users")}
-
-
 # -- the audit timeline --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TimelineFilter:
@@ -261,15 +252,6 @@ def timeline_choices(conn: sqlite3.Connection) -> dict[str, list[str]]:
         "actions": [r[0] for r in conn.execute("SELECT DISTINCT action FROM audit_entries ORDER BY action")],
         "datasets": [r[0] for r in conn.execute("SELECT name FROM datasets ORDER BY name")],
     }
-
-
-def entry_by_seq(conn: sqlite3.Connection, seq: int) -> dict[str, Any] | None:
-    row = conn.execute("SELECT entry, leaf_hash FROM audit_entries WHERE seq = ?", (seq,)).fetchone()
-    if row is None:
-        return None
-    item = json.loads(row["entry"])
-    item["leaf_hash"] = bytes(row["leaf_hash"]).hex()
-    return item
 
 
 def ledger_sums(conn: sqlite3.Connection) -> dict[str, tuple[float, float]]:

@@ -234,7 +234,7 @@ def trace_receipt(sb: Sandbox, user, data: Any) -> dict[str, Any]:
     approval_id = details.get("approval_id")
     if approval_id is not None:
         try:
-            approval = applications.get_approval(sb, user, approval_id)
+            approval = applications.read_approval(sb, user, approval_id)
         except SandboxError:
             approval = None
     related = []
