@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlglot import exp
 
@@ -87,151 +89,147 @@ class Typer:
             hi = tighter[1] if hi is None else min(hi, tighter[1])
         return lo, hi
 
-    def infer(self, node: exp.Expr) -> Info:  # noqa: C901 - one dispatch table
-        """The type and bounds of ``node``, or a refusal. Over 60 lines: one chain of node
-        types, in the order the checks must apply (moved unchanged from the rule module;
-        a table by node type, as :mod:`query_guard.evaluate` has, is left to do)."""
+    def infer(self, node: exp.Expr) -> Info:
+        """The type and bounds of ``node``, or a refusal: the handler of its most specific
+        class in :data:`_INFER` (as :mod:`query_guard.evaluate` dispatches)."""
+        for cls in type(node).__mro__:
+            handler = _INFER.get(cls)
+            if handler is not None:
+                return handler(self, node)
+        self.ctx.refuse(TypeMismatchError, f"{node.key.upper()}: cannot type this expression", node)
+
+    def _column(self, node: exp.Column) -> Info:
+        found = base_column(node, self.bases)
+        if found is None:
+            self.ctx.refuse(TypeMismatchError, f"column {node.sql()}: unknown type", node)
+        base, info = found
+        if info.type in ("int", "float", "date"):
+            lo, hi = self.column_bounds(base, info.name, info.lower, info.upper)
+            return Info(info.type, lo, hi)
+        if info.type == "bool":
+            return Info("bool", 0, 1)
+        return Info("text")
+
+    def _literal(self, node: exp.Literal) -> Info:
+        if node.is_string:
+            return Info("text", literal=True)
+        text = str(node.this)
+        try:
+            value = int(text) if text.isdigit() else float(text)
+        except ValueError:
+            self.ctx.refuse(TypeMismatchError, f"number {text}: not a valid number", node)
+        kind = "int" if isinstance(value, int) else "float"
+        return Info(kind, float(value), float(value), literal=True)
+
+    def _neg(self, node: exp.Neg) -> Info:
+        a = self._numeric(node.this, node)
+        return Info(a.type, iv.neg(a.hi), iv.neg(a.lo))
+
+    def _nullif(self, node: exp.Nullif) -> Info:
+        self._combine(node, [node.this, node.expression], union=True)
+        return self.infer(node.this)
+
+    def _if(self, node: exp.If) -> Info:
+        self._predicate(node.this, "IF condition")
+        branches = [b for b in (node.args.get("true"), node.args.get("false")) if b]
+        return self._combine(node, branches, union=True)
+
+    def _comparison(self, node: exp.Expr) -> Info:
+        self._comparable(node, [node.this, node.expression])
+        return Info("bool", 0, 1)
+
+    def _is(self, node: exp.Is) -> Info:
+        info = self.infer(node.this)
+        if isinstance(node.expression, exp.Boolean) and info.type not in ("bool", "null"):
+            # SECURITY: ``x IS TRUE`` casts x to BOOLEAN per row ('x' raises).
+            self.ctx.refuse(
+                ImplicitCastError,
+                f"{show(node, 40)}: IS TRUE/FALSE needs a true/false value, not {info.type}",
+                node,
+            )
+        return Info("bool", 0, 1)
+
+    def _in(self, node: exp.In) -> Info:
+        if node.args.get("query") or node.args.get("unnest") or node.args.get("field"):
+            self.ctx.refuse(TypeMismatchError, "IN: only a list of values is allowed", node)
+        self._comparable(node, [node.this, *node.expressions])
+        return Info("bool", 0, 1)
+
+    def _between(self, node: exp.Between) -> Info:
+        self._comparable(node, [node.this, node.args["low"], node.args["high"]])
+        return Info("bool", 0, 1)
+
+    def _like(self, node: exp.Expr) -> Info:
         ctx = self.ctx
-        if isinstance(node, exp.Paren):
-            return self.infer(node.this)
-        if isinstance(node, exp.Column):
-            found = base_column(node, self.bases)
-            if found is None:
-                ctx.refuse(TypeMismatchError, f"column {node.sql()}: unknown type", node)
-            base, info = found
-            if info.type in ("int", "float", "date"):
-                lo, hi = self.column_bounds(base, info.name, info.lower, info.upper)
-                return Info(info.type, lo, hi)
-            if info.type == "bool":
-                return Info("bool", 0, 1)
-            return Info("text")
-        if isinstance(node, exp.Literal):
-            if node.is_string:
-                return Info("text", literal=True)
-            text = str(node.this)
-            try:
-                value = int(text) if text.isdigit() else float(text)
-            except ValueError:
-                ctx.refuse(TypeMismatchError, f"number {text}: not a valid number", node)
-            kind = "int" if isinstance(value, int) else "float"
-            return Info(kind, float(value), float(value), literal=True)
-        if isinstance(node, exp.Boolean):
-            return Info("bool", 0, 1, literal=True)
-        if isinstance(node, exp.Null):
-            return Info("null", literal=True)
-        if isinstance(node, exp.Pi):
-            return Info("float", math.pi, math.pi, literal=True)
-        if isinstance(node, exp.Neg):
-            a = self._numeric(node.this, node)
-            return Info(a.type, iv.neg(a.hi), iv.neg(a.lo))
-        if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Pow)):
-            return self._arith(node)
-        if isinstance(node, (exp.Abs, exp.Floor, exp.Ceil, exp.Round, exp.Sqrt, exp.Trunc)):
-            return self._unary_math(node)
-        if isinstance(node, (exp.Least, exp.Greatest, exp.Coalesce)):
-            return self._combine(node, [node.this, *node.expressions], union=True, op=type(node))
-        if isinstance(node, exp.Nullif):
-            self._combine(node, [node.this, node.expression], union=True)
-            return self.infer(node.this)
-        if isinstance(node, exp.Case):
-            return self._case(node)
-        if isinstance(node, exp.If):
-            self._predicate(node.this, "IF condition")
-            branches = [b for b in (node.args.get("true"), node.args.get("false")) if b]
-            return self._combine(node, branches, union=True)
-        if isinstance(node, (exp.Cast, exp.TryCast)):
-            return self._cast(node)
-        if isinstance(node, (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)):
-            self._comparable(node, [node.this, node.expression])
-            return Info("bool", 0, 1)
-        if isinstance(node, exp.Is):
-            info = self.infer(node.this)
-            if isinstance(node.expression, exp.Boolean) and info.type not in ("bool", "null"):
-                # SECURITY: ``x IS TRUE`` casts x to BOOLEAN per row ('x' raises).
-                ctx.refuse(
-                    ImplicitCastError,
-                    f"{show(node, 40)}: IS TRUE/FALSE needs a true/false value, not {info.type}",
-                    node,
-                )
-            return Info("bool", 0, 1)
-        if isinstance(node, exp.In):
-            if node.args.get("query") or node.args.get("unnest") or node.args.get("field"):
-                ctx.refuse(TypeMismatchError, "IN: only a list of values is allowed", node)
-            self._comparable(node, [node.this, *node.expressions])
-            return Info("bool", 0, 1)
-        if isinstance(node, exp.Between):
-            self._comparable(node, [node.this, node.args["low"], node.args["high"]])
-            return Info("bool", 0, 1)
-        if isinstance(node, (exp.Like, exp.ILike)):
-            self._text(node.this, node)
-            pattern = node.expression
-            if not (isinstance(pattern, exp.Literal) and pattern.is_string):
-                ctx.refuse(
+        self._text(node.this, node)
+        pattern = node.expression
+        if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+            ctx.refuse(
+                TypeMismatchError,
+                f"LIKE pattern {show(pattern, 40)}: must be a quoted string",
+                pattern,
+            )
+        if len(str(pattern.this)) > MAX_PATTERN_CHARS:
+            ctx.refuse(
+                LimitError,
+                f"LIKE pattern of {len(str(pattern.this))} characters: longer than the"
+                f" limit of {MAX_PATTERN_CHARS}",
+                pattern,
+            )
+        steps = self.text_chars(node.this) * max(1, len(str(pattern.this)))
+        if steps > MAX_LIKE_STEPS:
+            ctx.refuse(
+                LimitError,
+                f"LIKE over text of up to {self.text_chars(node.this):,} characters with a pattern of"
+                f" {len(str(pattern.this))}: up to {steps:,} steps per row, past the limit of"
+                f" {MAX_LIKE_STEPS:,} (one row's cost must stay small: its time could tell"
+                " whether it matched); match shorter text or a shorter pattern",
+                node,
+            )
+        return Info("bool", 0, 1)
+
+    def _and_or(self, node: exp.Expr) -> Info:
+        self._predicate(node.this, node.key.upper())
+        self._predicate(node.expression, node.key.upper())
+        return Info("bool", 0, 1)
+
+    def _not(self, node: exp.Not) -> Info:
+        self._predicate(node.this, "NOT")
+        return Info("bool", 0, 1)
+
+    def _date_trunc(self, node: exp.Expr) -> Info:
+        d = self._date(node.this, node)
+        return Info("date", d.lo, d.hi)
+
+    def _text_function(self, node: exp.Expr) -> Info:
+        self._text(node.this, node)
+        return Info("int", 0, None) if isinstance(node, exp.Length) else Info("text")
+
+    def _substring(self, node: exp.Substring) -> Info:
+        self._text(node.this, node)
+        for arg in (node.args.get("start"), node.args.get("length")):
+            if arg is not None and not iv.small_int_literal(arg):
+                self.ctx.refuse(
                     TypeMismatchError,
-                    f"LIKE pattern {show(pattern, 40)}: must be a quoted string",
-                    pattern,
+                    f"SUBSTRING start/length {arg.sql('duckdb')}:"
+                    " must be integer literals between -1000000 and 1000000",
+                    arg,
                 )
-            if len(str(pattern.this)) > MAX_PATTERN_CHARS:
-                ctx.refuse(
-                    LimitError,
-                    f"LIKE pattern of {len(str(pattern.this))} characters: longer than the"
-                    f" limit of {MAX_PATTERN_CHARS}",
-                    pattern,
-                )
-            steps = self.text_chars(node.this) * max(1, len(str(pattern.this)))
-            if steps > MAX_LIKE_STEPS:
-                ctx.refuse(
-                    LimitError,
-                    f"LIKE over text of up to {self.text_chars(node.this):,} characters with a pattern of"
-                    f" {len(str(pattern.this))}: up to {steps:,} steps per row, past the limit of"
-                    f" {MAX_LIKE_STEPS:,} (one row's cost must stay small: its time could tell"
-                    " whether it matched); match shorter text or a shorter pattern",
-                    node,
-                )
-            return Info("bool", 0, 1)
-        if isinstance(node, (exp.And, exp.Or)):
-            self._predicate(node.this, node.key.upper())
-            self._predicate(node.expression, node.key.upper())
-            return Info("bool", 0, 1)
-        if isinstance(node, exp.Not):
-            self._predicate(node.this, "NOT")
-            return Info("bool", 0, 1)
-        if type(node) in DATE_PART_OF or isinstance(node, exp.Extract):
-            return self._date_part(node)
-        if isinstance(node, (exp.TimestampTrunc, exp.DateTrunc)):
-            d = self._date(node.this, node)
-            return Info("date", d.lo, d.hi)
-        if isinstance(node, (exp.Upper, exp.Lower, exp.Trim)):
-            self._text(node.this, node)
-            return Info("text")
-        if isinstance(node, exp.Length):
-            self._text(node.this, node)
-            return Info("int", 0, None)
-        if isinstance(node, exp.Substring):
-            self._text(node.this, node)
-            for arg in (node.args.get("start"), node.args.get("length")):
-                if arg is not None and not iv.small_int_literal(arg):
-                    ctx.refuse(
-                        TypeMismatchError,
-                        f"SUBSTRING start/length {arg.sql('duckdb')}:"
-                        " must be integer literals between -1000000 and 1000000",
-                        arg,
-                    )
-            return Info("text")
-        if isinstance(node, (exp.DPipe, exp.Concat)):
-            for child in node.iter_expressions():
-                self.infer(child)
-            chars = self.text_chars(node)
-            if chars > MAX_TEXT_CHARS:
-                ctx.refuse(
-                    LimitError,
-                    f"{show(node, 40)}: builds text of up to {chars:,} characters per row, past"
-                    f" the limit of {MAX_TEXT_CHARS:,} (one row's cost must stay small: its time"
-                    " could tell whether it matched)",
-                    node,
-                )
-            return Info("text")
-        ctx.refuse(TypeMismatchError, f"{node.key.upper()}: cannot type this expression", node)
+        return Info("text")
+
+    def _concat(self, node: exp.Expr) -> Info:
+        for child in node.iter_expressions():
+            self.infer(child)
+        chars = self.text_chars(node)
+        if chars > MAX_TEXT_CHARS:
+            self.ctx.refuse(
+                LimitError,
+                f"{show(node, 40)}: builds text of up to {chars:,} characters per row, past"
+                f" the limit of {MAX_TEXT_CHARS:,} (one row's cost must stay small: its time"
+                " could tell whether it matched)",
+                node,
+            )
+        return Info("text")
 
     def text_chars(self, node: exp.Expr) -> int:
         """An upper bound on the characters ``node`` yields for one row: a text column's
@@ -488,6 +486,49 @@ class Typer:
             return Info("int", lo, hi)
         low, high = DATE_PART_RANGE[part]
         return Info("int", float(low), float(high))
+
+
+#: :meth:`Typer.infer`'s handler per node type (the most specific class of a node wins).
+_INFER: dict[type, Callable[[Typer, Any], Info]] = {
+    exp.Paren: lambda t, node: t.infer(node.this),
+    exp.Column: Typer._column,
+    exp.Literal: Typer._literal,
+    exp.Boolean: lambda t, node: Info("bool", 0, 1, literal=True),
+    exp.Null: lambda t, node: Info("null", literal=True),
+    exp.Pi: lambda t, node: Info("float", math.pi, math.pi, literal=True),
+    exp.Neg: Typer._neg,
+    **dict.fromkeys(
+        (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Pow), Typer._arith
+    ),
+    **dict.fromkeys(
+        (exp.Abs, exp.Floor, exp.Ceil, exp.Round, exp.Sqrt, exp.Trunc), Typer._unary_math
+    ),
+    **dict.fromkeys(
+        (exp.Least, exp.Greatest, exp.Coalesce),
+        lambda t, node: t._combine(node, [node.this, *node.expressions], union=True, op=type(node)),
+    ),
+    exp.Nullif: Typer._nullif,
+    exp.Case: Typer._case,
+    exp.If: Typer._if,
+    exp.Cast: Typer._cast,
+    **dict.fromkeys((exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE), Typer._comparison),
+    exp.Is: Typer._is,
+    exp.In: Typer._in,
+    exp.Between: Typer._between,
+    exp.Like: Typer._like,
+    exp.ILike: Typer._like,
+    exp.And: Typer._and_or,
+    exp.Or: Typer._and_or,
+    exp.Not: Typer._not,
+    exp.Extract: Typer._date_part,
+    **dict.fromkeys(DATE_PART_OF, Typer._date_part),
+    exp.TimestampTrunc: Typer._date_trunc,
+    exp.DateTrunc: Typer._date_trunc,
+    **dict.fromkeys((exp.Upper, exp.Lower, exp.Trim, exp.Length), Typer._text_function),
+    exp.Substring: Typer._substring,
+    exp.DPipe: Typer._concat,
+    exp.Concat: Typer._concat,
+}
 
 
 def to_date(days: float) -> dt.date:
