@@ -142,7 +142,8 @@ def _apply(node: exp.Expr, x: float) -> float | None:
         return abs(x)
     if isinstance(node, exp.Sqrt):
         return math.sqrt(x) if x >= 0 else None
-    kind = node.to.this  # a cast
+    assert isinstance(node, exp.Cast)  # FIGURES sends only these functions and casts here
+    kind = node.to.this
     if kind in _INTEGER_CASTS:
         return round_half_away(x, 0)
     if kind == exp.DType.DECIMAL:
