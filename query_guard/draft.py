@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # the parts' types only; the modules import this one
 
 @dataclass
 class Draft:
+    """One query's parts, filled in by the rules in order (each field says by which)."""
+
     ctx: Context
     #: from the parser: the statements and where each starts in the text
     statements: list[exp.Expr | None] = field(default_factory=list)
