@@ -30,6 +30,8 @@ from privacy.constraints import (
     monotone_across,
     public_range,
 )
+from privacy.derived import Row, evaluate_derived
+from privacy.derived import check as check_derived
 from privacy.errors import PrivacyError
 from privacy.estimates import Noisy, intervals, method, values
 from privacy.mechanisms import (
@@ -302,40 +304,19 @@ def max_released_groups(plan: QueryPlan) -> int:
     return min(MAX_GROUPS, MAX_NOISED_VALUES // _bins(plan))
 
 
-#: The nodes a derived output (arithmetic over released aggregates) may hold: ``_eval``.
-DERIVED_NODES = (exp.Paren, exp.Column, exp.Identifier, exp.Literal, exp.Neg, exp.Add, exp.Sub, exp.Mul, exp.Div,
-                 exp.Round, exp.Floor, exp.Ceil, exp.Abs, exp.Sqrt, exp.Cast, exp.TryCast, exp.DataType,
-                 exp.DataTypeParam)
-#: Casts of a released figure the release computes (to a number; text and dates are not figures).
-DERIVED_CAST_TYPES = frozenset({exp.DType.TINYINT, exp.DType.SMALLINT, exp.DType.INT, exp.DType.BIGINT,
-                                exp.DType.INT128, exp.DType.FLOAT, exp.DType.DOUBLE, exp.DType.DECIMAL})
-_INTEGER_CASTS = frozenset({exp.DType.TINYINT, exp.DType.SMALLINT, exp.DType.INT, exp.DType.BIGINT,
-                            exp.DType.INT128})
-
-
 def check_plan(plan: QueryPlan) -> None:
     """Refuse, from the plan alone, what the release could not do whatever the data.
 
     PRIVACY: decided before the charge and before any data is read, so a refusal never
-    depends on the data. Two things: a derived output ``_eval`` cannot compute, and a
+    depends on the data. Two things: a derived output :mod:`privacy.derived` cannot compute, and a
     release over public domains that would be too large. Groups found by partition
     selection are not known in advance; there the release keeps the
     :func:`max_released_groups` groups with the largest noisy counts and says so in a note
     (post-processing).
     """
     for oc in plan.outputs:
-        if oc.source != "derived" or oc.expression is None:
-            continue
-        for node in oc.expression.walk():
-            cast_ok = not isinstance(node, exp.Cast | exp.TryCast) or node.to.this in DERIVED_CAST_TYPES
-            round_ok = not isinstance(node, exp.Round) or _round_digits(node) is not None
-            if (not isinstance(node, DERIVED_NODES) or (isinstance(node, exp.Literal) and node.is_string)
-                    or not cast_ok or not round_ok):
-                raise PrivacyError(
-                    f"output {oc.name!r}: {node.sql()} cannot be computed on released aggregates; "
-                    "use +, -, *, /, ROUND, FLOOR, CEIL, ABS, SQRT and casts to numbers, or compute "
-                    "it from the released figures yourself",
-                    code="unsupported_expression")
+        if oc.source == "derived" and oc.expression is not None:
+            check_derived(oc.name, oc.expression)
     if not plan.group_keys or plan.needs_partition_selection:
         return
     size = math.prod(len(k.public_domain or ()) for k in plan.group_keys)
@@ -390,108 +371,10 @@ def _derived(expression: exp.Expression | None, noisy: dict[str, Noisy], point: 
     ivs = {p: _intervals(noisy[p], alpha / k) for p in parts if p in noisy}
     out_v, out_i = [], []
     for r in range(n):
-        v, iv = _eval(expression, point, ivs, r)
+        v, iv = evaluate_derived(expression, Row(point, ivs, r))
         out_v.append(v)
         out_i.append(iv)
     return out_v, out_i, k
-
-
-def _eval(node: exp.Expression, values: Mapping[str, list[Any]],
-          intervals: Mapping[str, list[Any]], r: int) -> tuple[float | None, tuple[float, float] | None]:
-    if isinstance(node, exp.Paren):
-        return _eval(node.this, values, intervals, r)
-    if isinstance(node, exp.Column):
-        if node.name not in values:
-            raise PrivacyError(f"derived expression refers to unknown {node.name}", code="internal_error")
-        v, iv = values[node.name][r], intervals[node.name][r]
-        if isinstance(v, list):  # a quantile measurement with one fraction
-            v, iv = v[0], iv[0]
-        return (None if v is None else float(v)), iv
-    if isinstance(node, exp.Literal) and not node.is_string:
-        x = float(node.this)
-        return x, (x, x)
-    if isinstance(node, exp.Neg):
-        v, iv = _eval(node.this, values, intervals, r)
-        if v is None or iv is None:
-            return None, None
-        return -v, (-iv[1], -iv[0])
-    if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Div)):
-        a, ia = _eval(node.this, values, intervals, r)
-        b, ib = _eval(node.expression, values, intervals, r)
-        if a is None or b is None or ia is None or ib is None:
-            return None, None
-        if isinstance(node, exp.Add):
-            return a + b, (ia[0] + ib[0], ia[1] + ib[1])
-        if isinstance(node, exp.Sub):
-            return a - b, (ia[0] - ib[1], ia[1] - ib[0])
-        if isinstance(node, exp.Mul):
-            prods = [x * y for x in ia for y in ib]
-            return a * b, (min(prods), max(prods))
-        if b == 0:
-            return None, None
-        if ib[0] <= 0 <= ib[1]:
-            return a / b, (-math.inf, math.inf)
-        quots = [x / y for x in ia for y in ib]
-        return a / b, (min(quots), max(quots))
-    if isinstance(node, exp.Round | exp.Floor | exp.Ceil | exp.Abs | exp.Sqrt | exp.Cast | exp.TryCast):
-        v, iv = _eval(node.this, values, intervals, r)
-        if v is None or iv is None:
-            return None, None
-        return _unary(node, v), _unary_interval(node, iv)
-    raise PrivacyError(f"unsupported derived expression: {node.sql()}", code="unsupported_expression")
-
-
-def _round_digits(node: exp.Round) -> int | None:
-    """ROUND's decimals: 0 when absent, else an integer literal (None: not computable)."""
-    d = node.args.get("decimals")
-    if d is None:
-        return 0
-    text = d.sql()
-    return int(text) if text.lstrip("-").isdigit() and abs(int(text)) <= 20 else None
-
-
-def _round_half_away(x: float, digits: int) -> float:
-    """DuckDB's ROUND: half away from zero."""
-    if not math.isfinite(x):
-        return x
-    scale = 10.0 ** digits
-    return math.copysign(math.floor(abs(x) * scale + 0.5) / scale, x)
-
-
-def _unary(node: exp.Expression, x: float) -> float | None:
-    """A function of one released figure, total: non-finite stays non-finite (NULL later)."""
-    if not math.isfinite(x):
-        return x
-    if isinstance(node, exp.Round):
-        return _round_half_away(x, _round_digits(node) or 0)
-    if isinstance(node, exp.Floor):
-        return float(math.floor(x))
-    if isinstance(node, exp.Ceil):
-        return float(math.ceil(x))
-    if isinstance(node, exp.Abs):
-        return abs(x)
-    if isinstance(node, exp.Sqrt):
-        return math.sqrt(x) if x >= 0 else None
-    kind = node.to.this  # a cast
-    if kind in _INTEGER_CASTS:
-        return _round_half_away(x, 0)
-    if kind == exp.DType.DECIMAL:
-        params = node.to.expressions
-        scale = int(params[1].sql()) if len(params) > 1 else 0
-        return _round_half_away(x, scale)
-    return x
-
-
-def _unary_interval(node: exp.Expression, iv: tuple[float, float]) -> tuple[float, float] | None:
-    """The interval's image: every function here is monotone, except ABS (folded at 0)."""
-    lo, hi = iv
-    if isinstance(node, exp.Abs):
-        return (0.0 if lo <= 0 <= hi else min(abs(lo), abs(hi))), max(abs(lo), abs(hi))
-    if isinstance(node, exp.Sqrt):
-        return math.sqrt(max(lo, 0.0)) if math.isfinite(lo) else 0.0, \
-            (math.sqrt(max(hi, 0.0)) if math.isfinite(hi) else math.inf)
-    f_lo, f_hi = _unary(node, lo), _unary(node, hi)
-    return (lo if f_lo is None else f_lo), (hi if f_hi is None else f_hi)
 
 
 __all__ = ["MechanismRecord", "Release", "output_ranges", "planned_components", "reinterval", "release"]

@@ -1,9 +1,14 @@
-"""Evaluate a plan's small expressions in Python with DuckDB's semantics.
+"""The one evaluator of small expressions: a handler per node type, DuckDB's semantics.
 
 Used (1) by the guard to enumerate the public domain of computed group keys
 (``FLOOR(age / 10) * 10``, ``year(visit_date)``) and (2) by whoever applies the plan's
 post-processing — derived outputs (``m0 / m1``), HAVING and ORDER BY expressions — to
 *noisy* released values. Division by zero gives NULL, as in the engine query.
+
+As sqlglot's optimizer does, it dispatches on the node's class: :class:`Evaluator` looks
+each node's handler up in a table (most specific class first). :data:`SQL` is the table
+with DuckDB's semantics; :mod:`privacy.release` evaluates derived outputs with its own
+table (values with their intervals) on the same evaluator.
 
 >>> from sqlglot import parse_one
 >>> evaluate(parse_one("m0 / m1"), {"m0": 10.0, "m1": 4.0})
@@ -17,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlglot import exp
@@ -27,162 +32,66 @@ from query_guard.allow_lists import DATE_PART_OF
 from query_guard.sql_values import Unsupported
 
 Value = Any
+#: A node type's handler: the evaluator (to evaluate children, read ``env``) and the node.
+Handler = Callable[["Evaluator", Any], Value]
 
 
-def evaluate(expression: exp.Expr, env: Mapping[str, Value]) -> Value:
+class Evaluator:
+    """Evaluates nodes over ``env`` with the handler of the node's most specific class.
+
+    A table without a handler for a node (nor for any of its base classes) leaves it
+    :class:`Unsupported`; a table may register ``exp.Expr`` as its fallback.
+    """
+
+    def __init__(self, handlers: Mapping[type, Handler], env: Any) -> None:
+        self.handlers = handlers
+        self.env = env
+
+    def __call__(self, node: exp.Expr) -> Value:
+        for cls in type(node).__mro__:
+            handler = self.handlers.get(cls)
+            if handler is not None:
+                return handler(self, node)
+        raise Unsupported(f"cannot evaluate {node.key}")
+
+
+def evaluate(
+    expression: exp.Expr, env: Mapping[str, Value], handlers: Mapping[type, Handler] | None = None
+) -> Value:
     """Value of ``expression`` with ``Column`` names looked up in ``env``."""
-    return _eval(expression, env)
+    return Evaluator(SQL if handlers is None else handlers, env)(expression)
 
 
-def _eval(node: exp.Expr, env: Mapping[str, Value]) -> Value:  # noqa: C901
-    if isinstance(node, exp.Paren):
-        return _eval(node.this, env)
-    if isinstance(node, exp.Column):
-        name = node.name
-        if name in env:
-            return env[name]
-        if name.lower() in env:
-            return env[name.lower()]
-        raise Unsupported(f"unknown column {name}")
-    if isinstance(node, exp.Literal):
-        text = str(node.this)
-        if node.is_string:
-            return text
-        try:
-            return int(text)
-        except ValueError:
-            return float(text)
-    if isinstance(node, exp.Boolean):
-        return bool(node.this)
-    if isinstance(node, exp.Null):
-        return None
-    if isinstance(node, exp.Pi):
-        return math.pi
-    if isinstance(node, exp.Neg):
-        v = _eval(node.this, env)
-        return None if v is None else -v
-    if isinstance(node, exp.Binary) and type(node) in _ARITH:
-        a, b = _eval(node.this, env), _eval(node.expression, env)
-        if a is None or b is None:
-            return None
-        return _ARITH[type(node)](a, b)
-    if type(node) in _UNARY:
-        v = _eval(node.this, env)
-        return None if v is None else _UNARY[type(node)](v)
-    if isinstance(node, exp.Round):
-        v = _eval(node.this, env)
-        decimals = node.args.get("decimals")
-        n = 0 if decimals is None else int(_eval(decimals, env))
-        return None if v is None else sv.round_half_away(float(v), n)
-    if isinstance(node, (exp.Least, exp.Greatest)):
-        values = [
-            v for v in (_eval(e, env) for e in [node.this, *node.expressions]) if v is not None
-        ]
-        if not values:
-            return None
-        return min(values) if isinstance(node, exp.Least) else max(values)
-    if isinstance(node, exp.Coalesce):
-        for e in [node.this, *node.expressions]:
-            v = _eval(e, env)
-            if v is not None:
-                return v
-        return None
-    if isinstance(node, exp.Nullif):
-        a, b = _eval(node.this, env), _eval(node.expression, env)
-        return None if a is not None and a == b else a
-    if isinstance(node, exp.Case):
-        subject = _eval(node.this, env) if node.this is not None else None
-        for branch in node.args.get("ifs") or []:
-            if node.this is not None:
-                cond = _compare(exp.EQ, subject, _eval(branch.this, env))
-            else:
-                cond = _eval(branch.this, env)
-            if cond is True:
-                return _eval(branch.args["true"], env)
-        default = node.args.get("default")
-        return None if default is None else _eval(default, env)
-    if isinstance(node, exp.If):
-        cond = _eval(node.this, env)
-        branch = node.args.get("true") if cond is True else node.args.get("false")
-        return None if branch is None else _eval(branch, env)
-    if type(node) in _COMPARE:
-        return _compare(type(node), _eval(node.this, env), _eval(node.expression, env))
-    if isinstance(node, exp.And):
-        a, b = _eval(node.this, env), _eval(node.expression, env)
-        if a is False or b is False:
-            return False
-        return None if a is None or b is None else True
-    if isinstance(node, exp.Or):
-        a, b = _eval(node.this, env), _eval(node.expression, env)
-        if a is True or b is True:
-            return True
-        return None if a is None or b is None else False
-    if isinstance(node, exp.Not):
-        v = _eval(node.this, env)
-        return None if v is None else not v
-    if isinstance(node, exp.Is):
-        v = _eval(node.this, env)
-        target = node.expression
-        if isinstance(target, exp.Null):
-            return v is None
-        return v is _eval(target, env)
-    if isinstance(node, exp.In):
-        v = _eval(node.this, env)
-        if v is None:
-            return None
-        items = [_eval(e, env) for e in node.expressions]
-        if any(_compare(exp.EQ, v, i) is True for i in items):
-            return True
-        return None if any(i is None for i in items) else False
-    if isinstance(node, exp.Between):
-        v = _eval(node.this, env)
-        low = _compare(exp.GTE, v, _eval(node.args["low"], env))
-        high = _compare(exp.LTE, v, _eval(node.args["high"], env))
-        return _eval(exp.And(this=exp.convert(low), expression=exp.convert(high)), {})
-    if isinstance(node, (exp.Like, exp.ILike)):
-        v, p = _eval(node.this, env), _eval(node.expression, env)
-        if v is None or p is None:
-            return None
-        flags = re.DOTALL | (re.IGNORECASE if isinstance(node, exp.ILike) else 0)
-        regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in p)
-        matched = re.fullmatch(regex, str(v), flags) is not None
-        return not matched if node.args.get("negate") else matched
-    if isinstance(node, (exp.Cast, exp.TryCast)):
-        return sv.cast(_eval(node.this, env), node.to)
-    if isinstance(node, exp.Extract) or type(node) in DATE_PART_OF:
-        part = node.this.name.upper() if isinstance(node, exp.Extract) else DATE_PART_OF[type(node)]
-        v = _eval(node.expression if isinstance(node, exp.Extract) else node.this, env)
-        return None if v is None else sv.date_part(part, sv.as_date(v))
-    if isinstance(node, (exp.TimestampTrunc, exp.DateTrunc)):
-        v = _eval(node.this, env)
-        unit = node.args.get("unit")
-        part = unit.name.upper() if isinstance(unit, exp.Expr) else str(unit).upper()
-        return None if v is None else sv.trunc_date(part, sv.as_date(v))
-    if isinstance(node, exp.TimeToStr):
-        v = _eval(node.this, env)
-        fmt = _eval(node.args["format"], env)
-        return None if v is None else sv.as_date(v).strftime(fmt)
-    if isinstance(node, (exp.Upper, exp.Lower, exp.Length, exp.Trim)):
-        v = _eval(node.this, env)
-        if v is None:
-            return None
-        if isinstance(node, exp.Upper):
-            return str(v).upper()
-        if isinstance(node, exp.Lower):
-            return str(v).lower()
-        if isinstance(node, exp.Trim):
-            return str(v).strip()
-        return len(str(v))
-    if isinstance(node, exp.DPipe):
-        a, b = _eval(node.this, env), _eval(node.expression, env)
-        return None if a is None or b is None else sv.text(a) + sv.text(b)
-    if isinstance(node, exp.Concat):
-        return "".join(
-            sv.text(v) for v in (_eval(e, env) for e in node.expressions) if v is not None
-        )
-    raise Unsupported(f"cannot evaluate {node.key}")
+# -- values and names ---------------------------------------------------------------
+def _column(ev: Evaluator, node: exp.Column) -> Value:
+    name = node.name
+    if name in ev.env:
+        return ev.env[name]
+    if name.lower() in ev.env:
+        return ev.env[name.lower()]
+    raise Unsupported(f"unknown column {name}")
 
 
+def _literal(ev: Evaluator, node: exp.Literal) -> Value:
+    text = str(node.this)
+    if node.is_string:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _paren(ev: Evaluator, node: exp.Paren) -> Value:
+    return ev(node.this)
+
+
+def _neg(ev: Evaluator, node: exp.Neg) -> Value:
+    v = ev(node.this)
+    return None if v is None else -v
+
+
+# -- arithmetic and functions of numbers ----------------------------------------------
 def _div(a: Value, b: Value) -> Value:
     return None if b == 0 else a / b
 
@@ -211,24 +120,74 @@ def _pow(a: Value, b: Value) -> Value:
     return math.nan if isinstance(result, complex) else result
 
 
-_ARITH: dict[type[exp.Expr], Any] = {
-    exp.Add: lambda a, b: a + b,
-    exp.Sub: _sub,
-    exp.Mul: lambda a, b: a * b,
-    exp.Div: _div,
-    exp.IntDiv: _intdiv,
-    exp.Mod: _mod,
-    exp.Pow: _pow,
-}
+def _arithmetic(op: Callable[[Value, Value], Value]) -> Handler:
+    """A binary operator: NULL if either side is."""
 
-_UNARY: dict[type[exp.Expr], Any] = {
-    exp.Abs: abs,
-    exp.Floor: lambda v: float(math.floor(v)),
-    exp.Ceil: lambda v: float(math.ceil(v)),
-    exp.Trunc: lambda v: float(math.trunc(v)),
-    exp.Sqrt: lambda v: math.sqrt(v) if v >= 0 else math.nan,
-}
+    def handler(ev: Evaluator, node: exp.Expr) -> Value:
+        a, b = ev(node.this), ev(node.expression)
+        return None if a is None or b is None else op(a, b)
 
+    return handler
+
+
+def _unary(op: Callable[[Value], Value]) -> Handler:
+    """A function of one argument: NULL if it is."""
+
+    def handler(ev: Evaluator, node: exp.Expr) -> Value:
+        v = ev(node.this)
+        return None if v is None else op(v)
+
+    return handler
+
+
+def _round(ev: Evaluator, node: exp.Round) -> Value:
+    v = ev(node.this)
+    decimals = node.args.get("decimals")
+    n = 0 if decimals is None else int(ev(decimals))
+    return None if v is None else sv.round_half_away(float(v), n)
+
+
+def _least_greatest(ev: Evaluator, node: exp.Expr) -> Value:
+    values = [v for v in (ev(e) for e in [node.this, *node.expressions]) if v is not None]
+    if not values:
+        return None
+    return min(values) if isinstance(node, exp.Least) else max(values)
+
+
+# -- conditionals ---------------------------------------------------------------------
+def _coalesce(ev: Evaluator, node: exp.Coalesce) -> Value:
+    for e in [node.this, *node.expressions]:
+        v = ev(e)
+        if v is not None:
+            return v
+    return None
+
+
+def _nullif(ev: Evaluator, node: exp.Nullif) -> Value:
+    a, b = ev(node.this), ev(node.expression)
+    return None if a is not None and a == b else a
+
+
+def _case(ev: Evaluator, node: exp.Case) -> Value:
+    subject = ev(node.this) if node.this is not None else None
+    for branch in node.args.get("ifs") or []:
+        if node.this is not None:
+            cond = _compare(exp.EQ, subject, ev(branch.this))
+        else:
+            cond = ev(branch.this)
+        if cond is True:
+            return ev(branch.args["true"])
+    default = node.args.get("default")
+    return None if default is None else ev(default)
+
+
+def _if(ev: Evaluator, node: exp.If) -> Value:
+    cond = ev(node.this)
+    branch = node.args.get("true") if cond is True else node.args.get("false")
+    return None if branch is None else ev(branch)
+
+
+# -- predicates (three-valued) ----------------------------------------------------------
 _COMPARE: dict[type[exp.Expr], Any] = {
     exp.EQ: lambda a, b: a == b,
     exp.NEQ: lambda a, b: a != b,
@@ -237,7 +196,6 @@ _COMPARE: dict[type[exp.Expr], Any] = {
     exp.LT: lambda a, b: a < b,
     exp.LTE: lambda a, b: a <= b,
 }
-
 
 
 def _compare(op: type[exp.Expr], a: Value, b: Value) -> Value:
@@ -251,3 +209,146 @@ def _compare(op: type[exp.Expr], a: Value, b: Value) -> Value:
         return bool(_COMPARE[op](a, b))
     except TypeError as err:
         raise Unsupported(f"cannot compare {type(a).__name__} and {type(b).__name__}") from err
+
+
+def _comparison(ev: Evaluator, node: exp.Expr) -> Value:
+    return _compare(type(node), ev(node.this), ev(node.expression))
+
+
+def _and3(a: Value, b: Value) -> Value:
+    if a is False or b is False:
+        return False
+    return None if a is None or b is None else True
+
+
+def _and(ev: Evaluator, node: exp.And) -> Value:
+    return _and3(ev(node.this), ev(node.expression))
+
+
+def _or(ev: Evaluator, node: exp.Or) -> Value:
+    a, b = ev(node.this), ev(node.expression)
+    if a is True or b is True:
+        return True
+    return None if a is None or b is None else False
+
+
+def _is(ev: Evaluator, node: exp.Is) -> Value:
+    v = ev(node.this)
+    target = node.expression
+    if isinstance(target, exp.Null):
+        return v is None
+    return v is ev(target)
+
+
+def _in(ev: Evaluator, node: exp.In) -> Value:
+    v = ev(node.this)
+    if v is None:
+        return None
+    items = [ev(e) for e in node.expressions]
+    if any(_compare(exp.EQ, v, i) is True for i in items):
+        return True
+    return None if any(i is None for i in items) else False
+
+
+def _between(ev: Evaluator, node: exp.Between) -> Value:
+    v = ev(node.this)
+    low = _compare(exp.GTE, v, ev(node.args["low"]))
+    high = _compare(exp.LTE, v, ev(node.args["high"]))
+    return _and3(low, high)
+
+
+def _like(ev: Evaluator, node: exp.Expr) -> Value:
+    v, p = ev(node.this), ev(node.expression)
+    if v is None or p is None:
+        return None
+    flags = re.DOTALL | (re.IGNORECASE if isinstance(node, exp.ILike) else 0)
+    regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in p)
+    matched = re.fullmatch(regex, str(v), flags) is not None
+    return not matched if node.args.get("negate") else matched
+
+
+# -- casts, dates and text --------------------------------------------------------------
+def _cast(ev: Evaluator, node: exp.Cast) -> Value:
+    return sv.cast(ev(node.this), node.to)
+
+
+def _date_part(ev: Evaluator, node: exp.Expr) -> Value:
+    if isinstance(node, exp.Extract):
+        part, v = node.this.name.upper(), ev(node.expression)
+    else:
+        part, v = DATE_PART_OF[type(node)], ev(node.this)
+    return None if v is None else sv.date_part(part, sv.as_date(v))
+
+
+def _date_trunc(ev: Evaluator, node: exp.Expr) -> Value:
+    v = ev(node.this)
+    unit = node.args.get("unit")
+    part = unit.name.upper() if isinstance(unit, exp.Expr) else str(unit).upper()
+    return None if v is None else sv.trunc_date(part, sv.as_date(v))
+
+
+def _time_to_str(ev: Evaluator, node: exp.TimeToStr) -> Value:
+    v = ev(node.this)
+    fmt = ev(node.args["format"])
+    return None if v is None else sv.as_date(v).strftime(fmt)
+
+
+def _dpipe(ev: Evaluator, node: exp.DPipe) -> Value:
+    a, b = ev(node.this), ev(node.expression)
+    return None if a is None or b is None else sv.text(a) + sv.text(b)
+
+
+def _concat(ev: Evaluator, node: exp.Concat) -> Value:
+    return "".join(sv.text(v) for v in (ev(e) for e in node.expressions) if v is not None)
+
+
+#: DuckDB's semantics, per node type (``sql_values`` holds the scalar details).
+SQL: dict[type, Handler] = {
+    exp.Paren: _paren,
+    exp.Column: _column,
+    exp.Literal: _literal,
+    exp.Boolean: lambda ev, node: bool(node.this),
+    exp.Null: lambda ev, node: None,
+    exp.Pi: lambda ev, node: math.pi,
+    exp.Neg: _neg,
+    exp.Add: _arithmetic(lambda a, b: a + b),
+    exp.Sub: _arithmetic(_sub),
+    exp.Mul: _arithmetic(lambda a, b: a * b),
+    exp.Div: _arithmetic(_div),
+    exp.IntDiv: _arithmetic(_intdiv),
+    exp.Mod: _arithmetic(_mod),
+    exp.Pow: _arithmetic(_pow),
+    exp.Abs: _unary(abs),
+    exp.Floor: _unary(lambda v: float(math.floor(v))),
+    exp.Ceil: _unary(lambda v: float(math.ceil(v))),
+    exp.Trunc: _unary(lambda v: float(math.trunc(v))),
+    exp.Sqrt: _unary(lambda v: math.sqrt(v) if v >= 0 else math.nan),
+    exp.Round: _round,
+    exp.Least: _least_greatest,
+    exp.Greatest: _least_greatest,
+    exp.Coalesce: _coalesce,
+    exp.Nullif: _nullif,
+    exp.Case: _case,
+    exp.If: _if,
+    **dict.fromkeys(_COMPARE, _comparison),
+    exp.And: _and,
+    exp.Or: _or,
+    exp.Not: _unary(lambda v: not v),
+    exp.Is: _is,
+    exp.In: _in,
+    exp.Between: _between,
+    exp.Like: _like,
+    exp.ILike: _like,
+    exp.Cast: _cast,
+    exp.Extract: _date_part,
+    **dict.fromkeys(DATE_PART_OF, _date_part),
+    exp.TimestampTrunc: _date_trunc,
+    exp.DateTrunc: _date_trunc,
+    exp.TimeToStr: _time_to_str,
+    exp.Upper: _unary(lambda v: str(v).upper()),
+    exp.Lower: _unary(lambda v: str(v).lower()),
+    exp.Trim: _unary(lambda v: str(v).strip()),
+    exp.Length: _unary(lambda v: len(str(v))),
+    exp.DPipe: _dpipe,
+    exp.Concat: _concat,
+}

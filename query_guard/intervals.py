@@ -1,4 +1,4 @@
-"""Interval arithmetic on closed bounds (None = unbounded), for ``rules/type_bounds.py``.
+"""Interval arithmetic on closed bounds (None = unbounded), for ``typer.py``.
 
 Division excludes 0 from the divisor: the guard's safe division turns ``x / 0`` into NULL,
 so only non-zero divisors produce values (an integer divisor in [lo, hi] ∋ 0 is treated

@@ -1,26 +1,27 @@
-"""Text → one sqlglot SELECT tree, or a refusal with the position of the problem.
+"""Text → sqlglot statements, or a refusal with the position of the problem.
 
 Researchers write PostgreSQL/DuckDB-style SQL, so the DuckDB dialect reads it. Limits on
 the text and tokens run before the recursive-descent parser; a RecursionError from the
-parser is turned into a ``too_complex`` refusal, never let out.
+parser is turned into a ``too_complex`` refusal, never let out. The rules then start
+from the statements (``rules/single_select.py`` first).
 """
 
 from __future__ import annotations
 
-from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel, ParseError, TokenError
 
 from query_guard.context import Context
+from query_guard.draft import Draft
 from query_guard.errors import LimitError, SqlSyntaxError
+from query_guard.limits import limit_text, limit_tokens
 from query_guard.positions import line_column
-from query_guard.rules.limit_size import limit_text, limit_tokens, limit_tree
-from query_guard.rules.single_select import single_select
 
 DIALECT = "duckdb"
 
 
-def parse_select(ctx: Context) -> exp.Select:
+def parse(ctx: Context) -> Draft:
+    """The draft the rules start from: the statements of ``ctx.sql`` and their starts."""
     sql = ctx.sql
     limit_text(sql, ctx)
     dialect = Dialect.get_or_raise(DIALECT)
@@ -60,9 +61,7 @@ def parse_select(ctx: Context) -> exp.Select:
         raise LimitError(
             "query nested too deeply to read: past the nesting limit", line=1, column=1
         ) from None
-    select = single_select(statements, ctx, _statement_starts(tokens, len(statements)))
-    limit_tree(select, ctx)
-    return select
+    return Draft(ctx, statements, _statement_starts(tokens, len(statements)))
 
 
 def statement_keywords(tokens: list, ctx: Context) -> None:

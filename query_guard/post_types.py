@@ -16,8 +16,8 @@ from sqlglot import exp
 from query_guard.context import Context
 from query_guard.errors import ImplicitCastError
 from query_guard.positions import show
-from query_guard.rules.safe_arithmetic import operand_groups
-from query_guard.rules.type_bounds import TEXT_TYPES
+from query_guard.total_expressions import operand_groups
+from query_guard.typer import TEXT_TYPES
 
 _BOOL = (
     exp.EQ,

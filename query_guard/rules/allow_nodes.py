@@ -20,6 +20,7 @@ from query_guard.allow_lists import (
     STRUCTURE_ARGS,
 )
 from query_guard.context import Context
+from query_guard.draft import Draft
 from query_guard.errors import NotAllowedError
 from query_guard.positions import written_name
 
@@ -35,12 +36,15 @@ _CLAUSE = {
 _TABLE_FUNCTION_HINT = "a table function or file reader cannot be used as a table"
 
 
-def allow_nodes(tree: exp.Expr, ctx: Context) -> None:
+def allow_nodes(draft: Draft) -> None:
+    tree, ctx = draft.need("select"), draft.ctx
     for node in tree.walk():
         _check(node, ctx)
 
 
 def _check(node: exp.Expr, ctx: Context) -> None:
+    """Refuse ``node`` unless its type is allowed; about 60 lines as one ordered list of
+    refusals, the most specific codes (window, table function, file) first."""
     kind = type(node)
     if isinstance(node, exp.Window):
         inner = node.this
@@ -122,6 +126,8 @@ def _check_args(node: exp.Expr, allowed: frozenset[str], ctx: Context) -> None:
 
 
 def _check_structure(node: exp.Expr, ctx: Context) -> None:
+    """Refuse a structural node (WITH, FROM item, JOIN, clause) in a place it may not be;
+    over 60 lines as one ordered list of refusals, each with its own message and code."""
     parent = node.parent
     if isinstance(node, exp.With) and node.args.get("recursive"):
         ctx.refuse(

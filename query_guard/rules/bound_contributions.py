@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from query_guard.draft import Draft
 from query_guard.relation import BaseTable, Relation
 from query_guard.scenario import Scenario
 
@@ -42,9 +43,17 @@ class Bounding:
     content: tuple[exp.Column, ...] = ()
 
 
-def bound_contributions(
+def bound_contributions(draft: Draft) -> None:
+    """``draft.bounding``: how the engine query bounds each person's rows."""
+    keys = [k.expr for k in draft.need("shape").keys]
+    draft.bounding = bounding(draft.need("relation"), keys, draft.ctx.scenario)
+
+
+def bounding(
     rel: Relation, keys: Sequence[exp.Expr], scenario: Scenario | None = None
 ) -> Bounding:
+    """The bounding pass for ``rel`` grouped by ``keys`` (none needed: every dataset has
+    one row per person)."""
     many = [b for b in rel.bases if not b.info.one_row_per_unit]
     first = rel.bases[0]
     if not many:

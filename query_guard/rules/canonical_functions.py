@@ -10,21 +10,24 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from query_guard.allow_lists import DATE_PARTS
 from query_guard.context import Context
+from query_guard.draft import Draft
 from query_guard.errors import NotAllowedError
-from query_guard.rules.allow_nodes import DATE_PARTS
 
 
-def canonical_functions(tree: exp.Expr, ctx: Context) -> exp.Expr:
+def canonical_functions(draft: Draft) -> None:
+    tree: exp.Expr = draft.need("select")
     for node in list(tree.walk()):
-        replacement = _canonical(node, ctx)
+        replacement = _canonical(node, draft.ctx)
         if replacement is not None and replacement is not node:
             _keep_meta(node, replacement)
             if node is tree:
                 tree = replacement
             else:
                 node.replace(replacement)
-    return tree
+    assert isinstance(tree, exp.Select)
+    draft.select = tree
 
 
 def _canonical(node: exp.Expr, ctx: Context) -> exp.Expr | None:

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from query_guard.context import Context
+from query_guard.draft import Draft
 from query_guard.errors import BoundsError, TypeMismatchError
 from query_guard.positions import show
 from query_guard.relation import base_column
-from query_guard.rules.safe_arithmetic import safe_arithmetic
-from query_guard.rules.type_bounds import Info, Typer
 from query_guard.shape import AggCall
+from query_guard.total_expressions import safe_arithmetic
+from query_guard.typer import Info, Typer
 
 FIXED_POINT_TARGET = 2**20
 MAX_FIXED_POINT = 2**40
@@ -56,7 +57,14 @@ class ValueSpec:
     value_type: str = "int"
 
 
-def clamp_values(call: AggCall, typer: Typer, ctx: Context) -> ValueSpec:
+def clamp_values(draft: Draft) -> None:
+    """``draft.values``: each measurement's engine value, typed, bounded and clamped."""
+    typer = draft.need("typer")
+    draft.values = {call.id: value_spec(call, typer, draft.ctx) for call in draft.need("shape").aggs}
+
+
+def value_spec(call: AggCall, typer: Typer, ctx: Context) -> ValueSpec:
+    """The clamped engine value of ``call``, or a refusal (a text, date or unbounded value)."""
     if call.arg is None:
         return ValueSpec(None)
     if call.kind in ("count", "count_distinct"):

@@ -11,33 +11,27 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from query_guard.catalog import ColumnInfo
-from query_guard.context import Context
+from query_guard.draft import Draft
 from query_guard.errors import IdentifierColumnError, ScopeError
-from query_guard.relation import BaseTable, column_info
+from query_guard.relation import base_column
 
 
-def column_scope(base: BaseTable, name: str, node: exp.Expr, ctx: Context) -> ColumnInfo:
-    dataset = base.info.name.lower()
-    info = column_info(base, name)
-    if info is None:
-        ctx.refuse(
-            ScopeError,
-            f"column {name}: not a column of dataset {dataset} in the approved scenario (第十五条)",
-            node,
-        )
-    if info.is_identifier:
-        ctx.refuse(
-            IdentifierColumnError,
-            f"identifier column {dataset}.{info.name}: identifier columns cannot be used"
-            " anywhere in a query",
-            node,
-        )
-    if name.lower() != base.unit and not ctx.scenario.allows_column(dataset, info.name):
-        ctx.refuse(
-            ScopeError,
-            f"column {dataset}.{info.name}: not among the columns approved for this scenario"
-            " (第十五条)",
-            node,
-        )
-    return info
+def column_scope(draft: Draft) -> None:
+    """Every column the engine query reads is in scope and no identifier.
+
+    Each column was checked where it was written, as the resolver met it
+    (:func:`query_guard.name_checks.check_column`, which points at the first out of
+    scope); this re-checks the flattened filters, keys and aggregate arguments, so that a
+    path around that check fails closed."""
+    ctx, rel, shape = draft.ctx, draft.need("relation"), draft.need("shape")
+    exprs = [*rel.filters, *(k.expr for k in shape.keys), *(a.arg for a in shape.aggs if a.arg is not None)]
+    for expr in exprs:
+        for col in expr.find_all(exp.Column):
+            found = base_column(col, rel.bases)
+            if found is None:
+                continue
+            base, info = found
+            if info.is_identifier:
+                ctx.refuse(IdentifierColumnError, f"identifier column {info.name}", col)
+            if info.name.lower() != base.unit and not ctx.scenario.allows_column(base.info.name, info.name):
+                ctx.refuse(ScopeError, f"column {base.info.name}.{info.name}: not approved", col)

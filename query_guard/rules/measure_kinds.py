@@ -8,120 +8,22 @@ quantile fractions that are not constants in [0, 1], have no bounded sensitivity
 
 from __future__ import annotations
 
-from sqlglot import exp
-
-from query_guard.context import Context
+from query_guard.draft import Draft
 from query_guard.errors import NotAllowedError, ScopeError
-from query_guard.positions import show
-from query_guard.relation import Relation, is_unit
-from query_guard.rules.flatten_subqueries import Resolver, has_aggregate
-from query_guard.rules.privacy_unit import forbid_unit
-from query_guard.shape import AggCall
-
-KIND_OF: dict[type[exp.Expr], str] = {
-    exp.Count: "count",
-    exp.Sum: "sum",
-    exp.Avg: "mean",
-    exp.Variance: "variance",
-    exp.VariancePop: "variance",
-    exp.Stddev: "stddev",
-    exp.StddevSamp: "stddev",
-    exp.StddevPop: "stddev",
-    exp.Median: "quantile",
-    exp.PercentileCont: "quantile",
-}
-
-MAX_QUANTILES = 20
+from query_guard.measures import KIND_OF
+from query_guard.relation import is_unit
 
 
-def make_call(
-    node: exp.Expr, resolver: Resolver, rel: Relation, ctx: Context, index: int
-) -> AggCall:
-    kind = KIND_OF.get(type(node))
-    if kind is None:
-        ctx.refuse(
-            NotAllowedError,
-            f"aggregate {node.key.upper()}: not allowed",
-            node,
-            code="function_not_allowed",
-        )
-    for child in node.iter_expressions():
-        inner = has_aggregate(child)
-        if inner is not None:
-            ctx.refuse(
-                NotAllowedError,
-                f"aggregate {show(inner, 40)} inside {node.key.upper()}(): nested"
-                " aggregates are not allowed",
-                inner,
-                code="nested_aggregate",
-            )
-    name = node.key.upper()
-    arg: exp.Expr | None = None
-    quantiles: tuple[float, ...] = ()
-    target = node.this
-    if isinstance(node, exp.Count):
-        if node.expressions:
-            ctx.refuse(NotAllowedError, "COUNT with several arguments", node)
-        if target is None or isinstance(target, exp.Star):
-            arg = None
-        elif isinstance(target, exp.Distinct):
-            values = target.expressions
-            flat = resolver.flatten(values[0], rel) if len(values) == 1 else None
-            if flat is None or not is_unit(flat, rel.bases):
-                ctx.refuse(
-                    NotAllowedError,
-                    f"{show(node, 60)}: COUNT(DISTINCT …) is allowed only of the privacy unit",
-                    target,
-                )
-            kind = "count_distinct"
-            arg = flat
-        else:
-            arg = resolver.flatten(target, rel)
-            forbid_unit(arg, rel.bases, ctx, "COUNT(…) (use COUNT(*) or COUNT(DISTINCT unit))")
-    else:
-        if isinstance(target, exp.Distinct):
-            ctx.refuse(
-                NotAllowedError,
-                f"{name}({show(target, 50)}): DISTINCT is allowed only as COUNT(DISTINCT unit)",
-                target,
-            )
-        if target is None:
-            ctx.refuse(NotAllowedError, f"{name}(): needs a value", node)
-        arg = resolver.flatten(target, rel)
-        forbid_unit(arg, rel.bases, ctx, f"{name}(…)")
-        if isinstance(node, exp.Median):
-            quantiles = (0.5,)
-        elif isinstance(node, exp.PercentileCont):
-            quantiles = _fractions(node.expression, node, ctx)
-    if not ctx.scenario.allows_aggregate(kind):
-        ctx.refuse(
-            ScopeError,
-            f"aggregate {name} ({kind}): not among the aggregates approved for this scenario"
-            " (第十五条)",
-            node,
-        )
-    ddof = 0 if isinstance(node, (exp.VariancePop, exp.StddevPop)) else 1
-    canonical = f"{kind}|{arg.sql('duckdb') if arg is not None else '*'}|{quantiles}|{ddof}"
-    return AggCall(f"m{index}", kind, node, arg, quantiles, canonical, ddof)
+def measure_kinds(draft: Draft) -> None:
+    """Every measurement is of a kind the release knows and the scenario allows.
 
-
-def _fractions(node: exp.Expr | None, parent: exp.Expr, ctx: Context) -> tuple[float, ...]:
-    values = node.expressions if isinstance(node, exp.Array) else [node]
-    if not values or len(values) > MAX_QUANTILES:
-        ctx.refuse(
-            NotAllowedError, f"quantile fractions: give 1 to {MAX_QUANTILES} constants", parent
-        )
-    fractions = []
-    for value in values:
-        if not (isinstance(value, exp.Literal) and not value.is_string):
-            text = value.sql("duckdb")[:40] if value is not None else "?"
-            ctx.refuse(
-                NotAllowedError,
-                f"quantile fraction {text}: must be a constant between 0 and 1",
-                value if value is not None else parent,
-            )
-        q = float(str(value.this))
-        if not 0.0 <= q <= 1.0:
-            ctx.refuse(NotAllowedError, f"quantile fraction {q:g}: must be between 0 and 1", value)
-        fractions.append(q)
-    return tuple(fractions)
+    Each aggregate was checked where it was written, as the aggregate split met it
+    (:func:`query_guard.measures.make_call`, which points at the first refused); this
+    re-checks the finished calls, so that a path around that check fails closed."""
+    ctx, rel = draft.ctx, draft.need("relation")
+    kinds = {*KIND_OF.values(), "count_distinct"}
+    for call in draft.need("shape").aggs:
+        if call.kind not in kinds or not ctx.scenario.allows_aggregate(call.kind):
+            ctx.refuse(ScopeError, f"aggregate {call.kind}: not approved", call.node)
+        if call.kind == "count_distinct" and not (call.arg is not None and is_unit(call.arg, rel.bases)):
+            ctx.refuse(NotAllowedError, "COUNT(DISTINCT …) is allowed only of the privacy unit", call.node)

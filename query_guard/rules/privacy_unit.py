@@ -9,19 +9,22 @@ count distinct persons or join.
 
 from __future__ import annotations
 
-from sqlglot import exp
-
-from query_guard.context import Context
-from query_guard.errors import PrivacyUnitError
-from query_guard.relation import BaseTable, is_unit
+from query_guard.draft import Draft
+from query_guard.name_checks import refuse_unit_exposure
 
 
-def forbid_unit(expr: exp.Expr, bases: list[BaseTable], ctx: Context, where: str) -> None:
-    for node in expr.find_all(exp.Column):
-        if is_unit(node, bases):
-            ctx.refuse(
-                PrivacyUnitError,
-                f"privacy unit {node.name} in {where}: the unit may only be used as"
-                " COUNT(DISTINCT unit) or as the join key",
-                node,
-            )
+def privacy_unit(draft: Draft) -> None:
+    """No filter, group key or aggregate argument (but COUNT(DISTINCT unit)'s) holds the unit.
+
+    Each was checked where it was written, as it was resolved
+    (:func:`query_guard.name_checks.refuse_unit_exposure`, which points at the first);
+    this re-checks the finished relation and split, so that a path around those checks
+    fails closed."""
+    ctx, rel, shape = draft.ctx, draft.need("relation"), draft.need("shape")
+    for condition in rel.filters:
+        refuse_unit_exposure(condition, rel.bases, ctx, "WHERE")
+    for key in shape.keys:
+        refuse_unit_exposure(key.expr, rel.bases, ctx, "GROUP BY")
+    for call in shape.aggs:
+        if call.arg is not None and call.kind != "count_distinct":
+            refuse_unit_exposure(call.arg, rel.bases, ctx, f"{call.node.key.upper()}(…)")

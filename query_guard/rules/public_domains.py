@@ -17,14 +17,43 @@ import math
 
 from sqlglot import exp
 
+from query_guard.draft import Draft
 from query_guard.evaluate import Unsupported, evaluate
 from query_guard.relation import BaseTable, base_column
-from query_guard.rules.type_bounds import Typer, to_date
+from query_guard.typer import Typer, to_date
 
 MAX_DOMAIN = 10_000
 MAX_ENUMERATION = 5_000
 
 Key = str | int | float | bool | None
+
+
+def public_domains(draft: Draft) -> None:
+    """``draft.domains``: each group key's public domain, or None (partition selection)."""
+    rel, shape, typer = draft.need("relation"), draft.need("shape"), draft.need("typer")
+    for key, expr in zip(shape.keys, draft.key_exprs, strict=True):
+        kind = draft.key_types[key.column]
+        domain = public_domain(key.expr, expr, typer, rel.bases)
+        if domain is not None and len(domain) > MAX_DOMAIN:
+            domain = None
+        if domain is None and kind == "bool":
+            domain = (False, True, None)  # a condition's values are public by its type
+        if domain is not None and not isinstance(key.expr, exp.Column):
+            domain = _typed_domain(domain, kind)
+        draft.domains.append(domain)
+
+
+def _typed_domain(domain: tuple, kind: str) -> tuple:
+    """Domain values in the engine's result type (1 vs 1.0 must not differ)."""
+    if kind not in ("int", "float"):
+        return domain
+    cast = int if kind == "int" else float
+    out: dict[object, None] = {}
+    for value in domain:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = cast(value)
+        out.setdefault(value, None)
+    return tuple(out)
 
 
 def public_domain(

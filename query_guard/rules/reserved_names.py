@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from query_guard.context import Context
+from query_guard.draft import Draft
 from query_guard.errors import NotAllowedError
 
 RESERVED_PREFIX = "__"
 
 
-def reserved_names(tree: exp.Expr, ctx: Context) -> None:
+def reserved_names(draft: Draft) -> None:
+    tree, ctx = draft.need("select"), draft.ctx
     for node in tree.find_all(exp.Identifier):
         name = str(node.this)
         if name.startswith(RESERVED_PREFIX):

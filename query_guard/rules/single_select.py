@@ -10,16 +10,17 @@ from __future__ import annotations
 from sqlglot import exp
 
 from query_guard.context import Context
+from query_guard.draft import Draft
 from query_guard.errors import NotAllowedError, SqlSyntaxError
 from query_guard.positions import line_column
 
 _SET_OPERATIONS = (exp.Union, exp.Intersect, exp.Except)
 
 
-def single_select(
-    statements: list[exp.Expr | None], ctx: Context, starts: list[int | None]
-) -> exp.Select:
-    offsets = starts + [None] * (len(statements) - len(starts))
+def single_select(draft: Draft) -> None:
+    """``draft.select``: the one statement, when it is a SELECT."""
+    ctx, statements = draft.ctx, draft.statements
+    offsets = draft.starts + [None] * (len(statements) - len(draft.starts))
     present = [(s, o) for s, o in zip(statements, offsets, strict=False) if s is not None]
     if not present:
         raise SqlSyntaxError(
@@ -51,7 +52,7 @@ def single_select(
             "statement_not_allowed",
         )
     assert isinstance(statement, exp.Select)
-    return statement
+    draft.select = statement
 
 
 def _refuse_at(ctx: Context, message: str, offset: int | None, code: str) -> None:

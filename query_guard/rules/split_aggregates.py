@@ -12,33 +12,37 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from query_guard.allow_lists import AGGREGATES
 from query_guard.context import Context
+from query_guard.draft import Draft
 from query_guard.errors import (
     NotAllowedError,
     ResultLimitError,
     RowLevelOutputError,
     ScopeError,
 )
+from query_guard.limits import MAX_RESULT_ROWS
+from query_guard.measures import make_call
+from query_guard.name_checks import refuse_unit_exposure
 from query_guard.plan import OrderItem, OutputColumn
-from query_guard.relation import base_column, is_unit
-from query_guard.rules.allow_nodes import AGGREGATES
-from query_guard.rules.flatten_subqueries import Resolver, has_aggregate, output_name
-from query_guard.rules.limit_size import MAX_RESULT_ROWS
-from query_guard.rules.measure_kinds import make_call
-from query_guard.rules.privacy_unit import forbid_unit
+from query_guard.relation import Relation, base_column, is_unit
+from query_guard.resolver import Resolver, has_aggregate, output_name
 from query_guard.shape import AggCall, KeySpec, Shape, int_literal, unique_names
+from query_guard.total_expressions import safe_post
 
 
-def split_aggregates(select: exp.Select, resolver: Resolver, ctx: Context) -> Shape:
-    rel = resolver.relation(select, {})
+def split_aggregates(draft: Draft) -> None:
+    """``draft.shape``: the outer query's group keys, aggregate calls, outputs and
+    post-processing (each aggregate checked as it is met: :func:`query_guard.measures.make_call`)."""
+    rel: Relation = draft.need("relation")
     shape = Shape(relation=rel)
-    splitter = _Splitter(select, resolver, ctx, shape)
+    splitter = _Splitter(draft.need("select"), draft.need("resolver"), draft.ctx, shape)
     splitter.group_keys()
     splitter.select_items()
     splitter.having()
     splitter.order_by()
     splitter.limit()
-    return shape
+    draft.shape = shape
 
 
 class _Splitter:
@@ -85,7 +89,7 @@ class _Splitter:
                     code="nested_aggregate",
                 )
             flat = self.resolver.flatten(expr, self.rel)
-            forbid_unit(flat, self.rel.bases, self.ctx, "GROUP BY")
+            refuse_unit_exposure(flat, self.rel.bases, self.ctx, "GROUP BY")
             for col in flat.find_all(exp.Column):
                 found = base_column(col, self.rel.bases)
                 if found and not self.ctx.scenario.allows_group_by(
@@ -147,7 +151,7 @@ class _Splitter:
             if key is None:
                 col = next(flat.find_all(exp.Column), None)
                 if col is not None and is_unit(col, self.rel.bases):
-                    forbid_unit(flat, self.rel.bases, self.ctx, "the select list")
+                    refuse_unit_exposure(flat, self.rel.bases, self.ctx, "the select list")
                 what = "GROUP BY" if has_keys else "an aggregate or GROUP BY"
                 self.ctx.refuse(
                     RowLevelOutputError,
@@ -345,8 +349,6 @@ def output_name_as_written(item: exp.Expr) -> str:
 
 def _safe_post(expr: exp.Expr) -> exp.Expr:
     """Post-processing runs on released values: casts never raise, PI() is a literal."""
-    from query_guard.rules.safe_arithmetic import safe_post
-
     return safe_post(expr)
 
 
