@@ -391,6 +391,7 @@ def append(
     for name, value in (("actor", actor), ("role", role), ("action", action), ("subject", subject)):
         if not isinstance(value, str):
             raise EntryError(f"{name} must be a string")
+    action = str(action)  # an ``audit_log.actions.Action`` is written as its plain name
     head = _head(conn)
     seq, prev = head.size, head.chain
     time = format_time(now)
