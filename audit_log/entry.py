@@ -54,12 +54,6 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-def parse_time(text: str) -> datetime:
-    if not _TIME_RE.fullmatch(text):
-        raise EntryError(f"time {text!r} is not RFC 3339 UTC with microseconds")
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-
-
 def chain_hash(prev_chain: bytes, leaf_hash: bytes, th: TreeHash = SHA256) -> bytes:
     """chain[n] = H(chain[n-1] || leaf_hash[n]) (see module docstring)."""
     return th.digest(prev_chain + leaf_hash)

@@ -57,6 +57,11 @@ class TreeHash:
     def __repr__(self) -> str:
         return f"TreeHash({self.name})"
 
+    def __reduce__(self) -> tuple[Callable[[str], TreeHash], tuple[str]]:
+        """Pickled by name (the verifier's worker processes send compact ranges back), so
+        an unpickled ``SHA256`` is the same object and ``th is SHA256`` still holds."""
+        return tree_hash, (self.name,)
+
 
 SHA256: Final = TreeHash("sha256", lambda data: _sha256(data).digest())
 SM3: Final = TreeHash("sm3", _sm3)

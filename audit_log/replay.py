@@ -25,13 +25,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from audit_log.actions import Action
+
 REPLAY_FORMAT = "sandbox-replay/v1"
-STARTED = "query.started"  # the charge, committed before the engine reads anything
-RELEASED = "query.released"
-FAILED = "query.failed"  # any failure after the start: the start's charge stands
-REFUSED = "query.refused"
-SUSPENSION_ACTIONS = ("suspension.created", "suspension.lifted")
-TIER_CHANGED = "dataset.tier_changed"
 
 
 def agree(a: float, b: float) -> bool:
@@ -160,22 +156,22 @@ def replay(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         details = entry.get("details") or {}
         actor = str(entry.get("actor", ""))
         approval_id = details.get("approval_id") if isinstance(details, Mapping) else None
-        if action in (RELEASED, FAILED) and is_outcome_of_start(details):
+        if action in (Action.QUERY_RELEASED, Action.QUERY_FAILED) and is_outcome_of_start(details):
             outcomes[details.get("start_seq")] = action
-            researcher(actor)["releases"] += action == RELEASED
+            researcher(actor)["releases"] += action == Action.QUERY_RELEASED
             if approval_id is not None:
-                _approval(approvals, approval_id)["releases"] += action == RELEASED
-        elif action in (STARTED, RELEASED, FAILED):
+                _approval(approvals, approval_id)["releases"] += action == Action.QUERY_RELEASED
+        elif action in (Action.QUERY_STARTED, Action.QUERY_RELEASED, Action.QUERY_FAILED):
             eps = as_number(details.get("epsilon")) or 0.0
             delta = as_number(details.get("delta")) or 0.0
-            researcher(actor)["releases"] += action == RELEASED
+            researcher(actor)["releases"] += action == Action.QUERY_RELEASED
             researcher(actor)["epsilon_spent"] += eps
-            if action == STARTED:
+            if action == Action.QUERY_STARTED:
                 started[entry.get("seq")] = approval_id
             if approval_id is not None:
                 rec = _approval(approvals, approval_id)
                 rec["researcher"] = rec["researcher"] or actor
-                rec["releases"] += action == RELEASED
+                rec["releases"] += action == Action.QUERY_RELEASED
                 rec["epsilon_spent"] += eps
                 rec["delta_spent"] += delta
                 rho = as_number(details.get("rho"))
@@ -194,22 +190,22 @@ def replay(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
                 )
                 if "budget_after" in details:
                     _check_budget_after(rec, entry.get("seq"), details["budget_after"])
-        elif action == REFUSED:
+        elif action == Action.QUERY_REFUSED:
             rec_r = researcher(actor)
             rec_r["refusals"] += 1
             code = str(details.get("code") or details.get("error_code") or "unspecified")
             rec_r["refusal_codes"][code] = rec_r["refusal_codes"].get(code, 0) + 1
             if approval_id is not None:
                 _approval(approvals, approval_id)["refusals"] += 1
-        elif action in SUSPENSION_ACTIONS:
+        elif action in (Action.SUSPENSION_CREATED, Action.SUSPENSION_LIFTED):
             suspensions.append(_event(entry))
-        elif action == TIER_CHANGED:
+        elif action == Action.DATASET_TIER_CHANGED:
             tier_changes.append(_event(entry))
         elif action.startswith("key."):
             key_changes.append(_event(entry))
         if (
             approval_id is not None
-            and action != RELEASED
+            and action != Action.QUERY_RELEASED
             and isinstance(details, Mapping)
             and "epsilon_total" in details
         ):

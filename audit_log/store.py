@@ -53,6 +53,7 @@ from typing import Any, NamedTuple
 
 from audit_log import tree
 from audit_log.checkpoint import Checkpoint, Note, sign_checkpoint
+from audit_log.compact_range import CompactRange, fold
 from audit_log.entry import ZERO_CHAIN, chain_hash, encode_entry, format_time
 from audit_log.errors import CheckpointError, EntryError, ProofError, StoreError
 from audit_log.hashing import PROFILE_TREE_HASH, SHA256, TreeHash, tree_hash
@@ -292,8 +293,7 @@ def _hashes(conn: sqlite3.Connection, parts: list[list[tree.Node]], tree_size: i
     th = _log_tree_hash(conn)
     _remember_tree_hash(conn, th)  # the fetch proved the log holds ``tree_size`` > 0 entries
     return [
-        node(*part[0]) if len(part) == 1 else tree.fold([node(*n) for n in part], th)
-        for part in parts
+        node(*part[0]) if len(part) == 1 else fold([node(*n) for n in part], th) for part in parts
     ]
 
 
@@ -322,14 +322,13 @@ def consistency_proof(conn: sqlite3.Connection, old_size: int, new_size: int) ->
 
 # ----------------------------------------------------------------------------- appending
 class _Head(NamedTuple):
-    """The log as one connection last left it: size, last chain hash, and the hashes of
-    the perfect subtrees covering ``[0, size)`` (largest first), from which the subtrees
+    """The log as one connection last left it: size, last chain hash, and its compact
+    range ``[0, size)`` (hashed with the log's tree hash), from which the subtrees
     completed by the next leaf are computed without reading anything."""
 
     size: int
     chain: bytes
-    border: tuple[tuple[int, bytes], ...]
-    th: TreeHash
+    border: CompactRange
 
 
 # Keyed by id(connection) (sqlite3 connections take no weak references) and only used
@@ -353,7 +352,7 @@ def _head(conn: sqlite3.Connection) -> _Head:
     last entry (one primary-key read), else read from the stored subtrees."""
     last = conn.execute(_LAST_ENTRY).fetchone()
     if last is None:
-        return _Head(0, ZERO_CHAIN, (), tree_hash_of(conn))
+        return _Head(0, ZERO_CHAIN, CompactRange(tree_hash_of(conn)))
     tree_size, chain = int(last[0]) + 1, bytes(last[1])
     head = _heads.get(id(conn))
     if head is not None and head.size == tree_size and head.chain == chain:
@@ -361,25 +360,8 @@ def _head(conn: sqlite3.Connection) -> _Head:
         return head
     nodes = tree.perfect_subtrees(0, tree_size)
     node = _fetch(conn, nodes, tree_size)
-    return _Head(
-        tree_size, chain, tuple((lv, node(lv, i)) for lv, i in nodes), _log_tree_hash(conn)
-    )
-
-
-def _grow(
-    border: tuple[tuple[int, bytes], ...], seq: int, leaf: bytes, th: TreeHash
-) -> tuple[tuple[tuple[int, bytes], ...], list[tuple[int, int, bytes]]]:
-    """The border after appending leaf ``seq``, and the perfect subtrees it completes
-    (one per trailing 1 bit of ``seq``) as ``(level, index, hash)`` rows to store."""
-    stack = list(border)
-    completed: list[tuple[int, int, bytes]] = []
-    level, h = 0, leaf
-    while stack and stack[-1][0] == level:
-        h = th.hash_children(stack.pop()[1], h)
-        level += 1
-        completed.append((level, seq >> level, h))
-    stack.append((level, h))
-    return tuple(stack), completed
+    border = CompactRange(_log_tree_hash(conn), 0, tree_size, [node(*n) for n in nodes])
+    return _Head(tree_size, chain, border)
 
 
 def append(
@@ -409,6 +391,7 @@ def append(
     for name, value in (("actor", actor), ("role", role), ("action", action), ("subject", subject)):
         if not isinstance(value, str):
             raise EntryError(f"{name} must be a string")
+    action = str(action)  # an ``audit_log.actions.Action`` is written as its plain name
     head = _head(conn)
     seq, prev = head.size, head.chain
     time = format_time(now)
@@ -422,18 +405,22 @@ def append(
         details=details,
         prev=prev.hex(),
     )
-    th = head.th
+    # The border grows in place, so the head leaves the cache until the append is done:
+    # an append that fails halfway leaves no head (one re-read), never a wrong one.
+    _heads.pop(id(conn), None)
+    border = head.border
+    th = border.th
     leaf = th.hash_leaf(data)
     chain = chain_hash(prev, leaf, th)
     conn.execute(_INSERT_ENTRY, (seq, time, actor, role, action, subject, data, leaf, chain))
-    border, completed = _grow(head.border, seq, leaf, th)
+    completed = border.append(leaf)  # (level, idx, hash) rows of the subtrees it completes
     if len(completed) == 1:
         conn.execute(_INSERT_NODE, completed[0])
     elif completed:
         conn.executemany(_INSERT_NODE, completed)
     if id(conn) not in _heads and len(_heads) >= _MAX_HEADS:
         _heads.pop(next(iter(_heads)))
-    _heads[id(conn)] = _Head(seq + 1, chain, border, th)
+    _heads[id(conn)] = _Head(seq + 1, chain, border)
     _remember_tree_hash(conn, th)
     return AppendedEntry(seq, leaf.hex(), chain.hex(), seq + 1, time)
 

@@ -4,7 +4,7 @@ The log stores the hash of every *perfect* subtree (a complete binary subtree wh
 start at a multiple of its size): level 0 are leaf hashes, level ``l`` index ``i`` covers
 leaves ``[i·2^l, (i+1)·2^l)``. Every node RFC 9162's recursive definitions need is either
 such a perfect subtree or the fold of at most ``log2(n)`` of them, so roots and proofs cost
-O(log n) lookups whatever the tree size (transparency-dev/merkle ``compact`` ranges).
+O(log n) lookups whatever the tree size (``audit_log.compact_range``).
 
 ``NodeReader`` is ``(level, index) -> hash``; ``leaves_node_reader`` builds one from a list
 for tests and small trees. ``inclusion_plan`` (and ``plan`` of ``consistency_ranges``)
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from audit_log.compact_range import Node, fold, perfect_subtrees
 from audit_log.errors import ProofError
 from audit_log.hashing import SHA256, TreeHash
 
@@ -32,38 +33,6 @@ def largest_power_of_two_below(n: int) -> int:
     if n < 2:
         raise ValueError("n must be at least 2")
     return 1 << ((n - 1).bit_length() - 1)
-
-
-Node = tuple[int, int]  # (level, index) of a perfect subtree
-
-
-def perfect_subtrees(start: int, end: int) -> list[Node]:
-    """``[start, end)`` as perfect subtrees left to right (for RFC 9162's split ranges).
-
-    >>> perfect_subtrees(0, 7)
-    [(2, 0), (1, 2), (0, 6)]
-    """
-    if end <= start:
-        raise ProofError(f"empty subtree range [{start}, {end})")
-    parts: list[Node] = []
-    pos = start
-    while pos < end:
-        size = 1 << ((end - pos).bit_length() - 1)  # largest power of two <= remaining
-        while pos % size:
-            size >>= 1
-        level = size.bit_length() - 1
-        parts.append((level, pos >> level))
-        pos += size
-    return parts
-
-
-def fold(parts: Sequence[bytes], th: TreeHash = SHA256) -> bytes:
-    """MTH of adjacent perfect subtrees given left to right: folded from the right, which
-    is exactly RFC 9162's recursive definition over their union."""
-    result = parts[-1]
-    for left in reversed(parts[:-1]):
-        result = th.hash_children(left, result)
-    return result
 
 
 def subtree_hash(start: int, end: int, node: NodeReader, th: TreeHash = SHA256) -> bytes:
@@ -170,35 +139,3 @@ def leaves_node_reader(leaf_hashes: Sequence[bytes], th: TreeHash = SHA256) -> N
             raise ProofError(f"no perfect subtree at level {level} index {index}") from None
 
     return node
-
-
-class RootBuilder:
-    """Streaming MTH: push leaf hashes one by one, read the root at any size.
-
-    Keeps the right border of perfect subtrees (a compact range from 0), so memory is
-    O(log n) and each push costs amortised one node hash.
-    """
-
-    __slots__ = ("_stack", "size", "th")
-
-    def __init__(self, th: TreeHash = SHA256) -> None:
-        self._stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly decreasing
-        self.size = 0
-        self.th = th
-
-    def push(self, leaf_hash: bytes) -> None:
-        stack = self._stack
-        level, h = 0, leaf_hash
-        while stack and stack[-1][0] == level:
-            h = self.th.hash_children(stack.pop()[1], h)
-            level += 1
-        stack.append((level, h))
-        self.size += 1
-
-    def root(self) -> bytes:
-        if not self._stack:
-            return self.th.empty_root()
-        h = self._stack[-1][1]
-        for _, left in reversed(self._stack[:-1]):
-            h = self.th.hash_children(left, h)
-        return h

@@ -45,9 +45,10 @@ from audit_log.checkpoint import (
     open_checkpoint,
     tree_hash_for_keys,
 )
+from audit_log.compact_range import CompactRange
 from audit_log.entry import ZERO_CHAIN, check_canonical
 from audit_log.errors import CheckpointError, EntryError, VerificationError
-from audit_log.hashing import LEAF_PREFIX, NODE_PREFIX, SHA256, TreeHash, tree_hash
+from audit_log.hashing import LEAF_PREFIX, SHA256, TreeHash, tree_hash
 
 _ZERO32 = ZERO_CHAIN
 _PARALLEL_MIN_BYTES = 32 * 1024 * 1024
@@ -83,10 +84,7 @@ class VerifyReport:
         }
 
 
-# --------------------------------------------------------------------------- compact ranges
-Piece = tuple[int, int, bytes]  # (level, first leaf index, hash) of a perfect subtree
-
-
+# --------------------------------------------------------------------------- leaf hashes
 def _leaf_hashes(lines: Sequence[bytes], th: TreeHash) -> list[bytes]:
     if th is SHA256:  # the hot loop, without a call per line through ``TreeHash.digest``
         return [_sha256(LEAF_PREFIX + line).digest() for line in lines]
@@ -94,64 +92,11 @@ def _leaf_hashes(lines: Sequence[bytes], th: TreeHash) -> list[bytes]:
     return [digest(LEAF_PREFIX + line) for line in lines]
 
 
-def _push(stack: list[Piece], level: int, start: int, h: bytes, th: TreeHash = SHA256) -> None:
-    """Append a perfect subtree to a compact range, merging it with its left sibling(s)."""
-    while stack:
-        top_level, top_start, top_hash = stack[-1]
-        if top_level != level or top_start % (2 << level) or top_start + (1 << level) != start:
-            break
-        stack.pop()
-        h = th.hash_children(top_hash, h)
-        level, start = level + 1, top_start
-    stack.append((level, start, h))
-
-
-def _perfect_root(leaves: Sequence[bytes], th: TreeHash = SHA256) -> bytes:
-    """Root of a perfect subtree (len(leaves) a power of two), level by level."""
-    level = list(leaves)
-    node = NODE_PREFIX
-    if th is SHA256:
-        sha256 = _sha256
-        while len(level) > 1:
-            level = [
-                sha256(node + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)
-            ]
-        return level[0]
-    digest = th.digest
-    while len(level) > 1:
-        level = [digest(node + level[i] + level[i + 1]) for i in range(0, len(level), 2)]
-    return level[0]
-
-
-def _pieces(leaves: Sequence[bytes], first_index: int, th: TreeHash = SHA256) -> list[Piece]:
-    """The leaves ``first_index ..`` as maximal aligned perfect subtrees, left to right
-    (the compact range of transparency-dev/merkle), which ``_push`` can merge in order."""
-    out: list[Piece] = []
-    pos, end = first_index, first_index + len(leaves)
-    while pos < end:
-        size = pos & -pos if pos else 1 << (end - pos).bit_length()
-        while size > end - pos:
-            size >>= 1
-        at = pos - first_index
-        out.append((size.bit_length() - 1, pos, _perfect_root(leaves[at : at + size], th)))
-        pos += size
-    return out
-
-
-def _fold(stack: Sequence[Piece], th: TreeHash = SHA256) -> bytes:
-    """Root of a compact range that starts at leaf 0 (RFC 9162 MTH)."""
-    if not stack:
-        return th.empty_root()
-    h = stack[-1][2]
-    for _, _, left in reversed(stack[:-1]):
-        h = th.hash_children(left, h)
-    return h
-
-
 # --------------------------------------------------------------------------- per-chunk scan
 @dataclass
 class _Chunk:
-    """What one worker established about a run of lines ``first_index ..``."""
+    """What one worker established about a run of lines ``first_index ..``: its checks,
+    its compact range, and the ranges of its prefixes that end at a checkpoint's size."""
 
     first_index: int
     count: int = 0
@@ -159,8 +104,8 @@ class _Chunk:
     bad_encoding: str | None = None  # message when the anomaly is an encoding error
     first_prev: bytes = _ZERO32
     last_chain: bytes = _ZERO32
-    pieces: list[Piece] = field(default_factory=list)
-    snapshots: dict[int, list[Piece]] = field(default_factory=dict)
+    range: CompactRange | None = None
+    snapshots: dict[int, CompactRange] = field(default_factory=dict)
 
 
 def _seq_prev_light(line: bytes) -> tuple[int, bytes]:
@@ -194,8 +139,9 @@ def _scan_chunk(
     """Check encoding, seq and chain links of ``lines`` and build their compact range.
 
     Stops checking at the first anomaly (the caller classifies it); the leaves are all
-    hashed first so that the pieces stay complete. ``encoding=False`` skips the canonical-JSON check
-    (integrity only: order, chain, tree and signatures are still checked).
+    hashed first so that the compact range stays complete. ``encoding=False`` skips the
+    canonical-JSON check (integrity only: order, chain, tree and signatures are still
+    checked).
     """
     chunk = _Chunk(first_index, len(lines))
     leaves = _leaf_hashes(lines, th)
@@ -221,10 +167,12 @@ def _scan_chunk(
             chunk.bad = i
             break
         chain = digest(prev + leaves[i])
-    chunk.pieces = _pieces(leaves, first_index, th)
+    chunk.range = CompactRange.of_leaves(leaves, first_index, th)
     for size in wanted:
         if first_index < size <= first_index + len(lines):
-            chunk.snapshots[size] = _pieces(leaves[: size - first_index], first_index, th)
+            chunk.snapshots[size] = CompactRange.of_leaves(
+                leaves[: size - first_index], first_index, th
+            )
     chunk.last_chain = chain
     if problem and lines and chunk.bad is None:
         chunk.bad, chunk.bad_encoding = len(lines) - 1, problem
@@ -440,16 +388,15 @@ def _verify_chunks(
             f"entries from {count} on are missing",
         )
     roots: dict[int, bytes] = {0: th.empty_root()}
-    stack: list[Piece] = []
+    whole = CompactRange(th)
     for chunk in chunks:
         for size, snapshot in chunk.snapshots.items():
-            combined = list(stack)
-            for piece in snapshot:
-                _push(combined, *piece, th)
-            roots[size] = _fold(combined, th)
-        for piece in chunk.pieces:
-            _push(stack, *piece, th)
-    roots[count] = _fold(stack, th)
+            prefix = whole.copy()
+            prefix.extend(snapshot)
+            roots[size] = prefix.root()
+        if chunk.range is not None:
+            whole.extend(chunk.range)
+    roots[count] = whole.root()
     matched = [cp for cp in cps if roots[cp.size] == cp.root_hash]
     for cp in cps:
         if roots[cp.size] == cp.root_hash:

@@ -12,11 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import audit_log.compact_range
 import audit_log.entry
 import audit_log.hashing
 import audit_log.tree
 import keys.notekeys
 from audit_log import proofs, tree
+from audit_log.compact_range import CompactRange
 from audit_log.errors import ProofError
 from audit_log.hashing import SHA256, SM3, TreeHash, empty_root, hash_children, hash_leaf
 
@@ -51,10 +53,11 @@ def test_node_hash():
 @pytest.mark.parametrize("size", sorted(ROOTS))
 def test_roots_of_first_n_leaves(size):
     assert tree.root(size, tree.leaves_node_reader(LEAVES[:size])) == ROOTS[size]
-    builder = tree.RootBuilder()
+    streamed = CompactRange()
     for leaf in LEAVES[:size]:
-        builder.push(leaf)
-    assert builder.root() == ROOTS[size]
+        streamed.append(leaf)
+    assert streamed.root() == ROOTS[size]
+    assert CompactRange.of_leaves(LEAVES[:size]).root() == ROOTS[size]
     assert naive_root(LEAVES[:size]) == ROOTS[size]
 
 
@@ -239,7 +242,7 @@ def test_any_single_bit_flip_in_a_proof_fails(th, size, data):
 
 @pytest.mark.parametrize(
     "module",
-    [audit_log.hashing, audit_log.tree, audit_log.entry, keys.notekeys],
+    [audit_log.hashing, audit_log.compact_range, audit_log.tree, audit_log.entry, keys.notekeys],
     ids=lambda m: m.__name__,
 )
 def test_doctests(module):

@@ -14,6 +14,7 @@ from test_audit_support import ORIGIN, T0, create_log, crypto_profile, fill, rin
 
 from audit_log import store
 from audit_log.checkpoint import Checkpoint, sign_checkpoint
+from audit_log.compact_range import CompactRange
 from audit_log.errors import DAMAGE_KINDS, VerificationError
 from audit_log.verify import verify_file, verify_lines
 
@@ -244,12 +245,7 @@ def test_unsigned_tail_is_reported(exported):
 
 
 def _root_of(lines):
-    from audit_log.tree import RootBuilder
-
-    b = RootBuilder(th())
-    for line in lines:
-        b.push(th().hash_leaf(line))
-    return b.root()
+    return CompactRange.of_leaves([th().hash_leaf(line) for line in lines], 0, th()).root()
 
 
 def test_rotated_keys_verify_old_and_new_checkpoints(tmp_path):
@@ -318,19 +314,18 @@ def test_parallel_scan_finds_the_same_damage(exported, tmp_path, name, damage, k
 def test_compact_ranges_of_any_split_give_the_rfc_root(size, cuts):
     """Roots from chunk-local aligned subtrees, merged in order, equal the RFC 9162 root."""
     from audit_log import tree
-    from audit_log.verify import _fold, _push
 
     h = th()
     leaves = [h.hash_leaf(i.to_bytes(4, "big")) for i in range(size)]
     bounds = sorted({0, size, *[c % size for c in cuts]})
-    stack: list = []
+    whole = CompactRange(h)
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        local: list = []
+        local = CompactRange(h, a)
         for i in range(a, b):
-            _push(local, 0, i, leaves[i], h)
-        for piece in local:
-            _push(stack, *piece, h)
-    assert _fold(stack, h) == tree.root(size, tree.leaves_node_reader(leaves, h), h)
+            local.append(leaves[i])
+        assert local == CompactRange.of_leaves(leaves[a:b], a, h)
+        whole.extend(local)
+    assert whole.root() == tree.root(size, tree.leaves_node_reader(leaves, h), h)
 
 
 @pytest.mark.parametrize(
@@ -367,8 +362,6 @@ def test_integrity_only_mode_still_catches_every_change(exported, tmp_path, dama
 def test_integrity_only_mode_does_not_see_a_signed_non_canonical_entry(exported):
     """The trade-off, pinned: a whitespace-padded entry signed by the log passes only in
     integrity-only mode."""
-    from audit_log.tree import RootBuilder
-
     lines = [
         line.replace(b'"action":', b'"action": ', 1) if i == 3 else line
         for i, line in enumerate(exported["lines"][:10])
@@ -381,10 +374,7 @@ def test_integrity_only_mode_does_not_see_a_signed_non_canonical_entry(exported)
         line = line.replace(json.loads(line)["prev"].encode(), prev.hex().encode())
         fixed.append(line)
         prev = chain_hash(prev, th().hash_leaf(line), th())
-    builder = RootBuilder(th())
-    for line in fixed:
-        builder.push(th().hash_leaf(line))
-    note = sign_checkpoint(Checkpoint(ORIGIN, 10, builder.root()), exported["ring"].log_signer())
+    note = sign_checkpoint(Checkpoint(ORIGIN, 10, _root_of(fixed)), exported["ring"].log_signer())
     assert verify_lines(fixed, [exported["pem"]], [note], encoding=False).entries == 10
     with pytest.raises(VerificationError) as info:
         verify_lines(fixed, [exported["pem"]], [note])

@@ -29,6 +29,7 @@ from audit_log.checkpoint import (
     sign_checkpoint,
     tree_hash_for_keys,
 )
+from audit_log.compact_range import CompactRange
 from audit_log.errors import CheckpointError, StoreError, VerificationError
 from audit_log.hashing import SHA256, SM3
 from audit_log.verify import verify_file, verify_lines
@@ -107,12 +108,12 @@ def test_sm3_rfc6962_tree_vectors():
     assert SM3.empty_root().hex() == TREE["empty_root"]
     leaves = [bytes.fromhex(h) for h in TREE["leaves_hex"]]
     hashes = [SM3.hash_leaf(d) for d in leaves]
-    builder = tree.RootBuilder(SM3)
+    streamed = CompactRange(SM3)
     for size in range(1, 9):
-        builder.push(hashes[size - 1])
+        streamed.append(hashes[size - 1])
         expected = TREE["roots"][str(size)]
         assert tree.root(size, tree.leaves_node_reader(hashes[:size], SM3), SM3).hex() == expected
-        assert builder.root().hex() == expected
+        assert streamed.root().hex() == expected
         if size > 1:  # interior nodes are SM3, not SHA-256
             assert tree.root(size, tree.leaves_node_reader(hashes[:size])).hex() != expected
 

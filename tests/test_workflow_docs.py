@@ -8,23 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from audit_log.actions import Action
 from sandbox.governance import workflow
 from sandbox.store import authz
 from sandbox.web.api import workflow as api_workflow
 
 DOC = (Path(__file__).parents[1] / "docs" / "workflow.md").read_text(encoding="utf-8")
-ACTIONS = ["application.submitted", "application.rejected", "approval.granted", "suspension.created",
-           "suspension.lifted", "dataset.tier_changed", "dataset.risk_acknowledged", "objection.filed",
-           "objection.answered", "dataset.registered", "dataset.downloaded", "user.created",
-           "user.token_rotated", "key.master_rotated", "alert.raised",
-           "setting.changed", "publication.submitted", "publication.proposed", "publication.declined",
-           "publication.expert_reviewed", "publication.rejected", "dataset.published",
-           "termination.created", "termination.reversed", "rectification.ordered", "rectification.submitted",
-           "rectification.closed", "rectification.returned", "alert.handled", "application.owner_decided",
-           "organisation.created", "organisation.member_set", "public_objection.filed",
-           "public_objection.answered", "user.registered", "user.token_created", "user.token_revoked",
-           "opening_plan.published", "opening_plan.commented", "dataset.legal_basis_set", "alert.repeated",
-           "publication.city_decided", "approval.amended", "dataset.classified"]
+ACTIONS = [a.value for a in Action]  # every action the project writes (audit_log.actions)
 
 
 def workflow_rules() -> list[tuple[str, str]]:
