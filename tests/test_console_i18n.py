@@ -20,10 +20,10 @@ from html.parser import HTMLParser
 import pytest
 from markupsafe import escape
 
-from sandbox.governance import open_catalog
+from sandbox.governance import open_catalog as catalog
 from sandbox.service.query_service import QueryRequest
 from sandbox.store.users import find_user
-from sandbox.web.console import notes
+from sandbox.web.console import notes as console_notes
 from tests import test_console as base
 from tests.test_console import client_for, post, text, token
 
@@ -134,7 +134,7 @@ def test_every_page_is_fully_in_its_language(app, demo, role, path, lang):
     assert resp.status_code in (200, 404)
     data_words = {r["username"].lower() for r in sb.conn().execute("SELECT username FROM users")}
     data_words |= {r["name"].lower() for r in sb.conn().execute("SELECT name FROM datasets")}
-    data_words |= {c["name"].lower() for e in open_catalog.list_entries(sb, None) for c in e["columns"]}
+    data_words |= {c["name"].lower() for e in catalog.list_entries(sb, None) for c in e["columns"]}
     data_words |= TYPES
     assert untranslated(resp.get_data(as_text=True), lang, data_words) == []
 
@@ -154,7 +154,7 @@ def test_a_refusal_reads_in_chinese_with_the_services_words_beside_it(app, demo)
     approval = creds["researcher"]["approval_id"]
     page = run_query(client_for(app, "researcher"), approval, sql=OUT_OF_SCOPE).get_data(as_text=True)
     assert 'id="refusal-explanation"' in page and "标识列" in page
-    data_words = {c["name"].lower() for e in open_catalog.list_entries(sb, None) for c in e["columns"]} | TYPES
+    data_words = {c["name"].lower() for e in catalog.list_entries(sb, None) for c in e["columns"]} | TYPES
     data_words |= {"researcher", "residents", "clinic_visits"}
     assert untranslated(page, "zh_CN", data_words) == []  # the English original only under lang="en"
     en = run_query(client_for(app, "researcher", lang="en"), approval, sql=OUT_OF_SCOPE).get_data(as_text=True)
@@ -165,7 +165,7 @@ def test_a_refusal_reads_in_chinese_with_the_services_words_beside_it(app, demo)
 def page_data_words(sb) -> set[str]:
     words = {r["username"].lower() for r in sb.conn().execute("SELECT username FROM users")}
     words |= {r["name"].lower() for r in sb.conn().execute("SELECT name FROM datasets")}
-    words |= {c["name"].lower() for e in open_catalog.list_entries(sb, None) for c in e["columns"]}
+    words |= {c["name"].lower() for e in catalog.list_entries(sb, None) for c in e["columns"]}
     return words | TYPES
 
 
@@ -215,7 +215,7 @@ def test_a_damaged_log_is_worded_in_the_readers_language(app, demo, lang):
     kind, html = box.groups()
     assert kind == "edited"
     with app.test_request_context(headers={"Cookie": f"sandbox_lang={lang}"}):
-        words = notes.damage(kind)
+        words = console_notes.damage(kind)
     assert words["title"] in html and str(escape(words["text"])) in html
     assert 'id="verify-message"' in html and f">{kind}<" not in html
     assert untranslated(page, lang, page_data_words(sb)) == []
