@@ -33,6 +33,7 @@ from query_guard import Catalog
 from sandbox.clock import Clock, iso
 from sandbox.errors import NotFound, PolicyError, SandboxError
 from sandbox.governance import file_readers, risk_scan
+from sandbox.governance.identifiers.matching import identifiers_in_headers
 from sandbox.governance.policy import DatasetPolicy, check_against, parse_policy
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ def conformed(table: pa.Table, policy: DatasetPolicy, policy_path: str) -> tuple
     empty privacy units, repeated units where one row per unit is declared.
     """
     check_against(policy, table.schema)
-    carrying = risk_scan.identifiers_in_headers(table.schema.names)
+    carrying = identifiers_in_headers(table.schema.names)
     if carrying:  # column names are public metadata: the catalog, the derivative's recipe
         raise PolicyError(
             f"{policy_path}: column name(s) {', '.join(carrying)} carry what looks like a personal "
