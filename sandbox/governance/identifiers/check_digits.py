@@ -12,6 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+#: GB 11643-1999 resident ID numbers: weights of the 17 body digits, and the check character of
+#: each remainder mod 11 (ISO 7064 MOD 11-2).
 ID_WEIGHTS: Final = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK: Final = "10X98765432"
 #: GB 32100-2015 统一社会信用代码: 31 code characters (no I O S V Z) and the weights of §4.3.
