@@ -16,6 +16,7 @@ import pyarrow as pa
 import pytest
 
 from sandbox.governance import deidentify, risk_scan
+from sandbox.governance.deidentification import generalisation, successive_releases
 from sandbox.governance.policy import ColumnPolicy, DatasetPolicy
 from tests.test_red_team_tiers import (
     DISTRICTS,
@@ -113,7 +114,7 @@ def test_bands_start_at_multiples_of_their_width_not_at_the_smallest_value():
 
 
 def test_widths_nest():
-    ws = deidentify._widths(100_000, True)
+    ws = generalisation.widths(100_000, True)
     assert all(b % a == 0 for a, b in zip(ws, ws[1:], strict=False)), ws
 
 
@@ -130,7 +131,7 @@ def test_a_previous_band_that_does_not_nest_forces_a_coarser_level():
     differs from the sum of the previous classes inside it by 0 or at least k."""
     table = _town(400, seed=5)
     prev_table = pa.table({"district": table.column("district"), "sex": table.column("sex"),
-                           "age": deidentify.generalise(ColumnPolicy("age", "int", "quasi_identifier", bounds=(0, 100)),
+                           "age": generalisation.generalise(ColumnPolicy("age", "int", "quasi_identifier", bounds=(0, 100)),
                                                         table.column("age"), "band:20")})
     prev = deidentify.Previous(prev_table, {"generalised": [{"column": "age", "level": "band:20"}]})
     der = _derive(table, _age_policy(), k=5, previous=prev)
@@ -146,7 +147,7 @@ def test_k_raised_between_releases_subtracts_to_nothing_below_k():
     second = _derive(table, _age_policy(), k=10, previous=prev)
     lv1 = {g["column"]: g["level"] for g in first.recipe["generalised"]}["age"]
     lv2 = {g["column"]: g["level"] for g in second.recipe["generalised"]}["age"]
-    mapped = deidentify._map_level(first.table.column("age"), lv1, lv2,
+    mapped = successive_releases.map_level(first.table.column("age"), lv1, lv2,
                                    ColumnPolicy("age", "int", "quasi_identifier", bounds=(0, 100)))
     assert mapped is not None, (lv1, lv2)
     old = Counter(zip(first.table.column("district").to_pylist(), first.table.column("sex").to_pylist(),
@@ -202,7 +203,7 @@ def test_a_dropped_column_compares_under_the_projection_and_masks_the_leaver():
     assert second.table.column_names == ["district", "age"]
     lv1 = {g["column"]: g["level"] for g in first.recipe["generalised"]}["age"]
     lv2 = {g["column"]: g["level"] for g in second.recipe["generalised"]}["age"]
-    mapped = deidentify._map_level(first.table.column("age"), lv1, lv2, pol2.columns["age"])
+    mapped = successive_releases.map_level(first.table.column("age"), lv1, lv2, pol2.columns["age"])
     old = Counter(zip(first.table.column("district").to_pylist(), mapped.to_pylist(), strict=True))
     new = _rows(second.table, ["district", "age"])
     assert not [c for c in set(old) | set(new) if 0 < abs(new[c] - old[c]) < 5]

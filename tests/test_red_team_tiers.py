@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sandbox.governance import datasets, file_readers, publication, risk_scan
+from sandbox.governance.identifiers import check_digits
 from sandbox.service.operations import SandboxAdmin
 from sandbox.store.users import find_user
 from sandbox.web import create_app
@@ -160,8 +161,8 @@ def k_of(t: pa.Table, columns: list[str]) -> int:
 
 # -- identifier values -------------------------------------------------------------------------------
 def resident_id(body17: str) -> str:
-    total = sum(int(d) * w for d, w in zip(body17, risk_scan.ID_WEIGHTS, strict=True))
-    return body17 + risk_scan.ID_CHECK[total % 11]
+    total = sum(int(d) * w for d, w in zip(body17, check_digits.ID_WEIGHTS, strict=True))
+    return body17 + check_digits.ID_CHECK[total % 11]
 
 
 def resident_ids(n: int, seed: int = 1) -> list[str]:
@@ -170,7 +171,7 @@ def resident_ids(n: int, seed: int = 1) -> list[str]:
     for i in range(n):
         born = dt.date(1950, 1, 1) + dt.timedelta(days=rng.randrange(365 * 50))
         out.append(resident_id(f"370102{born:%Y%m%d}{i % 1000:03d}"))
-    assert all(risk_scan.resident_id_valid(x) for x in out)
+    assert all(check_digits.resident_id_valid(x) for x in out)
     return out
 
 
@@ -188,15 +189,15 @@ def names(n: int, surnames: str = SURNAMES) -> list[str]:
 
 
 def credit(body17: str) -> str:
-    chars = risk_scan.CREDIT_CHARS
-    total = sum(chars.index(c) * w for c, w in zip(body17, risk_scan.CREDIT_WEIGHTS, strict=True))
+    chars = check_digits.CREDIT_CHARS
+    total = sum(chars.index(c) * w for c, w in zip(body17, check_digits.CREDIT_WEIGHTS, strict=True))
     return body17 + chars[(31 - total % 31) % 31]
 
 
 def sole_trader_codes(n: int, seed: int = 3) -> list[str]:
     """统一社会信用代码 of 个体工商户 (registration authority 9, kind 2: ``92…``)."""
     rng = random.Random(seed)
-    return [credit("92370102" + "".join(rng.choice(risk_scan.CREDIT_CHARS) for _ in range(9))) for _ in range(n)]
+    return [credit("92370102" + "".join(rng.choice(check_digits.CREDIT_CHARS) for _ in range(9))) for _ in range(n)]
 
 
 def bank_cards(n: int, seed: int = 4) -> list[str]:
@@ -204,7 +205,7 @@ def bank_cards(n: int, seed: int = 4) -> list[str]:
     out = []
     while len(out) < n:
         stem = "622202" + f"{rng.randrange(10**12):012d}"
-        out += [stem + d for d in "0123456789" if risk_scan.luhn_valid(stem + d)]
+        out += [stem + d for d in "0123456789" if check_digits.luhn_valid(stem + d)]
     return out[:n]
 
 
@@ -213,7 +214,7 @@ def not_luhn(n: int, seed: int = 5) -> list[str]:
     out: list[str] = []
     while len(out) < n:
         x = "6222" + f"{rng.randrange(10**12):012d}"
-        if not risk_scan.luhn_valid(x):
+        if not check_digits.luhn_valid(x):
             out.append(x)
     return out
 

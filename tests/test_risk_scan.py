@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pytest
 
 from sandbox.governance import datasets, risk_scan
+from sandbox.governance.identifiers import check_digits
 from sandbox.service.operations import SandboxAdmin
 from sandbox.store.users import find_user
 from tests.test_workflow_support import FIXTURES, audit_entries, demo_copy
@@ -71,14 +72,14 @@ PLANTED_SENSITIVITIES = {**SENSITIVITIES, "contact": "sensitive", "doctor": "pub
 
 @pytest.mark.parametrize("number", VALID_IDS)
 def test_valid_check_digits_are_recognised(number):
-    assert risk_scan.resident_id_valid(number)
-    assert risk_scan._valid_ids([number]).tolist() == [True]
+    assert check_digits.resident_id_valid(number)
+    assert check_digits.valid_resident_ids([number]).tolist() == [True]
 
 
 @pytest.mark.parametrize("number", INVALID_IDS)
 def test_wrong_check_digits_are_rejected(number):
-    assert not risk_scan.resident_id_valid(number)
-    assert risk_scan._valid_ids([number]).tolist() == [False]
+    assert not check_digits.resident_id_valid(number)
+    assert check_digits.valid_resident_ids([number]).tolist() == [False]
 
 
 def test_clean_dataset_passes():
@@ -184,50 +185,50 @@ def reference_credit_check(body: str) -> str:
 
 
 def test_credit_code_weights_are_the_standards():
-    assert list(risk_scan.CREDIT_WEIGHTS) == [3 ** i % 31 for i in range(17)]
+    assert list(check_digits.CREDIT_WEIGHTS) == [3 ** i % 31 for i in range(17)]
 
 
 @pytest.mark.parametrize("code", CREDIT_CODES)
 def test_valid_credit_codes(code):
-    assert risk_scan.credit_code_valid(code) and reference_credit_check(code[:17]) == code[17]
-    assert risk_scan._valid_credit_codes(pa.array([code])).tolist() == [True]
+    assert check_digits.credit_code_valid(code) and reference_credit_check(code[:17]) == code[17]
+    assert check_digits.valid_credit_codes(pa.array([code])).tolist() == [True]
 
 
 @pytest.mark.parametrize("code", CREDIT_CODES_BAD)
 def test_wrong_credit_check_characters(code):
-    assert not risk_scan.credit_code_valid(code)
-    assert risk_scan._valid_credit_codes(pa.array([code])).tolist() == [False]
+    assert not check_digits.credit_code_valid(code)
+    assert check_digits.valid_credit_codes(pa.array([code])).tolist() == [False]
 
 
 def test_generated_credit_codes_agree_with_the_reference():
     rng = np.random.default_rng(3)
-    chars = risk_scan.CREDIT_CHARS
+    chars = check_digits.CREDIT_CHARS
     bodies = ["91" + "".join(map(str, rng.integers(0, 10, 6))) + "".join(rng.choice(list(chars), 9))
               for _ in range(300)]
     codes = [b + reference_credit_check(b) for b in bodies]
-    assert risk_scan._valid_credit_codes(pa.array(codes)).all()
-    assert all(map(risk_scan.credit_code_valid, codes))
+    assert check_digits.valid_credit_codes(pa.array(codes)).all()
+    assert all(map(check_digits.credit_code_valid, codes))
     shifted = [c[:17] + chars[(chars.index(c[17]) + 1) % 31] for c in codes]
-    assert not risk_scan._valid_credit_codes(pa.array(shifted)).any()
+    assert not check_digits.valid_credit_codes(pa.array(shifted)).any()
 
 
 @pytest.mark.parametrize("code", ORG_CODES)
 def test_valid_organization_codes(code):
-    assert risk_scan.organization_code_valid(code)
-    assert risk_scan._valid_org_codes(pa.array([code.replace("-", "")])).tolist() == [True]
+    assert check_digits.organization_code_valid(code)
+    assert check_digits.valid_org_codes(pa.array([code.replace("-", "")])).tolist() == [True]
 
 
 @pytest.mark.parametrize("code", ORG_CODES_BAD)
 def test_wrong_organization_check_characters(code):
-    assert not risk_scan.organization_code_valid(code)
-    assert risk_scan._valid_org_codes(pa.array([code.replace("-", "")])).tolist() == [False]
+    assert not check_digits.organization_code_valid(code)
+    assert check_digits.valid_org_codes(pa.array([code.replace("-", "")])).tolist() == [False]
 
 
 @pytest.mark.parametrize(("number", "valid"), [(c, True) for c in CARDS] + [(c, False) for c in CARDS_BAD])
 def test_luhn(number, valid):
-    assert risk_scan.luhn_valid(number) is valid
+    assert check_digits.luhn_valid(number) is valid
     digits = number.replace(" ", "")
-    assert risk_scan._luhn(pa.array([digits])).tolist() == [valid]
+    assert check_digits.valid_luhn(pa.array([digits])).tolist() == [valid]
 
 
 @pytest.mark.parametrize(("column", "values", "kind"), [

@@ -33,6 +33,7 @@ from query_guard import Catalog
 from sandbox.clock import Clock, iso
 from sandbox.errors import NotFound, PolicyError, SandboxError
 from sandbox.governance import file_readers, risk_scan
+from sandbox.governance.identifiers.matching import identifiers_in_headers
 from sandbox.governance.policy import DatasetPolicy, check_against, parse_policy
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,36 @@ def register_dataset(
         raise PolicyError(f"{policy_path}: dataset.name is {policy.name!r} but the dataset is being added as {name!r}")
     say("checking the policy against the data")
     table, units = conformed(table, policy, policy_path)
+    owner, existing = _owner_and_dataset(conn, name, policy, policy_path)
+    say("scanning for identifiers and unique records (第十二条)")
+    report = risk_scan.scan(
+        table, {c.name: c.sensitivity for c in policy.columns.values()},
+        privacy_unit=policy.privacy_unit, dataset=name,
+    )
+
+    say(f"writing {table.num_rows:,} rows")
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    plain = sink.getvalue()
+    content_hash = "sha256:" + hashlib.sha256(plain).hexdigest()
+    dataset_id, version = _next_version(conn, name, policy, owner, existing, now)
+    encrypted = encryptor is not None and policy.tier in ENCRYPTED_TIERS
+    file_name, wrapped = _write_file(data_dir, name, version, plain, encryptor if encrypted else None)
+    seed = secrets.token_hex(16)
+    cur = conn.execute(
+        "INSERT INTO dataset_versions (dataset_id, version, policy_toml, content_hash, file_name, "
+        "row_count, unit_count, encrypted, wrapped_key, bounding_seed, created_at, risk_report) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        (dataset_id, version, policy_text, content_hash, file_name, table.num_rows, units,
+         int(encrypted), wrapped, seed, iso(now()), json.dumps(report, ensure_ascii=False)),
+    )
+    return get_version(conn, name, version_id=int(cur.lastrowid))  # type: ignore[arg-type]
+
+
+def _owner_and_dataset(conn: sqlite3.Connection, name: str, policy: DatasetPolicy,
+                       policy_path: str) -> tuple[sqlite3.Row, sqlite3.Row | None]:
+    """The policy's owner and the dataset's row if it exists: a version is added by its owner,
+    at its tier."""
     owner = conn.execute("SELECT id, role FROM users WHERE username = ?", (policy.owner,)).fetchone()
     if owner is None or owner["role"] != "owner":
         raise PolicyError(f"{policy_path}: dataset.owner {policy.owner!r} is not a user with the owner role")
@@ -130,55 +161,42 @@ def register_dataset(
             f"{policy_path}: dataset.tier is {policy.tier!r} but {name!r} is {existing['tier']!r}; "
             f"change a tier with POST /api/v1/datasets/{name}/tier and a basis (第十条), then add the version"
         )
-    say("scanning for identifiers and unique records (第十二条)")
-    report = risk_scan.scan(
-        table, {c.name: c.sensitivity for c in policy.columns.values()},
-        privacy_unit=policy.privacy_unit, dataset=name,
-    )
+    return owner, existing
 
-    say(f"writing {table.num_rows:,} rows")
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
-    plain = sink.getvalue()
-    content_hash = "sha256:" + hashlib.sha256(plain).hexdigest()
 
-    row = existing
-    if row is None:
+def _next_version(conn: sqlite3.Connection, name: str, policy: DatasetPolicy, owner: sqlite3.Row,
+                  existing: sqlite3.Row | None, now: Clock) -> tuple[int, int]:
+    """The dataset's id (created on its first version) and the number of the version to add."""
+    if existing is None:
         # issue 14 (第五条): a dataset belongs to its owner's organisation
         cur = conn.execute(
             "INSERT INTO datasets (name, title, owner_id, tier, created_at, org_id) VALUES (?,?,?,?,?,"
             "(SELECT org_id FROM users WHERE id = ?))",
             (name, policy.title, owner["id"], policy.tier, iso(now()), owner["id"]),
         )
-        dataset_id = int(cur.lastrowid)  # type: ignore[arg-type]
-        version = 1
-    else:
-        dataset_id = int(row["id"])
-        conn.execute("UPDATE datasets SET title = ? WHERE id = ?", (policy.title, dataset_id))
-        version = 1 + conn.execute(
-            "SELECT COALESCE(MAX(version), 0) FROM dataset_versions WHERE dataset_id = ?", (dataset_id,)
-        ).fetchone()[0]
+        return int(cur.lastrowid), 1  # type: ignore[arg-type]
+    dataset_id = int(existing["id"])
+    conn.execute("UPDATE datasets SET title = ? WHERE id = ?", (policy.title, dataset_id))
+    version = 1 + conn.execute(
+        "SELECT COALESCE(MAX(version), 0) FROM dataset_versions WHERE dataset_id = ?", (dataset_id,)
+    ).fetchone()[0]
+    return dataset_id, version
 
-    encrypted = encryptor is not None and policy.tier in ENCRYPTED_TIERS
-    file_name = f"{name}-v{version}.parquet" + (".enc" if encrypted else "")
+
+def _write_file(data_dir: Path, name: str, version: int, plain: bytes,
+                encryptor: Encryptor | None) -> tuple[str, bytes | None]:
+    """Write the version's Parquet bytes (encrypted when ``encryptor`` is given) atomically:
+    its file name and wrapped data key."""
+    file_name = f"{name}-v{version}.parquet" + (".enc" if encryptor is not None else "")
     wrapped = None
     payload = plain
-    if encrypted:
-        assert encryptor is not None
+    if encryptor is not None:
         payload, wrapped = encryptor(plain, _aad(name, version))
     target = data_dir / file_name
     tmp = target.with_suffix(target.suffix + ".tmp")
     tmp.write_bytes(payload)
     tmp.replace(target)
-    seed = secrets.token_hex(16)
-    cur = conn.execute(
-        "INSERT INTO dataset_versions (dataset_id, version, policy_toml, content_hash, file_name, "
-        "row_count, unit_count, encrypted, wrapped_key, bounding_seed, created_at, risk_report) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-        (dataset_id, version, policy_text, content_hash, file_name, table.num_rows, units,
-         int(encrypted), wrapped, seed, iso(now()), json.dumps(report, ensure_ascii=False)),
-    )
-    return get_version(conn, name, version_id=int(cur.lastrowid))  # type: ignore[arg-type]
+    return file_name, wrapped
 
 
 def _aad(name: str, version: int) -> bytes:
@@ -199,7 +217,7 @@ def conformed(table: pa.Table, policy: DatasetPolicy, policy_path: str) -> tuple
     empty privacy units, repeated units where one row per unit is declared.
     """
     check_against(policy, table.schema)
-    carrying = risk_scan.identifiers_in_headers(table.schema.names)
+    carrying = identifiers_in_headers(table.schema.names)
     if carrying:  # column names are public metadata: the catalog, the derivative's recipe
         raise PolicyError(
             f"{policy_path}: column name(s) {', '.join(carrying)} carry what looks like a personal "

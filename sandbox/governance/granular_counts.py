@@ -5,7 +5,8 @@ Why: k-anonymity does not compose. Two open files of the same people built indep
 yearly snapshots published as separate datasets (2025年…, 2026年…), one district's file and
 the rest of the city's, the same columns under other headers, an older version of the same
 dataset — can be subtracted (or added, then subtracted) down to one newcomer's or one leaver's
-row. The guard of one dataset's successive releases (:func:`sandbox.governance.deidentify._guard_differencing`)
+row. The guard of one dataset's successive releases
+(:func:`sandbox.governance.deidentification.successive_releases.guard_differencing`)
 compares with that dataset's last release only, and nothing tells the builder which other
 files an outsider will line up with this one, under which headers.
 

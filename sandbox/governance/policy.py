@@ -23,6 +23,7 @@ import pyarrow as pa
 from query_guard import ColumnInfo, TableInfo
 from query_guard.catalog import DEFAULT_TEXT_MAX_LENGTH
 from sandbox.errors import PolicyError
+from sandbox.governance.policy_locator import PolicyLocator
 
 TIERS = ("not_open", "conditional", "unconditional")
 COLUMN_TYPES = ("int", "float", "text", "date", "bool")
@@ -125,40 +126,6 @@ class DatasetPolicy:
         )
 
 
-class _Locator:
-    """Finds the line of ``[section]`` / ``key =`` in the TOML text for error messages."""
-
-    def __init__(self, text: str, path: str):
-        self.lines = text.splitlines()
-        self.path = path
-
-    def line(self, section: str, key: str | None = None) -> int | None:
-        parts = (r'\s*\.\s*').join(r'"?' + re.escape(p) + r'"?' for p in section.split("."))
-        header = re.compile(r"^\s*\[\s*" + parts + r"\s*\]")
-        start = None
-        for i, text in enumerate(self.lines):
-            if header.match(text):
-                start = i
-                break
-        if start is None:
-            return None
-        if key is None:
-            return start + 1
-        key_re = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
-        for i in range(start + 1, len(self.lines)):
-            if self.lines[i].lstrip().startswith("["):
-                break
-            if key_re.match(self.lines[i]):
-                return i + 1
-        return start + 1
-
-    def fail(self, message: str, section: str, key: str | None = None) -> PolicyError:
-        line = self.line(section, key)
-        where = f"{self.path}:{line}" if line else self.path
-        field_name = f"{section}.{key}" if key else section
-        return PolicyError(f"{where}: {field_name}: {message}")
-
-
 def load_policy(path: str | Path) -> DatasetPolicy:
     path = Path(path)
     try:
@@ -178,50 +145,12 @@ def parse_policy(text: str, path: str = "<policy>") -> DatasetPolicy:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{path}: not valid TOML: {exc}") from exc
-    loc = _Locator(text, path)
+    loc = PolicyLocator(text, path)
     ds = doc.get("dataset")
     if not isinstance(ds, dict):
         raise PolicyError(f"{path}: missing the [dataset] table (name, title, owner, tier, privacy_unit)")
-    for key in ("name", "title", "owner", "tier", "privacy_unit"):
-        if not isinstance(ds.get(key), str) or not ds[key].strip():
-            raise loc.fail("is required and must be a non-empty string", "dataset", key)
-    name = ds["name"]
-    if not NAME_RE.match(name):
-        raise loc.fail(
-            f"{name!r} is not a valid dataset name (lower-case letters, digits and _, "
-            "starting with a letter, at most 63 characters)",
-            "dataset",
-            "name",
-        )
-    tier = ds["tier"]
-    if tier not in TIERS:
-        raise loc.fail(f"unknown tier {tier!r}; use one of {', '.join(TIERS)}", "dataset", "tier")
-    one_row = ds.get("one_row_per_unit", False)
-    if not isinstance(one_row, bool):
-        raise loc.fail("must be true or false", "dataset", "one_row_per_unit")
-    engine = ds.get("engine", "")
-    if engine not in ("", "duckdb", "spark"):
-        raise loc.fail(f"unknown engine {engine!r}; use \"duckdb\" or \"spark\"", "dataset", "engine")
-    limits = {}
-    for key, default in (("max_partitions", 1), ("max_rows_per_partition", 1)):
-        value = ds.get(key, default)
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
-            raise loc.fail("must be an integer between 1 and 1000", "dataset", key)
-        limits[key] = value
-
-    raw_columns = doc.get("columns")
-    if not isinstance(raw_columns, dict) or not raw_columns:
-        raise PolicyError(f"{path}: no [columns.NAME] tables; declare every column of the data")
-    columns: dict[str, ColumnPolicy] = {}
-    for col_name, spec in raw_columns.items():
-        section = f"columns.{col_name}"
-        if not COLUMN_NAME_RE.match(col_name):
-            raise loc.fail("column names must be lower-case letters, digits, _ and Han characters "
-                           "(a non-ASCII name is quoted in TOML: [columns.\"区县\"])", section)
-        if not isinstance(spec, dict):
-            raise loc.fail("must be a table", section)
-        columns[col_name] = _parse_column(col_name, spec, loc, section)
-
+    name, tier, one_row, engine, limits = _dataset_table(ds, loc)
+    columns = _columns(doc.get("columns"), loc, path)
     unit = ds["privacy_unit"]
     if unit not in columns:
         raise loc.fail(
@@ -256,10 +185,57 @@ def parse_policy(text: str, path: str = "<policy>") -> DatasetPolicy:
     )
 
 
+def _dataset_table(ds: dict[str, Any], loc: PolicyLocator) -> tuple[str, str, bool, str, dict[str, int]]:
+    """The ``[dataset]`` table's required fields, engine and bounding limits, each checked."""
+    for key in ("name", "title", "owner", "tier", "privacy_unit"):
+        if not isinstance(ds.get(key), str) or not ds[key].strip():
+            raise loc.fail("is required and must be a non-empty string", "dataset", key)
+    name = ds["name"]
+    if not NAME_RE.match(name):
+        raise loc.fail(
+            f"{name!r} is not a valid dataset name (lower-case letters, digits and _, "
+            "starting with a letter, at most 63 characters)",
+            "dataset",
+            "name",
+        )
+    tier = ds["tier"]
+    if tier not in TIERS:
+        raise loc.fail(f"unknown tier {tier!r}; use one of {', '.join(TIERS)}", "dataset", "tier")
+    one_row = ds.get("one_row_per_unit", False)
+    if not isinstance(one_row, bool):
+        raise loc.fail("must be true or false", "dataset", "one_row_per_unit")
+    engine = ds.get("engine", "")
+    if engine not in ("", "duckdb", "spark"):
+        raise loc.fail(f"unknown engine {engine!r}; use \"duckdb\" or \"spark\"", "dataset", "engine")
+    limits = {}
+    for key, default in (("max_partitions", 1), ("max_rows_per_partition", 1)):
+        value = ds.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
+            raise loc.fail("must be an integer between 1 and 1000", "dataset", key)
+        limits[key] = value
+    return name, tier, one_row, engine, limits
+
+
+def _columns(raw_columns: Any, loc: PolicyLocator, path: str) -> dict[str, ColumnPolicy]:
+    """Every ``[columns.NAME]`` table, in the file's order."""
+    if not isinstance(raw_columns, dict) or not raw_columns:
+        raise PolicyError(f"{path}: no [columns.NAME] tables; declare every column of the data")
+    columns: dict[str, ColumnPolicy] = {}
+    for col_name, spec in raw_columns.items():
+        section = f"columns.{col_name}"
+        if not COLUMN_NAME_RE.match(col_name):
+            raise loc.fail("column names must be lower-case letters, digits, _ and Han characters "
+                           "(a non-ASCII name is quoted in TOML: [columns.\"区县\"])", section)
+        if not isinstance(spec, dict):
+            raise loc.fail("must be a table", section)
+        columns[col_name] = _parse_column(col_name, spec, loc, section)
+    return columns
+
+
 GRADE_CEILINGS = {"general": "unconditional", "important": "conditional", "core": "not_open"}  # 第六条
 
 
-def _parse_classification(raw: Any, loc: _Locator, tier: str) -> dict[str, str] | None:
+def _parse_classification(raw: Any, loc: PolicyLocator, tier: str) -> dict[str, str] | None:
     """``classification = {category = "卫生健康", grade = "important"}``; the grade bounds the tier."""
     if raw is None:
         return None
@@ -274,7 +250,7 @@ def _parse_classification(raw: Any, loc: _Locator, tier: str) -> dict[str, str] 
     return {"category": raw["category"].strip(), "grade": raw["grade"]}
 
 
-def _parse_legal_basis(raw: Any, loc: _Locator) -> str:
+def _parse_legal_basis(raw: Any, loc: PolicyLocator) -> str:
     """``legal_basis = "…"`` (第二十条): a string of at most 1000 characters."""
     if not isinstance(raw, str) or len(raw) > 1000:
         raise loc.fail("must be a string of at most 1000 characters (the law, authorisation or consent "
@@ -282,7 +258,7 @@ def _parse_legal_basis(raw: Any, loc: _Locator) -> str:
     return raw.strip()
 
 
-def _parse_budget_cap(raw: Any, loc: _Locator) -> tuple[float, float] | None:
+def _parse_budget_cap(raw: Any, loc: PolicyLocator) -> tuple[float, float] | None:
     """``budget_cap = {epsilon = 20, delta = 1e-5}`` (or the same as a ``[dataset.budget_cap]``
     table): the collusion cap, basic composition over every release on the dataset."""
     if raw is None:
@@ -306,7 +282,7 @@ def _parse_budget_cap(raw: Any, loc: _Locator) -> tuple[float, float] | None:
     return values[0], values[1]
 
 
-def _parse_column(name: str, spec: dict[str, Any], loc: _Locator, section: str) -> ColumnPolicy:
+def _parse_column(name: str, spec: dict[str, Any], loc: PolicyLocator, section: str) -> ColumnPolicy:
     ctype = spec.get("type")
     if ctype not in COLUMN_TYPES:
         raise loc.fail(f"unknown type {ctype!r}; use one of {', '.join(COLUMN_TYPES)}", section, "type")
@@ -317,62 +293,65 @@ def _parse_column(name: str, spec: dict[str, Any], loc: _Locator, section: str) 
             section,
             "sensitivity",
         )
-    bounds = None
-    if "bounds" in spec:
-        raw = spec["bounds"]
-        if ctype not in ("int", "float", "date"):
-            raise loc.fail(f"bounds only apply to int, float and date columns, not {ctype}", section, "bounds")
-        if not isinstance(raw, list) or len(raw) != 2:
-            raise loc.fail("must be a list of two values [lower, upper]", section, "bounds")
-        lo, hi = (_coerce_bound(v, ctype, loc, section) for v in raw)
-        if not lo < hi:
-            raise loc.fail(f"lower bound {raw[0]!r} must be below upper bound {raw[1]!r}", section, "bounds")
-        bounds = (lo, hi)
-    public_values = None
-    if "public_values" in spec:
-        raw = spec["public_values"]
-        if not isinstance(raw, list) or not raw:
-            raise loc.fail("must be a non-empty list", section, "public_values")
-        if len(raw) > 10_000:
-            raise loc.fail("at most 10,000 public values", section, "public_values")
-        if len(set(map(str, raw))) != len(raw):
-            raise loc.fail("values must be distinct", section, "public_values")
-        if sensitivity == "identifier":
-            raise loc.fail("an identifier column cannot have public values", section, "public_values")
-        public_values = tuple(raw)
-    max_length = None
-    if "max_length" in spec:
-        raw = spec["max_length"]
-        if ctype != "text":
-            raise loc.fail(f"max_length only applies to text columns, not {ctype}", section, "max_length")
-        if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= TEXT_MAX_LENGTH_LIMIT:
-            raise loc.fail(f"must be a whole number of characters from 1 to {TEXT_MAX_LENGTH_LIMIT:,}",
-                           section, "max_length")
-        max_length = raw
-    unit = ""
-    if "unit" in spec:
-        raw = spec["unit"]
-        if not isinstance(raw, str):
-            raise loc.fail('must be a quoted text such as "元" or "岁"', section, "unit")
-        unit = raw.strip()
-        if len(unit) > UNIT_MAX_LENGTH:
-            raise loc.fail(f"at most {UNIT_MAX_LENGTH} characters, got {len(unit)}", section, "unit")
-        if not unit.isprintable():
-            raise loc.fail("must be printable text on one line (no tabs, line breaks or control characters)",
-                           section, "unit")
     return ColumnPolicy(
         name=name,
         type=ctype,
         sensitivity=sensitivity,
-        bounds=bounds,
-        public_values=public_values,
+        bounds=_parse_bounds(spec, ctype, loc, section) if "bounds" in spec else None,
+        public_values=_parse_public_values(spec["public_values"], sensitivity, loc, section)
+        if "public_values" in spec else None,
         description=str(spec.get("description", "")),
-        max_length=max_length,
-        unit=unit,
+        max_length=_parse_max_length(spec["max_length"], ctype, loc, section) if "max_length" in spec else None,
+        unit=_parse_unit(spec["unit"], loc, section) if "unit" in spec else "",
     )
 
 
-def _coerce_bound(value: Any, ctype: str, loc: _Locator, section: str) -> Any:
+def _parse_bounds(spec: dict[str, Any], ctype: str, loc: PolicyLocator, section: str) -> tuple[Any, Any]:
+    raw = spec["bounds"]
+    if ctype not in ("int", "float", "date"):
+        raise loc.fail(f"bounds only apply to int, float and date columns, not {ctype}", section, "bounds")
+    if not isinstance(raw, list) or len(raw) != 2:
+        raise loc.fail("must be a list of two values [lower, upper]", section, "bounds")
+    lo, hi = (_coerce_bound(v, ctype, loc, section) for v in raw)
+    if not lo < hi:
+        raise loc.fail(f"lower bound {raw[0]!r} must be below upper bound {raw[1]!r}", section, "bounds")
+    return lo, hi
+
+
+def _parse_public_values(raw: Any, sensitivity: str, loc: PolicyLocator, section: str) -> tuple[Any, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise loc.fail("must be a non-empty list", section, "public_values")
+    if len(raw) > 10_000:
+        raise loc.fail("at most 10,000 public values", section, "public_values")
+    if len(set(map(str, raw))) != len(raw):
+        raise loc.fail("values must be distinct", section, "public_values")
+    if sensitivity == "identifier":
+        raise loc.fail("an identifier column cannot have public values", section, "public_values")
+    return tuple(raw)
+
+
+def _parse_max_length(raw: Any, ctype: str, loc: PolicyLocator, section: str) -> int:
+    if ctype != "text":
+        raise loc.fail(f"max_length only applies to text columns, not {ctype}", section, "max_length")
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= TEXT_MAX_LENGTH_LIMIT:
+        raise loc.fail(f"must be a whole number of characters from 1 to {TEXT_MAX_LENGTH_LIMIT:,}",
+                       section, "max_length")
+    return raw
+
+
+def _parse_unit(raw: Any, loc: PolicyLocator, section: str) -> str:
+    if not isinstance(raw, str):
+        raise loc.fail('must be a quoted text such as "元" or "岁"', section, "unit")
+    unit = raw.strip()
+    if len(unit) > UNIT_MAX_LENGTH:
+        raise loc.fail(f"at most {UNIT_MAX_LENGTH} characters, got {len(unit)}", section, "unit")
+    if not unit.isprintable():
+        raise loc.fail("must be printable text on one line (no tabs, line breaks or control characters)",
+                       section, "unit")
+    return unit
+
+
+def _coerce_bound(value: Any, ctype: str, loc: PolicyLocator, section: str) -> Any:
     if ctype == "date":
         if isinstance(value, dt.date):
             return value
@@ -398,7 +377,7 @@ _ARROW_KINDS = {
 
 def check_against(policy: DatasetPolicy, schema: pa.Schema) -> None:
     """The policy must describe the data exactly: every column, with a compatible type."""
-    loc = _Locator(policy.source_text, policy.name)
+    loc = PolicyLocator(policy.source_text, policy.name)
     file_columns = {f.name: f.type for f in schema}
     for col in policy.columns.values():
         if col.name not in file_columns:

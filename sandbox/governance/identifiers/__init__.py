@@ -1,0 +1,1 @@
+"""Recognising personal and enterprise identifiers in values, headers and linked rows."""
