@@ -8,9 +8,11 @@ Blueprints, and whose pages they hold (endpoint names are ``<blueprint>.<view>``
 - ``owner`` and ``owner_datasets``: the data owner's overview, applications, budgets and
   alerts; registering, publishing and tiering datasets (under ``/owner/datasets``);
 - ``regulator``: the overview, audit timeline, replay, tracing a figure, alerts;
-- pages shared by several roles, each role seeing its part: ``oversight`` (suspensions and
-  objections), ``reviews`` (co-signatures), ``enforcement`` (plans and settings; the
-  administrator's settings page), ``self_service`` (registering, applying, API tokens).
+- areas several roles share, each role seeing its part: ``oversight`` (suspensions and
+  objections), ``reviews`` (co-signing publication and tier changes), ``enforcement``
+  (rectification, terminations, alert handling, public objections, opening plans, and the
+  administrator's settings page), ``self_service`` (registering, applying, attachments,
+  one's applications and API tokens).
 
 This package's face registers them all and the template helpers (``templating``); ``base``
 knows none of the page modules, so the arrows run one way (page module → base).
