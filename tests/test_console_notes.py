@@ -13,7 +13,7 @@ from audit_log.errors import DAMAGE_KINDS
 from sandbox.service.policy_draft import draft_policy
 from sandbox.service.preview import AccuracyTarget, PreviewRequest, preview_query
 from sandbox.store.users import find_user
-from sandbox.web.console import notes
+from sandbox.web.console import notes as console_notes
 from tests import test_console as base
 from tests.test_console import client_for, post, text
 from tests.test_console_i18n import TYPES, untranslated
@@ -54,11 +54,11 @@ def test_every_column_note_a_draft_writes_is_worded(app):
     notes = [n for c in draft.columns for n in c.notes]
     assert len(notes) >= 10
     with app.test_request_context(headers={"Cookie": "sandbox_lang=zh_CN"}):
-        worded = notes.draft_notes(notes)
+        worded = console_notes.draft_notes(notes)
     unworded = [w["own"] for w in worded if FALLBACK in w["text"] or "另一条说明" in w["text"]]
     assert unworded == []
-    kinds = {k.pattern.pattern for k in notes.DRAFT}
-    matched = {k.pattern.pattern for n in notes for k in notes.DRAFT if k.pattern.match(n)}
+    kinds = {k.pattern.pattern for k in console_notes.DRAFT}
+    matched = {k.pattern.pattern for n in notes for k in console_notes.DRAFT if k.pattern.match(n)}
     assert matched == kinds  # every draft kind is exercised by a sentence the draft really wrote
 
 
@@ -72,12 +72,12 @@ def test_every_preview_note_is_worded_in_both_languages(app, demo):
     tight = preview_query(sb, researcher, PreviewRequest(approval, VISITS, None, accuracy=AccuracyTarget(
         "visits", 10)))["notes"]
     notes = list(dict.fromkeys([*notes, *loose, *tight]))
-    matched = {k.pattern.pattern for n in notes for k in notes.PREVIEW if k.pattern.match(n)}
-    assert matched == {k.pattern.pattern for k in notes.PREVIEW}, notes
+    matched = {k.pattern.pattern for n in notes for k in console_notes.PREVIEW if k.pattern.match(n)}
+    assert matched == {k.pattern.pattern for k in console_notes.PREVIEW}, notes
     with app.test_request_context(headers={"Cookie": "sandbox_lang=zh_CN"}):
-        zh = [w["text"] for w in notes.preview_notes(notes)]
+        zh = [w["text"] for w in console_notes.preview_notes(notes)]
     with app.test_request_context(headers={"Cookie": "sandbox_lang=en"}):
-        en = [w["text"] for w in notes.preview_notes(notes)]
+        en = [w["text"] for w in console_notes.preview_notes(notes)]
     assert all(CJK.search(t) and "另一条说明" not in t and "e-0" not in t for t in zh), zh
     assert not any(CJK.search(t) or FALLBACK in t for t in en), en
 
@@ -102,7 +102,7 @@ def test_every_damage_kind_has_its_words_in_both_languages(app):
     for lang, zh in (("zh_CN", True), ("en", False)):
         with app.test_request_context(headers={"Cookie": f"sandbox_lang={lang}"}):
             for kind in (*DAMAGE_KINDS, "error"):
-                w = notes.damage(kind)
+                w = console_notes.damage(kind)
                 assert bool(CJK.search(w["title"] + w["text"])) is zh, (lang, kind, w)
 
 
@@ -119,11 +119,11 @@ def test_every_result_note_is_worded_in_both_languages(app):
         "90% (the release is too large or older than this feature)",
         NOTE,
     ]
-    kinds = notes.RESULT[len(notes.PREVIEW):]
+    kinds = console_notes.RESULT[len(console_notes.PREVIEW):]
     assert all(any(k.pattern.match(n) for k in kinds) for n in notes)
     with app.test_request_context(headers={"Cookie": "sandbox_lang=zh_CN"}):
-        zh = [w["text"] for w in notes.result_notes(notes)]
+        zh = [w["text"] for w in console_notes.result_notes(notes)]
     with app.test_request_context(headers={"Cookie": "sandbox_lang=en"}):
-        en = [w["text"] for w in notes.result_notes(notes)]
+        en = [w["text"] for w in console_notes.result_notes(notes)]
     assert all(CJK.search(t) and "另一条说明" not in t for t in zh), zh
     assert not any(CJK.search(t) or FALLBACK in t for t in en), en
