@@ -309,10 +309,10 @@ def test_csv_export_holds_only_the_released_values(app, demo):
 
 
 def test_csv_cells_that_look_like_formulas_are_defused():
-    from sandbox.web.console.researcher import _csv_cell
+    from sandbox.web.console.downloads import csv_cell
 
-    assert _csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
-    assert _csv_cell("历下区") == "历下区" and _csv_cell(-3.5) == -3.5 and _csv_cell(None) == ""
+    assert csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert csv_cell("历下区") == "历下区" and csv_cell(-3.5) == -3.5 and csv_cell(None) == ""
 
 
 def test_another_users_release_reads_as_missing(app, demo):
@@ -568,7 +568,7 @@ def test_unexpected_errors_show_the_friendly_500_page_without_details(demo, monk
 def test_login_throttle_memory_is_bounded():
     import datetime as dt
 
-    from sandbox.web.console.base import LoginThrottle
+    from sandbox.web.console.login_throttle import LoginThrottle
 
     throttle = LoginThrottle(5, 900)
     now = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)

@@ -47,9 +47,9 @@ def test_excel_download_holds_the_same_cells_as_the_csv(app, demo):
 
 
 def test_excel_text_that_looks_like_a_formula_is_text():
-    from sandbox.web.console.researcher import _xlsx_cell
+    from sandbox.web.console.downloads import xlsx_cell
 
-    assert _xlsx_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _xlsx_cell(None) is None and _xlsx_cell(2.5) == 2.5
+    assert xlsx_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and xlsx_cell(None) is None and xlsx_cell(2.5) == 2.5
 
 
 MONTHS = "SELECT DATE_TRUNC('month', visit_date) AS month, COUNT(*) AS visits FROM clinic_visits GROUP BY month"

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandbox.web.console.base import _safe_next
+from sandbox.web.console.redirects import safe_next
 from tests.test_console import token
 
 HOME = "/"
@@ -65,7 +65,7 @@ def test_language_switch_next_is_checked_too(client, target):
 @settings(max_examples=300, deadline=None, database=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 def test_safe_next_never_raises_and_never_leaves_the_site(target):
-    result = _safe_next(target)
+    result = safe_next(target)
     if result is not None:
         assert result == target and result.startswith("/") and not result.startswith(("//", "/\\"))
         assert not urlsplit(result).netloc and not urlsplit(result).scheme

@@ -27,7 +27,7 @@ from sandbox.service.query_service import Sandbox
 from sandbox.store import rate_limits
 from sandbox.store.workspace import Workspace
 from sandbox.web import create_app
-from sandbox.web.console.base import LoginThrottle
+from sandbox.web.console.login_throttle import LoginThrottle
 from tests.conftest import FrozenClock, bearer
 
 START = dt.datetime(2026, 1, 5, 10, 0, 30, tzinfo=dt.UTC)  # 30 s into a 60 s window

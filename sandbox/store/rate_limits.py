@@ -26,7 +26,7 @@ protection against overload, not a privacy invariant (budget, guard and audit lo
 enforced by the service whatever happens here).
 
 **Failed logins** (:class:`LoginFailures`): the exact sliding window of the console's
-:class:`sandbox.web.console.base.LoginThrottle` (same rules, same answers), with each failure a
+:class:`sandbox.web.console.login_throttle.LoginThrottle` (same rules, same answers), with each failure a
 row keyed by (address, user name) plus one keyed by (address, ``""``) for the per-address
 count. Rows leave the table once they leave the window.
 
@@ -257,7 +257,7 @@ class LoginFailures:
     """Failed logins per (address, user name) and per address, in a sliding window, shared
     by every process on the workspace.
 
-    The rules of :class:`sandbox.web.console.base.LoginThrottle` (which stays as the in-process
+    The rules of :class:`sandbox.web.console.login_throttle.LoginThrottle` (which stays as the in-process
     reference model that ``tests/test_rate_limits.py`` cross-checks this against): after
     ``limit`` failures for one name from one address, or ``4 * limit`` from one address,
     further attempts wait until the oldest counted failure leaves the window; a success

@@ -16,15 +16,16 @@ from sandbox.errors import NotFound, SandboxError
 from sandbox.governance import jurisdiction, workflow
 from sandbox.governance import objections as objection_service
 from sandbox.governance import suspensions as suspension_service
-from sandbox.web.console.base import _safe_next, role_required, sandbox, signed_in
+from sandbox.web.console.base import role_required, sandbox, signed_in
 from sandbox.web.console.errors import flash_error, service_error
+from sandbox.web.console.redirects import safe_next
 from sandbox.web.console.self_service import uploaded_files
 
 bp = Blueprint("oversight", __name__)
 
 
 def _back(default: str):
-    return redirect(_safe_next(request.form.get("next")) or url_for(default), code=303)
+    return redirect(safe_next(request.form.get("next")) or url_for(default), code=303)
 
 
 @bp.get("/suspensions")

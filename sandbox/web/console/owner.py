@@ -3,7 +3,7 @@
 Decisions go through ``sandbox.governance.applications.decide`` (rights, validation, the signed
 approval and its audit entry in one transaction, 第十五、十六条); the console only turns the
 form into the same body the JSON API takes. Dataset registration and risk reports are in
-``console_owner_datasets``.
+:mod:`sandbox.web.console.owner_datasets`.
 """
 
 from __future__ import annotations

@@ -1,14 +1,12 @@
-"""Owner pages for datasets: register (upload + policy form), the risk report, publish.
+"""Owner pages for datasets: register (upload + policy form), the risk report, publish, tiers.
 
 Registering is two steps, so the owner declares each column with the file's columns in
 front of them:
 
 1. ``POST /owner/datasets/new`` with the file: it is parsed in memory (CSV in UTF-8, GBK
-   or GB18030, .xlsx or Parquet, :mod:`sandbox.governance.file_readers`), a policy is drafted from it
-   (:mod:`sandbox.service.policy_draft`, as ``sandbox datasets draft``: types, bounds, public values,
-   identifier guesses from the risk scan, 第十二条) to pre-fill the form, and it is staged **encrypted** (a fresh
-   data key wrapped by the workspace master key, as registered data is) under
-   ``console-uploads/`` for at most :data:`STAGING_TTL`.
+   or GB18030, .xlsx or Parquet, :mod:`sandbox.governance.file_readers`), a policy is drafted
+   from it to pre-fill the form (:mod:`sandbox.web.console.policy_form`), and it is staged
+   **encrypted** (:mod:`sandbox.web.console.upload_staging`).
 2. ``POST /owner/datasets/new/policy``: the policy form becomes a TOML policy (or the
    owner pastes one), and ``SandboxAdmin.add_dataset`` validates, scans, stores and logs
    it — exactly the path of ``sandbox datasets add``. The staged file is deleted.
@@ -21,15 +19,9 @@ set, the collusion cap: the total privacy budget of all researchers together
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import json
 import re
-import secrets
-from pathlib import Path
 from typing import Any, Final
 
-import pyarrow as pa
 from flask import (
     Blueprint,
     abort,
@@ -43,39 +35,34 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-import keys
-from sandbox.clock import iso, parse_iso
 from sandbox.errors import NotFound, PolicyError, SandboxError
-from sandbox.governance import (
-    classification,
-    dataset_caps,
-    file_readers,
-    open_catalog,
-    risk_scan,
-)
+from sandbox.governance import classification, dataset_caps, open_catalog
 from sandbox.governance.policy import (
-    COLUMN_NAME_RE,
     COLUMN_TYPES,
     NAME_RE,
     SENSITIVITIES,
     TIERS,
     parse_policy,
 )
-from sandbox.service import bounding_report, policy_draft
+from sandbox.service import bounding_report
 from sandbox.service.operations import SandboxAdmin
 from sandbox.web.console.base import role_required, sandbox, signed_in
 from sandbox.web.console.errors import flash_error, service_error
 from sandbox.web.console.labels import tier_label
+from sandbox.web.console.policy_form import (
+    FREQUENCIES,
+    POLICY_PATH,
+    describe,
+    error_field,
+    initial_form,
+    policy_toml,
+    read_table,
+)
+from sandbox.web.console.upload_staging import stage, staged, unstage
 
 bp = Blueprint("owner_datasets", __name__, url_prefix="/owner/datasets")
 
 UPLOAD_MAX: Final = 64 * 1024 * 1024
-STAGING_TTL: Final = dt.timedelta(hours=1)
-STAGING_DIR: Final = "console-uploads"
-TOKEN_RE: Final = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-FREQUENCIES: Final = ("daily", "weekly", "monthly", "quarterly", "yearly", "irregular")
-POLICY_PATH: Final = "policy form"
-SCAN_ROWS: Final = 20_000
 
 
 @bp.url_value_preprocessor
@@ -85,155 +72,6 @@ def _upload_limit(endpoint: str | None, _values: dict | None) -> None:
         request.max_content_length = current_app.config.get("CONSOLE_UPLOAD_MAX", UPLOAD_MAX)
 
 
-# -- staging ---------------------------------------------------------------------------------------
-def _staging() -> Path:
-    path = sandbox().ws.root / STAGING_DIR
-    path.mkdir(mode=0o700, exist_ok=True)
-    return path
-
-
-def _aad(token: str) -> bytes:
-    return f"data-sandbox:console-upload:{token}".encode()
-
-
-def _sweep(now: dt.datetime) -> None:
-    for meta in _staging().glob("*.json"):
-        try:
-            created = parse_iso(json.loads(meta.read_text())["created_at"])
-        except (OSError, ValueError, KeyError):
-            created = now - 2 * STAGING_TTL
-        if created + STAGING_TTL <= now:
-            meta.with_suffix(".bin").unlink(missing_ok=True)
-            meta.unlink(missing_ok=True)
-
-
-def stage(data: bytes, meta: dict[str, Any]) -> str:
-    sb = sandbox()
-    _sweep(sb.now())
-    token = secrets.token_urlsafe(24)
-    data_key, wrapped = sb.keyring.new_data_key()
-    (_staging() / f"{token}.bin").write_bytes(keys.encrypt_blob(data_key, data, _aad(token)))
-    meta = {**meta, "wrapped": base64.b64encode(wrapped).decode(), "created_at": iso(sb.now())}
-    (_staging() / f"{token}.json").write_text(json.dumps(meta, ensure_ascii=False))
-    return token
-
-
-def staged(token: str | None, user) -> tuple[dict[str, Any], bytes] | None:
-    """The staged upload if it is this user's (the token is also bound to their session)."""
-    if not token or not TOKEN_RE.match(token) or session.get("upload") != token:
-        return None
-    meta_path = _staging() / f"{token}.json"
-    try:
-        meta = json.loads(meta_path.read_text())
-        blob = meta_path.with_suffix(".bin").read_bytes()
-    except (OSError, ValueError):
-        return None
-    if meta.get("owner_id") != user.id or parse_iso(meta["created_at"]) + STAGING_TTL <= sandbox().now():
-        return None
-    data_key = sandbox().keyring.unwrap_data_key(base64.b64decode(meta["wrapped"]))
-    return meta, keys.decrypt_blob(data_key, blob, _aad(token))
-
-
-def unstage(token: str) -> None:
-    if TOKEN_RE.match(token):
-        (_staging() / f"{token}.bin").unlink(missing_ok=True)
-        (_staging() / f"{token}.json").unlink(missing_ok=True)
-    session.pop("upload", None)
-
-
-# -- reading and describing the file ---------------------------------------------------------------
-def read_table(data: bytes, filename: str, types: dict[str, str] | None = None) -> pa.Table:
-    """A data file from memory (CSV in UTF-8/GBK/GB18030, .xlsx, Parquet), like
-    ``datasets.read_data_file`` but never touching disk; cells read as the policy's ``types``."""
-    return file_readers.read_bytes(data, filename, types=types)
-
-
-def describe(table: pa.Table, name: str, owner: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Each column with its drafted type, sensitivity, bounds and public values
-    (:mod:`sandbox.service.policy_draft`, the same draft as ``sandbox datasets draft``), and the draft."""
-    draft = policy_draft.draft_policy(table, name=name, owner=owner)
-    out = []
-    for col in draft.columns:
-        findings = risk_scan.scan_column(col.name, table.column(col.name), "sensitive", sample_rows=SCAN_ROWS)
-        out.append({
-            "name": col.name, "arrow_type": str(table.schema.field(col.name).type), "type": col.type,
-            "sensitivity": col.sensitivity, "findings": sorted({f.kind for f in findings}),
-            "valid_name": bool(COLUMN_NAME_RE.match(col.name)),
-            "low": "" if col.bounds is None else str(col.bounds[0]),
-            "high": "" if col.bounds is None else str(col.bounds[1]),
-            "public_values": "\n".join(str(v) for v in col.public_values or ()), "notes": list(col.notes),
-        })
-    summary = {"privacy_unit": draft.privacy_unit, "one_row_per_unit": draft.one_row_per_unit,
-               "max_partitions": draft.max_partitions, "max_rows_per_partition": draft.max_rows_per_partition,
-               "toml": draft.toml()}
-    return out, summary
-
-
-# -- the policy form → TOML ------------------------------------------------------------------------
-def _toml_str(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
-
-
-def _toml_scalar(raw: str, ctype: str) -> str:
-    text = raw.strip()
-    if ctype in ("int", "float"):
-        try:
-            number = int(text) if ctype == "int" and re.fullmatch(r"[-+]?\d+", text) else float(text)
-        except ValueError:
-            return _toml_str(text)  # parse_policy then names the field: "is not a number"
-        return repr(number) if isinstance(number, float) else str(number)
-    return _toml_str(text)
-
-
-def split_values(raw: str) -> list[str]:
-    """Public values: one per line, or separated by commas (also ， and 、)."""
-    return [v.strip() for v in re.split(r"[\n,，、]", raw or "") if v.strip()]
-
-
-def policy_toml(form, columns: list[str], *, name: str, owner: str) -> str:
-    lines = ["[dataset]", f"name = {_toml_str(name)}"]
-    for key in ("title", "title_zh", "description"):
-        if form.get(key, "").strip() or key == "title":
-            lines.append(f"{key} = {_toml_str(form.get(key, '').strip())}")
-    lines += [f"owner = {_toml_str(owner)}", f"tier = {_toml_str(form.get('tier', ''))}",
-              f"privacy_unit = {_toml_str(form.get('privacy_unit', ''))}",
-              f"update_frequency = {_toml_str(form.get('update_frequency', 'irregular'))}",
-              f"one_row_per_unit = {'true' if form.get('one_row_per_unit') else 'false'}"]
-    for key in ("max_partitions", "max_rows_per_partition"):
-        lines.append(f"{key} = {_toml_scalar(form.get(key, '1') or '1', 'int')}")
-    for col in columns:
-        ctype = form.get(f"col:{col}:type", "text")
-        key = col if re.fullmatch(r"[A-Za-z0-9_-]+", col) else _toml_str(col)  # 区县 is quoted in TOML
-        lines += ["", f"[columns.{key}]", f"type = {_toml_str(ctype)}",
-                  f"sensitivity = {_toml_str(form.get(f'col:{col}:sensitivity', 'sensitive'))}"]
-        lo, hi = form.get(f"col:{col}:low", "").strip(), form.get(f"col:{col}:high", "").strip()
-        if lo or hi:
-            lines.append(f"bounds = [{_toml_scalar(lo, ctype)}, {_toml_scalar(hi, ctype)}]")
-        values = split_values(form.get(f"col:{col}:public_values", ""))
-        if values:
-            lines.append("public_values = [" + ", ".join(_toml_scalar(v, ctype) for v in values) + "]")
-        if form.get(f"col:{col}:unit", "").strip():  # "元", "岁"; the policy checks it
-            lines.append(f"unit = {_toml_str(form.get(f'col:{col}:unit', '').strip())}")
-        if form.get(f"col:{col}:description", "").strip():
-            lines.append(f"description = {_toml_str(form.get(f'col:{col}:description', '').strip())}")
-    return "\n".join(lines) + "\n"
-
-
-FIELD_RE: Final = re.compile(r"\b(dataset\.(\w+)|columns\.(\w+)(?:\.(\w+))?)\b")
-
-
-def error_field(message: str) -> str | None:
-    """The form field a policy refusal names (``columns.age.bounds`` → ``col:age:low``)."""
-    m = FIELD_RE.search(message)
-    if not m:
-        return None
-    if m.group(2):
-        return m.group(2)
-    col, key = m.group(3), m.group(4) or "type"
-    return f"col:{col}:{'low' if key == 'bounds' else key}"
-
-
-# -- views -----------------------------------------------------------------------------------------
 @bp.get("")
 @role_required("owner")
 def datasets():
@@ -242,6 +80,7 @@ def datasets():
     return render_template("owner/datasets.html", entries=entries)
 
 
+# -- registering ------------------------------------------------------------------------------------
 @bp.get("/new")
 @role_required("owner")
 def new():
@@ -278,19 +117,7 @@ def upload():
 def _policy_page(meta: dict[str, Any], token: str, form: dict[str, Any] | None, error: str | None = None,
                  field: str | None = None, status: int = 200):
     if form is None:
-        unit = next((c["name"] for c in meta["columns"] if c["name"] in ("person_id", "unit_id")
-                     or c["name"].endswith("_id")), meta["columns"][0]["name"] if meta["columns"] else "")
-        form = {"title": "", "title_zh": "", "description": "", "tier": "conditional", "privacy_unit": unit,
-                "update_frequency": "monthly", "one_row_per_unit": "", "max_partitions": "1",
-                "max_rows_per_partition": "1", "policy_text": ""}
-        draft = meta.get("draft") or {}
-        if draft:  # the draft's suggestions (policy_draft), for the owner to review
-            form.update(privacy_unit=draft["privacy_unit"], one_row_per_unit="1" if draft["one_row_per_unit"] else "",
-                        max_partitions=str(draft["max_partitions"]),
-                        max_rows_per_partition=str(draft["max_rows_per_partition"]))
-        for c in meta["columns"]:
-            for key in ("type", "sensitivity", "low", "high", "public_values"):
-                form[f"col:{c['name']}:{key}"] = c.get(key, "")
+        form = initial_form(meta)
     return render_template("owner/dataset_policy.html", meta=meta, token=token, form=form, error=error,
                            field=field, tiers=TIERS, types=COLUMN_TYPES, sensitivities=SENSITIVITIES,
                            frequencies=FREQUENCIES), status
@@ -340,6 +167,9 @@ def register(token: str):
 
 @bp.get("/<name>")
 @role_required("owner", "regulator")
+
+
+# -- the dataset page and its forms -------------------------------------------------------------------
 def dataset(name: str):
     user = signed_in()
     try:

@@ -39,9 +39,10 @@ from sandbox.service.query_service import Sandbox
 from sandbox.web.console import charts as console_charts
 from sandbox.web.console import queries as console_queries
 from sandbox.web.console import sql as console_sql
-from sandbox.web.console.base import DISPLAY_TZ, role_required, sandbox, signed_in
+from sandbox.web.console.base import role_required, sandbox, signed_in
 from sandbox.web.console.errors import service_error
-from sandbox.web.console.researcher import result_view
+from sandbox.web.console.results import result_view
+from sandbox.web.console.templating import DISPLAY_TZ
 
 bp = Blueprint("regulator", __name__, url_prefix="/regulator")
 

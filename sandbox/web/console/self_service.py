@@ -17,7 +17,7 @@ from sandbox.governance import applications, approvals, open_catalog, self_servi
 from sandbox.governance import attachments as attachments_service
 from sandbox.governance.workflow import COMMITMENT_TEXT
 from sandbox.service import public_dummy
-from sandbox.web.api.workflow import attachment_response
+from sandbox.web.api.workflow.applications import attachment_response
 from sandbox.web.console.base import current_user, role_required, sandbox, signed_in
 from sandbox.web.console.errors import flash_error, service_error
 
