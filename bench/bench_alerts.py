@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sandbox.demo.setup import setup_demo  # noqa: E402
-from sandbox.governance import alerts, ledger, workflow  # noqa: E402
+from sandbox.governance import alerts, ledger, where_families, workflow  # noqa: E402
 from sandbox.governance.datasets import latest_versions  # noqa: E402
 from sandbox.service.operations import SandboxAdmin  # noqa: E402
 from sandbox.service.query_service import QueryRequest  # noqa: E402
@@ -58,8 +58,8 @@ def main() -> None:
             sb.run_query(researcher, QueryRequest(aid, sql, 0.01))
         approval = workflow.get_approval(conn, aid)
         assert approval is not None
-        alerts.where_variants.cache_clear()
-        alerts.where_parts.cache_clear()
+        where_families.where_variants.cache_clear()
+        where_families.where_parts.cache_clear()
         t = time.perf_counter()
         alerts.after_query(sb, researcher, aid)
         cold = (time.perf_counter() - t) * 1e3

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from sandbox.governance import alerts
+from sandbox.governance import alerts, where_families
 from sandbox.service.operations import SandboxAdmin
 from sandbox.service.query_service import QueryRequest, Sandbox
 from sandbox.store.users import find_user
@@ -51,7 +51,7 @@ def logged(sb: Sandbox) -> list[dict]:
 
 
 def test_doctests():
-    result = doctest.testmod(alerts)
+    result = doctest.testmod(where_families)
     assert result.failed == 0 and result.attempted >= 4
 
 

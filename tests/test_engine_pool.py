@@ -272,8 +272,8 @@ def test_the_log_replays_to_the_ledger_through_timeouts_and_worker_kills(workspa
     from sandbox.service import query_service as service
     from sandbox.service.operations import SandboxAdmin
     from sandbox.service.query_service import QueryFailed, QueryRequest
+    from sandbox.store.ledger_sums import approval_sums
     from sandbox.store.users import find_user
-    from sandbox.web.console import queries as console_queries
 
     sb = Sandbox(workspace, limits=EngineLimits(timeout_seconds=2.0), pool=PoolSettings(workers=1, grace_seconds=0.5))
     try:
@@ -313,7 +313,7 @@ def test_the_log_replays_to_the_ledger_through_timeouts_and_worker_kills(workspa
                         "query.started", "query.failed", "query.started", "query.released"]
         report = replay(log)
         assert report["inconsistencies"] == []
-        assert compare_with_ledger(report, console_queries.ledger_sums(conn)) == []
+        assert compare_with_ledger(report, approval_sums(conn)) == []
         assert ledger.budget(conn, aid).epsilon_spent == pytest.approx(0.4)
     finally:
         sb.close()

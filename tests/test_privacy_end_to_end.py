@@ -22,8 +22,8 @@ from sandbox.errors import BadRequest, BudgetExceeded, EngineFailure
 from sandbox.governance import datasets
 from sandbox.service.operations import SandboxAdmin
 from sandbox.service.query_service import QueryFailed, QueryRequest
+from sandbox.store.ledger_sums import approval_sums
 from sandbox.store.users import find_user
-from sandbox.web.console import queries as console_queries
 from tests.conftest import bearer
 
 release_module = importlib.import_module("privacy.release")  # ``privacy.release`` is the function
@@ -62,7 +62,7 @@ def assert_log_replays_to_ledger(sb) -> None:
         assert logged[qid] == pytest.approx((e, d), abs=1e-12)
     report = replay(log)
     assert report["inconsistencies"] == []
-    assert compare_with_ledger(report, console_queries.ledger_sums(sb.conn())) == []
+    assert compare_with_ledger(report, approval_sums(sb.conn())) == []
     starts = {e["seq"] for e in log if e["action"] == "query.started"}
     for e in log:  # every outcome names an earlier start entry
         if e["action"] in ("query.released", "query.failed"):

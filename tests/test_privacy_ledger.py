@@ -1,4 +1,4 @@
-"""sandbox.governance.ledger: per-approval budget with ρ, old stores tolerated, global caps per version."""
+"""sandbox.governance.ledger: per-approval budget with ρ, old stores migrated, global caps per version."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from privacy.accounting import Totals, spent
 from sandbox.errors import BudgetExceeded
 from sandbox.governance import datasets, ledger
 from sandbox.service.operations import SandboxAdmin
+from sandbox.store.migrations import MIGRATIONS
 from sandbox.store.users import find_user
-from sandbox.store.workspace import transaction
+from sandbox.store.workspace import DB_NAME, Workspace, connect, transaction
 
 
 def new_approval(sb, *, epsilon_total=10.0, delta_total=1e-6, per_query=1.0, scope=None) -> int:
@@ -41,15 +42,39 @@ def spend(sb, approval_id: int, n: int, c: Charge, versions=()) -> ledger.Budget
     return b
 
 
-def upgrade(sb) -> None:
-    """Migration 2 added the ρ column, pure-ε flag and global caps: assert they are there."""
-    cols = {r[1] for r in sb.conn().execute("PRAGMA table_info(ledger)")}
-    assert {"rho", "rho_delta"} <= cols
+def test_opening_a_store_of_schema_1_migrates_its_ledger(tmp_path):
+    """The ledger trusts the migrations: a store from before migration 2 (no ρ, no pure-ε
+    flag, no links to dataset versions) gets them when opened, and its old charges, without
+    a zCDP bound, count by basic composition."""
+    conn = connect(tmp_path / DB_NAME)
+    with transaction(conn):
+        for statement in MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("INSERT INTO users (id, username, role, password_hash, created_at) VALUES "
+                     "(1, 'r', 'researcher', 'x', 't'), (2, 'o', 'owner', 'x', 't')")
+        conn.execute("INSERT INTO applications (id, researcher_id, request_json, scenario, purpose, "
+                     "commitment_accepted, status, created_at) VALUES (1, 1, '{}', 's', 'p', 1, 'approved', 't')")
+        conn.execute("INSERT INTO approvals (id, application_id, researcher_id, owner_id, scope_json, epsilon_total, "
+                     "delta_total, epsilon_per_query, created_at) VALUES (1, 1, 1, 2, '{\"pure_dp\": true}', 3, 0.0001, 1, 't')")
+        for i, eps in enumerate((0.5, 0.25)):
+            conn.execute("INSERT INTO queries (id, approval_id, user_id, sql, status, created_at) "
+                         "VALUES (?, 1, 1, 'SELECT 1', 'released', 't')", (f"q{i}",))
+            conn.execute("INSERT INTO ledger (approval_id, query_id, epsilon, delta, created_at) "
+                         "VALUES (1, ?, ?, 0, 't')", (f"q{i}", eps))
+    conn.close()
+    ws = Workspace.open(tmp_path)
+    conn = ws.connect()
+    assert {"rho", "rho_delta"} <= {r[1] for r in conn.execute("PRAGMA table_info(ledger)")}
+    assert "pure_dp" in {r[1] for r in conn.execute("PRAGMA table_info(approvals)")}
+    assert conn.execute("SELECT COUNT(*) FROM ledger_datasets").fetchone()[0] == 0
+    b = ledger.budget(conn, 1)
+    assert b.pure_dp and b.route == "basic" and b.releases == 2
+    assert b.epsilon_spent == pytest.approx(0.75) and b.totals.other_epsilon == pytest.approx(0.75)
 
 
 def test_small_per_query_cap_fixes_the_zcdp_route(demo):
     sb, _ = demo
-    upgrade(sb)
     aid = new_approval(sb, epsilon_total=3.0, per_query=0.01)  # route from the terms: zcdp
     b = spend(sb, aid, 400, Charge(0.01, 0.0, 0.01**2 / 2))
     assert b.route == "zcdp" and b.accounting.route == "zcdp"
@@ -66,7 +91,6 @@ def test_large_per_query_cap_fixes_the_basic_route_whatever_is_asked(demo):
     """The route is not re-chosen from the history: many small releases on a basic-route
     approval stay on basic composition (the old min-of-routes would have switched)."""
     sb, _ = demo
-    upgrade(sb)
     aid = new_approval(sb, epsilon_total=3.0, per_query=1.0)
     b = spend(sb, aid, 299, Charge(0.01, 0.0, 0.01**2 / 2))
     assert b.route == "basic" and b.epsilon_spent == pytest.approx(2.99)
@@ -77,7 +101,6 @@ def test_large_per_query_cap_fixes_the_basic_route_whatever_is_asked(demo):
 
 def test_pure_approval_never_uses_zcdp(demo):
     sb, _ = demo
-    upgrade(sb)
     aid = new_approval(sb, epsilon_total=3.0, scope={"pure_dp": True})
     b = spend(sb, aid, 100, Charge(0.01, 0.0, 0.5e-4))
     assert b.pure_dp and b.route == b.accounting.route == "basic" and b.epsilon_spent == pytest.approx(1.0)
@@ -87,7 +110,6 @@ def test_pure_approval_never_uses_zcdp(demo):
 
 def test_global_cap_across_approvals(demo):
     sb, _ = demo
-    upgrade(sb)
     conn = sb.conn()
     version = datasets.get_version(conn, "residents").version_id
     with transaction(conn):

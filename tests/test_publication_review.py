@@ -17,7 +17,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from sandbox.governance import datasets, publication, risk_scan
+from sandbox.governance import datasets, review_signatures, risk_scan
 from sandbox.service.operations import SandboxAdmin
 from sandbox.store.users import find_user
 from sandbox.web import create_app
@@ -116,7 +116,7 @@ def test_tier_change_to_unconditional_never_publishes_identifiers(env):
     assert d["scan"]["passed"] is True and d["scan"]["k"] >= 10 and d["scan"]["findings"] == []
     assert d["recipe"]["k_target"] == 10 and d["recipe"]["k_achieved"] >= 10
     assert (d["owner_signature"]["signer"], d["regulator_signature"]["signer"]) == ("owner", "regulator")
-    assert publication.verify(sb, review) == ["owner", "regulator"]
+    assert review_signatures.verify(sb, review) == ["owner", "regulator"]
     entry = client.get("/api/v1/catalog/residents").json
     assert entry["open_release"]["recipe"]["k_target"] == 10
     assert [(h["by"], h["signed_by"]) for h in entry["tier_history"]] == [("owner", "regulator")]

@@ -27,7 +27,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from sandbox.governance import datasets, file_readers, publication, risk_scan
+from sandbox.governance import datasets, file_readers, publication, review_signatures, risk_scan
 from sandbox.governance.identifiers import check_digits
 from sandbox.service.operations import SandboxAdmin
 from sandbox.store.users import find_user
@@ -626,7 +626,7 @@ def test_regulator_proposal_answer_expert_review_and_cosignature(env):
     d = entry["details"]
     assert (d["from"], d["to"]) == ("conditional", "unconditional")
     assert d["owner_signature"]["role"] == "owner" and d["regulator_signature"]["role"] == "regulator"
-    assert publication.verify(env.sb, rid) == ["owner", "regulator"]
+    assert review_signatures.verify(env.sb, rid) == ["owner", "regulator"]
 
 
 def test_review_submitted_before_a_new_version_is_stale(env):

@@ -38,6 +38,7 @@ from audit_log.verify import verify_file
 from audit_log.witness import Witness
 from sandbox.errors import SandboxError
 from sandbox.governance.accounting_replay import check_reported_loss
+from sandbox.store.ledger_sums import approval_sums
 from sandbox.store.workspace import Workspace, log_origin
 
 DATA_DIR = click.option(
@@ -219,13 +220,6 @@ def audit_verify(
         )
 
 
-def _ledger_sums(conn) -> dict[str, tuple[float, float]]:
-    rows = conn.execute(
-        "SELECT approval_id, SUM(epsilon) AS e, SUM(delta) AS d FROM ledger GROUP BY approval_id"
-    ).fetchall()
-    return {str(r["approval_id"]): (float(r["e"]), float(r["d"])) for r in rows}
-
-
 @audit.command("replay")
 @click.argument("log", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -273,7 +267,7 @@ def audit_replay(
     report["inconsistencies"].extend(check_reported_loss(entries))
     if data_dir is not None:
         _ws, conn = _workspace(data_dir)
-        compare_with_ledger(report, _ledger_sums(conn))
+        compare_with_ledger(report, approval_sums(conn))
     out_dir = out_dir or log.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = log.stem

@@ -15,7 +15,7 @@ Kinds (thresholds are :data:`SETTINGS`, rows ``alerts.<name>`` of the ``settings
   approval that differ from one shared query by one top-level ``WHERE`` predicate (added,
   removed, or the same column compared with another literal). Each query is parsed with
   sqlglot; dropping each conjunct in turn gives the "families" it belongs to
-  (:func:`where_parts`, :func:`where_variants`). Differencing two such releases isolates
+  (:mod:`sandbox.governance.where_families`). Differencing two such releases isolates
   the rows the predicate singles out; DP noise still bounds what that reveals, but the
   pattern is worth a look.
 - ``averaging``: one plan (the guard's fingerprint) answered at least ``alert_repeats``
@@ -40,22 +40,16 @@ admins get 403, anonymous callers 401 (:func:`list_alerts`).
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import hashlib
 import logging
 import sqlite3
-from collections import Counter, defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import Counter
 from typing import Any, Final
-
-from sqlglot import exp, parse_one
-from sqlglot.errors import SqlglotError
 
 from sandbox.clock import iso, parse_iso
 from sandbox.errors import BadRequest, SandboxError
 from sandbox.governance import deadlines, jurisdiction, ledger, suspensions, workflow
 from sandbox.governance.alert_records import KINDS, Candidate, raise_alert, view
+from sandbox.governance.where_families import families, shared_text, where_variants
 from sandbox.store import authz, fields
 from sandbox.store.context import Context
 from sandbox.store.settings import Setting, SettingGroup
@@ -90,115 +84,6 @@ SETTING_GROUP: Final = SettingGroup(
             "release cache) that raise an averaging alert; 0 turns the alert off"),
 )
 SETTINGS: Final[dict[str, Setting]] = SETTING_GROUP.settings
-
-
-def _short(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
-
-
-# -- differencing: one WHERE predicate apart (pure) -----------------------------------------------
-#: Conjuncts beyond which a query joins no family but its own (bounds the work and the cache).
-MAX_CONJUNCTS: Final = 64
-PREDICATE_CHARS: Final = 300
-
-
-@functools.lru_cache(maxsize=2048)  # shared_text re-reads each family's SQL on every pass
-def where_parts(sql: str) -> tuple[str, tuple[str, ...]] | None:
-    """The query without its ``WHERE`` and the ``WHERE``'s top-level conjuncts, as canonical
-    SQL (DuckDB dialect, identifiers lower-cased, comments dropped), conjuncts sorted so
-    their order does not matter; ``None`` when the SQL is not one SELECT.
-
-    >>> where_parts("select count(*) from Residents where district = 'A' and age > 30 -- hi")
-    ('SELECT COUNT(*) FROM residents', ('age > 30', "district = 'A'"))
-    >>> where_parts("SELECT COUNT(*) FROM residents")
-    ('SELECT COUNT(*) FROM residents', ())
-    """
-    try:
-        tree = parse_one(sql, read="duckdb")
-    except (SqlglotError, RecursionError, ValueError):
-        return None
-    if not isinstance(tree, exp.Select):
-        return None
-    where = tree.args.get("where")
-    conjuncts: list[exp.Expr] = []
-    if where is not None:
-        cond = where.this
-        conjuncts = list(cond.flatten()) if isinstance(cond, exp.And) else [cond]
-        tree = tree.copy()
-        tree.set("where", None)
-    base = tree.sql(dialect="duckdb", normalize=True, comments=False)
-    return base, tuple(sorted(c.sql(dialect="duckdb", normalize=True, comments=False) for c in conjuncts))
-
-
-def family_text(base: str, kept: Iterable[str]) -> str:
-    """The canonical query with the conjuncts ``kept``.
-
-    >>> family_text("SELECT COUNT(*) FROM t", ["b > 1", "a = 1"])
-    'SELECT COUNT(*) FROM t WHERE a = 1 AND b > 1'
-    """
-    conjuncts = sorted(kept)
-    return f"{base} WHERE {' AND '.join(conjuncts)}" if conjuncts else base
-
-
-@dataclass(frozen=True)
-class Variants:
-    """A query's family keys: its own canonical form and, per top-level conjunct, the form
-    without it (each a hash, so the cache stays small), with the conjunct's SQL."""
-
-    full: str
-    drops: tuple[tuple[str, str], ...]  # (key without the conjunct, the conjunct's SQL)
-
-
-@functools.lru_cache(maxsize=2048)
-def where_variants(sql: str) -> Variants | None:
-    """The families a released query belongs to (cached per SQL text in each process).
-
-    >>> v = where_variants("SELECT COUNT(*) FROM residents WHERE district = 'A' AND age > 30")
-    >>> [dropped for _key, dropped in v.drops]
-    ['age > 30', "district = 'A'"]
-    >>> v.drops[0][0] == where_variants("SELECT COUNT(*) FROM residents WHERE district = 'A'").full
-    True
-    """
-    found = where_parts(sql)
-    if found is None:
-        return None
-    base, parts = found
-    drops = () if len(parts) > MAX_CONJUNCTS else tuple(
-        (_short(family_text(base, parts[:i] + parts[i + 1:])), parts[i][:PREDICATE_CHARS])
-        for i in range(len(parts)))
-    return Variants(_short(family_text(base, parts)), drops)
-
-
-def shared_text(sql: str, key: str) -> str:
-    """The readable form of family ``key`` as found in one member's ``sql``."""
-    found = where_parts(sql)
-    if found is None:
-        return ""
-    base, parts = found
-    for kept in [parts, *(parts[:i] + parts[i + 1:] for i in range(len(parts)))]:
-        if _short(family_text(base, kept)) == key:
-            return family_text(base, kept)
-    return ""
-
-
-def families(queries: Iterable[tuple[str, str, Variants]]) -> dict[str, dict[str, str]]:
-    """Family key → {fingerprint: the predicate that sets it apart ("" for the shared query)}.
-
-    Every two members of a family differ by at most one predicate: each is the family key
-    itself or the key plus one conjunct.
-
-    >>> qs = [(f"f{i}", f"q{i}", where_variants(f"SELECT COUNT(*) FROM t WHERE a = 1 AND b > {i}"))
-    ...       for i in range(3)]
-    >>> fam = families(qs)[where_variants("SELECT COUNT(*) FROM t WHERE a = 1").full]
-    >>> sorted(fam.values())
-    ['b > 0', 'b > 1', 'b > 2']
-    """
-    out: dict[str, dict[str, str]] = defaultdict(dict)
-    for fingerprint, _query_id, v in queries:
-        out[v.full].setdefault(fingerprint, "")
-        for family_key, predicate in v.drops:
-            out[family_key].setdefault(fingerprint, predicate)
-    return out
 
 
 # -- evaluation (reads) -----------------------------------------------------------------------------

@@ -327,23 +327,7 @@ def _decide_part(sb: Context, owner: User, row: sqlite3.Row, decision: str, body
     record: dict[str, Any] = {"scope": {}, "epsilon_total": None, "delta_total": None, "epsilon_per_query": None,
                               "expires_at": None}
     if decision == "approve":
-        _require_legal_basis(conn, mine)  # 第二十条
-        eps = fields.number(body, "epsilon_total", low=0, high=1000)
-        record = {
-            "epsilon_total": eps, "delta_total": fields.number(body, "delta_total", low=0, high=0.01, low_open=False),
-            "epsilon_per_query": fields.number(body, "epsilon_per_query", low=request_limits.EPSILON_MIN, high=eps,
-                                               low_open=False),
-            "expires_at": workflow.parse_expiry(body.get("expires"), sb),
-        }
-        own_request = {**request, "datasets": mine,
-                       "columns": {k: v for k, v in (request.get("columns") or {}).items() if k in mine}}
-        narrowed = {k: v for k, v in body.items() if k in ("columns", "aggregates")}
-        if isinstance(narrowed.get("columns"), dict):
-            foreign = [d for d in narrowed["columns"] if str(d).lower() not in mine]
-            if foreign:
-                raise BadRequest(f"you decide only on your own datasets; {foreign} belong to other owners",
-                                 code="not_your_dataset")
-        record["scope"] = _narrowed_scope(narrowed, own_request, conn)
+        record = _owner_terms(sb, conn, request, mine, body)
     with transaction(conn):
         workflow.record_owner_decision(conn, row["id"], owner, decision,
                                        json.dumps(record["scope"], ensure_ascii=False), record, reason,
@@ -364,6 +348,41 @@ def _decide_part(sb: Context, owner: User, row: sqlite3.Row, decision: str, body
     if len(parts) < len(workflow.app_owner_ids(row)):
         waiting = [username_of(conn, o) for o in workflow.app_owner_ids(row) if o not in {p["owner_id"] for p in parts}]
         return {"application_id": row["id"], "status": "pending", "approval_id": None, "waiting_for": waiting}
+    approval_id = grant(sb, owner, row["id"], _joint_scope(request, parts), epsilon_total=min(p["epsilon_total"] for p in parts),
+                        delta_total=min(p["delta_total"] for p in parts),
+                        epsilon_per_query=min(p["epsilon_per_query"] for p in parts),
+                        expires_at=min(p["expires_at"] for p in parts),
+                        reason="; ".join(f"{username_of(conn, p['owner_id'])}: {p['reason']}" for p in parts))
+    return {"application_id": row["id"], "status": "approved", "approval_id": approval_id}
+
+
+def _owner_terms(sb: Context, conn: sqlite3.Connection, request: dict[str, Any], mine: list[str],
+                 body: dict[str, Any]) -> dict[str, Any]:
+    """One owner's approval of a cross-organisation application: its budget and expiry, and
+    the scope narrowed on its own datasets ``mine`` only (``not_your_dataset`` otherwise)."""
+    _require_legal_basis(conn, mine)  # 第二十条
+    eps = fields.number(body, "epsilon_total", low=0, high=1000)
+    record: dict[str, Any] = {
+        "epsilon_total": eps, "delta_total": fields.number(body, "delta_total", low=0, high=0.01, low_open=False),
+        "epsilon_per_query": fields.number(body, "epsilon_per_query", low=request_limits.EPSILON_MIN, high=eps,
+                                           low_open=False),
+        "expires_at": workflow.parse_expiry(body.get("expires"), sb),
+    }
+    own_request = {**request, "datasets": mine,
+                   "columns": {k: v for k, v in (request.get("columns") or {}).items() if k in mine}}
+    narrowed = {k: v for k, v in body.items() if k in ("columns", "aggregates")}
+    if isinstance(narrowed.get("columns"), dict):
+        foreign = [d for d in narrowed["columns"] if str(d).lower() not in mine]
+        if foreign:
+            raise BadRequest(f"you decide only on your own datasets; {foreign} belong to other owners",
+                             code="not_your_dataset")
+    record["scope"] = _narrowed_scope(narrowed, own_request, conn)
+    return record
+
+
+def _joint_scope(request: dict[str, Any], parts: list[sqlite3.Row]) -> dict[str, Any]:
+    """The union of the owners' narrowed scopes (the aggregates every owner allows), datasets
+    in the application's order."""
     scope: dict[str, Any] = {"datasets": []}
     for p in parts:
         part = json.loads(p["scope_json"])
@@ -374,9 +393,4 @@ def _decide_part(sb: Context, owner: User, row: sqlite3.Row, decision: str, body
         if part.get("aggregates"):
             scope["aggregates"] = sorted(set(scope.get("aggregates") or part["aggregates"]) & set(part["aggregates"]))
     scope["datasets"] = [d for d in request["datasets"] if d in scope["datasets"]]
-    approval_id = grant(sb, owner, row["id"], scope, epsilon_total=min(p["epsilon_total"] for p in parts),
-                        delta_total=min(p["delta_total"] for p in parts),
-                        epsilon_per_query=min(p["epsilon_per_query"] for p in parts),
-                        expires_at=min(p["expires_at"] for p in parts),
-                        reason="; ".join(f"{username_of(conn, p['owner_id'])}: {p['reason']}" for p in parts))
-    return {"application_id": row["id"], "status": "approved", "approval_id": approval_id}
+    return scope

@@ -41,6 +41,7 @@ from sandbox.governance import dataset_access
 from sandbox.governance.policy import CAP_DELTA_MAX, CAP_EPSILON_MAX, parse_policy
 from sandbox.store import authz, fields
 from sandbox.store.context import Context
+from sandbox.store.ledger_sums import ledger_sums
 from sandbox.store.users import User
 from sandbox.store.workspace import transaction
 
@@ -172,13 +173,8 @@ def _decisions(conn: sqlite3.Connection, row: sqlite3.Row, *, before_version_id:
 
 
 def _spent(conn: sqlite3.Connection, dataset_id: int) -> tuple[float, float, int]:
-    row = conn.execute(
-        "SELECT COALESCE(SUM(l.epsilon), 0), COALESCE(SUM(l.delta), 0), COUNT(l.id) FROM ledger l "
-        "WHERE l.id IN (SELECT d.ledger_id FROM ledger_datasets d "
-        "JOIN dataset_versions v ON v.id = d.dataset_version_id WHERE v.dataset_id = ?)",
-        (dataset_id,),
-    ).fetchone()
-    return float(row[0]), float(row[1]), int(row[2])
+    t = ledger_sums(conn, dataset_id=dataset_id)[()]
+    return t.epsilon, t.delta, t.releases
 
 
 def _status(conn: sqlite3.Connection, row: sqlite3.Row, *, before_version_id: int | None = None) -> CapStatus:

@@ -1,40 +1,30 @@
 """The privacy-budget ledger: what each approval (and each dataset version) has spent.
 
 Every row is one release's :class:`privacy.Charge` — ε and δ (basic composition) and,
-when the store has the columns, ρ and δz (zCDP) — mirroring a ``query.released`` or
+when the release has a zCDP bound, ρ and δz — mirroring a ``query.released`` or
 ``query.failed`` audit entry committed in the same transaction, so a replay of the
 audit log reproduces it. Each approval runs one privacy filter whose route (basic
 composition, or zCDP converted by OpenDP) is fixed from the approval's own terms
 (``privacy.accounting.choose_route``, decision 0007).
 
-Tolerant of older stores: without the ``rho`` column every release counts by basic
-composition in both routes (exactly the old behaviour); without the caps tables there
-is no global cap. Migration 2 (``sandbox.store.migrations``) adds them.
+The schema is the migrations' (``sandbox.store.migrations``; every workspace is migrated when
+it is opened): nothing here inspects it. The sums are ``sandbox.store.ledger_sums``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
 
 from privacy.accounting import TOLERANCE, Charge, Route, Spent, Totals, choose_route, fits, spent
 from sandbox.clock import Clock, iso
 from sandbox.errors import BudgetExceeded, NotFound
-from sandbox.governance import dataset_caps
+from sandbox.governance import dataset_caps, workflow
+from sandbox.store.ledger_sums import ledger_sums
 
 __all__ = ["TOLERANCE", "Budget", "budget", "charge", "check_global_cap", "ensure_affordable"]
-
-def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-
-
-def _has_table(conn: sqlite3.Connection, table: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                        (table,)).fetchone() is not None
 
 
 @dataclass(frozen=True)
@@ -82,59 +72,21 @@ class Budget:
         return out
 
 
-def is_pure(row: sqlite3.Row | Any) -> bool:
-    """Whether the owner requires pure ε-DP: ``approvals.pure_dp`` when the column exists,
-    else ``"pure_dp": true`` in the approval's scope; δ_total = 0 implies it."""
-    keys = row.keys() if isinstance(row, sqlite3.Row) else []
-    if "pure_dp" in keys and row["pure_dp"]:
-        return True
-    scope = getattr(row, "scope", None)
-    if scope is None and "scope_json" in keys:
-        scope = json.loads(row["scope_json"] or "{}")
-    if isinstance(scope, dict) and scope.get("pure_dp") is True:
-        return True
-    if getattr(row, "pure_dp", False) is True:
-        return True
-    delta_total = row["delta_total"] if "delta_total" in keys else getattr(row, "delta_total", None)
-    return delta_total == 0
-
-
-def _totals_where(conn: sqlite3.Connection, where: str, args: tuple[Any, ...],
-                  join: str = "") -> Totals:
-    cols = _columns(conn, "ledger")
-    rho = "l.rho" if "rho" in cols else "NULL"
-    rho_delta = "l.rho_delta" if "rho_delta" in cols else "0"
-    row = conn.execute(
-        f"SELECT COALESCE(SUM(l.epsilon), 0), COALESCE(SUM(l.delta), 0), "
-        f"COALESCE(SUM({rho}), 0), "
-        f"COALESCE(SUM(CASE WHEN {rho} IS NOT NULL THEN {rho_delta} END), 0), "
-        f"COALESCE(SUM(CASE WHEN {rho} IS NULL THEN l.epsilon END), 0), "
-        f"COALESCE(SUM(CASE WHEN {rho} IS NULL THEN l.delta END), 0), COUNT(l.id) "
-        f"FROM ledger l {join} WHERE {where}",
-        args,
-    ).fetchone()
-    e, d, r, rd, oe, od = (float(x) for x in row[:6])
-    return Totals(e, d, r, rd, oe, od, releases=int(row[6]))
-
-
-def approval_totals(conn: sqlite3.Connection, approval_id: int) -> Totals:
-    return _totals_where(conn, "l.approval_id = ?", (approval_id,))
+def is_pure(approval: workflow.Approval) -> bool:
+    """Whether the owner requires pure ε-DP (:attr:`sandbox.governance.workflow.Approval.pure_dp`)."""
+    return approval.pure_dp
 
 
 def budget(conn: sqlite3.Connection, approval_id: int) -> Budget:
     """The approval's budget on its fixed route (``choose_route`` of its own terms)."""
-    row = conn.execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)).fetchone()
-    pure = is_pure(row)
-    t = approval_totals(conn, approval_id)
-    # Σε²/2 over releases without a zCDP bound (BS16 Prop. 1.13), for the zcdp route.
-    no_rho = "rho IS NULL" if "rho" in _columns(conn, "ledger") else "1"
-    other = conn.execute(f"SELECT COALESCE(SUM(epsilon * epsilon), 0) FROM ledger "
-                         f"WHERE approval_id = ? AND {no_rho}", (approval_id,)).fetchone()[0]
-    t = replace(t, other_rho=float(other) / 2)
-    route = choose_route(row["epsilon_total"], row["delta_total"], row["epsilon_per_query"], pure)
-    s = spent(t, row["delta_total"], pure=pure, route=route, epsilon_total=row["epsilon_total"])
-    return Budget(row["id"], row["epsilon_total"], row["delta_total"], s.epsilon, t.delta,
-                  row["epsilon_per_query"], t.releases, pure, t, s, route)
+    a = workflow.get_approval(conn, approval_id)
+    if a is None:
+        raise NotFound(f"no approval {approval_id}")
+    t = ledger_sums(conn, approval_id=approval_id)[()]
+    route = choose_route(a.epsilon_total, a.delta_total, a.epsilon_per_query, a.pure_dp)
+    s = spent(t, a.delta_total, pure=a.pure_dp, route=route, epsilon_total=a.epsilon_total)
+    return Budget(a.id, a.epsilon_total, a.delta_total, s.epsilon, t.delta, a.epsilon_per_query,
+                  t.releases, a.pure_dp, t, s, route)
 
 
 def ensure_affordable(b: Budget, epsilon: float, delta: float = 0.0, *, rho: float | None = None,
@@ -165,24 +117,16 @@ def charge(conn: sqlite3.Connection, approval_id: int, query_id: str, epsilon: f
            dataset_versions: Iterable[int] = ()) -> Budget:
     """Record a charge; call inside the release transaction after :func:`ensure_affordable`.
 
-    ``rho``/``rho_delta`` are stored when the ledger has the columns (else dropped, and
-    the release counts by basic composition); ``dataset_versions`` link the charge to
-    the versions it read, for the global caps, when ``ledger_datasets`` exists.
+    Without ``rho`` (no zCDP bound) the release counts by basic composition on both routes;
+    ``dataset_versions`` link the charge to the versions it read, for the collusion caps.
     """
-    cols = _columns(conn, "ledger")
-    names, values = ["approval_id", "query_id", "epsilon", "delta", "created_at"], [
-        approval_id, query_id, epsilon, delta, iso(now())]
-    if "rho" in cols:
-        names.append("rho")
-        values.append(rho)
-    if "rho_delta" in cols and rho is not None:
-        names.append("rho_delta")
-        values.append(rho_delta)
     cur = conn.execute(
-        f"INSERT INTO ledger ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", values
+        "INSERT INTO ledger (approval_id, query_id, epsilon, delta, rho, rho_delta, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (approval_id, query_id, epsilon, delta, rho, rho_delta if rho is not None else 0.0, iso(now())),
     )
     versions = sorted(set(dataset_versions))
-    if versions and _has_table(conn, "ledger_datasets"):
+    if versions:
         conn.executemany(
             "INSERT INTO ledger_datasets (ledger_id, dataset_version_id) VALUES (?, ?)",
             [(cur.lastrowid, v) for v in versions],
@@ -229,16 +173,14 @@ def version_caps(conn: sqlite3.Connection, version_ids: Iterable[int]) -> list[V
 
     out = []
     for vid in sorted(set(version_ids)):
-        row = conn.execute("SELECT d.name FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id "
+        row = conn.execute("SELECT d.id, d.name FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id "
                            "WHERE v.id = ?", (vid,)).fetchone()
         if row is None:
             continue
-        st = dataset_caps.status(conn, row[0])
+        st = dataset_caps.status(conn, row[1])
         if st.cap.source == "default":
             continue
-        t = _totals_where(conn, "l.id IN (SELECT d.ledger_id FROM ledger_datasets d JOIN dataset_versions v "
-                          "ON v.id = d.dataset_version_id JOIN datasets s ON s.id = v.dataset_id "
-                          "WHERE s.name = ?)", (row[0],))
+        t = ledger_sums(conn, dataset_id=row[0])[()]
         out.append(VersionCap(vid, st.cap.epsilon_total, st.cap.delta_total, t))
     return out
 

@@ -19,7 +19,9 @@ order:
 Both parties sign the same RFC 8785 canonical terms (dataset, version and content hash,
 old and new tier, basis, scan and recipe digests) with their own Ed25519 keys
 (``owner:<name>``, ``regulator:<name>``); the audit entry that applies the change carries
-both signatures, the old and new tier, the scan summary and the recipe.
+both signatures, the old and new tier, the scan summary and the recipe. What would be
+published and its scan: :mod:`sandbox.governance.publication_scan`; the signed terms and their
+check: :mod:`sandbox.governance.review_signatures`.
 
 Reviews are needed for: every tier raise; a version's first publication (tier conditional
 or unconditional); every new version of an unconditional dataset (its derivative is rebuilt
@@ -31,27 +33,20 @@ by the city bureau (由市大数据主管部门确定), after an expert review w
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 import json
 import sqlite3
 from typing import Any, Final
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-import rfc8785
-
-import keys
 from sandbox.clock import iso
-from sandbox.errors import BadRequest, NotFound, SandboxError
+from sandbox.errors import BadRequest, NotFound
 from sandbox.governance import (
     classification,
     datasets,
-    deidentify,
     legal_basis,
-    open_history,
     organisations,  # a district regulator: their jurisdiction only (第五条)
+    publication_scan,
+    review_signatures,
     risk_scan,
 )
 from sandbox.store import authz, fields
@@ -60,10 +55,8 @@ from sandbox.store.fields import conflict, username_of
 from sandbox.store.users import User
 from sandbox.store.workspace import transaction
 
-TERMS_FORMAT: Final = "data-sandbox/publication-review/v1"
 TIER_RANK: Final = {"not_open": 0, "conditional": 1, "unconditional": 2}
 STATUSES: Final = ("proposed", "declined", "expert_reviewed", "awaiting_regulator", "approved", "rejected")
-K_TARGET_MAX: Final = 1000
 
 
 def is_raise(from_tier: str, to_tier: str) -> bool:
@@ -89,105 +82,6 @@ def review_reason(conn: sqlite3.Connection, dataset_id: int, tier: str, v: datas
 def _has_published(conn: sqlite3.Connection, dataset_id: int) -> bool:
     return conn.execute("SELECT 1 FROM dataset_versions WHERE dataset_id = ? AND published_at IS NOT NULL",
                         (dataset_id,)).fetchone() is not None
-
-
-# -- what would be published ---------------------------------------------------------------------
-def _k_target(body: dict[str, Any]) -> int:
-    raw = body.get("k_anonymity", risk_scan.K_MIN)
-    if isinstance(raw, bool) or not isinstance(raw, int) or not risk_scan.K_MIN <= raw <= K_TARGET_MAX:
-        raise BadRequest(f"k_anonymity must be a whole number from {risk_scan.K_MIN} to {K_TARGET_MAX} "
-                         "(every quasi-identifier combination of the download is shared by at least k persons)",
-                         code="bad_k_anonymity")
-    return raw
-
-
-def _read_table(sb: Context, v: datasets.DatasetVersion) -> pa.Table:
-    return pq.read_table(io.BytesIO(datasets.read_plaintext(sb.ws.data_dir, v, sb.tables.decryptor)))
-
-
-def _prepare(sb: Context, v: datasets.DatasetVersion, to_tier: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Scan what ``to_tier`` would publish of ``v``; build the derivative for unconditional."""
-    # 第二十条: personal information opens only on a recorded legal basis, checked before any read
-    legal_basis.require(sb.conn(), v, tier=to_tier, step=f"submitted for publication as {to_tier}")
-    classification.require(sb.conn(), v.dataset_id, v.name, to_tier, v)  # 第六条: the grade's ceiling
-    table = _read_table(sb, v)
-    sens = {c.name: c.sensitivity for c in v.policy.columns.values()}
-    raw_scan = risk_scan.scan(table, sens, privacy_unit=v.policy.privacy_unit, dataset=v.name)
-    ack = fields.text(body, "acknowledge_findings", required=False)
-    out: dict[str, Any] = {"ack": ack, "k_target": None, "derivative": None}
-    if to_tier == "unconditional":
-        k_target = _k_target(body)
-        der = deidentify.make_derivative(table, v.policy, raw_scan, k_target=k_target,
-                                         previous=_previous_release(sb, v),
-                                         published=open_history.signed_derivatives(sb, v))
-        sink = io.BytesIO()
-        pq.write_table(der.table, sink, compression="zstd")
-        out.update(scan=der.scan, k_target=k_target, derivative=(sink.getvalue(), der.recipe))
-        return out
-    undeclared = [f for f in raw_scan["identifier_findings"] if f["severity"] == "high"]
-    if undeclared:
-        # PRIVACY: an identifier the policy does not declare would be queryable (a group key, a
-        # distinct count); no acknowledgement can allow that: the policy must say identifier.
-        cols = ", ".join(sorted({f"{f['column']} ({risk_scan.KIND_LABELS.get(f['kind'], f['kind'])})"
-                                 for f in undeclared}))
-        raise SandboxError(
-            f"{v.name} version {v.version} holds identifiers in columns not declared identifier: {cols}. "
-            "Declare them sensitivity = \"identifier\" (never queryable) or remove them, and add a new "
-            "version; this cannot be acknowledged (第十二条)", code="identifier_undeclared", status=409)
-    if not raw_scan["passed"] and not ack:
-        raise SandboxError(
-            f"the risk scan of {v.name} version {v.version} found problems: {'; '.join(raw_scan['problems'])}. "
-            "Fix the data or its policy and add a new version, or acknowledge the findings explicitly "
-            "(field acknowledge_findings: what you checked and why the release is safe) (第十二条)",
-            code="risk_scan_failed", status=409)
-    out["scan"] = raw_scan
-    return out
-
-
-def _previous_release(sb: Context, v: datasets.DatasetVersion) -> deidentify.Previous | None:
-    """The dataset's last co-signed derivative (public once, whatever the tier is now): the new
-    derivative must not differ from it in fewer than k rows of a combination (differencing)."""
-    der = sb.conn().execute(
-        "SELECT x.file_name, x.content_hash, x.recipe_json FROM dataset_derivatives x JOIN dataset_versions dv "
-        "ON dv.id = x.version_id WHERE dv.dataset_id = ? AND x.approved_at IS NOT NULL ORDER BY x.id DESC LIMIT 1",
-        (v.dataset_id,)).fetchone()
-    if der is None:
-        return None
-    plain = (sb.ws.data_dir / der["file_name"]).read_bytes()
-    if "sha256:" + hashlib.sha256(plain).hexdigest() != der["content_hash"]:
-        raise datasets.DataIntegrityError(f"the signed de-identified release {der['file_name']} does not match its "
-                                          "recorded hash; the next release cannot be checked against it")
-    return deidentify.Previous(pq.read_table(io.BytesIO(plain)), json.loads(der["recipe_json"]))
-
-
-def _sha(obj: Any) -> str:
-    return hashlib.sha256(rfc8785.dumps(obj)).hexdigest()
-
-
-def terms(conn: sqlite3.Connection, review_id: int) -> dict[str, Any]:
-    """What both parties sign, rebuilt from the store (a changed row breaks the signatures)."""
-    r = conn.execute("SELECT * FROM publication_reviews WHERE id = ?", (review_id,)).fetchone()
-    v = conn.execute("SELECT d.name, v.version, v.content_hash FROM dataset_versions v JOIN datasets d "
-                     "ON d.id = v.dataset_id WHERE v.id = ?", (r["version_id"],)).fetchone()
-    der = (conn.execute("SELECT content_hash, recipe_json FROM dataset_derivatives WHERE id = ?",
-                        (r["derivative_id"],)).fetchone() if r["derivative_id"] else None)
-    return {
-        "format": TERMS_FORMAT, "review_id": r["id"], "kind": r["kind"], "dataset": v["name"],
-        "version": v["version"], "content_hash": v["content_hash"], "from": r["from_tier"], "to": r["to_tier"],
-        "basis": r["basis"], "deidentification": r["deidentification"],
-        "scan_sha256": _sha(json.loads(r["scan_json"])), "acknowledged_findings": r["acknowledged_findings"],
-        "k_target": r["k_target"], "derivative_sha256": der["content_hash"] if der else None,
-        "recipe_sha256": _sha(json.loads(der["recipe_json"])) if der else None,
-        "submitted_by": username_of(conn, r["submitted_by"]), "submitted_at": r["submitted_at"],
-    }
-
-
-def _sign(sb: Context, conn: sqlite3.Connection, review_id: int, user: User) -> dict[str, str]:
-    message = rfc8785.dumps(terms(conn, review_id))
-    signer = sb.keyring.signer(f"{user.role}:{user.username}")
-    return {"signer": user.username, "role": user.role, "key": signer.name, "key_id": signer.key_id_hex,
-            "value": base64.b64encode(signer.sign(message)).decode(),
-            "terms_sha256": hashlib.sha256(message).hexdigest(), "at": iso(sb.now())}
 
 
 # -- submitting ------------------------------------------------------------------------------------
@@ -225,7 +119,7 @@ def _fill_submission(sb: Context, conn: sqlite3.Connection, review_id: int, owne
         "scan_json = ?, scan_passed = ?, acknowledged_findings = ?, k_target = ?, derivative_id = ? WHERE id = ?",
         (owner.id, now, json.dumps(prepared["scan"], ensure_ascii=False), int(bool(prepared["scan"]["passed"])),
          prepared["ack"], prepared["k_target"], derivative_id, review_id))
-    signature = _sign(sb, conn, review_id, owner)
+    signature = review_signatures.sign(sb, conn, review_id, owner)
     conn.execute("UPDATE publication_reviews SET owner_signature = ? WHERE id = ?",
                  (json.dumps(signature), review_id))
     r = conn.execute("SELECT * FROM publication_reviews WHERE id = ?", (review_id,)).fetchone()
@@ -251,7 +145,7 @@ def submit(sb: Context, owner: User, row: sqlite3.Row, v: datasets.DatasetVersio
         # 第十一条: not-open data may open only after de-identification; record the step.
         raise BadRequest("moving not-open data to a more open tier needs the de-identification step "
                          "that was taken (field deidentification, 第十一条)", code="deidentification_required")
-    prepared = _prepare(sb, v, to_tier, body)
+    prepared = publication_scan.prepare(sb, v, to_tier, body)
     conn = sb.conn()
     with transaction(conn):
         _no_open_review(conn, row["id"])
@@ -381,80 +275,66 @@ def decide(sb: Context, user: User | None, review_id: Any, body: dict[str, Any])
         if ds["tier"] != r["from_tier"] or newest.version_id != r["version_id"]:
             raise conflict(f"review {r['id']} is stale: {ds['name']} is now {ds['tier']} at version "
                            f"{newest.version}; the owner must submit again")
-        now = iso(sb.now())
         if decision == "reject":
             conn.execute("UPDATE publication_reviews SET status = 'rejected', decided_by = ?, decided_at = ?, "
-                         "decision_reason = ? WHERE id = ?", (user.id, now, reason, r["id"]))
+                         "decision_reason = ? WHERE id = ?", (user.id, iso(sb.now()), reason, r["id"]))
             sb.audit(conn, user, "publication.rejected", f"review/{r['id']}", {
                 "review_id": r["id"], "dataset": ds["name"], "from": r["from_tier"], "to": r["to_tier"],
                 "reason": reason})
             return {"review_id": r["id"], "status": "rejected"}
-        # 第二十条: re-checked at the co-signature (a review submitted before the rule, a new policy)
-        reviewed = datasets.get_version(conn, ds["name"], version_id=r["version_id"])
-        basis = legal_basis.require(conn, reviewed, tier=r["to_tier"], step="co-signed for publication")
-        grade = classification.require(conn, ds["id"], ds["name"], r["to_tier"], reviewed)  # 第六条
-        signature = _sign(sb, conn, r["id"], user)
-        conn.execute("UPDATE publication_reviews SET status = 'approved', decided_by = ?, decided_at = ?, "
-                     "decision_reason = ?, regulator_signature = ? WHERE id = ?",
-                     (user.id, now, reason, json.dumps(signature), r["id"]))
-        v = datasets.get_version(conn, ds["name"], version_id=r["version_id"])
-        tier_change_id = None
-        if r["kind"] == "tier_change":
-            conn.execute("UPDATE datasets SET tier = ? WHERE id = ?", (r["to_tier"], ds["id"]))
-            cur = conn.execute(
-                "INSERT INTO dataset_tier_changes (dataset_id, from_tier, to_tier, basis, deidentification, "
-                "changed_by, created_at, review_id, signed_by) VALUES (?,?,?,?,?,?,?,?,?)",
-                (ds["id"], r["from_tier"], r["to_tier"], r["basis"], r["deidentification"], r["submitted_by"],
-                 now, r["id"], user.id))
-            tier_change_id = cur.lastrowid
-        if not v.published:
-            datasets.publish(conn, v.version_id, r["submitted_by"], r["acknowledged_findings"] or r["basis"],
-                             now=sb.now)
-        if r["derivative_id"]:
-            conn.execute("UPDATE dataset_derivatives SET approved_at = ? WHERE id = ?", (now, r["derivative_id"]))
-        der = (conn.execute("SELECT * FROM dataset_derivatives WHERE id = ?", (r["derivative_id"],)).fetchone()
-               if r["derivative_id"] else None)
-        details = {
-            "dataset": ds["name"], "version": v.version, "content_hash": v.content_hash, "review_id": r["id"],
-            "from": r["from_tier"], "to": r["to_tier"], "basis": r["basis"],
-            "deidentification": r["deidentification"] or None,
-            "scan": risk_scan.summary(json.loads(r["scan_json"])),
-            "acknowledged_findings": r["acknowledged_findings"] or None,
-            "k_target": r["k_target"],
-            "recipe": json.loads(der["recipe_json"]) if der else None,
-            "derivative_sha256": der["content_hash"] if der else None,
-            "owner_signature": json.loads(r["owner_signature"]), "regulator_signature": signature,
-            "reason": reason, "legal_basis": basis or None, "classification": grade,
-        }
-        if r["kind"] == "tier_change":
-            details["tier_change_id"] = tier_change_id
-            sb.audit(conn, user, "dataset.tier_changed", f"dataset/{ds['name']}", details)
-        else:
-            sb.audit(conn, user, "dataset.published", f"dataset/{ds['name']}", details)
+        v = _approve(sb, conn, user, r, ds, reason)
     return {"review_id": r["id"], "status": "approved", "dataset": ds["name"], "tier": r["to_tier"],
             "version": v.version}
 
 
-def verify(sb: Context, review_id: int) -> list[str]:
-    """Check every signature on a review against the terms rebuilt from the store now; returns
-    the signers' roles. Raises ``keys.KeysError`` when one does not hold (a changed row, a
-    swapped derivative or recipe breaks both)."""
-
-    conn = sb.conn()
-    r = conn.execute("SELECT owner_signature, regulator_signature FROM publication_reviews WHERE id = ?",
-                     (review_id,)).fetchone()
-    message = rfc8785.dumps(terms(conn, review_id))
-    roles = []
-    for raw in (r["owner_signature"], r["regulator_signature"]):
-        if not raw:
-            continue
-        sig = json.loads(raw)
-        infos = [i for i in sb.keyring.public_keys(sig["key"]) if i.key_id == sig["key_id"]]
-        if not infos:
-            raise keys.KeyNotFound(f"no key {sig['key']}/{sig['key_id']}")
-        keys.verify_signature(infos[0].public_key, message, base64.b64decode(sig["value"]))
-        roles.append(sig["role"])
-    return roles
+def _approve(sb: Context, conn: sqlite3.Connection, user: User, r: sqlite3.Row, ds: sqlite3.Row,
+             reason: str) -> datasets.DatasetVersion:
+    """Co-sign review ``r`` and apply it (the tier, the publication, the derivative) with its
+    audit entry, inside :func:`decide`'s transaction; returns the version reviewed."""
+    now = iso(sb.now())
+    # 第二十条: re-checked at the co-signature (a review submitted before the rule, a new policy)
+    reviewed = datasets.get_version(conn, ds["name"], version_id=r["version_id"])
+    basis = legal_basis.require(conn, reviewed, tier=r["to_tier"], step="co-signed for publication")
+    grade = classification.require(conn, ds["id"], ds["name"], r["to_tier"], reviewed)  # 第六条
+    signature = review_signatures.sign(sb, conn, r["id"], user)
+    conn.execute("UPDATE publication_reviews SET status = 'approved', decided_by = ?, decided_at = ?, "
+                 "decision_reason = ?, regulator_signature = ? WHERE id = ?",
+                 (user.id, now, reason, json.dumps(signature), r["id"]))
+    v = datasets.get_version(conn, ds["name"], version_id=r["version_id"])
+    tier_change_id = None
+    if r["kind"] == "tier_change":
+        conn.execute("UPDATE datasets SET tier = ? WHERE id = ?", (r["to_tier"], ds["id"]))
+        cur = conn.execute(
+            "INSERT INTO dataset_tier_changes (dataset_id, from_tier, to_tier, basis, deidentification, "
+            "changed_by, created_at, review_id, signed_by) VALUES (?,?,?,?,?,?,?,?,?)",
+            (ds["id"], r["from_tier"], r["to_tier"], r["basis"], r["deidentification"], r["submitted_by"],
+             now, r["id"], user.id))
+        tier_change_id = cur.lastrowid
+    if not v.published:
+        datasets.publish(conn, v.version_id, r["submitted_by"], r["acknowledged_findings"] or r["basis"],
+                         now=sb.now)
+    if r["derivative_id"]:
+        conn.execute("UPDATE dataset_derivatives SET approved_at = ? WHERE id = ?", (now, r["derivative_id"]))
+    der = (conn.execute("SELECT * FROM dataset_derivatives WHERE id = ?", (r["derivative_id"],)).fetchone()
+           if r["derivative_id"] else None)
+    details = {
+        "dataset": ds["name"], "version": v.version, "content_hash": v.content_hash, "review_id": r["id"],
+        "from": r["from_tier"], "to": r["to_tier"], "basis": r["basis"],
+        "deidentification": r["deidentification"] or None,
+        "scan": risk_scan.summary(json.loads(r["scan_json"])),
+        "acknowledged_findings": r["acknowledged_findings"] or None,
+        "k_target": r["k_target"],
+        "recipe": json.loads(der["recipe_json"]) if der else None,
+        "derivative_sha256": der["content_hash"] if der else None,
+        "owner_signature": json.loads(r["owner_signature"]), "regulator_signature": signature,
+        "reason": reason, "legal_basis": basis or None, "classification": grade,
+    }
+    if r["kind"] == "tier_change":
+        details["tier_change_id"] = tier_change_id
+        sb.audit(conn, user, "dataset.tier_changed", f"dataset/{ds['name']}", details)
+    else:
+        sb.audit(conn, user, "dataset.published", f"dataset/{ds['name']}", details)
+    return v
 
 
 # -- the open download -------------------------------------------------------------------------------------

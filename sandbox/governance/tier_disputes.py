@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, SandboxError
-from sandbox.governance import organisations, publication
+from sandbox.governance import organisations, publication, publication_scan
 from sandbox.store import fields
 from sandbox.store.context import Context
 from sandbox.store.fields import conflict
@@ -51,7 +51,7 @@ def answer(sb: Context, user: User | None, review_id: Any, body: dict[str, Any])
     if ds["tier"] == "not_open" and not fields.text(body, "deidentification", required=False):
         raise BadRequest("moving not-open data to a more open tier needs the de-identification step "
                          "that was taken (field deidentification, 第十一条)", code="deidentification_required")
-    prepared = publication._prepare(sb, v, r["to_tier"], body)
+    prepared = publication_scan.prepare(sb, v, r["to_tier"], body)
     with transaction(conn):
         conn.execute("UPDATE publication_reviews SET owner_answer = ?, deidentification = ?, version_id = ? "
                      "WHERE id = ?", (reasons, fields.text(body, "deidentification", required=False),

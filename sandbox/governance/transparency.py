@@ -15,6 +15,7 @@ from sandbox.clock import iso
 from sandbox.governance import dataset_access, dataset_caps, ledger, workflow
 from sandbox.store import authz
 from sandbox.store.context import Context
+from sandbox.store.ledger_sums import ledger_sums
 from sandbox.store.users import User
 
 
@@ -67,14 +68,9 @@ def _per_dataset(conn: sqlite3.Connection, dataset_id: int) -> dict[int, dict[st
     """Per approval: the charges, releases and charged failures of the queries that read a version
     of this dataset (``ledger_datasets`` records the versions each charge covered)."""
     out: dict[int, dict[str, Any]] = {}
-    rows = conn.execute(
-        "SELECT l.approval_id, q.status, COUNT(DISTINCT l.id) AS n, SUM(l.epsilon) AS eps, SUM(l.delta) AS dlt "
-        "FROM ledger l JOIN queries q ON q.id = l.query_id WHERE l.id IN (SELECT ld.ledger_id FROM ledger_datasets ld "
-        "JOIN dataset_versions v ON v.id = ld.dataset_version_id WHERE v.dataset_id = ?) "
-        "GROUP BY l.approval_id, q.status", (dataset_id,))
-    for r in rows:
-        d = out.setdefault(r["approval_id"], {"epsilon": 0, "delta": 0})
-        d[r["status"]] = r["n"]
-        d["epsilon"] += r["eps"] or 0.0
-        d["delta"] += r["dlt"] or 0.0
+    for (approval_id, status), t in ledger_sums(conn, dataset_id=dataset_id, by=("approval", "status")).items():
+        d = out.setdefault(approval_id, {"epsilon": 0, "delta": 0})
+        d[status] = t.releases
+        d["epsilon"] += t.epsilon
+        d["delta"] += t.delta
     return out

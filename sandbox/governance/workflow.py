@@ -50,6 +50,9 @@ class Approval:
     signature: str = ""
     signature_key: str = ""
     signature_key_id: str = ""
+    #: The owner requires pure ε-DP (no δ, no Gaussian, no zCDP route): the ``pure_dp`` column,
+    #: ``"pure_dp": true`` in the scope, or δ_total = 0.
+    pure_dp: bool = False
 
     @property
     def datasets(self) -> list[str]:
@@ -71,10 +74,13 @@ class Approval:
 
 
 def _approval(row: sqlite3.Row) -> Approval:
+    scope = json.loads(row["scope_json"])
+    pure = (bool(row["pure_dp"]) or row["delta_total"] == 0
+            or (isinstance(scope, dict) and scope.get("pure_dp") is True))
     return Approval(row["id"], row["application_id"], row["researcher_id"], row["owner_id"],
-                    json.loads(row["scope_json"]), row["epsilon_total"], row["delta_total"],
+                    scope, row["epsilon_total"], row["delta_total"],
                     row["epsilon_per_query"], row["expires_at"], row["created_at"], row["reason"],
-                    row["signature"], row["signature_key"], row["signature_key_id"])
+                    row["signature"], row["signature_key"], row["signature_key_id"], pure)
 
 
 def get_approval(conn: sqlite3.Connection, approval_id: int) -> Approval | None:

@@ -51,6 +51,7 @@ from audit_log.errors import AuditError, VerificationError
 from audit_log.replay import compare_with_ledger, read_jsonl, replay
 from audit_log.verify import verify_file
 from sandbox.errors import SandboxError
+from sandbox.store.ledger_sums import approval_sums
 from sandbox.store.workspace import DB_NAME, Workspace, connect, resolve_data_dir
 from sandbox.store.workspace import log_origin as _log_origin
 
@@ -102,14 +103,6 @@ def _hash_file(path: Path, name: str = "sha256") -> str:
         while block := fh.read(CHUNK):
             h.update(block)
     return str(h.hexdigest())
-
-
-def ledger_sums(conn: sqlite3.Connection) -> dict[str, tuple[float, float]]:
-    """``{approval_id: (Σε, Σδ)}`` of the ledger (the shape ``compare_with_ledger`` takes)."""
-    rows = conn.execute(
-        "SELECT approval_id, SUM(epsilon) AS e, SUM(delta) AS d FROM ledger GROUP BY approval_id"
-    ).fetchall()
-    return {str(r[0]): (float(r[1] or 0.0), float(r[2] or 0.0)) for r in rows}
 
 
 def _sign_checkpoint(ws: Workspace, conn: sqlite3.Connection, now: datetime) -> None:
@@ -218,7 +211,7 @@ def backup(
                 _sign_checkpoint(ws, conn, now)
             stored = audit_store.latest_stored_checkpoint(conn)
             audit_size = audit_store.size(conn)
-            sums = ledger_sums(conn)
+            sums = approval_sums(conn)
             schema = int(conn.execute("PRAGMA user_version").fetchone()[0])
         finally:
             conn.close()
@@ -361,7 +354,7 @@ def verify_workspace_log(
         conn = connect(root / DB_NAME)
         try:
             exported = audit_store.export_jsonl(conn, Path(tmp) / "audit.jsonl")
-            sums = ledger_sums(conn)
+            sums = approval_sums(conn)
         finally:
             conn.close()
         if exported.entries != manifest["audit"]["size"]:

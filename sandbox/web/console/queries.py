@@ -252,9 +252,3 @@ def timeline_choices(conn: sqlite3.Connection) -> dict[str, list[str]]:
         "actions": [r[0] for r in conn.execute("SELECT DISTINCT action FROM audit_entries ORDER BY action")],
         "datasets": [r[0] for r in conn.execute("SELECT name FROM datasets ORDER BY name")],
     }
-
-
-def ledger_sums(conn: sqlite3.Connection) -> dict[str, tuple[float, float]]:
-    """``{approval_id: (ε, δ)}`` charged, for comparing a replay with the live ledger."""
-    rows = conn.execute("SELECT approval_id, SUM(epsilon) AS e, SUM(delta) AS d FROM ledger GROUP BY approval_id")
-    return {str(r["approval_id"]): (float(r["e"]), float(r["d"])) for r in rows}

@@ -36,6 +36,7 @@ from sandbox.governance import (
     suspensions,
 )
 from sandbox.service.query_service import Sandbox
+from sandbox.store.ledger_sums import approval_sums
 from sandbox.web.console import charts as console_charts
 from sandbox.web.console import queries as console_queries
 from sandbox.web.console import sql as console_sql
@@ -184,7 +185,7 @@ def replay_report():
     # 第五条: a district regulator's report is rebuilt from its district's entries only, so the
     # researchers' counts, refusal codes, suspensions, tier and key changes name no other district
     report = replay(jurisdiction.visible_entries(conn, user, audit_store.entries(conn)))
-    compare_with_ledger(report, console_queries.ledger_sums(conn))
+    compare_with_ledger(report, approval_sums(conn))
     if jurisdiction.is_district(conn, user):  # 第五条: the approvals of its district only
         report["approvals"] = {k: v for k, v in report["approvals"].items()
                                if jurisdiction.covers(conn, user, jurisdiction.approval_datasets(conn, k))}
