@@ -20,7 +20,7 @@ from audit_log.checkpoint import Checkpoint
 from audit_log.errors import AuditError, ProofError
 from audit_log.hashing import SHA256, TreeHash
 from audit_log.proofs import verify_inclusion
-from audit_log.store import AppendedEntry
+from audit_log.store.appending import AppendedEntry
 
 RECEIPT_VERSION = "sandbox-receipt/v1"
 _HEX64 = re.compile(r"[0-9a-f]{64}")

@@ -130,125 +130,160 @@ def _check_budget_after(rec: dict[str, Any], seq: Any, reported: Any) -> None:
         rec["inconsistencies"].append({"seq": seq, "message": message})
 
 
-def replay(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Derive the replay report (a JSON-ready dict) from decoded entries in log order."""
-    approvals: dict[str, dict[str, Any]] = {}
-    researchers: dict[str, dict[str, Any]] = {}
-    suspensions: list[dict[str, Any]] = []
-    tier_changes: list[dict[str, Any]] = []
-    key_changes: list[dict[str, Any]] = []
-    actions: Counter[str] = Counter()
-    count, first_time, last_time = 0, None, None
-    started: dict[Any, Any] = {}  # seq of each query.started → its approval
-    outcomes: dict[Any, str] = {}  # start_seq → the outcome logged against it
+class _Replay:
+    """The running state of one replay: what ``replay`` has read so far, per approval and
+    per researcher. One method per kind of entry, so each rule reads on its own."""
 
-    def researcher(name: str) -> dict[str, Any]:
-        return researchers.setdefault(
+    def __init__(self) -> None:
+        self.approvals: dict[str, dict[str, Any]] = {}
+        self.researchers: dict[str, dict[str, Any]] = {}
+        self.suspensions: list[dict[str, Any]] = []
+        self.tier_changes: list[dict[str, Any]] = []
+        self.key_changes: list[dict[str, Any]] = []
+        self.actions: Counter[str] = Counter()
+        self.count = 0
+        self.first_time: Any = None
+        self.last_time: Any = None
+        self.started: dict[Any, Any] = {}  # seq of each query.started → its approval
+        self.outcomes: dict[Any, str] = {}  # start_seq → the outcome logged against it
+
+    def researcher(self, name: str) -> dict[str, Any]:
+        return self.researchers.setdefault(
             name, {"releases": 0, "refusals": 0, "refusal_codes": {}, "epsilon_spent": 0.0}
         )
 
-    for entry in entries:
-        count += 1
+    def add(self, entry: Mapping[str, Any]) -> None:
+        """Read one entry (in log order)."""
+        self.count += 1
         action = str(entry.get("action", ""))
-        actions[action] += 1
-        first_time = first_time or entry.get("time")
-        last_time = entry.get("time")
+        self.actions[action] += 1
+        self.first_time = self.first_time or entry.get("time")
+        self.last_time = entry.get("time")
         details = entry.get("details") or {}
         actor = str(entry.get("actor", ""))
         approval_id = details.get("approval_id") if isinstance(details, Mapping) else None
         if action in (Action.QUERY_RELEASED, Action.QUERY_FAILED) and is_outcome_of_start(details):
-            outcomes[details.get("start_seq")] = action
-            researcher(actor)["releases"] += action == Action.QUERY_RELEASED
-            if approval_id is not None:
-                _approval(approvals, approval_id)["releases"] += action == Action.QUERY_RELEASED
+            self.outcome(action, details, actor, approval_id)
         elif action in (Action.QUERY_STARTED, Action.QUERY_RELEASED, Action.QUERY_FAILED):
-            eps = as_number(details.get("epsilon")) or 0.0
-            delta = as_number(details.get("delta")) or 0.0
-            researcher(actor)["releases"] += action == Action.QUERY_RELEASED
-            researcher(actor)["epsilon_spent"] += eps
-            if action == Action.QUERY_STARTED:
-                started[entry.get("seq")] = approval_id
-            if approval_id is not None:
-                rec = _approval(approvals, approval_id)
-                rec["researcher"] = rec["researcher"] or actor
-                rec["releases"] += action == Action.QUERY_RELEASED
-                rec["epsilon_spent"] += eps
-                rec["delta_spent"] += delta
-                rho = as_number(details.get("rho"))
-                if rho is not None:
-                    rec["rho_spent"] = rec.get("rho_spent", 0.0) + rho
-                rec["timeline"].append(
-                    {
-                        "seq": entry.get("seq"),
-                        "time": entry.get("time"),
-                        "epsilon": eps,
-                        "delta": delta,
-                        "epsilon_spent": rec["epsilon_spent"],
-                        "delta_spent": rec["delta_spent"],
-                        "budget_after": details.get("budget_after"),
-                    }
-                )
-                if "budget_after" in details:
-                    _check_budget_after(rec, entry.get("seq"), details["budget_after"])
+            self.charge(entry, action, details, actor, approval_id)
         elif action == Action.QUERY_REFUSED:
-            rec_r = researcher(actor)
-            rec_r["refusals"] += 1
-            code = str(details.get("code") or details.get("error_code") or "unspecified")
-            rec_r["refusal_codes"][code] = rec_r["refusal_codes"].get(code, 0) + 1
-            if approval_id is not None:
-                _approval(approvals, approval_id)["refusals"] += 1
+            self.refusal(details, actor, approval_id)
         elif action in (Action.SUSPENSION_CREATED, Action.SUSPENSION_LIFTED):
-            suspensions.append(_event(entry))
+            self.suspensions.append(_event(entry))
         elif action == Action.DATASET_TIER_CHANGED:
-            tier_changes.append(_event(entry))
+            self.tier_changes.append(_event(entry))
         elif action.startswith("key."):
-            key_changes.append(_event(entry))
+            self.key_changes.append(_event(entry))
         if (
             approval_id is not None
             and action != Action.QUERY_RELEASED
             and isinstance(details, Mapping)
             and "epsilon_total" in details
         ):
-            rec = _approval(approvals, approval_id)
-            rec["granted"] = {
-                "epsilon_total": details.get("epsilon_total"),
-                "delta_total": details.get("delta_total"),
-                "epsilon_per_query": details.get("epsilon_per_query"),
+            self.grant(entry, details, approval_id)
+
+    def outcome(self, action: str, details: Any, actor: str, approval_id: Any) -> None:
+        """A release or failure after a ``query.started`` entry: counted, charges nothing."""
+        self.outcomes[details.get("start_seq")] = action
+        self.researcher(actor)["releases"] += action == Action.QUERY_RELEASED
+        if approval_id is not None:
+            _approval(self.approvals, approval_id)["releases"] += action == Action.QUERY_RELEASED
+
+    def charge(
+        self, entry: Mapping[str, Any], action: str, details: Any, actor: str, approval_id: Any
+    ) -> None:
+        """An entry that carries a charge: ``query.started`` (or, in logs written before
+        charge-first, the outcome entry itself)."""
+        eps = as_number(details.get("epsilon")) or 0.0
+        delta = as_number(details.get("delta")) or 0.0
+        self.researcher(actor)["releases"] += action == Action.QUERY_RELEASED
+        self.researcher(actor)["epsilon_spent"] += eps
+        if action == Action.QUERY_STARTED:
+            self.started[entry.get("seq")] = approval_id
+        if approval_id is None:
+            return
+        rec = _approval(self.approvals, approval_id)
+        rec["researcher"] = rec["researcher"] or actor
+        rec["releases"] += action == Action.QUERY_RELEASED
+        rec["epsilon_spent"] += eps
+        rec["delta_spent"] += delta
+        rho = as_number(details.get("rho"))
+        if rho is not None:
+            rec["rho_spent"] = rec.get("rho_spent", 0.0) + rho
+        rec["timeline"].append(
+            {
                 "seq": entry.get("seq"),
                 "time": entry.get("time"),
+                "epsilon": eps,
+                "delta": delta,
+                "epsilon_spent": rec["epsilon_spent"],
+                "delta_spent": rec["delta_spent"],
+                "budget_after": details.get("budget_after"),
             }
-            if details.get("researcher"):
-                rec["researcher"] = details.get("researcher")
-    unmatched = [seq for seq in outcomes if seq not in started]
-    return {
-        "format": REPLAY_FORMAT,
-        "entries": count,
-        "first_time": first_time,
-        "last_time": last_time,
-        "actions": dict(sorted(actions.items())),
-        "approvals": approvals,
-        "researchers": dict(sorted(researchers.items())),
-        "suspensions": suspensions,
-        "tier_changes": tier_changes,
-        "key_changes": key_changes,
-        # started but not (yet) finished: charged, nothing released (a crash, or in flight)
-        "open_starts": [seq for seq in started if seq not in outcomes],
-        "inconsistencies": [
-            {"approval_id": rec["approval_id"], **item}
-            for rec in approvals.values()
-            for item in rec["inconsistencies"]
-        ]
-        + [
-            {
-                "approval_id": None,
-                "seq": seq,
-                "message": f"an outcome names start entry {seq}, "
-                "which is not a query.started entry earlier in the log",
-            }
-            for seq in unmatched
-        ],
-        "ledger_differences": [],
-    }
+        )
+        if "budget_after" in details:
+            _check_budget_after(rec, entry.get("seq"), details["budget_after"])
+
+    def refusal(self, details: Any, actor: str, approval_id: Any) -> None:
+        rec_r = self.researcher(actor)
+        rec_r["refusals"] += 1
+        code = str(details.get("code") or details.get("error_code") or "unspecified")
+        rec_r["refusal_codes"][code] = rec_r["refusal_codes"].get(code, 0) + 1
+        if approval_id is not None:
+            _approval(self.approvals, approval_id)["refusals"] += 1
+
+    def grant(self, entry: Mapping[str, Any], details: Any, approval_id: Any) -> None:
+        """An entry that sets an approval's budget (``epsilon_total``)."""
+        rec = _approval(self.approvals, approval_id)
+        rec["granted"] = {
+            "epsilon_total": details.get("epsilon_total"),
+            "delta_total": details.get("delta_total"),
+            "epsilon_per_query": details.get("epsilon_per_query"),
+            "seq": entry.get("seq"),
+            "time": entry.get("time"),
+        }
+        if details.get("researcher"):
+            rec["researcher"] = details.get("researcher")
+
+    def report(self) -> dict[str, Any]:
+        unmatched = [seq for seq in self.outcomes if seq not in self.started]
+        return {
+            "format": REPLAY_FORMAT,
+            "entries": self.count,
+            "first_time": self.first_time,
+            "last_time": self.last_time,
+            "actions": dict(sorted(self.actions.items())),
+            "approvals": self.approvals,
+            "researchers": dict(sorted(self.researchers.items())),
+            "suspensions": self.suspensions,
+            "tier_changes": self.tier_changes,
+            "key_changes": self.key_changes,
+            # started but not (yet) finished: charged, nothing released (a crash, or in flight)
+            "open_starts": [seq for seq in self.started if seq not in self.outcomes],
+            "inconsistencies": [
+                {"approval_id": rec["approval_id"], **item}
+                for rec in self.approvals.values()
+                for item in rec["inconsistencies"]
+            ]
+            + [
+                {
+                    "approval_id": None,
+                    "seq": seq,
+                    "message": f"an outcome names start entry {seq}, "
+                    "which is not a query.started entry earlier in the log",
+                }
+                for seq in unmatched
+            ],
+            "ledger_differences": [],
+        }
+
+
+def replay(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Derive the replay report (a JSON-ready dict) from decoded entries in log order."""
+    state = _Replay()
+    for entry in entries:
+        state.add(entry)
+    return state.report()
 
 
 def compare_with_ledger(

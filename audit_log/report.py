@@ -7,6 +7,7 @@ from the log is HTML-escaped: entries are data written by users.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -25,8 +26,11 @@ def _ts(text: Any) -> float | None:
         return None
 
 
-def budget_chart_svg(report: dict[str, Any]) -> str:
-    """Cumulative ε spent per approval over time (step lines), grants as dashed lines."""
+_Series = tuple[Any, list[tuple[float, float]], Any]  # approval id, (time, ε spent), ε granted
+
+
+def _series(report: dict[str, Any]) -> list[_Series]:
+    """Per approval with a dated charge: its cumulative ε over time, and its grant."""
     series = []
     for rec in report["approvals"].values():
         points: list[tuple[float, float]] = []
@@ -37,6 +41,40 @@ def budget_chart_svg(report: dict[str, Any]) -> str:
         total = (rec.get("granted") or {}).get("epsilon_total")
         if points:
             series.append((rec["approval_id"], points, total))
+    return series
+
+
+def _series_svg(
+    i: int, one: _Series, x: Callable[[float], float], y: Callable[[float], float]
+) -> list[str]:
+    """One approval's step line, its grant as a dashed line, and its legend entry."""
+    approval_id, points, total = one
+    colour = _COLOURS[i % len(_COLOURS)]
+    coords = [f"{x(points[0][0]):.1f},{y(0):.1f}"]
+    prev_v = 0.0
+    for t, v in points:
+        coords.append(f"{x(t):.1f},{y(prev_v):.1f}")
+        coords.append(f"{x(t):.1f},{y(v):.1f}")
+        prev_v = v
+    parts = [
+        f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(coords)}">'
+        f"<title>approval {_e(approval_id)}</title></polyline>"
+    ]
+    if isinstance(total, int | float):
+        parts.append(
+            f'<line x1="{_PAD}" x2="{_W - _PAD}" y1="{y(float(total)):.1f}" '
+            f'y2="{y(float(total)):.1f}" stroke="{colour}" stroke-dasharray="6 4"/>'
+        )
+    parts.append(
+        f'<text x="{_W - _PAD + 4}" y="{_PAD + 14 * i}" font-size="11" fill="{colour}">'
+        f"approval {_e(approval_id)}</text>"
+    )
+    return parts
+
+
+def budget_chart_svg(report: dict[str, Any]) -> str:
+    """Cumulative ε spent per approval over time (step lines), grants as dashed lines."""
+    series = _series(report)
     if not series:
         return '<p class="muted">No releases in this log: no budget to chart.</p>'
     t_min = min(p[0] for _, pts, _ in series for p in pts)
@@ -68,27 +106,8 @@ def budget_chart_svg(report: dict[str, Any]) -> str:
         f'<text x="{_W - _PAD}" y="{_H - _PAD + 16}" font-size="11" text-anchor="end">'
         f"{_e(report.get('last_time'))}</text>",
     ]
-    for i, (approval_id, points, total) in enumerate(series):
-        colour = _COLOURS[i % len(_COLOURS)]
-        coords = [f"{x(points[0][0]):.1f},{y(0):.1f}"]
-        prev_v = 0.0
-        for t, v in points:
-            coords.append(f"{x(t):.1f},{y(prev_v):.1f}")
-            coords.append(f"{x(t):.1f},{y(v):.1f}")
-            prev_v = v
-        parts.append(
-            f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(coords)}">'
-            f"<title>approval {_e(approval_id)}</title></polyline>"
-        )
-        if isinstance(total, int | float):
-            parts.append(
-                f'<line x1="{_PAD}" x2="{_W - _PAD}" y1="{y(float(total)):.1f}" '
-                f'y2="{y(float(total)):.1f}" stroke="{colour}" stroke-dasharray="6 4"/>'
-            )
-        parts.append(
-            f'<text x="{_W - _PAD + 4}" y="{_PAD + 14 * i}" font-size="11" fill="{colour}">'
-            f"approval {_e(approval_id)}</text>"
-        )
+    for i, one in enumerate(series):
+        parts += _series_svg(i, one, x, y)
     parts.append("</svg>")
     return "".join(parts)
 
@@ -101,8 +120,8 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def render_html(report: dict[str, Any], *, title: str = "Audit log replay") -> str:
-    approvals = [
+def _approval_rows(report: dict[str, Any]) -> list[list[Any]]:
+    return [
         [
             rec["approval_id"],
             rec.get("researcher"),
@@ -115,7 +134,10 @@ def render_html(report: dict[str, Any], *, title: str = "Audit log replay") -> s
         ]
         for rec in report["approvals"].values()
     ]
-    researchers = [
+
+
+def _researcher_rows(report: dict[str, Any]) -> list[list[Any]]:
+    return [
         [
             name,
             r["releases"],
@@ -125,12 +147,17 @@ def render_html(report: dict[str, Any], *, title: str = "Audit log replay") -> s
         for name, r in report["researchers"].items()
     ]
 
-    def events(items: list[dict[str, Any]]) -> list[list[Any]]:
-        return [
-            [e["seq"], e["time"], e["actor"], e["action"], e["subject"], e["details"]]
-            for e in items
-        ]
 
+def _events(items: list[dict[str, Any]]) -> list[list[Any]]:
+    return [
+        [e["seq"], e["time"], e["actor"], e["action"], e["subject"], e["details"]] for e in items
+    ]
+
+
+def render_html(report: dict[str, Any], *, title: str = "Audit log replay") -> str:
+    """The whole page: status, the budget chart, and one table per part of the report."""
+    approvals = _approval_rows(report)
+    researchers = _researcher_rows(report)
     event_headers = ["seq", "time", "actor", "action", "subject", "details"]
     problems = [[i["approval_id"], i["seq"], i["message"]] for i in report["inconsistencies"]]
     ledger = [
@@ -164,10 +191,10 @@ th{{background:#eee}}.muted{{color:#777}}.bad{{color:#b00;font-weight:bold}}.ok{
 <h2>Differences with the live ledger</h2>
 {_table(["approval", "ε in log", "ε in ledger", "δ in log", "δ in ledger"], ledger)}
 <h2>Suspensions</h2>
-{_table(event_headers, events(report["suspensions"]))}
+{_table(event_headers, _events(report["suspensions"]))}
 <h2>Tier changes</h2>
-{_table(event_headers, events(report["tier_changes"]))}
+{_table(event_headers, _events(report["tier_changes"]))}
 <h2>Key changes</h2>
-{_table(event_headers, events(report["key_changes"]))}
+{_table(event_headers, _events(report["key_changes"]))}
 </body></html>
 """

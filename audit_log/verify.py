@@ -12,11 +12,9 @@ in order:
 5. the RFC 6962 root of the first ``size`` entries equals each checkpoint's root
    (``edited`` / ``forked``).
 
-How damage is localised: an edit to entry ``k`` changes its leaf hash, so the link
-``prev[k+1] == SHA-256(prev[k] || leaf[k])`` breaks right after it; if entry ``k``'s own
-``prev`` was edited, the links before *and* after it break. A deleted entry shows as a
-jump in ``seq``; swapped entries as a ``seq`` that reappears later; an inserted entry as
-a repeated ``seq`` or two entries naming the same predecessor.
+How damage is localised is ``audit_log.damage``'s docstring; the chunked, parallel scan of
+the lines is ``audit_log.line_scan``. This module loads the checkpoints, combines what
+the scan found and writes the report.
 
 The tree and chain hash is the log's: SHA-256 when the trusted keys are Ed25519, SM3 when
 they are SM2 (issue 17, ``checkpoint.tree_hash_for_keys``), so the public key alone is
@@ -30,12 +28,9 @@ that has seen a later one.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from array import array
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from audit_log.checkpoint import (
@@ -46,13 +41,10 @@ from audit_log.checkpoint import (
     tree_hash_for_keys,
 )
 from audit_log.compact_range import CompactRange
-from audit_log.entry import ZERO_CHAIN, check_canonical
-from audit_log.errors import CheckpointError, EntryError, VerificationError
-from audit_log.hashing import LEAF_PREFIX, SHA256, TreeHash, tree_hash
-
-_ZERO32 = ZERO_CHAIN
-_PARALLEL_MIN_BYTES = 32 * 1024 * 1024
-_sha256 = hashlib.sha256
+from audit_log.damage import Records, classify
+from audit_log.errors import CheckpointError, VerificationError
+from audit_log.hashing import SHA256, TreeHash
+from audit_log.line_scan import Chunk, first_anomaly, scan_chunk, scan_file, split_lines
 
 
 @dataclass(frozen=True)
@@ -82,239 +74,6 @@ class VerifyReport:
             "encoding_checked": self.encoding_checked,
             "tree_hash": self.tree_hash,
         }
-
-
-# --------------------------------------------------------------------------- leaf hashes
-def _leaf_hashes(lines: Sequence[bytes], th: TreeHash) -> list[bytes]:
-    if th is SHA256:  # the hot loop, without a call per line through ``TreeHash.digest``
-        return [_sha256(LEAF_PREFIX + line).digest() for line in lines]
-    digest = th.digest
-    return [digest(LEAF_PREFIX + line) for line in lines]
-
-
-# --------------------------------------------------------------------------- per-chunk scan
-@dataclass
-class _Chunk:
-    """What one worker established about a run of lines ``first_index ..``: its checks,
-    its compact range, and the ranges of its prefixes that end at a checkpoint's size."""
-
-    first_index: int
-    count: int = 0
-    bad: int | None = None  # local index of the first anomaly
-    bad_encoding: str | None = None  # message when the anomaly is an encoding error
-    first_prev: bytes = _ZERO32
-    last_chain: bytes = _ZERO32
-    range: CompactRange | None = None
-    snapshots: dict[int, CompactRange] = field(default_factory=dict)
-
-
-def _seq_prev_light(line: bytes) -> tuple[int, bytes]:
-    """``seq`` and ``prev`` of a line without decoding it (integrity-only mode).
-
-    In canonical JSON a quote inside a string is always escaped, so ``"seq":`` and
-    ``"prev":"`` occur only as keys, and the top-level ones are the last occurrences
-    (they sort after ``details``). Raises ``EntryError`` if either is missing.
-    """
-    at = line.rfind(b'"seq":')
-    end = at + 6
-    while end < len(line) and 48 <= line[end] <= 57:
-        end += 1
-    p = line.rfind(b'"prev":"')
-    if at < 0 or end == at + 6 or p < 0 or line[p + 72 : p + 73] != b'"':
-        raise EntryError("no top-level seq and prev")
-    try:
-        return int(line[at + 6 : end]), bytes.fromhex(line[p + 8 : p + 72].decode())
-    except (ValueError, UnicodeDecodeError):
-        raise EntryError("prev is not 64 hex digits") from None
-
-
-def _scan_chunk(
-    lines: Sequence[bytes],
-    first_index: int,
-    problem: str | None,
-    wanted: frozenset[int],
-    encoding: bool = True,
-    th: TreeHash = SHA256,
-) -> _Chunk:
-    """Check encoding, seq and chain links of ``lines`` and build their compact range.
-
-    Stops checking at the first anomaly (the caller classifies it); the leaves are all
-    hashed first so that the compact range stays complete. ``encoding=False`` skips the
-    canonical-JSON check (integrity only: order, chain, tree and signatures are still
-    checked).
-    """
-    chunk = _Chunk(first_index, len(lines))
-    leaves = _leaf_hashes(lines, th)
-    digest = th.digest
-    chain = _ZERO32
-    for i, line in enumerate(lines):
-        try:
-            if encoding:
-                obj = check_canonical(line)
-                seq, prev = obj["seq"], bytes.fromhex(obj["prev"])
-            else:
-                seq, prev = _seq_prev_light(line)
-        except EntryError as exc:
-            chunk.bad, chunk.bad_encoding = i, str(exc)
-            break
-        if i == 0:
-            chunk.first_prev = prev
-        if (
-            seq != first_index + i
-            or (i == 0 and first_index == 0 and prev != _ZERO32)
-            or (i > 0 and prev != chain)
-        ):
-            chunk.bad = i
-            break
-        chain = digest(prev + leaves[i])
-    chunk.range = CompactRange.of_leaves(leaves, first_index, th)
-    for size in wanted:
-        if first_index < size <= first_index + len(lines):
-            chunk.snapshots[size] = CompactRange.of_leaves(
-                leaves[: size - first_index], first_index, th
-            )
-    chunk.last_chain = chain
-    if problem and lines and chunk.bad is None:
-        chunk.bad, chunk.bad_encoding = len(lines) - 1, problem
-    return chunk
-
-
-def _split_lines(data: bytes, final: bool) -> tuple[list[bytes], str | None]:
-    lines = data.split(b"\n")
-    tail = lines.pop()  # b"" when data ends with a newline
-    problem = None
-    if tail:
-        lines.append(tail)
-        if final:
-            problem = "the last line has no terminating newline"
-    return lines, problem
-
-
-def _count_lines(path: str, start: int, end: int) -> int:
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        data = fh.read(end - start)
-    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
-
-
-def _scan_range(
-    path: str,
-    start: int,
-    end: int,
-    first_index: int,
-    final: bool,
-    wanted: frozenset[int],
-    encoding: bool = True,
-    hash_name: str = "sha256",
-) -> _Chunk:
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        data = fh.read(end - start)
-    lines, problem = _split_lines(data, final)
-    return _scan_chunk(lines, first_index, problem, wanted, encoding, tree_hash(hash_name))
-
-
-# --------------------------------------------------------------------------- classification
-class _Records:
-    """Light per-line facts for classifying the first anomaly (the failure path only).
-
-    In canonical JSON a quote inside a string is always escaped, so ``"seq":`` and
-    ``"prev":"`` occur only as keys; the top-level ones are the last occurrences (they
-    sort after ``details``).
-    """
-
-    def __init__(self, lines: Sequence[bytes], th: TreeHash = SHA256) -> None:
-        self.th = th
-        self.seqs = array("q")
-        self.prevs: list[bytes | None] = []
-        self.leaves: list[bytes] = []
-        for line in lines:
-            self.leaves.append(th.hash_leaf(line))
-            self.seqs.append(self._seq(line))
-            self.prevs.append(self._prev(line))
-        self.n = len(self.leaves)
-
-    @staticmethod
-    def _seq(line: bytes) -> int:
-        at = line.rfind(b'"seq":')
-        digits = b""
-        if at >= 0:
-            for ch in line[at + 6 : at + 26]:
-                if not 48 <= ch <= 57:
-                    break
-                digits += bytes([ch])
-        return int(digits) if digits else -1
-
-    @staticmethod
-    def _prev(line: bytes) -> bytes | None:
-        at = line.rfind(b'"prev":"')
-        try:
-            return bytes.fromhex(line[at + 8 : at + 72].decode()) if at >= 0 else None
-        except (ValueError, UnicodeDecodeError):
-            return None
-
-    def seq(self, q: int) -> int | None:
-        return self.seqs[q] if 0 <= q < self.n else None
-
-    def link_ok(self, q: int) -> bool:
-        """Does entry q name the chain hash of entry q-1 (computed from their own bytes)?"""
-        if q == 0:
-            return self.prevs[0] == _ZERO32
-        before = self.prevs[q - 1]
-        return before is not None and self.prevs[q] == self.th.digest(before + self.leaves[q - 1])
-
-
-def _classify(rec: _Records, p: int) -> VerificationError:
-    s = rec.seq(p)
-    assert s is not None
-    if s != p:
-        if p > 0 and s == rec.seq(p - 1):
-            return VerificationError(
-                "inserted", s, f"two entries claim seq {s}; one of them was inserted"
-            )
-        if s >= 0 and rec.seqs.count(s) > 1:
-            return VerificationError(
-                "inserted", p, f"an extra copy of entry {s} was inserted at position {p}"
-            )
-        if s > p:
-            if p in rec.seqs[p + 1 :]:
-                return VerificationError(
-                    "reordered", p, f"entry {p} appears after entry {s}: entries were reordered"
-                )
-            if rec.seq(p + 1) == p + 1:
-                return VerificationError(
-                    "edited", p, f"entry at position {p} claims seq {s}: its seq was edited"
-                )
-            return VerificationError(
-                "deleted",
-                p,
-                f"entries {p}..{s - 1} are missing (the entry after {p - 1} is {s})",
-            )
-        if rec.seq(p + 1) == p + 1:
-            return VerificationError(
-                "edited", p, f"entry at position {p} claims seq {s}: its seq was edited"
-            )
-        return VerificationError("inserted", p, f"an entry claiming seq {s} was inserted at {p}")
-    # seq is right, the chain link into p is broken
-    if p == 0:
-        return VerificationError("edited", 0, "entry 0 does not start the chain (prev not zero)")
-    if rec.seq(p + 1) == p:
-        return VerificationError(
-            "inserted", p, f"an entry claiming seq {p} was inserted before the real one"
-        )
-    if rec.prevs[p] == rec.prevs[p - 1]:
-        return VerificationError(
-            "inserted",
-            p - 1,
-            f"entries {p - 1} and {p} name the same predecessor; one was inserted",
-        )
-    if p + 1 < rec.n and rec.seq(p + 1) == p + 1 and not rec.link_ok(p + 1):
-        return VerificationError(
-            "edited", p, f"entry {p} was edited (the chain breaks before and after it)"
-        )
-    return VerificationError(
-        "edited", p - 1, f"entry {p - 1} was edited (entry {p} records another hash for it)"
-    )
 
 
 def _load_checkpoints(
@@ -352,41 +111,9 @@ def _load_checkpoints(
     return sorted(by_size.values(), key=lambda cp: cp.size)
 
 
-def _first_anomaly(chunks: Sequence[_Chunk]) -> tuple[int, str | None] | None:
-    """Global position of the first anomaly (and its encoding message, if that is it)."""
-    previous: _Chunk | None = None
-    for chunk in chunks:
-        if chunk.count and previous is not None and previous.bad is None:
-            if chunk.bad != 0 and chunk.first_prev != previous.last_chain:
-                return chunk.first_index, None  # broken link across the chunk boundary
-        if chunk.bad is not None:
-            return chunk.first_index + chunk.bad, chunk.bad_encoding
-        if chunk.count:
-            previous = chunk
-    return None
-
-
-def _verify_chunks(
-    chunks: Sequence[_Chunk],
-    cps: list[Checkpoint],
-    records: Callable[[], _Records],
-    th: TreeHash = SHA256,
-) -> VerifyReport:
-    found = _first_anomaly(chunks)
-    if found is not None:
-        p, encoding = found
-        if encoding is not None:
-            raise VerificationError("bad_encoding", p, f"line {p + 1}: {encoding}")
-        raise _classify(records(), p)
-    count = sum(c.count for c in chunks)
-    largest = cps[-1]
-    if count < largest.size:
-        raise VerificationError(
-            "truncated",
-            count,
-            f"the checkpoint covers {largest.size} entries but the log has {count}: "
-            f"entries from {count} on are missing",
-        )
+def _signed_roots(chunks: Sequence[Chunk], count: int, th: TreeHash) -> dict[int, bytes]:
+    """The root of the whole log and of each prefix a checkpoint covers, from the chunks'
+    compact ranges (each chunk's snapshots end at a checkpoint's size)."""
     roots: dict[int, bytes] = {0: th.empty_root()}
     whole = CompactRange(th)
     for chunk in chunks:
@@ -397,6 +124,31 @@ def _verify_chunks(
         if chunk.range is not None:
             whole.extend(chunk.range)
     roots[count] = whole.root()
+    return roots
+
+
+def _verify_chunks(
+    chunks: Sequence[Chunk],
+    cps: list[Checkpoint],
+    records: Callable[[], Records],
+    th: TreeHash = SHA256,
+) -> VerifyReport:
+    found = first_anomaly(chunks)
+    if found is not None:
+        p, encoding = found
+        if encoding is not None:
+            raise VerificationError("bad_encoding", p, f"line {p + 1}: {encoding}")
+        raise classify(records(), p)
+    count = sum(c.count for c in chunks)
+    largest = cps[-1]
+    if count < largest.size:
+        raise VerificationError(
+            "truncated",
+            count,
+            f"the checkpoint covers {largest.size} entries but the log has {count}: "
+            f"entries from {count} on are missing",
+        )
+    roots = _signed_roots(chunks, count, th)
     matched = [cp for cp in cps if roots[cp.size] == cp.root_hash]
     for cp in cps:
         if roots[cp.size] == cp.root_hash:
@@ -444,8 +196,8 @@ def verify_lines(
     th = _tree_hash(trusted)
     cps = _load_checkpoints(checkpoint_notes, trusted, origin)
     wanted = frozenset(cp.size for cp in cps)
-    chunk = _scan_chunk(lines, 0, None, wanted, encoding, th)
-    report = _verify_chunks([chunk], cps, lambda: _Records(lines, th), th)
+    chunk = scan_chunk(lines, 0, None, wanted, encoding, th)
+    report = _verify_chunks([chunk], cps, lambda: Records(lines, th), th)
     return replace(report, encoding_checked=encoding)
 
 
@@ -463,54 +215,10 @@ def default_checkpoint_path(log_path: Path) -> Path:
     return log_path.with_suffix(".checkpoint")
 
 
-def _ranges(path: Path, pieces: int) -> list[tuple[int, int]]:
-    file_size = path.stat().st_size
-    bounds = [0]
+def _file_records(path: Path, th: TreeHash) -> Records:
     with open(path, "rb") as fh:
-        for k in range(1, pieces):
-            fh.seek(file_size * k // pieces)
-            fh.readline()
-            pos = fh.tell()
-            if bounds[-1] < pos < file_size:
-                bounds.append(pos)
-    bounds.append(file_size)
-    return list(zip(bounds[:-1], bounds[1:], strict=True))
-
-
-def _scan_file(
-    path: Path, cps: list[Checkpoint], workers: int | None, encoding: bool, th: TreeHash
-) -> list[_Chunk]:
-    file_size = path.stat().st_size
-    if workers is None:
-        workers = (os.cpu_count() or 1) if file_size >= _PARALLEL_MIN_BYTES else 1
-    wanted = frozenset(cp.size for cp in cps)
-    if workers <= 1 or file_size == 0:
-        return [_scan_range(str(path), 0, file_size, 0, True, wanted, encoding, th.name)]
-    ranges = _ranges(path, workers * 4)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        counts = list(pool.map(_count_lines, [str(path)] * len(ranges), *zip(*ranges, strict=True)))
-        firsts = [sum(counts[:k]) for k in range(len(ranges))]
-        futures = [
-            pool.submit(
-                _scan_range,
-                str(path),
-                a,
-                b,
-                firsts[k],
-                k == len(ranges) - 1,
-                wanted,
-                encoding,
-                th.name,
-            )
-            for k, (a, b) in enumerate(ranges)
-        ]
-        return [f.result() for f in futures]
-
-
-def _file_records(path: Path, th: TreeHash) -> _Records:
-    with open(path, "rb") as fh:
-        lines, _ = _split_lines(fh.read(), True)
-    return _Records(lines, th)
+        lines, _ = split_lines(fh.read(), True)
+    return Records(lines, th)
 
 
 def verify_file(
@@ -548,6 +256,6 @@ def verify_file(
     trusted = load_log_keys(public_keys)
     th = _tree_hash(trusted)  # SHA-256 for Ed25519 log keys, SM3 for SM2 ones
     cps = _load_checkpoints(notes, trusted, origin)  # fail fast
-    chunks = _scan_file(path, cps, workers, encoding, th)
+    chunks = scan_file(path, cps, workers, encoding, th)
     report = _verify_chunks(chunks, cps, lambda: _file_records(path, th), th)
     return replace(report, encoding_checked=encoding)

@@ -36,8 +36,9 @@ from keys.notekeys import (
     sigtype_bytes,
     verifier_key,
 )
+from keys.passphrase import PASSPHRASE_ENV
 from keys.profile import DEFAULT_PROFILE, PROFILE_ALGORITHMS, PROFILES, Profile, check_profile
-from keys.ring import LOG_KEY_NAME, PASSPHRASE_ENV, KeyRing, KeyRotation, PublicKeyInfo
+from keys.ring import LOG_KEY_NAME, KeyRing, KeyRotation, PublicKeyInfo
 from keys.signing import (
     Signer,
     fingerprint,

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from privacy.errors import PrivacyError
-from privacy.mechanisms import epsilon_from_rho, rho_for_epsilon
+from privacy.zcdp import epsilon_from_rho, rho_for_epsilon
 
 #: Float sums can differ in the last bits; never let that refuse a release that fits.
 TOLERANCE = 1e-12

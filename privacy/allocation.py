@@ -40,20 +40,18 @@ from privacy.features import dp
 from privacy.mechanisms import (
     Family,
     calibrate_threshold,
-    epsilon_from_rho,
     make_gaussian_partition_threshold,
     make_partition_threshold,
     make_pure_as_zcdp,
     make_vector_discrete_gaussian,
     make_vector_discrete_laplace,
     noise_variance,
-    rho_for_epsilon,
-    rho_proposal,
     scale_for_epsilon,
     scale_for_rho,
     threshold_d_in,
 )
 from privacy.sensitivity import StatSpec, stat_specs
+from privacy.zcdp import epsilon_from_rho, rho_for_epsilon, rho_proposal
 from query_guard.plan import Measurement, QueryPlan
 
 FamilyChoice = Literal["auto", "laplace", "gaussian"]

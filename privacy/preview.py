@@ -16,11 +16,12 @@ from dataclasses import asdict, dataclass, field
 from privacy.accounting import Charge
 from privacy.allocation import FamilyChoice, NoisePlan, calibrate, calibrate_budget, split_delta
 from privacy.errors import AccuracyError, PrivacyError
-from privacy.mechanisms import Family, epsilon_from_rho, rho_for_epsilon
+from privacy.mechanisms import Family
 from privacy.mechanisms import half_width as noise_half_width
 from privacy.quantiles import cumulative_band
 from privacy.release import MechanismRecord, _record
 from privacy.sensitivity import centre
+from privacy.zcdp import epsilon_from_rho, rho_for_epsilon
 from query_guard.plan import Measurement, OutputColumn, QueryPlan
 
 MAX_EPSILON = 100.0

@@ -23,7 +23,8 @@ from sqlglot import exp
 from query_guard.catalog import Catalog
 from query_guard.context import Context
 from query_guard.draft import Draft
-from query_guard.engine_query import HIST_BINS, EngineKey, EngineQueries, Join, build_engine_query
+from query_guard.engine_query import HIST_BINS, EngineQueries, build_engine_query
+from query_guard.engine_source import EngineKey, Join
 from query_guard.errors import GuardError, LimitError, SqlSyntaxError
 from query_guard.fingerprint import fingerprint
 from query_guard.parse import parse

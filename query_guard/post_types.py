@@ -17,7 +17,7 @@ from query_guard.context import Context
 from query_guard.errors import ImplicitCastError
 from query_guard.positions import show
 from query_guard.total_expressions import operand_groups
-from query_guard.typer import TEXT_TYPES
+from query_guard.type_info import TEXT_TYPES
 
 _BOOL = (
     exp.EQ,

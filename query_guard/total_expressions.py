@@ -15,7 +15,8 @@ from sqlglot import exp
 from query_guard.allow_lists import DATE_PART_OF
 from query_guard.errors import ImplicitCastError
 from query_guard.literals import FIRST_DAY, LAST_DAY, date_literal, is_number, is_string, parse_date
-from query_guard.typer import NUMERIC, Typer
+from query_guard.type_info import NUMERIC
+from query_guard.typer import Typer
 
 ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Pow, exp.Neg, exp.Abs)
 DIVISIONS = (exp.Div, exp.IntDiv, exp.Mod)

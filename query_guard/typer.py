@@ -1,76 +1,37 @@
 """Types and bounds of flattened row-level expressions (:class:`Typer`).
 
-Shared: ``rules/type_bounds.py`` types the filters and keys with it (and says why types
+The facts it infers (:class:`Info`, the type families and their mixing rules) are
+:mod:`query_guard.type_info`; how bounds pass through casts, arithmetic and date parts is
+:mod:`query_guard.numeric_bounds`. Shared: ``rules/type_bounds.py`` types the filters and keys with it (and says why types
 and bounds are required), ``rules/safe_arithmetic.py`` and ``rules/clamp_values.py``
 read types and bounds from it, ``rules/public_domains.py`` the bounds of a key's column.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlglot import exp
 
 from query_guard import intervals as iv
+from query_guard import numeric_bounds as nb
 from query_guard.allow_lists import DATE_PART_OF
 from query_guard.catalog import DEFAULT_TEXT_MAX_LENGTH
 from query_guard.context import Context
 from query_guard.errors import ImplicitCastError, LimitError, TypeMismatchError
-from query_guard.literals import is_number, is_string, parse_date
 from query_guard.positions import show
 from query_guard.relation import BaseTable, base_column
-
-NUMERIC = frozenset({"int", "float"})
-EPOCH = dt.date(1970, 1, 1)
-INT_TYPES = frozenset({exp.DType.TINYINT, exp.DType.SMALLINT, exp.DType.INT, exp.DType.BIGINT})
-FLOAT_TYPES = frozenset({exp.DType.FLOAT, exp.DType.DOUBLE, exp.DType.DECIMAL})
-TEXT_TYPES = frozenset({exp.DType.TEXT, exp.DType.VARCHAR, exp.DType.CHAR})
-#: Longest LIKE pattern: bounds the per-row cost of matching (timing, issue 12).
-MAX_PATTERN_CHARS = 100
-#: The most characters one text expression may build for one row (concatenation), from its
-#: columns' declared ``max_length`` and its literals: bounds one row's work (timing).
-MAX_TEXT_CHARS = 10_000
-#: LIKE's worst case is (text length) × (pattern length) steps per row (DuckDB matches
-#: ``%…_…`` patterns by backtracking, ~0.3 ns a step): at most this many per row, ~15 µs
-#: (bench/bench_timing.py measured 62 µs at 200,000; docs/privacy.md, "Timing").
-MAX_LIKE_STEPS = 50_000
-#: A number or date turned into text has at most this many characters.
-NON_TEXT_CHARS = 40
-#: DECIMAL(width, scale) as DuckDB accepts it (a wider one is a binder error).
-MAX_DECIMAL_WIDTH = 38
-DATE_PART_RANGE = {
-    "QUARTER": (1, 4),
-    "MONTH": (1, 12),
-    "WEEK": (1, 53),
-    "DAY": (1, 31),
-    "DOW": (0, 6),
-    "DAYOFWEEK": (0, 6),
-    "DOY": (1, 366),
-    "DAYOFYEAR": (1, 366),
-}
-
-
-@dataclass(frozen=True)
-class Info:
-    """Type and (if numeric or date) closed bounds of an expression's values."""
-
-    type: str  # int | float | text | date | bool | null
-    lo: float | None = None
-    hi: float | None = None
-    literal: bool = False
-
-    @property
-    def bounded(self) -> bool:
-        return (
-            self.lo is not None
-            and self.hi is not None
-            and math.isfinite(self.lo)
-            and math.isfinite(self.hi)
-        )
+from query_guard.type_info import (
+    MAX_LIKE_STEPS,
+    MAX_PATTERN_CHARS,
+    MAX_TEXT_CHARS,
+    NON_TEXT_CHARS,
+    NUMERIC,
+    Info,
+    type_family,
+)
 
 
 class Typer:
@@ -122,7 +83,7 @@ class Typer:
         return Info(kind, float(value), float(value), literal=True)
 
     def _neg(self, node: exp.Neg) -> Info:
-        a = self._numeric(node.this, node)
+        a = self.numeric(node.this, node)
         return Info(a.type, iv.neg(a.hi), iv.neg(a.lo))
 
     def _nullif(self, node: exp.Nullif) -> Info:
@@ -198,7 +159,7 @@ class Typer:
         return Info("bool", 0, 1)
 
     def _date_trunc(self, node: exp.Expr) -> Info:
-        d = self._date(node.this, node)
+        d = self.date(node.this, node)
         return Info("date", d.lo, d.hi)
 
     def _text_function(self, node: exp.Expr) -> Info:
@@ -255,7 +216,7 @@ class Typer:
         return sum(self.text_chars(c) for c in children) if children else NON_TEXT_CHARS
 
     # -- helpers ------------------------------------------------------------------
-    def _numeric(self, node: exp.Expr, parent: exp.Expr) -> Info:
+    def numeric(self, node: exp.Expr, parent: exp.Expr) -> Info:
         info = self.infer(node)
         if info.type == "null":
             return Info("int")
@@ -279,7 +240,7 @@ class Typer:
             )
         return info
 
-    def _date(self, node: exp.Expr, parent: exp.Expr) -> Info:
+    def date(self, node: exp.Expr, parent: exp.Expr) -> Info:
         info = self.infer(node)
         if info.type not in ("date", "null"):
             self.ctx.refuse(
@@ -304,13 +265,13 @@ class Typer:
 
     def _comparable(self, parent: exp.Expr, nodes: list[exp.Expr]) -> None:
         infos = [self.infer(n) for n in nodes]
-        _family(infos, parent, self.ctx, nodes)
+        type_family(infos, parent, self.ctx, nodes)
 
     def _combine(
         self, parent: exp.Expr, nodes: list[exp.Expr], *, union: bool, op: type | None = None
     ) -> Info:
         infos = [self.infer(n) for n in nodes]
-        family = _family(infos, parent, self.ctx, nodes)
+        family = type_family(infos, parent, self.ctx, nodes)
         present = [i for i in infos if i.type != "null"]
         if not present:
             return Info("null")
@@ -348,145 +309,6 @@ class Typer:
             results.append(default)
         return self._combine(node, results, union=True)
 
-    def _cast(self, node: exp.Cast) -> Info:
-        src = self.infer(node.this)
-        self._type_params(node)
-        to = node.to.this
-        if to in INT_TYPES:
-            if src.type in NUMERIC or src.type == "bool":
-                lo = None if src.lo is None else float(round(src.lo))
-                hi = None if src.hi is None else float(round(src.hi))
-                return Info("int", lo, hi)
-            return Info("int")
-        if to in FLOAT_TYPES:
-            if src.type in NUMERIC or src.type == "bool":
-                return Info("float", src.lo, src.hi)
-            return Info("float")
-        if to in TEXT_TYPES:
-            return Info("text")
-        if to == exp.DType.DATE:
-            if src.type == "date":
-                return Info("date", src.lo, src.hi)
-            literal = node.this
-            if isinstance(literal, exp.Literal) and literal.is_string:
-                try:
-                    day = float((dt.date.fromisoformat(str(literal.this)) - EPOCH).days)
-                except ValueError:
-                    return Info("date", literal=True)
-                return Info("date", day, day, literal=True)
-            return Info("date")
-        if to == exp.DType.BOOLEAN:
-            return Info("bool", 0, 1)
-        self.ctx.refuse(TypeMismatchError, f"CAST to {node.to.sql()}: not allowed", node)
-
-    def _type_params(self, node: exp.Cast) -> None:
-        """DECIMAL(w, s) with 1 ≤ w ≤ 38 and 0 ≤ s ≤ w; VARCHAR/CHAR(n); nothing else:
-        an invalid parameter is a binder error in the engine (a 500, not a refusal)."""
-        params = node.to.expressions or []
-        if not params:
-            return
-        kind = node.to.this
-        values = []
-        for param in params:
-            value = param.this if isinstance(param, exp.DataTypeParam) else param
-            if not (is_number(value) and str(value.sql()).lstrip("-").isdigit()):
-                values = []
-                break
-            values.append(int(value.sql()))
-        ok = False
-        if kind == exp.DType.DECIMAL and values and len(values) == len(params) <= 2:
-            width = values[0]
-            scale = values[1] if len(values) > 1 else 0
-            ok = 1 <= width <= MAX_DECIMAL_WIDTH and 0 <= scale <= width
-        elif kind in TEXT_TYPES and len(values) == len(params) == 1:
-            ok = 1 <= values[0] <= 65535
-        if not ok:
-            self.ctx.refuse(
-                TypeMismatchError,
-                f"CAST to {node.to.sql('duckdb')}: type parameters allowed only as"
-                f" DECIMAL(width 1..{MAX_DECIMAL_WIDTH}, scale 0..width) or VARCHAR(1..65535)",
-                node,
-            )
-
-    def _arith(self, node: exp.Expr) -> Info:
-        left, right = node.this, node.expression
-        if isinstance(node, exp.Sub):
-            a_info, b_info = self.infer(left), self.infer(right)
-            if a_info.type == "date" and b_info.type == "date":
-                return Info("int", iv.sub(a_info.lo, b_info.hi), iv.sub(a_info.hi, b_info.lo))
-        a = self._numeric(left, node)
-        b = self._numeric(right, node)
-        kind = "int" if a.type == b.type == "int" else "float"
-        if isinstance(node, exp.Add):
-            return Info(kind, iv.add(a.lo, b.lo), iv.add(a.hi, b.hi))
-        if isinstance(node, exp.Sub):
-            return Info(kind, iv.sub(a.lo, b.hi), iv.sub(a.hi, b.lo))
-        if isinstance(node, exp.Mul):
-            return Info(kind, *iv.mul(a, b))
-        if isinstance(node, (exp.Div, exp.IntDiv)):
-            lo, hi = iv.div(a, b)
-            if isinstance(node, exp.IntDiv):
-                return Info("int", iv.trunc(lo), iv.trunc(hi))
-            return Info("float", lo, hi)
-        if isinstance(node, exp.Mod):
-            if not b.bounded:
-                return Info(kind)
-            m = max(abs(b.lo), abs(b.hi))  # type: ignore[arg-type]
-            lo = 0.0 if a.lo is not None and a.lo >= 0 else -m
-            hi = 0.0 if a.hi is not None and a.hi <= 0 else m
-            return Info(kind, lo, hi)
-        # POWER: bounded for a constant non-negative integer exponent only.
-        if b.literal and b.lo is not None and b.lo == int(b.lo) and 0 <= b.lo <= 8 and a.bounded:
-            n = int(b.lo)
-            values = [a.lo**n, a.hi**n]  # type: ignore[operator]
-            if a.lo < 0 < a.hi:  # type: ignore[operator]
-                values.append(0.0)
-            return Info("float", min(values), max(values))
-        return Info("float")
-
-    def _unary_math(self, node: exp.Expr) -> Info:
-        a = self._numeric(node.this, node)
-        if isinstance(node, exp.Abs):
-            if not a.bounded:
-                return Info(a.type, 0, None)
-            lo, hi = a.lo, a.hi
-            low = 0.0 if lo <= 0 <= hi else min(abs(lo), abs(hi))  # type: ignore[operator,arg-type]
-            return Info(a.type, low, max(abs(lo), abs(hi)))  # type: ignore[arg-type]
-        if isinstance(node, exp.Floor):
-            return Info("int", iv.floor(a.lo), iv.floor(a.hi))
-        if isinstance(node, exp.Ceil):
-            return Info("int", iv.ceil(a.lo), iv.ceil(a.hi))
-        if isinstance(node, exp.Trunc):
-            return Info("int", iv.trunc(a.lo), iv.trunc(a.hi))
-        if isinstance(node, exp.Round):
-            decimals = node.args.get("decimals")
-            if decimals is not None and not iv.small_int_literal(decimals):
-                self.ctx.refuse(
-                    TypeMismatchError, "ROUND decimals: must be an integer literal", decimals
-                )
-            if decimals is None or int(str(decimals.this)) <= 0:
-                return Info("int" if decimals is None else a.type, iv.floor(a.lo), iv.ceil(a.hi))
-            return Info("float", a.lo, a.hi)
-        # SQRT of a negative value is NaN in DuckDB (no error); clamp lower bound at 0.
-        lo = None if a.lo is None else math.sqrt(max(a.lo, 0.0))
-        hi = None if a.hi is None else math.sqrt(max(a.hi, 0.0))
-        return Info("float", lo, hi)
-
-    def _date_part(self, node: exp.Expr) -> Info:
-        if isinstance(node, exp.Extract):
-            part = node.this.name.upper()
-            value = node.expression
-        else:
-            part = DATE_PART_OF[type(node)]
-            value = node.this
-        d = self._date(value, node)
-        if part == "YEAR":
-            lo = None if d.lo is None else float(to_date(d.lo).year)
-            hi = None if d.hi is None else float(to_date(d.hi).year)
-            return Info("int", lo, hi)
-        low, high = DATE_PART_RANGE[part]
-        return Info("int", float(low), float(high))
-
 
 #: :meth:`Typer.infer`'s handler per node type (the most specific class of a node wins).
 _INFER: dict[type, Callable[[Typer, Any], Info]] = {
@@ -498,10 +320,10 @@ _INFER: dict[type, Callable[[Typer, Any], Info]] = {
     exp.Pi: lambda t, node: Info("float", math.pi, math.pi, literal=True),
     exp.Neg: Typer._neg,
     **dict.fromkeys(
-        (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Pow), Typer._arith
+        (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Pow), nb.arith
     ),
     **dict.fromkeys(
-        (exp.Abs, exp.Floor, exp.Ceil, exp.Round, exp.Sqrt, exp.Trunc), Typer._unary_math
+        (exp.Abs, exp.Floor, exp.Ceil, exp.Round, exp.Sqrt, exp.Trunc), nb.unary_math
     ),
     **dict.fromkeys(
         (exp.Least, exp.Greatest, exp.Coalesce),
@@ -510,7 +332,7 @@ _INFER: dict[type, Callable[[Typer, Any], Info]] = {
     exp.Nullif: Typer._nullif,
     exp.Case: Typer._case,
     exp.If: Typer._if,
-    exp.Cast: Typer._cast,
+    exp.Cast: nb.cast,
     **dict.fromkeys((exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE), Typer._comparison),
     exp.Is: Typer._is,
     exp.In: Typer._in,
@@ -520,8 +342,8 @@ _INFER: dict[type, Callable[[Typer, Any], Info]] = {
     exp.And: Typer._and_or,
     exp.Or: Typer._and_or,
     exp.Not: Typer._not,
-    exp.Extract: Typer._date_part,
-    **dict.fromkeys(DATE_PART_OF, Typer._date_part),
+    exp.Extract: nb.date_part,
+    **dict.fromkeys(DATE_PART_OF, nb.date_part),
     exp.TimestampTrunc: Typer._date_trunc,
     exp.DateTrunc: Typer._date_trunc,
     **dict.fromkeys((exp.Upper, exp.Lower, exp.Trim, exp.Length), Typer._text_function),
@@ -529,56 +351,3 @@ _INFER: dict[type, Callable[[Typer, Any], Info]] = {
     exp.DPipe: Typer._concat,
     exp.Concat: Typer._concat,
 }
-
-
-def to_date(days: float) -> dt.date:
-    """Days since 1970-01-01 (the catalog's date bounds) → a date, clipped to 1..9999."""
-    days = max(min(days, 2_932_896.0), -719_162.0)
-    return EPOCH + dt.timedelta(days=int(math.floor(days)))
-
-
-def _family(infos: list[Info], parent: exp.Expr, ctx: Context, nodes: list[exp.Expr]) -> str:
-    families = set()
-    for info in infos:
-        if info.type == "null":
-            continue
-        if info.type in NUMERIC:
-            families.add("numeric")
-        elif info.type == "text" and info.literal:
-            families.add("text_literal")
-        else:
-            families.add(info.type)
-    if "text_literal" in families:
-        families.discard("text_literal")
-        if not families:
-            return "text"
-        if families == {"date"}:
-            _date_literals(infos, nodes, ctx)
-            return "date"
-        if families <= {"text"}:
-            return families.pop()
-        families.add("text")
-    if len(families) > 1:
-        ctx.refuse(
-            TypeMismatchError,
-            f"{parent.key.upper()} mixes {' and '.join(sorted(families))} values"
-            f" ({show(parent, 50)}): cast explicitly with TRY_CAST",
-            parent,
-        )
-    return families.pop() if families else "null"
-
-
-def _date_literals(infos: list[Info], nodes: list[exp.Expr], ctx: Context) -> None:
-    """Text literals that meet a date must name a valid date (``rules/safe_arithmetic``
-    then writes them as typed DATE literals); decided here, never at run time."""
-    for info, node in zip(infos, nodes, strict=True):
-        while isinstance(node, exp.Paren):
-            node = node.this
-        if info.type == "text" and info.literal and is_string(node):
-            if parse_date(str(node.this)) is None:
-                ctx.refuse(
-                    ImplicitCastError,
-                    f"text '{str(node.this)[:30]}' used as a date: not a valid YYYY-MM-DD"
-                    " date (the engine would convert it row by row)",
-                    node,
-                )

@@ -18,6 +18,7 @@ from test_audit_support import ORIGIN, T0, create_log, crypto_profile, open_db, 
 
 from audit_log import proofs, store, tree
 from audit_log.errors import ProofError
+from audit_log.store import appending
 from audit_log.verify import verify_file
 
 # Every test here runs once per cryptography profile (issue 17): SHA-256/Ed25519 and SM3/SM2.
@@ -98,7 +99,7 @@ def test_a_reused_connection_id_is_harmless(tmp_path):
     append(first, 0)
     append(first, 1)
     other = create_log(tmp_path / "two.db")
-    store._heads[id(other)] = store._heads[id(first)]  # as if ids collided
+    appending._heads[id(other)] = appending._heads[id(first)]  # as if ids collided
     for i in range(5):
         append(other, 10 + i)
     assert_consistent(other, tmp_path)
@@ -119,7 +120,7 @@ def test_an_append_reads_one_row_and_writes_one_or_two(tmp_path):
     append(conn, 7)  # completes three (7 = 0b111)
     conn.set_trace_callback(None)
     # (the trace reports an INSERT again for its trigger; what matters is what runs)
-    assert [s for s in statements if s.startswith("SELECT")] == [store._LAST_ENTRY] * 2
+    assert [s for s in statements if s.startswith("SELECT")] == [appending._LAST_ENTRY] * 2
     assert not any("FROM audit_nodes" in s for s in statements)
     assert sum(s.startswith("INSERT INTO audit_nodes") for s in statements) == 3
 

@@ -19,12 +19,8 @@ from privacy.accounting import (
     spent,
     zcdp_budget,
 )
-from privacy.mechanisms import (
-    epsilon_from_rho,
-    make_pure_as_zcdp,
-    make_vector_discrete_laplace,
-    rho_for_epsilon,
-)
+from privacy.mechanisms import make_pure_as_zcdp, make_vector_discrete_laplace
+from privacy.zcdp import epsilon_from_rho, rho_for_epsilon
 
 dp.enable_features("contrib")
 
@@ -61,7 +57,7 @@ def test_rho_for_epsilon_is_the_largest_affordable():
 def test_the_fast_cks20_proposal_is_affordable_and_tight(epsilon, delta):
     """The ρ proposed by our float CKS20 search (one OpenDP call to confirm, not ~8) is
     affordable by OpenDP's own map and within 1e-6 of the largest affordable."""
-    from privacy.mechanisms import _cks20_rho
+    from privacy.zcdp import _cks20_rho
 
     rho = _cks20_rho(epsilon, delta)
     assert rho is not None

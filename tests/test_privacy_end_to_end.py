@@ -405,7 +405,7 @@ def test_row_expressions_in_the_engine_query_run_under_try(sb):
     import duckdb
     import sqlglot
 
-    from query_guard.engine_query import total
+    from query_guard.engine_source import total
 
     raiser = sqlglot.parse_one("CASE WHEN a > 10 THEN CAST('garbage' AS DATE) = DATE '2024-01-01' "
                                "ELSE TRUE END", read="duckdb")

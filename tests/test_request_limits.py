@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from privacy import calibrate
 from privacy.errors import PrivacyError
-from privacy.mechanisms import rho_for_epsilon, scale_for_epsilon, scale_for_rho
+from privacy.mechanisms import scale_for_epsilon, scale_for_rho
+from privacy.zcdp import rho_for_epsilon
 from sandbox.errors import BadRequest
 from sandbox.store import request_limits
 from sandbox.web.api.openapi import SCHEMAS

@@ -24,7 +24,8 @@ from query_guard.positions import show
 from query_guard.relation import base_column
 from query_guard.shape import AggCall
 from query_guard.total_expressions import safe_arithmetic
-from query_guard.typer import Info, Typer
+from query_guard.type_info import Info
+from query_guard.typer import Typer
 
 FIXED_POINT_TARGET = 2**20
 MAX_FIXED_POINT = 2**40

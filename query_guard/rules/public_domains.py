@@ -20,7 +20,8 @@ from sqlglot import exp
 from query_guard.draft import Draft
 from query_guard.evaluate import Unsupported, evaluate
 from query_guard.relation import BaseTable, base_column
-from query_guard.typer import Typer, to_date
+from query_guard.type_info import to_date
+from query_guard.typer import Typer
 
 MAX_DOMAIN = 10_000
 MAX_ENUMERATION = 5_000
