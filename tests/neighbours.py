@@ -30,7 +30,8 @@ from sandbox.errors import SandboxError
 from sandbox.governance import dataset_caps
 from sandbox.governance.workflow import SETTING_GROUP as WORKFLOW_SETTINGS
 from sandbox.service.operations import SandboxAdmin
-from sandbox.service.query_service import QueryFailed, QueryRefused, QueryRequest, Sandbox
+from sandbox.service.pipeline import QueryFailed, QueryRefused, QueryRequest
+from sandbox.service.query_service import Sandbox
 from sandbox.store.users import User, find_user
 from sandbox.store.workspace import transaction
 

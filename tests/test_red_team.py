@@ -40,7 +40,7 @@ from sandbox.demo.setup import setup_demo
 from sandbox.errors import EngineFailure
 from sandbox.governance.workflow import SETTING_GROUP as WORKFLOW_SETTINGS
 from sandbox.service.operations import SandboxAdmin
-from sandbox.service.query_service import QueryFailed, QueryRequest
+from sandbox.service.pipeline import QueryFailed, QueryRequest
 from sandbox.store.rate_limits import SETTING_GROUP as RATE_SETTINGS
 from sandbox.store.users import find_user
 from sandbox.store.workspace import transaction

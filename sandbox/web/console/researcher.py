@@ -21,12 +21,12 @@ from flask_babel import lazy_gettext as _l
 
 from sandbox.clock import iso
 from sandbox.errors import SandboxError
-from sandbox.governance import alerts, applications
+from sandbox.governance import applications
 from sandbox.governance import open_catalog as catalog
 from sandbox.service import operations
 from sandbox.service.accuracy import with_confidence, without_state
+from sandbox.service.pipeline import QueryRequest
 from sandbox.service.preview import PreviewRequest, preview_query
-from sandbox.service.query_service import QueryRequest
 from sandbox.store import request_limits, saved_queries
 from sandbox.web import i18n
 from sandbox.web.console import charts as console_charts
@@ -360,11 +360,9 @@ def _refusal(err: SandboxError) -> dict[str, Any]:
 def run():
     raw = _form_request()
     try:
-        try:
-            response = sandbox().run_query(signed_in(), QueryRequest(raw["approval_raw"], raw["sql"], raw["eps"],
-                                                                        raw["conf"]))
-        finally:  # as the API does: budget levels, refusal bursts and patterns are checked at once
-            alerts.after_query(sandbox(), signed_in(), raw["approval_raw"])
+        # the service runs the after-query hooks (alerts: budget levels, refusal bursts, patterns)
+        response = sandbox().run_query(signed_in(), QueryRequest(raw["approval_raw"], raw["sql"], raw["eps"],
+                                                                    raw["conf"]))
     except SandboxError as err:
         error = _refusal(err)
     else:
