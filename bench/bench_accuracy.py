@@ -57,7 +57,7 @@ from sandbox.demo.setup import setup_demo  # noqa: E402
 from sandbox.engine.execution import engine_request  # noqa: E402
 from sandbox.governance import datasets  # noqa: E402
 from sandbox.governance.workflow import get_approval  # noqa: E402
-from sandbox.service.query_service import QueryRequest  # noqa: E402
+from sandbox.service.pipeline import QueryRequest  # noqa: E402
 from sandbox.store.users import find_user  # noqa: E402
 
 VENV = ROOT / "bench" / ".venv-smartnoise"

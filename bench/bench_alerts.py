@@ -28,7 +28,7 @@ from sandbox.demo.setup import setup_demo  # noqa: E402
 from sandbox.governance import alerts, ledger, where_families, workflow  # noqa: E402
 from sandbox.governance.datasets import latest_versions  # noqa: E402
 from sandbox.service.operations import SandboxAdmin  # noqa: E402
-from sandbox.service.query_service import QueryRequest  # noqa: E402
+from sandbox.service.pipeline import QueryRequest  # noqa: E402
 from sandbox.store.users import find_user  # noqa: E402
 from sandbox.store.workspace import transaction  # noqa: E402
 

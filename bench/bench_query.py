@@ -37,7 +37,7 @@ sys.path.insert(0, str(CODE))
 
 from sandbox.demo.setup import setup_demo  # noqa: E402
 from sandbox.service.operations import SandboxAdmin  # noqa: E402
-from sandbox.service.query_service import QueryRequest  # noqa: E402
+from sandbox.service.pipeline import QueryRequest  # noqa: E402
 from sandbox.store.users import find_user  # noqa: E402
 
 QUERIES = [

@@ -16,18 +16,20 @@ for it, so the figures add up to the request:
 stage                  what is timed
 =====================  =================================================================
 http+auth+json         the request minus ``Sandbox.run_query`` (WSGI, token, limits, JSON)
-approval               ``Sandbox._approval_or_log`` (approval, suspension, scope)
+approval               ``pipeline.check`` (approval, suspension, scope, the request's ranges)
 catalog                ``datasets.latest_versions`` + ``datasets.build_catalog``
 guard                  ``query_guard.plan`` (parse, rules, engine query)
 calibration            ``privacy.calibrate`` (OpenDP maps, noise scales)
 check_plan             ``privacy.check_plan``
-empty-table check      ``Sandbox._check_on_empty`` (cached per plan: ~0 after the first)
-cache lookup           ``_released`` (the release cache)
-charge+log start       ``Sandbox._start`` (one write transaction: budget, ledger, audit)
+empty-table check      ``pipeline.empty_table_check`` (cached per plan: ~0 after the first)
+cache lookup           ``query_records.released`` (the release cache)
+charge+log start       ``pipeline.charge`` (one write transaction: budget, ledger, audit)
 engine                 the engine worker round trip (request, DuckDB, Arrow back)
 noise                  ``privacy.release`` (OpenDP noise, intervals, constraints)
-post-processing        HAVING, ORDER BY, LIMIT (``_postprocess``)
+post-processing        HAVING, ORDER BY, LIMIT (``pipeline.post_process``)
 audit release          the ``query.released`` append (and the UPDATE, commit)
+alerts                 the after-query alert pass (``alerts.after_query``; in the API view
+                       before issue 19, in ``Sandbox.run_query`` since)
 other                  the rest of ``run_query`` (single flight, engine slot, response)
 =====================  =================================================================
 
@@ -56,7 +58,8 @@ import privacy  # noqa: E402
 import query_guard  # noqa: E402
 import sandbox.service.query_service as service  # noqa: E402
 from sandbox.demo.setup import setup_demo  # noqa: E402
-from sandbox.governance import datasets, ledger  # noqa: E402
+from sandbox.governance import alerts, datasets, ledger  # noqa: E402
+from sandbox.service import pipeline, query_records  # noqa: E402
 from sandbox.service.operations import SandboxAdmin  # noqa: E402
 from sandbox.store.users import find_user  # noqa: E402
 from sandbox.store.workspace import transaction  # noqa: E402
@@ -70,7 +73,7 @@ QUERIES = [
 
 STAGES = ["http+auth+json", "approval", "catalog", "guard", "calibration", "check_plan",
           "empty-table check", "cache lookup", "charge+log start", "engine", "noise",
-          "post-processing", "audit release", "other"]
+          "post-processing", "audit release", "alerts", "other"]
 
 
 class Timer:
@@ -93,18 +96,19 @@ class Timer:
 def instrument(sb, timer: Timer) -> None:
     """Wrap, in place, the functions the service calls for each stage."""
     S = service.Sandbox
-    S._approval_or_log = timer.wrap("approval", S._approval_or_log)
-    S._check_on_empty = timer.wrap("empty-table check", S._check_on_empty)
-    S._start = timer.wrap("charge+log start", S._start)
     S.run_query = timer.wrap("run_query", S.run_query)
-    service.datasets = _Proxy(datasets, latest_versions=timer.wrap("catalog", datasets.latest_versions),
-                              build_catalog=timer.wrap("catalog", datasets.build_catalog))
-    service.query_guard = _Proxy(query_guard, plan=timer.wrap("guard", query_guard.plan))
-    service.calibrate = timer.wrap("calibration", service.calibrate)
-    service.privacy = _Proxy(privacy, check_plan=timer.wrap("check_plan", privacy.check_plan))
-    service._released = timer.wrap("cache lookup", service._released)
-    service.release = timer.wrap("noise", service.release)
-    service._postprocess = timer.wrap("post-processing", service._postprocess)
+    pipeline.check = timer.wrap("approval", pipeline.check)
+    pipeline.empty_table_check = timer.wrap("empty-table check", pipeline.empty_table_check)
+    pipeline.charge = timer.wrap("charge+log start", pipeline.charge)
+    pipeline.datasets = _Proxy(datasets, latest_versions=timer.wrap("catalog", datasets.latest_versions),
+                               build_catalog=timer.wrap("catalog", datasets.build_catalog))
+    pipeline.query_guard = _Proxy(query_guard, plan=timer.wrap("guard", query_guard.plan))
+    pipeline.privacy = _Proxy(privacy, calibrate=timer.wrap("calibration", privacy.calibrate),
+                              check_plan=timer.wrap("check_plan", privacy.check_plan))
+    query_records.released = timer.wrap("cache lookup", query_records.released)
+    pipeline.release = timer.wrap("noise", pipeline.release)
+    pipeline.post_process = timer.wrap("post-processing", pipeline.post_process)
+    alerts.after_query = timer.wrap("alerts", alerts.after_query)
     original_audit = S.audit
 
     def audit(self, conn, actor, action, *args, **kwargs):

@@ -12,7 +12,7 @@ import pytest
 
 from privacy.accounting import Charge, Totals, choose_route, spent
 from sandbox.governance.accounting_replay import check_reported_loss, grant_of, is_charge
-from sandbox.service.query_service import QueryRequest
+from sandbox.service.pipeline import QueryRequest
 from sandbox.store.users import find_user
 from tests.test_privacy_ledger import new_approval
 

@@ -11,7 +11,8 @@ import pytest
 
 from sandbox.governance import alerts, where_families
 from sandbox.service.operations import SandboxAdmin
-from sandbox.service.query_service import QueryRequest, Sandbox
+from sandbox.service.pipeline import QueryRequest
+from sandbox.service.query_service import Sandbox
 from sandbox.store.users import find_user
 from sandbox.store.workspace import Workspace
 from sandbox.web import create_app
@@ -146,9 +147,37 @@ def test_averaging_counts_fresh_releases_and_cached_repeats(world):
     assert len(alerts_of(client, tokens, kind="averaging")) == 1  # stored once
 
 
-def test_queries_outside_the_api_are_evaluated_when_alerts_are_read(world):
-    """The console and scripts call the service directly; reading the alerts sweeps them."""
+def test_queries_from_scripts_are_evaluated_by_the_service_at_once(world):
+    """The service owns the after-query hook (issue 19): a script calling it directly raises
+    the alert with its query, before anyone reads the alerts."""
     sb, client, tokens, approval = world
+    researcher = find_user(sb.conn(), "researcher")
+    for threshold in (30, 40, 50):
+        sb.run_query(researcher, QueryRequest(approval, f"SELECT COUNT(*) FROM residents WHERE age > {threshold}", 0.1))
+    assert [r["kind"] for r in sb.conn().execute("SELECT kind FROM alerts")] == ["differencing"]
+
+
+def test_a_console_query_triggers_the_alerts_pass(world):
+    """Queries from the console's workbench reach the same hook: the third refusal raises the
+    burst alert with that request (no alert page read in between, so no sweep)."""
+    from tests.test_console import login, run_query
+
+    sb, client, tokens, approval = world
+    c = client.application.test_client()
+    assert login(c, "researcher").status_code == 302
+    for i in range(2):
+        assert run_query(c, approval, sql=f"SELEC {i}").status_code == 400
+    assert sb.conn().execute("SELECT COUNT(*) FROM alerts").fetchone()[0] == 0
+    assert run_query(c, approval, sql="SELEC 2").status_code == 400
+    raised = sb.conn().execute("SELECT kind, approval_id FROM alerts").fetchall()
+    assert [tuple(r) for r in raised] == [("refusal_burst", approval)]
+
+
+def test_queries_no_pass_saw_are_evaluated_when_alerts_are_read(world, monkeypatch):
+    """A query whose pass did not run here (another process's, one left to a concurrent
+    pass) is evaluated by the sweep every read of the alerts runs."""
+    sb, client, tokens, approval = world
+    monkeypatch.setattr(sb.alert_passes, "after_query", lambda *_a: None)
     researcher = find_user(sb.conn(), "researcher")
     for threshold in (30, 40, 50):
         sb.run_query(researcher, QueryRequest(approval, f"SELECT COUNT(*) FROM residents WHERE age > {threshold}", 0.1))

@@ -1,12 +1,13 @@
-"""One alert pass at a time per (researcher, approval) (sandbox.web.api.base.AlertPasses, issue 18):
-requests arriving during a pass leave their query to it, and it runs once more for them."""
+"""One alert pass at a time per (researcher, approval) (sandbox.service.hooks.AlertPasses, issue 18):
+requests arriving during a pass leave their query to it, and it runs once more for them. The
+service runs it after every query (issue 19), whichever interface asked."""
 
 from __future__ import annotations
 
 import threading
 from types import SimpleNamespace
 
-from sandbox.web.api import base as api
+from sandbox.service import hooks
 
 
 def test_concurrent_requests_share_a_pass_and_it_runs_once_more(monkeypatch):
@@ -19,8 +20,8 @@ def test_concurrent_requests_share_a_pass_and_it_runs_once_more(monkeypatch):
             entered.set()
             assert release.wait(10)
 
-    monkeypatch.setattr(api.alerts, "after_query", fake_after_query)
-    passes = api.AlertPasses()
+    monkeypatch.setattr(hooks.alerts, "after_query", fake_after_query)
+    passes = hooks.AlertPasses()
     alice, bob = SimpleNamespace(id=1), SimpleNamespace(id=2)
     first = threading.Thread(target=passes.after_query, args=(None, alice, 7))
     first.start()
@@ -38,8 +39,8 @@ def test_concurrent_requests_share_a_pass_and_it_runs_once_more(monkeypatch):
 
 def test_a_lone_request_runs_its_pass_before_returning(monkeypatch):
     calls = []
-    monkeypatch.setattr(api.alerts, "after_query", lambda sb, user, aid: calls.append(aid))
-    passes = api.AlertPasses()
+    monkeypatch.setattr(hooks.alerts, "after_query", lambda sb, user, aid: calls.append(aid))
+    passes = hooks.AlertPasses()
     for aid in (1, 1, "x"):
         passes.after_query(None, SimpleNamespace(id=3), aid)
     assert calls == [1, 1, "x"]

@@ -23,7 +23,8 @@ import pytest
 
 from sandbox.demo.setup import setup_demo
 from sandbox.governance import applications, datasets, open_catalog
-from sandbox.service.query_service import QueryRequest, Sandbox
+from sandbox.service.pipeline import QueryRequest
+from sandbox.service.query_service import Sandbox
 from sandbox.store.users import find_user
 from sandbox.web import create_app
 

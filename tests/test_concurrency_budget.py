@@ -15,7 +15,7 @@ import threading
 import pytest
 
 from sandbox.errors import BudgetExceeded
-from sandbox.service.query_service import QueryRequest
+from sandbox.service.pipeline import QueryRequest
 from sandbox.store.users import find_user
 from sandbox.web import create_app
 from tests.conftest import bearer

@@ -21,7 +21,7 @@ import pytest
 from markupsafe import escape
 
 from sandbox.governance import open_catalog as catalog
-from sandbox.service.query_service import QueryRequest
+from sandbox.service.pipeline import QueryRequest
 from sandbox.store.users import find_user
 from sandbox.web.console import notes as console_notes
 from tests import test_console as base

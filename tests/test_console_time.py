@@ -11,7 +11,7 @@ from sandbox.clock import display_zone, end_of_day, iso, parse_iso
 from sandbox.errors import SandboxError
 from sandbox.governance import applications
 from sandbox.governance.workflow import parse_expiry
-from sandbox.service.query_service import QueryRequest
+from sandbox.service.pipeline import QueryRequest
 from sandbox.store.users import find_user
 from tests import test_console as base
 

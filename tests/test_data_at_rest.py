@@ -16,7 +16,8 @@ import pytest
 import keys
 from sandbox.governance import datasets
 from sandbox.service.operations import SandboxAdmin, rotate_master_key
-from sandbox.service.query_service import QueryRequest, Sandbox
+from sandbox.service.pipeline import QueryRequest
+from sandbox.service.query_service import Sandbox
 from sandbox.store.users import find_user
 from sandbox.web import create_app
 from tests.test_workflow_support import FIXTURES, audit_entries, bearer, demo_copy, permits_table

@@ -10,7 +10,7 @@ import math
 import pytest
 
 from sandbox.errors import BadRequest
-from sandbox.service.query_service import QueryRequest
+from sandbox.service.pipeline import QueryRequest
 from sandbox.store.users import find_user
 
 

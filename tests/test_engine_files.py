@@ -23,8 +23,9 @@ from sandbox.engine.execution import InProcessExecutor, KeepColumns, engine_requ
 from sandbox.errors import EngineFailure, SandboxError
 from sandbox.governance import datasets
 from sandbox.service.operations import rotate_master_key
+from sandbox.service.pipeline import QueryRequest
 from sandbox.service.prepare import Preparer
-from sandbox.service.query_service import QueryRequest, Sandbox
+from sandbox.service.query_service import Sandbox
 from sandbox.store.users import find_user
 from tests.test_workflow_support import demo_copy
 

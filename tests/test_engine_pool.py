@@ -225,15 +225,15 @@ def test_parse_size():
 def test_a_timed_out_query_is_charged_logged_and_answered_as_a_generic_failure(workspace, monkeypatch):
     """PRIVACY (issue 12): a timeout after the charge may depend on the data, so the caller
     gets the one generic ``query_failed``; the charge stands and the log has the failure."""
-    from sandbox.service import query_service as service
+    from sandbox.service import pipeline
 
     creds = json.loads((workspace.root / "demo-credentials.json").read_text())
     approval = creds["researcher"]["approval_id"]
     sb = Sandbox(workspace, limits=EngineLimits(timeout_seconds=0.5), pool=PoolSettings(workers=1, grace_seconds=0.5))
     try:
         pids = sb.executor.pids()  # type: ignore[union-attr]
-        monkeypatch.setattr(service, "engine_request", lambda plan, used, **_: EngineRequest(tuple(used), STUCK))
-        monkeypatch.setattr(service, "check_on_empty", lambda engine, req: None)  # reach the pool
+        monkeypatch.setattr(pipeline, "engine_request", lambda plan, used, **_: EngineRequest(tuple(used), STUCK))
+        monkeypatch.setattr(pipeline, "check_on_empty", lambda engine, req: None)  # reach the pool
         client = create_app(sb, {"TESTING": True}).test_client()
         spent = ledger.budget(sb.conn(), approval).epsilon_spent
         r = client.post("/api/v1/queries", headers=bearer(creds["researcher"]["token"]),
@@ -269,9 +269,9 @@ def test_the_log_replays_to_the_ledger_through_timeouts_and_worker_kills(workspa
     import signal
 
     from audit_log.replay import compare_with_ledger, replay
-    from sandbox.service import query_service as service
+    from sandbox.service import pipeline
     from sandbox.service.operations import SandboxAdmin
-    from sandbox.service.query_service import QueryFailed, QueryRequest
+    from sandbox.service.pipeline import QueryFailed, QueryRequest
     from sandbox.store.ledger_sums import approval_sums
     from sandbox.store.users import find_user
 
@@ -285,9 +285,9 @@ def test_the_log_replays_to_the_ledger_through_timeouts_and_worker_kills(workspa
         aid = admin.approve(owner, app, {"datasets": ["residents"]}, epsilon_total=5.0, delta_total=1e-6,
                             epsilon_per_query=0.5)
         sb.run_query(researcher, QueryRequest(aid, "SELECT COUNT(*) FROM residents WHERE age > 20", 0.1))
-        real_request = service.engine_request
-        monkeypatch.setattr(service, "engine_request", lambda plan, used, **_: EngineRequest(tuple(used), STUCK))
-        monkeypatch.setattr(service, "check_on_empty", lambda engine, req: None)
+        real_request = pipeline.engine_request
+        monkeypatch.setattr(pipeline, "engine_request", lambda plan, used, **_: EngineRequest(tuple(used), STUCK))
+        monkeypatch.setattr(pipeline, "check_on_empty", lambda engine, req: None)
         with pytest.raises(QueryFailed):  # the wall clock: killed by the parent, charged
             sb.run_query(researcher, QueryRequest(aid, "SELECT COUNT(*) FROM residents WHERE age > 21", 0.1))
         failures: list[BaseException] = []
@@ -305,7 +305,7 @@ def test_the_log_replays_to_the_ledger_through_timeouts_and_worker_kills(workspa
             os.kill(pid, signal.SIGKILL)  # the worker dies mid-query
         thread.join(timeout=60)
         assert [type(e) for e in failures] == [QueryFailed]
-        monkeypatch.setattr(service, "engine_request", real_request)
+        monkeypatch.setattr(pipeline, "engine_request", real_request)
         sb.run_query(researcher, QueryRequest(aid, "SELECT COUNT(*) FROM residents WHERE age > 23", 0.1))
         log = [json.loads(r[0]) for r in conn.execute("SELECT entry FROM audit_entries ORDER BY seq")]
         mine = [e["action"] for e in log if e["details"].get("approval_id") == aid and e["action"].startswith("query.")]

@@ -20,7 +20,7 @@ from privacy.constraints import (
 )
 from query_guard.plan import GroupKey, Measurement, OutputColumn, QueryPlan
 from sandbox.service.accuracy import ACCURACY_NOTE, STATE, with_confidence
-from sandbox.service.query_service import QueryRequest
+from sandbox.service.pipeline import QueryRequest
 from sandbox.store.users import find_user
 from tests.conftest import bearer
 

@@ -12,7 +12,7 @@ import pytest
 
 import query_guard
 from sandbox.service.operations import SandboxAdmin
-from sandbox.service.query_service import QueryRefused, QueryRequest
+from sandbox.service.pipeline import QueryRefused, QueryRequest
 from sandbox.store.users import find_user
 
 
@@ -70,4 +70,4 @@ def test_another_approval_plans_afresh(demo, counted):
     sb.run_query(researcher, QueryRequest(other, sql, 0.2))
     sb.run_query(researcher, QueryRequest(other, sql, 0.25))
     assert counted.count(sql) == 2
-    assert {k[1] for k in sb._plans if k[0] == sql} == {aid, other}
+    assert {k[1] for k in sb.plans.keys() if k[0] == sql} == {aid, other}

@@ -21,7 +21,7 @@ from audit_log.replay import compare_with_ledger, replay
 from sandbox.errors import BadRequest, BudgetExceeded, EngineFailure
 from sandbox.governance import datasets
 from sandbox.service.operations import SandboxAdmin
-from sandbox.service.query_service import QueryFailed, QueryRequest
+from sandbox.service.pipeline import QueryFailed, QueryRequest
 from sandbox.store.ledger_sums import approval_sums
 from sandbox.store.users import find_user
 from tests.conftest import bearer
@@ -151,7 +151,7 @@ def test_any_failure_after_the_charge_is_one_generic_charged_outcome(sb, researc
 @pytest.mark.parametrize("stage", ["release", "postprocess"])
 def test_a_failure_after_the_noise_is_charged_not_free(sb, researcher, monkeypatch, stage):
     """Finding 2: an exception after the noise was drawn used to roll the charge back."""
-    import sandbox.service.query_service as service
+    from sandbox.service import pipeline
 
     aid = new_approval(sb)
 
@@ -159,9 +159,9 @@ def test_a_failure_after_the_noise_is_charged_not_free(sb, researcher, monkeypat
         raise ValueError("raised after the noise")
 
     if stage == "release":
-        monkeypatch.setattr(service, "release", boom)
+        monkeypatch.setattr(pipeline, "release", boom)
     else:
-        monkeypatch.setattr(service.postprocess, "apply", boom)
+        monkeypatch.setattr(pipeline.postprocess, "apply", boom)
     with pytest.raises(QueryFailed):
         sb.run_query(researcher, QueryRequest(aid, "SELECT COUNT(*) FROM residents", 0.25))
     assert spent(sb, aid) == pytest.approx(0.25)
@@ -221,7 +221,7 @@ def test_sixteen_parallel_failing_queries_never_overspend(sb, researcher, monkey
 def test_budget_arithmetic_holds_through_every_kind_of_outcome(sb, researcher, monkeypatch):
     """Releases, cached repeats, refusals (guard, budget, bad numbers, bad text) and failures
     (engine error, timeout, bug after the noise), interleaved: the log replays to the ledger."""
-    import sandbox.service.query_service as service
+    from sandbox.service import pipeline
 
     aid = new_approval(sb, epsilon_total=3.0, delta_total=1e-6, per_query=0.5)
     real_run = sb.executor.run
@@ -241,19 +241,19 @@ def test_budget_arithmetic_holds_through_every_kind_of_outcome(sb, researcher, m
     ]
     for kind, sql, eps in plan:
         monkeypatch.setattr(sb.executor, "run", real_run)
-        monkeypatch.setattr(service.postprocess, "apply", postprocess_apply)
+        monkeypatch.setattr(pipeline.postprocess, "apply", postprocess_apply)
         if kind == "engine":
             monkeypatch.setattr(sb.executor, "run", _raiser(EngineFailure("engine")))
         elif kind == "timeout":
             monkeypatch.setattr(sb.executor, "run", _raiser(EngineFailure("t", code="query_timeout", status=408)))
         elif kind == "post":
-            monkeypatch.setattr(service.postprocess, "apply", _raiser(OverflowError("after noise")))
+            monkeypatch.setattr(pipeline.postprocess, "apply", _raiser(OverflowError("after noise")))
         try:
             sb.run_query(researcher, QueryRequest(aid, sql, eps))
             outcome = "ok"
         except QueryFailed:
             outcome = "failed"
-        except (BadRequest, BudgetExceeded, service.QueryRefused):
+        except (BadRequest, BudgetExceeded, pipeline.QueryRefused):
             outcome = "refused"
         assert outcome == {"engine": "failed", "timeout": "failed", "post": "failed"}.get(kind, kind), sql
     assert spent(sb, aid) == pytest.approx(0.2 + 0.3 + 0.4 + 0.5 * 4)

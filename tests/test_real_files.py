@@ -28,8 +28,9 @@ from sandbox.governance.file_readers import (
     read_file,
 )
 from sandbox.service.operations import SandboxAdmin
+from sandbox.service.pipeline import QueryRequest
 from sandbox.service.policy_draft import draft_policy
-from sandbox.service.query_service import QueryRequest, Sandbox
+from sandbox.service.query_service import Sandbox
 from sandbox.store.users import find_user
 from sandbox.store.workspace import Workspace
 

@@ -39,8 +39,8 @@ from sandbox.engine.embedded import EngineLimits
 from sandbox.governance import suspensions
 from sandbox.service.dummy import run_dummy
 from sandbox.service.operations import SandboxAdmin
+from sandbox.service.pipeline import QueryFailed, QueryRequest
 from sandbox.service.preview import PreviewRequest, preview_query
-from sandbox.service.query_service import QueryFailed, QueryRequest
 from sandbox.store.users import find_user
 from tests.conftest import DEMO_ROWS
 

@@ -214,16 +214,16 @@ def test_attachment_ids_of_other_parties_read_like_missing_ones(world):
 
 
 def test_the_empty_table_check_is_not_shared_between_approvals(world, monkeypatch):
-    """Fixed here: ``Sandbox._check_on_empty`` remembered (plan, versions) across approvals, so a
+    """Fixed here: ``pipeline.empty_table_check`` remembered (plan, versions) across approvals, so a
     query (or a refusal) ran a few ms faster when another study had asked the same plan — a timing
     channel on others' activity. It is now keyed by the approval, like the guard's plan cache."""
-    from sandbox.service import query_service as service
-    from sandbox.service.query_service import QueryRequest
+    from sandbox.service import pipeline
+    from sandbox.service.pipeline import QueryRequest
 
     w, client, tok = world
     calls = []
-    real = service.check_on_empty
-    monkeypatch.setattr(service, "check_on_empty", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    real = pipeline.check_on_empty
+    monkeypatch.setattr(pipeline, "check_on_empty", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
     import datetime as dt
 
     from sandbox.service.operations import SandboxAdmin
@@ -247,8 +247,8 @@ def test_a_unit_that_fails_after_charging_leaves_neither_charge_nor_entry_and_re
     writer's group-commit unit: the unit must roll back whole (no charge without its entry, no
     ``queries`` row) and the engine must never run; the next query is charged normally."""
     import audit_log.store as audit_store
-    from sandbox.service import query_service as service
-    from sandbox.service.query_service import QueryRequest
+    from sandbox.service import pipeline
+    from sandbox.service.pipeline import QueryRequest
 
     w, client, tok = world
     me, sb = w.users["researcher"], w.sb
@@ -265,8 +265,8 @@ def test_a_unit_that_fails_after_charging_leaves_neither_charge_nor_entry_and_re
         return real_audit(c, user, action, *a, **k)
 
     monkeypatch.setattr(sb, "audit", failing_audit)
-    real_finish = service.Sandbox._finish
-    monkeypatch.setattr(service.Sandbox, "_finish", lambda *a, **k: (ran.append(1), real_finish(*a, **k))[1])
+    real_execute = pipeline.execute
+    monkeypatch.setattr(pipeline, "execute", lambda *a, **k: (ran.append(1), real_execute(*a, **k))[1])
     sql = "SELECT COUNT(*) FROM residents"
     with pytest.raises(Exception):  # noqa: B017 - any failure, as long as nothing stands
         sb.run_query(me, QueryRequest(w.own.approval, sql, 0.5))

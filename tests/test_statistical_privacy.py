@@ -29,7 +29,7 @@ from privacy import calibrate, release
 from sandbox.demo.setup import policy_text
 from sandbox.governance import dataset_caps, datasets
 from sandbox.service.operations import SandboxAdmin
-from sandbox.service.query_service import QueryRequest
+from sandbox.service.pipeline import QueryRequest
 from sandbox.store.users import find_user
 from tests.test_privacy_ledger import new_approval
 

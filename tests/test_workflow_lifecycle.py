@@ -10,7 +10,8 @@ import pytest
 
 from sandbox.errors import SandboxError
 from sandbox.governance import suspensions
-from sandbox.service.query_service import QueryRequest, Sandbox
+from sandbox.service.pipeline import QueryRequest
+from sandbox.service.query_service import Sandbox
 from sandbox.store.users import find_user
 from sandbox.web import create_app
 from tests.conftest import FrozenClock

@@ -40,7 +40,7 @@ def test_env_var_selects_workspace(tmp_path, monkeypatch):
 def test_ledger_is_append_only(demo):
     import sqlite3
 
-    from sandbox.service.query_service import QueryRequest
+    from sandbox.service.pipeline import QueryRequest
     from sandbox.store.users import find_user
 
     sb, creds = demo

@@ -210,8 +210,9 @@ def run_passes(sb: Context, researcher_id: int, approval_id: int | None) -> list
 
 
 def after_query(sb: Context, user: User, approval_id: Any) -> None:
-    """The API's hook after ``POST /api/v1/queries``: evaluate this researcher's alerts
-    (cached repeats are recorded by ``Context._serve_cached`` itself).
+    """The query service's hook after every query, whichever interface asked
+    (``sandbox.service.hooks.AlertPasses``, run by ``Sandbox.run_query``): evaluate this
+    researcher's alerts (cached repeats are recorded by ``query_records.serve_cached`` itself).
 
     Never raises: the release (or refusal) is already committed and must reach its caller;
     a failure here is logged and the next pass (:func:`sweep`) tries again.

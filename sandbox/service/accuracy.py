@@ -5,7 +5,7 @@ obtained, the interval ``[lower, upper]`` of every row (never a "±": intervals 
 clipped to what the bounds allow, so they are often lopsided), the public range the
 bounds imply, and whether each row's figure is informative (``privacy.constraints``).
 
-A release is cached without its confidence (``sandbox.service.query_service._cache_key``): asking again
+A release is cached without its confidence (``sandbox.service.query_records.cache_key``): asking again
 at another confidence returns the same noisy values with intervals recomputed from the
 noisy statistics and noise scales stored with the release (:func:`with_confidence`).
 PRIVACY: post-processing of a release already charged; nothing is read but the store.

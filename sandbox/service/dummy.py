@@ -22,10 +22,10 @@ import privacy
 from sandbox.engine.embedded import with_rowid
 from sandbox.errors import BadRequest
 from sandbox.governance.policy import ColumnPolicy, DatasetPolicy
-from sandbox.service import postprocess
+from sandbox.service import pipeline
 from sandbox.service.accuracy import ACCURACY_NOTE, accuracy
-from sandbox.service.preview import checked_plan
-from sandbox.service.query_service import QueryRequest, Sandbox, jsonable_rows
+from sandbox.service.pipeline import QueryRequest
+from sandbox.service.query_service import Sandbox
 from sandbox.store.users import User
 from sandbox.store.workspace import transaction
 
@@ -93,16 +93,15 @@ def dummy_table(policy: DatasetPolicy, *, units: int = DUMMY_UNITS) -> pa.Table:
 
 def run_dummy(sb: Sandbox, user: User, req: QueryRequest) -> dict[str, Any]:
     """Plan the query as for real, run it on stand-ins, add noise as for real; charge nothing."""
-    approval, p = checked_plan(sb, user, req)  # the real query's checks; refusals logged
-    versions, plan = p.used, p.plan
+    p = pipeline.plan(sb, pipeline.check(sb, user, req))  # the real query's stages; refusals logged
+    approval, versions, plan = p.approval, p.used, p.plan
     tables = {v.name: dummy_table(v.policy) for v in versions}  # PRIVACY: never sb.tables
     exact = sb.engine.execute(plan.engine_sql("duckdb"), tables).to_pydict()
     try:
-        rel = privacy.release(plan, exact, epsilon=p.epsilon, delta=p.delta,
-                              confidence=p.confidence, pure=p.pure, noise=p.noise)
+        rel = pipeline.release(p, exact)
     except privacy.PrivacyError as err:
         raise BadRequest(err.message, code=err.code) from None
-    columns, rows, intervals, notes = postprocess.apply(plan, rel, sb.engine)
+    shown = pipeline.post_process(sb.engine, plan, rel)
     query_id = "d_" + secrets.token_hex(8)
     conn = sb.conn()
     with transaction(conn):
@@ -114,17 +113,17 @@ def run_dummy(sb: Sandbox, user: User, req: QueryRequest) -> dict[str, Any]:
     return {
         "dummy": True,
         "query_id": query_id,
-        "columns": columns,
-        "rows": jsonable_rows(rows),
+        "columns": shown.columns,
+        "rows": shown.rows,
         # the same shape as a real release's (intervals, public range, not_informative)
-        "accuracy": accuracy(rel.confidence, rel.methods, rel.ranges, columns, intervals),
+        "accuracy": accuracy(rel.confidence, rel.methods, rel.ranges, shown.columns, shown.intervals),
         "accuracy_note": ACCURACY_NOTE,
         "epsilon_spent": 0.0,
         "delta_spent": 0.0,
         "would_cost": {"epsilon": rel.epsilon, "delta": rel.delta, "rho": rel.rho},
         "receipt": {"query_id": query_id, "log_index": entry.seq, "dummy": True},
         "cached": False,
-        "notes": [NOTE, *plan.notes, *notes],
+        "notes": [NOTE, *plan.notes, *shown.notes],
     }
 
 

@@ -3,13 +3,12 @@
 Nothing runs and nothing is charged: the answer depends only on the checked plan, the
 approval and the requested ε or target accuracy (``privacy.preview``), never on data.
 The approval, the request's ranges (``sandbox.store.request_limits``), the guard and the
-calibration are the real query's own steps (``Sandbox.prepare_or_log``): a refusal is logged as
-one, so previews cannot probe the scope for free.
+calibration are the real query's own stages (``pipeline.check`` and ``pipeline.plan``): a
+refusal is logged as one, so previews cannot probe the scope for free.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,13 +16,10 @@ import privacy
 from sandbox.errors import BadRequest
 from sandbox.governance import ledger
 from sandbox.governance.workflow import Approval
-from sandbox.service.query_service import (
-    DEFAULT_CONFIDENCE,
-    Prepared,
-    QueryRequest,
-    Sandbox,
-    finite_or_none,
-)
+from sandbox.service import pipeline
+from sandbox.service.jsonable import finite_or_none
+from sandbox.service.pipeline import DEFAULT_CONFIDENCE, QueryRequest
+from sandbox.service.query_service import Sandbox
 from sandbox.store import request_limits
 from sandbox.store.users import User
 
@@ -51,14 +47,6 @@ class PreviewRequest:
     expected_rows: Any = None
 
 
-def checked_plan(sb: Sandbox, user: User, req: QueryRequest,
-                 check: Callable[[], None] | None = None) -> tuple[Approval, Prepared]:
-    """The steps of ``Sandbox.run_query`` up to the charge (``Sandbox.prepare_or_log``),
-    then the caller's own ``check``. Every refusal is logged as a query's is, so previews
-    and dummy runs cannot probe the scope for free (issue 12, finding 4)."""
-    return sb.prepare_or_log(user, req, None if check is None else lambda _a, _p: check())
-
-
 def query_delta(approval: Approval) -> float:
     """The δ one query of this approval may use (``privacy.per_query_delta``)."""
     return privacy.per_query_delta(approval.delta_total, pure=ledger.is_pure(approval))
@@ -67,16 +55,14 @@ def query_delta(approval: Approval) -> float:
 def preview_query(sb: Sandbox, user: User, req: PreviewRequest) -> dict[str, Any]:
     """Cost, expected accuracy per output column, and whether the budget affords it."""
     clean: dict[str, Any] = {}
-
-    def check() -> None:
+    query = QueryRequest(req.approval_id, req.sql, req.epsilon, req.confidence)
+    p = pipeline.plan(sb, pipeline.check(sb, user, query))  # the real query's stages
+    with pipeline.refusals_logged(sb, user, query, p.approval.id):  # the preview's own, logged alike
         clean["expected_rows"] = request_limits.expected_rows(req.expected_rows)
         if req.accuracy is not None:
             clean["half_width"] = request_limits.half_width(req.accuracy.half_width)
             clean["confidence"] = request_limits.confidence(req.accuracy.confidence)
-
-    approval, p = checked_plan(sb, user, QueryRequest(req.approval_id, req.sql, req.epsilon,
-                                                      req.confidence), check)
-    plan, rows = p.plan, clean["expected_rows"]
+    approval, plan, rows = p.approval, p.plan, clean["expected_rows"]
     epsilon, confidence = p.epsilon, p.confidence
     notes: list[str] = []
     try:

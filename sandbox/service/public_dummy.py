@@ -18,10 +18,10 @@ import query_guard
 from query_guard import GuardError, Scenario
 from sandbox.errors import BadRequest, Unauthorized
 from sandbox.governance import datasets
-from sandbox.service import postprocess
+from sandbox.service import pipeline
 from sandbox.service.accuracy import ACCURACY_NOTE, accuracy
 from sandbox.service.dummy import NOTE, dummy_table
-from sandbox.service.query_service import QueryRefused, jsonable_rows
+from sandbox.service.pipeline import QueryRefused
 from sandbox.store import fields, request_limits
 from sandbox.store.users import User
 from sandbox.store.workspace import transaction
@@ -64,7 +64,7 @@ def run(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
                               noise=noise)
     except privacy.PrivacyError as err:
         raise BadRequest(err.message, code=err.code) from None
-    columns, rows, intervals, notes = postprocess.apply(plan, rel, sb.engine)
+    shown = pipeline.post_process(sb.engine, plan, rel)
     query_id = "d_" + secrets.token_hex(8)
     with transaction(conn):
         entry = sb.audit(conn, user, "query.dummy", f"query/{query_id}", {
@@ -72,12 +72,12 @@ def run(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
             "fingerprint": plan.fingerprint, "dummy": True, "epsilon": 0.0, "delta": 0.0,
             "datasets": {v.name: {"version": v.version, "stand_in": "policy schema"} for v in used}})
     return {
-        "dummy": True, "public_schema": True, "query_id": query_id, "columns": columns,
-        "rows": jsonable_rows(rows),
-        "accuracy": accuracy(rel.confidence, rel.methods, rel.ranges, columns, intervals),
+        "dummy": True, "public_schema": True, "query_id": query_id, "columns": shown.columns,
+        "rows": shown.rows,
+        "accuracy": accuracy(rel.confidence, rel.methods, rel.ranges, shown.columns, shown.intervals),
         "accuracy_note": ACCURACY_NOTE, "epsilon_spent": 0.0, "delta_spent": 0.0,
         "would_cost": {"epsilon": rel.epsilon, "delta": rel.delta, "rho": rel.rho},
         "receipt": {"query_id": query_id, "log_index": entry.seq, "dummy": True},
         "notes": [NOTE, "no approval yet: the widest scope an approval could grant was assumed", *plan.notes,
-                  *notes],
+                  *shown.notes],
     }

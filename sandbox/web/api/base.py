@@ -9,16 +9,15 @@ Over a limit: HTTP 429 with ``Retry-After`` and the usual error shape (code
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Final
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask_babel import gettext as _
 
 from sandbox.errors import BadRequest, Unauthorized
-from sandbox.governance import alerts
 from sandbox.service import operations
-from sandbox.service.query_service import QueryRequest, Sandbox
+from sandbox.service.pipeline import QueryRequest
+from sandbox.service.query_service import Sandbox
 from sandbox.store import rate_limits, request_limits
 from sandbox.store.users import User, authenticate_token
 from sandbox.web.console.base import render_error
@@ -109,54 +108,10 @@ def query_request(body: dict[str, Any]) -> QueryRequest:
                         body.get("confidence", request_limits.CONFIDENCE_DEFAULT))
 
 
-class AlertPasses:
-    """At most one alert pass at a time per (researcher, approval) in this process.
-
-    Why (issue 18): a pass reads the approval's whole history (budget levels, refusal
-    bursts, differencing and averaging patterns), so under load running one per query
-    was a fifth of the server's CPU, repeating the same work side by side. A request that
-    arrives while a pass for its pair runs leaves its query to that pass, which then runs
-    once more; a query still not evaluated after that is evaluated by the next request's
-    pass or by the sweep every alert read runs (``alerts.sweep``). One request at a time
-    (tests, a quiet server) sees no change: its own pass runs before it returns.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running: set[tuple[int, str]] = set()
-        self._again: set[tuple[int, str]] = set()
-
-    def after_query(self, sb: Sandbox, user: User, approval_id: Any) -> None:
-        key = (user.id, repr(approval_id))  # as sent: ``alerts.after_query`` checks it
-        with self._lock:
-            if key in self._running:
-                self._again.add(key)
-                return
-            self._running.add(key)
-        try:
-            for _ in range(2):  # this request's pass, and at most one for those who left theirs
-                alerts.after_query(sb, user, approval_id)  # never raises
-                with self._lock:
-                    if key not in self._again:
-                        break
-                    self._again.discard(key)
-        finally:
-            with self._lock:
-                self._running.discard(key)
-
-
-def alert_passes() -> AlertPasses:
-    return current_app.extensions.setdefault("alert_passes", AlertPasses())
-
-
 @bp.post("/queries")
 def post_query():
-    req = query_request(json_body())
-    try:
-        result = sandbox().run_query(g.user, req)
-    finally:  # released, cached or refused: budget levels, refusal bursts, patterns
-        alert_passes().after_query(sandbox(), g.user, req.approval_id)
-    return jsonify(result)
+    # the service runs the after-query hooks (alerts), whatever the outcome
+    return jsonify(sandbox().run_query(g.user, query_request(json_body())))
 
 
 @bp.get("/approvals/<approval_id>/budget")

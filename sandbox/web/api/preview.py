@@ -5,7 +5,7 @@ Same body as ``POST /api/v1/queries`` (``approval_id``, ``sql``, ``epsilon``?,
 "half_width", "confidence"?}`` (the smallest ε reaching it is used) and
 ``"expected_rows"`` (the researcher's own guess of a group's size, for averages).
 Views parse and delegate; no logic: every number is checked, and every refusal logged, by
-the same steps as a real query's (``sandbox.service.preview.checked_plan``).
+the same stages as a real query's (``sandbox.service.pipeline.check`` and ``plan``).
 """
 
 from __future__ import annotations

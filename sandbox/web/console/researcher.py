@@ -17,10 +17,9 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_babel import gettext as _
 
 from sandbox.errors import SandboxError
-from sandbox.governance import alerts
 from sandbox.service.accuracy import with_confidence, without_state
+from sandbox.service.pipeline import QueryRequest
 from sandbox.service.preview import PreviewRequest, preview_query
-from sandbox.service.query_service import QueryRequest
 from sandbox.store import request_limits, saved_queries
 from sandbox.web.console import downloads, refusals, workbench
 from sandbox.web.console import editor as console_editor
@@ -111,11 +110,9 @@ def _number_or_text(text: str) -> float | str:
 def run():
     raw = _form_request()
     try:
-        try:
-            response = sandbox().run_query(signed_in(), QueryRequest(raw["approval_raw"], raw["sql"], raw["eps"],
-                                                                        raw["conf"]))
-        finally:  # as the API does: budget levels, refusal bursts and patterns are checked at once
-            alerts.after_query(sandbox(), signed_in(), raw["approval_raw"])
+        # the service runs the after-query hooks (alerts: budget levels, refusal bursts, patterns)
+        response = sandbox().run_query(signed_in(), QueryRequest(raw["approval_raw"], raw["sql"], raw["eps"],
+                                                                    raw["conf"]))
     except SandboxError as err:
         error = refusals.refusal(err)
     else:
