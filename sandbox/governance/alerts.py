@@ -23,11 +23,12 @@ Kinds (thresholds are :data:`SETTINGS`, rows ``alerts.<name>`` of the ``settings
   cache) plus repeats the cache answered, which the service records in ``query_repeats``
   because a cached answer leaves no other trace in the store.
 
-When: after every ``POST /api/v1/queries`` (released, cached or refused) for that
-researcher and approval (:func:`after_query`), and on every read of the alerts
-(``GET /api/v1/alerts`` and the console pages) for every researcher and approval with
-queries since the last pass (:func:`sweep`), which also covers queries made through the
-console. A pass reads a few indexed rows; it writes only when it raises an alert.
+When: after every query (released, cached or refused), whichever interface sent it (the
+API, the console, the Python client): the query service runs :func:`after_query` for that
+researcher and approval (``sandbox.service.hooks``). And on every read of the alerts
+(``GET /api/v1/alerts`` and the console pages), for every researcher and approval with
+queries since the last pass (:func:`sweep`). A pass reads a few indexed rows; it writes
+only when it raises an alert.
 
 Stored once: ``alerts.dedupe_key`` is UNIQUE and the insert, its ``alert.raised`` audit entry
 (actor ``system``) and the entry's sequence number commit in one transaction, so two
