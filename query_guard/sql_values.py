@@ -4,6 +4,7 @@ rounding, casts, text rendering, date parts and truncation."""
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import math
 from typing import Any
 
@@ -16,6 +17,54 @@ class Unsupported(Exception):
     """The expression uses a construct this evaluator does not implement."""
 
 
+class Dec(float):
+    """A DECIMAL(width, scale) value (a literal like ``2.5``, a cast): a float that
+    remembers its type, since DuckDB rounds a DECIMAL half away from zero when casting it
+    to an integer but a DOUBLE half to even, and widens integers compared with it."""
+
+    width: int
+    scale: int
+
+    def __new__(cls, v: float, width: int, scale: int) -> Dec:
+        self = super().__new__(cls, v)
+        self.width, self.scale = width, scale
+        return self
+
+
+INT64 = (-(2**63), 2**63 - 1)
+_INT_BITS = {exp.DType.TINYINT: 8, exp.DType.SMALLINT: 16, exp.DType.INT: 32,
+             exp.DType.BIGINT: 64, exp.DType.INT128: 128}
+
+
+def bigint(v: Value) -> Value:
+    """``v``, raising as DuckDB does when an integer result leaves BIGINT's range."""
+    if isinstance(v, int) and not isinstance(v, bool) and not INT64[0] <= v <= INT64[1]:
+        raise OverflowError("BIGINT out of range")
+    return v
+
+
+def decimal_arith(op: str, a: Value, b: Value) -> Dec | None:
+    """``a op b`` (``+``, ``-``, ``*``) when DuckDB types it a DECIMAL (integers and at
+    least one DECIMAL), computed exactly; None when it is not a DECIMAL operation."""
+    pair = (a, b)
+    if not any(isinstance(v, Dec) for v in pair) or not all(
+        isinstance(v, Dec) or (isinstance(v, int) and not isinstance(v, bool)) for v in pair
+    ):
+        return None
+    exact = [decimal.Decimal(repr(float(v))) if isinstance(v, Dec) else decimal.Decimal(v) for v in pair]
+    scales = [v.scale if isinstance(v, Dec) else 0 for v in pair]
+    widths = [v.width if isinstance(v, Dec) else 19 for v in pair]
+    with decimal.localcontext() as ctx:
+        ctx.prec = 80
+        if op == "*":
+            result, scale, width = exact[0] * exact[1], sum(scales), sum(widths)
+        else:
+            result = exact[0] + exact[1] if op == "+" else exact[0] - exact[1]
+            scale = max(scales)
+            width = max(w - s for w, s in zip(widths, scales, strict=True)) + scale + 1
+    return Dec(float(result), min(width, 38), scale)
+
+
 def round_half_away(v: float, n: int) -> float:
     if not math.isfinite(v):
         return v
@@ -23,43 +72,96 @@ def round_half_away(v: float, n: int) -> float:
     return math.copysign(math.floor(abs(v) * scale + 0.5) / scale, v)
 
 
+def round_double(v: float, n: int) -> float:
+    """DuckDB's ``ROUND(DOUBLE, n)``: ``std::round(v * 10^n) / 10^n``, half away from zero;
+    ``v`` itself where that overflows (0 for negative ``n``)."""
+    try:
+        modifier = 10.0 ** abs(n)
+    except OverflowError:
+        modifier = math.inf
+    scaled = v / modifier if n < 0 else v * modifier
+    whole = math.floor(abs(scaled)) if math.isfinite(scaled) else scaled
+    if math.isfinite(scaled) and abs(scaled) - whole >= 0.5:
+        whole += 1
+    result = math.copysign(whole, scaled) * modifier if n < 0 else math.copysign(whole, scaled) / modifier
+    if math.isfinite(result):
+        return result
+    return 0.0 if n < 0 else v
+
+
 def cast(v: Value, to: exp.DataType) -> Value:
+    """``CAST(v AS to)`` as DuckDB computes it; raises where DuckDB does (out of range,
+    not a number), which ``TRY`` and the guard's domain enumeration turn into NULL /
+    no public domain."""
     if v is None:
         return None
     kind = to.this
-    try:
-        if kind in (exp.DType.TINYINT, exp.DType.SMALLINT, exp.DType.INT, exp.DType.BIGINT):
-            if isinstance(v, str):
-                v = float(v.strip())
-            if isinstance(v, float):
-                if not math.isfinite(v):
-                    return None
-                v = round(v)  # DuckDB rounds half to even when casting DOUBLE to integer
-            result = int(v)
-            return result if -(2**63) <= result < 2**63 else None
-        if kind in (exp.DType.FLOAT, exp.DType.DOUBLE, exp.DType.DECIMAL):
-            return float(v.strip() if isinstance(v, str) else v)
-        if kind in (exp.DType.TEXT, exp.DType.VARCHAR, exp.DType.CHAR):
-            return text(v)
-        if kind == exp.DType.DATE:
-            return as_date(v)
-        if kind == exp.DType.BOOLEAN:
-            if isinstance(v, str):
-                low = v.strip().lower()
-                return (
-                    True
-                    if low in ("true", "t", "1")
-                    else False
-                    if low in ("false", "f", "0")
-                    else None
-                )
-            return bool(v)
-    except (ValueError, TypeError, OverflowError):
-        return None
+    if kind in _INT_BITS:
+        return _to_int(v, _INT_BITS[kind])
+    if kind in (exp.DType.FLOAT, exp.DType.DOUBLE):
+        return float(v.strip() if isinstance(v, str) else v)
+    if kind == exp.DType.DECIMAL:
+        return _to_decimal(v, to)
+    if kind in (exp.DType.TEXT, exp.DType.VARCHAR, exp.DType.CHAR):
+        return text(v)
+    if kind == exp.DType.DATE:
+        return as_date(v)
+    if kind == exp.DType.BOOLEAN:
+        if isinstance(v, str):
+            low = v.lower()
+            if low in ("true", "t", "yes", "y", "1"):
+                return True
+            if low in ("false", "f", "no", "n", "0"):
+                return False
+            raise ValueError("not a boolean")
+        return bool(v)
     raise Unsupported(f"cast to {kind}")
 
 
+def _to_int(v: Value, bits: int) -> int:
+    """DOUBLE rounds half to even; text and DECIMAL half away from zero (DuckDB 2.0)."""
+    if isinstance(v, str):
+        v = decimal.Decimal(v.strip())
+        if not v.is_finite():
+            raise ValueError("not a number")
+        result = int(v.to_integral_value(decimal.ROUND_HALF_UP))
+    elif isinstance(v, Dec):
+        result = int(decimal.Decimal(v).to_integral_value(decimal.ROUND_HALF_UP))
+    elif isinstance(v, float):
+        result = round(v)  # OverflowError / ValueError for inf and NaN, as DuckDB raises
+    elif isinstance(v, int):
+        result = int(v)
+    else:
+        raise ValueError(f"cannot cast {type(v).__name__} to an integer")
+    if not -(2 ** (bits - 1)) <= result < 2 ** (bits - 1):
+        raise OverflowError("out of range for the integer type")
+    return result
+
+
+def _to_decimal(v: Value, to: exp.DataType) -> Dec:
+    """DECIMAL(p, s) (default (18, 3)): rounded half away from zero to s digits; raises
+    when the integer part needs more than p - s digits."""
+    params = [int(p.name) for p in to.expressions]
+    width, scale = (params + [18, 3][len(params):])[:2] if params else (18, 3)
+    if isinstance(v, str):
+        exact = decimal.Decimal(v.strip())
+    elif isinstance(v, (int, float)):
+        exact = decimal.Decimal(v)
+    else:
+        raise ValueError(f"cannot cast {type(v).__name__} to DECIMAL")
+    if not exact.is_finite():
+        raise ValueError("not a number")
+    with decimal.localcontext() as ctx:
+        ctx.prec = 80
+        rounded = exact.quantize(decimal.Decimal(1).scaleb(-scale), decimal.ROUND_HALF_UP)
+    if abs(rounded) >= decimal.Decimal(10) ** (width - scale):
+        raise OverflowError("out of range for the DECIMAL type")
+    return Dec(float(rounded), width, scale)
+
+
 def text(v: Value) -> str:
+    if isinstance(v, Dec):
+        return f"{float(v):.{v.scale}f}"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
