@@ -110,69 +110,6 @@ def _neg(ev: Evaluator, node: exp.Neg) -> Value:
 
 
 # -- arithmetic and functions of numbers ----------------------------------------------
-def _is_int(v: Value) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _div(a: Value, b: Value) -> Value:
-    """``/`` is a DOUBLE division; by zero it is ±inf or NaN (IEEE), as in DuckDB 2."""
-    if b != 0:
-        return a / b
-    if a == 0 or (isinstance(a, float) and math.isnan(a)):
-        return math.nan
-    return math.copysign(math.inf, a) * math.copysign(1.0, b)
-
-
-def _mod(a: Value, b: Value) -> Value:
-    """Sign of the dividend; integers by zero raise, DOUBLEs give NaN (DuckDB)."""
-    if _is_int(a) and _is_int(b):
-        if b == 0:
-            raise ZeroDivisionError("integer modulo by zero")
-        r = abs(a) % abs(b)
-        return -r if a < 0 else r
-    try:
-        return math.fmod(a, b)
-    except ValueError:
-        return math.nan
-
-
-def _intdiv(a: Value, b: Value) -> Value:
-    """Integers: truncating division; DOUBLEs: DuckDB divides plainly. By zero raises."""
-    if b == 0:
-        raise ZeroDivisionError("integer division by zero")
-    if _is_int(a) and _is_int(b):
-        q = abs(a) // abs(b)
-        return sv.bigint(q if (a < 0) == (b < 0) else -q)
-    return a / b
-
-
-def _add(a: Value, b: Value) -> Value:
-    d = sv.decimal_arith("+", a, b)
-    return d if d is not None else sv.bigint(a + b)
-
-
-def _mul(a: Value, b: Value) -> Value:
-    d = sv.decimal_arith("*", a, b)
-    return d if d is not None else sv.bigint(a * b)
-
-
-def _sub(a: Value, b: Value) -> Value:
-    if isinstance(a, dt.date) and isinstance(b, dt.date):
-        return (a - b).days
-    d = sv.decimal_arith("-", a, b)
-    return d if d is not None else sv.bigint(a - b)
-
-
-def _pow(a: Value, b: Value) -> Value:
-    try:
-        result = float(a) ** float(b)
-    except OverflowError:
-        return math.inf
-    except ZeroDivisionError:
-        return math.inf
-    return math.nan if isinstance(result, complex) else result
-
-
 def _arithmetic(op: Callable[[Value, Value], Value]) -> Handler:
     """A binary operator: NULL if either side is."""
 
@@ -199,26 +136,7 @@ def _round(ev: Evaluator, node: exp.Round) -> Value:
     n = 0 if decimals is None else int(ev(decimals))
     if v is None:
         return None
-    if _is_int(v):  # an integer stays one: to tens, hundreds, … half away from zero
-        if n >= 0:
-            return v
-        unit = 10 ** min(-n, 40)
-        q, r = divmod(abs(v), unit)
-        return sv.bigint(int(math.copysign((q + (2 * r >= unit)) * unit, v)))
-    return sv.round_double(float(v), n)
-
-
-def _integral(op: Callable[[float], int]) -> Callable[[Value], Value]:
-    """FLOOR, CEIL, TRUNC: a DOUBLE; infinities and NaN stay what they are."""
-    return lambda v: float(op(v)) if math.isfinite(v) else float(v)
-
-
-def _sqrt(v: Value) -> Value:
-    return math.nan if v < 0 else math.sqrt(v)
-
-
-def _abs(v: Value) -> Value:
-    return sv.bigint(abs(v))
+    return sv.round_int(v, n) if sv.is_int(v) else sv.round_double(float(v), n)
 
 
 def _least_greatest(ev: Evaluator, node: exp.Expr) -> Value:
@@ -281,20 +199,11 @@ def _compare(op: type[exp.Expr], a: Value, b: Value) -> Value:
     elif isinstance(b, dt.date) and isinstance(a, str):
         a = dt.date.fromisoformat(a)
     if isinstance(a, sv.Dec) or isinstance(b, sv.Dec):
-        _widen(a, b)
+        sv.check_widening(a, b)
     try:
         return bool(_COMPARE[op](order_key(a), order_key(b)))
     except TypeError as err:
         raise Unsupported(f"cannot compare {type(a).__name__} and {type(b).__name__}") from err
-
-
-def _widen(a: Value, b: Value) -> None:
-    """An integer compared with a DECIMAL(w, s) is cast to DECIMAL(max(w - s, 19) + s, s),
-    at most 38 digits: DuckDB raises when the integer does not fit."""
-    dec, other = (a, b) if isinstance(a, sv.Dec) else (b, a)
-    if _is_int(other) and max(dec.width - dec.scale, 19) + dec.scale > 38:
-        if abs(other) >= 10 ** (38 - dec.scale):
-            raise OverflowError("integer out of range for the DECIMAL comparison")
 
 
 def _comparison(ev: Evaluator, node: exp.Expr) -> Value:
@@ -389,21 +298,13 @@ def _time_to_str(ev: Evaluator, node: exp.TimeToStr) -> Value:
 
 
 def _substring(ev: Evaluator, node: exp.Substring) -> Value:
-    """DuckDB's SUBSTRING(s, start, length): 1-based; a negative start counts from the
-    end, a negative length takes the characters before start; clipped to the string."""
-    s, start = ev(node.this), ev(node.args["start"]) if node.args.get("start") else 1
+    start = ev(node.args["start"]) if node.args.get("start") else 1
     length_node = node.args.get("length")
     length = ev(length_node) if length_node is not None else None
+    s = ev(node.this)
     if s is None or start is None or (length_node is not None and length is None):
         return None
-    s, n = str(s), len(str(s))
-    pos = start - 1 if start > 0 else n + start if start < 0 else -1
-    if length is None:
-        lo, hi = pos, n
-    else:
-        lo, hi = (pos, pos + length) if length >= 0 else (pos + length, pos)
-    lo, hi = max(lo, 0), min(hi, n)
-    return s[lo:hi] if lo < hi else ""
+    return sv.substring(str(s), start, length)
 
 
 def _dpipe(ev: Evaluator, node: exp.DPipe) -> Value:
@@ -424,18 +325,18 @@ SQL: dict[type, Handler] = {
     exp.Null: lambda ev, node: None,
     exp.Pi: lambda ev, node: math.pi,
     exp.Neg: _neg,
-    exp.Add: _arithmetic(_add),
-    exp.Sub: _arithmetic(_sub),
-    exp.Mul: _arithmetic(_mul),
-    exp.Div: _arithmetic(_div),
-    exp.IntDiv: _arithmetic(_intdiv),
-    exp.Mod: _arithmetic(_mod),
-    exp.Pow: _arithmetic(_pow),
-    exp.Abs: _unary(_abs),
-    exp.Floor: _unary(_integral(math.floor)),
-    exp.Ceil: _unary(_integral(math.ceil)),
-    exp.Trunc: _unary(_integral(math.trunc)),
-    exp.Sqrt: _unary(_sqrt),
+    exp.Add: _arithmetic(sv.add),
+    exp.Sub: _arithmetic(sv.subtract),
+    exp.Mul: _arithmetic(sv.multiply),
+    exp.Div: _arithmetic(sv.divide),
+    exp.IntDiv: _arithmetic(sv.int_divide),
+    exp.Mod: _arithmetic(sv.modulo),
+    exp.Pow: _arithmetic(sv.power),
+    exp.Abs: _unary(sv.absolute),
+    exp.Floor: _unary(sv.integral(math.floor)),
+    exp.Ceil: _unary(sv.integral(math.ceil)),
+    exp.Trunc: _unary(sv.integral(math.trunc)),
+    exp.Sqrt: _unary(sv.square_root),
     exp.Round: _round,
     exp.Least: _least_greatest,
     exp.Greatest: _least_greatest,

@@ -1,11 +1,14 @@
-"""Scalar value semantics of DuckDB that ``query_guard.evaluate`` reproduces in Python:
-rounding, casts, text rendering, date parts and truncation."""
+"""Scalar value semantics of DuckDB (2.x) that ``query_guard.evaluate`` reproduces in
+Python: arithmetic (BIGINT overflow, DECIMAL typing, division by zero), rounding, casts,
+text rendering, SUBSTRING, date parts and truncation. Where DuckDB raises, these raise
+(``ArithmeticError`` / ``ValueError``); ``TRY`` and ``TRY_CAST`` make that NULL."""
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
 import math
+from collections.abc import Callable
 from typing import Any
 
 from sqlglot import exp
@@ -63,6 +66,115 @@ def decimal_arith(op: str, a: Value, b: Value) -> Dec | None:
             scale = max(scales)
             width = max(w - s for w, s in zip(widths, scales, strict=True)) + scale + 1
     return Dec(float(result), min(width, 38), scale)
+
+
+def is_int(v: Value) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def divide(a: Value, b: Value) -> Value:
+    """``/`` is a DOUBLE division; by zero it is ±inf or NaN (IEEE), as in DuckDB 2."""
+    if b != 0:
+        return a / b
+    if a == 0 or (isinstance(a, float) and math.isnan(a)):
+        return math.nan
+    return math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
+def modulo(a: Value, b: Value) -> Value:
+    """Sign of the dividend; integers by zero raise, DOUBLEs give NaN (DuckDB)."""
+    if is_int(a) and is_int(b):
+        if b == 0:
+            raise ZeroDivisionError("integer modulo by zero")
+        r = abs(a) % abs(b)
+        return -r if a < 0 else r
+    try:
+        return math.fmod(a, b)
+    except ValueError:
+        return math.nan
+
+
+def int_divide(a: Value, b: Value) -> Value:
+    """Integers: truncating division; DOUBLEs: DuckDB divides plainly. By zero raises."""
+    if b == 0:
+        raise ZeroDivisionError("integer division by zero")
+    if is_int(a) and is_int(b):
+        q = abs(a) // abs(b)
+        return bigint(q if (a < 0) == (b < 0) else -q)
+    return a / b
+
+
+def add(a: Value, b: Value) -> Value:
+    d = decimal_arith("+", a, b)
+    return d if d is not None else bigint(a + b)
+
+
+def multiply(a: Value, b: Value) -> Value:
+    d = decimal_arith("*", a, b)
+    return d if d is not None else bigint(a * b)
+
+
+def subtract(a: Value, b: Value) -> Value:
+    if isinstance(a, dt.date) and isinstance(b, dt.date):
+        return (a - b).days
+    d = decimal_arith("-", a, b)
+    return d if d is not None else bigint(a - b)
+
+
+def power(a: Value, b: Value) -> Value:
+    try:
+        result = float(a) ** float(b)
+    except OverflowError:
+        return math.inf
+    except ZeroDivisionError:
+        return math.inf
+    return math.nan if isinstance(result, complex) else result
+
+
+
+def integral(op: Callable[[float], int]) -> Callable[[Value], Value]:
+    """FLOOR, CEIL, TRUNC: a DOUBLE; infinities and NaN stay what they are."""
+    return lambda v: float(op(v)) if math.isfinite(v) else float(v)
+
+
+def square_root(v: Value) -> Value:
+    return math.nan if v < 0 else math.sqrt(v)
+
+
+def absolute(v: Value) -> Value:
+    return bigint(abs(v))
+
+
+
+def check_widening(a: Value, b: Value) -> None:
+    """An integer compared with a DECIMAL(w, s) is cast to DECIMAL(max(w - s, 19) + s, s),
+    at most 38 digits: DuckDB raises when the integer does not fit."""
+    dec, other = (a, b) if isinstance(a, Dec) else (b, a)
+    if is_int(other) and max(dec.width - dec.scale, 19) + dec.scale > 38:
+        if abs(other) >= 10 ** (38 - dec.scale):
+            raise OverflowError("integer out of range for the DECIMAL comparison")
+
+
+def round_int(v: int, n: int) -> int:
+    """ROUND of an integer stays one: to tens, hundreds, … half away from zero."""
+    if n >= 0:
+        return v
+    unit = 10 ** min(-n, 40)
+    q, r = divmod(abs(v), unit)
+    return bigint(int(math.copysign((q + (2 * r >= unit)) * unit, v)))
+
+
+def substring(s: str, start: int, length: int | None) -> str:
+    """DuckDB's SUBSTRING(s, start, length): 1-based; a negative start counts from the
+    end, a negative length takes the characters before start; clipped to the string."""
+    n = len(s)
+    pos = start - 1 if start > 0 else n + start if start < 0 else -1
+    if length is None:
+        lo, hi = pos, n
+    else:
+        lo, hi = (pos, pos + length) if length >= 0 else (pos + length, pos)
+    lo, hi = max(lo, 0), min(hi, n)
+    return s[lo:hi] if lo < hi else ""
 
 
 def round_half_away(v: float, n: int) -> float:
