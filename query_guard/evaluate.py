@@ -3,7 +3,10 @@
 Used (1) by the guard to enumerate the public domain of computed group keys
 (``FLOOR(age / 10) * 10``, ``year(visit_date)``) and (2) by whoever applies the plan's
 post-processing — derived outputs (``m0 / m1``), HAVING and ORDER BY expressions — to
-*noisy* released values. Division by zero gives NULL, as in the engine query.
+*noisy* released values (``sandbox.service.postprocess``). DuckDB 2's semantics are
+matched where Python's differ: ``/`` by zero is ±inf or NaN, NaN equals NaN and sorts above
+every number, BIGINT results out of range raise, integer ``%`` and ``//`` by zero raise,
+DOUBLE casts to integers round half to even but text and DECIMAL (``2.5``) half away.
 
 As sqlglot's optimizer does, it dispatches on the node's class: :class:`Evaluator` looks
 each node's handler up in a table (most specific class first). :data:`SQL` is the table
@@ -13,8 +16,8 @@ table (values with their intervals) on the same evaluator.
 >>> from sqlglot import parse_one
 >>> evaluate(parse_one("m0 / m1"), {"m0": 10.0, "m1": 4.0})
 2.5
->>> evaluate(parse_one("m0 / m1"), {"m0": 10.0, "m1": 0.0}) is None
-True
+>>> evaluate(parse_one("m0 / m1"), {"m0": 10.0, "m1": 0.0})
+inf
 """
 
 from __future__ import annotations
@@ -62,6 +65,13 @@ def evaluate(
     return Evaluator(SQL if handlers is None else handlers, env)(expression)
 
 
+def order_key(v: Value) -> tuple[int, Value]:
+    """A non-NULL value as DuckDB orders it: NaN equals NaN and is above every number."""
+    if isinstance(v, float) and math.isnan(v):
+        return (1, 0.0)
+    return (0, v)
+
+
 # -- values and names ---------------------------------------------------------------
 def _column(ev: Evaluator, node: exp.Column) -> Value:
     name = node.name
@@ -73,13 +83,19 @@ def _column(ev: Evaluator, node: exp.Column) -> Value:
 
 
 def _literal(ev: Evaluator, node: exp.Literal) -> Value:
+    """Text, an integer, a DECIMAL (``2.5``: up to 18 digits, as DuckDB types it) or a DOUBLE."""
     text = str(node.this)
     if node.is_string:
         return text
     try:
         return int(text)
     except ValueError:
-        return float(text)
+        pass
+    digits = text.lstrip("+-")
+    whole, _, fraction = digits.partition(".")
+    if "." in digits and (whole + fraction).isdigit() and len((whole + fraction).lstrip("0")) <= 18:
+        return sv.Dec(float(text), max(len(whole.lstrip("0")) + len(fraction), 1), len(fraction))
+    return float(text)
 
 
 def _paren(ev: Evaluator, node: exp.Paren) -> Value:
@@ -88,38 +104,12 @@ def _paren(ev: Evaluator, node: exp.Paren) -> Value:
 
 def _neg(ev: Evaluator, node: exp.Neg) -> Value:
     v = ev(node.this)
-    return None if v is None else -v
+    if isinstance(v, sv.Dec):
+        return sv.Dec(-float(v), v.width, v.scale)
+    return None if v is None else sv.bigint(-v)
 
 
 # -- arithmetic and functions of numbers ----------------------------------------------
-def _div(a: Value, b: Value) -> Value:
-    return None if b == 0 else a / b
-
-
-def _mod(a: Value, b: Value) -> Value:
-    return None if b == 0 else math.fmod(a, b)
-
-
-def _intdiv(a: Value, b: Value) -> Value:
-    return None if b == 0 else float(math.trunc(a / b))
-
-
-def _sub(a: Value, b: Value) -> Value:
-    if isinstance(a, dt.date) and isinstance(b, dt.date):
-        return (a - b).days
-    return a - b
-
-
-def _pow(a: Value, b: Value) -> Value:
-    try:
-        result = float(a) ** float(b)
-    except OverflowError:
-        return math.inf
-    except ZeroDivisionError:
-        return math.inf
-    return math.nan if isinstance(result, complex) else result
-
-
 def _arithmetic(op: Callable[[Value, Value], Value]) -> Handler:
     """A binary operator: NULL if either side is."""
 
@@ -144,14 +134,17 @@ def _round(ev: Evaluator, node: exp.Round) -> Value:
     v = ev(node.this)
     decimals = node.args.get("decimals")
     n = 0 if decimals is None else int(ev(decimals))
-    return None if v is None else sv.round_half_away(float(v), n)
+    if v is None:
+        return None
+    return sv.round_int(v, n) if sv.is_int(v) else sv.round_double(float(v), n)
 
 
 def _least_greatest(ev: Evaluator, node: exp.Expr) -> Value:
     values = [v for v in (ev(e) for e in [node.this, *node.expressions]) if v is not None]
     if not values:
         return None
-    return min(values) if isinstance(node, exp.Least) else max(values)
+    pick = min if isinstance(node, exp.Least) else max
+    return pick(values, key=order_key)
 
 
 # -- conditionals ---------------------------------------------------------------------
@@ -165,7 +158,7 @@ def _coalesce(ev: Evaluator, node: exp.Coalesce) -> Value:
 
 def _nullif(ev: Evaluator, node: exp.Nullif) -> Value:
     a, b = ev(node.this), ev(node.expression)
-    return None if a is not None and a == b else a
+    return None if _compare(exp.EQ, a, b) is True else a
 
 
 def _case(ev: Evaluator, node: exp.Case) -> Value:
@@ -205,8 +198,10 @@ def _compare(op: type[exp.Expr], a: Value, b: Value) -> Value:
         b = dt.date.fromisoformat(b)
     elif isinstance(b, dt.date) and isinstance(a, str):
         a = dt.date.fromisoformat(a)
+    if isinstance(a, sv.Dec) or isinstance(b, sv.Dec):
+        sv.check_widening(a, b)
     try:
-        return bool(_COMPARE[op](a, b))
+        return bool(_COMPARE[op](order_key(a), order_key(b)))
     except TypeError as err:
         raise Unsupported(f"cannot compare {type(a).__name__} and {type(b).__name__}") from err
 
@@ -272,6 +267,15 @@ def _cast(ev: Evaluator, node: exp.Cast) -> Value:
     return sv.cast(ev(node.this), node.to)
 
 
+def _try_cast(ev: Evaluator, node: exp.TryCast) -> Value:
+    """``TRY_CAST``: NULL where the cast fails (the guard writes every cast as one)."""
+    v = ev(node.this)
+    try:
+        return sv.cast(v, node.to)
+    except (ValueError, ArithmeticError):
+        return None
+
+
 def _date_part(ev: Evaluator, node: exp.Expr) -> Value:
     if isinstance(node, exp.Extract):
         part, v = node.this.name.upper(), ev(node.expression)
@@ -293,6 +297,16 @@ def _time_to_str(ev: Evaluator, node: exp.TimeToStr) -> Value:
     return None if v is None else sv.as_date(v).strftime(fmt)
 
 
+def _substring(ev: Evaluator, node: exp.Substring) -> Value:
+    start = ev(node.args["start"]) if node.args.get("start") else 1
+    length_node = node.args.get("length")
+    length = ev(length_node) if length_node is not None else None
+    s = ev(node.this)
+    if s is None or start is None or (length_node is not None and length is None):
+        return None
+    return sv.substring(str(s), start, length)
+
+
 def _dpipe(ev: Evaluator, node: exp.DPipe) -> Value:
     a, b = ev(node.this), ev(node.expression)
     return None if a is None or b is None else sv.text(a) + sv.text(b)
@@ -311,18 +325,18 @@ SQL: dict[type, Handler] = {
     exp.Null: lambda ev, node: None,
     exp.Pi: lambda ev, node: math.pi,
     exp.Neg: _neg,
-    exp.Add: _arithmetic(lambda a, b: a + b),
-    exp.Sub: _arithmetic(_sub),
-    exp.Mul: _arithmetic(lambda a, b: a * b),
-    exp.Div: _arithmetic(_div),
-    exp.IntDiv: _arithmetic(_intdiv),
-    exp.Mod: _arithmetic(_mod),
-    exp.Pow: _arithmetic(_pow),
-    exp.Abs: _unary(abs),
-    exp.Floor: _unary(lambda v: float(math.floor(v))),
-    exp.Ceil: _unary(lambda v: float(math.ceil(v))),
-    exp.Trunc: _unary(lambda v: float(math.trunc(v))),
-    exp.Sqrt: _unary(lambda v: math.sqrt(v) if v >= 0 else math.nan),
+    exp.Add: _arithmetic(sv.add),
+    exp.Sub: _arithmetic(sv.subtract),
+    exp.Mul: _arithmetic(sv.multiply),
+    exp.Div: _arithmetic(sv.divide),
+    exp.IntDiv: _arithmetic(sv.int_divide),
+    exp.Mod: _arithmetic(sv.modulo),
+    exp.Pow: _arithmetic(sv.power),
+    exp.Abs: _unary(sv.absolute),
+    exp.Floor: _unary(sv.integral(math.floor)),
+    exp.Ceil: _unary(sv.integral(math.ceil)),
+    exp.Trunc: _unary(sv.integral(math.trunc)),
+    exp.Sqrt: _unary(sv.square_root),
     exp.Round: _round,
     exp.Least: _least_greatest,
     exp.Greatest: _least_greatest,
@@ -340,6 +354,7 @@ SQL: dict[type, Handler] = {
     exp.Like: _like,
     exp.ILike: _like,
     exp.Cast: _cast,
+    exp.TryCast: _try_cast,
     exp.Extract: _date_part,
     **dict.fromkeys(DATE_PART_OF, _date_part),
     exp.TimestampTrunc: _date_trunc,
@@ -349,6 +364,7 @@ SQL: dict[type, Handler] = {
     exp.Lower: _unary(lambda v: str(v).lower()),
     exp.Trim: _unary(lambda v: str(v).strip()),
     exp.Length: _unary(lambda v: len(str(v))),
+    exp.Substring: _substring,
     exp.DPipe: _dpipe,
     exp.Concat: _concat,
 }

@@ -14,6 +14,7 @@ import datetime as dt
 import math
 import random
 
+import duckdb
 import pyarrow as pa
 import pytest
 from test_guard_support import CATALOG, SCENARIOS, run_engine
@@ -291,6 +292,27 @@ def test_computed_age_keys_match_public_domain(key_sql, fn):
     for key, count in expected.items():
         assert key in domain
         assert got.get(key, 0) >= count
+
+
+@pytest.mark.parametrize(
+    "key_sql",
+    [
+        "CAST(age / 2 AS INT)",  # a DOUBLE: DuckDB rounds half to even
+        "CAST(age * 0.5 AS INT)",  # a DECIMAL: half away from zero
+        "CAST(age / 2 + 0.5 AS INT)",
+        "CAST(CAST(age AS DECIMAL(5, 1)) / 4 AS INT)",
+        "ROUND(age / 4)",
+        "CAST(CAST(age AS VARCHAR) || '.5' AS INT)",  # text: half away from zero
+    ],
+)
+def test_rounded_keys_have_the_engines_public_domain(key_sql):
+    """The guard computes a key's public domain in Python; over the declared bounds of
+    age (0 to 100) it must be exactly what DuckDB computes (issue 19: casts to integers)."""
+    p, out = run(f"SELECT {key_sql} AS k, COUNT(*) FROM residents GROUP BY 1")
+    domain = p.group_keys[0].public_domain
+    assert domain is not None
+    engine = duckdb.connect().execute(f"SELECT DISTINCT {key_sql} FROM range(0, 101) AS t(age)").fetchall()
+    assert sorted(v for v in domain if v is not None) == sorted(v for (v,) in engine)  # NULL: no age
 
 
 @pytest.mark.parametrize(

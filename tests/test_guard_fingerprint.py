@@ -7,6 +7,7 @@ from __future__ import annotations
 import doctest
 import importlib
 
+import duckdb
 import pytest
 from sqlglot import parse_one
 from test_guard_support import CATALOG, SCENARIOS
@@ -81,17 +82,64 @@ def test_doctests(name):
     ("expr", "env", "value"),
     [
         ("m0 / m1", {"m0": 10, "m1": 4}, 2.5),
-        ("m0 / m1", {"m0": 10, "m1": 0}, None),
+        ("m0 / m1", {"m0": 10, "m1": 0}, float("inf")),  # DuckDB 2: IEEE division
         ("m0 * 5", {"m0": None}, None),
         ("ROUND(m0, 1)", {"m0": 2.25}, 2.3),
         ('"n" > 50 AND "d" <> \'x\'', {"n": 51, "d": "y"}, True),
         ("TRY_CAST(g AS INT) * -1", {"g": "7"}, -7),
-        ("CASE WHEN m0 % 0 = 1 THEN 1 ELSE 2 END", {"m0": 3}, 2),
+        ("CASE WHEN m0 % 0 = 1 THEN 1 ELSE 2 END", {"m0": 3.0}, 2),  # DOUBLE % 0 is NaN
         ("year(d)", {"d": "2024-03-01"}, 2024),
     ],
 )
 def test_evaluate_post_processing(expr, env, value):
     assert evaluate(parse_one(expr, read="duckdb"), env) == value
+
+
+@pytest.mark.parametrize(
+    ("expr", "env"),
+    [
+        ("m0 % 0", {"m0": 3}),  # integer modulo by zero
+        ("m0 // 0", {"m0": 3.0}),
+        ("m0 * 2", {"m0": 2**62}),  # BIGINT overflow
+        ("CAST(m0 AS TINYINT)", {"m0": 127.5}),
+        ("CAST(m0 AS DECIMAL(3, 0))", {"m0": 999.5}),
+    ],
+)
+def test_evaluate_raises_where_duckdb_does(expr, env):
+    """TRY (post-processing) makes these NULL; the guard's domains give up on them."""
+    with pytest.raises((ArithmeticError, ValueError)):
+        evaluate(parse_one(expr, read="duckdb"), env)
+
+
+@pytest.mark.parametrize(
+    ("expr", "value"),
+    [
+        ("CAST(2.5 AS INT)", 3),  # a DECIMAL literal: half away from zero
+        ("CAST(-2.5 AS INT)", -3),
+        ("CAST(CAST(2.5 AS DOUBLE) AS INT)", 2),  # a DOUBLE: half to even
+        ("CAST(5 / 2 AS INT)", 2),
+        ("CAST(7 / 2 AS INT)", 4),
+        ("CAST(5 * 0.5 AS INT)", 3),  # BIGINT * DECIMAL is a DECIMAL
+        ("CAST('2.5' AS INT)", 3),
+        ("CAST('-0.5' AS INT)", -1),
+        ("ROUND(-2.5)", -3.0),
+        ("ROUND(15, -1)", 20),
+        ("SQRT(-1) > 1e308", True),  # NaN is above every number …
+        ("SQRT(-1) = SQRT(-1)", True),  # … and equal to itself
+        ("GREATEST(SQRT(-1), 1) > 1", True),
+        ("SUBSTRING('hello', 2, 3)", "ell"),
+        ("SUBSTRING('hello', 0, 2)", "h"),
+        ("SUBSTRING('hello', -3, 2)", "ll"),
+        ("SUBSTRING('hello', 3, -2)", "he"),
+        ("SUBSTRING('hello', -10, 3)", ""),
+        ("7 // -2", -3),
+        ("-7 % 3", -1),
+    ],
+)
+def test_evaluate_matches_duckdb(expr, value):
+    """Each value is what DuckDB 2 returns."""
+    assert evaluate(parse_one(expr, read="duckdb"), {}) == value
+    assert duckdb.connect().execute(f"SELECT {expr}").fetchone()[0] == value
 
 
 def test_everything_that_shapes_the_release_is_in_the_fingerprint():
