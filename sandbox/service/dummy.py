@@ -101,7 +101,7 @@ def run_dummy(sb: Sandbox, user: User, req: QueryRequest) -> dict[str, Any]:
         rel = pipeline.release(p, exact)
     except privacy.PrivacyError as err:
         raise BadRequest(err.message, code=err.code) from None
-    shown = pipeline.post_process(sb.engine, plan, rel)
+    shown = pipeline.post_process(plan, rel)
     query_id = "d_" + secrets.token_hex(8)
     conn = sb.conn()
     with transaction(conn):

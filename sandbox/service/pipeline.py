@@ -305,13 +305,13 @@ def release(planned: Planned, exact: dict[str, list[Any]]) -> privacy.Release:
                            confidence=planned.confidence, pure=planned.pure, noise=planned.noise)
 
 
-def post_process(engine: Engine, query: QueryPlan, rel: privacy.Release) -> Processed:
+def post_process(query: QueryPlan, rel: privacy.Release) -> Processed:
     """``postprocess.apply`` (total: never raises on a noisy value), with the rows as JSON
     holds them and which released rows it kept, in order (kept with the release so that
     another confidence's intervals can be put in the same order). The row numbers ride
     through ``apply`` in place of the intervals, which it only reorders."""
     numbered = dataclasses.replace(rel, intervals={c: list(range(len(rel.rows))) for c in rel.columns})
-    columns, rows, picked, notes = postprocess.apply(query, numbered, engine)
+    columns, rows, picked, notes = postprocess.apply(query, numbered)
     order = [int(r) for r in picked[columns[0]]] if columns else list(range(len(rows)))
     return Processed(columns, jsonable_rows(rows), {c: [rel.intervals[c][r] for r in order] for c in columns},
                      notes, order)

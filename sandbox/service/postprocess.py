@@ -26,11 +26,8 @@ from query_guard.sql_values import Unsupported
 _FAILED = (Unsupported, ArithmeticError, ValueError, TypeError)
 
 
-def apply(plan: QueryPlan, rel: Release, engine: object = None
-          ) -> tuple[list[str], list[list[object]], dict[str, list], list[str]]:
-    """The visible columns, the kept rows in order, their intervals, and notes.
-
-    ``engine`` is accepted and ignored (callers still pass theirs)."""
+def apply(plan: QueryPlan, rel: Release) -> tuple[list[str], list[list[object]], dict[str, list], list[str]]:
+    """The visible columns, the kept rows in order, their intervals, and notes."""
     visible = [c for c in rel.columns if c not in rel.hidden]
     released, notes = _finite(rel.columns, rel.rows)
     envs = [dict(zip(rel.columns, row, strict=True)) for row in released]

@@ -64,7 +64,7 @@ def run(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
                               noise=noise)
     except privacy.PrivacyError as err:
         raise BadRequest(err.message, code=err.code) from None
-    shown = pipeline.post_process(sb.engine, plan, rel)
+    shown = pipeline.post_process(plan, rel)
     query_id = "d_" + secrets.token_hex(8)
     with transaction(conn):
         entry = sb.audit(conn, user, "query.dummy", f"query/{query_id}", {

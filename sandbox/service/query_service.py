@@ -105,7 +105,7 @@ class Sandbox(Context):
             try:
                 # PRIVACY: the exact result is held by no name; it goes no further than the noise
                 rel = pipeline.release(planned, pipeline.execute(planned, engine_run))
-                shown = pipeline.post_process(self.engine, planned.plan, rel)
+                shown = pipeline.post_process(planned.plan, rel)
                 return pipeline.respond(self, planned, started, rel, shown)
             except Exception as err:  # anything at all: the charge stands, one outcome
                 pipeline.log_failure(self, planned, started, err)
