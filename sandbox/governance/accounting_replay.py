@@ -22,13 +22,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from audit_log.actions import Action
 from audit_log.replay import agree, as_number
 from privacy.accounting import Charge, Route, Totals, choose_route, spent
 
 #: Entries that always carry a charge.
-STARTED = "query.started"
+STARTED = Action.QUERY_STARTED
 #: Outcome entries: a charge only in older logs (no ``start_seq`` to a started entry).
-OUTCOMES = ("query.released", "query.failed")
+OUTCOMES = (Action.QUERY_RELEASED, Action.QUERY_FAILED)
 CHARGED = (STARTED, *OUTCOMES)
 
 
@@ -80,7 +81,7 @@ def check_reported_loss(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, 
         if not isinstance(details, Mapping):
             continue
         aid = str(details.get("approval_id"))
-        if action == "approval.granted":
+        if action == Action.APPROVAL_GRANTED:
             grants[aid] = grant_of(details)
             continue
         if not is_charge(action, details) or aid not in grants:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from audit_log.actions import Action
 from sandbox.clock import iso
 from sandbox.governance import workflow
 from sandbox.store import fields
@@ -85,7 +86,7 @@ def raise_alert(sb: Context, cand: Candidate,
         if cur.rowcount != 1:
             return None
         alert_id = int(cur.lastrowid)  # type: ignore[arg-type]
-        entry = sb.audit(conn, None, "alert.raised", f"alert/{alert_id}", {
+        entry = sb.audit(conn, None, Action.ALERT_RAISED, f"alert/{alert_id}", {
             "alert_id": alert_id, "kind": cand.kind, "severity": cand.severity,
             "researcher": fields.username_of(conn, cand.researcher_id), "approval_id": cand.approval_id,
             "summary": cand.summary, "details": cand.details,
@@ -120,7 +121,7 @@ def _fold_into_open(sb: Context, conn: sqlite3.Connection, cand: Candidate) -> d
     moment = iso(sb.now())
     conn.execute("UPDATE alerts SET occurrences = occurrences + 1, last_seen_at = ?, details_json = ? WHERE id = ?",
                  (moment, json.dumps(details, ensure_ascii=False), row["id"]))
-    sb.audit(conn, None, "alert.repeated", f"alert/{row['id']}", {
+    sb.audit(conn, None, Action.ALERT_REPEATED, f"alert/{row['id']}", {
         "alert_id": row["id"], "kind": cand.kind, "occurrences": row["occurrences"] + 1, "summary": cand.summary,
         "details": new})
     return view(conn, conn.execute("SELECT * FROM alerts WHERE id = ?", (row["id"],)).fetchone())

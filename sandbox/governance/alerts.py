@@ -46,6 +46,7 @@ import sqlite3
 from collections import Counter
 from typing import Any, Final
 
+from audit_log.actions import Action
 from sandbox.clock import iso, parse_iso
 from sandbox.errors import BadRequest, SandboxError
 from sandbox.governance import deadlines, jurisdiction, ledger, suspensions, workflow
@@ -338,7 +339,7 @@ def handle(sb: Context, user: User | None, alert_id: Any, body: dict[str, Any]) 
     with transaction(conn):
         conn.execute("UPDATE alerts SET status = ?, handled_by = ?, handled_at = ?, note = ? WHERE id = ?",
                      (status, user.id, iso(sb.now()), note, row["id"]))
-        sb.audit(conn, user, "alert.handled", f"alert/{row['id']}", {
+        sb.audit(conn, user, Action.ALERT_HANDLED, f"alert/{row['id']}", {
             "alert_id": row["id"], "action": action, "status": status, "note": note,
             "suspension_id": suspension})
     return {"alert_id": row["id"], "status": status, "suspension_id": suspension}

@@ -21,6 +21,7 @@ import json
 import sqlite3
 from typing import Any, Final
 
+from audit_log.actions import Action
 from sandbox.clock import iso, parse_iso
 from sandbox.errors import BadRequest, NotFound
 from sandbox.governance import approvals, deadlines, workflow
@@ -106,7 +107,7 @@ def request(sb: Context, me: User, approval_id: int, kind: str, reason: str, bod
             owner_id=None if original.get("owner_ids") else app["owner_id"], now=sb.now)
         due = deadlines.due_at(conn, "application", sb.now())
         conn.execute("UPDATE applications SET due_at = ? WHERE id = ?", (due, app_id))
-        sb.audit(conn, me, "application.submitted", f"application/{app_id}", {
+        sb.audit(conn, me, Action.APPLICATION_SUBMITTED, f"application/{app_id}", {
             "application_id": app_id, "researcher": me.username, **req, "scenario": terms["scenario"],
             "purpose": purpose, "commitment_sha256": COMMITMENT_SHA256})
     return {"application_id": app_id, "status": "pending", "due_at": due, "kind": kind, "approval_id": approval_id,
@@ -135,12 +136,12 @@ def decide(sb: Context, owner: User, app: sqlite3.Row, owners: list[int], body: 
                                        json.dumps({"amends": amends["approval_id"]}),
                                        {k: v for k, v in granted.items() if k != "epsilon_per_query"}, reason,
                                        iso(sb.now()))
-        sb.audit(conn, owner, "application.owner_decided", f"application/{app['id']}", {
+        sb.audit(conn, owner, Action.APPLICATION_OWNER_DECIDED, f"application/{app['id']}", {
             "application_id": app["id"], "owner": owner.username, "decision": decision, "reason": reason,
             "amends": amends["approval_id"], **granted})
         if decision == "reject":
             workflow.reject(conn, app["id"], owner, reason, now=sb.now)
-            sb.audit(conn, owner, "application.rejected", f"application/{app['id']}", {
+            sb.audit(conn, owner, Action.APPLICATION_REJECTED, f"application/{app['id']}", {
                 "application_id": app["id"], "researcher": username_of(conn, app["researcher_id"]),
                 "reason": reason, "amends": amends["approval_id"]})
             return {"application_id": app["id"], "status": "rejected", "approval_id": None,
@@ -176,7 +177,7 @@ def _amend(sb: Context, conn: sqlite3.Connection, owner: User, app: sqlite3.Row,
     conn.execute("UPDATE applications SET status = 'approved', reason = ?, decided_by = ?, decided_at = ? "
                  "WHERE id = ?", (reason, owner.id, iso(sb.now()), app["id"]))
     signature = approvals.sign(sb, conn, row["id"], owner.username)
-    sb.audit(conn, owner, "approval.amended", f"approval/{row['id']}", {
+    sb.audit(conn, owner, Action.APPROVAL_AMENDED, f"approval/{row['id']}", {
         "approval_id": row["id"], "application_id": app["id"], "researcher": username_of(conn, row["researcher_id"]),
         "old": old, "new": new, "reason": reason, "signature": signature})
     return {"application_id": app["id"], "status": "approved", "approval_id": row["id"], "amends": row["id"],

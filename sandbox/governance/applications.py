@@ -21,6 +21,7 @@ import json
 import sqlite3
 from typing import Any, Final
 
+from audit_log.actions import Action
 from query_guard.scenario import AGGREGATE_KINDS
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound, Suspended
@@ -121,7 +122,7 @@ def submit(sb: Context, user: User | None, body: dict[str, Any]) -> dict[str, An
         due = deadlines.due_at(conn, "application", sb.now())  # issue 14: time limits
         conn.execute("UPDATE applications SET due_at = ? WHERE id = ?", (due, app_id))
         stored = attachments.store(sb, conn, "application", app_id, user, files)
-        sb.audit(conn, user, "application.submitted", f"application/{app_id}", {
+        sb.audit(conn, user, Action.APPLICATION_SUBMITTED, f"application/{app_id}", {
             "application_id": app_id, "researcher": user.username, **request, "scenario": scenario,
             "purpose": purpose, "commitment_sha256": workflow.COMMITMENT_SHA256,
             "attachments": attachments.summary(stored),  # names, types, sizes and SHA-256 (第十五条)
@@ -260,7 +261,7 @@ def decide(sb: Context, user: User | None, application_id: Any, body: dict[str, 
         reason = fields.text(body, "reason")
         with transaction(conn):
             workflow.reject(conn, row["id"], user, reason, now=sb.now)
-            sb.audit(conn, user, "application.rejected", f"application/{row['id']}", {
+            sb.audit(conn, user, Action.APPLICATION_REJECTED, f"application/{row['id']}", {
                 "application_id": row["id"], "researcher": username_of(conn, row["researcher_id"]), "reason": reason,
             })
         return {"application_id": row["id"], "status": "rejected", "approval_id": None}
@@ -291,7 +292,7 @@ def grant(sb: Context, owner: User, application_id: int, scope: dict[str, Any], 
             epsilon_per_query=epsilon_per_query, expires_at=expires_at, now=sb.now, reason=reason,
         )
         signature = approvals.sign(sb, conn, approval_id, owner.username)
-        sb.audit(conn, owner, "approval.granted", f"approval/{approval_id}", {
+        sb.audit(conn, owner, Action.APPROVAL_GRANTED, f"approval/{approval_id}", {
             "approval_id": approval_id, "application_id": application_id,
             "researcher": username_of(conn, row["researcher_id"]), "scope": scope,
             "epsilon_total": epsilon_total, "delta_total": delta_total, "epsilon_per_query": epsilon_per_query,
@@ -332,14 +333,14 @@ def _decide_part(sb: Context, owner: User, row: sqlite3.Row, decision: str, body
         workflow.record_owner_decision(conn, row["id"], owner, decision,
                                        json.dumps(record["scope"], ensure_ascii=False), record, reason,
                                        iso(sb.now()))
-        sb.audit(conn, owner, "application.owner_decided", f"application/{row['id']}", {
+        sb.audit(conn, owner, Action.APPLICATION_OWNER_DECIDED, f"application/{row['id']}", {
             "application_id": row["id"], "owner": owner.username, "datasets": mine, "decision": decision,
             "reason": reason, "scope": record["scope"], "epsilon_total": record["epsilon_total"],
             "delta_total": record["delta_total"], "epsilon_per_query": record["epsilon_per_query"],
             "expires_at": record["expires_at"]})
         if decision == "reject":
             workflow.reject(conn, row["id"], owner, f"{owner.username}: {reason}", now=sb.now)
-            sb.audit(conn, owner, "application.rejected", f"application/{row['id']}", {
+            sb.audit(conn, owner, Action.APPLICATION_REJECTED, f"application/{row['id']}", {
                 "application_id": row["id"], "researcher": username_of(conn, row["researcher_id"]),
                 "reason": reason})
             return {"application_id": row["id"], "status": "rejected", "approval_id": None}

@@ -27,6 +27,7 @@ import json
 import sqlite3
 from typing import Any, Final
 
+from audit_log.actions import Action
 from sandbox.errors import BadRequest, NotFound, SandboxError
 from sandbox.governance import dataset_access, datasets, organisations
 from sandbox.store import fields
@@ -97,7 +98,7 @@ def set_classification(sb: Context, user: User | None, name: str, body: dict[str
         old = of(conn, row["id"])
         conn.execute("UPDATE datasets SET classification = ? WHERE id = ?",
                      (json.dumps(new, ensure_ascii=False), row["id"]))
-        sb.audit(conn, user, "dataset.classified", f"dataset/{row['name']}",
+        sb.audit(conn, user, Action.DATASET_CLASSIFIED, f"dataset/{row['name']}",
                  {"dataset": row["name"], "old": old, "new": new})
     return {"dataset": row["name"], "classification": new}
 

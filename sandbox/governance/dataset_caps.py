@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from audit_log.actions import Action
 from privacy.accounting import TOLERANCE, Charge
 from sandbox.clock import iso
 from sandbox.errors import BudgetExceeded, NotFound
@@ -247,7 +248,7 @@ def set_cap(sb: Context, user: User | None, name: str, body: dict[str, Any]) -> 
         old = _status(conn, row)
         newest = conn.execute("SELECT MAX(id) FROM dataset_versions WHERE dataset_id = ?",
                               (row["id"],)).fetchone()[0]
-        entry = sb.audit(conn, user, "dataset.budget_cap_set", f"dataset/{row['name']}", {
+        entry = sb.audit(conn, user, Action.DATASET_BUDGET_CAP_SET, f"dataset/{row['name']}", {
             "dataset": row["name"], "source": "owner", "reason": reason,
             "old": {"epsilon_total": old.cap.epsilon_total, "delta_total": old.cap.delta_total,
                     "source": old.cap.source},
@@ -275,7 +276,7 @@ def log_policy_cap(sb: Context, conn: sqlite3.Connection, actor: User | None, ve
     old = _status(conn, row, before_version_id=version.version_id)
     if (old.cap.epsilon_total, old.cap.delta_total) == declared:
         return
-    sb.audit(conn, actor, "dataset.budget_cap_set", f"dataset/{version.name}", {
+    sb.audit(conn, actor, Action.DATASET_BUDGET_CAP_SET, f"dataset/{version.name}", {
         "dataset": version.name, "source": "policy", "version": version.version,
         "reason": f"policy of version {version.version}",
         "old": {"epsilon_total": old.cap.epsilon_total, "delta_total": old.cap.delta_total,

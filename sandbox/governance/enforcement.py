@@ -21,6 +21,7 @@ import datetime as dt
 import sqlite3
 from typing import Any, Final
 
+from audit_log.actions import Action
 from sandbox.clock import iso, parse_iso
 from sandbox.errors import BadRequest, NotFound
 from sandbox.governance import deadlines, jurisdiction, organisations, suspensions, workflow
@@ -110,7 +111,7 @@ def terminate(sb: Context, user: User | None, body: dict[str, Any]) -> dict[str,
         if target_type == "user":  # SECURITY: sessions end now, as for a suspension
             conn.execute("UPDATE web_sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
                          (iso(sb.now()), target_id))
-        sb.audit(conn, user, "termination.created", f"termination/{termination_id}", {
+        sb.audit(conn, user, Action.TERMINATION_CREATED, f"termination/{termination_id}", {
             "termination_id": termination_id, "target_type": target_type, **target, "reason": reason})
     return {"termination_id": termination_id, "target_type": target_type, **target, "final": True}
 
@@ -140,7 +141,7 @@ def reverse(sb: Context, user: User | None, termination_id: Any, body: dict[str,
             conn.execute("UPDATE objections SET status = 'answered', answer = ?, answered_by = ?, answered_at = ? "
                          "WHERE id = ?", (f"upheld: termination reversed. {reason}", user.id, iso(sb.now()),
                                           objection_id))
-        sb.audit(conn, user, "termination.reversed", f"termination/{row['id']}", {
+        sb.audit(conn, user, Action.TERMINATION_REVERSED, f"termination/{row['id']}", {
             "termination_id": row["id"], "objection_id": objection_id, "reason": reason})
     return {"termination_id": row["id"], "final": False, "reversed_by": user.username}
 
@@ -213,7 +214,7 @@ def issue_order(sb: Context, user: User | None, body: dict[str, Any]) -> dict[st
                            "created_at) VALUES (?,?,?,?,?,?)",
                            (owner.id, dataset_id, user.id, what, due, iso(sb.now())))
         order_id = int(cur.lastrowid)  # type: ignore[arg-type]
-        sb.audit(conn, user, "rectification.ordered", f"rectification/{order_id}", {
+        sb.audit(conn, user, Action.RECTIFICATION_ORDERED, f"rectification/{order_id}", {
             "order_id": order_id, "owner": owner.username, "dataset": body.get("dataset"), "what": what,
             "due_at": due})
     return {"order_id": order_id, "status": "open", "due_at": due}
@@ -245,7 +246,7 @@ def respond(sb: Context, user: User | None, order_id: Any, body: dict[str, Any])
             raise conflict(f"rectification order {row['id']} is closed")
         conn.execute("UPDATE rectification_orders SET status = 'submitted', response = ?, responded_at = ? "
                      "WHERE id = ?", (text, iso(sb.now()), row["id"]))
-        sb.audit(conn, user, "rectification.submitted", f"rectification/{row['id']}",
+        sb.audit(conn, user, Action.RECTIFICATION_SUBMITTED, f"rectification/{row['id']}",
                  {"order_id": row["id"], "response": text})
     return {"order_id": row["id"], "status": "submitted"}
 
@@ -270,7 +271,7 @@ def close(sb: Context, user: User | None, order_id: Any, body: dict[str, Any]) -
         else:
             conn.execute("UPDATE rectification_orders SET status = 'open', close_note = ? WHERE id = ?",
                          (note, row["id"]))
-        sb.audit(conn, user, "rectification.closed" if accept else "rectification.returned",
+        sb.audit(conn, user, Action.RECTIFICATION_CLOSED if accept else Action.RECTIFICATION_RETURNED,
                  f"rectification/{row['id']}", {"order_id": row["id"], "note": note})
     return {"order_id": row["id"], "status": "closed" if accept else "open"}
 

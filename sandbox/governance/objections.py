@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Final
 
+from audit_log.actions import Action
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound
 from sandbox.governance import (
@@ -109,7 +110,7 @@ def file(sb: Context, user: User | None, body: dict[str, Any]) -> dict[str, Any]
         )
         objection_id = int(cur.lastrowid)  # type: ignore[arg-type]
         stored = attachments.store(sb, conn, "objection", objection_id, user, files)
-        sb.audit(conn, user, "objection.filed", f"objection/{objection_id}", {
+        sb.audit(conn, user, Action.OBJECTION_FILED, f"objection/{objection_id}", {
             "objection_id": objection_id, "target_type": target_type, "target_id": target_id,
             "decision": what, "respondent": username_of(conn, respondent), "text": text,
             "evidence": attachments.summary(stored),
@@ -142,7 +143,7 @@ def answer(sb: Context, user: User | None, objection_id: Any, body: dict[str, An
             raise conflict(f"objection {row['id']} was already answered")
         conn.execute("UPDATE objections SET status = 'answered', answer = ?, answered_by = ?, answered_at = ? "
                      "WHERE id = ?", (text, user.id, iso(sb.now()), row["id"]))
-        sb.audit(conn, user, "objection.answered", f"objection/{row['id']}", {
+        sb.audit(conn, user, Action.OBJECTION_ANSWERED, f"objection/{row['id']}", {
             "objection_id": row["id"], "filed_by": username_of(conn, row["filed_by"]), "answer": text,
         })
     return {"objection_id": row["id"], "status": "answered"}

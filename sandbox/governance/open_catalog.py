@@ -26,6 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 import audit_log.store as audit_store
+from audit_log.actions import Action
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, SandboxError
 from sandbox.governance import (
@@ -244,7 +245,7 @@ def download(sb: Context, user: User | None, name: str, fmt: str) -> tuple[bytes
     with transaction(conn):
         audit_store.append(
             conn, actor=user.username if user else "anonymous", role=authz.role_of(user),
-            action="dataset.downloaded", subject=f"dataset/{v.name}",
+            action=Action.DATASET_DOWNLOADED, subject=f"dataset/{v.name}",
             details={"dataset": v.name, "version": v.version, "content_hash": v.content_hash, "format": fmt,
                      "derivative_sha256": der["content_hash"], "review_id": der["review_id"]},
             now=sb.now(),
@@ -280,7 +281,7 @@ def change_tier(sb: Context, user: User | None, name: str, body: dict[str, Any])
         )
         if tier in datasets.ENCRYPTED_TIERS:
             leftovers = datasets.encrypt_at_rest(conn, sb.ws.data_dir, row["id"], sb.encryptor())
-        sb.audit(conn, user, "dataset.tier_changed", f"dataset/{row['name']}", {
+        sb.audit(conn, user, Action.DATASET_TIER_CHANGED, f"dataset/{row['name']}", {
             "dataset": row["name"], "from": row["tier"], "to": tier, "basis": basis,
             "deidentification": deidentification or None, "tier_change_id": cur.lastrowid,
             "encrypted_versions": len(leftovers),
@@ -314,7 +315,7 @@ def set_legal_basis(sb: Context, user: User | None, name: str, body: dict[str, A
     conn = sb.conn()
     with transaction(conn):
         conn.execute("UPDATE datasets SET legal_basis = ? WHERE id = ?", (basis, row["id"]))
-        sb.audit(conn, user, "dataset.legal_basis_set", f"dataset/{row['name']}",
+        sb.audit(conn, user, Action.DATASET_LEGAL_BASIS_SET, f"dataset/{row['name']}",
                  {"dataset": row["name"], "old": row["legal_basis"], "new": basis})
     return {"dataset": row["name"], "legal_basis": basis}
 
@@ -368,7 +369,7 @@ def acknowledge_risk(sb: Context, user: User | None, name: str, body: dict[str, 
         classification.require(conn, row["id"], v.name, tier, v)  # 第六条
         report = v.risk_report
         datasets.publish(conn, v.version_id, user.id, note, now=sb.now)
-        sb.audit(conn, user, "dataset.risk_acknowledged", f"dataset/{v.name}", {
+        sb.audit(conn, user, Action.DATASET_RISK_ACKNOWLEDGED, f"dataset/{v.name}", {
             "dataset": v.name, "version": v.version, "content_hash": v.content_hash, "note": note,
             "risk": risk_scan.summary(report),
         })

@@ -16,6 +16,7 @@ import json
 import sqlite3
 from typing import Any, Final
 
+from audit_log.actions import Action
 from sandbox.clock import iso, parse_iso
 from sandbox.errors import BadRequest, NotFound, SandboxError
 from sandbox.governance import (
@@ -73,7 +74,7 @@ def publish(sb: Context, user: User | None, body: dict[str, Any]) -> dict[str, A
                            "VALUES (?,?,?,?,?,?)", (user.id, org, year, json.dumps(items, ensure_ascii=False),
                                                     until, iso(now)))
         plan_id = int(cur.lastrowid)  # type: ignore[arg-type]
-        sb.audit(conn, user, "opening_plan.published", f"opening_plan/{plan_id}",
+        sb.audit(conn, user, Action.OPENING_PLAN_PUBLISHED, f"opening_plan/{plan_id}",
                  {"plan_id": plan_id, "year": year, "items": items, "comment_until": until})
     return {"plan_id": plan_id, "year": year, "items": items, "comment_until": until}
 
@@ -119,7 +120,7 @@ def comment(sb: Context, plan_id: Any, body: dict[str, Any], *, address: str) ->
                                code="rate_limited", status=429)
         cur = conn.execute("INSERT INTO opening_plan_comments (plan_id, text, contact, address_key, created_at) "
                            "VALUES (?,?,?,?,?)", (row["id"], text, contact, key, iso(sb.now())))
-        sb.audit(conn, None, "opening_plan.commented", f"opening_plan/{row['id']}",
+        sb.audit(conn, None, Action.OPENING_PLAN_COMMENTED, f"opening_plan/{row['id']}",
                  {"plan_id": row["id"], "comment_id": cur.lastrowid, "text": text})
     return {"plan_id": row["id"], "comment_id": cur.lastrowid}
 

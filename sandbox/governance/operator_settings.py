@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+from audit_log.actions import Action
 from sandbox.errors import BadRequest
 from sandbox.governance import alerts, deadlines, public_objections, self_service, workflow
 from sandbox.store import authz, rate_limits
@@ -73,5 +74,5 @@ def change_setting(sb: Context, user: User | None, name: str, body: dict[str, An
     conn = sb.conn()
     with transaction(conn):
         return change(conn, name, value,  # type: ignore[arg-type]
-                               lambda details: sb.audit(conn, user, "setting.changed",
+                               lambda details: sb.audit(conn, user, Action.SETTING_CHANGED,
                                                         f"setting/{details['name']}", details))

@@ -18,6 +18,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any, Final
 
+from audit_log.actions import Action
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound
 from sandbox.store import authz, fields
@@ -45,7 +46,7 @@ def create(sb: Context, user: User | None, body: dict[str, Any]) -> dict[str, An
         cur = conn.execute("INSERT INTO organisations (name, kind, district, created_at) VALUES (?,?,?,?)",
                            (name, kind, district, iso(sb.now())))
         org_id = int(cur.lastrowid)  # type: ignore[arg-type]
-        sb.audit(conn, user, "organisation.created", f"organisation/{org_id}",
+        sb.audit(conn, user, Action.ORGANISATION_CREATED, f"organisation/{org_id}",
                  {"organisation_id": org_id, "name": name, "kind": kind, "district": district})
     return {"organisation_id": org_id, "name": name, "kind": kind, "district": district}
 
@@ -80,7 +81,7 @@ def assign(sb: Context, user: User | None, username: str, body: dict[str, Any]) 
         conn.execute("UPDATE users SET org_id = ?, jurisdiction = COALESCE(?, jurisdiction) WHERE id = ?",
                      (org["id"], jurisdiction, target.id))
         moved = conn.execute("UPDATE datasets SET org_id = ? WHERE owner_id = ?", (org["id"], target.id)).rowcount
-        sb.audit(conn, user, "organisation.member_set", f"user/{target.username}", {
+        sb.audit(conn, user, Action.ORGANISATION_MEMBER_SET, f"user/{target.username}", {
             "username": target.username, "organisation": org["name"], "jurisdiction": jurisdiction,
             "datasets_moved": moved})
     return {"username": target.username, "organisation": org["name"], "jurisdiction": jurisdiction}

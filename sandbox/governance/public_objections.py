@@ -29,6 +29,7 @@ import secrets
 import sqlite3
 from typing import Any, Final
 
+from audit_log.actions import Action
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound, SandboxError
 from sandbox.governance import deadlines, jurisdiction, open_catalog
@@ -160,7 +161,7 @@ def file(sb: Context, body: dict[str, Any], *, address: str) -> dict[str, Any]:
             (code, target_type, str(body.get("target")), what, respondent, text, contact,
              json.dumps(stored, ensure_ascii=False), key, due, iso(sb.now())))
         oid = int(cur.lastrowid)  # type: ignore[arg-type]
-        sb.audit(conn, None, "public_objection.filed", f"public_objection/{oid}", {
+        sb.audit(conn, None, Action.PUBLIC_OBJECTION_FILED, f"public_objection/{oid}", {
             "public_objection_id": oid, "target_type": target_type, "target": what,
             "respondent": username_of(conn, respondent) or "regulator", "text": text,
             "evidence": [{k: e[k] for k in ("name", "type", "bytes", "sha256")} for e in stored]})
@@ -214,6 +215,6 @@ def answer(sb: Context, user: User | None, objection_id: Any, body: dict[str, An
             raise conflict(f"public objection {row['id']} was already answered")
         conn.execute("UPDATE public_objections SET status = 'answered', answer = ?, answered_by = ?, answered_at = ? "
                      "WHERE id = ?", (text, user.id, iso(sb.now()), row["id"]))
-        sb.audit(conn, user, "public_objection.answered", f"public_objection/{row['id']}",
+        sb.audit(conn, user, Action.PUBLIC_OBJECTION_ANSWERED, f"public_objection/{row['id']}",
                  {"public_objection_id": row["id"], "answer": text})
     return {"public_objection_id": row["id"], "status": "answered"}

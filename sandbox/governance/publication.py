@@ -38,6 +38,7 @@ import json
 import sqlite3
 from typing import Any, Final
 
+from audit_log.actions import Action
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound
 from sandbox.governance import (
@@ -123,7 +124,7 @@ def _fill_submission(sb: Context, conn: sqlite3.Connection, review_id: int, owne
     conn.execute("UPDATE publication_reviews SET owner_signature = ? WHERE id = ?",
                  (json.dumps(signature), review_id))
     r = conn.execute("SELECT * FROM publication_reviews WHERE id = ?", (review_id,)).fetchone()
-    sb.audit(conn, owner, "publication.submitted", f"review/{review_id}", {
+    sb.audit(conn, owner, Action.PUBLICATION_SUBMITTED, f"review/{review_id}", {
         "review_id": review_id, "kind": r["kind"], "dataset": v.name, "version": v.version,
         "from": r["from_tier"], "to": r["to_tier"], "basis": r["basis"], "scan": risk_scan.summary(prepared["scan"]),
         "acknowledged_findings": prepared["ack"] or None, "k_target": prepared["k_target"],
@@ -173,7 +174,7 @@ def propose(sb: Context, regulator: User, row: sqlite3.Row, to_tier: str, body: 
         review_id = _insert(conn, dataset_id=row["id"], version_id=v.version_id, kind="tier_change",
                             from_tier=row["tier"], to_tier=to_tier, basis=basis, deidentification="",
                             status="proposed", now=iso(sb.now()), proposed_by=regulator.id)
-        sb.audit(conn, regulator, "publication.proposed", f"review/{review_id}", {
+        sb.audit(conn, regulator, Action.PUBLICATION_PROPOSED, f"review/{review_id}", {
             "review_id": review_id, "dataset": row["name"], "from": row["tier"], "to": to_tier, "basis": basis})
     return {"review_id": review_id, "status": "proposed", "dataset": row["name"], "from": row["tier"], "to": to_tier}
 
@@ -278,7 +279,7 @@ def decide(sb: Context, user: User | None, review_id: Any, body: dict[str, Any])
         if decision == "reject":
             conn.execute("UPDATE publication_reviews SET status = 'rejected', decided_by = ?, decided_at = ?, "
                          "decision_reason = ? WHERE id = ?", (user.id, iso(sb.now()), reason, r["id"]))
-            sb.audit(conn, user, "publication.rejected", f"review/{r['id']}", {
+            sb.audit(conn, user, Action.PUBLICATION_REJECTED, f"review/{r['id']}", {
                 "review_id": r["id"], "dataset": ds["name"], "from": r["from_tier"], "to": r["to_tier"],
                 "reason": reason})
             return {"review_id": r["id"], "status": "rejected"}
@@ -331,9 +332,9 @@ def _approve(sb: Context, conn: sqlite3.Connection, user: User, r: sqlite3.Row, 
     }
     if r["kind"] == "tier_change":
         details["tier_change_id"] = tier_change_id
-        sb.audit(conn, user, "dataset.tier_changed", f"dataset/{ds['name']}", details)
+        sb.audit(conn, user, Action.DATASET_TIER_CHANGED, f"dataset/{ds['name']}", details)
     else:
-        sb.audit(conn, user, "dataset.published", f"dataset/{ds['name']}", details)
+        sb.audit(conn, user, Action.DATASET_PUBLISHED, f"dataset/{ds['name']}", details)
     return v
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Final
 
+from audit_log.actions import Action
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, NotFound, SandboxError, Suspended, Unauthorized
 from sandbox.governance import amendments, approvals, workflow
@@ -50,7 +51,7 @@ def register(sb: Context, body: dict[str, Any]) -> User:
     display = fields.text(body, "display_name", required=False, limit=100)
     with transaction(conn):
         user = users.create_user(conn, username.strip(), "researcher", password, now=sb.now, display_name=display)
-        sb.audit(conn, user, "user.registered", f"user/{user.username}",
+        sb.audit(conn, user, Action.USER_REGISTERED, f"user/{user.username}",
                  {"username": user.username, "role": "researcher"})
     return user
 
@@ -81,7 +82,7 @@ def create_token(sb: Context, user: User | None, body: dict[str, Any]) -> dict[s
             raise BadRequest(f"at most {MAX_TOKENS} live tokens; revoke one first", code="too_many_tokens")
         token = users.issue_token(conn, me, now=sb.now, label=name)
         token_id = conn.execute("SELECT MAX(id) FROM api_tokens WHERE user_id = ?", (me.id,)).fetchone()[0]
-        sb.audit(conn, me, "user.token_created", f"user/{me.username}", {"token_id": token_id, "name": name})
+        sb.audit(conn, me, Action.USER_TOKEN_CREATED, f"user/{me.username}", {"token_id": token_id, "name": name})
     return {"token_id": token_id, "name": name, "token": token}
 
 
@@ -96,7 +97,7 @@ def revoke_token(sb: Context, user: User | None, token_id: Any) -> dict[str, Any
             raise NotFound(f"you have no token {token_id}")
         if row["revoked_at"] is None:
             conn.execute("UPDATE api_tokens SET revoked_at = ? WHERE id = ?", (iso(sb.now()), row["id"]))
-            sb.audit(conn, me, "user.token_revoked", f"user/{me.username}",
+            sb.audit(conn, me, Action.USER_TOKEN_REVOKED, f"user/{me.username}",
                      {"token_id": row["id"], "name": row["label"]})
     return {"token_id": row["id"], "active": False}
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from audit_log.actions import Action
 from sandbox.errors import BadRequest, NotFound
 from sandbox.governance import jurisdiction, organisations, workflow
 from sandbox.store import authz, fields
@@ -114,7 +115,7 @@ def create(sb: Context, user: User | None, body: dict[str, Any]) -> dict[str, An
         if existing is not None:
             raise conflict(f"already suspended (suspension {existing['id']})")
         suspension_id = workflow.suspend(conn, target_type, target_id, reason, by=user, now=sb.now)
-        sb.audit(conn, user, "suspension.created", f"suspension/{suspension_id}", {
+        sb.audit(conn, user, Action.SUSPENSION_CREATED, f"suspension/{suspension_id}", {
             "suspension_id": suspension_id, "target_type": target_type, **target, "reason": reason,
             "automatic": False,
         })
@@ -143,7 +144,7 @@ def lift(sb: Context, user: User | None, suspension_id: Any, body: dict[str, Any
         workflow.lift(conn, ident, reason, by=user, now=sb.now)
         target = ({"user": username_of(conn, row["target_id"])} if row["target_type"] == "user"
                   else {"approval_id": row["target_id"]})
-        sb.audit(conn, user, "suspension.lifted", f"suspension/{ident}", {
+        sb.audit(conn, user, Action.SUSPENSION_LIFTED, f"suspension/{ident}", {
             "suspension_id": ident, "target_type": row["target_type"], **target, "reason": reason,
         })
     return {"suspension_id": ident, "active": False}

@@ -14,6 +14,7 @@ import json
 import sqlite3
 from typing import Any, Final
 
+from audit_log.actions import Action
 from sandbox.clock import iso
 from sandbox.errors import BadRequest, SandboxError
 from sandbox.governance import organisations, publication, publication_scan
@@ -43,7 +44,7 @@ def answer(sb: Context, user: User | None, review_id: Any, body: dict[str, Any])
         with transaction(conn):
             conn.execute("UPDATE publication_reviews SET status = 'declined', owner_answer = ? WHERE id = ?",
                          (reasons, r["id"]))
-            sb.audit(conn, user, "publication.declined", f"review/{r['id']}",
+            sb.audit(conn, user, Action.PUBLICATION_DECLINED, f"review/{r['id']}",
                      {"review_id": r["id"], "dataset": r["dataset"], "reasons": reasons})
         return {"review_id": r["id"], "status": "declined"}
     ds = conn.execute("SELECT * FROM datasets WHERE id = ?", (r["dataset_id"],)).fetchone()
@@ -85,7 +86,7 @@ def expert_review(sb: Context, user: User | None, review_id: Any, body: dict[str
     with transaction(conn):
         conn.execute("UPDATE publication_reviews SET status = 'expert_reviewed', expert_review = ? WHERE id = ?",
                      (json.dumps(record, ensure_ascii=False), r["id"]))
-        sb.audit(conn, user, "publication.expert_reviewed", f"review/{r['id']}",
+        sb.audit(conn, user, Action.PUBLICATION_EXPERT_REVIEWED, f"review/{r['id']}",
                  {"review_id": r["id"], "dataset": r["dataset"], **record})
     return {"review_id": r["id"], "status": "expert_reviewed", "expert_review": record,
             "awaiting": "the city bureau's decision (第十条)"}
@@ -128,7 +129,7 @@ def city_decision(sb: Context, user: User | None, review_id: Any, body: dict[str
             conn.execute("UPDATE publication_reviews SET status = 'rejected', expert_review = ?, decided_by = ?, "
                          "decided_at = ?, decision_reason = ? WHERE id = ?",
                          (json.dumps(record, ensure_ascii=False), user.id, now, reason, r["id"]))
-        sb.audit(conn, user, "publication.city_decided", f"review/{r['id']}", {
+        sb.audit(conn, user, Action.PUBLICATION_CITY_DECIDED, f"review/{r['id']}", {
             "review_id": r["id"], "dataset": r["dataset"], "from": r["from_tier"], "to": r["to_tier"],
             "outcome": outcome, "reason": reason, "expert_review": _dispute_record(r) or None})
     status = "proposed" if outcome == "change" else "rejected"

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from audit_log.actions import Action
 from query_guard import Scenario
 from sandbox.clock import Clock, end_of_day, iso, parse_iso
 from sandbox.errors import BadRequest, NotFound, Suspended
@@ -325,7 +326,7 @@ def after_refusal(conn: sqlite3.Connection, user: User, code: str, *, now: Clock
     reason = (f"automatic: {count} out-of-scope or identifier refusals within {window} minutes "
               f"(threshold {threshold}, 第二十六条)")
     suspension_id = suspend(conn, "user", user.id, reason, by=None, now=now, automatic=True)
-    audit(conn, None, "suspension.created", f"suspension/{suspension_id}", {
+    audit(conn, None, Action.SUSPENSION_CREATED, f"suspension/{suspension_id}", {
         "suspension_id": suspension_id, "target_type": "user", "user": user.username,
         "reason": reason, "automatic": True, "refusals": count, "window_minutes": window,
         "threshold": threshold,

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 import privacy
+from audit_log.actions import Action
 from sandbox.engine.embedded import with_rowid
 from sandbox.errors import BadRequest
 from sandbox.governance.policy import ColumnPolicy, DatasetPolicy
@@ -105,7 +106,7 @@ def run_dummy(sb: Sandbox, user: User, req: QueryRequest) -> dict[str, Any]:
     query_id = "d_" + secrets.token_hex(8)
     conn = sb.conn()
     with transaction(conn):
-        entry = sb.audit(conn, user, "query.dummy", f"query/{query_id}", {
+        entry = sb.audit(conn, user, Action.QUERY_DUMMY, f"query/{query_id}", {
             "query_id": query_id, "approval_id": approval.id, "sql": p.sql,
             "fingerprint": plan.fingerprint, "dummy": True, "epsilon": 0.0, "delta": 0.0,
             "datasets": {v.name: {"version": v.version, "stand_in": "policy schema"} for v in versions},

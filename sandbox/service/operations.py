@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from audit_log.actions import Action
 from sandbox.errors import BadRequest, NotFound
 from sandbox.governance import (
     applications,
@@ -41,7 +42,7 @@ class SandboxAdmin:
         with transaction(conn):
             user = users.create_user(conn, username, role, password, now=self.sb.now, display_name=display_name)
             token = users.issue_token(conn, user, now=self.sb.now, label="default")
-            self.sb.audit(conn, actor, "user.created", f"user/{username}", {"username": username, "role": role})
+            self.sb.audit(conn, actor, Action.USER_CREATED, f"user/{username}", {"username": username, "role": role})
         return user, token
 
     def add_dataset(self, name: str, table, policy_text: str, *, policy_path: str = "<policy>",
@@ -54,7 +55,7 @@ class SandboxAdmin:
                 now=self.sb.now, encryptor=self.sb.encryptor(), progress=progress,
             )
             version = bounding_report.store(conn, version, table, progress=progress)  # owner-only figures
-            self.sb.audit(conn, actor, "dataset.registered", f"dataset/{name}", {
+            self.sb.audit(conn, actor, Action.DATASET_REGISTERED, f"dataset/{name}", {
                 "name": name, "version": version.version, "content_hash": version.content_hash,
                 "tier": version.tier, "rows": version.row_count, "units": version.unit_count,
                 "encrypted": version.encrypted, "risk": risk_scan.summary(version.risk_report),
@@ -121,6 +122,6 @@ def rotate_token(sb: Sandbox, actor: User | None, username: str) -> dict[str, An
     authz.check("user.token.rotate", actor, {"self"} if actor and actor.id == target.id else set(), missing=missing)
     with transaction(conn):
         revoked, token = users.rotate_tokens(conn, target, now=sb.now)
-        sb.audit(conn, actor, "user.token_rotated", f"user/{target.username}",
+        sb.audit(conn, actor, Action.USER_TOKEN_ROTATED, f"user/{target.username}",
                  {"username": target.username, "revoked": revoked})
     return {"username": target.username, "token": token, "revoked": revoked}

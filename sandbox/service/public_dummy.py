@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import privacy
 import query_guard
+from audit_log.actions import Action
 from query_guard import GuardError, Scenario
 from sandbox.errors import BadRequest, Unauthorized
 from sandbox.governance import datasets
@@ -67,7 +68,7 @@ def run(sb: Sandbox, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
     shown = pipeline.post_process(plan, rel)
     query_id = "d_" + secrets.token_hex(8)
     with transaction(conn):
-        entry = sb.audit(conn, user, "query.dummy", f"query/{query_id}", {
+        entry = sb.audit(conn, user, Action.QUERY_DUMMY, f"query/{query_id}", {
             "query_id": query_id, "approval_id": None, "public_schema": True, "sql": sql,
             "fingerprint": plan.fingerprint, "dummy": True, "epsilon": 0.0, "delta": 0.0,
             "datasets": {v.name: {"version": v.version, "stand_in": "policy schema"} for v in used}})

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import privacy
+from audit_log.actions import Action
 from audit_log.store import AppendedEntry
 from query_guard import QueryPlan
 from sandbox.clock import Clock, iso
@@ -105,7 +106,7 @@ def insert_started(ctx: Recorder, conn: sqlite3.Connection, user: User, query_id
     budget = ledger.charge(conn, approval_id, query_id, planned.epsilon, planned.delta,
                            now=ctx.now, rho=planned.rho, rho_delta=planned.rho_delta,
                            dataset_versions=[v.version_id for v in used])
-    entry = ctx.audit(conn, user, "query.started", f"query/{query_id}", {
+    entry = ctx.audit(conn, user, Action.QUERY_STARTED, f"query/{query_id}", {
         "query_id": query_id,
         "approval_id": approval_id,
         "sql": sql,
@@ -127,7 +128,7 @@ def insert_released(ctx: Recorder, conn: sqlite3.Connection, user: User, details
     row becomes the release: the response and the noisy ``state`` (never shown; it lets
     another confidence be served from the cache) under ``cache_key``."""
     query_id = details["query_id"]
-    entry = ctx.audit(conn, user, "query.released", f"query/{query_id}", details)
+    entry = ctx.audit(conn, user, Action.QUERY_RELEASED, f"query/{query_id}", details)
     response["receipt"] = {"query_id": query_id, "log_index": entry.seq, "leaf_hash": entry.leaf_hash,
                            "tree_size": entry.tree_size, "start_index": details["start_seq"]}
     stored = {**response, STATE: state}
@@ -152,7 +153,7 @@ def refusal(ctx: Recorder, user: User, approval_id: int | None, sql: Any, code: 
             "VALUES (?,?,?,?, 'refused', ?, ?)",
             (query_id, approval_id, user.id, text, code, iso(ctx.now())),
         )
-        ctx.audit(conn, user, "query.refused", f"query/{query_id}", {
+        ctx.audit(conn, user, Action.QUERY_REFUSED, f"query/{query_id}", {
             "query_id": query_id, "approval_id": approval_id, "sql": text,
             "code": code, "message": message, "position": position,
         })
@@ -169,7 +170,7 @@ def failure(ctx: Recorder, user: User, approval_id: int, query_id: str, start_se
 
     def record(conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE queries SET error_code = ? WHERE id = ?", (code, query_id))
-        ctx.audit(conn, user, "query.failed", f"query/{query_id}", {
+        ctx.audit(conn, user, Action.QUERY_FAILED, f"query/{query_id}", {
             "query_id": query_id, "approval_id": approval_id, "start_seq": start_seq, "code": code,
         })
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from audit_log.actions import Action
 from sandbox.store.context import Context
 from sandbox.store.workspace import transaction
 
@@ -41,7 +42,7 @@ def rotate_master_key(sb: Context, actor: User | None = None, *, destroy_retired
         new_id = sb.keyring.master_key_id
         for row, wrapped in zip(rows, rewrapped, strict=True):
             conn.execute("UPDATE dataset_versions SET wrapped_key = ? WHERE id = ?", (wrapped, row["id"]))
-        sb.audit(conn, actor, "key.master_rotated", "key/master", {
+        sb.audit(conn, actor, Action.KEY_MASTER_ROTATED, "key/master", {
             "old_key_id": old_id, "new_key_id": new_id, "data_keys_rewrapped": len(rows),
         })
     destroyed: list[str] = []

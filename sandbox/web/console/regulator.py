@@ -19,6 +19,7 @@ from flask import Blueprint, render_template, request
 from flask_babel import gettext as _
 
 import audit_log.store as audit_store
+from audit_log.actions import Action
 from audit_log.checkpoint import Note, load_log_keys, open_checkpoint, tree_hash_for_keys
 from audit_log.errors import AuditError, VerificationError
 from audit_log.receipt import Receipt, verify_receipt
@@ -230,7 +231,7 @@ def trace_receipt(sb: Sandbox, user, data: Any) -> dict[str, Any]:
     if not jurisdiction.entry_visible(conn, user, entry):  # 第五条: outside the district reads like missing
         raise AuditError(_("The log has no entry %(seq)s.", seq=rec.log_index))
     details = entry.get("details") or {}
-    if entry.get("action") != "query.released" or details.get("query_id") != rec.query_id:
+    if entry.get("action") != Action.QUERY_RELEASED or details.get("query_id") != rec.query_id:
         raise AuditError(_("Entry %(seq)s is not the release of %(query)s.", seq=rec.log_index, query=rec.query_id))
     approval = None
     approval_id = details.get("approval_id")
