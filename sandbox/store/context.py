@@ -9,6 +9,7 @@ never imports the service above it.
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 import threading
 from typing import Any
@@ -84,7 +85,7 @@ class Context:
 
     def issue_checkpoint(self) -> str:
         """Sign the current tree head (idempotent when nothing was appended since)."""
-        return audit_store.issue_checkpoint(self.conn(), self.keyring.log_signer(), self.log_origin, self.now())
+        return issue_checkpoint(self.ws, self.conn(), self.now(), ring=self.keyring)
 
 
 def open_keyring(ws: Workspace) -> keys.KeyRing:
@@ -96,3 +97,12 @@ def open_keyring(ws: Workspace) -> keys.KeyRing:
         raise
     except keys.KeysError as err:
         raise WorkspaceError(str(err), code="profile_mismatch") from None
+
+
+def issue_checkpoint(ws: Workspace, conn: sqlite3.Connection, now: dt.datetime,
+                     ring: keys.KeyRing | None = None) -> str:
+    """Sign the log's current tree head with the workspace's log key, under its origin: the
+    one way every caller (server, CLI export and trace, witness, backup) issues a checkpoint.
+    ``ring`` is the already open key ring, if the caller has one."""
+    ring = ring if ring is not None else open_keyring(ws)
+    return audit_store.issue_checkpoint(conn, ring.log_signer(), workspace_log_origin(conn), now)
