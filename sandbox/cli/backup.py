@@ -14,7 +14,8 @@ import click
 
 from sandbox.cli.options import DATA_DIR, JSON
 from sandbox.errors import SandboxError
-from sandbox.store.backup import backup, restore
+from sandbox.store.backup import backup
+from sandbox.store.restore import restore
 
 
 def _fail(err: SandboxError, as_json: bool) -> None:
