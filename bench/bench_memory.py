@@ -133,7 +133,7 @@ def measure(args, code: Path, env: dict, ws: Path, meta: dict, phase: str) -> di
     port = free_port()
     log = open(ws / "serve.log", "w")
     t0 = time.perf_counter()
-    server = subprocess.Popen([PY, "-c", "from sandbox.cli import main; main()", "serve", "--data-dir", str(ws),
+    server = subprocess.Popen([PY, "-c", "from sandbox.cli.main import main; main()", "serve", "--data-dir", str(ws),
                                "--port", str(port), "--engine-workers", "2"],
                               env=env, cwd=code, stdout=log, stderr=subprocess.STDOUT)
     sampler = Sampler(server.pid)

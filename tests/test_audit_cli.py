@@ -210,7 +210,7 @@ def test_witness_following_a_server_by_url(ws, tmp_path, monkeypatch):
     """--url mode: checkpoint and consistency proof come from the HTTP API's JSON shapes."""
     import base64
 
-    import sandbox.cli.audit as cli_audit
+    import sandbox.cli.witness as cli_witness
     from sandbox.store.workspace import Workspace, transaction
 
     root, _ = ws
@@ -235,7 +235,7 @@ def test_witness_following_a_server_by_url(ws, tmp_path, monkeypatch):
         finally:
             conn.close()
 
-    monkeypatch.setattr(cli_audit, "_fetch_json", fake_fetch)
+    monkeypatch.setattr(cli_witness, "_fetch_json", fake_fetch)
     key = tmp_path / "key.pem"
     key.write_text(run("keys", "public", "--data-dir", root).stdout)
     state = tmp_path / "regulator"

@@ -19,7 +19,9 @@ import keys
 from audit_log.replay import read_jsonl
 from sandbox.cli.backup import backup_command, restore_command
 from sandbox.service.query_service import Sandbox
-from sandbox.store.backup import BackupError, backup, read_manifest, restore
+from sandbox.store.backup import backup
+from sandbox.store.backup_archive import BackupError, read_manifest
+from sandbox.store.restore import restore
 from sandbox.store.users import find_user
 from sandbox.store.workspace import Workspace
 from tests.conftest import DEMO_ROWS, bearer

@@ -457,7 +457,8 @@ def test_sigkill_during_a_backup_is_refused_and_a_complete_backup_restores(
     assert refused == {"ok": False, "code": "truncated_archive", "error": refused["error"]}
     assert tree_digest(victim) == before
     # truncated copies of the complete one too: empty, header only, half, one byte short
-    from sandbox.store.backup import BackupError, read_manifest, restore
+    from sandbox.store.backup_archive import BackupError, read_manifest
+    from sandbox.store.restore import restore
 
     whole = out.read_bytes()
     for n, code in ((0, "bad_archive"), (100, "truncated_archive"),

@@ -1,4 +1,4 @@
-"""``sandbox backup OUT`` and ``sandbox restore IN`` (added to the main CLI by ``sandbox.cli``).
+"""``sandbox backup OUT`` and ``sandbox restore IN`` (added to the root group by ``sandbox.cli.main``).
 
 Exit codes: 0 ok, 1 failure (refused, damaged archive, log does not verify), 2 usage.
 """
@@ -12,9 +12,10 @@ from pathlib import Path
 
 import click
 
-from sandbox.cli.audit import DATA_DIR, JSON
+from sandbox.cli.options import DATA_DIR, JSON
 from sandbox.errors import SandboxError
-from sandbox.store.backup import backup, restore
+from sandbox.store.backup import backup
+from sandbox.store.restore import restore
 
 
 def _fail(err: SandboxError, as_json: bool) -> None:

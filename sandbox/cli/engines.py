@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from sandbox.cli.audit import DATA_DIR
+from sandbox.cli.options import DATA_DIR, json_flag
 from sandbox.clock import utc_now
 from sandbox.engine.embedded import Engine
 from sandbox.engine.routing import declared_engine, engine_of, load_config
@@ -37,7 +37,7 @@ def _open(data_dir: Path | None):
 
 @engines_group.command("list")
 @DATA_DIR
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_flag("Print JSON.")
 def engines_list(data_dir: Path | None, as_json: bool) -> None:
     """Each engine, its connection and the datasets it answers for."""
 
@@ -63,7 +63,7 @@ def engines_list(data_dir: Path | None, as_json: bool) -> None:
 @engines_group.command("check")
 @DATA_DIR
 @click.option("--engine", "only", type=click.Choice(["duckdb", "spark"]), default=None, help="Check one engine.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_flag("Print JSON.")
 def engines_check(data_dir: Path | None, only: str | None, as_json: bool) -> None:
     """Start each engine, verify its lockdown and run SELECT 1; exit 1 if one fails."""
 

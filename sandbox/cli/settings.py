@@ -12,8 +12,7 @@ from pathlib import Path
 
 import click
 
-from sandbox.cli.audit import DATA_DIR
-from sandbox.cli.auth import TOKEN, authenticate, require_role
+from sandbox.cli.options import DATA_DIR, TOKEN, authenticate, json_flag, require_role
 from sandbox.errors import SandboxError
 from sandbox.governance import operator_settings
 from sandbox.service.query_service import Sandbox
@@ -27,7 +26,7 @@ def settings_group() -> None:
 
 @settings_group.command("list")
 @DATA_DIR
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_flag("Print JSON.")
 def settings_list(data_dir: Path | None, as_json: bool) -> None:
     """Every setting with its current value, its default and what it does."""
 

@@ -7,13 +7,11 @@ for 8 s after ``interrupt()``). Inside the server process neither can be enforce
 worker process can: the parent watches each query's wall clock and the worker's resident
 memory and, on a breach, kills the worker (SIGKILL) and starts a replacement.
 
-Each worker holds its own :class:`~sandbox.engine.embedded.Engine` (its file access limited to the
-engine files' directory), :class:`TableCache` (opened on the workspace key ring, as the
-server does; it holds keys and file names, not decrypted tables: docs/decisions/0013) and
-:class:`KeepColumns`, kept across requests.
-A request (:class:`EngineRequest`, plain data) goes down a pipe; the worker reports each
-engine call as it starts (``("phase", timeout)``) so table loading is timed apart from the
-query, and the exact result comes back as Arrow IPC bytes.
+Each worker (``sandbox.engine.worker``) keeps its engine, table cache and kept columns
+across requests. A request (:class:`EngineRequest`, plain data) goes down a pipe
+(``sandbox.engine.worker_protocol``); the worker reports each engine call as it starts
+(``("phase", timeout)``) so table loading is timed apart from the query, and the exact
+result comes back as Arrow IPC bytes.
 
 Failures keep :meth:`InProcessExecutor.run`'s contract: :class:`EngineFailure` with a
 stable code and a generic message, never engine text (SECURITY). The service charges
@@ -24,11 +22,9 @@ charged); :class:`EngineBusy` is raised before any worker saw the query and is n
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import multiprocessing
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -39,17 +35,15 @@ from typing import Any, cast
 
 import pyarrow as pa
 
-import keys
-from sandbox.engine.embedded import Engine, EngineLimits
-from sandbox.engine.execution import EngineRequest, KeepColumns, execute
-from sandbox.engine.tables import TableCache
+from sandbox.engine.embedded import EngineLimits
+from sandbox.engine.execution import EngineRequest
+from sandbox.engine.worker import worker_main
+from sandbox.engine.worker_protocol import GENERIC, from_ipc, rebuild
 from sandbox.errors import EngineFailure, SandboxError
-from sandbox.governance.datasets import DatasetVersion, engine_dir
-from sandbox.store.context import KeyringDecryptor
+from sandbox.governance.datasets import DatasetVersion
 
 log = logging.getLogger(__name__)
 
-GENERIC = "the query could not be executed by the engine"
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
@@ -287,7 +281,7 @@ class EnginePool:
     def _spawn(self) -> _Worker:
         parent_end, child_end = self._ctx.Pipe(duplex=True)
         with self._spawn_lock:
-            process = self._ctx.Process(target=_worker_main, args=(child_end, *self._args, os.getpid()),
+            process = self._ctx.Process(target=worker_main, args=(child_end, *self._args, os.getpid()),
                                         name="sandbox-engine", daemon=True)
             process.start()
         child_end.close()
@@ -327,11 +321,11 @@ class EnginePool:
                 ready = w.conn.poll(max(0.0, min(s.poll_seconds, deadline - time.monotonic())))
                 msg: tuple[Any, ...] = w.conn.recv() if ready else ("wait",)
                 if msg[0] == "ok":
-                    return _from_ipc(w.conn.recv_bytes())
+                    return from_ipc(w.conn.recv_bytes())
             except (EOFError, OSError):  # crashed, OOM-killed, or killed by close()
                 raise _Killed("it stopped unexpectedly", EngineFailure(GENERIC)) from None
             if msg[0] == "error":
-                raise _rebuild(*msg[1:])
+                raise rebuild(*msg[1:])
             if msg[0] == "phase":
                 timeout = float(msg[1])
                 deadline = time.monotonic() + timeout + s.grace_seconds
@@ -369,17 +363,6 @@ def _await_ready(w: _Worker, timeout: float) -> None:
         raise SandboxError(f"an engine worker could not start: {msg[1]}", code="engine_start", status=500)
 
 
-def _rebuild(module: str | None, name: str | None, code: str, message: str, status: int) -> SandboxError:
-    """The worker's SandboxError as the caller would have seen it in process."""
-    if module and name:
-        cls = getattr(importlib.import_module(module), name, None)
-        if isinstance(cls, type) and issubclass(cls, SandboxError):
-            err = cls.__new__(cls)
-            SandboxError.__init__(err, message, code=code, status=status)
-            return err
-    return EngineFailure(GENERIC)
-
-
 def _rss(pid: int) -> int:
     """Resident bytes of ``pid`` (0 where /proc is missing: no memory limit there)."""
     try:
@@ -394,84 +377,3 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 def _human(n: int) -> str:
     return f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.3g} MiB"
-
-
-def _to_ipc(table: pa.Table) -> pa.Buffer:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
-
-
-def _from_ipc(data: bytes) -> pa.Table:
-    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
-
-
-# -- the worker process ---------------------------------------------------------------
-class _ReportingEngine:
-    """The worker's engine, telling the parent when each engine call starts and its timeout."""
-
-    def __init__(self, engine: Engine, conn: Connection):
-        self.engine = engine
-        self.limits = engine.limits
-        self._conn = conn
-
-    def execute(self, sql: str, tables: Any, *, timeout_seconds: float | None = None) -> pa.Table:
-        timeout = self.limits.timeout_seconds if timeout_seconds is None else timeout_seconds
-        self._conn.send(("phase", timeout))
-        return self.engine.execute(sql, tables, timeout_seconds=timeout)
-
-
-def _worker_main(conn: Connection, data_dir: str, keys_dir: str | None, limits: EngineLimits,
-                 resident_bytes: int, parent_pid: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's; it stops us
-    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
-    try:
-        engine = Engine(limits, engine_dir(Path(data_dir)))
-        # The same key ring and decryptor as the server's (sandbox.service.query_service), in this process.
-        decryptor = KeyringDecryptor(keys.KeyRing.open_or_create(Path(keys_dir))) if keys_dir else None
-        cache = TableCache(Path(data_dir), decryptor, resident_bytes=resident_bytes)
-        keep = KeepColumns()
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which refuses to start
-        conn.send(("fatal", str(exc) if isinstance(exc, SandboxError) else type(exc).__name__))
-        return
-    conn.send(("ready", os.getpid()))
-    reporting = cast(Engine, _ReportingEngine(engine, conn))
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg is None:
-            return
-        if isinstance(msg, tuple) and msg[0] == "warm":
-            _warm(cache, msg[1])
-            continue
-        try:
-            buf = _to_ipc(execute(reporting, cache, keep, msg))
-        except SandboxError as err:
-            conn.send(("error", type(err).__module__, type(err).__qualname__, err.code, err.message,
-                       err.http_status))
-            continue
-        except Exception as exc:  # noqa: BLE001 - SECURITY: class name only, the text may hold data
-            log.warning("engine worker error %s", type(exc).__name__)
-            conn.send(("error", None, None, "", "", 500))
-            continue
-        conn.send(("ok",))
-        conn.send_bytes(buf)
-
-
-def _warm(cache: TableCache, versions: list[DatasetVersion]) -> None:
-    for v in versions:
-        try:
-            cache.source(v)
-        except Exception as exc:  # noqa: BLE001 - a query on it will report the failure
-            log.warning("engine worker could not preload %s: %s", v.name, type(exc).__name__)
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """Leave as soon as the server is gone, even in the middle of a query."""
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != parent_pid:
-            os._exit(0)

@@ -1,5 +1,6 @@
-"""Online, consistent, integrity-checked backup and restore of a workspace (issue 8;
-第二十四条: disaster recovery).
+"""Online, consistent, integrity-checked backup of a workspace (issue 8; 第二十四条:
+disaster recovery). The archive's format: ``sandbox.store.backup_archive``; restoring it:
+``sandbox.store.restore``.
 
 Backup (safe while ``sandbox serve`` runs):
 
@@ -14,60 +15,42 @@ Backup (safe while ``sandbox serve`` runs):
    and size of every file, the audit log size, the latest signed checkpoint (Ed25519 or
    SM2) and the per-approval ledger sums, into a tar.gz written atomically with mode 0600
    (it holds the key ring).
-
-Restore refuses a non-empty target without ``force`` (the old folder is then moved aside,
-never deleted), extracts only regular files the manifest lists (no links, no absolute or
-``..`` paths), checks every hash, then verifies the restored audit log against the signed
-checkpoint (``audit_log.verify_file``) and replays it against the restored ledger
-(``audit_log.replay`` / ``compare_with_ledger``). Only then does the staged folder take the
-target's place.
-
-SECURITY: the manifest is an integrity check against corruption, not a signature; to detect
-a forged archive, pass the log's public key obtained out of band (``--public-key``): the
-restored log must then verify under that key.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import logging
 import os
 import shutil
 import socket
 import sqlite3
-import tarfile
 import tempfile
-import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import audit_log.store as audit_store
 import keys
-from audit_log.errors import AuditError, VerificationError
-from audit_log.replay import compare_with_ledger, read_jsonl, replay
-from audit_log.verify import verify_file
+from audit_log.errors import AuditError
+from audit_log.store import StoredCheckpoint
 from sandbox.errors import SandboxError
+from sandbox.store.backup_archive import (
+    FORMAT,
+    BackupError,
+    file_entries,
+    write_archive,
+)
+from sandbox.store.context import issue_checkpoint
 from sandbox.store.ledger_sums import approval_sums
-from sandbox.store.workspace import DB_NAME, Workspace, connect, resolve_data_dir
-from sandbox.store.workspace import log_origin as _log_origin
+from sandbox.store.workspace import DB_NAME, Workspace, connect
 
 log = logging.getLogger(__name__)
 
-FORMAT = "data-sandbox-backup/1"
-MANIFEST = "manifest.json"
 SKIPPED = {DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal"}
-CHUNK = 1 << 20
 SCRATCH_PREFIX = ".sandbox-backup-"
 SCRATCH_OWNER = "owner.json"
-
-
-class BackupError(SandboxError):
-    code = "backup_failed"
-    http_status = 500
 
 
 @dataclass(frozen=True)
@@ -80,38 +63,21 @@ class BackupReport:
 
 
 @dataclass(frozen=True)
-class RestoreReport:
-    path: Path
-    files: int
+class _StoreFacts:
+    """What the manifest records of the store snapshot."""
+
+    checkpoint: StoredCheckpoint | None
     audit_size: int
-    checkpoint_size: int | None
-    verified_with: str
-    moved_aside: Path | None = None
-    ledger_differences: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _file_hasher(name: str) -> Any:
-    """A streaming hash object: ``sha256``, or ``sm3`` (the ``sm`` profile's file hash)."""
-    if name == "sm3":
-        return keys.sm3_stream()
-    return hashlib.sha256()
-
-
-def _hash_file(path: Path, name: str = "sha256") -> str:
-    h = _file_hasher(name)
-    with open(path, "rb") as fh:
-        while block := fh.read(CHUNK):
-            h.update(block)
-    return str(h.hexdigest())
+    ledger: dict[str, tuple[float, float]]
+    schema: int
 
 
 def _sign_checkpoint(ws: Workspace, conn: sqlite3.Connection, now: datetime) -> None:
     """Cover the whole live log with a signed checkpoint (idempotent if nothing changed)."""
 
     try:
-        ring = keys.KeyRing.open_or_create(ws.keys_dir, profile=ws.crypto_profile())
-        audit_store.issue_checkpoint(conn, ring.log_signer(), _log_origin(conn), now)
-    except (keys.KeysError, AuditError) as err:
+        issue_checkpoint(ws, conn, now)
+    except (keys.KeysError, AuditError, SandboxError) as err:
         raise BackupError(
             f"cannot sign a checkpoint before the backup: {err}", code="checkpoint_failed"
         ) from None
@@ -130,6 +96,28 @@ def _snapshot(ws: Workspace, dest: Path, now: datetime, sign: bool) -> None:
             dst.close()
     finally:
         src.close()
+
+
+def _snapshot_facts(ws: Workspace, snap: Path, now: datetime, sign: bool) -> _StoreFacts:
+    """Read the snapshot's log size, checkpoint, ledger sums and schema version."""
+
+    conn = connect(snap)
+    try:
+        if sign:
+            # Entries appended between the live checkpoint and the copy are in the copy:
+            # sign the copy's own tree head so the whole backed-up log is covered.
+            _sign_checkpoint(ws, conn, now)
+        facts = _StoreFacts(
+            audit_store.latest_stored_checkpoint(conn),
+            audit_store.size(conn),
+            approval_sums(conn),
+            int(conn.execute("PRAGMA user_version").fetchone()[0]),
+        )
+    finally:
+        conn.close()
+    for suffix in ("-wal", "-shm"):
+        Path(str(snap) + suffix).unlink(missing_ok=True)
+    return facts
 
 
 def _claim_scratch(scratch: Path) -> None:
@@ -184,6 +172,25 @@ def _workspace_files(root: Path) -> list[tuple[str, Path]]:
     return out
 
 
+def _manifest(
+    ws: Workspace, facts: _StoreFacts, entries: dict[str, dict[str, Any]], now: datetime
+) -> dict[str, Any]:
+    stored = facts.checkpoint
+    return {
+        "format": FORMAT,
+        "created_at": now.isoformat().replace("+00:00", "Z"),
+        "source": str(ws.root),
+        "schema_version": facts.schema,
+        "files": entries,
+        "audit": {
+            "size": facts.audit_size,
+            "checkpoint": None if stored is None else stored.note,
+            "checkpoint_size": None if stored is None else stored.tree_size,
+        },
+        "ledger": {k: {"epsilon": e, "delta": d} for k, (e, d) in facts.ledger.items()},
+    }
+
+
 def backup(
     data_dir: str | os.PathLike[str] | None,
     out: str | os.PathLike[str],
@@ -203,273 +210,18 @@ def backup(
         _claim_scratch(Path(tmp))
         snap = Path(tmp) / DB_NAME
         _snapshot(ws, snap, now, sign_checkpoint)
-        conn = connect(snap)
-        try:
-            if sign_checkpoint:
-                # Entries appended between the live checkpoint and the copy are in the copy:
-                # sign the copy's own tree head so the whole backed-up log is covered.
-                _sign_checkpoint(ws, conn, now)
-            stored = audit_store.latest_stored_checkpoint(conn)
-            audit_size = audit_store.size(conn)
-            sums = approval_sums(conn)
-            schema = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        finally:
-            conn.close()
-        for suffix in ("-wal", "-shm"):
-            Path(str(snap) + suffix).unlink(missing_ok=True)
+        facts = _snapshot_facts(ws, snap, now, sign_checkpoint)
         files = [(DB_NAME, snap), *_workspace_files(ws.root)]
-        file_hash = "sm3" if ws.crypto_profile() == "sm" else "sha256"
-        entries: dict[str, dict[str, Any]] = {
-            rel: {
-                file_hash: _hash_file(p, file_hash),
-                "size": p.stat().st_size,
-                "mode": f"{p.stat().st_mode & 0o777:o}",
-            }
-            for rel, p in files
-        }
-        manifest = {
-            "format": FORMAT,
-            "created_at": now.isoformat().replace("+00:00", "Z"),
-            "source": str(ws.root),
-            "schema_version": schema,
-            "files": entries,
-            "audit": {
-                "size": audit_size,
-                "checkpoint": None if stored is None else stored.note,
-                "checkpoint_size": None if stored is None else stored.tree_size,
-            },
-            "ledger": {k: {"epsilon": e, "delta": d} for k, (e, d) in sums.items()},
-        }
+        entries = file_entries(files, "sm3" if ws.crypto_profile() == "sm" else "sha256")
         partial = Path(tmp) / "backup.tar.gz"
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
-            blob = json.dumps(manifest, indent=1, ensure_ascii=False).encode()
-            info = tarfile.TarInfo(MANIFEST)
-            info.size, info.mode, info.mtime = len(blob), 0o600, int(now.timestamp())
-            tar.addfile(info, io.BytesIO(blob))
-            for rel, path in files:
-                tar.add(path, arcname=rel, recursive=False)
-            tar.close()
-            raw.flush()
-            os.fsync(raw.fileno())
+        write_archive(partial, _manifest(ws, facts, entries, now), files, now)
         os.replace(partial, out_path)  # atomic: a reader never sees a half-written backup
     total = sum(e["size"] for e in entries.values())
     log.info(
-        "backup of %s: %d files, %d bytes, audit size %d", ws.root, len(entries), total, audit_size
+        "backup of %s: %d files, %d bytes, audit size %d",
+        ws.root, len(entries), total, facts.audit_size,
     )
+    stored = facts.checkpoint
     return BackupReport(
-        out_path, len(entries), total, audit_size, None if stored is None else stored.tree_size
-    )
-
-
-# -- restore ----------------------------------------------------------------------------------
-def _safe_name(name: str) -> str:
-    """SECURITY: reject absolute paths, ``..`` and odd names (path traversal from an archive)."""
-    p = PurePosixPath(name)
-    if (
-        p.is_absolute()
-        or not p.parts
-        or any(part in ("..", ".", "") for part in p.parts)
-        or "\\" in name
-    ):
-        raise BackupError(f"unsafe path in the archive: {name!r}", code="unsafe_archive")
-    return p.as_posix()
-
-
-def read_manifest(archive: str | os.PathLike[str]) -> dict[str, Any]:
-    with tarfile.open(archive, mode="r:*") as tar:
-        member = tar.getmember(MANIFEST)
-        fh = tar.extractfile(member)
-        if fh is None:
-            raise BackupError("the manifest is not a file", code="bad_manifest")
-        manifest = json.loads(fh.read())
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BackupError(f"not a {FORMAT} archive", code="bad_manifest")
-    return manifest
-
-
-def _extract(archive: Path, staging: Path, manifest: dict[str, Any]) -> int:
-    expected: dict[str, dict[str, Any]] = manifest["files"]
-    seen: set[str] = set()
-    with tarfile.open(archive, mode="r:*") as tar:
-        for member in tar:
-            name = _safe_name(member.name)
-            if name == MANIFEST:
-                continue
-            if not member.isfile():
-                raise BackupError(f"{name!r} is not a regular file", code="unsafe_archive")
-            if name not in expected or name in seen:
-                raise BackupError(
-                    f"{name!r} is not listed in the manifest (or listed twice)", code="bad_manifest"
-                )
-            target = staging / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            file_hash = "sm3" if "sm3" in expected[name] else "sha256"
-            h = _file_hasher(file_hash)
-            src = tar.extractfile(member)
-            assert src is not None
-            mode = int(str(expected[name].get("mode", "600")), 8) & 0o777
-            if name.startswith("keys/"):
-                mode &= 0o700  # SECURITY: key material stays private whatever the archive says
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-            os.chmod(fd, mode)  # not narrowed by the umask: the key ring checks exact modes
-            with os.fdopen(fd, "wb") as dst:
-                while block := src.read(CHUNK):
-                    h.update(block)
-                    dst.write(block)
-            if h.hexdigest() != expected[name][file_hash]:
-                raise BackupError(
-                    f"{name}: {file_hash.upper()} does not match the manifest",
-                    code="hash_mismatch",
-                )
-            seen.add(name)
-        # Read to the end of the compressed stream: gzip checks its CRC and length only
-        # there, so an archive cut inside its trailing padding is refused too.
-        if tar.fileobj is not None:
-            while tar.fileobj.read(CHUNK):
-                pass
-    missing = set(expected) - seen
-    if missing:
-        raise BackupError(
-            f"files missing from the archive: {sorted(missing)}", code="missing_files"
-        )
-    if (staging / "keys").is_dir():
-        os.chmod(staging / "keys", 0o700)
-    return len(seen)
-
-
-def _log_public_keys(staging: Path) -> list[str]:
-    ring = keys.KeyRing.open_or_create(staging / "keys")
-    return [info.pem() for info in ring.log_public_keys()]
-
-
-def verify_workspace_log(
-    root: Path,
-    manifest: dict[str, Any],
-    public_keys: list[str] | None = None,
-) -> tuple[int, list[dict[str, Any]], str]:
-    """Verify a workspace's audit log against the manifest's signed checkpoint and replay it
-    against its ledger. Returns (log size, ledger differences, which keys were used)."""
-    with tempfile.TemporaryDirectory(prefix=".sandbox-verify-") as tmp:
-        conn = connect(root / DB_NAME)
-        try:
-            exported = audit_store.export_jsonl(conn, Path(tmp) / "audit.jsonl")
-            sums = approval_sums(conn)
-        finally:
-            conn.close()
-        if exported.entries != manifest["audit"]["size"]:
-            raise BackupError(
-                f"the restored log has {exported.entries} entries, the manifest "
-                f"{manifest['audit']['size']}",
-                code="log_size_mismatch",
-            )
-        checkpoints = [str(exported.checkpoint_path)] if exported.checkpoint_path else []
-        if manifest["audit"].get("checkpoint"):
-            cp = Path(tmp) / "manifest.checkpoint"
-            cp.write_text(manifest["audit"]["checkpoint"], encoding="utf-8")
-            checkpoints.append(str(cp))
-        if not checkpoints and exported.entries:
-            raise BackupError(
-                "the backup holds no signed checkpoint to verify the log against",
-                code="no_checkpoint",
-            )
-        verified_with = "the public key given" if public_keys else "the key ring in the backup"
-        pems = public_keys or _log_public_keys(root)
-        if exported.entries:
-            try:
-                report = verify_file(exported.path, pems, checkpoints)
-            except VerificationError as err:
-                raise BackupError(
-                    f"the restored audit log does not verify: {err.kind} at seq {err.seq}: "
-                    f"{err.message}",
-                    code="log_invalid",
-                ) from None
-            if report.unsigned_tail:
-                raise BackupError(
-                    f"{report.unsigned_tail} entries are not covered by the checkpoint",
-                    code="log_unsigned_tail",
-                )
-        replayed = replay(read_jsonl(exported.path))
-        differences = compare_with_ledger(replayed, sums)
-        if replayed["inconsistencies"] or differences:
-            raise BackupError(
-                f"the ledger does not equal the logged charges: "
-                f"{(replayed['inconsistencies'] + differences)[:3]}",
-                code="ledger_mismatch",
-            )
-        return exported.entries, differences, verified_with
-
-
-def _unreadable(archive: Path, err: BaseException) -> BackupError:
-    """A clear refusal for an archive that cannot be read to its end.
-
-    ``EOFError`` (gzip: "Compressed file ended before the end-of-stream marker") means the
-    file was cut short, typically a copy of an interrupted backup; it must not escape as a
-    bare ``EOFError``, which click reports as "Aborted!".
-    """
-    if isinstance(err, EOFError) or "unexpected end of data" in str(err):
-        return BackupError(
-            f"{archive} is truncated (the archive ends before its end-of-stream marker: an "
-            f"interrupted or partial backup); nothing was restored",
-            code="truncated_archive",
-        )
-    return BackupError(
-        f"cannot read {archive}: {str(err) or type(err).__name__} (damaged or not a backup); "
-        f"nothing was restored",
-        code="bad_archive",
-    )
-
-
-def restore(
-    archive: str | os.PathLike[str],
-    data_dir: str | os.PathLike[str] | None,
-    *,
-    force: bool = False,
-    public_keys: list[str] | None = None,
-    now: datetime | None = None,
-) -> RestoreReport:
-    """Restore ``archive`` into ``data_dir`` after checking hashes, the log and the ledger."""
-
-    now = now or datetime.now(UTC)
-    archive_path = Path(archive).expanduser().resolve()
-    target = resolve_data_dir(data_dir)
-    if target.exists() and not target.is_dir():
-        raise BackupError(f"{target} is not a folder", code="bad_target")
-    if target.exists() and any(target.iterdir()) and not force:
-        raise BackupError(
-            f"{target} is not empty; pass --force to replace it (it is moved aside, not deleted)",
-            code="target_not_empty",
-        )
-    try:
-        manifest = read_manifest(archive_path)
-    except (tarfile.TarError, KeyError, ValueError, OSError, EOFError, zlib.error) as err:
-        raise _unreadable(archive_path, err) from None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.restore-", dir=target.parent))
-    try:
-        try:
-            files = _extract(archive_path, staging, manifest)
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
-            raise _unreadable(archive_path, err) from None
-        size, differences, verified_with = verify_workspace_log(staging, manifest, public_keys)
-        Workspace.open(staging)  # refuses a schema newer than this release; applies migrations
-        moved = None
-        if target.exists():
-            if any(target.iterdir()):
-                moved = target.with_name(f"{target.name}.replaced-{now.strftime('%Y%m%dT%H%M%SZ')}")
-                os.replace(target, moved)
-            else:
-                target.rmdir()
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return RestoreReport(
-        target,
-        files,
-        size,
-        manifest["audit"].get("checkpoint_size"),
-        verified_with,
-        moved,
-        differences,
+        out_path, len(entries), total, facts.audit_size, None if stored is None else stored.tree_size
     )
