@@ -238,6 +238,41 @@ def _with_clamp(col: ColumnDraft, clamp: dict[str, Any]) -> ColumnDraft:
     return replace(col, bounds=(convert(lo), convert(hi)), notes=(*col.notes, note))
 
 
+def _draft_column(table: pa.Table, col_name: str, unit: str, units: int) -> tuple[ColumnDraft, bool]:
+    """One column's type, sensitivity, bounds and public values from the data, with the notes
+    that say why; and whether it can be a grouping (it has public values)."""
+    col = table.column(col_name)
+    ctype = policy_type(col.type)
+    notes: list[str] = []
+    kinds = sorted({f.kind for f in risk_scan.scan_column(col_name, col, "sensitive")})
+    distinct = pc.count_distinct(col).as_py()
+    sensitivity = "sensitive"
+    if col_name == unit:
+        notes.append("the privacy unit: bounding is per unit; never queryable")
+    elif kinds:
+        sensitivity = "identifier"
+        notes.append(f"the risk scan finds {', '.join(kinds)} values: identifier (never queryable)")
+    elif ctype == "text" and units >= 20 and distinct >= NAMES_UNIT_SHARE * units:
+        sensitivity = "identifier"
+        notes.append(f"{distinct:,} distinct values for {units:,} units: it names or codes the unit")
+    elif any(h in col_name.lower() for h in QI_HINTS):
+        sensitivity = "quasi_identifier"
+        notes.append("the name suggests a quasi-identifier (place, age, sex, birth, occupation…)")
+    bounds = public = max_length = None
+    if ctype == "date" and sensitivity != "identifier" and col_name != unit:
+        bounds, more = _bounds(col, ctype)
+        notes += more
+    if ctype in ("text", "int", "bool") and sensitivity != "identifier" and col_name != unit:
+        public, more = _public_values(table, col_name, unit)
+        notes += more
+    if ctype == "text" and len(col) and (pc.max(pc.utf8_length(col)).as_py() or 0) > DEFAULT_TEXT_MAX_LENGTH:
+        max_length = int(pc.max(pc.utf8_length(col)).as_py())
+        notes.append(f"longest value {max_length:,} characters (default limit {DEFAULT_TEXT_MAX_LENGTH:,})")
+    if pa.types.is_timestamp(col.type):
+        notes.append("holds times of day: the policy's date type keeps the day only")
+    return ColumnDraft(col_name, ctype, sensitivity, bounds, public, max_length, tuple(notes)), public is not None
+
+
 def draft_policy(table: pa.Table, *, name: str, owner: str = "CHANGE_ME", title: str = "",
                  tier: str = "conditional", privacy_unit: str | None = None,
                  source_notes: tuple[str, ...] = ()) -> PolicyDraft:
@@ -249,38 +284,10 @@ def draft_policy(table: pa.Table, *, name: str, owner: str = "CHANGE_ME", title:
     columns: list[ColumnDraft] = []
     groupings: list[str] = []
     for col_name in table.column_names:
-        col = table.column(col_name)
-        ctype = policy_type(col.type)
-        notes: list[str] = []
-        kinds = sorted({f.kind for f in risk_scan.scan_column(col_name, col, "sensitive")})
-        distinct = pc.count_distinct(col).as_py()
-        sensitivity = "sensitive"
-        if col_name == unit:
-            notes.append("the privacy unit: bounding is per unit; never queryable")
-        elif kinds:
-            sensitivity = "identifier"
-            notes.append(f"the risk scan finds {', '.join(kinds)} values: identifier (never queryable)")
-        elif ctype == "text" and units >= 20 and distinct >= NAMES_UNIT_SHARE * units:
-            sensitivity = "identifier"
-            notes.append(f"{distinct:,} distinct values for {units:,} units: it names or codes the unit")
-        elif any(h in col_name.lower() for h in QI_HINTS):
-            sensitivity = "quasi_identifier"
-            notes.append("the name suggests a quasi-identifier (place, age, sex, birth, occupation…)")
-        bounds = public = max_length = None
-        if ctype == "date" and sensitivity != "identifier" and col_name != unit:
-            bounds, more = _bounds(col, ctype)
-            notes += more
-        if ctype in ("text", "int", "bool") and sensitivity != "identifier" and col_name != unit:
-            public, more = _public_values(table, col_name, unit)
-            notes += more
-            if public is not None:
-                groupings.append(col_name)
-        if ctype == "text" and len(col) and (pc.max(pc.utf8_length(col)).as_py() or 0) > DEFAULT_TEXT_MAX_LENGTH:
-            max_length = int(pc.max(pc.utf8_length(col)).as_py())
-            notes.append(f"longest value {max_length:,} characters (default limit {DEFAULT_TEXT_MAX_LENGTH:,})")
-        if pa.types.is_timestamp(col.type):
-            notes.append("holds times of day: the policy's date type keeps the day only")
-        columns.append(ColumnDraft(col_name, ctype, sensitivity, bounds, public, max_length, tuple(notes)))
+        column, groupable = _draft_column(table, col_name, unit, units)
+        columns.append(column)
+        if groupable:
+            groupings.append(col_name)
     numeric = [c.name for c in columns if c.type in ("int", "float") and c.sensitivity != "identifier"
                and c.name != unit]
     report = bounding_report.build_report(
