@@ -70,6 +70,21 @@ def parse_due(value: Any, now: dt.datetime) -> str | None:
     return iso(moment)
 
 
+#: Per kind of open item with a due date: the query for those past it (``who`` answers for the
+#: item) and how the item is described. Declarative, so each kind is read the same way.
+_OVERDUE_ITEMS: Final = (
+    ("application", "SELECT id, owner_id AS who, due_at, status FROM applications WHERE status = 'pending' "
+                    "AND due_at IS NOT NULL AND due_at < ? ORDER BY due_at", "application {id} awaits a decision"),
+    ("objection", "SELECT id, respondent_id AS who, due_at, status FROM objections WHERE status = 'open' "
+                  "AND due_at IS NOT NULL AND due_at < ? ORDER BY due_at", "objection {id} awaits an answer"),
+    ("rectification", "SELECT id, owner_id AS who, due_at, status FROM rectification_orders WHERE status != 'closed' "
+                      "AND due_at < ? ORDER BY due_at", "rectification order {id} is {status}, not signed off"),
+    ("public_objection", "SELECT id, respondent_id AS who, due_at, status FROM public_objections "
+                         "WHERE status = 'open' AND due_at IS NOT NULL AND due_at < ? ORDER BY due_at",
+     "public objection {id} awaits an answer"),
+)
+
+
 def overdue(conn: sqlite3.Connection, user: User, now: dt.datetime) -> list[dict[str, Any]]:
     """Open items past their due date that ``user`` answers for or supervises: pending
     applications (their owner; regulators), open objections (regulators; the respondent),
@@ -77,26 +92,11 @@ def overdue(conn: sqlite3.Connection, user: User, now: dt.datetime) -> list[dict
     moment = iso(now)
     out: list[dict[str, Any]] = []
     reg = user.role == "regulator"
-    for r in conn.execute("SELECT id, owner_id, due_at, created_at FROM applications WHERE status = 'pending' "
-                          "AND due_at IS NOT NULL AND due_at < ? ORDER BY due_at", (moment,)):
-        if reg or r["owner_id"] == user.id:
-            out.append({"kind": "application", "id": r["id"], "due_at": r["due_at"], "owner_id": r["owner_id"],
-                        "what": f"application {r['id']} awaits a decision"})
-    for r in conn.execute("SELECT id, respondent_id, due_at FROM objections WHERE status = 'open' "
-                          "AND due_at IS NOT NULL AND due_at < ? ORDER BY due_at", (moment,)):
-        if reg or r["respondent_id"] == user.id:
-            out.append({"kind": "objection", "id": r["id"], "due_at": r["due_at"], "owner_id": r["respondent_id"],
-                        "what": f"objection {r['id']} awaits an answer"})
-    for r in conn.execute("SELECT id, owner_id, due_at, status FROM rectification_orders WHERE status != 'closed' "
-                          "AND due_at < ? ORDER BY due_at", (moment,)):
-        if reg or r["owner_id"] == user.id:
-            out.append({"kind": "rectification", "id": r["id"], "due_at": r["due_at"], "owner_id": r["owner_id"],
-                        "what": f"rectification order {r['id']} is {r['status']}, not signed off"})
-    for r in conn.execute("SELECT id, respondent_id, due_at FROM public_objections WHERE status = 'open' "
-                          "AND due_at IS NOT NULL AND due_at < ? ORDER BY due_at", (moment,)):
-        if reg or r["respondent_id"] == user.id:
-            out.append({"kind": "public_objection", "id": r["id"], "due_at": r["due_at"],
-                        "owner_id": r["respondent_id"], "what": f"public objection {r['id']} awaits an answer"})
+    for kind, sql, what in _OVERDUE_ITEMS:
+        for r in conn.execute(sql, (moment,)):
+            if reg or r["who"] == user.id:
+                out.append({"kind": kind, "id": r["id"], "due_at": r["due_at"], "owner_id": r["who"],
+                            "what": what.format(id=r["id"], status=r["status"])})
     out += [d for d in dataset_schedule(conn, now) if d["overdue"] and (reg or d["owner_id"] == user.id)]
     return out
 

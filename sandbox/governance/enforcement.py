@@ -35,29 +35,8 @@ ORDER_STATUSES: Final = ("open", "submitted", "closed")
 
 
 # -- terminations -----------------------------------------------------------------------------------
-def _termination_relations(conn: sqlite3.Connection, user: User | None, row: sqlite3.Row) -> set[str]:
-    if user is None:
-        return set()
-    rel: set[str] = set()
-    if row["target_type"] == "user":
-        if row["target_id"] == user.id:
-            rel.add("applicant")
-        if user.role == "owner" and conn.execute(
-                "SELECT 1 FROM approvals WHERE researcher_id = ? AND owner_id = ?", (row["target_id"], user.id)
-        ).fetchone():
-            rel.add("dataset_owner")
-    else:
-        approval = workflow.get_approval(conn, row["target_id"])
-        if approval is not None and approval.researcher_id == user.id:
-            rel.add("applicant")
-        if approval is not None and approval.owner_id == user.id:
-            rel.add("dataset_owner")
-    return rel
-
-
 def _termination_view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
-    target: dict[str, Any] = ({"user": username_of(conn, row["target_id"])} if row["target_type"] == "user"
-                              else {"approval_id": row["target_id"]})
+    target = suspensions.target_view(conn, row)
     return {
         "termination_id": row["id"], "target_type": row["target_type"], **target, "reason": row["reason"],
         "created_by": username_of(conn, row["created_by"]), "created_at": row["created_at"],
@@ -71,35 +50,9 @@ def terminate(sb: Context, user: User | None, body: dict[str, Any]) -> dict[str,
     """``POST /api/v1/terminations`` ``{"approval_id"|"user", "reason"}`` (owner, regulator)."""
     authz.check_role("termination.create", user)
     assert user is not None
-    if ("approval_id" in body) == ("user" in body):
-        raise BadRequest('name exactly one of "approval_id" or "user"', code="bad_target")
     conn = sb.conn()
-    target: dict[str, Any]
-    if "approval_id" in body:
-        approval = workflow.get_approval(conn, fields.ident(body["approval_id"], "approval"))
-        missing = f"no approval {body['approval_id']}"
-        if approval is None:
-            raise NotFound(missing)
-        if not organisations.in_jurisdiction(conn, user, approval.datasets):
-            raise NotFound(missing)  # a district regulator acts within their jurisdiction (第五条)
-        rel = {"dataset_owner"} if user.id in workflow.approval_owner_ids(conn, approval) else set()
-        if approval.researcher_id == user.id:
-            rel.add("applicant")
-        authz.check("termination.create", user, rel, missing=missing)
-        target_type, target_id, target = "approval", approval.id, {"approval_id": approval.id}
-    else:
-        name = body["user"]
-        target_user = find_user(conn, name) if isinstance(name, str) else None
-        missing = f"no researcher {name!r}"
-        if target_user is None:
-            raise NotFound(missing)
-        authz.check("termination.create", user, suspensions.researcher_relations(conn, user, target_user),
-                    missing=missing)
-        if not organisations.in_jurisdiction(conn, user, jurisdiction.reached_datasets(conn, "user", target_user.id)):
-            raise NotFound(missing)  # a district regulator: researchers holding an approval in its district
-        if target_user.role != "researcher":
-            raise BadRequest(f"{name!r} is not a researcher; only researchers and approvals are terminated")
-        target_type, target_id, target = "user", target_user.id, {"user": target_user.username}
+    target_type, target_id, target = suspensions.resolve_target(
+        conn, user, body, approval_action="termination.create", user_action="termination.create", verb="terminated")
     reason = fields.text(body, "reason")
     with transaction(conn):
         existing = workflow.active_termination(conn, target_type, target_id)
@@ -160,7 +113,7 @@ def list_terminations(sb: Context, user: User | None) -> list[dict[str, Any]]:
     role = authz.role_of(user)
     rows = conn.execute("SELECT * FROM terminations ORDER BY id").fetchall()
     return [_termination_view(conn, r) for r in rows
-            if authz.decide("termination.read", role, _termination_relations(conn, user, r)) == "allow"
+            if authz.decide("termination.read", role, suspensions.target_relations(conn, user, r)) == "allow"
             and organisations.in_jurisdiction(conn, user, jurisdiction.reached_datasets(conn, r["target_type"], r["target_id"]))]
 
 
@@ -168,7 +121,7 @@ def termination_visible(conn: sqlite3.Connection, user: User, termination_id: in
     """The respondent (who terminated) of a termination ``user`` may see; NotFound otherwise
     (for objections against it)."""
     row = conn.execute("SELECT * FROM terminations WHERE id = ?", (termination_id,)).fetchone()
-    if row is None or authz.decide("termination.read", user.role, _termination_relations(conn, user, row)) != "allow":
+    if row is None or authz.decide("termination.read", user.role, suspensions.target_relations(conn, user, row)) != "allow":
         raise NotFound(f"no termination {termination_id}")
     return int(row["created_by"])
 

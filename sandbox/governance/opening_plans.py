@@ -109,15 +109,11 @@ def comment(sb: Context, plan_id: Any, body: dict[str, Any], *, address: str) ->
                            code="consultation_closed", status=409)
     text = fields.text(body, "text", limit=5000)
     contact = fields.text(body, "contact", required=False, limit=200)
-    key = public_objections._address_key(sb, address)
+    key = public_objections.address_key(sb, address)
     limit = public_objections.SETTING_GROUP.get(conn, "public_objections_per_hour")
     with transaction(conn):
-        since = iso(sb.now() - dt.timedelta(hours=1))
-        recent = conn.execute("SELECT COUNT(*) FROM opening_plan_comments WHERE address_key = ? AND created_at > ?",
-                              (key, since)).fetchone()[0]
-        if recent >= limit:
-            raise SandboxError(f"at most {limit} comments per hour from one address; try again later",
-                               code="rate_limited", status=429)
+        public_objections.check_hourly_limit(conn, "opening_plan_comments", key, limit, what="comments",
+                                             now=sb.now())
         cur = conn.execute("INSERT INTO opening_plan_comments (plan_id, text, contact, address_key, created_at) "
                            "VALUES (?,?,?,?,?)", (row["id"], text, contact, key, iso(sb.now())))
         sb.audit(conn, None, Action.OPENING_PLAN_COMMENTED, f"opening_plan/{row['id']}",

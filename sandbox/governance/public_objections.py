@@ -71,11 +71,23 @@ def sniff(data: bytes) -> str | None:
     return "text/plain"
 
 
-def _address_key(sb: Context, address: str) -> str:
+def address_key(sb: Context, address: str) -> str:
     """PRIVACY: the client's address is kept only as a keyed hash (for the rate limit)."""
     secret = sb.conn().execute("SELECT value FROM settings WHERE name = 'web_secret_key'").fetchone()
     key = (secret[0] if secret else "public-objections").encode()
     return hmac.new(key, address.encode(), hashlib.sha256).hexdigest()
+
+
+def check_hourly_limit(conn: sqlite3.Connection, table: str, key: str, limit: int, *, what: str,
+                       now: dt.datetime) -> None:
+    """Refuse (429) a login-free submission when ``key``'s address filed ``limit`` rows of ``table``
+    within the last hour: one rule for public objections and opening-plan comments (第十七条)."""
+    since = iso(now - dt.timedelta(hours=1))
+    recent = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE address_key = ? AND created_at > ?",
+                          (key, since)).fetchone()[0]
+    if recent >= limit:
+        raise SandboxError(f"at most {limit} {what} per hour from one address; try again later",
+                           code="rate_limited", status=429)
 
 
 def _target(sb: Context, target_type: str, target: Any) -> tuple[int | None, str]:
@@ -134,18 +146,13 @@ def file(sb: Context, body: dict[str, Any], *, address: str) -> dict[str, Any]:
     evidence = _evidence(body.get("evidence"))
     respondent, what = _target(sb, target_type, body.get("target"))
     conn = sb.conn()
-    key = _address_key(sb, address)
+    key = address_key(sb, address)
     limit = SETTING_GROUP.get(conn, "public_objections_per_hour")
     code = "PO-" + secrets.token_hex(6).upper()
     evidence_dir = sb.ws.root / "public-evidence"
     written = []
     with transaction(conn):
-        since = iso(sb.now() - dt.timedelta(hours=1))
-        recent = conn.execute("SELECT COUNT(*) FROM public_objections WHERE address_key = ? AND created_at > ?",
-                              (key, since)).fetchone()[0]
-        if recent >= limit:
-            raise SandboxError(f"at most {limit} objections per hour from one address; try again later",
-                               code="rate_limited", status=429)
+        check_hourly_limit(conn, "public_objections", key, limit, what="objections", now=sb.now())
         stored = []
         for i, (name, data, kind) in enumerate(evidence):
             evidence_dir.mkdir(exist_ok=True)

@@ -38,15 +38,16 @@ def researcher_relations(conn: sqlite3.Connection, user: User | None, target: Us
     return rel
 
 
-def suspension_relations(conn: sqlite3.Connection, user: User | None, row: sqlite3.Row) -> set[str]:
+def target_relations(conn: sqlite3.Connection, user: User | None, row: sqlite3.Row) -> set[str]:
+    """The caller's relations to the researcher or approval a suspension or termination ``row`` names:
+    one rule for both measures, since both act on the same two kinds of target."""
     if user is None:
         return set()
     rel = set()
     if row["target_type"] == "user":
-        target = conn.execute("SELECT * FROM users WHERE id = ?", (row["target_id"],)).fetchone()
         if row["target_id"] == user.id:
             rel.add("applicant")
-        if target is not None and user.role == "owner" and _holds_approval_of(conn, target["id"], user.id):
+        if user.role == "owner" and _holds_approval_of(conn, row["target_id"], user.id):
             rel.add("dataset_owner")
     else:
         approval = workflow.get_approval(conn, row["target_id"])
@@ -54,6 +55,13 @@ def suspension_relations(conn: sqlite3.Connection, user: User | None, row: sqlit
             rel.add("applicant")
         if approval is not None and approval.owner_id == user.id:
             rel.add("dataset_owner")
+    return rel
+
+
+def suspension_relations(conn: sqlite3.Connection, user: User | None, row: sqlite3.Row) -> set[str]:
+    if user is None:
+        return set()
+    rel = target_relations(conn, user, row)
     if row["created_by"] == user.id:
         rel.add("creator")
     if row["automatic"] and "dataset_owner" in rel:
@@ -61,11 +69,47 @@ def suspension_relations(conn: sqlite3.Connection, user: User | None, row: sqlit
     return rel
 
 
+def target_view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
+    """The target of a suspension or termination ``row`` as the API shows it."""
+    return ({"user": username_of(conn, row["target_id"])} if row["target_type"] == "user"
+            else {"approval_id": row["target_id"]})
+
+
+def resolve_target(conn: sqlite3.Connection, user: User, body: dict[str, Any], *, approval_action: str,
+                   user_action: str, verb: str) -> tuple[str, int, dict[str, Any]]:
+    """Find and authorise the approval or researcher ``body`` names for a suspension or a
+    termination: ``(target_type, target_id, target)``. The same lookups, jurisdiction (第五条)
+    and hiding rules serve both, so a measure cannot reach what the other could not."""
+    if ("approval_id" in body) == ("user" in body):
+        raise BadRequest('name exactly one of "approval_id" or "user"', code="bad_target")
+    if "approval_id" in body:
+        approval = workflow.get_approval(conn, fields.ident(body["approval_id"], "approval"))
+        missing = f"no approval {body['approval_id']}"
+        if approval is None:
+            raise NotFound(missing)
+        if not organisations.in_jurisdiction(conn, user, approval.datasets):
+            raise NotFound(missing)  # a district regulator acts within their jurisdiction (第五条)
+        rel = {"dataset_owner"} if user.id in workflow.approval_owner_ids(conn, approval) else set()
+        if approval.researcher_id == user.id:
+            rel.add("applicant")
+        authz.check(approval_action, user, rel, missing=missing)
+        return "approval", approval.id, {"approval_id": approval.id}
+    authz.check_role(user_action, user)
+    name = body["user"]
+    target_user = find_user(conn, name) if isinstance(name, str) else None
+    missing = f"no researcher {name!r}"
+    if target_user is None:
+        raise NotFound(missing)
+    authz.check(user_action, user, researcher_relations(conn, user, target_user), missing=missing)
+    if not organisations.in_jurisdiction(conn, user, jurisdiction.reached_datasets(conn, "user", target_user.id)):
+        raise NotFound(missing)  # a district regulator: researchers holding an approval in its district
+    if target_user.role != "researcher":
+        raise BadRequest(f"{name!r} is not a researcher; only researchers and approvals are {verb}")
+    return "user", target_user.id, {"user": target_user.username}
+
+
 def _view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
-    target: dict[str, Any] = (
-        {"user": username_of(conn, row["target_id"])} if row["target_type"] == "user"
-        else {"approval_id": row["target_id"]}
-    )
+    target = target_view(conn, row)
     return {
         "suspension_id": row["id"], "target_type": row["target_type"], **target,
         "reason": row["reason"], "automatic": bool(row["automatic"]),
@@ -78,38 +122,11 @@ def _view(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
 def create(sb: Context, user: User | None, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /api/v1/suspensions`` ``{"approval_id"|"user", "reason"}``."""
     authz.check_role("approval.suspend", user)
-    if ("approval_id" in body) == ("user" in body):
-        raise BadRequest('name exactly one of "approval_id" or "user"', code="bad_target")
-    conn = sb.conn()
-    target: dict[str, Any]
-    if "approval_id" in body:
-        approval = workflow.get_approval(conn, fields.ident(body["approval_id"], "approval"))
-        missing = f"no approval {body['approval_id']}"
-        if approval is None:
-            raise NotFound(missing)
-        if not organisations.in_jurisdiction(conn, user, approval.datasets):
-            raise NotFound(missing)  # a district regulator acts within their jurisdiction (第五条)
-        rel = {"dataset_owner"} if user is not None and user.id in workflow.approval_owner_ids(conn, approval) else set()
-        if user is not None and approval.researcher_id == user.id:
-            rel.add("applicant")
-        authz.check("approval.suspend", user, rel, missing=missing)
-        target_type, target_id, target = "approval", approval.id, {"approval_id": approval.id}
-    else:
-        authz.check_role("researcher.suspend", user)
-        name = body["user"]
-        target_user = find_user(conn, name) if isinstance(name, str) else None
-        missing = f"no researcher {name!r}"
-        if target_user is None:
-            raise NotFound(missing)
-        authz.check("researcher.suspend", user, researcher_relations(conn, user, target_user), missing=missing)
-
-        if not organisations.in_jurisdiction(conn, user, jurisdiction.reached_datasets(conn, "user", target_user.id)):
-            raise NotFound(missing)  # a district regulator: researchers holding an approval in its district
-        if target_user.role != "researcher":
-            raise BadRequest(f"{name!r} is not a researcher; only researchers and approvals are suspended")
-        target_type, target_id, target = "user", target_user.id, {"user": target_user.username}
-    reason = fields.text(body, "reason")
     assert user is not None
+    conn = sb.conn()
+    target_type, target_id, target = resolve_target(conn, user, body, approval_action="approval.suspend",
+                                                    user_action="researcher.suspend", verb="suspended")
+    reason = fields.text(body, "reason")
     with transaction(conn):
         existing = workflow.active_suspension(conn, target_type, target_id)
         if existing is not None:
@@ -142,8 +159,7 @@ def lift(sb: Context, user: User | None, suspension_id: Any, body: dict[str, Any
         if conn.execute("SELECT lifted_at FROM suspensions WHERE id = ?", (ident,)).fetchone()[0]:
             raise conflict(f"suspension {ident} was already lifted")
         workflow.lift(conn, ident, reason, by=user, now=sb.now)
-        target = ({"user": username_of(conn, row["target_id"])} if row["target_type"] == "user"
-                  else {"approval_id": row["target_id"]})
+        target = target_view(conn, row)
         sb.audit(conn, user, Action.SUSPENSION_LIFTED, f"suspension/{ident}", {
             "suspension_id": ident, "target_type": row["target_type"], **target, "reason": reason,
         })

@@ -296,6 +296,20 @@ SETTINGS: Final[dict[str, Setting]] = SETTING_GROUP.settings
 OUT_OF_SCOPE_CODES: Final = ("out_of_scope", "identifier_column", "invalid_sql_text")
 
 
+def _counted_refusals(conn: sqlite3.Connection, user_id: int, since: str) -> int:
+    """The out-of-scope and identifier refusals of ``user_id`` since ``since`` and after their last
+    reinstatement: the one count both the automatic suspension and its warning use."""
+    last_lift = conn.execute(
+        "SELECT MAX(lifted_at) FROM suspensions WHERE target_type = 'user' AND target_id = ?", (user_id,)
+    ).fetchone()[0]
+    placeholders = ",".join("?" * len(OUT_OF_SCOPE_CODES))
+    return int(conn.execute(
+        f"SELECT COUNT(*) FROM queries WHERE user_id = ? AND status = 'refused' AND error_code IN ({placeholders}) "
+        "AND created_at >= ? AND created_at > ?",
+        (user_id, *OUT_OF_SCOPE_CODES, since, last_lift or ""),
+    ).fetchone()[0])
+
+
 def after_refusal(conn: sqlite3.Connection, user: User, code: str, *, now: Clock, audit: AuditFn) -> int | None:
     """Hook run inside the refusal's transaction (第二十六条: use outside the scenario ends service).
 
@@ -312,15 +326,7 @@ def after_refusal(conn: sqlite3.Connection, user: User, code: str, *, now: Clock
     moment = now()
     window = SETTING_GROUP.get(conn, "auto_suspend_window_minutes")
     since = iso(moment - dt.timedelta(minutes=window))
-    last_lift = conn.execute(
-        "SELECT MAX(lifted_at) FROM suspensions WHERE target_type = 'user' AND target_id = ?", (user.id,)
-    ).fetchone()[0]
-    placeholders = ",".join("?" * len(OUT_OF_SCOPE_CODES))
-    count = conn.execute(
-        f"SELECT COUNT(*) FROM queries WHERE user_id = ? AND status = 'refused' AND error_code IN ({placeholders}) "
-        "AND created_at >= ? AND created_at > ?",
-        (user.id, *OUT_OF_SCOPE_CODES, since, last_lift or ""),
-    ).fetchone()[0]
+    count = _counted_refusals(conn, user.id, since)
     if count < threshold:
         return None
     reason = (f"automatic: {count} out-of-scope or identifier refusals within {window} minutes "
@@ -350,15 +356,7 @@ def refusal_notice(conn: sqlite3.Connection, user: User, code: str, *, now: Cloc
                 "(console: Objections).")
     window = SETTING_GROUP.get(conn, "auto_suspend_window_minutes")
     since = iso(now() - dt.timedelta(minutes=window))
-    last_lift = conn.execute(
-        "SELECT MAX(lifted_at) FROM suspensions WHERE target_type = 'user' AND target_id = ?", (user.id,)
-    ).fetchone()[0]
-    placeholders = ",".join("?" * len(OUT_OF_SCOPE_CODES))
-    count = conn.execute(
-        f"SELECT COUNT(*) FROM queries WHERE user_id = ? AND status = 'refused' AND error_code IN ({placeholders}) "
-        "AND created_at >= ? AND created_at > ?",
-        (user.id, *OUT_OF_SCOPE_CODES, since, last_lift or ""),
-    ).fetchone()[0]
+    count = _counted_refusals(conn, user.id, since)
     left = threshold - count
     return (f"Warning: {left} more out-of-scope attempt{'s' if left != 1 else ''} within {window} minutes "
             "suspend your access automatically (第二十六条).")
