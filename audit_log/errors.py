@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 DamageKind = Literal[
     "edited",
@@ -14,16 +14,8 @@ DamageKind = Literal[
     "bad_signature",
     "bad_encoding",
 ]
-DAMAGE_KINDS: tuple[DamageKind, ...] = (
-    "edited",
-    "deleted",
-    "inserted",
-    "reordered",
-    "truncated",
-    "forked",
-    "bad_signature",
-    "bad_encoding",
-)
+#: The same kinds as values, in the same order (one list: the type's).
+DAMAGE_KINDS: tuple[DamageKind, ...] = get_args(DamageKind)
 
 
 class AuditError(Exception):

@@ -7,7 +7,7 @@ profile); the algorithms are the RFC's for both.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from audit_log.errors import ProofError
 from audit_log.hashing import HASH_SIZE, SHA256, TreeHash
@@ -19,6 +19,27 @@ def _check_hashes(proof: Sequence[bytes], what: str) -> None:
             raise ProofError(f"{what} element {i} is not a {HASH_SIZE}-byte hash")
 
 
+def _path_sides(
+    fn: int, sn: int, path: Sequence[bytes], what: str
+) -> Iterator[tuple[bytes, bool]]:
+    """Each path hash and whether it sits on the left: the index walk both RFC 9162
+    algorithms share (§2.1.3.2, §2.1.4.2); raises when the path does not
+    end at the root (too long or too short for the sizes)."""
+    for c in path:
+        if sn == 0:
+            raise ProofError(f"{what} is too long")
+        left = bool(fn & 1 or fn == sn)
+        yield c, left
+        if left and not fn & 1:
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError(f"{what} is too short")
+
+
 def root_from_inclusion_proof(
     leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], th: TreeHash = SHA256
 ) -> bytes:
@@ -26,22 +47,9 @@ def root_from_inclusion_proof(
     if not 0 <= index < size:
         raise ProofError(f"leaf index {index} is outside a tree of size {size}")
     _check_hashes([leaf_hash, *proof], "inclusion proof")
-    fn, sn, r = index, size - 1, bytes(leaf_hash)
-    for p in proof:
-        if sn == 0:
-            raise ProofError("inclusion proof is too long")
-        if fn & 1 or fn == sn:
-            r = th.hash_children(p, r)
-            if not fn & 1:
-                while not fn & 1 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = th.hash_children(r, p)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise ProofError("inclusion proof is too short")
+    r = bytes(leaf_hash)
+    for p, left in _path_sides(index, size - 1, proof, "inclusion proof"):
+        r = th.hash_children(p, r) if left else th.hash_children(r, p)
     return r
 
 
@@ -92,22 +100,12 @@ def verify_consistency(
         fn >>= 1
         sn >>= 1
     fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            raise ProofError("consistency proof is too long")
-        if fn & 1 or fn == sn:
+    for c, left in _path_sides(fn, sn, path[1:], "consistency proof"):
+        if left:
             fr = th.hash_children(c, fr)
             sr = th.hash_children(c, sr)
-            if not fn & 1:
-                while not fn & 1 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
         else:
             sr = th.hash_children(sr, c)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise ProofError("consistency proof is too short")
     if fr != old_root:
         raise ProofError("consistency proof does not lead to the old root")
     if sr != new_root:

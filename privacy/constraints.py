@@ -34,7 +34,7 @@ infinite interval is not informative either.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from query_guard.plan import Measurement
@@ -115,23 +115,17 @@ def _clip_interval(iv: Any, lo: float | None, hi: float | None) -> Any:
 def constrain_values(m: Measurement, values: Sequence[Any]) -> list[Any]:
     """Per group, ``m``'s noisy figure moved into its public range (quantiles: each
     fraction's value inside the bounds and non-decreasing in the fraction)."""
-    lo, hi = _clip_limits(m)
-    if m.kind != "quantile":
-        return [_clip(v, lo, hi) for v in values]
-    order = sorted(range(len(m.quantiles)), key=lambda i: m.quantiles[i])
-    out = []
-    for group in values:
-        if not isinstance(group, list):
-            out.append(_clip(group, lo, hi))
-            continue
-        clipped = [_clip(v, lo, hi) for v in group]
-        running: float | None = None
-        for i in order:
-            if i < len(clipped) and _real(clipped[i]):
-                running = clipped[i] if running is None else max(running, clipped[i])
-                clipped[i] = running
-        out.append(clipped)
-    return out
+    return _per_group(m, values, _clip, _monotone_values)
+
+
+def _monotone_values(clipped: list[Any], order: list[int]) -> list[Any]:
+    """One group's quantile values as a running maximum in the fraction's order."""
+    running: float | None = None
+    for i in order:
+        if i < len(clipped) and _real(clipped[i]):
+            running = clipped[i] if running is None else max(running, clipped[i])
+            clipped[i] = running
+    return clipped
 
 
 def monotone_across(measurements: Sequence[Measurement], point: dict[str, list[Any]]
@@ -169,27 +163,42 @@ def constrain_intervals(m: Measurement, intervals: Sequence[Any]) -> list[Any]:
     interval inside the bounds; a lower end never below a smaller fraction's lower end and
     an upper end never above a larger fraction's upper end (valid because the intervals of
     one histogram hold jointly: q₁ ≤ q₂ ≤ u₂ gives q₁ ≤ u₂)."""
+    return _per_group(m, intervals, _clip_interval, _monotone_intervals)
+
+
+def _monotone_intervals(ivs: list[Any], order: list[int]) -> list[Any]:
+    """One group's quantile intervals with ends monotone in the fraction's order."""
+    ok = [i for i in order if i < len(ivs) and isinstance(ivs[i], tuple)
+          and _real(ivs[i][0]) and _real(ivs[i][1])]
+    running = -math.inf
+    for i in ok:
+        running = max(running, ivs[i][0])
+        ivs[i] = (running, ivs[i][1])
+    running = math.inf
+    for i in reversed(ok):
+        running = min(running, ivs[i][1])
+        ivs[i] = (ivs[i][0], max(ivs[i][0], running))
+    return ivs
+
+
+def _per_group(
+    m: Measurement,
+    per_group: Sequence[Any],
+    clip: Callable[[Any, float | None, float | None], Any],
+    monotone: Callable[[list[Any], list[int]], list[Any]],
+) -> list[Any]:
+    """Each group's figure (value or interval) clipped to ``m``'s limits; a quantile's
+    list of figures, one a fraction, clipped each, then made ``monotone`` in the fraction."""
     lo, hi = _clip_limits(m)
     if m.kind != "quantile":
-        return [_clip_interval(iv, lo, hi) for iv in intervals]
+        return [clip(v, lo, hi) for v in per_group]
     order = sorted(range(len(m.quantiles)), key=lambda i: m.quantiles[i])
     out = []
-    for group in intervals:
+    for group in per_group:
         if not isinstance(group, list):
-            out.append(_clip_interval(group, lo, hi))
+            out.append(clip(group, lo, hi))
             continue
-        ivs = [_clip_interval(iv, lo, hi) for iv in group]
-        ok = [i for i in order if i < len(ivs) and isinstance(ivs[i], tuple)
-              and _real(ivs[i][0]) and _real(ivs[i][1])]
-        running = -math.inf
-        for i in ok:
-            running = max(running, ivs[i][0])
-            ivs[i] = (running, ivs[i][1])
-        running = math.inf
-        for i in reversed(ok):
-            running = min(running, ivs[i][1])
-            ivs[i] = (ivs[i][0], max(ivs[i][0], running))
-        out.append(ivs)
+        out.append(monotone([clip(v, lo, hi) for v in group], order))
     return out
 
 

@@ -55,6 +55,27 @@ STRUCTURE_ARGS: Mapping[type[exp.Expr], frozenset[str]] = {
     exp.Null: frozenset(),
 }
 
+#: Groups of the scalars below, named once for every module that treats a group alike.
+COMPARISONS: tuple[type[exp.Expr], ...] = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+#: The operators that make a true/false value of other values (AND, OR, NOT combine them).
+PREDICATES: tuple[type[exp.Expr], ...] = (
+    *COMPARISONS,
+    exp.Is,
+    exp.In,
+    exp.Between,
+    exp.Like,
+    exp.ILike,
+)
+ARITHMETIC_OPERATORS: tuple[type[exp.Expr], ...] = (
+    exp.Add,
+    exp.Sub,
+    exp.Mul,
+    exp.Div,
+    exp.IntDiv,
+    exp.Mod,
+    exp.Pow,
+)
+
 #: Scalar operators and functions that cannot raise on data once the guard has made
 #: division safe and casts TRY_CASTs (see ``rules/safe_arithmetic.py``).
 SCALARS: frozenset[type[exp.Expr]] = frozenset(
@@ -64,24 +85,8 @@ SCALARS: frozenset[type[exp.Expr]] = frozenset(
         exp.Not,
         exp.And,
         exp.Or,
-        exp.EQ,
-        exp.NEQ,
-        exp.GT,
-        exp.GTE,
-        exp.LT,
-        exp.LTE,
-        exp.Is,
-        exp.In,
-        exp.Between,
-        exp.Like,
-        exp.ILike,
-        exp.Add,
-        exp.Sub,
-        exp.Mul,
-        exp.Div,
-        exp.IntDiv,
-        exp.Mod,
-        exp.Pow,
+        *PREDICATES,
+        *ARITHMETIC_OPERATORS,
         exp.Case,
         exp.If,
         exp.Coalesce,

@@ -46,3 +46,13 @@ class Context:
             column=column,
             highlight=highlight(self.sql, node),
         )
+
+    def refuse_at(
+        self, error: type[GuardError], message: str, offset: int, *, code: str | None = None
+    ) -> NoReturn:
+        """Raise ``error`` at a character offset, for what sqlglot gives no node (tokens,
+        statements): the line/column appended to the message, no highlight."""
+        line, column = line_column(self.sql, offset)
+        raise error(
+            f"{message} (line {line}, column {column})", code=code, line=line, column=column
+        )

@@ -43,23 +43,29 @@ def limit_tokens(tokens: list[Token], ctx: Context) -> None:
     """Token count and parenthesis depth, before the (recursive) parser sees them."""
     if len(tokens) > MAX_TOKENS:
         tok = tokens[MAX_TOKENS]
-        _refuse_at(ctx, f"query of {len(tokens)} tokens is past the limit of {MAX_TOKENS}", tok)
+        ctx.refuse_at(
+            LimitError, f"query of {len(tokens)} tokens is past the limit of {MAX_TOKENS}", tok.start
+        )
     depth = 0
     unary_run = 0
     for tok in tokens:
         if tok.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE):
             depth += 1
             if depth > MAX_PAREN_DEPTH:
-                _refuse_at(
-                    ctx, f"parentheses nested deeper than the limit of {MAX_PAREN_DEPTH}", tok
+                ctx.refuse_at(
+                    LimitError,
+                    f"parentheses nested deeper than the limit of {MAX_PAREN_DEPTH}",
+                    tok.start,
                 )
         elif tok.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE):
             depth = max(0, depth - 1)
         if tok.token_type in (TokenType.NOT, TokenType.DASH, TokenType.PLUS, TokenType.TILDE):
             unary_run += 1
             if unary_run > MAX_PAREN_DEPTH:
-                _refuse_at(
-                    ctx, f"operators chained deeper than the limit of {MAX_PAREN_DEPTH}", tok
+                ctx.refuse_at(
+                    LimitError,
+                    f"operators chained deeper than the limit of {MAX_PAREN_DEPTH}",
+                    tok.start,
                 )
         else:
             unary_run = 0
@@ -93,10 +99,3 @@ def limit_tree(tree: exp.Expr, ctx: Context, *, flat: bool = False) -> None:
             ctx.refuse(LimitError, f"expression nested deeper than the limit of {max_depth}", node)
         for child in node.iter_expressions():
             stack.append((child, depth + 1))
-
-
-def _refuse_at(ctx: Context, message: str, tok: Token) -> None:
-    from query_guard.positions import line_column
-
-    line, column = line_column(ctx.sql, tok.start)
-    raise LimitError(f"{message} (line {line}, column {column})", line=line, column=column)

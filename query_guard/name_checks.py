@@ -24,23 +24,18 @@ def check_dataset(table: exp.Table, ctx: Context) -> TableInfo:
     """The policy of ``table``, or a refusal when it is not a dataset of the scenario."""
     parts = [str(p.name) for p in table.parts]
     full = ".".join(parts).lower()
-    if any(p.lower() in SYSTEM_SCHEMAS for p in parts[:-1]) or parts[-1].lower().startswith(
-        SYSTEM_PREFIXES
-    ):
-        info = ctx.catalog.table(full)
-        if info is None or not ctx.scenario.allows_dataset(full):
-            ctx.refuse(
-                ScopeError,
-                f"table {full}: system catalogs are outside the approved scenario (第十五条)",
-                table,
-            )
     info = ctx.catalog.table(full)
     if info is None or not ctx.scenario.allows_dataset(full):
-        ctx.refuse(
-            ScopeError,
-            f"table {full}: not a dataset of the approved scenario (第十五条、第二十六条)",
-            table,
+        schemas, name = parts[:-1], parts[-1].lower()
+        system = any(p.lower() in SYSTEM_SCHEMAS for p in schemas) or name.startswith(
+            SYSTEM_PREFIXES
         )
+        reason = (
+            "system catalogs are outside the approved scenario (第十五条)"
+            if system
+            else "not a dataset of the approved scenario (第十五条、第二十六条)"
+        )
+        ctx.refuse(ScopeError, f"table {full}: {reason}", table)
     return info
 
 

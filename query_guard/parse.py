@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel, ParseError, TokenError
+from sqlglot.tokens import TokenType
 
 from query_guard.context import Context
 from query_guard.draft import Draft
-from query_guard.errors import LimitError, SqlSyntaxError
+from query_guard.errors import LimitError, NotAllowedError, SqlSyntaxError
 from query_guard.limits import limit_text, limit_tokens
 from query_guard.positions import line_column
 
@@ -70,10 +71,6 @@ def statement_keywords(tokens: list, ctx: Context) -> None:
     Checking the first keyword on the tokens refuses DDL, PRAGMA, ATTACH, COPY, CALL…
     without handing them to the parser (which would log them as unsupported commands).
     """
-    from sqlglot.tokens import TokenType
-
-    from query_guard.errors import NotAllowedError
-
     chunks: list[list] = [[]]
     for tok in tokens:
         if tok.token_type == TokenType.SEMICOLON:
@@ -83,32 +80,27 @@ def statement_keywords(tokens: list, ctx: Context) -> None:
     present = [c for c in chunks if c]
     if len(present) > 1:
         first = present[1][0]
-        line, column = line_column(ctx.sql, first.start)
-        raise NotAllowedError(
+        ctx.refuse_at(
+            NotAllowedError,
             f"{first.text.upper()} statement after the first statement: only one statement is"
-            f" allowed (line {line}, column {column})",
+            " allowed",
+            first.start,
             code="multiple_statements",
-            line=line,
-            column=column,
         )
     if present:
         first = present[0][0]
         if first.token_type not in (TokenType.SELECT, TokenType.WITH, TokenType.L_PAREN):
-            line, column = line_column(ctx.sql, first.start)
-            raise NotAllowedError(
-                f"{first.text.upper()} statement: only SELECT statements are allowed"
-                f" (line {line}, column {column})",
+            ctx.refuse_at(
+                NotAllowedError,
+                f"{first.text.upper()} statement: only SELECT statements are allowed",
+                first.start,
                 code="statement_not_allowed",
-                line=line,
-                column=column,
             )
 
 
 def _statement_starts(tokens: list, count: int) -> list[int | None]:
     """Offset of each ``;``-separated chunk's first token (sqlglot does not locate
     statements), so a refused statement can be pointed at by its first keyword."""
-    from sqlglot.tokens import TokenType
-
     starts: list[int | None] = []
     current: int | None = None
     for tok in tokens:

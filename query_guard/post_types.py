@@ -13,37 +13,17 @@ from collections.abc import Mapping
 
 from sqlglot import exp
 
+from query_guard.allow_lists import ARITHMETIC_OPERATORS, PREDICATES
 from query_guard.context import Context
 from query_guard.errors import ImplicitCastError
 from query_guard.positions import show
 from query_guard.total_expressions import operand_groups
 from query_guard.type_info import TEXT_TYPES
 
-_BOOL = (
-    exp.EQ,
-    exp.NEQ,
-    exp.GT,
-    exp.GTE,
-    exp.LT,
-    exp.LTE,
-    exp.And,
-    exp.Or,
-    exp.Not,
-    exp.Is,
-    exp.In,
-    exp.Between,
-    exp.Like,
-    exp.ILike,
-)
+_BOOL = (*PREDICATES, exp.And, exp.Or, exp.Not)
 _TEXT = (exp.Upper, exp.Lower, exp.Trim, exp.Substring, exp.DPipe, exp.Concat)
 _NUMERIC_OPERANDS = (
-    exp.Add,
-    exp.Sub,
-    exp.Mul,
-    exp.Div,
-    exp.IntDiv,
-    exp.Mod,
-    exp.Pow,
+    *ARITHMETIC_OPERATORS,
     exp.Neg,
     exp.Abs,
     exp.Round,

@@ -12,13 +12,13 @@ import math
 
 from sqlglot import exp
 
-from query_guard.allow_lists import DATE_PART_OF
+from query_guard.allow_lists import ARITHMETIC_OPERATORS, COMPARISONS, DATE_PART_OF
 from query_guard.errors import ImplicitCastError
 from query_guard.literals import FIRST_DAY, LAST_DAY, date_literal, is_number, is_string, parse_date
 from query_guard.type_info import NUMERIC
 from query_guard.typer import Typer
 
-ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Pow, exp.Neg, exp.Abs)
+ARITHMETIC = (*ARITHMETIC_OPERATORS, exp.Neg, exp.Abs)
 DIVISIONS = (exp.Div, exp.IntDiv, exp.Mod)
 
 
@@ -125,7 +125,7 @@ def _negative_literal(literal: exp.Expr) -> exp.Expr:
 
 def operand_groups(node: exp.Expr) -> list[list[exp.Expr]]:
     """The operands the engine brings to one type (as ``type_bounds`` checks them)."""
-    if isinstance(node, (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Nullif)):
+    if isinstance(node, (*COMPARISONS, exp.Nullif)):
         return [[node.this, node.expression]]
     if isinstance(node, (exp.In, exp.Least, exp.Greatest, exp.Coalesce)):
         return [[node.this, *node.expressions]]

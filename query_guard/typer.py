@@ -10,14 +10,14 @@ read types and bounds from it, ``rules/public_domains.py`` the bounds of a key's
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from sqlglot import exp
 
 from query_guard import intervals as iv
 from query_guard import numeric_bounds as nb
-from query_guard.allow_lists import DATE_PART_OF
+from query_guard.allow_lists import ARITHMETIC_OPERATORS, COMPARISONS, DATE_PART_OF
 from query_guard.catalog import DEFAULT_TEXT_MAX_LENGTH
 from query_guard.context import Context
 from query_guard.errors import ImplicitCastError, LimitError, TypeMismatchError
@@ -217,36 +217,27 @@ class Typer:
 
     # -- helpers ------------------------------------------------------------------
     def numeric(self, node: exp.Expr, parent: exp.Expr) -> Info:
-        info = self.infer(node)
-        if info.type == "null":
-            return Info("int")
-        if info.type not in NUMERIC:
-            self.ctx.refuse(
-                TypeMismatchError,
-                f"{parent.key.upper()} of {info.type} value {show(node, 40)}: needs a number",
-                node,
-            )
-        return info
+        info = self._expect(node, NUMERIC, f"{parent.key.upper()} of", "needs a number")
+        return Info("int") if info.type == "null" else info
 
     def _text(self, node: exp.Expr, parent: exp.Expr) -> Info:
-        info = self.infer(node)
-        if info.type not in ("text", "null"):
-            self.ctx.refuse(
-                TypeMismatchError,
-                f"{parent.key.upper()} of {info.type} value"
-                f" {show(node, 40)}: needs text (use TRY_CAST(… AS"
-                " VARCHAR))",
-                node,
-            )
-        return info
+        return self._expect(
+            node,
+            ("text",),
+            f"{parent.key.upper()} of",
+            "needs text (use TRY_CAST(… AS VARCHAR))",
+        )
 
     def date(self, node: exp.Expr, parent: exp.Expr) -> Info:
+        return self._expect(node, ("date",), f"{parent.key.upper()} of", "needs a date")
+
+    def _expect(self, node: exp.Expr, types: Collection[str], subject: str, needs: str) -> Info:
+        """``node``'s Info when its type is one of ``types`` (or NULL, which fits any), else
+        the one shape of type refusal: "<subject> <type> value <node>: <needs>"."""
         info = self.infer(node)
-        if info.type not in ("date", "null"):
+        if info.type != "null" and info.type not in types:
             self.ctx.refuse(
-                TypeMismatchError,
-                f"{parent.key.upper()} of {info.type} value {show(node, 40)}: needs a date",
-                node,
+                TypeMismatchError, f"{subject} {info.type} value {show(node, 40)}: {needs}", node
             )
         return info
 
@@ -255,13 +246,7 @@ class Typer:
         self._predicate(node, where)
 
     def _predicate(self, node: exp.Expr, where: str) -> None:
-        info = self.infer(node)
-        if info.type not in ("bool", "null"):
-            self.ctx.refuse(
-                TypeMismatchError,
-                f"{where} on {info.type} value {show(node, 40)}: needs a true/false condition",
-                node,
-            )
+        self._expect(node, ("bool",), f"{where} on", "needs a true/false condition")
 
     def _comparable(self, parent: exp.Expr, nodes: list[exp.Expr]) -> None:
         infos = [self.infer(n) for n in nodes]
@@ -319,9 +304,7 @@ _INFER: dict[type, Callable[[Typer, Any], Info]] = {
     exp.Null: lambda t, node: Info("null", literal=True),
     exp.Pi: lambda t, node: Info("float", math.pi, math.pi, literal=True),
     exp.Neg: Typer._neg,
-    **dict.fromkeys(
-        (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Pow), nb.arith
-    ),
+    **dict.fromkeys(ARITHMETIC_OPERATORS, nb.arith),
     **dict.fromkeys(
         (exp.Abs, exp.Floor, exp.Ceil, exp.Round, exp.Sqrt, exp.Trunc), nb.unary_math
     ),
@@ -333,7 +316,7 @@ _INFER: dict[type, Callable[[Typer, Any], Info]] = {
     exp.Case: Typer._case,
     exp.If: Typer._if,
     exp.Cast: nb.cast,
-    **dict.fromkeys((exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE), Typer._comparison),
+    **dict.fromkeys(COMPARISONS, Typer._comparison),
     exp.Is: Typer._is,
     exp.In: Typer._in,
     exp.Between: Typer._between,

@@ -23,6 +23,7 @@ from query_guard.context import Context
 from query_guard.draft import Draft
 from query_guard.errors import NotAllowedError
 from query_guard.positions import written_name
+from query_guard.rules.single_select import SET_OPERATIONS, refuse_set_operation
 
 _CLAUSE = {
     "sample": "SAMPLE",
@@ -48,26 +49,15 @@ def _check(node: exp.Expr, ctx: Context) -> None:
     kind = type(node)
     if isinstance(node, exp.Window):
         inner = node.this
-        name = (
-            (written_name(ctx.sql, inner) or _func_name(inner))
-            if isinstance(inner, exp.Func)
-            else _construct(inner)
-        )
         ctx.refuse(
             NotAllowedError,
-            f"window function {name}(…) OVER (…): window functions are not allowed in"
-            " researcher SQL",
+            f"window function {_callee(inner, ctx)}(…) OVER (…): window functions are not"
+            " allowed in researcher SQL",
             inner,
             code="window_function",
         )
-    if isinstance(node, (exp.Union, exp.Intersect, exp.Except)):
-        ctx.refuse(
-            NotAllowedError,
-            f"set operation {node.key.upper()}: only a single SELECT is allowed",
-            node,
-            code="set_operation",
-            keyword=node.key.upper(),
-        )
+    if isinstance(node, SET_OPERATIONS):
+        refuse_set_operation(node, ctx)
     if isinstance(node, (exp.IgnoreNulls, exp.RespectNulls)) and isinstance(node.this, exp.Func):
         node = node.this  # ANY_VALUE(x) IGNORE NULLS: judge the function inside
         kind = type(node)
@@ -92,10 +82,9 @@ def _check(node: exp.Expr, ctx: Context) -> None:
             code="function_not_allowed",
         )
     if isinstance(node, exp.Func):
-        name = written_name(ctx.sql, node) or _func_name(node)
         ctx.refuse(
             NotAllowedError,
-            f"function {name}(): not on the allow-list of functions",
+            f"function {_callee(node, ctx)}(): not on the allow-list of functions",
             node,
             code="function_not_allowed",
         )
@@ -139,14 +128,9 @@ def _check_structure(node: exp.Expr, ctx: Context) -> None:
     elif isinstance(node, exp.Table):
         target = node.this
         if not isinstance(target, exp.Identifier):
-            name = (
-                (written_name(ctx.sql, target) or _func_name(target))
-                if isinstance(target, exp.Func)
-                else _construct(target)
-            )
             ctx.refuse(
                 NotAllowedError,
-                f"table function {name}(): {_TABLE_FUNCTION_HINT}",
+                f"table function {_callee(target, ctx)}(): {_TABLE_FUNCTION_HINT}",
                 node,
                 code="table_function",
             )
@@ -220,6 +204,14 @@ def _check_cast(node: exp.Cast, ctx: Context) -> None:
             f"CAST to {name}: only numeric, text, date and boolean types are allowed",
             node,
         )
+
+
+def _callee(node: exp.Expr, ctx: Context) -> str:
+    """What a refusal calls a function as written (else its canonical name), or the
+    construct standing where a function was expected."""
+    if isinstance(node, exp.Func):
+        return written_name(ctx.sql, node) or _func_name(node)
+    return _construct(node)
 
 
 def _func_name(node: exp.Expr) -> str:

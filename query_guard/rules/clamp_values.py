@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from query_guard.allow_lists import PREDICATES
 from query_guard.context import Context
 from query_guard.draft import Draft
 from query_guard.errors import BoundsError, TypeMismatchError
@@ -32,19 +33,6 @@ MAX_FIXED_POINT = 2**40
 #: |value| limits so fixed-point sums and sums of squares fit exactly in BIGINT/DOUBLE.
 MAX_SUM_MAGNITUDE = 2.0**52
 MAX_SQUARE_MAGNITUDE = 2.0**31
-PREDICATES = (
-    exp.EQ,
-    exp.NEQ,
-    exp.GT,
-    exp.GTE,
-    exp.LT,
-    exp.LTE,
-    exp.In,
-    exp.Between,
-    exp.Is,
-    exp.Like,
-    exp.ILike,
-)
 
 
 @dataclass(frozen=True)

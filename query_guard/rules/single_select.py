@@ -7,14 +7,15 @@ comment — is refused by *not being a SELECT*, an allow-list of one statement k
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from sqlglot import exp
 
 from query_guard.context import Context
 from query_guard.draft import Draft
 from query_guard.errors import NotAllowedError, SqlSyntaxError
-from query_guard.positions import line_column
 
-_SET_OPERATIONS = (exp.Union, exp.Intersect, exp.Except)
+SET_OPERATIONS = (exp.Union, exp.Intersect, exp.Except)
 
 
 def single_select(draft: Draft) -> None:
@@ -29,36 +30,34 @@ def single_select(draft: Draft) -> None:
             column=1,
         )
     if len(present) > 1:
-        _refuse_at(
-            ctx,
+        ctx.refuse_at(
+            NotAllowedError,
             f"{_describe(present[1][0])} after the first statement: only one statement is allowed",
-            present[1][1],
-            "multiple_statements",
+            present[1][1] or 0,
+            code="multiple_statements",
         )
     statement, offset = present[0]
-    if isinstance(statement, _SET_OPERATIONS):
-        ctx.refuse(
-            NotAllowedError,
-            f"set operation {statement.key.upper()}: only a single SELECT is allowed",
-            statement,
-            code="set_operation",
-            keyword=statement.key.upper(),
-        )
+    if isinstance(statement, SET_OPERATIONS):
+        refuse_set_operation(statement, ctx)
     if not isinstance(statement, exp.Select):
-        _refuse_at(
-            ctx,
+        ctx.refuse_at(
+            NotAllowedError,
             f"{_describe(statement)}: only SELECT statements are allowed",
-            offset,
-            "statement_not_allowed",
+            offset or 0,
+            code="statement_not_allowed",
         )
     assert isinstance(statement, exp.Select)
     draft.select = statement
 
 
-def _refuse_at(ctx: Context, message: str, offset: int | None, code: str) -> None:
-    line, column = line_column(ctx.sql, offset or 0)
-    raise NotAllowedError(
-        f"{message} (line {line}, column {column})", code=code, line=line, column=column
+def refuse_set_operation(node: exp.Expr, ctx: Context) -> NoReturn:
+    """The one refusal of UNION / INTERSECT / EXCEPT, at the top or nested (``allow_nodes``)."""
+    ctx.refuse(
+        NotAllowedError,
+        f"set operation {node.key.upper()}: only a single SELECT is allowed",
+        node,
+        code="set_operation",
+        keyword=node.key.upper(),
     )
 
 

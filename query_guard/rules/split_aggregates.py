@@ -109,16 +109,20 @@ class _Splitter:
                 KeySpec(f"__g{len(self.shape.keys)}", flat, node, name, canonical)
             )
 
+    def _position(self, literal: exp.Literal, clause: str) -> int:
+        """The select-list index a ``GROUP BY 2`` / ``ORDER BY 2`` names, or a refusal."""
+        position = int_literal(literal)
+        if position is None or not 1 <= position <= len(self.items):
+            self.ctx.refuse(
+                NotAllowedError,
+                f"{clause} {literal.sql()}: not a position in the select list",
+                literal,
+            )
+        return position - 1
+
     def _group_target(self, node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Literal) and not node.is_string:
-            position = int_literal(node)
-            if position is None or not 1 <= position <= len(self.items):
-                self.ctx.refuse(
-                    NotAllowedError,
-                    f"GROUP BY {node.sql()}: not a position in the select list",
-                    node,
-                )
-            item = self.items[position - 1]
+            item = self.items[self._position(node, "GROUP BY")]
             return item.this if isinstance(item, exp.Alias) else item
         if isinstance(node, exp.Column) and not node.table and not self._is_source(node):
             for item, name in zip(self.items, self.names, strict=True):
@@ -303,14 +307,7 @@ class _Splitter:
 
     def _order_name(self, target: exp.Expr) -> str | None:
         if isinstance(target, exp.Literal) and not target.is_string:
-            position = int_literal(target)
-            if position is None or not 1 <= position <= len(self.items):
-                self.ctx.refuse(
-                    NotAllowedError,
-                    f"ORDER BY {target.sql()}: not a position in the select list",
-                    target,
-                )
-            return self.shape.outputs[self.item_outputs[position - 1]].name
+            return self.shape.outputs[self.item_outputs[self._position(target, "ORDER BY")]].name
         if isinstance(target, exp.Column) and not target.table:
             for out in self.shape.outputs:
                 if not out.hidden and out.name == target.name.lower():
