@@ -31,6 +31,9 @@ NUMBER = {"type": "number"}
 NULLABLE_NUMBER = {"type": ["number", "null"]}
 CELL = {"type": ["string", "number", "integer", "boolean", "null"]}
 OBJECT = {"type": "object"}
+#: A total budget as an owner grants it (a decision) or caps a dataset with it (the same range).
+EPSILON_TOTAL = {"type": "number", "exclusiveMinimum": 0, "maximum": 1000}
+DELTA_TOTAL = {"type": "number", "minimum": 0, "maximum": 0.01}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": {
@@ -257,8 +260,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "decision": {"enum": ["approve", "reject"]},
             "reason": {"type": "string"},
-            "epsilon_total": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000},
-            "delta_total": {"type": "number", "minimum": 0, "maximum": 0.01},
+            "epsilon_total": EPSILON_TOTAL,
+            "delta_total": DELTA_TOTAL,
             "epsilon_per_query": {"type": "number", "exclusiveMinimum": 0},
             "expires": {
                 "type": "string",
@@ -314,8 +317,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["epsilon_total", "delta_total", "reason"],
         "properties": {
-            "epsilon_total": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000},
-            "delta_total": {"type": "number", "minimum": 0, "maximum": 0.01},
+            "epsilon_total": EPSILON_TOTAL,
+            "delta_total": DELTA_TOTAL,
             "reason": {"type": "string", "minLength": 1},
         },
     },

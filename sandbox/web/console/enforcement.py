@@ -23,21 +23,13 @@ from sandbox.governance import (
     public_objections,
 )
 from sandbox.web.console.base import role_required, sandbox, signed_in
-from sandbox.web.console.errors import flash_error
+from sandbox.web.console.errors import attempt, flash_error
 
 bp = Blueprint("enforcement", __name__)
 
 
 def _do(action, *args: Any, done: str, back: str, missing_is_404: bool = True):
-    try:
-        action(sandbox(), signed_in(), *args)
-    except NotFound as err:
-        if missing_is_404:  # the item of the URL does not exist (or is not yours)
-            abort(404)
-        flash_error(err)  # a name typed into the form: say so on the page (issue 15)
-    except SandboxError as err:
-        flash_error(err)
-    else:
+    if attempt(action, sandbox(), signed_in(), *args, missing_is_404=missing_is_404)[0]:
         flash(done, "success")
     return redirect(back, code=303)
 
@@ -209,12 +201,6 @@ def opening_plan_comments(plan_id: int):
 @bp.post("/opening-plans/<int:plan_id>/comments")
 def comment_opening_plan(plan_id: int):
     body = {"text": request.form.get("text", ""), "contact": request.form.get("contact", "")}
-    try:
-        opening_plans.comment(sandbox(), plan_id, body, address=request.remote_addr or "?")
-    except NotFound:
-        abort(404)
-    except SandboxError as err:
-        flash_error(err)
-    else:
+    if attempt(opening_plans.comment, sandbox(), plan_id, body, address=request.remote_addr or "?")[0]:
         flash(_("Thank you: your comment is recorded and goes to the data owner and the bureau."), "success")
     return redirect(url_for("enforcement.opening_plans_page"), code=303)

@@ -11,14 +11,17 @@ as that HTML in a template (``{{ error }}``) and reads as the sentence in plain 
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
 
-from flask import flash
+from flask import abort, flash
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
-from sandbox.errors import SandboxError
+from sandbox.errors import NotFound, SandboxError
+
+T = TypeVar("T")
 
 #: One sentence per stable code: what went wrong, in the reader's language.
 BY_CODE: Final = {
@@ -130,4 +133,19 @@ def flash_error(err: SandboxError) -> None:
     flash({"text": sentence(err), "code": err.code, "detail": err.message}, "error")
 
 
-__all__ = ["BY_CODE", "ServiceError", "flash_error", "sentence", "service_error"]
+def attempt(call: Callable[..., T], *args: Any, missing_is_404: bool = True, **kwargs: Any) -> tuple[bool, T | None]:
+    """A form's service call, as every console form posts it: ``(True, result)`` when done;
+    a refusal is flashed and gives ``(False, None)``; the URL's item missing (or not yours) is
+    the 404 page, unless the name was typed into the form (``missing_is_404=False``: flashed)."""
+    try:
+        return True, call(*args, **kwargs)
+    except NotFound as err:
+        if missing_is_404:
+            abort(404)
+        flash_error(err)  # a name typed into the form: say so on the page (issue 15)
+    except SandboxError as err:
+        flash_error(err)
+    return False, None
+
+
+__all__ = ["BY_CODE", "ServiceError", "attempt", "flash_error", "sentence", "service_error"]

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from sandbox.errors import NotFound, SandboxError
+from sandbox.errors import SandboxError
 from sandbox.governance import jurisdiction, workflow
 from sandbox.governance import objections as objection_service
 from sandbox.governance import suspensions as suspension_service
 from sandbox.web.console.base import role_required, sandbox, signed_in
-from sandbox.web.console.errors import flash_error, service_error
+from sandbox.web.console.errors import attempt, service_error
 from sandbox.web.console.redirects import safe_next
 from sandbox.web.console.self_service import uploaded_files
 
@@ -97,13 +97,8 @@ def suspend():
 @bp.post("/suspensions/<int:suspension_id>/lift")
 @role_required("owner", "regulator")
 def lift(suspension_id: int):
-    try:
-        suspension_service.lift(sandbox(), signed_in(), suspension_id, {"reason": request.form.get("reason", "")})
-    except NotFound:
-        abort(404)
-    except SandboxError as err:
-        flash_error(err)
-    else:
+    if attempt(suspension_service.lift, sandbox(), signed_in(), suspension_id,
+               {"reason": request.form.get("reason", "")})[0]:
         flash(_("Suspension #%(id)s lifted.", id=suspension_id), "success")
     return _back("oversight.suspensions")
 
@@ -142,12 +137,7 @@ def file_objection():
 @bp.post("/objections/<int:objection_id>/answer")
 @role_required("regulator")
 def answer(objection_id: int):
-    try:
-        objection_service.answer(sandbox(), signed_in(), objection_id, {"answer": request.form.get("answer", "")})
-    except NotFound:
-        abort(404)
-    except SandboxError as err:
-        flash_error(err)
-    else:
+    if attempt(objection_service.answer, sandbox(), signed_in(), objection_id,
+               {"answer": request.form.get("answer", "")})[0]:
         flash(_("Objection #%(id)s answered.", id=objection_id), "success")
     return _back("oversight.objections")

@@ -21,6 +21,7 @@ from sandbox.governance import applications, datasets, deadlines, suspensions
 from sandbox.governance import open_catalog as catalog
 from sandbox.web.console import charts as console_charts
 from sandbox.web.console import queries as console_queries
+from sandbox.web.console.alert_list import alerts_page
 from sandbox.web.console.base import role_required, sandbox, signed_in
 from sandbox.web.console.errors import service_error
 
@@ -95,10 +96,8 @@ def overview():
 @bp.get("/alerts")
 @role_required("owner")
 def alerts():
-    """Alerts about the owner's approvals (第二十二、二十三条); evaluated as the page loads."""
-    kind = request.args.get("kind") or None
-    items = alert_service.list_alerts(sandbox(), signed_in(), kind=kind)
-    return render_template("alerts/list.html", items=items, kind=kind, kinds=alert_service.KINDS)
+    """Alerts about the owner's approvals (第二十二、二十三条)."""
+    return alerts_page()
 
 
 @bp.get("/applications")

@@ -47,7 +47,7 @@ from sandbox.governance.policy import (
 from sandbox.service import bounding_report
 from sandbox.service.operations import SandboxAdmin
 from sandbox.web.console.base import role_required, sandbox, signed_in
-from sandbox.web.console.errors import flash_error, service_error
+from sandbox.web.console.errors import attempt, service_error
 from sandbox.web.console.labels import tier_label
 from sandbox.web.console.policy_form import (
     FREQUENCIES,
@@ -196,13 +196,8 @@ def acknowledge(name: str):
     if not request.form.get("confirm"):
         flash(_("Tick the box to confirm you have read the report."), "error")
         return redirect(url_for("owner_datasets.dataset", name=name), code=303)
-    try:
-        result = open_catalog.acknowledge_risk(sandbox(), user, name, body)
-    except NotFound:
-        abort(404)
-    except SandboxError as err:
-        flash_error(err)
-    else:
+    done, result = attempt(open_catalog.acknowledge_risk, sandbox(), user, name, body)
+    if done:
         if result.get("published"):
             flash(_("%(name)s version %(version)s is published.", name=result["dataset"],
                     version=result["version"]), "success")
@@ -220,13 +215,8 @@ def tier(name: str):
                                                                   "acknowledge_findings")}
     if request.form.get("k_anonymity", "").strip().isdigit():
         body["k_anonymity"] = int(request.form["k_anonymity"])
-    try:
-        result = open_catalog.change_tier(sandbox(), signed_in(), name, body)
-    except NotFound:
-        abort(404)
-    except SandboxError as err:
-        flash_error(err)
-    else:
+    done, result = attempt(open_catalog.change_tier, sandbox(), signed_in(), name, body)
+    if done:
         if "review_id" in result:  # a raise: submitted for the regulator's co-signature (issue 14)
             flash(_("Submitted for the regulator's co-signature."), "success")
             return redirect(url_for("reviews.detail", review_id=result["review_id"]), code=303)
@@ -248,13 +238,7 @@ def classify(name: str):
     """第六条 分类分级: the dataset's category, grade and basis."""
 
     body = {k: request.form.get(k, "") for k in ("category", "grade", "basis")}
-    try:
-        classification.set_classification(sandbox(), signed_in(), name, body)
-    except NotFound:
-        abort(404)
-    except SandboxError as err:
-        flash_error(err)
-    else:
+    if attempt(classification.set_classification, sandbox(), signed_in(), name, body)[0]:
         flash(_("The classification of %(name)s is recorded.", name=name), "success")
     return redirect(url_for("owner_datasets.dataset", name=name) + "#classification", code=303)
 
@@ -263,13 +247,8 @@ def classify(name: str):
 @role_required("owner")
 def legal_basis(name: str):
     """第二十条: the legal basis or consent reference, required before personal information opens."""
-    try:
-        open_catalog.set_legal_basis(sandbox(), signed_in(), name, {"legal_basis": request.form.get("legal_basis", "")})
-    except NotFound:
-        abort(404)
-    except SandboxError as err:
-        flash_error(err)
-    else:
+    if attempt(open_catalog.set_legal_basis, sandbox(), signed_in(), name,
+               {"legal_basis": request.form.get("legal_basis", "")})[0]:
         flash(_("The legal basis of %(name)s is recorded.", name=name), "success")
     return redirect(url_for("owner_datasets.dataset", name=name) + "#legal-basis", code=303)
 
@@ -280,13 +259,8 @@ def budget_cap(name: str):
     body = {"epsilon_total": _number(request.form.get("epsilon_total", "")),
             "delta_total": _number(request.form.get("delta_total", "")),
             "reason": request.form.get("reason", "")}
-    try:
-        result = dataset_caps.set_cap(sandbox(), signed_in(), name, body)
-    except NotFound:
-        abort(404)
-    except SandboxError as err:
-        flash_error(err)
-    else:
+    done, result = attempt(dataset_caps.set_cap, sandbox(), signed_in(), name, body)
+    if done:
         flash(_("The total budget of %(name)s is now ε %(epsilon)s, δ %(delta)s.", name=result["dataset"],
                 epsilon=f"{result['cap']['epsilon_total']:g}", delta=f"{result['cap']['delta_total']:g}"),
               "success")

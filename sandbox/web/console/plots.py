@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from markupsafe import Markup, escape
@@ -78,6 +78,22 @@ def _iv(intervals: Sequence[Any], i: int) -> tuple[float, float] | None:
     return float(iv[0]), float(iv[1])
 
 
+def _y_scale(lo: float, hi: float, top: float, bottom: float) -> Callable[[float], float]:
+    """A value's y in the plot area from ``top`` down to ``bottom`` (``hi`` at the top)."""
+
+    def py(y: float) -> float:
+        return top + (hi - y) / ((hi - lo) or 1.0) * (bottom - top)
+
+    return py
+
+
+def _grid(ticks: Sequence[float], py: Callable[[float], float], left: float, right: float) -> list[str]:
+    """A grid line and its value at the left of the plot area, for each tick."""
+    return [f'<line class="grid" x1="{left}" x2="{right}" y1="{py(t):.1f}" y2="{py(t):.1f}"/>'
+            f'<text class="tick" x="{left - 6}" y="{py(t) + 4:.1f}" text-anchor="end">{fmt(t)}</text>'
+            for t in ticks]
+
+
 def line_band(keys: Sequence[Any], values: Sequence[float | None], intervals: Sequence[Any], *,
               title: str, desc: str) -> Markup:
     """Released values over a date or number key, joined by a line, with the interval band."""
@@ -92,13 +108,8 @@ def line_band(keys: Sequence[Any], values: Sequence[float | None], intervals: Se
     def px(x: float) -> float:
         return left + (x - x_lo) / ((x_hi - x_lo) or 1.0) * (width - left - right)
 
-    def py(y: float) -> float:
-        return top + (hi - y) / ((hi - lo) or 1.0) * (height - top - bottom)
-
-    parts = [_svg_open(width, height, title, desc, "line-band")]
-    for t in ticks:
-        parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{py(t):.1f}" y2="{py(t):.1f}"/>'
-                     f'<text class="tick" x="{left - 6}" y="{py(t) + 4:.1f}" text-anchor="end">{fmt(t)}</text>')
+    py = _y_scale(lo, hi, top, height - bottom)
+    parts = [_svg_open(width, height, title, desc, "line-band"), *_grid(ticks, py, left, width - right)]
     band = [(px(x), py(iv[1])) for x, iv in zip(xs, ivs, strict=True) if iv]
     band += [(px(x), py(iv[0])) for x, iv in reversed(list(zip(xs, ivs, strict=True))) if iv]
     if band:
@@ -135,13 +146,8 @@ def grouped_bars(groups: Sequence[Any], series: Sequence[Any], values: Sequence[
     slot = (width - left - right) / max(1, len(group_names))
     bar_w = max(3.0, min(22.0, (slot - 8) / max(1, len(series_names))))
 
-    def py(y: float) -> float:
-        return top + (hi - y) / ((hi - lo) or 1.0) * (height - top - bottom)
-
-    parts = [_svg_open(width, height, title, desc, "grouped")]
-    for t in ticks:
-        parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{py(t):.1f}" y2="{py(t):.1f}"/>'
-                     f'<text class="tick" x="{left - 6}" y="{py(t) + 4:.1f}" text-anchor="end">{fmt(t)}</text>')
+    py = _y_scale(lo, hi, top, height - bottom)
+    parts = [_svg_open(width, height, title, desc, "grouped"), *_grid(ticks, py, left, width - right)]
     parts.append(f'<line class="axis" x1="{left}" x2="{width - right}" y1="{py(0):.1f}" y2="{py(0):.1f}"/>')
     for s_i, name in enumerate(series_names):  # legend
         lx = left + s_i * 90

@@ -41,6 +41,7 @@ from sandbox.store.ledger_sums import approval_sums
 from sandbox.web.console import charts as console_charts
 from sandbox.web.console import queries as console_queries
 from sandbox.web.console import sql as console_sql
+from sandbox.web.console.alert_list import alerts_page
 from sandbox.web.console.base import role_required, sandbox, signed_in
 from sandbox.web.console.errors import service_error
 from sandbox.web.console.results import result_view
@@ -111,10 +112,8 @@ def overview():
 @bp.get("/alerts")
 @role_required("regulator")
 def alerts():
-    """Every alert (第二十二、二十三条); evaluated as the page loads."""
-    kind = request.args.get("kind") or None
-    items = alert_service.list_alerts(sandbox(), signed_in(), kind=kind)
-    return render_template("alerts/list.html", items=items, kind=kind, kinds=alert_service.KINDS)
+    """Every alert (第二十二、二十三条)."""
+    return alerts_page()
 
 
 @bp.post("/verify")

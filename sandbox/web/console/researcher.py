@@ -11,6 +11,7 @@ regulator's) show releases through :mod:`sandbox.web.console.results`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
@@ -202,11 +203,13 @@ def history():
                            page_size=console_queries.HISTORY_PAGE)
 
 
-def _record_or_404(query_id: str):
+def _download(query_id: str, render: Callable[[Any], str | bytes], mimetype: str, suffix: str) -> Response:
+    """A released query as a file to save, never to render (a refused or unknown one: 404)."""
     record = console_queries.get_query(sandbox().conn(), signed_in(), query_id)
     if record is None or record.response is None:
         abort(404)
-    return record
+    return Response(render(record), mimetype=mimetype,
+                    headers={"Content-Disposition": f'attachment; filename="{record.id}{suffix}"'})
 
 
 @bp.get("/history/<query_id>")
@@ -224,9 +227,7 @@ def release(query_id: str):
 @bp.get("/history/<query_id>.csv")
 @role_required("researcher", "owner", "regulator")
 def release_csv(query_id: str):
-    record = _record_or_404(query_id)
-    return Response(downloads.release_csv(record), mimetype="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{record.id}.csv"'})
+    return _download(query_id, downloads.release_csv, "text/csv; charset=utf-8", ".csv")
 
 
 @bp.get("/history/<query_id>.xlsx")
@@ -234,16 +235,12 @@ def release_csv(query_id: str):
 def release_xlsx(query_id: str):
     """The same cells as the CSV (released values and their intervals, nothing else), as an
     Excel workbook, with a second sheet naming the release: its SQL, ε, receipt."""
-    record = _record_or_404(query_id)
-    return Response(downloads.release_xlsx(record),
-                    mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                    headers={"Content-Disposition": f'attachment; filename="{record.id}.xlsx"'})
+    return _download(query_id, downloads.release_xlsx,
+                     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", ".xlsx")
 
 
 @bp.get("/history/<query_id>/receipt.json")
 @role_required("researcher", "owner", "regulator")
 def receipt(query_id: str):
-    record = _record_or_404(query_id)
-    return Response(downloads.receipt_json(record), mimetype="application/json",
-                    headers={"Content-Disposition": f'attachment; filename="{record.id}.receipt.json"'})
+    return _download(query_id, downloads.receipt_json, "application/json", ".receipt.json")
 

@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 from sandbox.errors import NotFound, SandboxError
 from sandbox.governance import publication, tier_disputes
 from sandbox.web.console.base import role_required, sandbox, signed_in
-from sandbox.web.console.errors import flash_error
+from sandbox.web.console.errors import attempt
 
 bp = Blueprint("reviews", __name__, url_prefix="/reviews")
 
@@ -38,13 +38,7 @@ def detail(review_id: int):
 
 
 def _after(review_id: int, action, body: dict[str, Any], done: str):
-    try:
-        action(sandbox(), signed_in(), review_id, body)
-    except NotFound:
-        abort(404)
-    except SandboxError as err:
-        flash_error(err)
-    else:
+    if attempt(action, sandbox(), signed_in(), review_id, body)[0]:
         flash(done, "success")
     return redirect(url_for("reviews.detail", review_id=review_id), code=303)
 

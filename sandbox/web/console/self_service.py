@@ -19,7 +19,7 @@ from sandbox.governance.workflow import COMMITMENT_TEXT
 from sandbox.service import public_dummy
 from sandbox.web.api.workflow.applications import attachment_response
 from sandbox.web.console.base import current_user, role_required, sandbox, signed_in
-from sandbox.web.console.errors import flash_error, service_error
+from sandbox.web.console.errors import attempt, flash_error, service_error
 
 bp = Blueprint("self_service", __name__)
 
@@ -124,13 +124,8 @@ def request_change(approval_id: int):
         body["epsilon_total"] = request.form["epsilon_total"]  # refused by the service, with its reason
     if request.form.get("kind") == "extension" and request.form.get("expires", "").strip():
         body["expires"] = request.form["expires"]
-    try:
-        result = self_service.request_change(sandbox(), signed_in(), approval_id, body)
-    except NotFound:
-        abort(404)
-    except SandboxError as err:
-        flash_error(err)
-    else:
+    done, result = attempt(self_service.request_change, sandbox(), signed_in(), approval_id, body)
+    if done:
         flash(_("Request submitted as application %(id)s.", id=result["application_id"]), "success")
     return redirect(url_for("self_service.my_applications"), code=303)
 
