@@ -6,6 +6,7 @@ policies and hands it in. Nothing here reads private data.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -75,8 +76,6 @@ def table_from_policy(
     Pure: the caller reads the file (``tomllib.load``). Date bounds given as ISO strings
     become days since 1970-01-01, the unit :class:`ColumnInfo` uses for dates.
     """
-    import datetime as dt
-
     dataset = policy.get("dataset", {})
     assert isinstance(dataset, Mapping)
     columns: dict[str, ColumnInfo] = {}
@@ -111,12 +110,10 @@ def table_from_policy(
 
 
 def _bound_value(value: object, dt: object) -> float | None:
-    import datetime
-
     if value is None:
         return None
-    if isinstance(value, datetime.date):
-        return float((value - datetime.date(1970, 1, 1)).days)
+    if isinstance(value, dt.date):
+        return float((value - dt.date(1970, 1, 1)).days)
     if isinstance(value, str):
-        return float((datetime.date.fromisoformat(value) - datetime.date(1970, 1, 1)).days)
+        return float((dt.date.fromisoformat(value) - dt.date(1970, 1, 1)).days)
     return float(value)  # type: ignore[arg-type]
