@@ -130,3 +130,16 @@ def test_sandbox_imports_at_module_level_except_optional_dependencies():
            for line, name, _t, nested in _imports(module, path, mods)
            if nested and name.split(".")[0] not in OPTIONAL_IMPORTS]
     assert not bad, "function-level imports (lift them; a cycle means a module is in the wrong place):\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_library_imports_at_module_level(package):
+    """The library packages too: a file's head says what it depends on."""
+    bad = []
+    for path in (ROOT / package).rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for fn in ast.walk(tree):
+            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                bad += [f"{path.relative_to(ROOT)}:{n.lineno}" for n in ast.walk(fn)
+                        if isinstance(n, ast.Import | ast.ImportFrom)]
+    assert not bad, bad
