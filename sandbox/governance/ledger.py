@@ -72,11 +72,6 @@ class Budget:
         return out
 
 
-def is_pure(approval: workflow.Approval) -> bool:
-    """Whether the owner requires pure ε-DP (:attr:`sandbox.governance.workflow.Approval.pure_dp`)."""
-    return approval.pure_dp
-
-
 def budget(conn: sqlite3.Connection, approval_id: int) -> Budget:
     """The approval's budget on its fixed route (``choose_route`` of its own terms)."""
     a = workflow.get_approval(conn, approval_id)

@@ -42,7 +42,7 @@ def _k_target(body: dict[str, Any]) -> int:
 
 
 def _read_table(sb: Context, v: datasets.DatasetVersion) -> pa.Table:
-    return pq.read_table(io.BytesIO(datasets.read_plaintext(sb.ws.data_dir, v, sb.tables.decryptor)))
+    return pq.read_table(io.BytesIO(datasets.read_plaintext(sb.ws.data_dir, v, sb.decryptor())))
 
 
 def prepare(sb: Context, v: datasets.DatasetVersion, to_tier: str, body: dict[str, Any]) -> dict[str, Any]:

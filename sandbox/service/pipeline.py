@@ -193,7 +193,7 @@ def plan(walk: Walk, checked: Checked) -> Planned:
     with refusals_logged(walk, checked.user, checked.request, approval.id):
         versions = [v for v in datasets.latest_versions(walk.conn()) if v.name in approval.scenario.datasets]
         query = guard_plan(walk, checked.sql, approval, versions)
-        pure = ledger.is_pure(approval)
+        pure = approval.pure_dp
         delta = privacy.per_query_delta(approval.delta_total, pure=pure)
         used = [v for v in versions if v.name in query.datasets]
         try:

@@ -49,7 +49,7 @@ class PreviewRequest:
 
 def query_delta(approval: Approval) -> float:
     """The δ one query of this approval may use (``privacy.per_query_delta``)."""
-    return privacy.per_query_delta(approval.delta_total, pure=ledger.is_pure(approval))
+    return privacy.per_query_delta(approval.delta_total, pure=approval.pure_dp)
 
 
 def preview_query(sb: Sandbox, user: User, req: PreviewRequest) -> dict[str, Any]:
